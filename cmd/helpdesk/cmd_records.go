@@ -1,0 +1,250 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/mail"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
+
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/view"
+)
+
+// listFlag is a flag that may be repeated or given comma-separated values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runCustomerAdd(e *env, args []string) error {
+	const usage = "-email ADDR -name NAME [-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract]"
+	fs, _ := newFlags(e, "customer add", usage)
+	var emails listFlag
+	fs.Var(&emails, "email", "an `address` of the customer; repeat or comma-separate for more; the first is the login (R1)")
+	name := fs.String("name", "", "customer `name`")
+	sla := fs.String("sla", "SLA24", "service level: SLA24 (free), SLA8 or SLA4 (R2)")
+	until := fs.String("valid-until", "", "last `day` of the paid tier, YYYY-MM-DD; empty: no end date (R3)")
+	contract := fs.Bool("contract", false, "the customer has a support contract (R8)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	if len(emails) == 0 || strings.TrimSpace(*name) == "" {
+		return fmt.Errorf("%w: -email and -name are required", errUsage)
+	}
+	c := &store.Customer{Name: strings.TrimSpace(*name), Contract: *contract, Created: e.now()}
+	for _, a := range emails {
+		addr, err := mail.ParseAddress(a)
+		if err != nil {
+			return fmt.Errorf("%w: -email %q: %v", errUsage, a, err)
+		}
+		c.Emails = append(c.Emails, store.NormalizeAddress(addr.Address))
+	}
+	if c.Tier, err = store.ParseTier(*sla); err != nil {
+		return fmt.Errorf("%w: -sla: %v", errUsage, err)
+	}
+	if c.ValidUntil, err = store.ParseDate(*until); err != nil {
+		return fmt.Errorf("%w: -valid-until: %v", errUsage, err)
+	}
+	err = e.db.Update(e.ctx, func(tx *store.Tx) error { return tx.PutCustomer(c) })
+	if errors.Is(err, store.ErrAddressTaken) {
+		return fmt.Errorf("cannot add customer: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("add customer: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "customer %d added: %s <%s> %s\n", c.ID, c.Name, c.Login(), c.Tier)
+	return nil
+}
+
+func runCustomerList(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer list", "[-json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	var cs []view.Customer
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		cs, err = view.Customers(tx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("list customers: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, cs)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tCONTRACT\tEMAILS")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.SLA, dash(c.ValidUntil), yesNo(c.Contract), strings.Join(c.Emails, ", "))
+	}
+	return tw.Flush()
+}
+
+func runTicketList(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket list", "[-json] [-customer ADDR]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	customer := fs.String("customer", "", "only the tickets of the customer with this `address`")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	var ts []view.Ticket
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		ts, err = view.Tickets(tx, *customer)
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, ts)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tSLA\tCUSTOMER\tCREATED\tDUE\tMSGS\tSUBJECT")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Status, t.Priority, t.SLA, t.Customer,
+			shortTime(t.Created), shortTime(t.Due), t.Messages, t.Subject)
+	}
+	return tw.Flush()
+}
+
+func runTicketShow(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket show", "[-json] ID")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one ticket number", errUsage)
+	}
+	id, err := strconv.ParseUint(strings.TrimPrefix(pos[0], "#"), 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("%w: %q is not a ticket number", errUsage, pos[0])
+	}
+	var d *view.TicketDetail
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		d, err = view.TicketDetailOf(tx, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, d)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "Ticket %d: %s\n", d.ID, d.Subject)
+	fmt.Fprintf(w, "  customer %s · %s · %s · %s\n", d.Customer, d.Status, d.Priority, d.SLA)
+	fmt.Fprintf(w, "  created  %s · due %s\n", shortTime(d.Created), shortTime(d.Due))
+	for i, m := range d.Messages {
+		who := "customer"
+		if m.Direction == store.DirectionOut {
+			who = "staff"
+		}
+		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, m.From, shortTime(m.Date), m.Subject)
+		for _, a := range m.Attachments {
+			fmt.Fprintf(w, "    Attachment: %s (%s, %d bytes)\n", a.Filename, a.ContentType, a.Size)
+		}
+		for _, line := range strings.Split(strings.TrimRight(m.Text, "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+	if len(d.Notifications) > 0 {
+		fmt.Fprintln(w, "\nNotifications:")
+		for _, n := range d.Notifications {
+			fmt.Fprintf(w, "  %-7s %-15s to %s: %s", n.Status, n.Kind, n.To, n.Subject)
+			if n.Error != "" {
+				fmt.Fprintf(w, " (%s)", n.Error)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	return nil
+}
+
+func runTicketHeld(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket held", "[-json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	var hs []view.Held
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		hs, err = view.HeldEmails(tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, hs)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tREASON\tSUBJECT\tDETAIL")
+	for _, h := range hs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, shortTime(h.Received), dash(h.From), h.Reason, h.Subject, h.Detail)
+	}
+	return tw.Flush()
+}
+
+func noPositional(fs *flag.FlagSet, args []string) error {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	return nil
+}
+
+// amsterdam is the zone times are shown in (the helpdesk's), whatever the machine's zone.
+func amsterdam() *time.Location {
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+func shortTime(t view.Time) string {
+	if time.Time(t).IsZero() {
+		return "-"
+	}
+	return time.Time(t).In(amsterdam()).Format("2006-01-02 15:04")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

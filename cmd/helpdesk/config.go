@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the gateway. Each field has a key in the config file and an
+// environment variable HELPDESK_<KEY> that wins over the file; the zero value of a field is
+// replaced by its default. The README's configuration table is checked against this struct
+// by a test, so the two cannot drift.
+type Config struct {
+	DB string `key:"db" default:"helpdesk.db" help:"bbolt database file; the control socket is this path + \".sock\""`
+
+	IMAPAddr     string        `key:"imap_addr" help:"IMAP server host:port, e.g. imap.example.com:993"`
+	IMAPUser     string        `key:"imap_user" help:"IMAP login of the support mailbox"`
+	IMAPPassword string        `key:"imap_password" secret:"1" help:"IMAP password (an app password where the provider has them)"`
+	IMAPMailbox  string        `key:"imap_mailbox" default:"INBOX" help:"mailbox the gateway reads"`
+	IMAPTLS      string        `key:"imap_tls" default:"tls" help:"tls (IMAPS, 993), starttls (143) or none (loopback only)"`
+	IMAPMoveTo   string        `key:"imap_move_to" help:"folder processed mail is moved to; empty: it stays, flagged \\Seen"`
+	IMAPPoll     time.Duration `key:"imap_poll_interval" default:"1m" help:"poll interval without IDLE, and the safety re-check with it"`
+
+	SMTPAddr     string `key:"smtp_addr" help:"SMTP submission server host:port, e.g. smtp.example.com:587"`
+	SMTPUser     string `key:"smtp_user" help:"SMTP login; empty: no AUTH"`
+	SMTPPassword string `key:"smtp_password" secret:"1" help:"SMTP password"`
+	SMTPTLS      string `key:"smtp_tls" default:"starttls" help:"starttls (587), tls (465) or none (loopback only)"`
+
+	From      string   `key:"from" help:"sender of notifications, e.g. Infobits Helpdesk <support@infobits.example>"`
+	Staff     []string `key:"staff" help:"comma-separated staff addresses: their email to a ticket is its answer"`
+	SiteURL   string   `key:"site_url" help:"the helpdesk website, for links in notifications"`
+	TicketTag string   `key:"ticket_tag" default:"Infobits" help:"subject tag of ticket references: [Infobits #123]"`
+	Templates string   `key:"templates_dir" help:"directory with template overrides (nl/ack.txt.tmpl, ...)"`
+
+	MaxMessageBytes int64  `key:"max_message_bytes" default:"26214400" help:"larger emails are left on the server and held"`
+	LogFormat       string `key:"log_format" default:"auto" help:"auto (text on a terminal, else JSON), text or json"`
+	LogLevel        string `key:"log_level" default:"info" help:"debug, info, warn or error"`
+}
+
+const envPrefix = "HELPDESK_"
+
+// configField is one settable field of Config, found by reflection.
+type configField struct {
+	key, env, def, help string
+	secret              bool
+	index               int
+}
+
+func configFields() []configField {
+	t := reflect.TypeFor[Config]()
+	var out []configField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("key")
+		out = append(out, configField{key: key, env: envPrefix + strings.ToUpper(key),
+			def: f.Tag.Get("default"), help: f.Tag.Get("help"), secret: f.Tag.Get("secret") != "", index: i})
+	}
+	return out
+}
+
+// loadConfig reads defaults, then the file (when path is not ""), then the environment.
+// Unknown keys in the file are errors with their line; unknown HELPDESK_* variables are
+// returned as warnings (a newer version may know them).
+func loadConfig(path string, environ []string) (Config, []string, error) {
+	var cfg Config
+	fields := configFields()
+	v := reflect.ValueOf(&cfg).Elem()
+	for _, f := range fields {
+		if f.def != "" {
+			if err := setField(v.Field(f.index), f.def); err != nil {
+				return cfg, nil, fmt.Errorf("default of %s: %w", f.key, err)
+			}
+		}
+	}
+	if path != "" {
+		if err := readConfigFile(path, fields, v); err != nil {
+			return cfg, nil, err
+		}
+	}
+	var warnings []string
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || name == "HELPDESK_CONFIG" {
+			continue
+		}
+		i := slices.IndexFunc(fields, func(f configField) bool { return f.env == name })
+		if i < 0 {
+			warnings = append(warnings, fmt.Sprintf("unknown environment variable %s ignored", name))
+			continue
+		}
+		if err := setField(v.Field(fields[i].index), value); err != nil {
+			return cfg, warnings, fmt.Errorf("environment variable %s: %w", name, err)
+		}
+	}
+	return cfg, warnings, nil
+}
+
+// readConfigFile reads "key = value" lines; '#' starts a comment line; a value may be quoted
+// with double quotes (Go syntax) to keep spaces or a '#'.
+func readConfigFile(path string, fields []configField, v reflect.Value) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	seen := map[string]int{}
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if !ok || key == "" {
+			return fmt.Errorf("%s:%d: want key = value", path, n)
+		}
+		if strings.HasPrefix(value, `"`) {
+			uq, err := strconv.Unquote(value)
+			if err != nil {
+				return fmt.Errorf("%s:%d: bad quoted value for %s", path, n, key)
+			}
+			value = uq
+		}
+		i := slices.IndexFunc(fields, func(f configField) bool { return f.key == key })
+		if i < 0 {
+			return fmt.Errorf("%s:%d: unknown key %q", path, n, key)
+		}
+		if prev, dup := seen[key]; dup {
+			return fmt.Errorf("%s:%d: key %q already set on line %d", path, n, key, prev)
+		}
+		seen[key] = n
+		if err := setField(v.Field(fields[i].index), value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, n, key, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(s)
+	case []string:
+		var list []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		f.Set(reflect.ValueOf(list))
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 30s or 5m, not %q", s)
+		}
+		f.SetInt(int64(d))
+	case int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want a whole number, not %q", s)
+		}
+		f.SetInt(n)
+	default:
+		return fmt.Errorf("unsupported field type %s", f.Type())
+	}
+	return nil
+}
+
+// require checks that the named keys are set, naming every missing one and its variable.
+func (c Config) require(keys ...string) error {
+	v := reflect.ValueOf(c)
+	var missing []string
+	for _, f := range configFields() {
+		if slices.Contains(keys, f.key) && v.Field(f.index).IsZero() {
+			missing = append(missing, fmt.Sprintf("%s (%s)", f.key, f.env))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing configuration: %s; set it in the config file or the environment", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// validateServe checks what the gateway needs to run, all at once.
+func (c Config) validateServe() error {
+	if err := c.require("db", "imap_addr", "imap_user", "imap_password", "smtp_addr", "from"); err != nil {
+		return err
+	}
+	var errs []string
+	for _, m := range []struct{ key, val string }{{"imap_tls", c.IMAPTLS}, {"smtp_tls", c.SMTPTLS}} {
+		if m.val != "tls" && m.val != "starttls" && m.val != "none" {
+			errs = append(errs, fmt.Sprintf("%s = %q: want tls, starttls or none", m.key, m.val))
+		}
+	}
+	if _, err := c.fromAddress(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, s := range c.Staff {
+		if _, err := mail.ParseAddress(s); err != nil {
+			errs = append(errs, fmt.Sprintf("staff address %q: %v", s, err))
+		}
+	}
+	if c.MaxMessageBytes < 1024 {
+		errs = append(errs, fmt.Sprintf("max_message_bytes = %d: too small", c.MaxMessageBytes))
+	}
+	if c.TicketTag == "" || strings.ContainsAny(c.TicketTag, "[]#\r\n") {
+		errs = append(errs, fmt.Sprintf("ticket_tag = %q: want a word such as Infobits", c.TicketTag))
+	}
+	if len(errs) > 0 {
+		return errors.New("configuration: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (c Config) fromAddress() (*mail.Address, error) {
+	a, err := mail.ParseAddress(c.From)
+	if err != nil {
+		return nil, fmt.Errorf("from = %q: %v (want e.g. Infobits Helpdesk <support@infobits.example>)", c.From, err)
+	}
+	return a, nil
+}
+
+// staffAddresses returns the staff addresses in lower case.
+func (c Config) staffAddresses() []string {
+	var out []string
+	for _, s := range c.Staff {
+		if a, err := mail.ParseAddress(s); err == nil {
+			out = append(out, strings.ToLower(a.Address))
+		}
+	}
+	return out
+}

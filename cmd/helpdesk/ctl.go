@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/infobits/helpdesk/store"
+)
+
+// The control socket. bbolt lets one process hold the database, so while a gateway runs the
+// operator's commands are run by the gateway: the CLI sends its arguments over a unix socket
+// beside the database (mode 0600: only the gateway's user can connect) and the gateway runs
+// the same command function with its open database, streaming the output back.
+//
+// Protocol: the client writes one JSON line {"args": [...]}; the server answers JSON lines
+// {"out": "..."} / {"err": "..."} and a last {"exit": N}.
+
+func socketPath(dbPath string) string { return dbPath + ".sock" }
+
+// errNoGateway: nothing answers on the socket, so the command opens the file itself.
+var errNoGateway = errors.New("no gateway running")
+
+type ctlRequest struct {
+	Args []string `json:"args"`
+}
+
+type ctlFrame struct {
+	Out  string `json:"out,omitempty"`
+	Err  string `json:"err,omitempty"`
+	Exit *int   `json:"exit,omitempty"`
+}
+
+// ctlCall runs args in the gateway listening on sock and copies its output. It returns
+// errNoGateway when no gateway listens there.
+func ctlCall(e *env, sock string, args []string) (int, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(e.ctx, "unix", sock)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return 0, errNoGateway
+		}
+		return 0, fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(e.ctx, func() { conn.Close() })
+	defer stop()
+	if err := json.NewEncoder(conn).Encode(ctlRequest{Args: args}); err != nil {
+		return 0, fmt.Errorf("control socket %s: send: %w", sock, err)
+	}
+	dec := json.NewDecoder(bufio.NewReader(conn))
+	for {
+		var f ctlFrame
+		if err := dec.Decode(&f); err != nil {
+			return 0, fmt.Errorf("control socket %s: the gateway closed the connection before the command finished: %w", sock, err)
+		}
+		io.WriteString(e.stdout, f.Out)
+		io.WriteString(e.stderr, f.Err)
+		if f.Exit != nil {
+			return *f.Exit, nil
+		}
+	}
+}
+
+// ctlServer serves the control socket of a running gateway.
+type ctlServer struct {
+	ln   net.Listener
+	path string
+	db   *store.DB
+	cfg  *Config
+	log  *slog.Logger
+	now  func() time.Time
+	wg   sync.WaitGroup
+}
+
+// listenCtl creates the socket. A stale socket left by a crashed gateway is replaced; one a
+// live gateway answers on means a second gateway, which cannot hold the database anyway.
+func listenCtl(path string, db *store.DB, cfg *Config, log *slog.Logger, now func() time.Time) (*ctlServer, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another gateway answers on %s", path)
+	}
+	_ = os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	s := &ctlServer{ln: ln, path: path, db: db, cfg: cfg, log: log, now: now}
+	return s, nil
+}
+
+// serve accepts commands until ctx is done.
+func (s *ctlServer) serve(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			break
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, conn)
+		}()
+	}
+	s.wg.Wait()
+	_ = os.Remove(s.path)
+}
+
+// frameWriter sends what a command writes as frames of one stream.
+type frameWriter struct {
+	mu     *sync.Mutex
+	enc    *json.Encoder
+	stderr bool
+}
+
+func (w frameWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := ctlFrame{Out: string(p)}
+	if w.stderr {
+		f = ctlFrame{Err: string(p)}
+	}
+	if err := w.enc.Encode(f); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("control command panicked", "panic", r)
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var req ctlRequest
+	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {
+		s.log.Warn("control socket: bad request", "err", err)
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	var mu sync.Mutex
+	enc := json.NewEncoder(conn)
+	e := &env{ctx: ctx, stdout: frameWriter{&mu, enc, false}, stderr: frameWriter{&mu, enc, true},
+		cfg: s.cfg, db: s.db, remote: true, now: s.now, log: s.log}
+	code := 2
+	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
+		s.log.Info("control command", "command", cmd.name)
+		code = run(e, req.Args)
+	} else {
+		fmt.Fprintf(e.stderr, "helpdesk: %q cannot run in the gateway\n", strings.Join(req.Args, " "))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	_ = enc.Encode(ctlFrame{Exit: &code})
+}

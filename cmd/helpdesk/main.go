@@ -1,0 +1,291 @@
+// Command helpdesk is the Infobits helpdesk gateway: it reads the support mailbox over IMAP,
+// turns emails into tickets in a bbolt database and sends notifications over SMTP.
+//
+// This package holds flags, configuration, wiring and the control socket only; the rules live
+// in ingest, ingest/policy, store, notify and templates. Run `helpdesk help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/infobits/helpdesk/store"
+)
+
+// command is one entry of the command table.
+type command struct {
+	name    string // "ticket list"
+	args    string // usage after the name
+	summary string
+	// db: the command works on the database; while a gateway runs it is run by the gateway
+	// over the control socket, with the same code.
+	db  bool
+	run func(e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{name: "serve", args: "[-config FILE] [-once]", summary: "run the gateway (-once: process the mailbox, send the outbox, exit)", run: runServe},
+		{name: "demo", args: "[-once]", summary: "run the gateway on embedded IMAP/SMTP servers with sample mail", run: runDemo},
+		{name: "customer add", args: "-email ADDR -name NAME [-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract]", summary: "register a customer", db: true, run: runCustomerAdd},
+		{name: "customer list", args: "[-json]", summary: "list customers", db: true, run: runCustomerList},
+		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets, urgent first, then by due time", db: true, run: runTicketList},
+		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
+		{name: "ticket held", args: "[-json]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
+		{name: "help", args: "[COMMAND]", summary: "list the commands, or show one command's flags", run: runHelp},
+	}
+}
+
+// env is what a command runs with. On the control socket, stdout and stderr go back to the
+// client and db is the running gateway's.
+type env struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+	environ        []string
+	cfg            *Config // loaded on first use (configOnce)
+	cfgPath        string
+	db             *store.DB
+	remote         bool // running inside the gateway for a control-socket client
+	now            func() time.Time
+	log            *slog.Logger
+}
+
+// errUsage marks a wrong invocation: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), now: time.Now}
+	os.Exit(run(e, os.Args[1:]))
+}
+
+// run dispatches argv and returns the exit status: 0 ok, 1 failed, 2 usage.
+func run(e *env, args []string) int {
+	cmd, rest := findCommand(args)
+	if cmd == nil {
+		if len(args) == 0 {
+			printHelp(e.stdout)
+			return 2
+		}
+		fmt.Fprintf(e.stderr, "helpdesk: unknown command %q; run 'helpdesk help'\n", strings.Join(args, " "))
+		return 2
+	}
+	err := dispatch(e, cmd, rest)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(e.stderr, "helpdesk %s: %v\nusage: helpdesk %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		return 2
+	case errors.Is(err, errExit):
+		var ee *exitError
+		errors.As(err, &ee)
+		return ee.code
+	}
+	fmt.Fprintf(e.stderr, "helpdesk %s: %s\n", cmd.name, oneLine(err.Error()))
+	return 1
+}
+
+// dispatch runs a database command over the control socket when a gateway is running, and
+// directly otherwise.
+func dispatch(e *env, cmd *command, args []string) error {
+	if !cmd.db || e.remote {
+		return cmd.run(e, args)
+	}
+	if wantsHelp(args) {
+		return cmd.run(e, args)
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	code, err := ctlCall(e, socketPath(cfg.DB), append(strings.Fields(cmd.name), args...))
+	if err == nil {
+		if code != 0 {
+			return &exitError{code: code}
+		}
+		return nil
+	}
+	if !errors.Is(err, errNoGateway) {
+		return err
+	}
+	db, err := openDB(cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	e.db = db
+	return cmd.run(e, args)
+}
+
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+var errExit = errors.New("exit")
+
+// exitError carries the exit status of a command run over the control socket.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *exitError) Is(t error) bool {
+	return t == errExit
+}
+
+func findCommand(args []string) (*command, []string) {
+	cmds := commands()
+	var best *command
+	var rest []string
+	for i := range cmds {
+		words := strings.Fields(cmds[i].name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmds[i].name {
+			if best == nil || len(words) > len(strings.Fields(best.name)) {
+				best, rest = &cmds[i], args[len(words):]
+			}
+		}
+	}
+	return best, rest
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "helpdesk — the Infobits helpdesk gateway (IMAP → tickets in bbolt → SMTP)")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nEvery command takes -config FILE (or HELPDESK_CONFIG); HELPDESK_* variables override it.")
+	fmt.Fprintln(w, "Run 'helpdesk COMMAND -h' for a command's flags.")
+}
+
+func runHelp(e *env, args []string) error {
+	if len(args) == 0 {
+		printHelp(e.stdout)
+		return nil
+	}
+	cmd, _ := findCommand(args)
+	if cmd == nil {
+		return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
+	}
+	return cmd.run(e, []string{"-h"})
+}
+
+// newFlags makes a command's flag set with the common -config flag. Output goes to the
+// command's stdout, so -h works over the control socket too.
+func newFlags(e *env, name, args string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stdout)
+	cfg := fs.String("config", "", "configuration `file` (default $HELPDESK_CONFIG)")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stdout, "usage: helpdesk %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs, cfg
+}
+
+// parseArgs parses flags that may stand before or after positional arguments
+// (`ticket show 12 -json`); everything after "--" is positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// config loads the configuration once, from -config (found in args), HELPDESK_CONFIG and the
+// environment. Warnings (unknown HELPDESK_* variables) go to stderr.
+func (e *env) config(args []string) (*Config, error) {
+	if e.cfg != nil {
+		return e.cfg, nil
+	}
+	path := e.cfgPath
+	for i, a := range args {
+		switch {
+		case a == "-config" || a == "--config":
+			if i+1 < len(args) {
+				path = args[i+1]
+			}
+		case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
+			_, path, _ = strings.Cut(a, "=")
+		}
+	}
+	if path == "" {
+		for _, kv := range e.environ {
+			if v, ok := strings.CutPrefix(kv, "HELPDESK_CONFIG="); ok {
+				path = v
+			}
+		}
+	}
+	cfg, warnings, err := loadConfig(path, e.environ)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(e.stderr, "helpdesk: warning: %s\n", w)
+	}
+	e.cfg, e.cfgPath = &cfg, path
+	return e.cfg, nil
+}
+
+func openDB(path string) (*store.DB, error) {
+	db, err := store.Open(path, store.Options{LockTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("database %s is locked by another process and no gateway answers on %s; is a gateway starting or stopping?", path, socketPath(path))
+	}
+	return db, err
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// logger builds the process logger: text on a terminal, JSON otherwise, unless configured.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto", "":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, opts)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log_format %q: want auto, text or json", format)
+}

@@ -1,0 +1,233 @@
+package ingest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+)
+
+// Outcome is what one email became; ingest logs one line per email from it, after the commit.
+type Outcome struct {
+	UID       uint32
+	MessageID string
+	From      string
+	Action    string // policy.Action name, or "duplicate"
+	TicketID  uint64
+	HeldID    uint64
+	Reason    string // held reason code
+	Detail    string
+	Notified  int // notifications queued
+}
+
+// LogAttrs are the fields of the per-email log line.
+func (o Outcome) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{slog.Uint64("uid", uint64(o.UID)), slog.String("message_id", o.MessageID),
+		slog.String("from", o.From), slog.String("outcome", o.Action)}
+	if o.TicketID != 0 {
+		attrs = append(attrs, slog.Uint64("ticket", o.TicketID))
+	}
+	if o.HeldID != 0 {
+		attrs = append(attrs, slog.Uint64("held", o.HeldID), slog.String("reason", o.Reason), slog.String("detail", o.Detail))
+	}
+	if o.Notified > 0 {
+		attrs = append(attrs, slog.Int("notifications", o.Notified))
+	}
+	return attrs
+}
+
+// Applier turns parsed emails into store changes inside the caller's transaction. It is the
+// one place where a policy decision becomes tickets, held emails and outbox rows, shared by the
+// IMAP poller, the demo and tools that re-run ingest.
+type Applier struct {
+	Policy *policy.Policy
+	// MessageIDDomain is the right-hand side of the Message-IDs of notifications.
+	MessageIDDomain string
+	// Lang is the language of notifications to customers without one (default "nl").
+	Lang string
+	// Quiet: queue no notifications (importing an archive of mail already answered).
+	Quiet bool
+	// Now gives the time records are written; arrival times come from the email itself.
+	Now func() time.Time
+}
+
+// Apply stores one email in tx: dedupe, decide, write. src says where it came from. It returns
+// an error only for store failures; the caller then rolls back the whole batch.
+func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Outcome, error) {
+	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
+	if ref, ok, err := tx.Ingested(e.SHA256); err != nil {
+		return out, err
+	} else if ok {
+		// Seen before (a replay after a crash, or the mailbox was recreated under a new
+		// UIDVALIDITY): exactly once means doing nothing.
+		out.Action, out.TicketID, out.HeldID = "duplicate", ref.TicketID, ref.HeldID
+		return out, nil
+	}
+	rawHash, err := tx.PutRaw(e.Raw)
+	if err != nil {
+		return out, err
+	}
+	d, err := a.Policy.Decide(e, tx)
+	if err != nil {
+		return out, fmt.Errorf("decide: %w", err)
+	}
+	out.Action = d.Action.String()
+	now := a.Now()
+	var ref store.Ref
+	var ticket *store.Ticket
+
+	switch d.Action {
+	case policy.ActionHold:
+		h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: d.HoldReason,
+			Detail: d.HoldDetail, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
+		if err := tx.Hold(h); err != nil {
+			return out, err
+		}
+		ref.HeldID, out.HeldID, out.Reason, out.Detail = h.ID, h.ID, h.Reason, h.Detail
+
+	case policy.ActionNewTicket:
+		subject := e.Subject
+		if subject == "" {
+			subject = "(geen onderwerp)"
+		}
+		ticket = &store.Ticket{CustomerID: d.Customer.ID, Address: e.From, Subject: subject,
+			Status: store.StatusOpen, Priority: store.PriorityNormal, Tier: d.Customer.Tier,
+			Created: e.Arrival, Updated: now}
+		if err := tx.CreateTicket(ticket); err != nil {
+			return out, err
+		}
+		fallthrough
+	case policy.ActionReply:
+		if ticket == nil {
+			ticket = d.Ticket
+			if d.Reopen {
+				ticket.Status = store.StatusOpen
+			}
+		}
+		ticket.Updated = now
+		m := message(e, store.DirectionIn, rawHash, src)
+		if err := tx.AddMessage(ticket, m); err != nil {
+			return out, err
+		}
+		ref.TicketID, ref.Seq = ticket.ID, m.Seq
+
+	case policy.ActionStaffAnswer:
+		ticket = d.Ticket
+		ticket.Status = store.StatusAnswered
+		ticket.Updated = now
+		m := message(e, store.DirectionOut, rawHash, src)
+		if err := tx.AddMessage(ticket, m); err != nil {
+			return out, err
+		}
+		ref.TicketID, ref.Seq = ticket.ID, m.Seq
+	}
+	out.TicketID = ref.TicketID
+	if err := tx.MarkIngested(e.SHA256, ref); err != nil {
+		return out, err
+	}
+	if a.Quiet {
+		return out, nil
+	}
+	for _, n := range d.Notify {
+		note, err := a.notification(tx, n, e, d, ticket, ref, now)
+		if err != nil {
+			return out, err
+		}
+		if err := tx.Enqueue(note); err != nil {
+			return out, fmt.Errorf("queue %s notification: %w", n.Kind, err)
+		}
+		out.Notified++
+	}
+	return out, nil
+}
+
+func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.Message {
+	m := &store.Message{Direction: dir, From: e.From, FromName: e.FromName, Date: e.Arrival,
+		HeaderDate: e.Date, MessageID: e.MessageID, InReplyTo: e.InReplyTo, References: e.References,
+		Subject: e.Subject, Text: e.Text, HTML: e.HTML, RawSHA256: rawHash, Size: int64(len(e.Raw)),
+		Source: src, Warnings: e.Warnings}
+	for _, at := range e.Attach {
+		m.Attachment = append(m.Attachment, store.Attachment{Filename: at.Filename,
+			ContentType: at.ContentType, Size: at.Size, SHA256: at.SHA256})
+	}
+	return m
+}
+
+// notification builds the outbox row for one notice, threaded so that it sits in the
+// customer's conversation: In-Reply-To the email it answers, References the chain.
+func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email, d policy.Decision,
+	t *store.Ticket, ref store.Ref, now time.Time) (*store.Notification, error) {
+	lang := a.Lang
+	if lang == "" {
+		lang = "nl"
+	}
+	note := &store.Notification{Kind: n.Kind, To: n.To, Lang: lang, Automatic: n.Automatic,
+		MessageID: a.newMessageID(), HeldID: ref.HeldID, Created: now,
+		Data: store.NotifyData{OrigSubject: e.Subject, OrigDate: e.Arrival, Address: e.From}}
+	if d.Customer != nil {
+		note.Data.CustomerName = d.Customer.Name
+	}
+	if t != nil {
+		note.TicketID = t.ID
+		note.Data.TicketSubject = t.Subject
+		note.Data.Due = t.Due
+	}
+	note.InReplyTo = e.MessageID
+	note.References = threadRefs(e.References, e.MessageID)
+
+	if n.Kind == store.KindAnswer && t != nil {
+		// The answer continues the customer's thread, not the staff member's email.
+		c, err := tx.Customer(t.CustomerID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if c != nil {
+			note.Data.CustomerName = c.Name
+		}
+		msgs, err := tx.Messages(t.ID)
+		if err != nil {
+			return nil, err
+		}
+		var chain []string
+		note.InReplyTo = ""
+		for _, m := range msgs {
+			if m.Direction == store.DirectionIn && m.MessageID != "" {
+				chain = append(chain, m.MessageID)
+				note.InReplyTo = m.MessageID
+			}
+		}
+		note.References = threadRefs(chain, "")
+		note.Data.Text = e.Text
+		note.Data.StaffName = e.FromName
+	}
+	return note, nil
+}
+
+// threadRefs is a References chain: the first id and the last ones, at most 10 (RFC 5322
+// §3.6.4 lets long chains be trimmed from the middle).
+func threadRefs(refs []string, last string) []string {
+	out := append([]string(nil), refs...)
+	if last != "" {
+		out = append(out, last)
+	}
+	if len(out) > 10 {
+		out = append(out[:1], out[len(out)-9:]...)
+	}
+	return out
+}
+
+func (a *Applier) newMessageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	dom := a.MessageIDDomain
+	if dom == "" {
+		dom = "helpdesk.invalid"
+	}
+	return hex.EncodeToString(b[:]) + "@" + dom
+}

@@ -1,0 +1,122 @@
+package imaptest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// MemOptions configure an in-process IMAP server.
+type MemOptions struct {
+	User, Password string   // default "helpdesk" / "secret"
+	Mailboxes      []string // created besides INBOX
+	// Rev1Only advertises IMAP4rev1 alone (IDLE, but no MOVE or UIDPLUS), like a minimal
+	// server; the default also advertises IMAP4rev2, which implies them.
+	Rev1Only bool
+	// Log receives the server's error messages; nil discards them.
+	Log io.Writer
+}
+
+// MemServer is go-imap's reference server (imapserver + imapmemserver) on 127.0.0.1: the
+// real IMAP protocol over a real socket, with mailboxes held in memory. The demo runs on it,
+// and fast tests use it; interoperability tests use Dovecot.
+type MemServer struct {
+	Addr, User, Password string
+
+	user *imapmemserver.User
+	srv  *imapserver.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// StartMem starts a server with one user whose INBOX (and opts.Mailboxes) exist.
+func StartMem(opts MemOptions) (*MemServer, error) {
+	if opts.User == "" {
+		opts.User, opts.Password = "helpdesk", "secret"
+	}
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(opts.User, opts.Password)
+	for _, name := range append([]string{"INBOX"}, opts.Mailboxes...) {
+		if err := u.Create(name, nil); err != nil {
+			return nil, fmt.Errorf("create mailbox %s: %w", name, err)
+		}
+	}
+	mem.AddUser(u)
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
+	if opts.Rev1Only {
+		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}}
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         caps,
+		InsecureAuth: true, // loopback only
+		Logger:       log.New(logw, "imapserver: ", 0),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	m := &MemServer{Addr: ln.Addr().String(), User: opts.User, Password: opts.Password,
+		user: u, srv: srv, ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		_ = srv.Serve(ln)
+	}()
+	return m, nil
+}
+
+// NewMem starts a server for a test and stops it when the test ends.
+func NewMem(tb testing.TB, opts MemOptions) *MemServer {
+	tb.Helper()
+	m, err := StartMem(opts)
+	if err != nil {
+		tb.Fatalf("start in-process IMAP server: %v", err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Append delivers a message straight into a mailbox, as an MTA would; sessions that IDLE on
+// it are told (EXISTS). The arrival time (INTERNALDATE) is date, or now when zero.
+func (m *MemServer) Append(mailbox string, raw []byte, date time.Time) (imap.UID, error) {
+	data, err := m.user.Append(mailbox, bytes.NewReader(raw), &imap.AppendOptions{Time: date})
+	if err != nil {
+		return 0, fmt.Errorf("append to %s: %w", mailbox, err)
+	}
+	return data.UID, nil
+}
+
+// Status returns the message count and the unseen count of a mailbox.
+func (m *MemServer) Status(mailbox string) (messages, unseen uint32, err error) {
+	st, err := m.user.Status(mailbox, &imap.StatusOptions{NumMessages: true, NumUnseen: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	return *st.NumMessages, *st.NumUnseen, nil
+}
+
+// Close stops the server and closes every connection.
+func (m *MemServer) Close() error {
+	err := m.srv.Close()
+	m.ln.Close()
+	<-m.done
+	if err != nil && !errors.Is(err, net.ErrClosed) && err.Error() != "imapserver: server closed" {
+		return err
+	}
+	return nil
+}

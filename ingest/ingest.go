@@ -1,0 +1,203 @@
+// Package ingest reads the support mailbox over IMAP and turns every email into a ticket, a
+// reply, a staff answer or a held email, through mailparse (parse), policy (decide) and store
+// (write). It owns the IMAP session: login, SELECT, batched UID FETCH of BODY.PEEK[], IDLE or
+// polling, reconnect with backoff, and the UIDVALIDITY/UID checkpoint.
+//
+// Exactly once: a batch of emails, their tickets, held records, outbox rows and the new UID
+// checkpoint commit in one bbolt transaction; only after that commit is the batch flagged
+// \Seen (and moved) on the server. A crash before the commit replays the batch; a crash after
+// it finds the checkpoint advanced and the pending flags recorded. Raw-message hashes make a
+// replay under a new UIDVALIDITY a no-op. The \Seen flag is never what says an email is new:
+// another client reading the mailbox cannot make the gateway skip mail.
+//
+// Ingest never sends mail: notifications go to the store's outbox for notify.
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/infobits/helpdesk/store"
+)
+
+// TLS modes for the IMAP connection.
+const (
+	TLSImplicit = "tls"      // IMAPS, port 993
+	TLSStart    = "starttls" // STARTTLS on port 143
+	TLSNone     = "none"     // plaintext: loopback only
+)
+
+// Config is what the poller needs. Zero values take the documented defaults.
+type Config struct {
+	Addr, User, Password string
+	TLS                  string      // TLSImplicit (default), TLSStart or TLSNone
+	TLSConfig            *tls.Config // nil: system roots, server name from Addr
+	Mailbox              string      // default "INBOX"
+	MoveTo               string      // optional folder processed mail is moved to
+	// BatchSize and BatchBytes bound one UID FETCH and one commit.
+	BatchSize  int   // default 200 messages
+	BatchBytes int64 // default 32 MiB
+	// MaxMessageBytes: larger emails are left on the server and held (from RFC822.SIZE,
+	// before their body is fetched). Default 25 MiB.
+	MaxMessageBytes int64
+	// PollInterval is the wait between checks when the server lacks IDLE, and the safety
+	// re-check while idling (IDLE can miss a push after a server-side hiccup). Default 1 min.
+	PollInterval time.Duration
+	// BackoffMin and BackoffMax bound the wait before reconnecting. Defaults 1 s and 2 min.
+	BackoffMin, BackoffMax time.Duration
+	// DialTimeout bounds connecting and logging in. Default 20 s.
+	DialTimeout time.Duration
+
+	Applier *Applier
+	Logger  *slog.Logger
+}
+
+func (c *Config) defaults() {
+	c.TLS = cmp.Or(c.TLS, TLSImplicit)
+	c.Mailbox = cmp.Or(c.Mailbox, "INBOX")
+	c.BatchSize = cmp.Or(c.BatchSize, 200)
+	c.BatchBytes = cmp.Or(c.BatchBytes, 32<<20)
+	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, 25<<20)
+	c.PollInterval = cmp.Or(c.PollInterval, time.Minute)
+	c.BackoffMin = cmp.Or(c.BackoffMin, time.Second)
+	c.BackoffMax = cmp.Or(c.BackoffMax, 2*time.Minute)
+	c.DialTimeout = cmp.Or(c.DialTimeout, 20*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Poller keeps the store in step with the support mailbox.
+type Poller struct {
+	cfg Config
+	db  *store.DB
+	log *slog.Logger
+	// events is told about every outcome and sync; tests and metrics listen.
+	events chan<- Event
+}
+
+// Event reports progress to an optional listener (tests, the demo, metrics).
+type Event struct {
+	Outcome *Outcome // one email committed
+	Synced  bool     // the mailbox was brought up to date
+	Idling  bool     // the server accepted IDLE: new mail is pushed from now on
+	Err     error    // a session failed (the poller reconnects)
+}
+
+// New makes a Poller. Events, when not nil, receives progress without blocking the poller
+// (a full channel drops events).
+func New(cfg Config, db *store.DB, events chan<- Event) (*Poller, error) {
+	cfg.defaults()
+	if cfg.Addr == "" {
+		return nil, errors.New("ingest: no IMAP address")
+	}
+	if cfg.Applier == nil {
+		return nil, errors.New("ingest: no applier")
+	}
+	if cfg.TLS == TLSNone && !IsLoopback(cfg.Addr) {
+		return nil, fmt.Errorf("ingest: plaintext IMAP (tls=none) is allowed only to a loopback address, not %s", cfg.Addr)
+	}
+	return &Poller{cfg: cfg, db: db, log: cfg.Logger, events: events}, nil
+}
+
+// IsLoopback reports whether host:port names the local machine.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (p *Poller) emit(ev Event) {
+	if p.events == nil {
+		return
+	}
+	select {
+	case p.events <- ev:
+	default:
+	}
+}
+
+// Once connects, ingests everything waiting in the mailbox and logs out. It returns the first
+// error: the caller (serve -once, cron) reports it and exits non-zero.
+func (p *Poller) Once(ctx context.Context) error {
+	s, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
+	p.emit(Event{Synced: true})
+	return nil
+}
+
+// Run keeps the mailbox ingested until ctx is done: it syncs, waits for new mail with IDLE
+// (or polls), and reconnects with exponential backoff after any failure. It returns nil when
+// ctx is cancelled; the batch in hand is committed and flagged before it returns.
+func (p *Poller) Run(ctx context.Context) error {
+	backoff := p.cfg.BackoffMin
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := p.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			continue
+		}
+		p.emit(Event{Err: err})
+		if time.Since(start) > 2*p.cfg.BackoffMax {
+			backoff = p.cfg.BackoffMin // the session was healthy for a while: start over
+		}
+		wait := backoff/2 + rand.N(backoff/2+1) // jitter: many gateways must not reconnect in step
+		p.log.Warn("imap session ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		backoff = min(2*backoff, p.cfg.BackoffMax)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// session runs one connection: sync, then wait for mail and sync again, until an error.
+func (p *Poller) session(ctx context.Context) error {
+	s, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	for {
+		if err := s.sync(ctx); err != nil {
+			return err
+		}
+		p.emit(Event{Synced: true})
+		if err := s.wait(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}

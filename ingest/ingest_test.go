@@ -1,0 +1,491 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+)
+
+// mailOpts describe a test email.
+type mailOpts struct {
+	from, to, subject, msgID, inReplyTo, references, body string
+	extra                                                 []string // more header lines
+}
+
+func buildMail(o mailOpts) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: %s\r\n", o.from)
+	if o.to == "" {
+		o.to = "support@infobits.example"
+	}
+	fmt.Fprintf(&b, "To: %s\r\nSubject: %s\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\n", o.to, o.subject)
+	if o.msgID != "" {
+		fmt.Fprintf(&b, "Message-ID: <%s>\r\n", o.msgID)
+	}
+	if o.inReplyTo != "" {
+		fmt.Fprintf(&b, "In-Reply-To: <%s>\r\n", o.inReplyTo)
+	}
+	if o.references != "" {
+		fmt.Fprintf(&b, "References: %s\r\n", o.references)
+	}
+	for _, h := range o.extra {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	b.WriteString(strings.ReplaceAll(o.body, "\n", "\r\n") + "\r\n")
+	return []byte(b.String())
+}
+
+type fixture struct {
+	t      *testing.T
+	mem    *imaptest.MemServer
+	db     *store.DB
+	poller *ingest.Poller
+	events chan ingest.Event
+	cfg    ingest.Config
+}
+
+var arrival = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+
+func newFixture(t *testing.T, opts imaptest.MemOptions, tweak func(*ingest.Config)) *fixture {
+	t.Helper()
+	mem := imaptest.NewMem(t, opts)
+	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Errorf("database check: %v", err)
+		}
+		db.Close()
+	})
+	err = db.Update(context.Background(), func(tx *store.Tx) error {
+		for _, c := range []*store.Customer{
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: store.SLA8},
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24},
+		} {
+			if err := tx.PutCustomer(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, mem: mem, db: db, events: make(chan ingest.Event, 1000)}
+	f.cfg = ingest.Config{
+		Addr: mem.Addr, User: mem.User, Password: mem.Password, TLS: ingest.TLSNone,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		Applier: &ingest.Applier{
+			Policy:          policy.New(policy.Rules{Staff: []string{"jan@infobits.example"}, TicketTag: "Infobits", Own: []string{"support@infobits.example"}}),
+			MessageIDDomain: "infobits.example",
+			Now:             func() time.Time { return arrival.Add(time.Hour) },
+		},
+	}
+	if tweak != nil {
+		tweak(&f.cfg)
+	}
+	f.poller, err = ingest.New(f.cfg, db, f.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) deliver(raw []byte) imap.UID {
+	f.t.Helper()
+	uid, err := f.mem.Append("INBOX", raw, arrival)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return uid
+}
+
+func (f *fixture) once() {
+	f.t.Helper()
+	if err := f.poller.Once(context.Background()); err != nil {
+		f.t.Fatalf("Once: %v", err)
+	}
+}
+
+func (f *fixture) tickets() []*store.Ticket {
+	f.t.Helper()
+	var ts []*store.Ticket
+	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
+		ts, err = tx.Tickets()
+		return err
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return ts
+}
+
+func (f *fixture) messages(id uint64) []*store.Message {
+	f.t.Helper()
+	var ms []*store.Message
+	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
+		ms, err = tx.Messages(id)
+		return err
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return ms
+}
+
+func (f *fixture) held() []*store.Held {
+	f.t.Helper()
+	var hs []*store.Held
+	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
+		hs, err = tx.HeldEmails()
+		return err
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return hs
+}
+
+func (f *fixture) outbox() []*store.Notification {
+	f.t.Helper()
+	var ns []*store.Notification
+	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
+		ns, err = tx.Outbox()
+		return err
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return ns
+}
+
+// TestThreadLifecycle drives R10 and R15 through a real IMAP session: a new question opens a
+// ticket with an acknowledgement, a reply joins it silently, a staff answer is forwarded, an
+// unknown sender is held and told how to get access.
+func TestThreadLifecycle(t *testing.T) {
+	for _, rev1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rev1only=%v", rev1), func(t *testing.T) {
+			f := newFixture(t, imaptest.MemOptions{Rev1Only: rev1}, nil)
+			f.deliver(buildMail(mailOpts{from: "Piet <Piet@BakkerijDeVries.nl>", subject: "Kassa start niet op", msgID: "q1@bakkerij", body: "Help, de kassa doet het niet."}))
+			f.deliver(buildMail(mailOpts{from: "onbekend@example.com", subject: "Vraag", msgID: "u1@example.com", body: "Wie ben ik?"}))
+			f.once()
+
+			ts := f.tickets()
+			if len(ts) != 1 {
+				t.Fatalf("tickets = %d, want 1", len(ts))
+			}
+			tk := ts[0]
+			if tk.Subject != "Kassa start niet op" || tk.Status != store.StatusOpen || tk.Tier != store.SLA8 || !tk.Created.Equal(arrival) {
+				t.Errorf("ticket = %+v", tk)
+			}
+			hs := f.held()
+			if len(hs) != 1 || hs[0].Reason != store.HeldUnknownSender || hs[0].From != "onbekend@example.com" {
+				t.Fatalf("held = %+v", hs)
+			}
+			ob := f.outbox()
+			if len(ob) != 2 || ob[0].Kind != store.KindAck || ob[0].To != "piet@bakkerijdevries.nl" || ob[0].TicketID != tk.ID ||
+				ob[1].Kind != store.KindUnknownSender || ob[1].To != "onbekend@example.com" {
+				t.Fatalf("outbox = %+v", ob)
+			}
+			ack := ob[0]
+
+			// The customer answers the acknowledgement (In-Reply-To alone is enough, R10).
+			f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: iets anders", msgID: "q2@bakkerij", inReplyTo: ack.MessageID, body: "Nog een detail."}))
+			// Staff answer with the reference in the subject.
+			f.deliver(buildMail(mailOpts{from: "Jan <jan@infobits.example>", subject: "Re: [Infobits #1] Kassa start niet op", msgID: "a1@infobits", body: "Herstart de kassa."}))
+			f.once()
+
+			if ts := f.tickets(); len(ts) != 1 || ts[0].Status != store.StatusAnswered || ts[0].Messages != 3 {
+				t.Fatalf("after reply and answer: %+v", ts[0])
+			}
+			ms := f.messages(1)
+			if ms[1].Direction != store.DirectionIn || ms[1].Text != "Nog een detail.\n" || ms[2].Direction != store.DirectionOut {
+				t.Errorf("thread = %+v %+v", ms[1], ms[2])
+			}
+			ob = f.outbox()
+			if len(ob) != 3 || ob[2].Kind != store.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
+				ob[2].Data.Text != "Herstart de kassa.\n" || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
+				t.Fatalf("answer notification = %+v", ob[2])
+			}
+
+			// Every ingested message is flagged \Seen on the server after the commit.
+			if n, unseen, _ := f.mem.Status("INBOX"); n != 4 || unseen != 0 {
+				t.Errorf("INBOX: %d messages, %d unseen; want 4, 0", n, unseen)
+			}
+		})
+	}
+}
+
+// TestReplyToClosedTicketReopens: R10, a reply to a closed ticket reopens it.
+func TestReplyToClosedTicketReopens(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Bon printer", msgID: "p1@b"}))
+	f.once()
+	err := f.db.Update(context.Background(), func(tx *store.Tx) error {
+		tk, err := tx.Ticket(1)
+		if err != nil {
+			return err
+		}
+		tk.Status = store.StatusClosed
+		return tx.PutTicket(tk)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "RE: [infobits#1] Bon printer", msgID: "p2@b"}))
+	f.once()
+	ts := f.tickets()
+	if len(ts) != 1 || ts[0].Status != store.StatusOpen || ts[0].Messages != 2 {
+		t.Fatalf("tickets = %+v", ts)
+	}
+	if n := len(f.outbox()); n != 1 {
+		t.Errorf("outbox has %d notifications; a reply must not be acknowledged", n)
+	}
+}
+
+// TestForeignTicketReferenceOpensOwnTicket: a reference to someone else's ticket never
+// attaches an email to it (R10).
+func TestForeignTicketReferenceOpensOwnTicket(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Kassa kapot", msgID: "k1@b"}))
+	f.once()
+	f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: "Re: [Infobits #1] Kassa kapot", msgID: "s1@s", inReplyTo: "k1@b", references: "<k1@b>"}))
+	f.once()
+	ts := f.tickets()
+	if len(ts) != 2 {
+		t.Fatalf("tickets = %d, want 2 (the stranger's own)", len(ts))
+	}
+	if ts[0].Messages != 1 || ts[1].CustomerID == ts[0].CustomerID || ts[1].Messages != 1 {
+		t.Errorf("tickets = %+v %+v", ts[0], ts[1])
+	}
+}
+
+// TestReferencesNeedMatchingSubject: References alone attaches only with the ticket's subject.
+func TestReferencesNeedMatchingSubject(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Weegschaal", msgID: "w1@b"}))
+	f.once()
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nieuwe vraag: pinautomaat", msgID: "w2@b", references: "<w1@b>"}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: Weegschaal", msgID: "w3@b", references: "<x@y> <W1@B>"}))
+	f.once()
+	ts := f.tickets()
+	if len(ts) != 2 || ts[0].Messages != 2 || ts[1].Subject != "Nieuwe vraag: pinautomaat" {
+		t.Fatalf("tickets = %+v", ts)
+	}
+}
+
+// TestExactlyOnce: running again ingests nothing twice; messages read by another client are
+// still ingested (the checkpoint, not \Seen, says what is new).
+func TestExactlyOnce(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.BatchSize = 7 })
+	for i := range 30 {
+		flags := ""
+		if i%3 == 0 {
+			flags = "seen"
+		}
+		raw := buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d %s", i, flags), msgID: fmt.Sprintf("m%d@b", i)})
+		if _, err := f.mem.Append("INBOX", raw, arrival); err != nil {
+			t.Fatal(err)
+		}
+	}
+	markSeenByOtherClient(t, f.mem)
+	f.once()
+	f.once()
+	if n := len(f.tickets()); n != 30 {
+		t.Fatalf("tickets = %d, want 30", n)
+	}
+	if n := len(f.outbox()); n != 30 {
+		t.Fatalf("acknowledgements = %d, want 30", n)
+	}
+}
+
+func markSeenByOtherClient(t *testing.T, mem *imaptest.MemServer) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(mem.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(mem.User, mem.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var all imap.SeqSet
+	all.AddRange(1, 0)
+	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUIDValidityResetNoDuplicates: the mailbox recreated with the same mail (new
+// UIDVALIDITY) creates no duplicate tickets.
+func TestUIDValidityResetNoDuplicates(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, nil)
+	var raws [][]byte
+	for i := range 5 {
+		raws = append(raws, buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("r%d@b", i)}))
+		f.deliver(raws[i])
+	}
+	f.once()
+	recreateInbox(t, f.mem)
+	for _, raw := range raws {
+		f.deliver(raw)
+	}
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Echt nieuw", msgID: "new@b"}))
+	f.once()
+	if n := len(f.tickets()); n != 6 {
+		t.Fatalf("tickets = %d, want 6", n)
+	}
+}
+
+func recreateInbox(t *testing.T, mem *imaptest.MemServer) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(mem.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(mem.User, mem.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Tmp", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("INBOX").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPendingFlagsFinishedAfterCrash: a crash after the commit and before \Seen leaves the
+// UIDs in the checkpoint's pending list; the next run flags them and ingests nothing twice.
+func TestPendingFlagsFinishedAfterCrash(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Eén", msgID: "c1@b"}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Twee", msgID: "c2@b"}))
+	f.once()
+	// Simulate the crash: the server never got the flags.
+	c, err := imapclient.DialInsecure(f.mem.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(f.mem.User, f.mem.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var all imap.SeqSet
+	all.AddRange(1, 0)
+	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	err = f.db.Update(context.Background(), func(tx *store.Tx) error {
+		st, err := tx.Mailbox("INBOX")
+		if err != nil {
+			return err
+		}
+		st.PendingMark = []store.UIDRange{{Start: 1, Stop: 2}}
+		return tx.PutMailbox(st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.once()
+	if _, unseen, _ := f.mem.Status("INBOX"); unseen != 0 {
+		t.Errorf("unseen = %d after restart, want 0", unseen)
+	}
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want 2", n)
+	}
+}
+
+// TestIdleDelivers: with IDLE, an appended email becomes a ticket within a second.
+func TestIdleDelivers(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.PollInterval = time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.poller.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Idling }, 5*time.Second)
+	start := time.Now()
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Via IDLE", msgID: "idle@b"}))
+	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Second)
+	if ev.Outcome.Action != "new_ticket" {
+		t.Errorf("outcome = %+v", ev.Outcome)
+	}
+	t.Logf("EXISTS to committed ticket: %v", time.Since(start))
+}
+
+// TestMoveToFolder: with a move-to folder, processed mail leaves the INBOX, flagged \Seen.
+func TestMoveToFolder(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{Mailboxes: []string{"Verwerkt"}}, func(c *ingest.Config) { c.MoveTo = "Verwerkt" })
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Verplaats mij", msgID: "mv@b"}))
+	f.once()
+	if n, _, _ := f.mem.Status("INBOX"); n != 0 {
+		t.Errorf("INBOX still has %d messages", n)
+	}
+	if n, unseen, _ := f.mem.Status("Verwerkt"); n != 1 || unseen != 0 {
+		t.Errorf("Verwerkt: %d messages, %d unseen; want 1, 0", n, unseen)
+	}
+	if len(f.tickets()) != 1 {
+		t.Error("no ticket")
+	}
+}
+
+// TestTooLargeIsHeldAndLeft: above the size limit an email is held from its envelope and left
+// unread on the server; the emails around it go on.
+func TestTooLargeIsHeldAndLeft(t *testing.T) {
+	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.MaxMessageBytes = 4096 })
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Klein", msgID: "s@b"}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Groot", msgID: "big@b", body: strings.Repeat("x", 10000)}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Ook klein", msgID: "s2@b"}))
+	f.once()
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want 2", n)
+	}
+	hs := f.held()
+	if len(hs) != 1 || hs[0].Reason != store.HeldTooLarge || hs[0].From != "info@bakkerijdevries.nl" || hs[0].Subject != "Groot" || hs[0].MessageID != "big@b" {
+		t.Fatalf("held = %+v", hs)
+	}
+	if _, unseen, _ := f.mem.Status("INBOX"); unseen != 1 {
+		t.Errorf("unseen = %d, want the large one left unread", unseen)
+	}
+}
+
+func waitFor(t *testing.T, ch <-chan ingest.Event, match func(ingest.Event) bool, d time.Duration) ingest.Event {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-ch:
+			if match(ev) {
+				return ev
+			}
+		case <-timer.C:
+			t.Fatalf("no matching event within %v", d)
+			return ingest.Event{}
+		}
+	}
+}

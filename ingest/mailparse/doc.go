@@ -1,0 +1,8 @@
+// Package mailparse turns the raw bytes of an inbound email into an Email value: decoded
+// sender, subject (RFC 2047), text and HTML bodies, attachments with their SHA-256, threading
+// headers and the headers that loop protection and sender checks read.
+//
+// Every email is hostile input. Parse never panics and never fails outright: what cannot be
+// read is reported in Email.Err (fatal: no usable structure) or Email.Warnings (repaired), and
+// the raw bytes are always kept so that nothing the customer sent is lost. It does no I/O.
+package mailparse

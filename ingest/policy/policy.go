@@ -1,0 +1,302 @@
+// Package policy decides what an inbound email becomes — a new ticket, a reply on one, a staff
+// answer, or a held email with a reason — and which notifications that implies. It implements
+// the classification of SPEC R1, R10 and R15 and the loop rules of RFC 3834.
+//
+// Policy is pure: Decide reads only the email, a read-only View of the customer's state (read
+// inside ingest's transaction, so decisions are race-free and restart-proof) and the Rules. It
+// does no I/O, reads no clock and keeps no state.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/store"
+)
+
+// View is what Decide may read of the store.
+type View interface {
+	CustomerByAddress(addr string) (*store.Customer, error)
+	Ticket(id uint64) (*store.Ticket, error)
+	TicketByMessageID(msgID string) (uint64, error)
+}
+
+// Rules configure Decide.
+type Rules struct {
+	// Staff are the staff addresses (lower case): their email to a ticket is its answer.
+	Staff []string
+	// TicketTag names tickets in subjects: "[Infobits #123]" for tag "Infobits".
+	TicketTag string
+	// Own are the gateway's own addresses; mail from them is a loop, never answered.
+	Own []string
+}
+
+// Action is what an email becomes.
+type Action int
+
+// The actions.
+const (
+	ActionHold        Action = iota // kept for staff with a reason; no ticket message
+	ActionNewTicket                 // R10: opens a ticket for the customer
+	ActionReply                     // R10: added to the customer's ticket
+	ActionStaffAnswer               // staff's answer to a ticket
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNewTicket:
+		return "new_ticket"
+	case ActionReply:
+		return "reply"
+	case ActionStaffAnswer:
+		return "staff_answer"
+	}
+	return "held"
+}
+
+// Notice is a notification the decision implies.
+type Notice struct {
+	Kind      string // store.Kind*
+	To        string
+	Automatic bool // an automatic reply (RFC 3834 Auto-Submitted: auto-replied)
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Action   Action
+	Customer *store.Customer // the sender, for new tickets and replies
+	Ticket   *store.Ticket   // the ticket replied to or answered
+	// Reopen: a reply to a closed or answered ticket sets it open again.
+	Reopen bool
+	// HoldReason is a store.Held* code, HoldDetail a sentence for staff.
+	HoldReason, HoldDetail string
+	// Automatic: the email is machine-generated (RFC 3834); it is recorded, never answered.
+	Automatic       bool
+	AutomaticReason string
+	Notify          []Notice
+}
+
+// Policy applies Rules; build it once with New. It is safe for concurrent use.
+type Policy struct {
+	rules    Rules
+	refFind  *regexp.Regexp // finds a ticket reference in a subject
+	refStrip *regexp.Regexp // removes it for subject comparison
+}
+
+// New compiles the rules.
+func New(r Rules) *Policy {
+	p := &Policy{rules: r}
+	if r.TicketTag != "" {
+		tag := regexp.QuoteMeta(r.TicketTag)
+		p.refFind = regexp.MustCompile(`(?i)\[?\s*` + tag + `\s*#\s*([0-9]{1,18})\b`)
+		p.refStrip = regexp.MustCompile(`(?i)\[?\s*` + tag + `\s*#\s*[0-9]+\s*\]?`)
+	}
+	return p
+}
+
+// Decide classifies one email. An error means the View failed, not that the email is bad:
+// a bad email is a Decision to hold it.
+func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
+	r := p.rules
+	d := Decision{}
+	d.AutomaticReason = Automatic(e, r.Own)
+	d.Automatic = d.AutomaticReason != ""
+
+	hold := func(reason, detail string) (Decision, error) {
+		d.Action, d.HoldReason, d.HoldDetail = ActionHold, reason, detail
+		return d, nil
+	}
+	if e.Err != nil {
+		return hold(store.HeldUnparseable, "the email could not be read as MIME: "+e.Err.Error())
+	}
+	switch {
+	case e.FromCount == 0 || e.From == "":
+		return hold(store.HeldNoSender, "the email has no readable From address")
+	case e.FromCount > 1:
+		return hold(store.HeldNoSender, fmt.Sprintf("the From header names %d addresses; the sender is ambiguous", e.FromCount))
+	}
+	if slices.Contains(r.Own, e.From) {
+		return hold(store.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")
+	}
+
+	if slices.Contains(r.Staff, e.From) {
+		t, err := p.referencedTicket(e, v, 0)
+		if err != nil {
+			return d, err
+		}
+		if t == nil {
+			return hold(store.HeldStaffNoTicket, "a staff email that names no ticket: put the ticket reference in the subject or reply to the customer's email")
+		}
+		d.Action, d.Ticket = ActionStaffAnswer, t
+		if !d.Automatic {
+			d.Notify = append(d.Notify, Notice{Kind: store.KindAnswer, To: t.Address})
+		}
+		return d, nil
+	}
+
+	c, err := v.CustomerByAddress(e.From)
+	if errors.Is(err, store.ErrNotFound) {
+		// R15: no ticket; tell the sender how to get access, unless that would answer a machine.
+		d.Action, d.HoldReason = ActionHold, store.HeldUnknownSender
+		d.HoldDetail = fmt.Sprintf("no customer has the address %s", e.From)
+		if d.Automatic {
+			d.HoldDetail += "; not answered: " + d.AutomaticReason
+		} else {
+			d.Notify = append(d.Notify, Notice{Kind: store.KindUnknownSender, To: e.From, Automatic: true})
+		}
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("look up sender %s: %w", e.From, err)
+	}
+	d.Customer = c
+
+	t, err := p.referencedTicket(e, v, c.ID)
+	if err != nil {
+		return d, err
+	}
+	if t != nil {
+		d.Action, d.Ticket = ActionReply, t
+		d.Reopen = t.Status != store.StatusOpen
+		return d, nil // R10: a customer's reply gets no automatic message
+	}
+	if d.Automatic {
+		return hold(store.HeldAutomatic, "machine-generated email that names no ticket of the sender: "+d.AutomaticReason)
+	}
+	d.Action = ActionNewTicket
+	d.Notify = append(d.Notify, Notice{Kind: store.KindAck, To: e.From, Automatic: true})
+	return d, nil
+}
+
+// referencedTicket finds the ticket an email replies to (R10): the ticket reference in the
+// subject, or an In-Reply-To naming a message of the ticket, or a References entry naming one
+// together with a subject that matches the ticket's. With owner != 0 only that customer's
+// tickets count — a reference to someone else's ticket never attaches an email to it.
+func (p *Policy) referencedTicket(e *mailparse.Email, v View, owner uint64) (*store.Ticket, error) {
+	mine := func(id uint64) (*store.Ticket, error) {
+		t, err := v.Ticket(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load ticket %d: %w", id, err)
+		}
+		if owner != 0 && t.CustomerID != owner {
+			return nil, nil
+		}
+		return t, nil
+	}
+	if id, ok := p.SubjectTicket(e.Subject); ok {
+		if t, err := mine(id); t != nil || err != nil {
+			return t, err
+		}
+	}
+	byMsgID := func(ids []string, needSubject bool) (*store.Ticket, error) {
+		for _, id := range ids {
+			tid, err := v.TicketByMessageID(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("look up message-id: %w", err)
+			}
+			t, err := mine(tid)
+			if err != nil {
+				return nil, err
+			}
+			if t != nil && (!needSubject || p.SameSubject(e.Subject, t.Subject)) {
+				return t, nil
+			}
+		}
+		return nil, nil
+	}
+	if t, err := byMsgID(e.InReplyTo, false); t != nil || err != nil {
+		return t, err
+	}
+	// References alone is weak evidence (a new question written as a reply to an old
+	// thread): it counts only together with the ticket's subject.
+	refs := slices.Clone(e.References)
+	slices.Reverse(refs) // the most recent first
+	return byMsgID(refs, true)
+}
+
+// Ref is the ticket reference the gateway puts in every subject: "[Infobits #123]".
+func (p *Policy) Ref(id uint64) string { return fmt.Sprintf("[%s #%d]", p.rules.TicketTag, id) }
+
+// SubjectTicket finds a ticket reference in a subject. It accepts what mail clients make of
+// "[Infobits #123]": other case, no space, brackets stripped.
+func (p *Policy) SubjectTicket(subject string) (uint64, bool) {
+	if p.refFind == nil {
+		return 0, false
+	}
+	m := p.refFind.FindStringSubmatch(subject)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(m[1], 10, 64)
+	return id, err == nil && id > 0
+}
+
+var replyPrefix = regexp.MustCompile(`(?i)^\s*(re|fw|fwd|aw|wg|antw|antwoord|doorst|sv|vs|tr)\s*(\[\d+\])?\s*:\s*`)
+
+// BaseSubject strips reply/forward prefixes (in the languages customers use), the ticket
+// reference and extra space, for comparing subjects.
+func (p *Policy) BaseSubject(s string) string {
+	if p.refStrip != nil {
+		s = p.refStrip.ReplaceAllString(s, " ")
+	}
+	s = strings.TrimSpace(s)
+	for {
+		t := strings.TrimSpace(replyPrefix.ReplaceAllString(s, ""))
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return strings.ToLower(strings.Join(strings.Fields(s), " "))
+}
+
+// SameSubject reports whether two subjects are the same conversation.
+func (p *Policy) SameSubject(a, b string) bool {
+	x, y := p.BaseSubject(a), p.BaseSubject(b)
+	return x != "" && x == y
+}
+
+// Automatic returns why an email is machine-generated and must not be answered
+// (RFC 3834 §2, RFC 3464 reports, list mail, Microsoft's conventions), or "".
+func Automatic(e *mailparse.Email, own []string) string {
+	if v := strings.ToLower(strings.TrimSpace(e.Get("Auto-Submitted"))); v != "" && !strings.HasPrefix(v, "no") {
+		return "Auto-Submitted: " + mailparse.CleanLine(v)
+	}
+	switch v := strings.ToLower(strings.TrimSpace(e.Get("Precedence"))); v {
+	case "bulk", "junk", "list", "auto_reply":
+		return "Precedence: " + v
+	}
+	for _, h := range []string{"List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"} {
+		if len(e.Values(h)) > 0 {
+			return h + " header"
+		}
+	}
+	if ct := strings.ToLower(e.Get("Content-Type")); strings.HasPrefix(ct, "multipart/report") {
+		return "delivery or disposition report (multipart/report)"
+	}
+	if e.HasReturnPath && e.ReturnPath == "" {
+		return "empty return path (a bounce)"
+	}
+	for _, who := range []string{e.ReturnPath, e.From} {
+		local, _, _ := strings.Cut(who, "@")
+		switch local {
+		case "mailer-daemon", "postmaster":
+			return "sent by " + who
+		}
+	}
+	if e.HasReturnPath && slices.Contains(own, e.ReturnPath) {
+		return "sent by the gateway's own address"
+	}
+	return ""
+}

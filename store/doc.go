@@ -1,0 +1,27 @@
+// Package store owns the gateway's single bbolt database: customers, tickets and their threads,
+// the raw messages customers sent, held emails, the notification outbox and the IMAP sync state.
+// It is the only package that imports bbolt. It knows nothing of IMAP, SMTP or the SLA rules:
+// ingest decides and writes through a Tx; notify reads and updates the outbox.
+//
+// Layout (all keys big-endian so byte order is numeric order):
+//
+//	meta                 "schema" -> format version of the whole file (migrations run at Open)
+//	customers            id(8)                      -> Customer
+//	customer_addr        lower-case address          -> id(8)          (unique: R1, one owner per address)
+//	tickets              id(8, NextSequence)         -> Ticket
+//	tickets_by_customer  customer(8) ticket(8)       -> empty
+//	messages             ticket(8) seq(4)            -> Message       (a ticket's thread)
+//	raw                  sha256(32)                  -> codec(1) raw   (every byte a customer sent)
+//	ingested             sha256(32)                  -> Ref            (dedupe across UIDVALIDITY resets)
+//	message_ids          canonical Message-ID        -> ticket(8)      (threading, our notifications too)
+//	held                 id(8, NextSequence)         -> Held
+//	outbox               id(8, NextSequence)         -> Notification
+//	outbox_queue         next-attempt(8) id(8)       -> empty          (pending notifications by time)
+//	ticket_notifications ticket(8) notification(8)   -> empty
+//	mailboxes            mailbox name                -> MailboxState   (UIDVALIDITY, UID checkpoint)
+//
+// Records are stored as one format-version byte followed by JSON, so a later version can read
+// what an earlier one wrote. Invariant: a record and its index entries change in the same
+// transaction, and the UID checkpoint of a batch commits together with the batch's tickets, held
+// emails and outbox rows (ARCHITECTURE: exactly-once ingest).
+package store

@@ -1,0 +1,496 @@
+package store
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// NormalizeAddress is the form addresses are compared and indexed in (R1: case-insensitive).
+func NormalizeAddress(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+
+// --- customers ---
+
+// PutCustomer creates (ID 0) or replaces a customer, keeping the address index in step. An
+// address that belongs to another customer gives ErrAddressTaken.
+func (tx *Tx) PutCustomer(c *Customer) error {
+	if len(c.Emails) == 0 {
+		return errors.New("customer has no email address")
+	}
+	for i, e := range c.Emails {
+		c.Emails[i] = NormalizeAddress(e)
+	}
+	addrs := tx.tx.Bucket(bCustomerAddr)
+	for _, e := range c.Emails {
+		if v := addrs.Get([]byte(e)); v != nil && binary.BigEndian.Uint64(v) != c.ID {
+			return fmt.Errorf("%s: %w (customer %d)", e, ErrAddressTaken, binary.BigEndian.Uint64(v))
+		}
+	}
+	if c.ID == 0 {
+		id, err := tx.nextID(bCustomers)
+		if err != nil {
+			return err
+		}
+		c.ID = id
+	} else {
+		var old Customer
+		switch err := tx.get(bCustomers, u64(c.ID), &old); {
+		case err == nil:
+			for _, e := range old.Emails {
+				if !slices.Contains(c.Emails, e) {
+					if err := addrs.Delete([]byte(e)); err != nil {
+						return err
+					}
+				}
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+	}
+	for _, e := range c.Emails {
+		if err := addrs.Put([]byte(e), u64(c.ID)); err != nil {
+			return fmt.Errorf("index address %s: %w", e, err)
+		}
+	}
+	return tx.put(bCustomers, u64(c.ID), c)
+}
+
+// Customer returns the customer with the id, or ErrNotFound.
+func (tx *Tx) Customer(id uint64) (*Customer, error) {
+	var c Customer
+	if err := tx.get(bCustomers, u64(id), &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// CustomerByAddress returns the customer one of whose addresses is addr (any case), or
+// ErrNotFound (R1).
+func (tx *Tx) CustomerByAddress(addr string) (*Customer, error) {
+	v := tx.tx.Bucket(bCustomerAddr).Get([]byte(NormalizeAddress(addr)))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return tx.Customer(binary.BigEndian.Uint64(v))
+}
+
+// Customers returns every customer in id order.
+func (tx *Tx) Customers() ([]*Customer, error) {
+	var out []*Customer
+	err := tx.tx.Bucket(bCustomers).ForEach(func(k, v []byte) error {
+		var c Customer
+		if err := decode(v, &c); err != nil {
+			return fmt.Errorf("decode customer %x: %w", k, err)
+		}
+		out = append(out, &c)
+		return nil
+	})
+	return out, err
+}
+
+// --- tickets ---
+
+// CreateTicket stores a new ticket and gives it the next ticket number.
+func (tx *Tx) CreateTicket(t *Ticket) error {
+	if t.ID != 0 {
+		return fmt.Errorf("create ticket: already has id %d", t.ID)
+	}
+	id, err := tx.nextID(bTickets)
+	if err != nil {
+		return err
+	}
+	t.ID = id
+	if err := tx.tx.Bucket(bTicketsByCust).Put(key2(t.CustomerID, t.ID), nil); err != nil {
+		return err
+	}
+	return tx.put(bTickets, u64(t.ID), t)
+}
+
+// PutTicket replaces an existing ticket. Its customer never changes.
+func (tx *Tx) PutTicket(t *Ticket) error {
+	if tx.tx.Bucket(bTickets).Get(u64(t.ID)) == nil {
+		return fmt.Errorf("ticket %d: %w", t.ID, ErrNotFound)
+	}
+	return tx.put(bTickets, u64(t.ID), t)
+}
+
+// Ticket returns ticket id, or ErrNotFound.
+func (tx *Tx) Ticket(id uint64) (*Ticket, error) {
+	var t Ticket
+	if err := tx.get(bTickets, u64(id), &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Tickets returns every ticket in number order.
+func (tx *Tx) Tickets() ([]*Ticket, error) {
+	var out []*Ticket
+	err := tx.tx.Bucket(bTickets).ForEach(func(k, v []byte) error {
+		var t Ticket
+		if err := decode(v, &t); err != nil {
+			return fmt.Errorf("decode ticket %x: %w", k, err)
+		}
+		out = append(out, &t)
+		return nil
+	})
+	return out, err
+}
+
+// CustomerTickets returns the customer's tickets in number order, through the index: the cost
+// depends on the customer's tickets, not on all tickets.
+func (tx *Tx) CustomerTickets(customerID uint64) ([]*Ticket, error) {
+	prefix := u64(customerID)
+	var out []*Ticket
+	c := tx.tx.Bucket(bTicketsByCust).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		t, err := tx.Ticket(binary.BigEndian.Uint64(k[8:]))
+		if err != nil {
+			return nil, fmt.Errorf("ticket index of customer %d: %w", customerID, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// --- thread messages ---
+
+// AddMessage appends m to ticket m.TicketID's thread, numbers it, indexes its Message-ID for
+// threading and updates the ticket's count. The caller updates other ticket fields.
+func (tx *Tx) AddMessage(t *Ticket, m *Message) error {
+	m.TicketID = t.ID
+	t.Messages++
+	m.Seq = uint32(t.Messages)
+	if m.MessageID != "" {
+		if err := tx.IndexMessageID(m.MessageID, t.ID); err != nil {
+			return err
+		}
+	}
+	if err := tx.put(bMessages, msgKey(t.ID, m.Seq), m); err != nil {
+		return err
+	}
+	return tx.PutTicket(t)
+}
+
+func msgKey(ticket uint64, seq uint32) []byte {
+	return binary.BigEndian.AppendUint32(u64(ticket), seq)
+}
+
+// Messages returns ticket id's thread in order.
+func (tx *Tx) Messages(ticketID uint64) ([]*Message, error) {
+	prefix := u64(ticketID)
+	var out []*Message
+	c := tx.tx.Bucket(bMessages).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var m Message
+		if err := decode(v, &m); err != nil {
+			return nil, fmt.Errorf("decode message %x: %w", k, err)
+		}
+		out = append(out, &m)
+	}
+	return out, nil
+}
+
+// IndexMessageID records that the Message-ID belongs to the ticket's thread, so that a reply
+// naming it in In-Reply-To or References finds the ticket (R10). The first ticket to claim an
+// id keeps it.
+func (tx *Tx) IndexMessageID(msgID string, ticketID uint64) error {
+	if msgID == "" {
+		return nil
+	}
+	b := tx.tx.Bucket(bMessageIDs)
+	if b.Get([]byte(msgID)) != nil {
+		return nil
+	}
+	if len(msgID) > 1000 {
+		return nil // bbolt keys are bounded; such an id is garbage anyway
+	}
+	return b.Put([]byte(msgID), u64(ticketID))
+}
+
+// TicketByMessageID returns the ticket whose thread or notifications carry the Message-ID
+// (canonical form), or ErrNotFound.
+func (tx *Tx) TicketByMessageID(msgID string) (uint64, error) {
+	if msgID == "" || len(msgID) > 1000 {
+		return 0, ErrNotFound
+	}
+	v := tx.tx.Bucket(bMessageIDs).Get([]byte(msgID))
+	if v == nil {
+		return 0, ErrNotFound
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// --- raw messages and dedupe ---
+
+const (
+	rawPlain   = 0
+	rawDeflate = 1
+)
+
+// RawHash is the key raw bytes are stored and deduplicated under.
+func RawHash(raw []byte) [32]byte { return sha256.Sum256(raw) }
+
+// PutRaw stores the raw bytes of an email under their SHA-256 (content addressed: a second copy
+// costs nothing) and returns the hex hash.
+func (tx *Tx) PutRaw(raw []byte) (string, error) {
+	sum := RawHash(raw)
+	b := tx.tx.Bucket(bRaw)
+	if b.Get(sum[:]) == nil {
+		var buf bytes.Buffer
+		buf.WriteByte(rawDeflate)
+		zw, err := flate.NewWriter(&buf, flate.BestSpeed)
+		if err != nil {
+			return "", err
+		}
+		if _, err := zw.Write(raw); err != nil {
+			return "", err
+		}
+		if err := zw.Close(); err != nil {
+			return "", err
+		}
+		v := buf.Bytes()
+		if buf.Len() >= len(raw)+1 { // incompressible: store as is
+			v = append([]byte{rawPlain}, raw...)
+		}
+		if err := b.Put(sum[:], v); err != nil {
+			return "", fmt.Errorf("store raw message: %w", err)
+		}
+	}
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Raw returns the raw bytes stored under the hex hash.
+func (tx *Tx) Raw(hexHash string) ([]byte, error) {
+	sum, err := hex.DecodeString(hexHash)
+	if err != nil {
+		return nil, fmt.Errorf("raw hash %q: %w", hexHash, err)
+	}
+	v := tx.tx.Bucket(bRaw).Get(sum)
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	switch v[0] {
+	case rawPlain:
+		return bytes.Clone(v[1:]), nil
+	case rawDeflate:
+		return io.ReadAll(flate.NewReader(bytes.NewReader(v[1:])))
+	}
+	return nil, fmt.Errorf("raw %s: unknown codec %d", hexHash, v[0])
+}
+
+// Ingested returns what an email with these raw bytes became, if it was ingested before.
+// With the UID checkpoint it makes ingest exactly-once, also across UIDVALIDITY resets.
+func (tx *Tx) Ingested(sum [32]byte) (Ref, bool, error) {
+	v := tx.tx.Bucket(bIngested).Get(sum[:])
+	if v == nil {
+		return Ref{}, false, nil
+	}
+	var r Ref
+	if err := decode(v, &r); err != nil {
+		return Ref{}, false, fmt.Errorf("decode ingested %x: %w", sum, err)
+	}
+	return r, true, nil
+}
+
+// MarkIngested records what the email with these raw bytes became.
+func (tx *Tx) MarkIngested(sum [32]byte, r Ref) error {
+	return tx.put(bIngested, sum[:], r)
+}
+
+// --- held emails ---
+
+// Hold keeps an email that did not become a ticket message, with its reason.
+func (tx *Tx) Hold(h *Held) error {
+	id, err := tx.nextID(bHeld)
+	if err != nil {
+		return err
+	}
+	h.ID = id
+	return tx.put(bHeld, u64(id), h)
+}
+
+// HeldEmails returns every held email in arrival order of holding.
+func (tx *Tx) HeldEmails() ([]*Held, error) {
+	var out []*Held
+	err := tx.tx.Bucket(bHeld).ForEach(func(k, v []byte) error {
+		var h Held
+		if err := decode(v, &h); err != nil {
+			return fmt.Errorf("decode held %x: %w", k, err)
+		}
+		out = append(out, &h)
+		return nil
+	})
+	return out, err
+}
+
+// --- outbox ---
+
+// Enqueue adds a notification to the outbox, due at n.NextAttempt (zero: now). Its
+// Message-ID is indexed to its ticket, so that a customer's reply to it threads (R10).
+func (tx *Tx) Enqueue(n *Notification) error {
+	id, err := tx.nextID(bOutbox)
+	if err != nil {
+		return err
+	}
+	n.ID = id
+	if n.Status == "" {
+		n.Status = NotifyQueued
+	}
+	if n.TicketID != 0 {
+		if err := tx.tx.Bucket(bTicketNotes).Put(key2(n.TicketID, id), nil); err != nil {
+			return err
+		}
+		if err := tx.IndexMessageID(n.MessageID, n.TicketID); err != nil {
+			return err
+		}
+	}
+	if n.Status == NotifyQueued {
+		if err := tx.tx.Bucket(bOutboxQueue).Put(queueKey(n), nil); err != nil {
+			return err
+		}
+	}
+	tx.enqueued = true
+	return tx.put(bOutbox, u64(id), n)
+}
+
+func queueKey(n *Notification) []byte {
+	var at uint64
+	if !n.NextAttempt.IsZero() {
+		at = uint64(n.NextAttempt.UnixNano())
+	}
+	return key2(at, n.ID)
+}
+
+// Notification returns the outbox entry id.
+func (tx *Tx) Notification(id uint64) (*Notification, error) {
+	var n Notification
+	if err := tx.get(bOutbox, u64(id), &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// PutNotification updates an outbox entry, moving it in the queue index.
+func (tx *Tx) PutNotification(n *Notification) error {
+	old, err := tx.Notification(n.ID)
+	if err != nil {
+		return fmt.Errorf("notification %d: %w", n.ID, err)
+	}
+	q := tx.tx.Bucket(bOutboxQueue)
+	if old.Status == NotifyQueued {
+		if err := q.Delete(queueKey(old)); err != nil {
+			return err
+		}
+	}
+	if n.Status == NotifyQueued {
+		if err := q.Put(queueKey(n), nil); err != nil {
+			return err
+		}
+		tx.enqueued = true
+	}
+	return tx.put(bOutbox, u64(n.ID), n)
+}
+
+// DueNotifications returns up to limit queued notifications whose next attempt is at or
+// before now, earliest first. A zero now returns every queued one.
+func (tx *Tx) DueNotifications(now time.Time, limit int) ([]*Notification, error) {
+	var out []*Notification
+	c := tx.tx.Bucket(bOutboxQueue).Cursor()
+	for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+		at := binary.BigEndian.Uint64(k[:8])
+		if !now.IsZero() && at > uint64(now.UnixNano()) {
+			break
+		}
+		n, err := tx.Notification(binary.BigEndian.Uint64(k[8:]))
+		if err != nil {
+			return nil, fmt.Errorf("outbox queue: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// NextDue returns the time of the earliest queued notification, or false when none is queued.
+func (tx *Tx) NextDue() (time.Time, bool) {
+	k, _ := tx.tx.Bucket(bOutboxQueue).Cursor().First()
+	if k == nil {
+		return time.Time{}, false
+	}
+	at := binary.BigEndian.Uint64(k[:8])
+	if at == 0 {
+		return time.Time{}, true
+	}
+	return time.Unix(0, int64(at)), true
+}
+
+// Outbox returns every notification in id order.
+func (tx *Tx) Outbox() ([]*Notification, error) {
+	var out []*Notification
+	err := tx.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
+		var n Notification
+		if err := decode(v, &n); err != nil {
+			return fmt.Errorf("decode notification %x: %w", k, err)
+		}
+		out = append(out, &n)
+		return nil
+	})
+	return out, err
+}
+
+// TicketNotifications returns the notifications sent (or to be sent) about a ticket.
+func (tx *Tx) TicketNotifications(ticketID uint64) ([]*Notification, error) {
+	prefix := u64(ticketID)
+	var out []*Notification
+	c := tx.tx.Bucket(bTicketNotes).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n, err := tx.Notification(binary.BigEndian.Uint64(k[8:]))
+		if err != nil {
+			return nil, fmt.Errorf("notifications of ticket %d: %w", ticketID, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// --- mailbox sync state ---
+
+// Mailbox returns the checkpoint of the named mailbox; a mailbox never seen has a zero state.
+func (tx *Tx) Mailbox(name string) (*MailboxState, error) {
+	var s MailboxState
+	err := tx.get(bMailboxes, []byte(name), &s)
+	if errors.Is(err, ErrNotFound) {
+		return &MailboxState{Name: name}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// PutMailbox stores the checkpoint of a mailbox.
+func (tx *Tx) PutMailbox(s *MailboxState) error {
+	return tx.put(bMailboxes, []byte(s.Name), s)
+}
+
+// Counts are the sizes of the main buckets, for status lines and backups' manifests.
+type Counts struct {
+	Customers, Tickets, Messages, Held, Outbox int
+}
+
+// Counts returns the number of records per kind.
+func (tx *Tx) Counts() Counts {
+	n := func(b []byte) int { return tx.tx.Bucket(b).Stats().KeyN }
+	return Counts{
+		Customers: n(bCustomers), Tickets: n(bTickets), Messages: n(bMessages),
+		Held: n(bHeld), Outbox: n(bOutbox),
+	}
+}

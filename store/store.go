@@ -1,0 +1,247 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// schemaVersion is the format version of the whole file, kept in meta/schema.
+const schemaVersion = 1
+
+// recordVersion is the first byte of every JSON record.
+const recordVersion = 1
+
+var (
+	bMeta          = []byte("meta")
+	bCustomers     = []byte("customers")
+	bCustomerAddr  = []byte("customer_addr")
+	bTickets       = []byte("tickets")
+	bTicketsByCust = []byte("tickets_by_customer")
+	bMessages      = []byte("messages")
+	bRaw           = []byte("raw")
+	bIngested      = []byte("ingested")
+	bMessageIDs    = []byte("message_ids")
+	bHeld          = []byte("held")
+	bOutbox        = []byte("outbox")
+	bOutboxQueue   = []byte("outbox_queue")
+	bTicketNotes   = []byte("ticket_notifications")
+	bMailboxes     = []byte("mailboxes")
+)
+
+var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bTickets, bTicketsByCust, bMessages,
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes}
+
+// Errors callers branch on.
+var (
+	// ErrLocked: another process (usually a running gateway) holds the database file.
+	ErrLocked = errors.New("database is in use by another process")
+	// ErrNotFound: no record with that key.
+	ErrNotFound = errors.New("not found")
+	// ErrAddressTaken: the address already belongs to another customer (R1).
+	ErrAddressTaken = errors.New("address belongs to another customer")
+)
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock; zero means one second. bbolt's own
+	// default waits forever, which would make a second gateway hang instead of failing.
+	LockTimeout time.Duration
+	ReadOnly    bool
+	// NoSync skips fsync: for tests only, it gives up durability.
+	NoSync bool
+}
+
+// DB is the open database. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+
+	mu      sync.Mutex
+	waiters []chan struct{} // woken after a commit that queued notifications
+}
+
+// Open opens (creating if needed) the database at path and brings its schema up to date.
+// It blocks at most opts.LockTimeout for the file lock and then returns ErrLocked.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly, NoSync: opts.NoSync})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	d := &DB{bolt: bdb, path: path}
+	if opts.ReadOnly {
+		return d, nil
+	}
+	if err := bdb.Update(migrate); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func migrate(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bMeta)
+	if v := meta.Get([]byte("schema")); v != nil {
+		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			return fmt.Errorf("database schema %d is newer than this program (%d): upgrade the binary", got, schemaVersion)
+		}
+	}
+	return meta.Put([]byte("schema"), u64(schemaVersion))
+}
+
+// Path is the file the database lives in.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the file.
+func (d *DB) Close() error { return d.bolt.Close() }
+
+// Tx is a transaction. Methods of a read-only Tx that write return an error.
+type Tx struct {
+	tx       *bolt.Tx
+	enqueued bool
+}
+
+// Update runs fn in one read-write transaction, committed when fn returns nil. Commit is
+// durable (fsync) when it returns. Waiters of OutboxWake are signalled after a commit that
+// queued notifications.
+func (d *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var queued bool
+	err := d.bolt.Update(func(btx *bolt.Tx) error {
+		tx := &Tx{tx: btx}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		queued = tx.enqueued
+		return nil
+	})
+	if err == nil && queued {
+		d.wake()
+	}
+	return err
+}
+
+// View runs fn in a read-only transaction.
+func (d *DB) View(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return d.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+}
+
+// OutboxWake returns a channel that receives a value after the next commit that queues a
+// notification. The channel is buffered: a wake-up is never lost between two reads.
+func (d *DB) OutboxWake() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	d.mu.Lock()
+	d.waiters = append(d.waiters, ch)
+	d.mu.Unlock()
+	return ch
+}
+
+func (d *DB) wake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ch := range d.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Check verifies the file's internal consistency (bbolt's page checks); for tests and verify.
+func (d *DB) Check() error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// Size is the database file size in bytes.
+func (d *DB) Size() (int64, error) {
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func key2(a, b uint64) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 16), a)
+	return binary.BigEndian.AppendUint64(k, b)
+}
+
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(recordVersion)
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decode(b []byte, v any) error {
+	if len(b) == 0 {
+		return errors.New("empty record")
+	}
+	if b[0] != recordVersion {
+		return fmt.Errorf("record format %d unknown (this program reads %d)", b[0], recordVersion)
+	}
+	return json.Unmarshal(b[1:], v)
+}
+
+func (tx *Tx) put(bucket, key []byte, v any) error {
+	b, err := encode(v)
+	if err != nil {
+		return fmt.Errorf("encode %s record: %w", bucket, err)
+	}
+	return tx.tx.Bucket(bucket).Put(key, b)
+}
+
+func (tx *Tx) get(bucket, key []byte, v any) error {
+	b := tx.tx.Bucket(bucket).Get(key)
+	if b == nil {
+		return ErrNotFound
+	}
+	if err := decode(b, v); err != nil {
+		return fmt.Errorf("decode %s record %x: %w", bucket, key, err)
+	}
+	return nil
+}
+
+func (tx *Tx) nextID(bucket []byte) (uint64, error) {
+	id, err := tx.tx.Bucket(bucket).NextSequence()
+	if err != nil {
+		return 0, fmt.Errorf("next id in %s: %w", bucket, err)
+	}
+	return id, nil
+}

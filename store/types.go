@@ -1,0 +1,296 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Tier is a customer's service level (R2).
+type Tier string
+
+// The service levels of R2; the number is the first-response time in working hours (R6).
+const (
+	SLA24 Tier = "SLA24" // free
+	SLA8  Tier = "SLA8"  // paid
+	SLA4  Tier = "SLA4"  // maintenance contract
+)
+
+// ParseTier accepts a tier name in any case ("sla8", "SLA8").
+func ParseTier(s string) (Tier, error) {
+	switch t := Tier(strings.ToUpper(strings.TrimSpace(s))); t {
+	case SLA24, SLA8, SLA4:
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown SLA tier %q (want SLA24, SLA8 or SLA4)", s)
+}
+
+// Hours is the first-response time of the tier in working hours (R6).
+func (t Tier) Hours() int {
+	switch t {
+	case SLA8:
+		return 8
+	case SLA4:
+		return 4
+	}
+	return 24
+}
+
+// Paid reports whether the tier is a paid one (R2, R3).
+func (t Tier) Paid() bool { return t == SLA8 || t == SLA4 }
+
+// Date is a calendar date without a time or zone, such as a tier's valid-until date (R3).
+// The zero Date means "no date".
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// ParseDate parses YYYY-MM-DD; the empty string gives the zero Date.
+func ParseDate(s string) (Date, error) {
+	if s == "" {
+		return Date{}, nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	}
+	return DateOf(t), nil
+}
+
+// DateOf returns the calendar date of t in t's location.
+func DateOf(t time.Time) Date {
+	y, m, d := t.Date()
+	return Date{y, m, d}
+}
+
+// IsZero reports whether d is the zero Date.
+func (d Date) IsZero() bool { return d == Date{} }
+
+// String formats d as YYYY-MM-DD, or "" for the zero Date.
+func (d Date) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
+}
+
+// Before reports whether d is an earlier day than e.
+func (d Date) Before(e Date) bool {
+	if d.Year != e.Year {
+		return d.Year < e.Year
+	}
+	if d.Month != e.Month {
+		return d.Month < e.Month
+	}
+	return d.Day < e.Day
+}
+
+// MarshalJSON writes "YYYY-MM-DD" or "".
+func (d Date) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (d *Date) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseDate(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Customer is a customer of the vendor, identified by any of their addresses (R1).
+type Customer struct {
+	ID   uint64 `json:"id"`
+	Name string `json:"name"`
+	// Emails are lower-case addresses; Emails[0] is the login address (R1).
+	Emails     []string  `json:"emails"`
+	Tier       Tier      `json:"sla"`
+	ValidUntil Date      `json:"valid_until"` // last day of the paid tier; zero: no end date (R3)
+	Contract   bool      `json:"contract"`    // support contract (R8)
+	Created    time.Time `json:"created"`
+}
+
+// Login is the customer's login address (R1), where account mail goes (R16).
+func (c *Customer) Login() string {
+	if len(c.Emails) == 0 {
+		return ""
+	}
+	return c.Emails[0]
+}
+
+// Ticket status values.
+const (
+	StatusOpen     = "open"
+	StatusAnswered = "answered"
+	StatusClosed   = "closed"
+)
+
+// Ticket priority values (R12).
+const (
+	PriorityNormal = "normal"
+	PriorityUrgent = "urgent"
+)
+
+// Ticket is one customer question and its thread.
+type Ticket struct {
+	ID         uint64    `json:"id"`
+	CustomerID uint64    `json:"customer_id"`
+	Address    string    `json:"address"` // where answers go: the address the ticket came from
+	Subject    string    `json:"subject"`
+	Status     string    `json:"status"`
+	Priority   string    `json:"priority"`
+	Tier       Tier      `json:"sla"`     // the effective tier when the ticket arrived
+	Created    time.Time `json:"created"` // arrival of the first email (IMAP INTERNALDATE)
+	Due        time.Time `json:"due"`     // first-response deadline; zero until computed
+	Updated    time.Time `json:"updated"`
+	Messages   int       `json:"messages"` // number of thread messages
+}
+
+// Message directions.
+const (
+	DirectionIn  = "in"  // from the customer
+	DirectionOut = "out" // an answer from staff
+)
+
+// Attachment describes one attachment of a message; its bytes stay in the raw message.
+type Attachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// Source says where an ingested email came from on the IMAP server.
+type Source struct {
+	Mailbox     string `json:"mailbox,omitempty"`
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`
+	UID         uint32 `json:"uid,omitempty"`
+}
+
+// Message is one email of a ticket's thread.
+type Message struct {
+	TicketID   uint64       `json:"ticket_id"`
+	Seq        uint32       `json:"seq"`
+	Direction  string       `json:"direction"`
+	From       string       `json:"from"`
+	FromName   string       `json:"from_name,omitempty"`
+	Date       time.Time    `json:"date"` // arrival in the mailbox for "in", time stored for "out"
+	HeaderDate time.Time    `json:"header_date,omitzero"`
+	MessageID  string       `json:"message_id"`
+	InReplyTo  []string     `json:"in_reply_to,omitempty"`
+	References []string     `json:"references,omitempty"`
+	Subject    string       `json:"subject"`
+	Text       string       `json:"text"`
+	HTML       string       `json:"html,omitempty"`
+	Attachment []Attachment `json:"attachments"`
+	RawSHA256  string       `json:"raw_sha256,omitempty"` // key of the raw bytes in the raw bucket
+	Size       int64        `json:"size,omitempty"`
+	Source     Source       `json:"source,omitzero"`
+	Warnings   []string     `json:"warnings,omitempty"` // what the parser had to repair
+}
+
+// Held reasons: why an email did not become a ticket message. Kept, never dropped.
+const (
+	HeldUnknownSender = "unknown_sender" // R15
+	HeldNoSender      = "no_sender"      // no usable From address
+	HeldStaffNoTicket = "staff_no_ticket"
+	HeldUnparseable   = "unparseable"
+	HeldTooLarge      = "too_large"
+	HeldAutomatic     = "automatic"
+	HeldInternal      = "internal_error"
+)
+
+// Held is an email that did not become a ticket message, with its reason.
+type Held struct {
+	ID        uint64    `json:"id"`
+	MessageID string    `json:"message_id"`
+	From      string    `json:"from"`
+	Subject   string    `json:"subject"`
+	Reason    string    `json:"reason"` // one of the Held* codes
+	Detail    string    `json:"detail"` // a sentence for staff
+	Received  time.Time `json:"received"`
+	RawSHA256 string    `json:"raw_sha256,omitempty"` // empty when the email was left on the server
+	Size      int64     `json:"size"`
+	Source    Source    `json:"source,omitzero"`
+}
+
+// Notification kinds; each is a template under templates/.
+const (
+	KindAck           = "ack"            // new ticket acknowledged
+	KindAnswer        = "answer"         // a staff answer forwarded to the customer
+	KindUnknownSender = "unknown_sender" // R15: how to get access
+)
+
+// Notification states.
+const (
+	NotifyQueued = "queued"
+	NotifySent   = "sent"
+	NotifyFailed = "failed"
+)
+
+// NotifyData is what a notification's template may show. Customer-supplied strings are
+// escaped by the templates, never trusted.
+type NotifyData struct {
+	CustomerName  string    `json:"customer_name,omitempty"`
+	TicketSubject string    `json:"ticket_subject,omitempty"`
+	Due           time.Time `json:"due,omitzero"`
+	Text          string    `json:"text,omitempty"` // the answer text (KindAnswer)
+	StaffName     string    `json:"staff_name,omitempty"`
+	OrigSubject   string    `json:"orig_subject,omitempty"` // subject of the email answered
+	OrigDate      time.Time `json:"orig_date,omitzero"`
+	Address       string    `json:"address,omitempty"` // the address the email came from
+}
+
+// Notification is one outgoing message in the outbox.
+type Notification struct {
+	ID          uint64     `json:"id"`
+	Kind        string     `json:"kind"`
+	TicketID    uint64     `json:"ticket_id,omitempty"`
+	HeldID      uint64     `json:"held_id,omitempty"`
+	To          string     `json:"to"`
+	Lang        string     `json:"lang"`
+	Automatic   bool       `json:"automatic"`  // Auto-Submitted: auto-replied (RFC 3834)
+	MessageID   string     `json:"message_id"` // fixed at enqueue, so a retry is the same message
+	InReplyTo   string     `json:"in_reply_to,omitempty"`
+	References  []string   `json:"references,omitempty"`
+	Data        NotifyData `json:"data"`
+	Subject     string     `json:"subject,omitempty"` // as rendered at the last attempt
+	Status      string     `json:"status"`
+	Attempts    int        `json:"attempts"`
+	NextAttempt time.Time  `json:"next_attempt,omitzero"`
+	LastError   string     `json:"last_error,omitempty"`
+	Created     time.Time  `json:"created"`
+	Sent        time.Time  `json:"sent,omitzero"`
+}
+
+// MailboxState is the ingest checkpoint of one IMAP mailbox.
+type MailboxState struct {
+	Name        string `json:"name"`
+	UIDValidity uint32 `json:"uidvalidity"`
+	LastUID     uint32 `json:"last_uid"` // every UID up to here is committed
+	UIDNext     uint32 `json:"uidnext"`  // as the server last reported it
+	// PendingMark holds UIDs committed but not yet flagged \Seen (or moved) on the server;
+	// a crash between commit and flag is finished at the next start.
+	PendingMark []UIDRange `json:"pending_mark,omitempty"`
+	Updated     time.Time  `json:"updated"`
+}
+
+// UIDRange is an inclusive range of IMAP UIDs.
+type UIDRange struct {
+	Start uint32 `json:"start"`
+	Stop  uint32 `json:"stop"`
+}
+
+// Ref says what an ingested email became: a thread message or a held email.
+type Ref struct {
+	TicketID uint64 `json:"ticket_id,omitempty"`
+	Seq      uint32 `json:"seq,omitempty"`
+	HeldID   uint64 `json:"held_id,omitempty"`
+}

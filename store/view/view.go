@@ -1,0 +1,261 @@
+// Package view turns store records into the stable JSON shapes that the CLI prints (and that
+// the website's API will serve): field names here are a public contract; add fields, never
+// rename them. It reads through a store.Tx and writes nothing.
+package view
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/infobits/helpdesk/store"
+)
+
+// Time is a moment as RFC 3339 text, or "" when unknown (a zero time).
+type Time time.Time
+
+// MarshalJSON writes RFC 3339 or "".
+func (t Time) MarshalJSON() ([]byte, error) {
+	if time.Time(t).IsZero() {
+		return []byte(`""`), nil
+	}
+	return fmt.Appendf(nil, "%q", time.Time(t).Format(time.RFC3339)), nil
+}
+
+// String is the RFC 3339 form, or "-".
+func (t Time) String() string {
+	if time.Time(t).IsZero() {
+		return "-"
+	}
+	return time.Time(t).Format(time.RFC3339)
+}
+
+// Ticket is a ticket in a list: `messages` is the thread's length.
+type Ticket struct {
+	ID       uint64 `json:"id"`
+	Customer string `json:"customer"` // the customer's login address
+	Subject  string `json:"subject"`
+	Status   string `json:"status"`
+	Priority string `json:"priority"`
+	SLA      string `json:"sla"`
+	Created  Time   `json:"created"`
+	Due      Time   `json:"due"`
+	Messages int    `json:"messages"`
+}
+
+// TicketDetail is one ticket with its thread and the notifications sent about it.
+type TicketDetail struct {
+	ID            uint64         `json:"id"`
+	Customer      string         `json:"customer"`
+	Subject       string         `json:"subject"`
+	Status        string         `json:"status"`
+	Priority      string         `json:"priority"`
+	SLA           string         `json:"sla"`
+	Created       Time           `json:"created"`
+	Due           Time           `json:"due"`
+	Messages      []Message      `json:"messages"`
+	Notifications []Notification `json:"notifications"`
+}
+
+// Message is one email of a thread: `in` from the customer, `out` a staff answer.
+type Message struct {
+	Direction   string       `json:"direction"`
+	From        string       `json:"from"`
+	Date        Time         `json:"date"`
+	MessageID   string       `json:"message_id"`
+	Subject     string       `json:"subject"`
+	Text        string       `json:"text"`
+	Attachments []Attachment `json:"attachments"`
+}
+
+// Attachment is one attachment of a message.
+type Attachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// Notification is an automatic or forwarded message about a ticket.
+type Notification struct {
+	ID       uint64 `json:"id"`
+	Kind     string `json:"kind"`
+	To       string `json:"to"`
+	Subject  string `json:"subject"`
+	Status   string `json:"status"` // queued, sent, failed
+	Sent     Time   `json:"sent"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Customer is a customer record.
+type Customer struct {
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name"`
+	Emails     []string `json:"emails"`
+	SLA        string   `json:"sla"`
+	ValidUntil string   `json:"valid_until"`
+	Contract   bool     `json:"contract"`
+}
+
+// Held is an email that did not become a ticket message, with its reason.
+type Held struct {
+	ID        uint64 `json:"id"`
+	MessageID string `json:"message_id"`
+	From      string `json:"from"`
+	Subject   string `json:"subject"`
+	Reason    string `json:"reason"`
+	Detail    string `json:"detail"`
+	Received  Time   `json:"received"`
+}
+
+// CustomerOf converts a customer record.
+func CustomerOf(c *store.Customer) Customer {
+	return Customer{ID: c.ID, Name: c.Name, Emails: slices.Clone(c.Emails), SLA: string(c.Tier),
+		ValidUntil: c.ValidUntil.String(), Contract: c.Contract}
+}
+
+// Customers lists every customer in number order.
+func Customers(tx *store.Tx) ([]Customer, error) {
+	cs, err := tx.Customers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Customer, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, CustomerOf(c))
+	}
+	return out, nil
+}
+
+func login(tx *store.Tx, id uint64, cache map[uint64]string) (string, error) {
+	if l, ok := cache[id]; ok {
+		return l, nil
+	}
+	c, err := tx.Customer(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	cache[id] = c.Login()
+	return c.Login(), nil
+}
+
+func ticketOf(t *store.Ticket, customer string) Ticket {
+	return Ticket{ID: t.ID, Customer: customer, Subject: t.Subject, Status: t.Status,
+		Priority: t.Priority, SLA: string(t.Tier), Created: Time(t.Created), Due: Time(t.Due),
+		Messages: t.Messages}
+}
+
+// Tickets lists tickets, urgent first, then by due time (no due time last), then by number.
+// With customerAddr set, only that customer's tickets.
+func Tickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
+	var ts []*store.Ticket
+	var err error
+	if customerAddr != "" {
+		c, err := tx.CustomerByAddress(customerAddr)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("no customer has the address %s", customerAddr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts, err = tx.CustomerTickets(c.ID)
+		if err != nil {
+			return nil, err
+		}
+	} else if ts, err = tx.Tickets(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(ts, func(a, b *store.Ticket) int {
+		if ua, ub := a.Priority == store.PriorityUrgent, b.Priority == store.PriorityUrgent; ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
+		}
+		if za, zb := a.Due.IsZero(), b.Due.IsZero(); za != zb {
+			if za {
+				return 1
+			}
+			return -1
+		}
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	cache := map[uint64]string{}
+	out := make([]Ticket, 0, len(ts))
+	for _, t := range ts {
+		l, err := login(tx, t.CustomerID, cache)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ticketOf(t, l))
+	}
+	return out, nil
+}
+
+// TicketDetailOf returns ticket id with its thread and notifications.
+func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
+	t, err := tx.Ticket(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no ticket %d", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l, err := login(tx, t.CustomerID, map[uint64]string{})
+	if err != nil {
+		return nil, err
+	}
+	base := ticketOf(t, l)
+	d := &TicketDetail{ID: base.ID, Customer: base.Customer, Subject: base.Subject, Status: base.Status,
+		Priority: base.Priority, SLA: base.SLA, Created: base.Created, Due: base.Due,
+		Messages: []Message{}, Notifications: []Notification{}}
+	msgs, err := tx.Messages(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		vm := Message{Direction: m.Direction, From: m.From, Date: Time(m.Date), MessageID: m.MessageID,
+			Subject: m.Subject, Text: m.Text, Attachments: []Attachment{}}
+		for _, a := range m.Attachment {
+			vm.Attachments = append(vm.Attachments, Attachment(a))
+		}
+		d.Messages = append(d.Messages, vm)
+	}
+	notes, err := tx.TicketNotifications(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		d.Notifications = append(d.Notifications, NotificationOf(n))
+	}
+	return d, nil
+}
+
+// NotificationOf converts an outbox entry.
+func NotificationOf(n *store.Notification) Notification {
+	return Notification{ID: n.ID, Kind: n.Kind, To: n.To, Subject: n.Subject, Status: n.Status,
+		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError}
+}
+
+// HeldEmails lists every held email in the order they were held.
+func HeldEmails(tx *store.Tx) ([]Held, error) {
+	hs, err := tx.HeldEmails()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Held, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, Held{ID: h.ID, MessageID: h.MessageID, From: h.From, Subject: h.Subject,
+			Reason: h.Reason, Detail: h.Detail, Received: Time(h.Received)})
+	}
+	return out, nil
+}

@@ -1,0 +1,184 @@
+// Package templates holds the texts of every notification the gateway sends, as Go templates
+// embedded in the binary (Dutch by default, English), and renders them. Each kind has a
+// text/plain template (which also defines the subject) and an HTML template; both share one
+// layout per language. An operator may override any file from a directory of the same shape
+// (nl/ack.txt.tmpl, ...). HTML is rendered with html/template, so what a customer wrote is
+// escaped; subjects are made single-line, so nothing becomes a header.
+//
+// Templates contain formatting only; which notification goes to whom is policy's business.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
+)
+
+//go:embed nl/*.tmpl en/*.tmpl
+var embedded embed.FS
+
+// Kinds returns the notification kinds that have templates.
+func Kinds() []string { return []string{"ack", "answer", "unknown_sender"} }
+
+// Langs returns the languages every kind exists in; the first is the default.
+func Langs() []string { return []string{"nl", "en"} }
+
+// Data is what a template may show. Strings from customers are escaped by html/template.
+type Data struct {
+	Ref           string // "[Infobits #12]"
+	TicketID      uint64
+	TicketSubject string
+	CustomerName  string
+	Due           string // formatted in the template's language; "" when unknown
+	DueTime       time.Time
+	Text          string // an answer's text
+	StaffName     string
+	OrigSubject   string
+	Address       string
+	Helpdesk      string // the sender's display name ("Infobits Helpdesk")
+	SiteURL       string
+	TicketURL     string
+	Subject       string // the rendered subject, for the HTML title
+}
+
+// Rendered is one notification, ready to be put into MIME.
+type Rendered struct {
+	Subject, Text, HTML string
+}
+
+// Set is a parsed set of templates. It is safe for concurrent use.
+type Set struct {
+	text map[string]*texttemplate.Template // by lang/kind
+	html map[string]*htmltemplate.Template
+	loc  *time.Location
+}
+
+// Load parses the embedded templates, with files from overrideDir (may be "") replacing the
+// embedded ones of the same name, and renders every kind in every language with sample data:
+// a broken override is reported now, at start-up, not when a customer's mail is due.
+func Load(overrideDir string) (*Set, error) {
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		return nil, fmt.Errorf("load time zone: %w", err)
+	}
+	s := &Set{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}, loc: loc}
+	read := func(name string) (string, error) {
+		if overrideDir != "" {
+			b, err := os.ReadFile(filepath.Join(overrideDir, filepath.FromSlash(name)))
+			if err == nil {
+				return string(b), nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("read template override: %w", err)
+			}
+		}
+		b, err := embedded.ReadFile(name)
+		return string(b), err
+	}
+	if overrideDir != "" {
+		if fi, err := os.Stat(overrideDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("templates directory %s: not a readable directory", overrideDir)
+		}
+	}
+	for _, lang := range Langs() {
+		for _, kind := range Kinds() {
+			key := lang + "/" + kind
+			t := texttemplate.New(key).Option("missingkey=error")
+			for _, f := range []string{lang + "/layout.txt.tmpl", lang + "/" + kind + ".txt.tmpl"} {
+				src, err := read(f)
+				if err != nil {
+					return nil, fmt.Errorf("template %s: %w", f, err)
+				}
+				if _, err := t.New(f).Parse(src); err != nil {
+					return nil, fmt.Errorf("template %s: %w", f, err)
+				}
+			}
+			h := htmltemplate.New(key).Option("missingkey=error")
+			for _, f := range []string{lang + "/layout.html.tmpl", lang + "/" + kind + ".html.tmpl"} {
+				src, err := read(f)
+				if err != nil {
+					return nil, fmt.Errorf("template %s: %w", f, err)
+				}
+				if _, err := h.New(f).Parse(src); err != nil {
+					return nil, fmt.Errorf("template %s: %w", f, err)
+				}
+			}
+			s.text[key], s.html[key] = t, h
+			if _, err := s.Render(kind, lang, Sample()); err != nil {
+				return nil, fmt.Errorf("template %s does not render: %w", key, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Sample is example data, for the start-up check and previews.
+func Sample() Data {
+	return Data{Ref: "[Infobits #123]", TicketID: 123, TicketSubject: "Kassa start niet op",
+		CustomerName: "Bakkerij de Vries", DueTime: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
+		Text: "Goedemorgen,\n\nHerstart de kassa en probeer het opnieuw.", StaffName: "Jan",
+		OrigSubject: "Vraag over de kassa", Address: "info@example.nl", Helpdesk: "Infobits Helpdesk",
+		SiteURL: "https://helpdesk.example.nl", TicketURL: "https://helpdesk.example.nl/tickets/123"}
+}
+
+// Render renders one notification. Unknown languages fall back to Dutch.
+func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
+	key := lang + "/" + kind
+	t, ok := s.text[key]
+	if !ok {
+		key = Langs()[0] + "/" + kind
+		if t, ok = s.text[key]; !ok {
+			return Rendered{}, fmt.Errorf("no template for notification kind %q", kind)
+		}
+		lang = Langs()[0]
+	}
+	if !d.DueTime.IsZero() {
+		d.Due = FormatDate(d.DueTime.In(s.loc), lang)
+	}
+	var subj, text, html bytes.Buffer
+	if err := t.ExecuteTemplate(&subj, "subject", d); err != nil {
+		return Rendered{}, fmt.Errorf("render %s subject: %w", key, err)
+	}
+	d.Subject = oneLine(subj.String())
+	if err := t.ExecuteTemplate(&text, "layout", d); err != nil {
+		return Rendered{}, fmt.Errorf("render %s text: %w", key, err)
+	}
+	if err := s.html[key].ExecuteTemplate(&html, "layout", d); err != nil {
+		return Rendered{}, fmt.Errorf("render %s html: %w", key, err)
+	}
+	return Rendered{Subject: d.Subject, Text: strings.TrimLeft(text.String(), "\n"), HTML: html.String()}, nil
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+var (
+	dutchDays   = [...]string{"zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag"}
+	dutchMonths = [...]string{"januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+		"september", "oktober", "november", "december"}
+)
+
+// FormatDate writes a moment the way a customer reads it: "maandag 30 november 2026 om 13:00"
+// in Dutch, "Monday 30 November 2026 at 13:00" in English, in t's location.
+func FormatDate(t time.Time, lang string) string {
+	if lang == "en" {
+		return t.Format("Monday 2 January 2006 at 15:04")
+	}
+	return fmt.Sprintf("%s %d %s %d om %s", dutchDays[t.Weekday()], t.Day(), dutchMonths[t.Month()-1], t.Year(), t.Format("15:04"))
+}
