@@ -421,7 +421,7 @@ func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reas
 		return Outcome{}, err
 	}
 	h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: store.HeldInternal,
-		Detail: "the gateway failed on this email (" + reason + "); report it to the developers",
+		Detail:   "the gateway failed on this email (" + reason + "); report it to the developers",
 		Received: e.Arrival, RawSHA256: hash, Size: int64(len(e.Raw)), Source: src}
 	if err := tx.Hold(h); err != nil {
 		return Outcome{}, err
@@ -517,4 +517,3 @@ func fromUIDSet(set imap.UIDSet) []store.UIDRange {
 	}
 	return out
 }
-

@@ -40,7 +40,7 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, no
 		h.SetMsgIDList("References", refs)
 	}
 	if n.Automatic {
-		h.Set("Auto-Submitted", "auto-replied")    // RFC 3834 §5
+		h.Set("Auto-Submitted", "auto-replied")  // RFC 3834 §5
 		h.Set("X-Auto-Response-Suppress", "All") // no out-of-office replies from Exchange
 	}
 	h.Set("Content-Language", n.Lang)
