@@ -2,6 +2,8 @@ package notify
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -15,11 +17,12 @@ import (
 
 // compose builds the MIME message of a notification: text/plain and text/html alternatives in
 // UTF-8, encoded-word headers, threading headers so it sits in the customer's conversation, and
-// RFC 3834 markers on automatic replies.
-func compose(from *mail.Address, n *store.Notification, r templates.Rendered, now time.Time) ([]byte, error) {
+// RFC 3834 markers on automatic replies. lang is the language r was rendered in. It returns the
+// message and the bare recipient address for the envelope (n.To may carry a display name).
+func compose(from *mail.Address, n *store.Notification, r templates.Rendered, lang string, now time.Time) ([]byte, string, error) {
 	to, err := mail.ParseAddress(n.To)
 	if err != nil {
-		return nil, fmt.Errorf("recipient %q: %w", n.To, err)
+		return nil, "", fmt.Errorf("recipient %q: %w", n.To, err)
 	}
 	var h gomail.Header
 	h.SetDate(now)
@@ -43,12 +46,14 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, no
 		h.Set("Auto-Submitted", "auto-replied")  // RFC 3834 §5
 		h.Set("X-Auto-Response-Suppress", "All") // no out-of-office replies from Exchange
 	}
-	h.Set("Content-Language", n.Lang)
+	if lang != "" {
+		h.Set("Content-Language", lang)
+	}
 
 	var buf bytes.Buffer
 	w, err := gomail.CreateInlineWriter(&buf, h) // multipart/alternative
 	if err != nil {
-		return nil, fmt.Errorf("write headers: %w", err)
+		return nil, "", fmt.Errorf("write headers: %w", err)
 	}
 	for _, part := range []struct{ ctype, body string }{
 		{"text/plain", r.Text},
@@ -58,19 +63,35 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, no
 		ph.SetContentType(part.ctype, map[string]string{"charset": "utf-8"})
 		pw, err := w.CreatePart(ph)
 		if err != nil {
-			return nil, fmt.Errorf("write %s part: %w", part.ctype, err)
+			return nil, "", fmt.Errorf("write %s part: %w", part.ctype, err)
 		}
 		if _, err := pw.Write([]byte(strings.ToValidUTF8(part.body, "\uFFFD"))); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if err := pw.Close(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), to.Address, nil
+}
+
+// cleanMsgID returns a notification's own Message-ID without brackets, or "" when it cannot
+// be written as is (then a new one is made).
+func cleanMsgID(id string) string {
+	return safeMsgID(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">"))
+}
+
+// newMessageID makes a Message-ID (without brackets) for a notification queued without one.
+func newMessageID(host string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	if host = cleanMsgID(host); host == "" || strings.Contains(host, "@") {
+		host = "helpdesk.invalid"
+	}
+	return hex.EncodeToString(b[:]) + "@" + host
 }
 
 // safeMsgID keeps a Message-ID only when it can be written between angle brackets as is:

@@ -14,9 +14,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,20 +105,37 @@ func isLoopback(addr string) bool {
 }
 
 // Run delivers notifications as they are queued and retries as they fall due, until ctx is
-// done. A failing SMTP server never stops it.
+// done. A failing SMTP server never stops it: while the server cannot be reached, Run waits
+// RetryMin, doubling up to RetryMax, between attempts (or until a new notification is queued).
 func (w *Worker) Run(ctx context.Context) error {
 	wake := w.db.OutboxWake()
+	var backoff time.Duration
 	for {
-		if _, err := w.Drain(ctx, false); err != nil && ctx.Err() == nil {
-			w.log.Warn("outbox: delivery interrupted; will retry", "err", err)
+		_, err := w.Drain(ctx, false)
+		// Drain's own commits (a retry put back in the queue) signal wake too. Anything
+		// queued meanwhile by someone else is seen by the NextDue read below, so nothing
+		// is lost by discarding the signal here.
+		select {
+		case <-wake:
+		default:
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		wait := time.Minute
-		_ = w.db.View(ctx, func(tx *store.Tx) error {
-			if at, ok := tx.NextDue(); ok {
-				wait = min(wait, max(at.Sub(w.cfg.Now()), 0))
-			}
-			return nil
-		})
+		if err != nil {
+			backoff = min(max(2*backoff, w.cfg.RetryMin), w.cfg.RetryMax)
+			wait = backoff
+			w.log.Warn("outbox: delivery interrupted; will retry", "err", err, "retry_in", backoff)
+		} else {
+			backoff = 0
+			_ = w.db.View(ctx, func(tx *store.Tx) error {
+				if at, ok := tx.NextDue(); ok {
+					wait = min(wait, max(at.Sub(w.cfg.Now()), 0))
+				}
+				return nil
+			})
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -136,7 +155,8 @@ type Result struct {
 
 // Drain sends every notification that is due (with all, every queued one, ignoring backoff:
 // serve -once and the demo), each at most once per call, over one SMTP connection. It returns
-// an error when the SMTP server could not be reached; those notifications stay queued.
+// an error when the SMTP server could not be reached, refused the login or answered 421
+// (closing); the notifications not yet sent stay queued as they were.
 func (w *Worker) Drain(ctx context.Context, all bool) (Result, error) {
 	var res Result
 	var conn *client
@@ -180,62 +200,90 @@ func (w *Worker) Drain(ctx context.Context, all bool) (Result, error) {
 
 // deliver renders and sends one notification and records the outcome. It returns the
 // connection to reuse (nil after a connection failure) and an error only when the SMTP
-// server cannot be reached at all.
+// server cannot be used at all; the notification is then left as it was (the server never
+// answered about it), except after a 421, which is recorded as an attempt.
 func (w *Worker) deliver(ctx context.Context, conn *client, n *store.Notification, res *Result) (*client, error) {
 	now := w.cfg.Now()
+	if n.Created.IsZero() {
+		n.Created = now // GiveUpAfter counts from the first attempt
+	}
 	n.Attempts++
 	log := w.log.With("notification", n.ID, "kind", n.Kind, "to", n.To, "ticket", n.TicketID)
 
-	r, err := w.cfg.Templates.Render(n.Kind, n.Lang, w.data(n))
-	if err == nil {
-		n.Subject = r.Subject
-		var msg []byte
-		msg, err = compose(w.cfg.From, n, r, now)
-		if err == nil {
-			if conn == nil {
-				conn, err = w.dial()
-				if err != nil {
-					w.retry(ctx, n, now, err, log)
-					res.Retrying++
-					return nil, err
-				}
-			}
-			err = conn.send(w.cfg.From.Address, n.To, msg)
-			if err != nil && !isSMTPReply(err) {
-				conn.close() // the connection is in an unknown state
-				conn = nil
-			}
+	if n.MessageID = cleanMsgID(n.MessageID); n.MessageID == "" {
+		n.MessageID = newMessageID(w.cfg.Hostname)
+	}
+	msg, rcpt, err := w.render(n, now)
+	if err != nil {
+		// A bad address or a template that does not render: retrying will not help.
+		return conn, w.fail(ctx, n, err, res, log)
+	}
+	if conn == nil {
+		if conn, err = w.dial(); err != nil {
+			return nil, err
 		}
 	}
+	err = conn.send(w.cfg.From.Address, rcpt, msg)
 	var serr *smtp.SMTPError
 	switch {
 	case err == nil:
 		n.Status, n.Sent, n.LastError, n.NextAttempt = store.NotifySent, now, "", time.Time{}
 		res.Sent++
 		log.Info("notification sent", "attempts", n.Attempts)
-	case errors.As(err, &serr) && serr.Temporary(), !errors.As(err, &serr) && isTransient(err):
-		w.retry(ctx, n, now, err, log)
-		res.Retrying++
-		return conn, nil
+		return conn, w.save(ctx, n)
+	case errors.As(err, &serr) && serr.Code == 421:
+		// "Service not available, closing transmission channel" (RFC 5321): the server
+		// is going away, for this message and the rest.
+		conn.close()
+		if serr := w.retry(ctx, n, now, err, res, log); serr != nil {
+			return nil, serr
+		}
+		return nil, fmt.Errorf("%w: SMTP server %s: %v", errConn, w.cfg.Addr, err)
+	case errors.As(err, &serr) && serr.Temporary():
+		return conn, w.retry(ctx, n, now, err, res, log)
+	case errors.As(err, &serr):
+		return conn, w.fail(ctx, n, err, res, log)
 	default:
-		// 5xx, a bad address or a template that does not render: retrying will not help.
-		n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, err.Error(), time.Time{}
-		res.Failed++
-		log.Error("notification failed permanently", "err", err)
+		// No SMTP reply: the connection broke (or a client-side check refused the
+		// command). Its state is unknown, so a later notification gets a new one.
+		conn.close()
+		if isTransient(err) {
+			return nil, w.retry(ctx, n, now, err, res, log)
+		}
+		return nil, w.fail(ctx, n, err, res, log)
 	}
-	if err := w.save(ctx, n); err != nil {
-		return conn, err
+}
+
+// render builds the message of n and returns it with the envelope recipient.
+func (w *Worker) render(n *store.Notification, now time.Time) (msg []byte, rcpt string, err error) {
+	r, err := w.cfg.Templates.Render(n.Kind, n.Lang, w.data(n))
+	if err != nil {
+		return nil, "", err
 	}
-	return conn, nil
+	n.Subject = r.Subject
+	lang := n.Lang
+	if !slices.Contains(templates.Langs(), lang) {
+		lang = templates.Langs()[0] // what Render fell back to
+	}
+	return compose(w.cfg.From, n, r, lang, now)
+}
+
+// fail records a permanent failure.
+func (w *Worker) fail(ctx context.Context, n *store.Notification, cause error, res *Result, log *slog.Logger) error {
+	n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, cause.Error(), time.Time{}
+	res.Failed++
+	log.Error("notification failed permanently", "err", cause)
+	return w.save(ctx, n)
 }
 
 // retry records a temporary failure and schedules the next attempt, or gives up.
-func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time, cause error, log *slog.Logger) {
+func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
 	n.LastError = cause.Error()
 	if now.Sub(n.Created) > w.cfg.GiveUpAfter {
 		n.Status = store.NotifyFailed
 		n.NextAttempt = time.Time{}
 		n.LastError = fmt.Sprintf("gave up after %d attempts: %v", n.Attempts, cause)
+		res.Failed++
 		log.Error("notification failed: gave up retrying", "attempts", n.Attempts, "err", cause)
 	} else {
 		wait := w.cfg.RetryMin
@@ -243,11 +291,10 @@ func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time
 			wait *= 2
 		}
 		n.NextAttempt = now.Add(min(wait, w.cfg.RetryMax))
+		res.Retrying++
 		log.Warn("notification delayed; will retry", "attempts", n.Attempts, "next", n.NextAttempt, "err", cause)
 	}
-	if err := w.save(ctx, n); err != nil {
-		log.Error("record notification attempt", "err", err)
-	}
+	return w.save(ctx, n)
 }
 
 func (w *Worker) save(ctx context.Context, n *store.Notification) error {
@@ -278,11 +325,13 @@ func isSMTPReply(err error) bool {
 	return errors.As(err, &serr)
 }
 
-// isTransient: network trouble, not a verdict on the message.
+// isTransient: network trouble, not a verdict on the message. A server that closes the
+// connection shows up as a bare io.EOF from the reply reader.
 func isTransient(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, errConn)
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, errConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 var errConn = errors.New("smtp connection failed")

@@ -22,12 +22,16 @@ func NormalizeAddress(addr string) string { return strings.ToLower(strings.TrimS
 // PutCustomer creates (ID 0) or replaces a customer, keeping the address index in step. An
 // address that belongs to another customer gives ErrAddressTaken.
 func (tx *Tx) PutCustomer(c *Customer) error {
-	if len(c.Emails) == 0 {
+	emails := make([]string, 0, len(c.Emails))
+	for _, e := range c.Emails {
+		if e = NormalizeAddress(e); e != "" && !slices.Contains(emails, e) {
+			emails = append(emails, e) // one entry per address, the login first (R1)
+		}
+	}
+	if len(emails) == 0 {
 		return errors.New("customer has no email address")
 	}
-	for i, e := range c.Emails {
-		c.Emails[i] = NormalizeAddress(e)
-	}
+	c.Emails = emails
 	addrs := tx.tx.Bucket(bCustomerAddr)
 	for _, e := range c.Emails {
 		if v := addrs.Get([]byte(e)); v != nil && binary.BigEndian.Uint64(v) != c.ID {
@@ -51,7 +55,16 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 					}
 				}
 			}
-		case !errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrNotFound):
+			// A record created under a chosen id: keep NextSequence past it, or a later
+			// new customer would get this id and overwrite it.
+			b := tx.tx.Bucket(bCustomers)
+			if c.ID > b.Sequence() {
+				if err := b.SetSequence(c.ID); err != nil {
+					return err
+				}
+			}
+		default:
 			return err
 		}
 	}

@@ -175,6 +175,10 @@ func printHelp(w io.Writer) {
 }
 
 func runHelp(e *env, args []string) error {
+	if wantsHelp(args) {
+		fmt.Fprintln(e.stdout, "usage: helpdesk help [COMMAND]")
+		return nil
+	}
 	if len(args) == 0 {
 		printHelp(e.stdout)
 		return nil

@@ -2,6 +2,7 @@ package imaptest_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,40 +197,31 @@ func TestDovecot(t *testing.T) {
 
 func TestDovecotSideBySide(t *testing.T) {
 	t.Parallel()
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	a, b := imaptest.NewDovecot(t), imaptest.NewDovecot(t)
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	if a.Addr == b.Addr || a.Dir == b.Dir {
 		t.Fatalf("instances share Addr or Dir: %s %s, %s %s", a.Addr, b.Addr, a.Dir, b.Dir)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	if _, err := a.AppendRaw("INBOX", testMessage(1), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	for i := 1; i <= 2; i++ {
 		if _, err := b.AppendRaw("INBOX", testMessage(i), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	if _, sel := selectInbox(t, a); sel.NumMessages != 1 {
 		t.Errorf("a: NumMessages = %d, want 1", sel.NumMessages)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	if _, sel := selectInbox(t, b); sel.NumMessages != 2 {
 		t.Errorf("b: NumMessages = %d, want 2", sel.NumMessages)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	// Stopping one leaves the other serving.
 	if err := a.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 	if _, sel := selectInbox(t, b); sel.NumMessages != 2 {
 		t.Errorf("b after stopping a: NumMessages = %d, want 2", sel.NumMessages)
 	}
-	t.Logf("DBG %v line", time.Now().Format("05.000"))
 }
 
 func TestDovecotWrongPassword(t *testing.T) {
@@ -302,6 +294,47 @@ func TestDovecotLongDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mail", "agent", "Maildir")); err != nil {
 		t.Errorf("no Maildir under Dir: %v", err)
+	}
+}
+
+func TestDovecotPortTaken(t *testing.T) {
+	t.Parallel()
+	d := imaptest.NewDovecot(t)
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Another server, greeting like an IMAP server, takes the port while d is down.
+	l, err := net.Listen("tcp", d.Addr)
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(conn, "* OK [CAPABILITY IMAP4rev1] impostor ready.\r\n")
+			conn.Close()
+		}
+	}()
+	began := time.Now()
+	err = d.Restart()
+	if err == nil {
+		t.Fatal("Restart succeeded on a port held by another server")
+	}
+	t.Logf("Restart failed after %v", time.Since(began))
+	if !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("error does not tell the port is in use: %v", err)
+	}
+	// Once the port is free again, Restart works.
+	l.Close()
+	if err := d.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, sel := selectInbox(t, d); sel.NumMessages != 0 {
+		t.Errorf("NumMessages = %d, want 0", sel.NumMessages)
 	}
 }
 

@@ -43,14 +43,12 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	if opts.User == "" {
 		opts.User, opts.Password = "helpdesk", "secret"
 	}
-	mem := imapmemserver.New()
 	u := imapmemserver.NewUser(opts.User, opts.Password)
 	for _, name := range append([]string{"INBOX"}, opts.Mailboxes...) {
 		if err := u.Create(name, nil); err != nil {
 			return nil, fmt.Errorf("create mailbox %s: %w", name, err)
 		}
 	}
-	mem.AddUser(u)
 	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
 	if opts.Rev1Only {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}}
@@ -61,7 +59,7 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return &memSession{user: u, name: opts.User, password: opts.Password}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true, // loopback only
@@ -119,4 +117,36 @@ func (m *MemServer) Close() error {
 		return err
 	}
 	return nil
+}
+
+// memSession is imapmemserver's session for the one user, with one fix: imapmemserver's IDLE
+// does not report updates queued before it started (an APPEND between a client's last command
+// and its IDLE would only be announced at the next change). Real servers (Dovecot) do report
+// them, and a poller's latency depends on it, so IDLE here flushes pending updates first.
+type memSession struct {
+	*imapmemserver.UserSession // nil until LOGIN
+	user                       *imapmemserver.User
+	name, password             string
+}
+
+func (s *memSession) Login(username, password string) error {
+	if username != s.name || password != s.password {
+		return imapserver.ErrAuthFailed
+	}
+	s.UserSession = imapmemserver.NewUserSession(s.user)
+	return nil
+}
+
+func (s *memSession) Close() error {
+	if s.UserSession == nil {
+		return nil
+	}
+	return s.UserSession.Close()
+}
+
+func (s *memSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	return s.UserSession.Idle(w, stop)
 }

@@ -1,0 +1,999 @@
+package notify_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/emersion/go-message/charset"
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+
+	"github.com/infobits/helpdesk/notify"
+	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/templates"
+)
+
+const (
+	fromAddr = "helpdesk@infobits.example"
+	fromName = "Infobits Helpdesk"
+	custAddr = "klant@bakkerij.example"
+	smtpUser = "helpdesk"
+	smtpPass = "s3cret"
+)
+
+// start is the injected "now" of every test: a Monday morning in Amsterdam.
+var start = time.Date(2026, 11, 30, 8, 30, 0, 0, time.UTC)
+
+// clock is an injected Config.Now that only moves when the test says so.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var (
+	tplOnce sync.Once
+	tplSet  *templates.Set
+	tplErr  error
+)
+
+func loadTemplates(tb testing.TB) *templates.Set {
+	tb.Helper()
+	tplOnce.Do(func() { tplSet, tplErr = templates.Load("") })
+	if tplErr != nil {
+		tb.Fatalf("templates.Load: %v", tplErr)
+	}
+	return tplSet
+}
+
+func openStore(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(filepath.Join(tb.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
+	if err != nil {
+		tb.Fatalf("store.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			tb.Errorf("store check: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			tb.Errorf("store close: %v", err)
+		}
+	})
+	return db
+}
+
+// env is one worker wired to a real store and a real SMTP sink.
+type env struct {
+	db     *store.DB
+	sink   *smtptest.Server
+	clock  *clock
+	worker *notify.Worker
+	cfg    notify.Config
+}
+
+// newEnv starts a sink with opts and a worker that sends to it in plaintext (loopback);
+// mod may change the worker's configuration.
+func newEnv(tb testing.TB, opts smtptest.Options, mod func(*notify.Config)) *env {
+	tb.Helper()
+	e := &env{db: openStore(tb), sink: smtptest.New(tb, opts), clock: &clock{t: start}}
+	e.cfg = notify.Config{
+		Addr: e.sink.Addr(), TLS: notify.TLSNone,
+		From:      &mail.Address{Name: fromName, Address: fromAddr},
+		Templates: loadTemplates(tb), TicketTag: "Infobits", SiteURL: "https://helpdesk.infobits.example",
+		Timeout: 10 * time.Second, Now: e.clock.Now,
+	}
+	if mod != nil {
+		mod(&e.cfg)
+	}
+	w, err := notify.New(e.cfg, e.db)
+	if err != nil {
+		tb.Fatalf("notify.New: %v", err)
+	}
+	e.worker = w
+	return e
+}
+
+// ctxT is a context for one test step: nothing here should take more than a few seconds.
+func ctxT(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+var msgSeq int
+
+// ackNote is an ack for ticket id to addr, as ingest would queue it.
+func ackNote(id uint64, to string) *store.Notification {
+	msgSeq++
+	return &store.Notification{
+		Kind: store.KindAck, TicketID: id, To: to, Lang: "nl", Automatic: true,
+		MessageID:  fmt.Sprintf("ack-%d-%d@helpdesk.infobits.example", id, msgSeq),
+		InReplyTo:  fmt.Sprintf("question-%d@bakkerij.example", id),
+		References: []string{fmt.Sprintf("question-%d@bakkerij.example", id)},
+		Created:    start,
+		Data: store.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: fmt.Sprintf("Vraag %d", id),
+			Address: to},
+	}
+}
+
+func (e *env) enqueue(tb testing.TB, ns ...*store.Notification) []uint64 {
+	tb.Helper()
+	err := e.db.Update(ctxT(tb), func(tx *store.Tx) error {
+		for _, n := range ns {
+			if err := tx.Enqueue(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("enqueue: %v", err)
+	}
+	ids := make([]uint64, len(ns))
+	for i, n := range ns {
+		ids[i] = n.ID
+	}
+	return ids
+}
+
+func (e *env) note(tb testing.TB, id uint64) *store.Notification {
+	tb.Helper()
+	var n *store.Notification
+	err := e.db.View(ctxT(tb), func(tx *store.Tx) (err error) {
+		n, err = tx.Notification(id)
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("notification %d: %v", id, err)
+	}
+	return n
+}
+
+func (e *env) outbox(tb testing.TB) []*store.Notification {
+	tb.Helper()
+	var out []*store.Notification
+	err := e.db.View(ctxT(tb), func(tx *store.Tx) (err error) {
+		out, err = tx.Outbox()
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("outbox: %v", err)
+	}
+	return out
+}
+
+func (e *env) drain(tb testing.TB, all bool) notify.Result {
+	tb.Helper()
+	res, err := e.worker.Drain(ctxT(tb), all)
+	if err != nil {
+		tb.Fatalf("Drain: %v", err)
+	}
+	return res
+}
+
+// wait returns the first n messages the sink accepted, failing if they do not arrive.
+func (e *env) wait(tb testing.TB, n int) []smtptest.Message {
+	tb.Helper()
+	msgs, err := e.sink.Wait(ctxT(tb), n)
+	if err != nil {
+		tb.Fatalf("sink has %d messages, want %d: %v", len(msgs), n, err)
+	}
+	return msgs
+}
+
+// parsed is a received notification as a mail client shows it.
+type parsed struct {
+	header         gomail.Header
+	fields         []string // top-level header field names, in order
+	text, html     string
+	partTypes      []string // "text/plain; charset=utf-8", ...
+	partHeaderKeys [][]string
+}
+
+func parse(tb testing.TB, raw []byte) parsed {
+	tb.Helper()
+	mr, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		tb.Fatalf("parse message: %v\n%s", err, raw)
+	}
+	defer mr.Close()
+	p := parsed{header: mr.Header}
+	for f := mr.Header.Fields(); f.Next(); {
+		p.fields = append(p.fields, f.Key())
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatalf("next part: %v\n%s", err, raw)
+		}
+		h, ok := part.Header.(*gomail.InlineHeader)
+		if !ok {
+			tb.Fatalf("part with header %T, want an inline part", part.Header)
+		}
+		ct, params, err := h.ContentType()
+		if err != nil {
+			tb.Fatalf("part content type: %v", err)
+		}
+		body, err := io.ReadAll(part.Body)
+		if err != nil {
+			tb.Fatalf("read %s part: %v", ct, err)
+		}
+		p.partTypes = append(p.partTypes, ct+"; charset="+strings.ToLower(params["charset"]))
+		var keys []string
+		for f := h.Fields(); f.Next(); {
+			keys = append(keys, f.Key())
+		}
+		p.partHeaderKeys = append(p.partHeaderKeys, keys)
+		switch ct {
+		case "text/plain":
+			p.text = string(body)
+		case "text/html":
+			p.html = string(body)
+		}
+	}
+	return p
+}
+
+func (p parsed) msgID() string {
+	id, _ := p.header.MessageID()
+	return id
+}
+
+func (p parsed) msgIDs(tb testing.TB, key string) []string {
+	tb.Helper()
+	ids, err := p.header.MsgIDList(key)
+	if err != nil {
+		tb.Fatalf("%s: %v", key, err)
+	}
+	return ids
+}
+
+func TestAckDelivered(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	n := &store.Notification{
+		Kind: store.KindAck, TicketID: 12, To: custAddr, Lang: "nl", Automatic: true,
+		MessageID: "ack-12@helpdesk.infobits.example", InReplyTo: "vraag-1@bakkerij.example",
+		References: []string{"eerder-0@bakkerij.example", "vraag-1@bakkerij.example"},
+		Created:    start,
+		Data: store.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: "Kassa café",
+			Due: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Address: custAddr},
+	}
+	ids := e.enqueue(t, n)
+
+	if res := e.drain(t, false); res != (notify.Result{Sent: 1}) {
+		t.Errorf("Drain = %+v, want 1 sent", res)
+	}
+	msgs := e.wait(t, 1)
+	if len(msgs) != 1 {
+		t.Fatalf("sink has %d messages, want 1", len(msgs))
+	}
+	m := msgs[0]
+	if m.From != fromAddr || !slices.Equal(m.To, []string{custAddr}) {
+		t.Errorf("envelope MAIL FROM %q RCPT TO %q, want %q → [%q]", m.From, m.To, fromAddr, custAddr)
+	}
+	if m.Helo != "infobits.example" {
+		t.Errorf("EHLO name %q, want the From domain", m.Helo)
+	}
+
+	p := parse(t, m.Data)
+	if subj, err := p.header.Subject(); err != nil || subj != "[Infobits #12] Ontvangen: Kassa café" {
+		t.Errorf("Subject = %q, %v", subj, err)
+	}
+	if from, err := p.header.AddressList("From"); err != nil || len(from) != 1 ||
+		from[0].Address != fromAddr || from[0].Name != fromName {
+		t.Errorf("From = %v, %v", from, err)
+	}
+	if to, err := p.header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != custAddr {
+		t.Errorf("To = %v, %v", to, err)
+	}
+	if date, err := p.header.Date(); err != nil || !date.Equal(start) {
+		t.Errorf("Date = %v, %v; want the injected clock %v", date, err, start)
+	}
+	if id, err := p.header.MessageID(); err != nil || id != n.MessageID {
+		t.Errorf("Message-Id = %q, %v; want %q", id, err, n.MessageID)
+	}
+	if got := p.msgIDs(t, "In-Reply-To"); !slices.Equal(got, []string{"vraag-1@bakkerij.example"}) {
+		t.Errorf("In-Reply-To = %q", got)
+	}
+	if got := p.msgIDs(t, "References"); !slices.Equal(got, n.References) {
+		t.Errorf("References = %q, want %q", got, n.References)
+	}
+	if got := p.header.Get("Auto-Submitted"); got != "auto-replied" {
+		t.Errorf("Auto-Submitted = %q, want auto-replied", got)
+	}
+	if got := p.header.Get("Content-Language"); got != "nl" {
+		t.Errorf("Content-Language = %q, want nl", got)
+	}
+	if ct, _, err := p.header.ContentType(); err != nil || ct != "multipart/alternative" {
+		t.Errorf("Content-Type = %q, %v; want multipart/alternative", ct, err)
+	}
+	if want := []string{"text/plain; charset=utf-8", "text/html; charset=utf-8"}; !slices.Equal(p.partTypes, want) {
+		t.Errorf("parts %q, want %q", p.partTypes, want)
+	}
+	// 12:00 UTC is 13:00 in Amsterdam (CET).
+	const due = "maandag 30 november 2026 om 13:00"
+	for name, body := range map[string]string{"text": p.text, "html": p.html} {
+		for _, want := range []string{due, "Kassa café", "Bakkerij de Vries", "[Infobits #12]"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s part lacks %q:\n%s", name, want, body)
+			}
+		}
+	}
+
+	got := e.note(t, ids[0])
+	if got.Status != store.NotifySent || !got.Sent.Equal(start) || got.Attempts != 1 || got.LastError != "" {
+		t.Errorf("stored: status %q sent %v attempts %d error %q; want sent at %v after 1 attempt",
+			got.Status, got.Sent, got.Attempts, got.LastError, start)
+	}
+	if got.Subject != "[Infobits #12] Ontvangen: Kassa café" {
+		t.Errorf("stored subject %q", got.Subject)
+	}
+
+	// Sent is sent: another drain, even of everything, sends nothing again.
+	if res := e.drain(t, true); res != (notify.Result{}) {
+		t.Errorf("second Drain = %+v, want nothing", res)
+	}
+	if n := len(e.sink.Messages()); n != 1 {
+		t.Errorf("sink has %d messages after a second drain, want 1", n)
+	}
+}
+
+func TestAnswerDelivered(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	n := &store.Notification{
+		Kind: store.KindAnswer, TicketID: 7, To: custAddr, Lang: "en", Automatic: false,
+		MessageID: "answer-7@helpdesk.infobits.example", InReplyTo: "q-7@bakkerij.example",
+		References: []string{"q-7@bakkerij.example"}, Created: start,
+		Data: store.NotifyData{CustomerName: "Mr Smith", TicketSubject: "Printer offline",
+			Text: "Hello,\n\nPlease restart the printer.\nKind regards", StaffName: "Jan"},
+	}
+	e.enqueue(t, n)
+	if res := e.drain(t, false); res.Sent != 1 {
+		t.Fatalf("Drain = %+v", res)
+	}
+	p := parse(t, e.wait(t, 1)[0].Data)
+	for _, k := range []string{"Auto-Submitted", "X-Auto-Response-Suppress"} {
+		if p.header.Has(k) {
+			t.Errorf("a staff answer carries %s: %q", k, p.header.Get(k))
+		}
+	}
+	if subj, _ := p.header.Subject(); subj != "Re: [Infobits #7] Printer offline" {
+		t.Errorf("Subject = %q", subj)
+	}
+	if got := p.header.Get("Content-Language"); got != "en" {
+		t.Errorf("Content-Language = %q, want en", got)
+	}
+	text := strings.ReplaceAll(p.text, "\r\n", "\n")
+	if !strings.Contains(text, "Hello,\n\nPlease restart the printer.\nKind regards") {
+		t.Errorf("text part lacks the answer:\n%s", p.text)
+	}
+	if !strings.Contains(p.html, "Please restart the printer.") {
+		t.Errorf("html part lacks the answer:\n%s", p.html)
+	}
+}
+
+func TestNoHeaderInjectionAndHTMLEscaped(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	n := ackNote(3, custAddr)
+	n.Data.TicketSubject = "Kassa\r\nBcc: evil@x"
+	n.Data.CustomerName = "<script>alert(1)</script>\r\nBcc: evil@x"
+	ids := e.enqueue(t, n)
+	if res := e.drain(t, false); res.Sent != 1 {
+		t.Fatalf("Drain = %+v; stored %+v", res, e.note(t, ids[0]))
+	}
+	m := e.wait(t, 1)[0]
+	if !slices.Equal(m.To, []string{custAddr}) {
+		t.Errorf("RCPT TO %q, want only %q", m.To, custAddr)
+	}
+	p := parse(t, m.Data)
+	want := []string{"Content-Type", "Mime-Version", "Content-Language", "X-Auto-Response-Suppress",
+		"Auto-Submitted", "References", "In-Reply-To", "Message-Id", "Subject", "To", "From", "Date"}
+	if !sameSet(p.fields, want) {
+		t.Errorf("header fields %q, want exactly %q", p.fields, want)
+	}
+	for i, keys := range p.partHeaderKeys {
+		if !sameSet(keys, []string{"Content-Type", "Content-Transfer-Encoding", "Content-Disposition"}) {
+			t.Errorf("part %d header fields %q", i, keys)
+		}
+	}
+	if p.header.Has("Bcc") {
+		t.Errorf("Bcc header present: %q", p.header.Get("Bcc"))
+	}
+	// The header block of the raw message has no line that starts a Bcc field.
+	head, _, _ := bytes.Cut(m.Data, []byte("\r\n\r\n"))
+	for _, line := range strings.Split(string(head), "\r\n") {
+		if strings.HasPrefix(strings.ToLower(line), "bcc") {
+			t.Errorf("raw header line %q", line)
+		}
+	}
+	if subj, _ := p.header.Subject(); subj != "[Infobits #3] Ontvangen: Kassa Bcc: evil@x" {
+		t.Errorf("Subject = %q, want the subject on one line", subj)
+	}
+	if strings.Contains(p.html, "<script>") {
+		t.Errorf("html part contains an unescaped <script>:\n%s", p.html)
+	}
+	if !strings.Contains(p.html, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("html part lacks the escaped name:\n%s", p.html)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func TestTemporaryFailureRetriedLater(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.RetryMin = 5 * time.Minute })
+	n := ackNote(4, custAddr)
+	id := e.enqueue(t, n)[0]
+	e.sink.FailNext(smtptest.StageRcpt, 451, smtp.EnhancedCode{4, 3, 0}, "Mailbox busy", 2)
+
+	if res := e.drain(t, false); res != (notify.Result{Retrying: 1}) {
+		t.Errorf("Drain = %+v, want 1 retrying", res)
+	}
+	got := e.note(t, id)
+	if got.Status != store.NotifyQueued || got.Attempts != 1 || !got.NextAttempt.Equal(start.Add(5*time.Minute)) {
+		t.Errorf("after a 451: status %q attempts %d next %v; want queued, 1, %v",
+			got.Status, got.Attempts, got.NextAttempt, start.Add(5*time.Minute))
+	}
+	if !strings.Contains(got.LastError, "451") || !strings.Contains(got.LastError, "Mailbox busy") {
+		t.Errorf("LastError = %q, want the server's 451 reply", got.LastError)
+	}
+
+	// Not due yet: nothing is attempted.
+	e.clock.Advance(5*time.Minute - time.Second)
+	if res := e.drain(t, false); res != (notify.Result{}) {
+		t.Errorf("Drain before the retry time = %+v, want nothing", res)
+	}
+	// Due: the second 451 doubles the wait.
+	e.clock.Advance(time.Second)
+	if res := e.drain(t, false); res != (notify.Result{Retrying: 1}) {
+		t.Errorf("Drain = %+v, want 1 retrying", res)
+	}
+	got = e.note(t, id)
+	if want := start.Add(5*time.Minute + 10*time.Minute); got.Attempts != 2 || !got.NextAttempt.Equal(want) {
+		t.Errorf("after a second 451: attempts %d next %v; want 2, %v", got.Attempts, got.NextAttempt, want)
+	}
+	if len(e.sink.Messages()) != 0 {
+		t.Fatal("sink accepted a refused message")
+	}
+
+	e.clock.Advance(10 * time.Minute)
+	if res := e.drain(t, false); res != (notify.Result{Sent: 1}) {
+		t.Errorf("Drain = %+v, want 1 sent", res)
+	}
+	m := e.wait(t, 1)[0]
+	if id := parse(t, m.Data).msgID(); id != n.MessageID {
+		t.Errorf("retry sent Message-Id %q, want the original %q", id, n.MessageID)
+	}
+	got = e.note(t, id)
+	if got.Status != store.NotifySent || got.Attempts != 3 || !got.Sent.Equal(e.clock.Now()) ||
+		got.LastError != "" || !got.NextAttempt.IsZero() {
+		t.Errorf("after delivery: %+v", got)
+	}
+}
+
+func TestPermanentFailureRecordedOthersDelivered(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+	e.sink.FailNext(smtptest.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message rejected as spam", 1)
+
+	if res := e.drain(t, false); res != (notify.Result{Sent: 2, Failed: 1}) {
+		t.Errorf("Drain = %+v, want 2 sent, 1 failed", res)
+	}
+	msgs := e.wait(t, 2)
+	var rcpts []string
+	for _, m := range msgs {
+		rcpts = append(rcpts, m.To...)
+	}
+	if !slices.Equal(rcpts, []string{"b@example.com", "c@example.com"}) {
+		t.Errorf("delivered to %q", rcpts)
+	}
+	failed := e.note(t, ids[0])
+	if failed.Status != store.NotifyFailed || !strings.Contains(failed.LastError, "554") ||
+		!strings.Contains(failed.LastError, "Message rejected as spam") || !failed.NextAttempt.IsZero() {
+		t.Errorf("refused notification: status %q error %q next %v", failed.Status, failed.LastError, failed.NextAttempt)
+	}
+	for _, id := range ids[1:] {
+		if got := e.note(t, id); got.Status != store.NotifySent {
+			t.Errorf("notification %d: status %q", id, got.Status)
+		}
+	}
+	// A failed notification is not retried, even by a drain of everything.
+	if res := e.drain(t, true); res != (notify.Result{}) {
+		t.Errorf("later Drain = %+v, want nothing", res)
+	}
+}
+
+func TestServerDownNothingLost(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	var ns []*store.Notification
+	for i := range 5 {
+		ns = append(ns, ackNote(uint64(10+i), fmt.Sprintf("k%d@example.com", i)))
+	}
+	ids := e.enqueue(t, ns...)
+	if err := e.sink.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := e.worker.Drain(ctxT(t), false)
+	if err == nil {
+		t.Fatalf("Drain with the server down: no error (result %+v)", res)
+	}
+	if !strings.Contains(err.Error(), e.sink.Addr()) {
+		t.Errorf("error %q does not name the server", err)
+	}
+	if res.Sent != 0 {
+		t.Errorf("result %+v", res)
+	}
+	for _, n := range e.outbox(t) {
+		if n.Status != store.NotifyQueued {
+			t.Errorf("notification %d: status %q with the server down", n.ID, n.Status)
+		}
+	}
+
+	if err := e.sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.drain(t, true); res.Sent != len(ids) {
+		t.Errorf("Drain after restart = %+v, want %d sent", res, len(ids))
+	}
+	if res := e.drain(t, true); res != (notify.Result{}) {
+		t.Errorf("another Drain = %+v, want nothing", res)
+	}
+	msgs := e.wait(t, len(ids))
+	if len(msgs) != len(ids) {
+		t.Errorf("sink has %d messages, want %d", len(msgs), len(ids))
+	}
+	seen := map[string]int{}
+	for _, m := range msgs {
+		id := parse(t, m.Data).msgID()
+		seen[id]++
+	}
+	for _, n := range ns {
+		if seen[n.MessageID] != 1 {
+			t.Errorf("%s received %d times", n.MessageID, seen[n.MessageID])
+		}
+		if got := e.note(t, n.ID); got.Status != store.NotifySent {
+			t.Errorf("notification %d: status %q", n.ID, got.Status)
+		}
+	}
+}
+
+// A server that goes away between two messages of one drain (a restart, an idle timeout):
+// the message that met the dead connection is retried, not failed, and the drain goes on
+// over a new connection.
+func TestConnectionLostMidDrain(t *testing.T) {
+	var e *env
+	var once sync.Once
+	e = newEnv(t, smtptest.Options{}, func(c *notify.Config) {
+		c.Now = func() time.Time {
+			// Restart the server as soon as it has accepted the first message: the
+			// worker's open connection dies under it.
+			if len(e.sink.Messages()) == 1 {
+				once.Do(func() {
+					if err := e.sink.Restart(); err != nil {
+						t.Errorf("Restart: %v", err)
+					}
+				})
+			}
+			return e.clock.Now()
+		}
+	})
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+	res, err := e.worker.Drain(ctxT(t), false)
+	if err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if res != (notify.Result{Sent: 2, Retrying: 1}) {
+		t.Errorf("Drain = %+v, want 2 sent, 1 retrying", res)
+	}
+	if got := e.note(t, ids[1]); got.Status != store.NotifyQueued || got.LastError == "" {
+		t.Errorf("message on the dead connection: status %q error %q; want queued for a retry", got.Status, got.LastError)
+	}
+	if n := e.sink.Connections(); n != 2 {
+		t.Errorf("%d connections, want 2 (one redial)", n)
+	}
+	if res := e.drain(t, true); res != (notify.Result{Sent: 1}) {
+		t.Errorf("retry Drain = %+v", res)
+	}
+	for _, id := range ids {
+		if got := e.note(t, id); got.Status != store.NotifySent {
+			t.Errorf("notification %d: %q", id, got.Status)
+		}
+	}
+}
+
+// 421 means the server is closing the channel (RFC 5321 §3.8): the drain stops rather than
+// burning an attempt of every queued notification on it.
+func TestServiceUnavailableStopsDrain(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+	e.sink.SetDown(true)
+	if _, err := e.worker.Drain(ctxT(t), false); err == nil || !strings.Contains(err.Error(), "421") {
+		t.Errorf("Drain against a 421 server: err %v, want one naming the 421", err)
+	}
+	attempted := 0
+	for _, id := range ids {
+		got := e.note(t, id)
+		if got.Status != store.NotifyQueued {
+			t.Errorf("notification %d: %q", id, got.Status)
+		}
+		attempted += got.Attempts
+	}
+	if attempted > 1 {
+		t.Errorf("%d attempts used up on a server that said 421, want at most 1", attempted)
+	}
+	e.sink.SetDown(false)
+	if res := e.drain(t, true); res.Sent != 3 {
+		t.Errorf("Drain after recovery = %+v", res)
+	}
+}
+
+func TestConnectionReused(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	var ns []*store.Notification
+	for i := range 50 {
+		ns = append(ns, ackNote(uint64(100+i), fmt.Sprintf("k%d@example.com", i)))
+	}
+	e.enqueue(t, ns...)
+	if res := e.drain(t, false); res != (notify.Result{Sent: 50}) {
+		t.Errorf("Drain = %+v, want 50 sent", res)
+	}
+	msgs := e.wait(t, 50)
+	if len(msgs) != 50 {
+		t.Errorf("sink has %d messages", len(msgs))
+	}
+	for i, m := range msgs {
+		if want := fmt.Sprintf("k%d@example.com", i); !slices.Equal(m.To, []string{want}) {
+			t.Errorf("message %d to %q, want %q (queue order)", i, m.To, want)
+		}
+	}
+	if n := e.sink.Connections(); n != 1 {
+		t.Errorf("50 notifications over %d connections, want 1", n)
+	}
+}
+
+func TestStartTLSAuth(t *testing.T) {
+	tlsOpts := smtptest.Options{TLS: true, User: smtpUser, Password: smtpPass}
+	t.Run("ok", func(t *testing.T) {
+		e := newEnv(t, tlsOpts, nil)
+		// The sink's certificate is known only once it runs: make the worker now.
+		w, err := notify.New(withTLS(e.cfg, e.sink, smtpPass), e.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := e.enqueue(t, ackNote(1, custAddr))[0]
+		res, err := w.Drain(ctxT(t), false)
+		if err != nil || res != (notify.Result{Sent: 1}) {
+			t.Fatalf("Drain = %+v, %v", res, err)
+		}
+		m := e.wait(t, 1)[0]
+		if !m.TLS || m.User != smtpUser {
+			t.Errorf("message sent with TLS %v as user %q; want TLS as %q", m.TLS, m.User, smtpUser)
+		}
+		if got := e.note(t, id); got.Status != store.NotifySent {
+			t.Errorf("status %q", got.Status)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		e := newEnv(t, tlsOpts, nil)
+		w, err := notify.New(withTLS(e.cfg, e.sink, "wrong"), e.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := e.enqueue(t, ackNote(1, custAddr))[0]
+		_, err = w.Drain(ctxT(t), false)
+		if err == nil || !strings.Contains(err.Error(), "refused login") || !strings.Contains(err.Error(), smtpUser) ||
+			!strings.Contains(err.Error(), "535") {
+			t.Fatalf("Drain with a wrong password: %v; want an error naming the refused login", err)
+		}
+		if strings.Contains(err.Error(), "wrong") {
+			t.Errorf("error %q shows the password", err)
+		}
+		if got := e.note(t, id); got.Status != store.NotifyQueued {
+			t.Errorf("status %q, want queued", got.Status)
+		}
+		if n := len(e.sink.Messages()); n != 0 {
+			t.Errorf("%d messages sent without login", n)
+		}
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		e := newEnv(t, tlsOpts, nil)
+		cfg := withTLS(e.cfg, e.sink, smtpPass)
+		cfg.TLSConfig = nil // system roots do not trust the sink's self-signed certificate
+		w, err := notify.New(cfg, e.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := e.enqueue(t, ackNote(1, custAddr))[0]
+		if _, err := w.Drain(ctxT(t), false); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("Drain to an untrusted server: %v; want a certificate error", err)
+		}
+		if got := e.note(t, id); got.Status != store.NotifyQueued {
+			t.Errorf("status %q, want queued", got.Status)
+		}
+	})
+}
+
+func withTLS(cfg notify.Config, sink *smtptest.Server, password string) notify.Config {
+	cfg.TLS = notify.TLSStart
+	cfg.TLSConfig = sink.ClientTLSConfig()
+	cfg.User, cfg.Password = smtpUser, password
+	return cfg
+}
+
+func TestRunDeliversOnEnqueue(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.worker.Run(ctx) }()
+
+	// Without the wake-up after commit the worker would sleep for a minute between looks at
+	// the outbox; each notification must arrive within seconds.
+	for i := 1; i <= 3; i++ {
+		e.enqueue(t, ackNote(uint64(i), fmt.Sprintf("k%d@example.com", i)))
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		msgs, err := e.sink.Wait(wctx, i)
+		wcancel()
+		if err != nil {
+			t.Fatalf("notification %d not delivered by Run within 5 s (sink has %d): %v", i, len(msgs), err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+	for _, n := range e.outbox(t) {
+		if n.Status != store.NotifySent || !n.Sent.Equal(start) {
+			t.Errorf("notification %d: status %q sent %v", n.ID, n.Status, n.Sent)
+		}
+	}
+}
+
+// logTap is a slog handler that passes the messages of records at or above Warn to a channel.
+type logTap struct{ ch chan string }
+
+func (h logTap) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h logTap) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.ch <- r.Message:
+	default:
+	}
+	return nil
+}
+func (h logTap) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logTap) WithGroup(string) slog.Handler      { return h }
+
+// With the server unreachable, Run backs off instead of redialling in a loop, and the
+// queued notifications keep their place: nothing is marked, nothing is lost.
+func TestRunBacksOffWhileServerDown(t *testing.T) {
+	warn := make(chan string, 100)
+	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.Logger = slog.New(logTap{ch: warn}) })
+	if err := e.sink.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var ns []*store.Notification
+	for i := range 20 {
+		ns = append(ns, ackNote(uint64(i+1), fmt.Sprintf("k%d@example.com", i)))
+	}
+	e.enqueue(t, ns...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.worker.Run(ctx) }()
+	select {
+	case <-warn:
+	case <-ctxT(t).Done():
+		t.Fatal("Run logged no warning with the server down")
+	}
+	// A worker that redials in a loop warns again within milliseconds; one that backs off
+	// (RetryMin, one minute here) does not.
+	quiet, qcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer qcancel()
+	select {
+	case msg := <-warn:
+		t.Errorf("second warning %q right after the first: Run is not backing off", msg)
+	case <-quiet.Done():
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+	for _, n := range e.outbox(t) {
+		if n.Status != store.NotifyQueued || n.Attempts != 0 {
+			t.Errorf("notification %d: status %q attempts %d; want untouched while the server is unreachable",
+				n.ID, n.Status, n.Attempts)
+		}
+	}
+
+	// The server comes back: the queue goes out in full, no notification held back.
+	if err := e.sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, false)
+	if n := len(e.wait(t, 20)); n != 20 {
+		t.Errorf("sink has %d", n)
+	}
+}
+
+func TestGiveUpAfter(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.GiveUpAfter = 72 * time.Hour })
+	old := ackNote(1, "a@example.com")
+	old.Created = start.Add(-73 * time.Hour)
+	fresh := ackNote(2, "b@example.com")
+	fresh.Created = time.Time{} // queued without a creation time: counts from its first attempt
+	ids := e.enqueue(t, old, fresh)
+	e.sink.FailNext(smtptest.StageRcpt, 450, smtp.EnhancedCode{4, 2, 1}, "Try later", 2)
+
+	if res := e.drain(t, false); res != (notify.Result{Failed: 1, Retrying: 1}) {
+		t.Errorf("Drain = %+v, want 1 failed, 1 retrying", res)
+	}
+	got := e.note(t, ids[0])
+	if got.Status != store.NotifyFailed || !strings.Contains(got.LastError, "gave up") ||
+		!strings.Contains(got.LastError, "450") {
+		t.Errorf("old notification: status %q error %q; want failed, gave up, with the 450", got.Status, got.LastError)
+	}
+	if got := e.note(t, ids[1]); got.Status != store.NotifyQueued {
+		t.Errorf("notification without a creation time: status %q error %q; want queued", got.Status, got.LastError)
+	}
+}
+
+func TestNewRefusesPlaintextToRemote(t *testing.T) {
+	db := openStore(t)
+	base := notify.Config{TLS: notify.TLSNone, From: &mail.Address{Address: fromAddr}, Templates: loadTemplates(t)}
+	for addr, ok := range map[string]bool{
+		"smtp.example.com:25": false,
+		"192.0.2.1:25":        false,
+		"[2001:db8::1]:25":    false,
+		"127.0.0.1:25":        true,
+		"[::1]:25":            true,
+		"localhost:2525":      true,
+	} {
+		cfg := base
+		cfg.Addr = addr
+		_, err := notify.New(cfg, db)
+		if ok && err != nil {
+			t.Errorf("tls=none to %s: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "loopback")) {
+			t.Errorf("tls=none to %s: err %v, want a refusal", addr, err)
+		}
+	}
+	for name, cfg := range map[string]notify.Config{
+		"no address":   {From: base.From, Templates: base.Templates},
+		"no from":      {Addr: "smtp.example.com:587", Templates: base.Templates},
+		"no templates": {Addr: "smtp.example.com:587", From: base.From},
+		"bad tls mode": {Addr: "smtp.example.com:587", From: base.From, Templates: base.Templates, TLS: "ssl"},
+	} {
+		if _, err := notify.New(cfg, db); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+	if _, err := notify.New(notify.Config{Addr: "smtp.example.com:587", From: base.From, Templates: base.Templates}, db); err != nil {
+		t.Errorf("starttls to a remote server: %v", err)
+	}
+}
+
+// A notification that cannot be rendered or addressed fails at once, without a connection.
+func TestUndeliverableFailsWithoutRetry(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	bad := ackNote(1, "not an address")
+	unknown := ackNote(2, "b@example.com")
+	unknown.Kind = "no_such_kind"
+	ids := e.enqueue(t, bad, unknown)
+	if res := e.drain(t, false); res != (notify.Result{Failed: 2}) {
+		t.Errorf("Drain = %+v, want 2 failed", res)
+	}
+	for _, id := range ids {
+		if got := e.note(t, id); got.Status != store.NotifyFailed || got.LastError == "" {
+			t.Errorf("notification %d: status %q error %q", id, got.Status, got.LastError)
+		}
+	}
+	if n := e.sink.Connections(); n != 0 {
+		t.Errorf("%d connections for nothing to send", n)
+	}
+}
+
+// An unknown language falls back to Dutch, and the message says so.
+func TestUnknownLanguageFallsBack(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	n := ackNote(5, custAddr)
+	n.Lang = "fr"
+	e.enqueue(t, n)
+	e.drain(t, false)
+	p := parse(t, e.wait(t, 1)[0].Data)
+	if got := p.header.Get("Content-Language"); got != "nl" {
+		t.Errorf("Content-Language = %q for a Dutch text", got)
+	}
+	if subj, _ := p.header.Subject(); !strings.Contains(subj, "Ontvangen") {
+		t.Errorf("Subject %q", subj)
+	}
+}
+
+// The envelope carries the bare address even when the outbox row has a display name, and a
+// notification queued without a usable Message-ID gets one, kept for its retries.
+func TestEnvelopeAndMessageID(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	named := ackNote(1, "Bakkerij de Vries <"+custAddr+">")
+	named.MessageID = "<ack-1@helpdesk.infobits.example>"
+	noID := ackNote(2, "b@example.com")
+	noID.MessageID = ""
+	ids := e.enqueue(t, named, noID)
+	if res := e.drain(t, false); res != (notify.Result{Sent: 2}) {
+		t.Fatalf("Drain = %+v; %+v", res, e.outbox(t))
+	}
+	msgs := e.wait(t, 2)
+	if !slices.Equal(msgs[0].To, []string{custAddr}) {
+		t.Errorf("RCPT TO %q, want %q", msgs[0].To, custAddr)
+	}
+	if id := parse(t, msgs[0].Data).msgID(); id != "ack-1@helpdesk.infobits.example" {
+		t.Errorf("Message-Id %q", id)
+	}
+	id := parse(t, msgs[1].Data).msgID()
+	if !strings.HasSuffix(id, "@infobits.example") || len(id) < 20 {
+		t.Errorf("generated Message-Id %q", id)
+	}
+	if got := e.note(t, ids[1]); got.MessageID != id {
+		t.Errorf("stored Message-ID %q, sent %q", got.MessageID, id)
+	}
+}
+
+func BenchmarkDrain(b *testing.B) {
+	const batch = 1000
+	e := newEnv(b, smtptest.Options{}, nil)
+	ns := make([]*store.Notification, batch)
+	sent := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := range ns {
+			ns[j] = ackNote(uint64(j+1), fmt.Sprintf("k%d@example.com", j))
+		}
+		e.enqueue(b, ns...)
+		b.StartTimer()
+		res, err := e.worker.Drain(context.Background(), false)
+		if err != nil || res.Sent != batch {
+			b.Fatalf("Drain = %+v, %v", res, err)
+		}
+		sent += res.Sent
+	}
+	b.StopTimer()
+	if got := len(e.sink.Messages()); got != sent {
+		b.Fatalf("sink has %d messages, want %d", got, sent)
+	}
+	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "notifications/s")
+	if err := e.sink.Close(); err != nil { // drop the recorded messages before the next run
+		b.Fatal(err)
+	}
+}
