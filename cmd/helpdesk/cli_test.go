@@ -22,6 +22,9 @@ import (
 
 var binPath string
 
+// raceEnv stops the race runtime's one-second sleep at every exit of the binary.
+const raceEnv = "GORACE=atexit_sleep_ms=0"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "helpdesk-bin-")
 	if err != nil {
@@ -93,7 +96,7 @@ func runBin(t *testing.T, env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = env
+	cmd.Env = append(env, raceEnv)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -351,7 +354,7 @@ func TestCommandsWhileServing(t *testing.T) {
 	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
 
 	cmd := exec.Command(binPath, "serve")
-	cmd.Env = env
+	cmd.Env = append(env, raceEnv)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
