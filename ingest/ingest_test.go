@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -47,9 +48,79 @@ func buildMail(o mailOpts) []byte {
 	return []byte(b.String())
 }
 
+// server is the IMAP peer of a test: go-imap's in-memory server or a real Dovecot.
+type server struct {
+	addr, user, pass string
+	mem              *imaptest.MemServer
+	dovecot          *imaptest.Dovecot
+}
+
+// servers are the peers every ingest test runs against: the in-memory server as IMAP4rev2
+// (MOVE, UIDPLUS), as a minimal IMAP4rev1 server, and Dovecot 2.3 (skipped when absent).
+var servers = []string{"mem", "mem-rev1", "dovecot"}
+
+func newServer(t *testing.T, kind string) *server {
+	t.Helper()
+	switch kind {
+	case "dovecot":
+		d := imaptest.NewDovecot(t)
+		return &server{addr: d.Addr, user: d.User, pass: d.Password, dovecot: d}
+	default:
+		m := imaptest.NewMem(t, imaptest.MemOptions{Rev1Only: kind == "mem-rev1"})
+		return &server{addr: m.Addr, user: m.User, pass: m.Password, mem: m}
+	}
+}
+
+func (s *server) append(t *testing.T, mailbox string, raw []byte, date time.Time) imap.UID {
+	t.Helper()
+	var uid imap.UID
+	var err error
+	if s.mem != nil {
+		uid, err = s.mem.Append(mailbox, raw, date)
+	} else {
+		uid, err = s.dovecot.AppendRaw(mailbox, raw, date)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+// client is a second mail client on the mailbox, as staff's own mail program would be.
+func (s *server) client(t *testing.T) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(s.user, s.pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// status returns the number of messages and of unseen messages in a mailbox.
+func (s *server) status(t *testing.T, mailbox string) (messages, unseen uint32) {
+	t.Helper()
+	c := s.client(t)
+	defer c.Logout()
+	st, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true, NumUnseen: true}).Wait()
+	if err != nil {
+		t.Fatalf("status %s: %v", mailbox, err)
+	}
+	return *st.NumMessages, *st.NumUnseen
+}
+
+func forEachServer(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
+
 type fixture struct {
 	t      *testing.T
-	mem    *imaptest.MemServer
+	srv    *server
 	db     *store.DB
 	poller *ingest.Poller
 	events chan ingest.Event
@@ -58,9 +129,9 @@ type fixture struct {
 
 var arrival = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 
-func newFixture(t *testing.T, opts imaptest.MemOptions, tweak func(*ingest.Config)) *fixture {
+func newFixture(t *testing.T, kind string, tweak func(*ingest.Config)) *fixture {
 	t.Helper()
-	mem := imaptest.NewMem(t, opts)
+	srv := newServer(t, kind)
 	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +156,9 @@ func newFixture(t *testing.T, opts imaptest.MemOptions, tweak func(*ingest.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, mem: mem, db: db, events: make(chan ingest.Event, 1000)}
+	f := &fixture{t: t, srv: srv, db: db, events: make(chan ingest.Event, 1000)}
 	f.cfg = ingest.Config{
-		Addr: mem.Addr, User: mem.User, Password: mem.Password, TLS: ingest.TLSNone,
+		Addr: srv.addr, User: srv.user, Password: srv.pass, TLS: ingest.TLSNone,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Applier: &ingest.Applier{
 			Policy:          policy.New(policy.Rules{Staff: []string{"jan@infobits.example"}, TicketTag: "Infobits", Own: []string{"support@infobits.example"}}),
@@ -98,6 +169,11 @@ func newFixture(t *testing.T, opts imaptest.MemOptions, tweak func(*ingest.Confi
 	if tweak != nil {
 		tweak(&f.cfg)
 	}
+	if f.cfg.Mailbox != "" && f.cfg.Mailbox != "INBOX" {
+		if err := srv.client(t).Create(f.cfg.Mailbox, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f.poller, err = ingest.New(f.cfg, db, f.events)
 	if err != nil {
 		t.Fatal(err)
@@ -107,11 +183,7 @@ func newFixture(t *testing.T, opts imaptest.MemOptions, tweak func(*ingest.Confi
 
 func (f *fixture) deliver(raw []byte) imap.UID {
 	f.t.Helper()
-	uid, err := f.mem.Append("INBOX", raw, arrival)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return uid
+	return f.srv.append(f.t, cmp.Or(f.cfg.Mailbox, "INBOX"), raw, arrival)
 }
 
 func (f *fixture) once() {
@@ -173,304 +245,311 @@ func (f *fixture) outbox() []*store.Notification {
 // ticket with an acknowledgement, a reply joins it silently, a staff answer is forwarded, an
 // unknown sender is held and told how to get access.
 func TestThreadLifecycle(t *testing.T) {
-	for _, rev1 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("rev1only=%v", rev1), func(t *testing.T) {
-			f := newFixture(t, imaptest.MemOptions{Rev1Only: rev1}, nil)
-			f.deliver(buildMail(mailOpts{from: "Piet <Piet@BakkerijDeVries.nl>", subject: "Kassa start niet op", msgID: "q1@bakkerij", body: "Help, de kassa doet het niet."}))
-			f.deliver(buildMail(mailOpts{from: "onbekend@example.com", subject: "Vraag", msgID: "u1@example.com", body: "Wie ben ik?"}))
-			f.once()
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, nil)
+		f.deliver(buildMail(mailOpts{from: "Piet <Piet@BakkerijDeVries.nl>", subject: "Kassa start niet op", msgID: "q1@bakkerij", body: "Help, de kassa doet het niet."}))
+		f.deliver(buildMail(mailOpts{from: "onbekend@example.com", subject: "Vraag", msgID: "u1@example.com", body: "Wie ben ik?"}))
+		f.once()
 
-			ts := f.tickets()
-			if len(ts) != 1 {
-				t.Fatalf("tickets = %d, want 1", len(ts))
-			}
-			tk := ts[0]
-			if tk.Subject != "Kassa start niet op" || tk.Status != store.StatusOpen || tk.Tier != store.SLA8 || !tk.Created.Equal(arrival) {
-				t.Errorf("ticket = %+v", tk)
-			}
-			hs := f.held()
-			if len(hs) != 1 || hs[0].Reason != store.HeldUnknownSender || hs[0].From != "onbekend@example.com" {
-				t.Fatalf("held = %+v", hs)
-			}
-			ob := f.outbox()
-			if len(ob) != 2 || ob[0].Kind != store.KindAck || ob[0].To != "piet@bakkerijdevries.nl" || ob[0].TicketID != tk.ID ||
-				ob[1].Kind != store.KindUnknownSender || ob[1].To != "onbekend@example.com" {
-				t.Fatalf("outbox = %+v", ob)
-			}
-			ack := ob[0]
+		ts := f.tickets()
+		if len(ts) != 1 {
+			t.Fatalf("tickets = %d, want 1", len(ts))
+		}
+		tk := ts[0]
+		if tk.Subject != "Kassa start niet op" || tk.Status != store.StatusOpen || tk.Tier != store.SLA8 || !tk.Created.Equal(arrival) {
+			t.Errorf("ticket = %+v (created must be the INTERNALDATE %v)", tk, arrival)
+		}
+		hs := f.held()
+		if len(hs) != 1 || hs[0].Reason != store.HeldUnknownSender || hs[0].From != "onbekend@example.com" || hs[0].RawSHA256 == "" {
+			t.Fatalf("held = %+v", hs)
+		}
+		ob := f.outbox()
+		if len(ob) != 2 || ob[0].Kind != store.KindAck || ob[0].To != "piet@bakkerijdevries.nl" || ob[0].TicketID != tk.ID ||
+			ob[1].Kind != store.KindUnknownSender || ob[1].To != "onbekend@example.com" {
+			t.Fatalf("outbox = %+v", ob)
+		}
+		ack := ob[0]
 
-			// The customer answers the acknowledgement (In-Reply-To alone is enough, R10).
-			f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: iets anders", msgID: "q2@bakkerij", inReplyTo: ack.MessageID, body: "Nog een detail."}))
-			// Staff answer with the reference in the subject.
-			f.deliver(buildMail(mailOpts{from: "Jan <jan@infobits.example>", subject: "Re: [Infobits #1] Kassa start niet op", msgID: "a1@infobits", body: "Herstart de kassa."}))
-			f.once()
+		// The customer answers the acknowledgement (In-Reply-To alone is enough, R10).
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: iets anders", msgID: "q2@bakkerij", inReplyTo: ack.MessageID, body: "Nog een detail."}))
+		// Staff answer with the reference in the subject.
+		f.deliver(buildMail(mailOpts{from: "Jan <jan@infobits.example>", subject: "Re: [Infobits #1] Kassa start niet op", msgID: "a1@infobits", body: "Herstart de kassa."}))
+		f.once()
 
-			if ts := f.tickets(); len(ts) != 1 || ts[0].Status != store.StatusAnswered || ts[0].Messages != 3 {
-				t.Fatalf("after reply and answer: %+v", ts[0])
-			}
-			ms := f.messages(1)
-			if ms[1].Direction != store.DirectionIn || ms[1].Text != "Nog een detail.\n" || ms[2].Direction != store.DirectionOut {
-				t.Errorf("thread = %+v %+v", ms[1], ms[2])
-			}
-			ob = f.outbox()
-			if len(ob) != 3 || ob[2].Kind != store.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
-				ob[2].Data.Text != "Herstart de kassa.\n" || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
-				t.Fatalf("answer notification = %+v", ob[2])
-			}
-
-			// Every ingested message is flagged \Seen on the server after the commit.
-			if n, unseen, _ := f.mem.Status("INBOX"); n != 4 || unseen != 0 {
-				t.Errorf("INBOX: %d messages, %d unseen; want 4, 0", n, unseen)
-			}
-		})
-	}
+		if ts := f.tickets(); len(ts) != 1 || ts[0].Status != store.StatusAnswered || ts[0].Messages != 3 {
+			t.Fatalf("after reply and answer: %+v", ts[0])
+		}
+		ms := f.messages(1)
+		if ms[1].Direction != store.DirectionIn || ms[1].Text != "Nog een detail.\n" || ms[2].Direction != store.DirectionOut {
+			t.Errorf("thread = %+v %+v", ms[1], ms[2])
+		}
+		ob = f.outbox()
+		if len(ob) != 3 || ob[2].Kind != store.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
+			ob[2].Data.Text != "Herstart de kassa.\n" || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
+			t.Fatalf("answer notification = %+v", ob[2])
+		}
+		// Every ingested message is flagged \Seen on the server after the commit.
+		if n, unseen := f.srv.status(t, "INBOX"); n != 4 || unseen != 0 {
+			t.Errorf("INBOX: %d messages, %d unseen; want 4, 0", n, unseen)
+		}
+	})
 }
 
 // TestReplyToClosedTicketReopens: R10, a reply to a closed ticket reopens it.
 func TestReplyToClosedTicketReopens(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, nil)
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Bon printer", msgID: "p1@b"}))
-	f.once()
-	err := f.db.Update(context.Background(), func(tx *store.Tx) error {
-		tk, err := tx.Ticket(1)
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, nil)
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Bon printer", msgID: "p1@b"}))
+		f.once()
+		err := f.db.Update(context.Background(), func(tx *store.Tx) error {
+			tk, err := tx.Ticket(1)
+			if err != nil {
+				return err
+			}
+			tk.Status = store.StatusClosed
+			return tx.PutTicket(tk)
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		tk.Status = store.StatusClosed
-		return tx.PutTicket(tk)
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "RE: [infobits#1] Bon printer", msgID: "p2@b"}))
+		f.once()
+		ts := f.tickets()
+		if len(ts) != 1 || ts[0].Status != store.StatusOpen || ts[0].Messages != 2 {
+			t.Fatalf("tickets = %+v", ts)
+		}
+		if n := len(f.outbox()); n != 1 {
+			t.Errorf("outbox has %d notifications; a reply must not be acknowledged", n)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "RE: [infobits#1] Bon printer", msgID: "p2@b"}))
-	f.once()
-	ts := f.tickets()
-	if len(ts) != 1 || ts[0].Status != store.StatusOpen || ts[0].Messages != 2 {
-		t.Fatalf("tickets = %+v", ts)
-	}
-	if n := len(f.outbox()); n != 1 {
-		t.Errorf("outbox has %d notifications; a reply must not be acknowledged", n)
-	}
 }
 
 // TestForeignTicketReferenceOpensOwnTicket: a reference to someone else's ticket never
 // attaches an email to it (R10).
 func TestForeignTicketReferenceOpensOwnTicket(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, nil)
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Kassa kapot", msgID: "k1@b"}))
-	f.once()
-	f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: "Re: [Infobits #1] Kassa kapot", msgID: "s1@s", inReplyTo: "k1@b", references: "<k1@b>"}))
-	f.once()
-	ts := f.tickets()
-	if len(ts) != 2 {
-		t.Fatalf("tickets = %d, want 2 (the stranger's own)", len(ts))
-	}
-	if ts[0].Messages != 1 || ts[1].CustomerID == ts[0].CustomerID || ts[1].Messages != 1 {
-		t.Errorf("tickets = %+v %+v", ts[0], ts[1])
-	}
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, nil)
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Kassa kapot", msgID: "k1@b"}))
+		f.once()
+		f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: "Re: [Infobits #1] Kassa kapot", msgID: "s1@s", inReplyTo: "k1@b", references: "<k1@b>"}))
+		f.once()
+		ts := f.tickets()
+		if len(ts) != 2 {
+			t.Fatalf("tickets = %d, want 2 (the stranger's own)", len(ts))
+		}
+		if ts[0].Messages != 1 || ts[1].CustomerID == ts[0].CustomerID || ts[1].Messages != 1 {
+			t.Errorf("tickets = %+v %+v", ts[0], ts[1])
+		}
+	})
 }
 
 // TestReferencesNeedMatchingSubject: References alone attaches only with the ticket's subject.
 func TestReferencesNeedMatchingSubject(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, nil)
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Weegschaal", msgID: "w1@b"}))
-	f.once()
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nieuwe vraag: pinautomaat", msgID: "w2@b", references: "<w1@b>"}))
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: Weegschaal", msgID: "w3@b", references: "<x@y> <W1@B>"}))
-	f.once()
-	ts := f.tickets()
-	if len(ts) != 2 || ts[0].Messages != 2 || ts[1].Subject != "Nieuwe vraag: pinautomaat" {
-		t.Fatalf("tickets = %+v", ts)
-	}
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, nil)
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Weegschaal", msgID: "w1@b"}))
+		f.once()
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nieuwe vraag: pinautomaat", msgID: "w2@b", references: "<w1@b>"}))
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: Weegschaal", msgID: "w3@b", references: "<x@y> <W1@B>"}))
+		f.once()
+		ts := f.tickets()
+		if len(ts) != 2 || ts[0].Messages != 2 || ts[1].Subject != "Nieuwe vraag: pinautomaat" {
+			t.Fatalf("tickets = %+v", ts)
+		}
+	})
 }
 
-// TestExactlyOnce: running again ingests nothing twice; messages read by another client are
-// still ingested (the checkpoint, not \Seen, says what is new).
+// TestExactlyOnce: running again ingests nothing twice, over several batches; messages read
+// by another client are still ingested (the checkpoint, not \Seen, says what is new).
 func TestExactlyOnce(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.BatchSize = 7 })
-	for i := range 30 {
-		flags := ""
-		if i%3 == 0 {
-			flags = "seen"
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) { c.BatchSize = 7 })
+		for i := range 30 {
+			f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("m%d@b", i)}))
 		}
-		raw := buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d %s", i, flags), msgID: fmt.Sprintf("m%d@b", i)})
-		if _, err := f.mem.Append("INBOX", raw, arrival); err != nil {
+		c := f.srv.client(t)
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	markSeenByOtherClient(t, f.mem)
-	f.once()
-	f.once()
-	if n := len(f.tickets()); n != 30 {
-		t.Fatalf("tickets = %d, want 30", n)
-	}
-	if n := len(f.outbox()); n != 30 {
-		t.Fatalf("acknowledgements = %d, want 30", n)
-	}
+		setSeen(t, c, imap.StoreFlagsAdd)
+		f.once()
+		f.once()
+		if n := len(f.tickets()); n != 30 {
+			t.Fatalf("tickets = %d, want 30", n)
+		}
+		if n := len(f.outbox()); n != 30 {
+			t.Fatalf("acknowledgements = %d, want 30", n)
+		}
+	})
 }
 
-func markSeenByOtherClient(t *testing.T, mem *imaptest.MemServer) {
+func setSeen(t *testing.T, c *imapclient.Client, op imap.StoreFlagsOp) {
 	t.Helper()
-	c, err := imapclient.DialInsecure(mem.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(mem.User, mem.Password).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	var all imap.SeqSet
 	all.AddRange(1, 0)
-	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+	if err := c.Store(all, &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestUIDValidityResetNoDuplicates: the mailbox recreated with the same mail (new
-// UIDVALIDITY) creates no duplicate tickets.
+// UIDVALIDITY, UIDs from 1 again) creates no duplicate tickets, and new mail still comes in.
 func TestUIDValidityResetNoDuplicates(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, nil)
-	var raws [][]byte
-	for i := range 5 {
-		raws = append(raws, buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("r%d@b", i)}))
-		f.deliver(raws[i])
-	}
-	f.once()
-	recreateInbox(t, f.mem)
-	for _, raw := range raws {
-		f.deliver(raw)
-	}
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Echt nieuw", msgID: "new@b"}))
-	f.once()
-	if n := len(f.tickets()); n != 6 {
-		t.Fatalf("tickets = %d, want 6", n)
-	}
-}
-
-func recreateInbox(t *testing.T, mem *imaptest.MemServer) {
-	t.Helper()
-	c, err := imapclient.DialInsecure(mem.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(mem.User, mem.Password).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("Tmp", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Delete("INBOX").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) { c.Mailbox = "Support" })
+		var raws [][]byte
+		for i := range 5 {
+			raws = append(raws, buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("r%d@b", i)}))
+			f.deliver(raws[i])
+		}
+		f.once()
+		c := f.srv.client(t)
+		if err := c.Delete("Support").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create("Support", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range raws {
+			f.deliver(raw)
+		}
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Echt nieuw", msgID: "new@b"}))
+		f.once()
+		if n := len(f.tickets()); n != 6 {
+			t.Fatalf("tickets = %d, want 6", n)
+		}
+		if n := len(f.outbox()); n != 6 {
+			t.Fatalf("acknowledgements = %d, want 6", n)
+		}
+	})
 }
 
 // TestPendingFlagsFinishedAfterCrash: a crash after the commit and before \Seen leaves the
 // UIDs in the checkpoint's pending list; the next run flags them and ingests nothing twice.
 func TestPendingFlagsFinishedAfterCrash(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, nil)
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Eén", msgID: "c1@b"}))
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Twee", msgID: "c2@b"}))
-	f.once()
-	// Simulate the crash: the server never got the flags.
-	c, err := imapclient.DialInsecure(f.mem.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(f.mem.User, f.mem.Password).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	var all imap.SeqSet
-	all.AddRange(1, 0)
-	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	err = f.db.Update(context.Background(), func(tx *store.Tx) error {
-		st, err := tx.Mailbox("INBOX")
-		if err != nil {
-			return err
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, nil)
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Eén", msgID: "c1@b"}))
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Twee", msgID: "c2@b"}))
+		f.once()
+		// Simulate the crash: the server never got the flags.
+		c := f.srv.client(t)
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
 		}
-		st.PendingMark = []store.UIDRange{{Start: 1, Stop: 2}}
-		return tx.PutMailbox(st)
+		setSeen(t, c, imap.StoreFlagsDel)
+		err := f.db.Update(context.Background(), func(tx *store.Tx) error {
+			st, err := tx.Mailbox("INBOX")
+			if err != nil {
+				return err
+			}
+			st.PendingMark = []store.UIDRange{{Start: 1, Stop: 2}}
+			return tx.PutMailbox(st)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.once()
+		if _, unseen := f.srv.status(t, "INBOX"); unseen != 0 {
+			t.Errorf("unseen = %d after restart, want 0", unseen)
+		}
+		if n := len(f.tickets()); n != 2 {
+			t.Errorf("tickets = %d, want 2", n)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.once()
-	if _, unseen, _ := f.mem.Status("INBOX"); unseen != 0 {
-		t.Errorf("unseen = %d after restart, want 0", unseen)
-	}
-	if n := len(f.tickets()); n != 2 {
-		t.Errorf("tickets = %d, want 2", n)
-	}
 }
 
-// TestIdleDelivers: with IDLE, an appended email becomes a ticket within a second.
+// TestIdleDelivers: with IDLE, an appended email becomes a ticket within a second (Dovecot
+// itself waits about half a second before it pushes).
 func TestIdleDelivers(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.PollInterval = time.Hour })
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) { c.PollInterval = time.Hour })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.poller.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Idling }, 10*time.Second)
+		start := time.Now()
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Via IDLE", msgID: "idle@b"}))
+		ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Second)
+		if ev.Outcome.Action != "new_ticket" {
+			t.Errorf("outcome = %+v", ev.Outcome)
+		}
+		t.Logf("APPEND to committed ticket: %v", time.Since(start))
+	})
+}
+
+// TestReconnectAfterServerRestart: the IMAP server goes away under a running poller and comes
+// back; the poller reconnects by itself and loses nothing.
+func TestReconnectAfterServerRestart(t *testing.T) {
+	f := newFixture(t, "dovecot", func(c *ingest.Config) { c.PollInterval = 200 * time.Millisecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.poller.Run(ctx) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		<-done
 	}()
-	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Idling }, 5*time.Second)
-	start := time.Now()
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Via IDLE", msgID: "idle@b"}))
-	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Second)
-	if ev.Outcome.Action != "new_ticket" {
-		t.Errorf("outcome = %+v", ev.Outcome)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Voor de herstart", msgID: "before@b"}))
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, 10*time.Second)
+	if err := f.srv.dovecot.Restart(); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("EXISTS to committed ticket: %v", time.Since(start))
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil }, 10*time.Second)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Na de herstart", msgID: "after@b"}))
+	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, 15*time.Second)
+	if ev.Outcome.MessageID != "after@b" || ev.Outcome.Action != "new_ticket" {
+		t.Errorf("after restart: %+v", ev.Outcome)
+	}
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want 2", n)
+	}
 }
 
 // TestMoveToFolder: with a move-to folder, processed mail leaves the INBOX, flagged \Seen.
 func TestMoveToFolder(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{Mailboxes: []string{"Verwerkt"}}, func(c *ingest.Config) { c.MoveTo = "Verwerkt" })
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Verplaats mij", msgID: "mv@b"}))
-	f.once()
-	if n, _, _ := f.mem.Status("INBOX"); n != 0 {
-		t.Errorf("INBOX still has %d messages", n)
-	}
-	if n, unseen, _ := f.mem.Status("Verwerkt"); n != 1 || unseen != 0 {
-		t.Errorf("Verwerkt: %d messages, %d unseen; want 1, 0", n, unseen)
-	}
-	if len(f.tickets()) != 1 {
-		t.Error("no ticket")
-	}
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) { c.MoveTo = "Verwerkt" })
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Verplaats mij", msgID: "mv@b"}))
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Mij ook", msgID: "mv2@b"}))
+		f.once()
+		if n, _ := f.srv.status(t, "INBOX"); n != 0 {
+			t.Errorf("INBOX still has %d messages", n)
+		}
+		if n, unseen := f.srv.status(t, "Verwerkt"); n != 2 || unseen != 0 {
+			t.Errorf("Verwerkt: %d messages, %d unseen; want 2, 0", n, unseen)
+		}
+		if len(f.tickets()) != 2 {
+			t.Error("tickets missing")
+		}
+	})
 }
 
 // TestTooLargeIsHeldAndLeft: above the size limit an email is held from its envelope and left
 // unread on the server; the emails around it go on.
 func TestTooLargeIsHeldAndLeft(t *testing.T) {
-	f := newFixture(t, imaptest.MemOptions{}, func(c *ingest.Config) { c.MaxMessageBytes = 4096 })
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Klein", msgID: "s@b"}))
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Groot", msgID: "big@b", body: strings.Repeat("x", 10000)}))
-	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Ook klein", msgID: "s2@b"}))
-	f.once()
-	if n := len(f.tickets()); n != 2 {
-		t.Errorf("tickets = %d, want 2", n)
-	}
-	hs := f.held()
-	if len(hs) != 1 || hs[0].Reason != store.HeldTooLarge || hs[0].From != "info@bakkerijdevries.nl" || hs[0].Subject != "Groot" || hs[0].MessageID != "big@b" {
-		t.Fatalf("held = %+v", hs)
-	}
-	if _, unseen, _ := f.mem.Status("INBOX"); unseen != 1 {
-		t.Errorf("unseen = %d, want the large one left unread", unseen)
-	}
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) { c.MaxMessageBytes = 4096 })
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Klein", msgID: "s@b"}))
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Groot", msgID: "big@b", body: strings.Repeat("x", 10000)}))
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Ook klein", msgID: "s2@b"}))
+		f.once()
+		if n := len(f.tickets()); n != 2 {
+			t.Errorf("tickets = %d, want 2", n)
+		}
+		hs := f.held()
+		if len(hs) != 1 || hs[0].Reason != store.HeldTooLarge || hs[0].From != "info@bakkerijdevries.nl" || hs[0].Subject != "Groot" || hs[0].MessageID != "big@b" {
+			t.Fatalf("held = %+v", hs)
+		}
+		if _, unseen := f.srv.status(t, "INBOX"); unseen != 1 {
+			t.Errorf("unseen = %d, want the large one left unread", unseen)
+		}
+	})
 }
 
 func waitFor(t *testing.T, ch <-chan ingest.Event, match func(ingest.Event) bool, d time.Duration) ingest.Event {
