@@ -26,6 +26,9 @@ type session struct {
 	sel    *imap.SelectData
 	mail   chan struct{} // the server announced new mail (EXISTS)
 	synced bool          // UIDVALIDITY checked in this session
+	// canMove: the server has MOVE. Without it go-imap falls back to COPY, STORE \Deleted and
+	// a plain EXPUNGE, which would also remove every message staff had flagged \Deleted.
+	canMove bool
 }
 
 // connect dials, logs in and selects the mailbox. Errors name the server, the step and what
@@ -97,6 +100,10 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	if ctx.Err() != nil {
 		s.c.Close()
 		return nil, ctx.Err()
+	}
+	s.canMove = s.c.Caps().Has(imap.CapMove)
+	if p.cfg.MoveTo != "" && !s.canMove {
+		p.log.Warn("the IMAP server has no MOVE: processed mail stays in the mailbox, flagged \\Seen", "move_to", p.cfg.MoveTo)
 	}
 	p.log.Debug("imap connected", "addr", p.cfg.Addr, "mailbox", p.cfg.Mailbox,
 		"uidvalidity", s.sel.UIDValidity, "uidnext", uint32(s.sel.UIDNext), "messages", s.sel.NumMessages,
@@ -460,7 +467,7 @@ func (s *session) mark(set imap.UIDSet) error {
 	if err != nil {
 		return fmt.Errorf("flag uids %s \\Seen: %w", set, err)
 	}
-	if s.p.cfg.MoveTo != "" {
+	if s.p.cfg.MoveTo != "" && s.canMove {
 		if _, err := s.c.Move(set, s.p.cfg.MoveTo).Wait(); err != nil {
 			return fmt.Errorf("move uids %s to %q: %w", set, s.p.cfg.MoveTo, err)
 		}

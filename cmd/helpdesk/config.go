@@ -26,7 +26,7 @@ type Config struct {
 	IMAPPassword string        `key:"imap_password" secret:"1" help:"IMAP password (an app password where the provider has them)"`
 	IMAPMailbox  string        `key:"imap_mailbox" default:"INBOX" help:"mailbox the gateway reads"`
 	IMAPTLS      string        `key:"imap_tls" default:"tls" help:"tls (IMAPS, 993), starttls (143) or none (loopback only)"`
-	IMAPMoveTo   string        `key:"imap_move_to" help:"folder processed mail is moved to; empty: it stays, flagged \\Seen"`
+	IMAPMoveTo   string        `key:"imap_move_to" help:"folder processed mail is moved to (servers with MOVE); empty: it stays, flagged \\Seen"`
 	IMAPPoll     time.Duration `key:"imap_poll_interval" default:"1m" help:"poll interval without IDLE, and the safety re-check with it"`
 
 	SMTPAddr     string `key:"smtp_addr" help:"SMTP submission server host:port, e.g. smtp.example.com:587"`

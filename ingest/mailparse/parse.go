@@ -86,12 +86,35 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	e.Header = readHeader(raw)
 	e.readEnvelopeHeaders()
 
-	env, err := enmime.NewParser(
-		enmime.MultipartWOBoundaryAsSinglePart(true),
-		enmime.SkipMalformedParts(true),
-		enmime.MaxStoredPartErrors(20),
-		enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
-	).ReadEnvelope(bytes.NewReader(raw))
+	body, declared, unclosed := closeBoundaries(raw)
+	for i, b := range unclosed {
+		if i == 5 {
+			e.Warnings = append(e.Warnings, fmt.Sprintf("Missing Boundary: %d more boundaries were not closed", len(unclosed)-i))
+			break
+		}
+		e.Warnings = append(e.Warnings, cleanLine(fmt.Sprintf("Missing Boundary: boundary %q was not closed", b)))
+	}
+	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
+	// delivery agents). readHeader skips it; enmime would refuse the whole email.
+	if bytes.HasPrefix(body, []byte("From ")) {
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			body = body[i+1:]
+		}
+	}
+	var env *enmime.Envelope
+	var err error
+	if declared > maxBoundaries {
+		// enmime reads every byte through one reader per enclosing multipart: the cost grows
+		// with the square of the nesting. No real email nests this deep.
+		err = fmt.Errorf("%d multipart boundaries, more than %d", declared, maxBoundaries)
+	} else {
+		env, err = enmime.NewParser(
+			enmime.MultipartWOBoundaryAsSinglePart(true),
+			enmime.SkipMalformedParts(true),
+			enmime.MaxStoredPartErrors(20),
+			enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
+		).ReadEnvelope(bytes.NewReader(body))
+	}
 	if err != nil {
 		e.Err = fmt.Errorf("read MIME structure: %w", err)
 		// A body we cannot structure is still text a person can read.
@@ -105,8 +128,19 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	}
 	e.Text = clean(env.Text)
 	e.HTML = clean(env.HTML)
+	// Seen in practice: "Content-Type: multipart/mixed" without a boundary parameter. enmime
+	// then reads the body as one part, but as a nameless attachment; it is the customer's text.
+	bodyAsText := env.Text == "" && env.HTML == "" && env.Root != nil && len(env.Root.Content) > 0 &&
+		env.Root.FirstChild == nil && strings.HasPrefix(strings.ToLower(env.Root.ContentType), "multipart/")
+	if bodyAsText {
+		e.Text = clean(string(env.Root.Content))
+		e.Warnings = append(e.Warnings, "multipart body without boundary read as plain text")
+	}
 	for _, group := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
 		for _, p := range group {
+			if bodyAsText && p == env.Root {
+				continue
+			}
 			sum := sha256.Sum256(p.Content)
 			e.Attach = append(e.Attach, Attachment{
 				Filename:    cleanLine(p.FileName),
@@ -124,6 +158,48 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	}
 	return e
 }
+
+var boundaryParam = regexp.MustCompile(`(?i)\bboundary\s*=\s*(?:"([^"\r\n]+)"|([^\s;"]+))`)
+
+// closeBoundaries returns raw with a closing delimiter appended for every multipart boundary
+// that is declared but never closed, innermost first, the number of distinct boundaries
+// declared and the ones it closed. Seen in
+// testing: at the end of input enmime v2.3.0 re-reads through every enclosing multipart level
+// for each byte it peeks at, so n nested unclosed multiparts cost about 2^n (30 levels, 2 KB,
+// take minutes; 200 levels never finish) and one such email would stall ingest. Closed, the
+// same email parses in milliseconds, and each part still ends at the end of the input, as
+// enmime would end it. raw itself is not changed.
+func closeBoundaries(raw []byte) (body []byte, declared int, closed []string) {
+	var missing []string
+	seen := map[string]bool{}
+	for _, m := range boundaryParam.FindAllSubmatch(raw, -1) {
+		b := m[1]
+		if b == nil {
+			b = m[2]
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 || seen[string(b)] {
+			continue
+		}
+		seen[string(b)] = true
+		if !bytes.Contains(raw, []byte("--"+string(b)+"--")) {
+			missing = append(missing, string(b))
+		}
+	}
+	if len(missing) == 0 {
+		return raw, len(seen), nil
+	}
+	out := bytes.Clone(raw)
+	for i := len(missing) - 1; i >= 0; i-- {
+		out = append(out, "\r\n--"+missing[i]+"--\r\n"...)
+	}
+	return out, len(seen), missing
+}
+
+// maxBoundaries bounds the multipart boundaries an email may declare before Parse gives up
+// on its structure (Err set, body kept as text): real mail has a handful, forwarded chains a
+// few dozen.
+const maxBoundaries = 100
 
 // readEnvelopeHeaders fills the header-derived fields from e.Header, leniently.
 func (e *Email) readEnvelopeHeaders() {
