@@ -9,10 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtptest"
@@ -442,4 +446,84 @@ func TestDemoOnce(t *testing.T) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
+}
+
+// TestDemoLive: without -once the demo keeps running, prints where to point a mail client,
+// turns mail sent through its SMTP server into tickets, and stops cleanly on Ctrl-C.
+func TestDemoLive(t *testing.T) {
+	cmd := exec.Command(binPath, "demo")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir(), raceEnv}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+	}()
+	smtpLine := waitOutput(t, out, regexp.MustCompile(`SMTP  (127\.0\.0\.1:\d+)`), exited)
+	sendMail(t, smtpLine[1], "kassa@slagerijjansen.nl", "support@infobits.example",
+		customerMail("kassa@slagerijjansen.nl", "Weegschaal geeft foutcode", "live-demo@s", "", "E42 op het display."))
+	waitOutput(t, out, regexp.MustCompile(`email from kassa@slagerijjansen.nl: opened ticket #3`), exited)
+	waitOutput(t, out, regexp.MustCompile(`notification to kassa@slagerijjansen.nl: \[Infobits #3\] Ontvangen: Weegschaal geeft foutcode`), exited)
+
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("demo after Ctrl-C: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop after Ctrl-C")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, exited <-chan error) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("exited (%v) before printing %q:\n%s", err, re, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no %q in output:\n%s", re, out.String())
+	return nil
+}
+
+func sendMail(t *testing.T, addr, from, to, raw string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail(from, []string{to}, strings.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
 }
