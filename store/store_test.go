@@ -351,7 +351,8 @@ func TestMessagesAndThreading(t *testing.T) {
 	})
 }
 
-// Every byte a customer sent is kept, compressed when that helps, once per content.
+// Every byte a customer sent is kept (R11, R15: "the email itself is kept for staff, never
+// lost"; R20: records kept digitally), compressed when that helps, once per content.
 func TestRaw(t *testing.T) {
 	db := newDB(t)
 	rng := rand.New(rand.NewChaCha8([32]byte{1}))
@@ -445,7 +446,7 @@ func TestIngested(t *testing.T) {
 	})
 }
 
-// Emails that do not become ticket messages are kept, in order, with their reason (R15).
+// Emails that do not become ticket messages are kept, in order, with their reason (R11, R15).
 func TestHold(t *testing.T) {
 	db := newDB(t)
 	in := []*Held{
@@ -479,7 +480,7 @@ func TestOutbox(t *testing.T) {
 	db := newDB(t)
 	later, soon := &Notification{Kind: KindAck, TicketID: 5, To: "a@example.com", MessageID: "n1@helpdesk", NextAttempt: t0.Add(2 * time.Hour)},
 		&Notification{Kind: KindAnswer, TicketID: 5, To: "a@example.com", MessageID: "n2@helpdesk", NextAttempt: t0.Add(time.Hour)}
-	now := &Notification{Kind: KindUnknownSender, To: "stranger@example.com", MessageID: "n3@helpdesk"}     // zero: due at once
+	now := &Notification{Kind: KindUnknownSender, To: "stranger@example.com", MessageID: "n3@helpdesk"}                // zero: due at once
 	other := &Notification{Kind: KindAck, TicketID: 6, To: "b@example.com", MessageID: "n4@helpdesk", NextAttempt: t0} // ticket 6
 
 	view(t, db, func(tx *Tx) error {
@@ -735,7 +736,8 @@ func TestOpenLocked(t *testing.T) {
 	}
 }
 
-// What was committed survives Close and Open.
+// What was committed survives Close and Open (R20: the database is the record; R3: a paid
+// tier's end date comes back as stored).
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "helpdesk.db")
 	db, err := Open(path, Options{})

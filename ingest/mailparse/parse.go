@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -86,16 +87,9 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	e.Header = readHeader(raw)
 	e.readEnvelopeHeaders()
 
-	body, declared, unclosed := closeBoundaries(raw)
-	for i, b := range unclosed {
-		if i == 5 {
-			e.Warnings = append(e.Warnings, fmt.Sprintf("Missing Boundary: %d more boundaries were not closed", len(unclosed)-i))
-			break
-		}
-		e.Warnings = append(e.Warnings, cleanLine(fmt.Sprintf("Missing Boundary: boundary %q was not closed", b)))
-	}
 	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
 	// delivery agents). readHeader skips it; enmime would refuse the whole email.
+	body := raw
 	if bytes.HasPrefix(body, []byte("From ")) {
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
 			body = body[i+1:]
@@ -103,10 +97,8 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	}
 	var env *enmime.Envelope
 	var err error
-	if declared > maxBoundaries {
-		// enmime reads every byte through one reader per enclosing multipart: the cost grows
-		// with the square of the nesting. No real email nests this deep.
-		err = fmt.Errorf("%d multipart boundaries, more than %d", declared, maxBoundaries)
+	if n := multipartNesting(body, maxNesting); n > maxNesting {
+		err = fmt.Errorf("multipart parts nested more than %d deep", maxNesting)
 	} else {
 		env, err = enmime.NewParser(
 			enmime.MultipartWOBoundaryAsSinglePart(true),
@@ -159,47 +151,47 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 	return e
 }
 
-var boundaryParam = regexp.MustCompile(`(?i)\bboundary\s*=\s*(?:"([^"\r\n]+)"|([^\s;"]+))`)
+// maxNesting bounds how deeply multipart parts may nest before Parse gives up on the
+// structure (Err set, the body kept as text, the email held for staff). Seen in testing: at
+// the end of its input enmime v2.3.0 re-reads through every enclosing multipart that was not
+// closed, once per byte it peeks at, so each such level doubles the work: 30 nested unclosed
+// multiparts (2 KB) take minutes, 200 never finish, and one such email would stall ingest on
+// every retry. Real mail nests a handful of levels.
+const maxNesting = 16
 
-// closeBoundaries returns raw with a closing delimiter appended for every multipart boundary
-// that is declared but never closed, innermost first, the number of distinct boundaries
-// declared and the ones it closed. Seen in
-// testing: at the end of input enmime v2.3.0 re-reads through every enclosing multipart level
-// for each byte it peeks at, so n nested unclosed multiparts cost about 2^n (30 levels, 2 KB,
-// take minutes; 200 levels never finish) and one such email would stall ingest. Closed, the
-// same email parses in milliseconds, and each part still ends at the end of the input, as
-// enmime would end it. raw itself is not changed.
-func closeBoundaries(raw []byte) (body []byte, declared int, closed []string) {
-	var missing []string
-	seen := map[string]bool{}
-	for _, m := range boundaryParam.FindAllSubmatch(raw, -1) {
-		b := m[1]
-		if b == nil {
-			b = m[2]
+// boundaryParam finds boundary parameters, also RFC 2231 ones (boundary*0=...); only plain
+// ones yield a value (group 2) that a closing delimiter can be matched against.
+var boundaryParam = regexp.MustCompile(`(?i)boundary\s*(\*[0-9]*\*?)?\s*=\s*("[^"\r\n]*"|[^\s;"]*)`)
+
+// multipartNesting estimates how deeply enmime will nest multipart readers for raw, from
+// above: every boundary parameter anywhere opens a level, which only a line starting with its
+// own closing delimiter ("--b--") closes. It may count too many levels (a parameter in body
+// text, siblings left unclosed), never too few; it stops counting past limit.
+func multipartNesting(raw []byte, limit int) int {
+	var open []string // boundaries of the open levels; "" for one no delimiter can close
+	deepest := 0
+	for line := range bytes.Lines(raw) {
+		if bytes.HasPrefix(line, []byte("--")) {
+			for i := len(open) - 1; i >= 0; i-- {
+				if b := open[i]; b != "" && bytes.HasPrefix(line[2:], []byte(b)) && bytes.HasPrefix(line[2+len(b):], []byte("--")) {
+					open = slices.Delete(open, i, i+1)
+					break
+				}
+			}
 		}
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 || seen[string(b)] {
-			continue
+		for _, m := range boundaryParam.FindAllSubmatch(line, -1) {
+			b := ""
+			if len(m[1]) == 0 {
+				b = strings.Trim(string(m[2]), `"`)
+			}
+			open = append(open, b)
 		}
-		seen[string(b)] = true
-		if !bytes.Contains(raw, []byte("--"+string(b)+"--")) {
-			missing = append(missing, string(b))
+		if deepest = max(deepest, len(open)); deepest > limit {
+			break
 		}
 	}
-	if len(missing) == 0 {
-		return raw, len(seen), nil
-	}
-	out := bytes.Clone(raw)
-	for i := len(missing) - 1; i >= 0; i-- {
-		out = append(out, "\r\n--"+missing[i]+"--\r\n"...)
-	}
-	return out, len(seen), missing
+	return deepest
 }
-
-// maxBoundaries bounds the multipart boundaries an email may declare before Parse gives up
-// on its structure (Err set, body kept as text): real mail has a handful, forwarded chains a
-// few dozen.
-const maxBoundaries = 100
 
 // readEnvelopeHeaders fills the header-derived fields from e.Header, leniently.
 func (e *Email) readEnvelopeHeaders() {

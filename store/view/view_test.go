@@ -126,6 +126,7 @@ func sorted(s ...string) []string {
 }
 
 // The CLI's JSON is a contract with scripts and the website: field names and shapes are fixed.
+// Customers show their addresses, login first (R1), tier (R2) and valid_until (R3).
 func TestJSONContract(t *testing.T) {
 	db := newDB(t)
 	fill(t, db)

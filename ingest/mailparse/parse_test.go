@@ -1,0 +1,676 @@
+package mailparse
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// arrival is a fixed IMAP INTERNALDATE; tests never read the clock.
+var arrival = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+
+// crlf turns a readable LF message into wire form (CRLF), leaving CRLF alone.
+func crlf(s string) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll([]byte(s), []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+}
+
+var pdfBytes = []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n\x00\x01\x02\xff binary tail\n%%EOF\n")
+
+func pdfSum() string {
+	s := sha256.Sum256(pdfBytes)
+	return hex.EncodeToString(s[:])
+}
+
+// checkValid fails the test when a field the gateway stores or shows is not valid UTF-8, or
+// a one-line field holds a line break (Email's promise: strings are valid UTF-8).
+func checkValid(t *testing.T, name string, e *Email) {
+	t.Helper()
+	fields := map[string]string{"Subject": e.Subject, "Text": e.Text, "HTML": e.HTML, "From": e.From,
+		"FromName": e.FromName, "ReturnPath": e.ReturnPath, "MessageID": e.MessageID}
+	for i, id := range e.InReplyTo {
+		fields["InReplyTo"+string(rune('0'+i%10))] = id
+	}
+	for i, id := range e.References {
+		fields["References"+string(rune('0'+i%10))] = id
+	}
+	for i, a := range e.To {
+		fields["To"+string(rune('0'+i%10))] = a
+	}
+	for _, a := range e.Attach {
+		fields["Attach.Filename"] = a.Filename
+		fields["Attach.ContentType"] = a.ContentType
+	}
+	for i, w := range e.Warnings {
+		fields["Warning"+string(rune('0'+i%10))] = w
+	}
+	for f, v := range fields {
+		if !utf8.ValidString(v) {
+			t.Errorf("Parse(%s).%s = %q, not valid UTF-8", name, f, v)
+		}
+	}
+	for _, f := range []string{"Subject", "FromName", "From", "MessageID", "Attach.Filename"} {
+		if strings.ContainsAny(fields[f], "\r\n") {
+			t.Errorf("Parse(%s).%s = %q, want one line", name, f, fields[f])
+		}
+	}
+}
+
+// TestParse: what the gateway needs from an email. The sender is decoded and lower-cased, as
+// customers are identified by it (R1); Message-ID, In-Reply-To and References are read
+// leniently, as replies are threaded by them (R10); nothing is lost (R11, R15).
+func TestParse(t *testing.T) {
+	type want struct {
+		from, fromName      string
+		fromCount           int
+		subject             string
+		messageID           string
+		inReplyTo, refs     []string
+		text                string // substring of Text
+		html                string // substring of HTML
+		returnPath          string
+		hasReturnPath       bool
+		attach              []Attachment
+		warnings            bool // at least one warning
+		err                 bool
+		date                time.Time
+		to                  []string
+		textExact, noChecks bool
+	}
+	cases := []struct {
+		name string
+		raw  string
+		want want
+	}{
+		{
+			name: "plain, display name, mixed-case address",
+			raw: `From: "Piet de Vries" <Piet@BakkerijDeVries.NL>
+To: Support <Support@Infobits.nl>, info@infobits.nl
+Subject: Kassa start niet op
+Date: Fri, 27 Nov 2026 10:00:00 +0100
+Message-ID: <ABC.123@Mail.BakkerijDeVries.nl>
+Content-Type: text/plain; charset=utf-8
+
+De kassa start niet op.
+`,
+			want: want{from: "piet@bakkerijdevries.nl", fromName: "Piet de Vries", fromCount: 1, subject: "Kassa start niet op",
+				messageID: "abc.123@mail.bakkerijdevries.nl", text: "De kassa start niet op.",
+				date: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC), to: []string{"support@infobits.nl", "info@infobits.nl"}},
+		},
+		{
+			name: "RFC 2047 utf-8 B subject and name",
+			raw: `From: =?utf-8?B?QsOka2tlcmVpIErDvHJnZW4=?= <juergen@example.de>
+Subject: =?utf-8?B?S2Fzc2Egw6lu?= =?utf-8?B?IHByaW50ZXIg4oKs?=
+Content-Type: text/plain; charset=utf-8
+
+x
+`,
+			want: want{from: "juergen@example.de", fromName: "Bäkkerei Jürgen", fromCount: 1, subject: "Kassa én printer €", text: "x"},
+		},
+		{
+			name: "RFC 2047 iso-8859-1 Q subject",
+			raw: `From: a@example.com
+Subject: =?iso-8859-1?Q?caf=E9_au_lait?=
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "café au lait", text: "x"},
+		},
+		{
+			name: "RFC 2047 windows-1252 subject (other charsets through go-message/charset)",
+			raw: `From: a@example.com
+Subject: =?windows-1252?Q?=80_5,-_per_maand?=
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "€ 5,- per maand", text: "x"},
+		},
+		{
+			name: "two From addresses in one header",
+			raw: `From: a@example.com, b@example.com
+Subject: wie?
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 2, subject: "wie?", text: "x"},
+		},
+		{
+			name: "two From headers",
+			raw: `From: a@example.com
+From: B <b@example.com>
+Subject: wie?
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 2, subject: "wie?", text: "x"},
+		},
+		{
+			name: "missing From",
+			raw: `To: support@infobits.nl
+Subject: anoniem
+
+x
+`,
+			want: want{fromCount: 0, subject: "anoniem", text: "x", to: []string{"support@infobits.nl"}},
+		},
+		{
+			name: "unparseable From with an address in it",
+			raw: `From: Vries, Piet (kassa) piet@example.com
+Subject: x
+
+x
+`,
+			want: want{from: "piet@example.com", fromCount: 1, subject: "x", text: "x"},
+		},
+		{
+			name: "threading headers, lenient",
+			raw: `From: a@example.com
+Subject: Re: [Infobits #5] kassa
+Message-ID:   <Reply.1@Example.COM>  
+In-Reply-To: <N1@Helpdesk.Example>
+References: <first@example.com> bare-id@Example.com
+ <N1@Helpdesk.Example>
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "Re: [Infobits #5] kassa", messageID: "reply.1@example.com",
+				inReplyTo: []string{"n1@helpdesk.example"}, refs: []string{"first@example.com", "n1@helpdesk.example"}, text: "x"},
+		},
+		{
+			name: "References without brackets at all",
+			raw: `From: a@example.com
+Subject: x
+In-Reply-To: n1@helpdesk.example
+References: first@example.com n1@helpdesk.example
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "x",
+				inReplyTo: []string{"n1@helpdesk.example"}, refs: []string{"first@example.com", "n1@helpdesk.example"}, text: "x"},
+		},
+		{
+			name: "PDF attachment",
+			raw: `From: a@example.com
+Subject: bon
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="XX"
+
+--XX
+Content-Type: text/plain; charset=utf-8
+
+Zie bijlage.
+--XX
+Content-Type: application/pdf; name="bon 12.pdf"
+Content-Disposition: attachment; filename="bon 12.pdf"
+Content-Transfer-Encoding: base64
+
+` + wrap76(base64.StdEncoding.EncodeToString(pdfBytes)) + `
+--XX--
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "bon", text: "Zie bijlage.",
+				attach: []Attachment{{Filename: "bon 12.pdf", ContentType: "application/pdf", Size: int64(len(pdfBytes)), SHA256: pdfSum()}}},
+		},
+		{
+			name: "HTML only",
+			raw: `From: a@example.com
+Subject: html
+Content-Type: text/html; charset=utf-8
+
+<html><body><p>Beste helpdesk,</p><p>De <b>kassa</b> doet het niet.</p></body></html>
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "html", text: "kassa", html: "<b>kassa</b>"},
+		},
+		{
+			name: "latin-1 bytes labelled utf-8",
+			raw:  "From: a@example.com\nSubject: caf\xe9\nContent-Type: text/plain; charset=utf-8\n\ncaf\xe9 cr\xe8me\n",
+			want: want{from: "a@example.com", fromCount: 1, subject: "caf\uFFFD", text: "caf\uFFFD cr\uFFFDme"},
+		},
+		{
+			name: "subject with line breaks and control characters",
+			raw:  "From: a@example.com\nSubject: =?utf-8?B?" + base64.StdEncoding.EncodeToString([]byte("kassa\r\nBcc: all@example.com\x07\x00 stuk\ttab")) + "?=\n\nx\n",
+			want: want{from: "a@example.com", fromCount: 1, subject: "kassa Bcc: all@example.com stuk tab", text: "x"},
+		},
+		{
+			name: "broken base64",
+			raw: `From: a@example.com
+Subject: b64
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+SGFsbG8gd2VyZWxk!!!@@@###
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "b64", text: "Hallo", warnings: true},
+		},
+		{
+			name: "multipart without boundary parameter",
+			raw: `From: a@example.com
+Subject: nb
+Content-Type: multipart/mixed
+
+Gewoon tekst.
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "nb", text: "Gewoon tekst."},
+		},
+		{
+			name: "missing closing boundary",
+			raw: `From: a@example.com
+Subject: open
+Content-Type: multipart/mixed; boundary="XX"
+
+--XX
+Content-Type: text/plain
+
+Tekst zonder einde.
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "open", text: "Tekst zonder einde.", warnings: true},
+		},
+		{
+			name: "empty Return-Path: a bounce",
+			raw: `Return-Path: <>
+From: MAILER-DAEMON@mx.example.com
+Subject: Undelivered Mail Returned to Sender
+
+x
+`,
+			want: want{from: "mailer-daemon@mx.example.com", fromCount: 1, subject: "Undelivered Mail Returned to Sender", text: "x", hasReturnPath: true},
+		},
+		{
+			name: "Return-Path with an address",
+			raw: `Return-Path: <Bounce@Example.COM>
+From: a@example.com
+Subject: x
+
+x
+`,
+			want: want{from: "a@example.com", fromCount: 1, subject: "x", text: "x", hasReturnPath: true, returnPath: "bounce@example.com"},
+		},
+		{
+			name: "mbox From line before the header",
+			raw: `From mike@nowhere.com Tue May 10 11:28:07 2005
+Return-Path: <mike@nowhere.com>
+From: Mike <mike@nowhere.com>
+Subject: mbox
+Content-Type: text/plain; charset=utf-8
+
+Tekst.
+`,
+			want: want{from: "mike@nowhere.com", fromCount: 1, subject: "mbox", text: "Tekst.", hasReturnPath: true, returnPath: "mike@nowhere.com"},
+		},
+		{
+			name: "LF line ends and folded subject",
+			raw:  "From: a@example.com\nSubject: een lang\n onderwerp\n\nregel 1\nregel 2\n",
+			want: want{from: "a@example.com", fromCount: 1, subject: "een lang onderwerp", text: "regel 1\nregel 2\n", textExact: true},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := crlf(tc.raw)
+			e := Parse(raw, arrival)
+			w := tc.want
+			checkValid(t, tc.name, e)
+			if !bytes.Equal(e.Raw, raw) || e.SHA256 != sha256.Sum256(raw) || !e.Arrival.Equal(arrival) {
+				t.Errorf("Parse(%s) did not keep the raw bytes, their hash and the arrival time", tc.name)
+			}
+			if (e.Err != nil) != w.err {
+				t.Errorf("Parse(%s).Err = %v, want error %v", tc.name, e.Err, w.err)
+			}
+			if e.From != w.from || e.FromCount != w.fromCount {
+				t.Errorf("Parse(%s).From, FromCount = %q, %d, want %q, %d", tc.name, e.From, e.FromCount, w.from, w.fromCount)
+			}
+			if w.fromName != "" && e.FromName != w.fromName {
+				t.Errorf("Parse(%s).FromName = %q, want %q", tc.name, e.FromName, w.fromName)
+			}
+			if e.Subject != w.subject {
+				t.Errorf("Parse(%s).Subject = %q, want %q", tc.name, e.Subject, w.subject)
+			}
+			if e.MessageID != w.messageID {
+				t.Errorf("Parse(%s).MessageID = %q, want %q", tc.name, e.MessageID, w.messageID)
+			}
+			if !reflect.DeepEqual(e.InReplyTo, w.inReplyTo) {
+				t.Errorf("Parse(%s).InReplyTo = %q, want %q", tc.name, e.InReplyTo, w.inReplyTo)
+			}
+			if !reflect.DeepEqual(e.References, w.refs) {
+				t.Errorf("Parse(%s).References = %q, want %q", tc.name, e.References, w.refs)
+			}
+			if w.textExact && e.Text != w.text || !strings.Contains(e.Text, w.text) {
+				t.Errorf("Parse(%s).Text = %q, want it to contain %q", tc.name, e.Text, w.text)
+			}
+			if strings.Contains(e.Text, "\r") {
+				t.Errorf("Parse(%s).Text = %q, want LF line ends", tc.name, e.Text)
+			}
+			if !strings.Contains(e.HTML, w.html) {
+				t.Errorf("Parse(%s).HTML = %q, want it to contain %q", tc.name, e.HTML, w.html)
+			}
+			if e.HasReturnPath != w.hasReturnPath || e.ReturnPath != w.returnPath {
+				t.Errorf("Parse(%s).HasReturnPath, ReturnPath = %v, %q, want %v, %q", tc.name, e.HasReturnPath, e.ReturnPath, w.hasReturnPath, w.returnPath)
+			}
+			if !reflect.DeepEqual(e.Attach, w.attach) {
+				t.Errorf("Parse(%s).Attach = %+v, want %+v", tc.name, e.Attach, w.attach)
+			}
+			if w.warnings && len(e.Warnings) == 0 {
+				t.Errorf("Parse(%s).Warnings = none, want the repair reported", tc.name)
+			}
+			if !e.Date.Equal(w.date) {
+				t.Errorf("Parse(%s).Date = %v, want %v", tc.name, e.Date, w.date)
+			}
+			if w.to != nil && !reflect.DeepEqual(e.To, w.to) {
+				t.Errorf("Parse(%s).To = %q, want %q", tc.name, e.To, w.to)
+			}
+		})
+	}
+}
+
+// wrap76 folds base64 into lines as MIME writers do.
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\n")
+		s = s[76:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// Hostile input: Parse never panics, never loses the bytes, and returns valid UTF-8.
+func TestParseGarbage(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{7}))
+	random := make([]byte, 4096)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"nil", nil},
+		{"empty", []byte{}},
+		{"only CRLF", []byte("\r\n\r\n")},
+		{"random bytes", random},
+		{"NUL bytes", bytes.Repeat([]byte{0}, 100)},
+		{"header without body", []byte("From: a@example.com\r\nSubject: x")},
+		{"header line without colon", []byte("this is not a header\r\n\r\nbody")},
+		{"binary in headers", []byte("From: \xff\xfe@\x00example.com\r\nSubject: \xc3\x28\x80\r\nMessage-ID: <\xff@x>\r\n\r\n\xff\xfe")},
+		{"deep multipart", []byte(deepMultipart(200))},
+		{"many boundaries in the body text", []byte(strings.Repeat("boundary=x\r\n", 500))},
+		{"huge header line", append([]byte("Subject: "), bytes.Repeat([]byte("a"), 100000)...)},
+		{"unknown charset", []byte("From: a@example.com\r\nSubject: =?x-unknown?B?YWJj?=\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\nabc\r\n")},
+		{"unknown transfer encoding", []byte("From: a@example.com\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := Parse(tc.raw, arrival)
+			if e == nil {
+				t.Fatalf("Parse(%s) = nil, want an Email", tc.name)
+			}
+			if !bytes.Equal(e.Raw, tc.raw) || e.SHA256 != sha256.Sum256(tc.raw) {
+				t.Errorf("Parse(%s) did not keep the raw bytes", tc.name)
+			}
+			if e.Err != nil && strings.Contains(e.Err.Error(), "panic") {
+				t.Errorf("Parse(%s) recovered from a panic: %v", tc.name, e.Err)
+			}
+			if len(e.Subject) > 998 {
+				t.Errorf("Parse(%s).Subject is %d bytes, want at most 998", tc.name, len(e.Subject))
+			}
+			checkValid(t, tc.name, e)
+		})
+	}
+}
+
+// Nested multiparts whose boundaries are never closed cost enmime 2^depth: one small email
+// would stall ingest for hours, on every retry. Such nesting is now refused at once (Err set:
+// the email is held as unparseable, kept for staff as R11/R15 want) with its text kept, and
+// real structures still parse.
+func TestParseDeepNesting(t *testing.T) {
+	cases := []struct {
+		name    string
+		raw     string
+		wantErr bool
+		text    string
+	}{
+		{"5 unclosed levels", deepMultipart(4), false, "diep"},
+		{"16 unclosed levels", deepMultipart(15), false, "diep"},
+		{"17 unclosed levels", deepMultipart(16), true, "diep"},
+		{"30 unclosed levels", deepMultipart(29), true, "diep"},
+		{"5000 unclosed levels", deepMultipart(4999), true, "diep"},
+		{"30 unclosed levels inside a closed multipart", wrapMultipart(deepMultipart(29)), true, "diep"},
+		{"10 closed levels", closeAll(deepMultipart(9), 9), false, "diep"},
+		{"200 closed siblings", siblings(200), false, "deel 199"},
+		{"RFC 2231 boundary parameters", strings.ReplaceAll(deepMultipart(29), "boundary=", "boundary*0="), true, "diep"},
+	}
+	for _, tc := range cases {
+		raw := []byte(tc.raw)
+		done := make(chan *Email, 1)
+		go func() { done <- Parse(raw, arrival) }()
+		var e *Email
+		select {
+		case e = <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Parse(%s) still running after 20s", tc.name)
+		}
+		if (e.Err != nil) != tc.wantErr {
+			t.Errorf("Parse(%s).Err = %v, want error %v", tc.name, e.Err, tc.wantErr)
+		}
+		if !strings.Contains(e.Text, tc.text) {
+			t.Errorf("Parse(%s).Text = %.80q, want it to contain %q", tc.name, e.Text, tc.text)
+		}
+		checkValid(t, tc.name, e)
+	}
+}
+
+// wrapMultipart puts the body of msg as the second part of a properly closed multipart.
+func wrapMultipart(msg string) string {
+	i := strings.Index(msg, "\r\n\r\n")
+	ct := msg[strings.Index(msg, "Content-Type:"):i]
+	return "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n" +
+		"--OUT\r\nContent-Type: text/plain\r\n\r\nvoor\r\n" +
+		"--OUT\r\n" + ct + "\r\n\r\n" + msg[i+4:] +
+		"--OUT\r\nContent-Type: text/plain\r\n\r\nna\r\n--OUT--\r\n"
+}
+
+// closeAll appends the closing delimiters of deepMultipart(n), innermost first.
+func closeAll(msg string, n int) string {
+	for i := n; i >= 0; i-- {
+		msg += "--b" + itoa(i) + "--\r\n"
+	}
+	return msg
+}
+
+// siblings is a multipart/mixed with n multipart/alternative parts, each closed.
+func siblings(n int) string {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"top\"\r\n\r\n")
+	for i := range n {
+		alt := "alt" + itoa(i)
+		b.WriteString("--top\r\nContent-Type: multipart/alternative; boundary=\"" + alt + "\"\r\n\r\n")
+		b.WriteString("--" + alt + "\r\nContent-Type: text/plain\r\n\r\ndeel " + itoa(i) + "\r\n")
+		b.WriteString("--" + alt + "\r\nContent-Type: text/html\r\n\r\n<p>deel " + itoa(i) + "</p>\r\n--" + alt + "--\r\n")
+	}
+	b.WriteString("--top--\r\n")
+	return b.String()
+}
+
+func deepMultipart(n int) string {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n")
+	for i := range n {
+		b.WriteString("--b" + itoa(i) + "\r\nContent-Type: multipart/mixed; boundary=\"b" + itoa(i+1) + "\"\r\n\r\n")
+	}
+	b.WriteString("--b" + itoa(n) + "\r\nContent-Type: text/plain\r\n\r\ndiep\r\n")
+	return b.String()
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var d []byte
+	for ; i > 0; i /= 10 {
+		d = append([]byte{byte('0' + i%10)}, d...)
+	}
+	return string(d)
+}
+
+func TestMessageIDs(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"<A@B.c>", []string{"a@b.c"}},
+		{"  < a@b.c >  ", []string{"a@b.c"}},
+		{"<a@b> <C@D>", []string{"a@b", "c@d"}},
+		{"<a@b>bare@x<c@d>", []string{"a@b", "c@d"}},
+		{"bare@X.com other@y", []string{"bare@x.com", "other@y"}},
+		{"no ids here", nil},
+		{"", nil},
+		{"<>", nil},
+		{"<with space@x>", nil},
+		{"<unclosed@x", []string{"unclosed@x"}}, // kept leniently
+	}
+	for _, tc := range cases {
+		if got := MessageIDs(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("MessageIDs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := CanonicalMessageID(" <Abc@Example.COM> "); got != "abc@example.com" {
+		t.Errorf("CanonicalMessageID(\" <Abc@Example.COM> \") = %q, want abc@example.com", got)
+	}
+}
+
+func TestCleanLine(t *testing.T) {
+	long := strings.Repeat("é", 600) // 1200 bytes
+	cases := []struct{ in, want string }{
+		{"a\r\nb", "a b"},
+		{"  a \t b  ", "a b"},
+		{"a\x00b\x1bc", "abc"},
+		{"a\u2028b", "a b"},
+		{"\xff", "\uFFFD"},
+		{long, strings.Repeat("é", 499)},
+	}
+	for _, tc := range cases {
+		if got := CleanLine(tc.in); got != tc.want {
+			t.Errorf("CleanLine(%.40q) = %.40q (%d bytes), want %.40q (%d bytes)", tc.in, got, len(got), tc.want, len(tc.want))
+		}
+	}
+}
+
+func TestEmailHeaders(t *testing.T) {
+	e := Parse(crlf("Received: one\nreceived: two\nX-Custom:  folded\n  value\nFrom a@b Tue May 10\nAuto-Submitted: auto-replied\n\nbody\n"), arrival)
+	cases := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"Values(Received)", e.Values("RECEIVED"), []string{"one", "two"}},
+		{"Get(x-custom)", e.Get("x-custom"), "folded value"},
+		{"Get(auto-submitted)", e.Get("auto-submitted"), "auto-replied"},
+		{"Get(Missing)", e.Get("Missing"), ""},
+	}
+	for _, tc := range cases {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// corpusDir finds shared/corpus beside the work tree (as in CI: a clone with shared/ beside it).
+func corpusDir(t testing.TB, sub string) string {
+	t.Helper()
+	for _, d := range []string{os.Getenv("HELPDESK_CORPUS"), "../../../shared/corpus", "/work/shared/corpus"} {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, sub)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return p
+		}
+	}
+	t.Skipf("corpus %s not found (set HELPDESK_CORPUS)", sub)
+	return ""
+}
+
+// Real mail from many programs, broken on purpose or not: nothing panics, every Email is
+// valid UTF-8, and almost everything has a sender.
+func TestCorpus(t *testing.T) {
+	for _, sub := range []string{"mail-gem", "bounces"} {
+		t.Run(sub, func(t *testing.T) {
+			dir := corpusDir(t, sub)
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n, withErr, withWarn, noFrom int
+			for _, ent := range entries {
+				if !ent.Type().IsRegular() || ent.Name() == "LICENSE" {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw := crlf(string(b))
+				e := Parse(raw, arrival)
+				n++
+				if e.Err != nil {
+					withErr++
+					t.Logf("%s: Err %v", ent.Name(), e.Err)
+					if strings.Contains(e.Err.Error(), "panic") {
+						t.Errorf("Parse(%s) panicked: %v", ent.Name(), e.Err)
+					}
+				}
+				if len(e.Warnings) > 0 {
+					withWarn++
+				}
+				if e.From == "" {
+					noFrom++
+				}
+				if !bytes.Equal(e.Raw, raw) {
+					t.Errorf("Parse(%s) did not keep the raw bytes", ent.Name())
+				}
+				checkValid(t, ent.Name(), e)
+			}
+			t.Logf("%s: %d emails, %d with Err, %d with warnings, %d without a From address", sub, n, withErr, withWarn, noFrom)
+			if n == 0 {
+				t.Errorf("corpus %s is empty", dir)
+			}
+		})
+	}
+}
+
+// FuzzParse: whatever the bytes, Parse returns an Email with the raw bytes and valid UTF-8.
+// Seeds: the small corpus files in testdata/ and a few hand-made edge cases.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.eml")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(crlf(string(b)))
+	}
+	f.Add([]byte{})
+	f.Add([]byte(deepMultipart(12)))
+	f.Add([]byte(siblings(3)))
+	f.Add([]byte("From: a@b.c\r\nSubject: =?utf-8?B?4oKs?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x--\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e := Parse(raw, arrival)
+		if e == nil {
+			t.Fatal("Parse returned nil")
+		}
+		if !bytes.Equal(e.Raw, raw) {
+			t.Fatal("Parse did not keep the raw bytes")
+		}
+		if e.Err != nil && strings.Contains(e.Err.Error(), "parser panic") {
+			t.Fatalf("Parse panicked: %v", e.Err)
+		}
+		checkValid(t, "fuzz input", e)
+	})
+}

@@ -1,0 +1,248 @@
+package templates_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infobits/helpdesk/templates"
+)
+
+func amsterdam(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Amsterdam") // embedded by the package (time/tzdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func load(t *testing.T, dir string) *templates.Set {
+	t.Helper()
+	s, err := templates.Load(dir)
+	if err != nil {
+		t.Fatalf("Load(%q) = %v", dir, err)
+	}
+	return s
+}
+
+// Every kind renders in every language, with the customer's data in it: the acknowledgement
+// with the ticket reference to keep (R10) and the first-response deadline (R6), the answer
+// (R14), and the unknown-sender notice telling how to get access (R15).
+func TestRenderAll(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample() // due Monday 30 November 2026 12:00 UTC = 13:00 in Amsterdam
+	want := map[string]struct{ subject, text, html string }{
+		"nl/ack":            {"[Infobits #123] Ontvangen: Kassa start niet op", "maandag 30 november 2026 om 13:00", `<html lang="nl">`},
+		"en/ack":            {"[Infobits #123] Received: Kassa start niet op", "Monday 30 November 2026 at 13:00", `<html lang="en">`},
+		"nl/answer":         {"Re: [Infobits #123] Kassa start niet op", "Herstart de kassa", `<html lang="nl">`},
+		"en/answer":         {"Re: [Infobits #123] Kassa start niet op", "Herstart de kassa", `<html lang="en">`},
+		"nl/unknown_sender": {"Uw e-mail aan de helpdesk: adres niet bekend", "info@example.nl", `<html lang="nl">`},
+		"en/unknown_sender": {"Your email to the helpdesk: address not known", "info@example.nl", `<html lang="en">`},
+	}
+	for _, lang := range templates.Langs() {
+		for _, kind := range templates.Kinds() {
+			key := lang + "/" + kind
+			r, err := s.Render(kind, lang, d)
+			if err != nil {
+				t.Errorf("Render(%s) = %v", key, err)
+				continue
+			}
+			w, ok := want[key]
+			if !ok {
+				t.Errorf("Render(%s): no expectation in this test; add one", key)
+				continue
+			}
+			if r.Subject != w.subject {
+				t.Errorf("Render(%s).Subject = %q, want %q", key, r.Subject, w.subject)
+			}
+			if !strings.Contains(r.Text, w.text) || !strings.Contains(r.Text, d.CustomerName) || !strings.Contains(r.Text, d.Helpdesk) {
+				t.Errorf("Render(%s).Text = %q, want it to contain %q, the customer's name and the helpdesk's", key, r.Text, w.text)
+			}
+			if strings.HasPrefix(r.Text, "\n") || strings.Contains(r.Text, "{{") || strings.Contains(r.Text, "<no value>") {
+				t.Errorf("Render(%s).Text = %q, want clean text", key, r.Text)
+			}
+			if !strings.HasPrefix(r.HTML, "<!DOCTYPE html>") || !strings.Contains(r.HTML, w.html) ||
+				!strings.Contains(r.HTML, "<title>"+strings.ReplaceAll(r.Subject, "'", "&#39;")+"</title>") {
+				t.Errorf("Render(%s).HTML = %q, want a %s document titled with the subject", key, r.HTML, w.html)
+			}
+		}
+	}
+}
+
+func TestRenderFallbacks(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample()
+	fr, err := s.Render("ack", "fr", d)
+	if err != nil {
+		t.Fatalf("Render(ack, fr) = %v", err)
+	}
+	nl, _ := s.Render("ack", "nl", d)
+	if fr != nl {
+		t.Errorf("Render(ack, fr) = %q, want the Dutch text (the default language)", fr.Subject)
+	}
+	if _, err := s.Render("no_such_kind", "nl", d); err == nil || !strings.Contains(err.Error(), "no_such_kind") {
+		t.Errorf("Render(no_such_kind) = %v, want an error naming the kind", err)
+	}
+	// No deadline known: the sentence about it is left out, not rendered empty.
+	d.DueTime = time.Time{}
+	for _, lang := range templates.Langs() {
+		r, err := s.Render("ack", lang, d)
+		if err != nil || strings.Contains(r.Text, "2026") || strings.Contains(r.Text, "uiterlijk") || strings.Contains(r.Text, "first response by") {
+			t.Errorf("Render(ack, %s) without a due time = %q, %v, want no deadline sentence", lang, r.Text, err)
+		}
+	}
+	// No customer name (an unknown sender): a general greeting.
+	d.CustomerName = ""
+	for lang, greeting := range map[string]string{"nl": "Beste klant,", "en": "Dear customer,"} {
+		r, err := s.Render("unknown_sender", lang, d)
+		if err != nil || !strings.HasPrefix(r.Text, greeting) {
+			t.Errorf("Render(unknown_sender, %s) without a name = %.40q, %v, want it to start with %q", lang, r.Text, err, greeting)
+		}
+	}
+}
+
+func TestFormatDate(t *testing.T) {
+	ams := amsterdam(t)
+	cases := []struct {
+		at         time.Time
+		lang, want string
+	}{
+		{time.Date(2026, 11, 30, 13, 0, 0, 0, ams), "nl", "maandag 30 november 2026 om 13:00"},
+		{time.Date(2026, 11, 30, 13, 0, 0, 0, ams), "en", "Monday 30 November 2026 at 13:00"},
+		{time.Date(2026, 7, 5, 9, 5, 0, 0, ams), "nl", "zondag 5 juli 2026 om 09:05"},
+		{time.Date(2026, 7, 5, 9, 5, 0, 0, ams), "en", "Sunday 5 July 2026 at 09:05"},
+		{time.Date(2027, 3, 6, 23, 59, 0, 0, ams), "nl", "zaterdag 6 maart 2027 om 23:59"},
+		{time.Date(2027, 1, 1, 0, 0, 0, 0, ams), "", "vrijdag 1 januari 2027 om 00:00"}, // default Dutch
+		{time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).In(ams), "nl", "maandag 30 november 2026 om 13:00"},
+		{time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC).In(ams), "nl", "woensdag 1 juli 2026 om 14:00"}, // summer time
+	}
+	for _, tc := range cases {
+		if got := templates.FormatDate(tc.at, tc.lang); got != tc.want {
+			t.Errorf("FormatDate(%v, %q) = %q, want %q", tc.at, tc.lang, got, tc.want)
+		}
+	}
+}
+
+// writeOverride writes files (name -> content) into a fresh override directory.
+func writeOverride(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// An operator's override replaces one file; everything else stays embedded.
+func TestOverride(t *testing.T) {
+	dir := writeOverride(t, map[string]string{
+		"nl/ack.txt.tmpl": `{{define "subject"}}Bevestiging {{.Ref}}: {{.TicketSubject}}{{end}}{{define "body"}}Dank voor uw vraag.{{end}}`,
+	})
+	s := load(t, dir)
+	d := templates.Sample()
+	nl, err := s.Render("ack", "nl", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Bevestiging [Infobits #123]: Kassa start niet op"; nl.Subject != want {
+		t.Errorf("Render(ack, nl).Subject with override = %q, want %q", nl.Subject, want)
+	}
+	if !strings.Contains(nl.Text, "Dank voor uw vraag.") || !strings.Contains(nl.Text, "Met vriendelijke groet") {
+		t.Errorf("Render(ack, nl).Text with override = %q, want the new body in the embedded layout", nl.Text)
+	}
+	en, _ := s.Render("ack", "en", d)
+	if want := "[Infobits #123] Received: Kassa start niet op"; en.Subject != want {
+		t.Errorf("Render(ack, en).Subject with an nl override = %q, want the embedded %q", en.Subject, want)
+	}
+	if ans, _ := s.Render("answer", "nl", d); ans.Subject != "Re: [Infobits #123] Kassa start niet op" {
+		t.Errorf("Render(answer, nl).Subject with an ack override = %q, want the embedded one", ans.Subject)
+	}
+}
+
+// A broken override is found at start-up, and the message names the file.
+func TestOverrideBroken(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string // in the error
+	}{
+		{"syntax error", map[string]string{"nl/ack.txt.tmpl": `{{define "subject"}}{{.Ref{{end}}`}, "nl/ack.txt.tmpl"},
+		{"html syntax error", map[string]string{"en/answer.html.tmpl": `{{define "body"}}{{if .Text}}<p>{{.Text}}</p>{{end}`}, "en/answer.html.tmpl"},
+		{"unknown field", map[string]string{"nl/unknown_sender.txt.tmpl": `{{define "subject"}}{{.NoSuchField}}{{end}}{{define "body"}}x{{end}}`}, "nl/unknown_sender"},
+		{"no subject defined", map[string]string{"en/ack.txt.tmpl": `{{define "body"}}x{{end}}`}, "en/ack"},
+		{"broken layout", map[string]string{"nl/layout.txt.tmpl": `{{define "layout"}}{{template "missing" .}}{{end}}`}, "nl/"},
+	}
+	for _, tc := range cases {
+		dir := writeOverride(t, tc.files)
+		s, err := templates.Load(dir)
+		if err == nil {
+			t.Errorf("%s: Load(override) = %v, nil, want an error", tc.name, s)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Load(override) = %v, want the error to name %q", tc.name, err, tc.want)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "nope")
+	if _, err := templates.Load(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Load(missing dir) = %v, want an error naming it", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, err := templates.Load(file); err == nil {
+		t.Errorf("Load(a file) = nil error, want one: an override must be a directory")
+	}
+}
+
+// What customers write is escaped in HTML (html/template) and can never add a header line.
+func TestCustomerStrings(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample()
+	d.CustomerName = `<script>alert("naam")</script>`
+	d.TicketSubject = "Kassa\"><img src=x onerror=alert(1)>\r\nBcc: evil@example.com\n\tkapot\x00"
+	d.OrigSubject = d.TicketSubject
+	d.Text = "<b>vet</b> & \"quote\""
+	d.Address = `a@example.com"><a href="https://evil.example">klik</a>`
+	d.SiteURL = "javascript:alert(1)"
+	for _, lang := range templates.Langs() {
+		for _, kind := range templates.Kinds() {
+			key := lang + "/" + kind
+			r, err := s.Render(kind, lang, d)
+			if err != nil {
+				t.Errorf("Render(%s) = %v", key, err)
+				continue
+			}
+			for _, bad := range []string{"<script", "<img", "<b>", `href="https://evil`, `href="javascript:`} {
+				if strings.Contains(r.HTML, bad) {
+					t.Errorf("Render(%s).HTML contains %q unescaped:\n%s", key, bad, r.HTML)
+				}
+			}
+			if strings.ContainsAny(r.Subject, "\r\n\t\x00") {
+				t.Errorf("Render(%s).Subject = %q, want one line without control characters", key, r.Subject)
+			}
+			if strings.Contains(r.HTML, "<title>") && strings.Contains(r.HTML[strings.Index(r.HTML, "<title>"):strings.Index(r.HTML, "</title>")], "\n") {
+				t.Errorf("Render(%s).HTML title spans lines", key)
+			}
+		}
+	}
+	r, _ := s.Render("ack", "nl", d)
+	if want := `[Infobits #123] Ontvangen: Kassa"><img src=x onerror=alert(1)> Bcc: evil@example.com kapot`; r.Subject != want {
+		t.Errorf("Render(ack, nl).Subject = %q, want %q", r.Subject, want)
+	}
+	if !strings.Contains(r.HTML, "&lt;script&gt;") {
+		t.Errorf("Render(ack, nl).HTML does not show the escaped name: %s", r.HTML)
+	}
+	a, _ := s.Render("answer", "en", d)
+	if !strings.Contains(a.HTML, "&lt;b&gt;vet&lt;/b&gt; &amp; &#34;quote&#34;") || !strings.Contains(a.Text, "<b>vet</b> & \"quote\"") {
+		t.Errorf("Render(answer, en): want the answer escaped in HTML and verbatim in text; html %q text %q", a.HTML, a.Text)
+	}
+}
