@@ -93,8 +93,9 @@ func New(r Rules) *Policy {
 	p := &Policy{rules: r}
 	if r.TicketTag != "" {
 		tag := regexp.QuoteMeta(r.TicketTag)
-		p.refFind = regexp.MustCompile(`(?i)\[?\s*` + tag + `\s*#\s*([0-9]{1,18})\b`)
-		p.refStrip = regexp.MustCompile(`(?i)\[?\s*` + tag + `\s*#\s*[0-9]+\s*\]?`)
+		// The tag must start a word: "[XInfobits #12]" names no ticket of ours.
+		p.refFind = regexp.MustCompile(`(?i)(?:\[\s*|\b)` + tag + `\s*#\s*([0-9]{1,18})\b`)
+		p.refStrip = regexp.MustCompile(`(?i)(?:\[\s*|\b)` + tag + `\s*#\s*[0-9]+\s*\]?`)
 	}
 	return p
 }

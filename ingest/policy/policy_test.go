@@ -256,6 +256,8 @@ func TestSubjectTicket(t *testing.T) {
 		{"Infobits #12", 12}, // brackets stripped by a mail client
 		{"Kassa [Infobits #7] kapot", 7},
 		{"[Other #12]", 0},
+		{"[XInfobits #12]", 0}, // the tag must start a word
+		{"MyInfobits #12", 0},
 		{"#12", 0},
 		{"[Infobits #]", 0},
 		{"[Infobits #0]", 0},
