@@ -26,8 +26,8 @@ import (
 type liveGateway struct {
 	appendMail func(raw []byte) error // delivers into the INBOX over a second IMAP connection
 	sink       *smtptest.Server
-	events chan ingest.Event
-	stop   func()
+	events     chan ingest.Event
+	stop       func()
 }
 
 func startLiveGateway(tb testing.TB, kind string) *liveGateway {
