@@ -110,11 +110,67 @@ type Customer struct {
 	ID   uint64 `json:"id"`
 	Name string `json:"name"`
 	// Emails are lower-case addresses; Emails[0] is the login address (R1).
-	Emails     []string  `json:"emails"`
-	Tier       Tier      `json:"sla"`
-	ValidUntil Date      `json:"valid_until"` // last day of the paid tier; zero: no end date (R3)
-	Contract   bool      `json:"contract"`    // support contract (R8)
+	Emails     []string `json:"emails"`
+	Tier       Tier     `json:"sla"`
+	ValidUntil Date     `json:"valid_until"` // last day of the paid tier; zero: no end date (R3)
+	Contract   bool     `json:"contract"`    // support contract (R8, R19)
+	// Licence is the licence type (R2): one of the Licence* values, "" when unknown.
+	Licence       string `json:"licence,omitempty"`
+	Philanthropic bool   `json:"philanthropic,omitempty"` // free licence with free support (R4)
+	Arrears       bool   `json:"arrears,omitempty"`       // payment status (R5): restricts callbacks (R13)
+	// Maintainer is who maintains the system (R13): MaintainerVendor (default),
+	// MaintainerThirdParty or MaintainerNone.
+	Maintainer string    `json:"maintainer,omitempty"`
+	Phones     []string  `json:"phones,omitempty"` // registered numbers, normalised "+31..." (R19)
+	Lang       string    `json:"lang,omitempty"`   // "nl" (default) or "en"
+	Answer     string    `json:"answer,omitempty"` // AnswerEmail (default) or AnswerSite (R14)
 	Created    time.Time `json:"created"`
+}
+
+// Licence types (R2).
+const (
+	LicenceInfokasL = "infokas-l"
+	LicenceInfokasS = "infokas-s"
+	LicenceInfokasN = "infokas-n"
+	LicenceTSPos    = "tspos"
+	LicenceOther    = "other"
+)
+
+// Who maintains a customer's system (R13).
+const (
+	MaintainerVendor     = "vendor"
+	MaintainerThirdParty = "third-party"
+	MaintainerNone       = "none"
+)
+
+// Answer preferences (R14).
+const (
+	AnswerEmail = "email" // the full answer by email
+	AnswerSite  = "site"  // a notification that an answer waits on the site
+)
+
+// MaintainedBy returns the maintainer, with the default.
+func (c *Customer) MaintainedBy() string {
+	if c.Maintainer == "" {
+		return MaintainerVendor
+	}
+	return c.Maintainer
+}
+
+// Language returns the customer's language, with the default.
+func (c *Customer) Language() string {
+	if c.Lang == "" {
+		return "nl"
+	}
+	return c.Lang
+}
+
+// AnswerBy returns the answer preference, with the default.
+func (c *Customer) AnswerBy() string {
+	if c.Answer == "" {
+		return AnswerEmail
+	}
+	return c.Answer
 }
 
 // Login is the customer's login address (R1), where account mail goes (R16).
@@ -146,12 +202,43 @@ type Ticket struct {
 	Subject    string    `json:"subject"`
 	Status     string    `json:"status"`
 	Priority   string    `json:"priority"`
-	Tier       Tier      `json:"sla"`     // the effective tier when the ticket arrived
+	Tier       Tier      `json:"sla"`     // the effective tier when the ticket arrived (R3)
 	Created    time.Time `json:"created"` // arrival of the first email (IMAP INTERNALDATE)
-	Due        time.Time `json:"due"`     // first-response deadline; zero until computed
-	Updated    time.Time `json:"updated"`
-	Messages   int       `json:"messages"` // number of thread messages
+	Due        time.Time `json:"due"`     // first-response deadline (R6); zero when none applies
+	// Calendar is the working-hours calendar the deadline counts (R8): CalendarHelpdesk or
+	// CalendarContract.
+	Calendar string `json:"calendar,omitempty"`
+	// RateZone is the rate zone at arrival (R7): "1", "2" or "closed".
+	RateZone string `json:"rate_zone,omitempty"`
+	// Surcharge: an urgent ticket carries a surcharge at SurchargeZone (R12): the zone at
+	// arrival, or the next zone that opens when it arrived outside both.
+	Surcharge     bool      `json:"surcharge,omitempty"`
+	SurchargeZone int       `json:"surcharge_zone,omitempty"`
+	Followup      string    `json:"followup,omitempty"` // FollowupSite, FollowupEmail or FollowupCallback (R13, R14)
+	Payment       string    `json:"payment,omitempty"`  // PaymentPrepaid or PaymentPostpaid for callbacks (R13)
+	Updated       time.Time `json:"updated"`
+	Messages      int       `json:"messages"` // number of thread messages
+	Replies       int       `json:"replies"`  // customer emails after the first (R11)
 }
+
+// Calendars a deadline can count (R8).
+const (
+	CalendarHelpdesk = "helpdesk" // helpdesk opening hours
+	CalendarContract = "contract" // rate zone 1, Saturday morning included
+)
+
+// Follow-up kinds (R13, R14).
+const (
+	FollowupEmail    = "email"    // the answer is emailed
+	FollowupSite     = "site"     // answer on the site, the customer is notified
+	FollowupCallback = "callback" // staff call back (phone or AnyDesk) until solved
+)
+
+// Callback payment (R13).
+const (
+	PaymentPrepaid  = "prepaid"
+	PaymentPostpaid = "postpaid"
+)
 
 // Message directions.
 const (
