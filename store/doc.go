@@ -8,6 +8,7 @@
 //	meta                 "schema" -> format version of the whole file (migrations run at Open)
 //	customers            id(8)                      -> Customer
 //	customer_addr        lower-case address          -> id(8)          (unique: R1, one owner per address)
+//	customer_phone       number "+31..."             -> id(8)          (unique: R19 caller lookup)
 //	tickets              id(8, NextSequence)         -> Ticket
 //	tickets_by_customer  customer(8) ticket(8)       -> empty
 //	messages             ticket(8) seq(4)            -> Message       (a ticket's thread)

@@ -32,10 +32,23 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 		return errors.New("customer has no email address")
 	}
 	c.Emails = emails
+	var phones []string
+	for _, p := range c.Phones {
+		if p != "" && !slices.Contains(phones, p) {
+			phones = append(phones, p)
+		}
+	}
+	c.Phones = phones
 	addrs := tx.tx.Bucket(bCustomerAddr)
 	for _, e := range c.Emails {
 		if v := addrs.Get([]byte(e)); v != nil && binary.BigEndian.Uint64(v) != c.ID {
 			return fmt.Errorf("%s: %w (customer %d)", e, ErrAddressTaken, binary.BigEndian.Uint64(v))
+		}
+	}
+	phoneIdx := tx.tx.Bucket(bCustomerPhone)
+	for _, p := range c.Phones {
+		if v := phoneIdx.Get([]byte(p)); v != nil && binary.BigEndian.Uint64(v) != c.ID {
+			return fmt.Errorf("phone %s: %w (customer %d)", p, ErrPhoneTaken, binary.BigEndian.Uint64(v))
 		}
 	}
 	if c.ID == 0 {
@@ -51,6 +64,13 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 			for _, e := range old.Emails {
 				if !slices.Contains(c.Emails, e) {
 					if err := addrs.Delete([]byte(e)); err != nil {
+						return err
+					}
+				}
+			}
+			for _, p := range old.Phones {
+				if !slices.Contains(c.Phones, p) {
+					if err := phoneIdx.Delete([]byte(p)); err != nil {
 						return err
 					}
 				}
@@ -73,7 +93,22 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 			return fmt.Errorf("index address %s: %w", e, err)
 		}
 	}
+	for _, p := range c.Phones {
+		if err := phoneIdx.Put([]byte(p), u64(c.ID)); err != nil {
+			return fmt.Errorf("index phone %s: %w", p, err)
+		}
+	}
 	return tx.put(bCustomers, u64(c.ID), c)
+}
+
+// CustomerByPhone returns the customer who registered the (normalised) number, or
+// ErrNotFound (R19).
+func (tx *Tx) CustomerByPhone(phone string) (*Customer, error) {
+	v := tx.tx.Bucket(bCustomerPhone).Get([]byte(phone))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return tx.Customer(binary.BigEndian.Uint64(v))
 }
 
 // Customer returns the customer with the id, or ErrNotFound.

@@ -25,6 +25,7 @@ var (
 	bMeta          = []byte("meta")
 	bCustomers     = []byte("customers")
 	bCustomerAddr  = []byte("customer_addr")
+	bCustomerPhone = []byte("customer_phone")
 	bTickets       = []byte("tickets")
 	bTicketsByCust = []byte("tickets_by_customer")
 	bMessages      = []byte("messages")
@@ -38,7 +39,7 @@ var (
 	bMailboxes     = []byte("mailboxes")
 )
 
-var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bTickets, bTicketsByCust, bMessages,
+var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
 	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes}
 
 // Errors callers branch on.
@@ -49,6 +50,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrAddressTaken: the address already belongs to another customer (R1).
 	ErrAddressTaken = errors.New("address belongs to another customer")
+	// ErrPhoneTaken: the number is registered by another customer (R19).
+	ErrPhoneTaken = errors.New("number registered by another customer")
 )
 
 // Options tune Open.

@@ -43,18 +43,30 @@ type Ticket struct {
 	Created  Time   `json:"created"`
 	Due      Time   `json:"due"`
 	Messages int    `json:"messages"`
+	SLAFields
+}
+
+// SLAFields are what the SLA policy recorded on a ticket (R6–R14).
+type SLAFields struct {
+	Calendar      string `json:"calendar"`       // helpdesk or contract: the hours the deadline counts
+	RateZone      string `json:"rate_zone"`      // at arrival: "1", "2" or "closed"
+	Surcharge     bool   `json:"surcharge"`      // urgent: a surcharge applies (R12)
+	SurchargeZone int    `json:"surcharge_zone"` // the zone of the surcharge, 0 when none
+	Followup      string `json:"followup"`       // site, email or callback (R13, R14)
+	Payment       string `json:"payment"`        // prepaid, postpaid, or "" (not a callback)
 }
 
 // TicketDetail is one ticket with its thread and the notifications sent about it.
 type TicketDetail struct {
-	ID            uint64         `json:"id"`
-	Customer      string         `json:"customer"`
-	Subject       string         `json:"subject"`
-	Status        string         `json:"status"`
-	Priority      string         `json:"priority"`
-	SLA           string         `json:"sla"`
-	Created       Time           `json:"created"`
-	Due           Time           `json:"due"`
+	ID       uint64 `json:"id"`
+	Customer string `json:"customer"`
+	Subject  string `json:"subject"`
+	Status   string `json:"status"`
+	Priority string `json:"priority"`
+	SLA      string `json:"sla"`
+	Created  Time   `json:"created"`
+	Due      Time   `json:"due"`
+	SLAFields
 	Messages      []Message      `json:"messages"`
 	Notifications []Notification `json:"notifications"`
 }
@@ -148,7 +160,8 @@ func login(tx *store.Tx, id uint64, cache map[uint64]string) (string, error) {
 func ticketOf(t *store.Ticket, customer string) Ticket {
 	return Ticket{ID: t.ID, Customer: customer, Subject: t.Subject, Status: t.Status,
 		Priority: t.Priority, SLA: string(t.Tier), Created: Time(t.Created), Due: Time(t.Due),
-		Messages: t.Messages}
+		Messages: t.Messages, SLAFields: SLAFields{Calendar: t.Calendar, RateZone: t.RateZone,
+			Surcharge: t.Surcharge, SurchargeZone: t.SurchargeZone, Followup: t.Followup, Payment: t.Payment}}
 }
 
 // Tickets lists tickets, urgent first, then by due time (no due time last), then by number.
@@ -216,7 +229,7 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 	}
 	base := ticketOf(t, l)
 	d := &TicketDetail{ID: base.ID, Customer: base.Customer, Subject: base.Subject, Status: base.Status,
-		Priority: base.Priority, SLA: base.SLA, Created: base.Created, Due: base.Due,
+		Priority: base.Priority, SLA: base.SLA, Created: base.Created, Due: base.Due, SLAFields: base.SLAFields,
 		Messages: []Message{}, Notifications: []Notification{}}
 	msgs, err := tx.Messages(id)
 	if err != nil {
