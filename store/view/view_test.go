@@ -156,7 +156,8 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("Tickets() = %d items, want 6", len(list))
 	}
 	item := list[0].(map[string]any)
-	if got, want := keys(item), sorted("id", "customer", "subject", "status", "priority", "sla", "created", "due", "messages"); !reflect.DeepEqual(got, want) {
+	if got, want := keys(item), sorted("id", "customer", "subject", "status", "priority", "sla", "created", "due", "messages",
+		"calendar", "rate_zone", "surcharge", "surcharge_zone", "followup", "payment"); !reflect.DeepEqual(got, want) {
 		t.Errorf("ticket list item keys = %v, want %v", got, want)
 	}
 	byID := map[float64]map[string]any{}
@@ -166,7 +167,8 @@ func TestJSONContract(t *testing.T) {
 	}
 	one := byID[1]
 	wantOne := map[string]any{"id": 1.0, "customer": "info@bakkerij.nl", "subject": "vraag a", "status": "open",
-		"priority": "normal", "sla": "SLA8", "created": "2026-11-27T09:30:00Z", "due": "2026-11-27T19:30:00Z", "messages": 2.0}
+		"priority": "normal", "sla": "SLA8", "created": "2026-11-27T09:30:00Z", "due": "2026-11-27T19:30:00Z", "messages": 2.0,
+		"calendar": "", "rate_zone": "", "surcharge": false, "surcharge_zone": 0.0, "followup": "", "payment": ""}
 	if !reflect.DeepEqual(one, wantOne) {
 		t.Errorf("ticket list item 1 = %v, want %v", one, wantOne)
 	}
