@@ -77,6 +77,54 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Out
 	if err != nil {
 		return out, fmt.Errorf("decide: %w", err)
 	}
+	return a.apply(tx, e, d, src, rawHash)
+}
+
+// Release turns a held email into the ticket or reply it would have been, with the SLA24
+// limits lifted (R11: staff decide to help after all). An email that would still be held
+// (an unknown sender, say) is refused with the reason; the held record stays either way, marked
+// released, so nothing is lost and nothing is released twice.
+func (a *Applier) Release(tx *store.Tx, heldID uint64) (Outcome, error) {
+	h, err := tx.Held(heldID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Outcome{}, fmt.Errorf("no held email %d", heldID)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{MessageID: h.MessageID, From: h.From}
+	switch {
+	case h.Released:
+		return out, fmt.Errorf("held email %d was released already (ticket %d)", h.ID, h.ReleasedAs.TicketID)
+	case h.RawSHA256 == "":
+		return out, fmt.Errorf("held email %d (%s) was never fetched; deal with it in the mailbox", h.ID, h.Reason)
+	}
+	raw, err := tx.Raw(h.RawSHA256)
+	if err != nil {
+		return out, fmt.Errorf("raw message of held email %d: %w", h.ID, err)
+	}
+	e := mailparse.Parse(raw, h.Received)
+	d, err := a.Policy.DecideRelease(e, tx)
+	if err != nil {
+		return out, fmt.Errorf("decide: %w", err)
+	}
+	if d.Action == policy.ActionHold {
+		return out, fmt.Errorf("held email %d cannot become a ticket message: %s (%s)", h.ID, d.HoldReason, d.HoldDetail)
+	}
+	out, err = a.apply(tx, e, d, h.Source, h.RawSHA256)
+	if err != nil {
+		return out, err
+	}
+	h.Released, h.ReleasedAt = true, a.Now()
+	h.ReleasedAs = store.Ref{TicketID: out.TicketID}
+	return out, tx.PutHeld(h)
+}
+
+// apply writes what the decision says about the email: the ticket, thread message or held
+// record, the dedupe entry and the notifications.
+func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src store.Source, rawHash string) (Outcome, error) {
+	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
+	var err error
 	out.Action = d.Action.String()
 	now := a.Now()
 	var ref store.Ref
@@ -86,20 +134,17 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Out
 	case policy.ActionHold:
 		h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: d.HoldReason,
 			Detail: d.HoldDetail, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
+		if d.Customer != nil {
+			h.CustomerID = d.Customer.ID
+		}
 		if err := tx.Hold(h); err != nil {
 			return out, err
 		}
 		ref.HeldID, out.HeldID, out.Reason, out.Detail = h.ID, h.ID, h.Reason, h.Detail
 
 	case policy.ActionNewTicket:
-		subject := e.Subject
-		if subject == "" {
-			subject = "(geen onderwerp)"
-		}
-		ticket = &store.Ticket{CustomerID: d.Customer.ID, Address: e.From, Subject: subject,
-			Status: store.StatusOpen, Priority: store.PriorityNormal, Tier: d.Customer.Tier,
-			Created: e.Arrival, Updated: now}
-		if err := tx.CreateTicket(ticket); err != nil {
+		ticket, err = a.newTicket(tx, e, d, now)
+		if err != nil {
 			return out, err
 		}
 		fallthrough
@@ -109,6 +154,7 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Out
 			if d.Reopen {
 				ticket.Status = store.StatusOpen
 			}
+			ticket.Replies++ // R11 counts them
 		}
 		ticket.Updated = now
 		m := message(e, store.DirectionIn, rawHash, src)
@@ -142,9 +188,37 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Out
 		if err := tx.Enqueue(note); err != nil {
 			return out, fmt.Errorf("queue %s notification: %w", n.Kind, err)
 		}
+		if n.Kind == store.KindOverLimit && d.Customer != nil {
+			if err := tx.MarkLimitNotice(d.Customer.ID, policy.Today(e.Arrival)); err != nil {
+				return out, err
+			}
+		}
 		out.Notified++
 	}
 	return out, nil
+}
+
+// newTicket creates the ticket of a new question with what the SLA policy planned for it.
+func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision, now time.Time) (*store.Ticket, error) {
+	subject := e.Subject
+	if subject == "" {
+		subject = "(geen onderwerp)"
+	}
+	pl := d.Plan
+	t := &store.Ticket{CustomerID: d.Customer.ID, Address: e.From, Subject: subject,
+		Status: store.StatusOpen, Priority: pl.Priority, Tier: pl.Tier, Created: e.Arrival, Due: pl.Due,
+		Calendar: pl.Calendar, RateZone: pl.RateZone, Surcharge: pl.Surcharge, SurchargeZone: pl.SurchargeZone,
+		Followup: pl.Followup, Payment: pl.Payment, Updated: now}
+	if t.Priority == "" {
+		t.Priority = store.PriorityNormal
+	}
+	if t.Tier == "" {
+		t.Tier = store.SLA24
+	}
+	if err := tx.CreateTicket(t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.Message {
@@ -172,11 +246,21 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		Data: store.NotifyData{OrigSubject: e.Subject, OrigDate: e.Arrival, Address: e.From}}
 	if d.Customer != nil {
 		note.Data.CustomerName = d.Customer.Name
+		note.Lang = d.Customer.Language()
 	}
 	if t != nil {
 		note.TicketID = t.ID
 		note.Data.TicketSubject = t.Subject
 		note.Data.Due = t.Due
+		note.Data.Tier, note.Data.Priority, note.Data.SurchargeZone = t.Tier, t.Priority, t.SurchargeZone
+		note.Data.Followup, note.Data.Payment = t.Followup, t.Payment
+	}
+	if n.Kind == store.KindAck {
+		note.Data.Notes = d.Plan.Notes
+		note.Data.ValidUntil = d.Plan.ValidUntil
+	}
+	if d.Limit != nil {
+		note.Data.LimitKind, note.Data.LimitValue = d.Limit.Kind, d.Limit.Limit
 	}
 	note.InReplyTo = e.MessageID
 	note.References = threadRefs(e.References, e.MessageID)
@@ -189,6 +273,7 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		}
 		if c != nil {
 			note.Data.CustomerName = c.Name
+			note.Lang = c.Language()
 		}
 		msgs, err := tx.Messages(t.ID)
 		if err != nil {

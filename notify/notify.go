@@ -310,7 +310,13 @@ func (w *Worker) data(n *store.Notification) templates.Data {
 	d := templates.Data{TicketID: n.TicketID, TicketSubject: n.Data.TicketSubject,
 		CustomerName: n.Data.CustomerName, DueTime: n.Data.Due, Text: n.Data.Text,
 		StaffName: n.Data.StaffName, OrigSubject: n.Data.OrigSubject, Address: n.Data.Address,
-		Helpdesk: cmp.Or(w.cfg.From.Name, w.cfg.From.Address), SiteURL: w.cfg.SiteURL}
+		Helpdesk: cmp.Or(w.cfg.From.Name, w.cfg.From.Address), SiteURL: w.cfg.SiteURL,
+		Tier: string(n.Data.Tier), Priority: n.Data.Priority, SurchargeZone: n.Data.SurchargeZone,
+		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
+		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue}
+	if v := n.Data.ValidUntil; !v.IsZero() {
+		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)
+	}
 	if n.TicketID != 0 {
 		d.Ref = fmt.Sprintf("[%s #%d]", w.cfg.TicketTag, n.TicketID)
 		if w.cfg.SiteURL != "" {

@@ -20,6 +20,7 @@
 //	outbox_queue         next-attempt(8) id(8)       -> empty          (pending notifications by time)
 //	ticket_notifications ticket(8) notification(8)   -> empty
 //	mailboxes            mailbox name                -> MailboxState   (UIDVALIDITY, UID checkpoint)
+//	limit_notices        customer(8) "YYYY-MM-DD"    -> empty          (R11: one limit notice a day)
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

@@ -542,3 +542,32 @@ func (tx *Tx) Counts() Counts {
 		Held: n(bHeld), Outbox: n(bOutbox),
 	}
 }
+
+// --- SLA24 limit notices ---
+
+// LimitNoticeSent reports whether the customer was sent a limit notice on the day (R11).
+func (tx *Tx) LimitNoticeSent(customerID uint64, day Date) (bool, error) {
+	return tx.tx.Bucket(bLimitNotices).Get(append(u64(customerID), day.String()...)) != nil, nil
+}
+
+// MarkLimitNotice records that the customer was sent a limit notice on the day.
+func (tx *Tx) MarkLimitNotice(customerID uint64, day Date) error {
+	return tx.tx.Bucket(bLimitNotices).Put(append(u64(customerID), day.String()...), nil)
+}
+
+// Held returns held email id, or ErrNotFound.
+func (tx *Tx) Held(id uint64) (*Held, error) {
+	var h Held
+	if err := tx.get(bHeld, u64(id), &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// PutHeld updates a held email (when it is released).
+func (tx *Tx) PutHeld(h *Held) error {
+	if tx.tx.Bucket(bHeld).Get(u64(h.ID)) == nil {
+		return fmt.Errorf("held email %d: %w", h.ID, ErrNotFound)
+	}
+	return tx.put(bHeld, u64(h.ID), h)
+}

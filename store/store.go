@@ -37,10 +37,11 @@ var (
 	bOutboxQueue   = []byte("outbox_queue")
 	bTicketNotes   = []byte("ticket_notifications")
 	bMailboxes     = []byte("mailboxes")
+	bLimitNotices  = []byte("limit_notices")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices}
 
 // Errors callers branch on.
 var (

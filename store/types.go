@@ -291,6 +291,7 @@ const (
 	HeldUnparseable   = "unparseable"
 	HeldTooLarge      = "too_large"
 	HeldAutomatic     = "automatic"
+	HeldOverLimit     = "over_limit" // R11: over an SLA24 limit
 	HeldInternal      = "internal_error"
 )
 
@@ -306,6 +307,12 @@ type Held struct {
 	RawSHA256 string    `json:"raw_sha256,omitempty"` // empty when the email was left on the server
 	Size      int64     `json:"size"`
 	Source    Source    `json:"source,omitzero"`
+	// CustomerID is the sender's customer, when the sender is one.
+	CustomerID uint64 `json:"customer_id,omitempty"`
+	// Released: staff turned it into a ticket message after all (R11); Ref says which.
+	Released   bool      `json:"released,omitempty"`
+	ReleasedAs Ref       `json:"released_as,omitzero"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
 }
 
 // Notification kinds; each is a template under templates/.
@@ -313,6 +320,7 @@ const (
 	KindAck           = "ack"            // new ticket acknowledged
 	KindAnswer        = "answer"         // a staff answer forwarded to the customer
 	KindUnknownSender = "unknown_sender" // R15: how to get access
+	KindOverLimit     = "over_limit"     // R11: an SLA24 limit was reached
 )
 
 // Notification states.
@@ -333,6 +341,17 @@ type NotifyData struct {
 	OrigSubject   string    `json:"orig_subject,omitempty"` // subject of the email answered
 	OrigDate      time.Time `json:"orig_date,omitzero"`
 	Address       string    `json:"address,omitempty"` // the address the email came from
+	// The SLA policy's decisions the customer is told about (acknowledgement).
+	Tier          Tier     `json:"tier,omitempty"`
+	Priority      string   `json:"priority,omitempty"`
+	SurchargeZone int      `json:"surcharge_zone,omitempty"`
+	Followup      string   `json:"followup,omitempty"`
+	Payment       string   `json:"payment,omitempty"`
+	Notes         []string `json:"notes,omitempty"` // policy.Note* codes
+	ValidUntil    Date     `json:"valid_until,omitzero"`
+	// Limit is the SLA24 limit reached (over_limit notices): its kind and value.
+	LimitKind  string `json:"limit_kind,omitempty"`
+	LimitValue int    `json:"limit_value,omitempty"`
 }
 
 // Notification is one outgoing message in the outbox.

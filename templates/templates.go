@@ -27,7 +27,7 @@ import (
 var embedded embed.FS
 
 // Kinds returns the notification kinds that have templates.
-func Kinds() []string { return []string{"ack", "answer", "unknown_sender"} }
+func Kinds() []string { return []string{"ack", "answer", "unknown_sender", "over_limit"} }
 
 // Langs returns the languages every kind exists in; the first is the default.
 func Langs() []string { return []string{"nl", "en"} }
@@ -48,6 +48,16 @@ type Data struct {
 	SiteURL       string
 	TicketURL     string
 	Subject       string // the rendered subject, for the HTML title
+	// What the SLA policy decided, for the acknowledgement's notes (R3, R4, R11–R14).
+	Tier          string
+	Priority      string
+	SurchargeZone int
+	Followup      string
+	Payment       string
+	Notes         []string // note codes (see the "notes" template of each layout)
+	ValidUntil    string   // dd-mm-jjjj
+	LimitKind     string   // tickets_per_month, open_tickets or replies_per_ticket
+	LimitValue    int
 }
 
 // Rendered is one notification, ready to be put into MIME.
@@ -127,7 +137,10 @@ func Sample() Data {
 		CustomerName: "Bakkerij de Vries", DueTime: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
 		Text: "Goedemorgen,\n\nHerstart de kassa en probeer het opnieuw.", StaffName: "Jan",
 		OrigSubject: "Vraag over de kassa", Address: "info@example.nl", Helpdesk: "Infobits Helpdesk",
-		SiteURL: "https://helpdesk.example.nl", TicketURL: "https://helpdesk.example.nl/tickets/123"}
+		SiteURL: "https://helpdesk.example.nl", TicketURL: "https://helpdesk.example.nl/tickets/123",
+		Tier: "SLA8", Priority: "urgent", SurchargeZone: 2, Followup: "callback", Payment: "prepaid",
+		Notes:      []string{"urgent", "urgent_sla24", "expired", "callback", "prepaid_only", "callback_no_right", "free_support", "answer_on_site"},
+		ValidUntil: "31-10-2026", LimitKind: "tickets_per_month", LimitValue: 3}
 }
 
 // Render renders one notification. Unknown languages fall back to Dutch.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 )
@@ -24,6 +25,10 @@ type View interface {
 	CustomerByAddress(addr string) (*store.Customer, error)
 	Ticket(id uint64) (*store.Ticket, error)
 	TicketByMessageID(msgID string) (uint64, error)
+	// CustomerTickets returns a customer's tickets, for the SLA24 limits (R11).
+	CustomerTickets(customerID uint64) ([]*store.Ticket, error)
+	// LimitNoticeSent reports whether the customer was told of a limit on that day.
+	LimitNoticeSent(customerID uint64, day store.Date) (bool, error)
 }
 
 // Rules configure Decide.
@@ -34,6 +39,13 @@ type Rules struct {
 	TicketTag string
 	// Own are the gateway's own addresses; mail from them is a loop, never answered.
 	Own []string
+	// Calendars count working hours (R6–R9); nil: no deadlines or rate zones.
+	Calendars *calendar.Set
+	// Limits are the SLA24 limits (R11).
+	Limits Limits
+	// UrgentWords mark an urgent request in the subject (R12), CallbackWords a callback
+	// request (R13); matched as whole words, in any case.
+	UrgentWords, CallbackWords []string
 }
 
 // Action is what an email becomes.
@@ -79,6 +91,10 @@ type Decision struct {
 	Automatic       bool
 	AutomaticReason string
 	Notify          []Notice
+	// Plan is the SLA policy's decision for a new ticket.
+	Plan Plan
+	// Limit is the SLA24 limit an email was held for (R11).
+	Limit *LimitHit
 }
 
 // Policy applies Rules; build it once with New. It is safe for concurrent use.
@@ -103,6 +119,16 @@ func New(r Rules) *Policy {
 // Decide classifies one email. An error means the View failed, not that the email is bad:
 // a bad email is a Decision to hold it.
 func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
+	return p.decide(e, v, false)
+}
+
+// DecideRelease is Decide with the SLA24 limits lifted: what a held email becomes when staff
+// release it (R11).
+func (p *Policy) DecideRelease(e *mailparse.Email, v View) (Decision, error) {
+	return p.decide(e, v, true)
+}
+
+func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
 	r := p.rules
 	d := Decision{}
 	d.AutomaticReason = Automatic(e, r.Own)
@@ -162,6 +188,9 @@ func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
 		return d, err
 	}
 	if t != nil {
+		if hit := p.limitForReply(c, t, e.Arrival); hit != nil && !noLimits {
+			return p.holdOverLimit(d, c, hit, e, v)
+		}
 		d.Action, d.Ticket = ActionReply, t
 		d.Reopen = t.Status != store.StatusOpen
 		return d, nil // R10: a customer's reply gets no automatic message
@@ -169,8 +198,35 @@ func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
 	if d.Automatic {
 		return hold(store.HeldAutomatic, "machine-generated email that names no ticket of the sender: "+d.AutomaticReason)
 	}
+	if !noLimits {
+		hit, err := p.limitForNewTicket(c, e.Arrival, v)
+		if err != nil {
+			return d, err
+		}
+		if hit != nil {
+			return p.holdOverLimit(d, c, hit, e, v)
+		}
+	}
 	d.Action = ActionNewTicket
+	d.Plan = p.plan(c, e.Subject, e.Arrival)
 	d.Notify = append(d.Notify, Notice{Kind: store.KindAck, To: e.From, Automatic: true})
+	return d, nil
+}
+
+// holdOverLimit holds an email over an SLA24 limit (R11): kept for staff, and the customer
+// told which limit and how SLA8 lifts it — at most once per customer per day.
+func (p *Policy) holdOverLimit(d Decision, c *store.Customer, hit *LimitHit, e *mailparse.Email, v View) (Decision, error) {
+	d.Action, d.HoldReason, d.HoldDetail, d.Limit = ActionHold, store.HeldOverLimit, hit.Describe(), hit
+	if d.Automatic {
+		return d, nil
+	}
+	sent, err := v.LimitNoticeSent(c.ID, Today(e.Arrival))
+	if err != nil {
+		return d, fmt.Errorf("limit notices of customer %d: %w", c.ID, err)
+	}
+	if !sent {
+		d.Notify = append(d.Notify, Notice{Kind: store.KindOverLimit, To: e.From, Automatic: true})
+	}
 	return d, nil
 }
 

@@ -18,7 +18,29 @@ type mapView struct {
 	customers map[string]*store.Customer // by lower-case address
 	tickets   map[uint64]*store.Ticket
 	msgIDs    map[string]uint64
-	err       error // returned by every call when set: a failing store
+	notices   map[string]bool // customer id + day: a limit notice was sent
+	err       error           // returned by every call when set: a failing store
+}
+
+func (v *mapView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	var out []*store.Ticket
+	for _, t := range v.tickets {
+		if t.CustomerID == id {
+			tc := *t
+			out = append(out, &tc)
+		}
+	}
+	return out, nil
+}
+
+func (v *mapView) LimitNoticeSent(id uint64, day store.Date) (bool, error) {
+	if v.err != nil {
+		return false, v.err
+	}
+	return v.notices[fmt.Sprint(id, day)], nil
 }
 
 func (v *mapView) CustomerByAddress(addr string) (*store.Customer, error) {
