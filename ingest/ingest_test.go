@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/store"
@@ -129,6 +130,18 @@ type fixture struct {
 
 var arrival = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 
+// testRules are the gateway's rules with the default calendars (R7–R9) and the given limits.
+func testRules(t *testing.T, lim policy.Limits) policy.Rules {
+	t.Helper()
+	cals, err := calendar.NewSet(nil, calendar.Rules{DutchHolidays: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.Rules{Staff: []string{"jan@infobits.example"}, TicketTag: "Infobits",
+		Own: []string{"support@infobits.example"}, Calendars: cals, Limits: lim,
+		UrgentWords: []string{"SPOED", "URGENT"}, CallbackWords: []string{"terugbellen", "anydesk"}}
+}
+
 func newFixture(t *testing.T, kind string, tweak func(*ingest.Config)) *fixture {
 	t.Helper()
 	srv := newServer(t, kind)
@@ -161,7 +174,7 @@ func newFixture(t *testing.T, kind string, tweak func(*ingest.Config)) *fixture 
 		Addr: srv.addr, User: srv.user, Password: srv.pass, TLS: ingest.TLSNone,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Applier: &ingest.Applier{
-			Policy:          policy.New(policy.Rules{Staff: []string{"jan@infobits.example"}, TicketTag: "Infobits", Own: []string{"support@infobits.example"}}),
+			Policy:          policy.New(testRules(t, policy.Limits{})),
 			MessageIDDomain: "infobits.example",
 			Now:             func() time.Time { return arrival.Add(time.Hour) },
 		},

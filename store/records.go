@@ -552,7 +552,8 @@ func (tx *Tx) LimitNoticeSent(customerID uint64, day Date) (bool, error) {
 
 // MarkLimitNotice records that the customer was sent a limit notice on the day.
 func (tx *Tx) MarkLimitNotice(customerID uint64, day Date) error {
-	return tx.tx.Bucket(bLimitNotices).Put(append(u64(customerID), day.String()...), nil)
+	// A non-empty value: bbolt's Get may return nil for an empty one.
+	return tx.tx.Bucket(bLimitNotices).Put(append(u64(customerID), day.String()...), []byte{1})
 }
 
 // Held returns held email id, or ErrNotFound.
