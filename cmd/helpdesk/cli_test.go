@@ -148,13 +148,18 @@ func scenario(t *testing.T, p *peers) {
 	}
 	tk := tickets[0]
 	for k, want := range map[string]any{"id": 1.0, "customer": "info@bakkerijdevries.nl", "subject": "Kassa start niet op",
-		"status": "open", "priority": "normal", "sla": "SLA8", "due": "", "messages": 1.0} {
+		"status": "open", "priority": "normal", "sla": "SLA8", "calendar": "contract", "messages": 1.0} {
 		if tk[k] != want {
 			t.Errorf("ticket list: %s = %v, want %v", k, tk[k], want)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339, tk["created"].(string)); err != nil {
+	created, err := time.Parse(time.RFC3339, tk["created"].(string))
+	if err != nil {
 		t.Errorf("created = %v: %v", tk["created"], err)
+	}
+	// SLA8 with a contract: 8 working hours of rate zone 1 after arrival (R6, R8).
+	if due, err := time.Parse(time.RFC3339, tk["due"].(string)); err != nil || !due.After(created.Add(8*time.Hour-time.Second)) {
+		t.Errorf("due = %v (created %v): %v", tk["due"], created, err)
 	}
 
 	// The acknowledgement reached the SMTP server, with the ticket reference.

@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/mail"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,91 +15,10 @@ import (
 	"github.com/infobits/helpdesk/store/view"
 )
 
-// listFlag is a flag that may be repeated or given comma-separated values.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error {
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
-		}
-	}
-	return nil
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func runCustomerAdd(e *env, args []string) error {
-	const usage = "-email ADDR -name NAME [-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract]"
-	fs, _ := newFlags(e, "customer add", usage)
-	var emails listFlag
-	fs.Var(&emails, "email", "an `address` of the customer; repeat or comma-separate for more; the first is the login (R1)")
-	name := fs.String("name", "", "customer `name`")
-	sla := fs.String("sla", "SLA24", "service level: SLA24 (free), SLA8 or SLA4 (R2)")
-	until := fs.String("valid-until", "", "last `day` of the paid tier, YYYY-MM-DD; empty: no end date (R3)")
-	contract := fs.Bool("contract", false, "the customer has a support contract (R8)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
-	}
-	if len(emails) == 0 || strings.TrimSpace(*name) == "" {
-		return fmt.Errorf("%w: -email and -name are required", errUsage)
-	}
-	c := &store.Customer{Name: strings.TrimSpace(*name), Contract: *contract, Created: e.now()}
-	for _, a := range emails {
-		addr, err := mail.ParseAddress(a)
-		if err != nil {
-			return fmt.Errorf("%w: -email %q: %v", errUsage, a, err)
-		}
-		c.Emails = append(c.Emails, store.NormalizeAddress(addr.Address))
-	}
-	if c.Tier, err = store.ParseTier(*sla); err != nil {
-		return fmt.Errorf("%w: -sla: %v", errUsage, err)
-	}
-	if c.ValidUntil, err = store.ParseDate(*until); err != nil {
-		return fmt.Errorf("%w: -valid-until: %v", errUsage, err)
-	}
-	err = e.db.Update(e.ctx, func(tx *store.Tx) error { return tx.PutCustomer(c) })
-	if errors.Is(err, store.ErrAddressTaken) {
-		return fmt.Errorf("cannot add customer: %w", err)
-	}
-	if err != nil {
-		return fmt.Errorf("add customer: %w", err)
-	}
-	fmt.Fprintf(e.stdout, "customer %d added: %s <%s> %s\n", c.ID, c.Name, c.Login(), c.Tier)
-	return nil
-}
-
-func runCustomerList(e *env, args []string) error {
-	fs, _ := newFlags(e, "customer list", "[-json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := noPositional(fs, args); err != nil {
-		return err
-	}
-	var cs []view.Customer
-	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		cs, err = view.Customers(tx)
-		return err
-	}); err != nil {
-		return fmt.Errorf("list customers: %w", err)
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, cs)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tCONTRACT\tEMAILS")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.SLA, dash(c.ValidUntil), yesNo(c.Contract), strings.Join(c.Emails, ", "))
-	}
-	return tw.Flush()
 }
 
 func runTicketList(e *env, args []string) error {
@@ -185,14 +102,15 @@ func runTicketShow(e *env, args []string) error {
 }
 
 func runTicketHeld(e *env, args []string) error {
-	fs, _ := newFlags(e, "ticket held", "[-json]")
+	fs, _ := newFlags(e, "ticket held", "[-json] [-all]")
 	asJSON := fs.Bool("json", false, "print JSON")
+	all := fs.Bool("all", false, "also list the held emails staff released since")
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
 	var hs []view.Held
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		hs, err = view.HeldEmails(tx)
+		hs, err = view.HeldEmails(tx, *all)
 		return err
 	}); err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/infobits/helpdesk/ingest/calendar"
 )
 
 // Config is every setting of the gateway. Each field has a key in the config file and an
@@ -39,6 +41,19 @@ type Config struct {
 	SiteURL   string   `key:"site_url" help:"the helpdesk website, for links in notifications"`
 	TicketTag string   `key:"ticket_tag" default:"Infobits" help:"subject tag of ticket references: [Infobits #123]"`
 	Templates string   `key:"templates_dir" help:"directory with template overrides (nl/ack.txt.tmpl, ...)"`
+
+	// The SLA policy (R6–R13).
+	SLA24TicketsPerMonth  int      `key:"sla24_tickets_per_month" default:"3" help:"SLA24: new tickets per calendar month (0: no limit)"`
+	SLA24OpenTickets      int      `key:"sla24_open_tickets" default:"2" help:"SLA24: tickets open at the same time (0: no limit)"`
+	SLA24RepliesPerTicket int      `key:"sla24_replies_per_ticket" default:"5" help:"SLA24: customer replies per ticket (0: no limit)"`
+	UrgentWords           []string `key:"urgent_words" default:"SPOED,URGENT" help:"subject words that ask for urgent help (any case, whole words)"`
+	CallbackWords         []string `key:"callback_words" default:"terugbellen,anydesk" help:"subject words that ask for a callback; add prepaid or postpaid"`
+	Holidays              string   `key:"holidays" default:"nl" help:"public holidays served as Sundays: nl (Dutch national holidays) or none"`
+	ClosedDays            []string `key:"closed_days" help:"extra closed days, comma-separated YYYY-MM-DD"`
+	ChangedHours          string   `key:"changed_hours" help:"other normal-rate hours on dates: 2026-12-24 09:00-13:00; 2026-12-31 09:00-12:00"`
+	HoursHelpdesk         string   `key:"hours_helpdesk" default:"mon-fri 09:00-17:00" help:"helpdesk opening hours (R7)"`
+	HoursZone1            string   `key:"hours_zone1" default:"mon-fri 09:00-17:00; sat 09:00-12:00" help:"rate zone 1, normal rate; the contract calendar (R7, R8)"`
+	HoursZone2            string   `key:"hours_zone2" default:"mon-fri 17:00-21:00; sat 12:00-17:00; sun 10:00-17:00" help:"rate zone 2, high rate (R7)"`
 
 	MaxMessageBytes int64  `key:"max_message_bytes" default:"26214400" help:"larger emails are left on the server and held"`
 	LogFormat       string `key:"log_format" default:"auto" help:"auto (text on a terminal, else JSON), text or json"`
@@ -166,9 +181,9 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("want a duration such as 30s or 5m, not %q", s)
 		}
 		f.SetInt(int64(d))
-	case int64:
+	case int64, int:
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
+		if err != nil || n < 0 {
 			return fmt.Errorf("want a whole number, not %q", s)
 		}
 		f.SetInt(n)
@@ -218,10 +233,56 @@ func (c Config) validateServe() error {
 	if c.TicketTag == "" || strings.ContainsAny(c.TicketTag, "[]#\r\n") {
 		errs = append(errs, fmt.Sprintf("ticket_tag = %q: want a word such as Infobits", c.TicketTag))
 	}
+	if _, err := c.calendars(); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if len(errs) > 0 {
 		return errors.New("configuration: " + strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// calendars builds the working-hours calendars (R7–R9) from the configuration.
+func (c Config) calendars() (*calendar.Set, error) {
+	var rules calendar.Rules
+	switch c.Holidays {
+	case "nl", "":
+		rules.DutchHolidays = true
+	case "none":
+	default:
+		return nil, fmt.Errorf("holidays = %q: want nl or none", c.Holidays)
+	}
+	for _, d := range c.ClosedDays {
+		day, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			return nil, fmt.Errorf("closed_days: %q is not a date YYYY-MM-DD", d)
+		}
+		rules.Closed = append(rules.Closed, calendar.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()})
+	}
+	for _, part := range strings.Split(c.ChangedHours, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		date, hours, _ := strings.Cut(part, " ")
+		day, err := time.Parse(time.DateOnly, date)
+		if err != nil {
+			return nil, fmt.Errorf("changed_hours: %q: want YYYY-MM-DD HH:MM-HH:MM", part)
+		}
+		ivs, err := calendar.ParseIntervals(hours)
+		if err != nil {
+			return nil, fmt.Errorf("changed_hours: %q: %w", part, err)
+		}
+		if rules.Changed == nil {
+			rules.Changed = map[calendar.Date][]calendar.Interval{}
+		}
+		rules.Changed[calendar.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()}] = ivs
+	}
+	set, err := calendar.NewSet(map[string]string{calendar.Helpdesk: c.HoursHelpdesk, calendar.Zone1: c.HoursZone1,
+		calendar.Zone2: c.HoursZone2}, rules)
+	if err != nil {
+		return nil, fmt.Errorf("hours: %w", err)
+	}
+	return set, nil
 }
 
 func (c Config) fromAddress() (*mail.Address, error) {

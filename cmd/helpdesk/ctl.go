@@ -33,6 +33,8 @@ var errNoGateway = errors.New("no gateway running")
 
 type ctlRequest struct {
 	Args []string `json:"args"`
+	// Dir is the client's working directory: file arguments are relative to it.
+	Dir string `json:"dir,omitempty"`
 }
 
 type ctlFrame struct {
@@ -55,7 +57,8 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 	defer conn.Close()
 	stop := context.AfterFunc(e.ctx, func() { conn.Close() })
 	defer stop()
-	if err := json.NewEncoder(conn).Encode(ctlRequest{Args: args}); err != nil {
+	dir, _ := os.Getwd()
+	if err := json.NewEncoder(conn).Encode(ctlRequest{Args: args, Dir: dir}); err != nil {
 		return 0, fmt.Errorf("control socket %s: send: %w", sock, err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(conn))
@@ -161,7 +164,7 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(conn)
 	e := &env{ctx: ctx, stdout: frameWriter{&mu, enc, false}, stderr: frameWriter{&mu, enc, true},
-		cfg: s.cfg, db: s.db, remote: true, now: s.now, log: s.log}
+		cfg: s.cfg, db: s.db, remote: true, dir: req.Dir, now: s.now, log: s.log}
 	code := 2
 	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
 		s.log.Info("control command", "command", cmd.name)

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
@@ -42,10 +40,10 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	own := []string{strings.ToLower(from.Address)}
-	_, domain, _ := strings.Cut(from.Address, "@")
-	pol := policy.New(policy.Rules{Staff: cfg.staffAddresses(), TicketTag: cfg.TicketTag, Own: own})
-	applier := &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}
+	applier, err := newApplier(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	poller, err := ingest.New(ingest.Config{
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,

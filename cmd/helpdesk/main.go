@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -36,11 +37,19 @@ func commands() []command {
 	return []command{
 		{name: "serve", args: "[-config FILE] [-once]", summary: "run the gateway (-once: process the mailbox, send the outbox, exit)", run: runServe},
 		{name: "demo", args: "[-once]", summary: "run the gateway on embedded IMAP/SMTP servers with sample mail", run: runDemo},
-		{name: "customer add", args: "-email ADDR -name NAME [-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract]", summary: "register a customer", db: true, run: runCustomerAdd},
+		{name: "customer add", args: customerAddArgs, summary: "register a customer", db: true, run: runCustomerAdd},
+		{name: "customer set", args: customerSetArgs, summary: "change the given fields of a customer (-email, -phone replace the lists)", db: true, run: runCustomerSet},
+		{name: "customer show", args: customerShowArgs, summary: "show a customer, the tier served today and the R3 status", db: true, run: runCustomerShow},
+		{name: "customer status", args: customerStatusArgs, summary: "print the Dutch status line of the paid tier (R3)", db: true, run: runCustomerStatus},
 		{name: "customer list", args: "[-json]", summary: "list customers", db: true, run: runCustomerList},
+		{name: "customer import", args: customerImportArgs, summary: "add or update customers from a CSV file (-h: the columns)", db: true, run: runCustomerImport},
+		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets, urgent first, then by due time", db: true, run: runTicketList},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
-		{name: "ticket held", args: "[-json]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
+		{name: "ticket held", args: "[-json] [-all]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
+		{name: "ticket release", args: "ID", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
+		{name: "deadline", args: "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]", summary: "the first-response deadline of a question arriving at TIME (R6–R9)", run: runDeadline},
+		{name: "ratezone", args: "[-at TIME]", summary: "the rate zone at TIME: 1, 2 or closed (R7)", run: runRateZone},
 		{name: "help", args: "[COMMAND]", summary: "list the commands, or show one command's flags", run: runHelp},
 	}
 }
@@ -54,7 +63,8 @@ type env struct {
 	cfg            *Config // loaded on first use (configOnce)
 	cfgPath        string
 	db             *store.DB
-	remote         bool // running inside the gateway for a control-socket client
+	remote         bool   // running inside the gateway for a control-socket client
+	dir            string // the control-socket client's working directory
 	now            func() time.Time
 	log            *slog.Logger
 }
@@ -270,6 +280,15 @@ func openDB(path string) (*store.DB, error) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// path resolves a file argument: relative to the client's directory when the command runs in
+// the gateway for a control-socket client, as the operator meant it.
+func (e *env) path(p string) string {
+	if e.remote && e.dir != "" && !filepath.IsAbs(p) {
+		return filepath.Join(e.dir, p)
+	}
+	return p
+}
 
 // logger builds the process logger: text on a terminal, JSON otherwise, unless configured.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
 )
@@ -58,13 +59,16 @@ type Date struct {
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
 
 // Amsterdam is the helpdesk's time zone; every answer of this package is in it.
-func Amsterdam() *time.Location {
+func Amsterdam() *time.Location { return amsterdam() }
+
+// amsterdam loads the zone once: a constant, computed lazily (LoadLocation parses tzdata).
+var amsterdam = sync.OnceValue(func() *time.Location {
 	loc, err := time.LoadLocation("Europe/Amsterdam")
 	if err != nil {
 		panic("calendar: embedded tzdata lacks Europe/Amsterdam: " + err.Error()) // cannot happen with time/tzdata
 	}
 	return loc
-}
+})
 
 // The three calendars of R7.
 const (

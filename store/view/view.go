@@ -10,10 +10,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/store"
 )
 
-// Time is a moment as RFC 3339 text, or "" when unknown (a zero time).
+// Time is a moment as RFC 3339 text in Amsterdam time (the helpdesk's), or "" when unknown.
 type Time time.Time
 
 // MarshalJSON writes RFC 3339 or "".
@@ -21,7 +22,7 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	if time.Time(t).IsZero() {
 		return []byte(`""`), nil
 	}
-	return fmt.Appendf(nil, "%q", time.Time(t).Format(time.RFC3339)), nil
+	return fmt.Appendf(nil, "%q", time.Time(t).In(calendar.Amsterdam()).Format(time.RFC3339)), nil
 }
 
 // String is the RFC 3339 form, or "-".
@@ -29,7 +30,7 @@ func (t Time) String() string {
 	if time.Time(t).IsZero() {
 		return "-"
 	}
-	return time.Time(t).Format(time.RFC3339)
+	return time.Time(t).In(calendar.Amsterdam()).Format(time.RFC3339)
 }
 
 // Ticket is a ticket in a list: `messages` is the thread's length.
@@ -102,14 +103,21 @@ type Notification struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// Customer is a customer record.
+// Customer is a customer record (R1–R5, R13, R14, R19). Fields with a default show it.
 type Customer struct {
-	ID         uint64   `json:"id"`
-	Name       string   `json:"name"`
-	Emails     []string `json:"emails"`
-	SLA        string   `json:"sla"`
-	ValidUntil string   `json:"valid_until"`
-	Contract   bool     `json:"contract"`
+	ID            uint64   `json:"id"`
+	Name          string   `json:"name"`
+	Emails        []string `json:"emails"` // the first is the login (R1)
+	SLA           string   `json:"sla"`
+	ValidUntil    string   `json:"valid_until"` // YYYY-MM-DD, "" for no end date (R3)
+	Contract      bool     `json:"contract"`
+	Licence       string   `json:"licence"` // infokas-l, infokas-s, infokas-n, tspos, other; "" unknown (R2)
+	Philanthropic bool     `json:"philanthropic"`
+	Arrears       bool     `json:"arrears"`
+	Maintainer    string   `json:"maintainer"` // vendor, third-party or none (R13)
+	Phones        []string `json:"phones"`     // registered numbers, +31… (R19); [] when none
+	Lang          string   `json:"lang"`       // nl or en
+	Answer        string   `json:"answer"`     // email or site (R14)
 }
 
 // Held is an email that did not become a ticket message, with its reason.
@@ -121,12 +129,18 @@ type Held struct {
 	Reason    string `json:"reason"`
 	Detail    string `json:"detail"`
 	Received  Time   `json:"received"`
+	// Released: staff turned it into a ticket message after all (ticket release); Ticket
+	// names the ticket.
+	Released bool   `json:"released"`
+	Ticket   uint64 `json:"ticket"`
 }
 
 // CustomerOf converts a customer record.
 func CustomerOf(c *store.Customer) Customer {
 	return Customer{ID: c.ID, Name: c.Name, Emails: slices.Clone(c.Emails), SLA: string(c.Tier),
-		ValidUntil: c.ValidUntil.String(), Contract: c.Contract}
+		ValidUntil: c.ValidUntil.String(), Contract: c.Contract, Licence: c.Licence,
+		Philanthropic: c.Philanthropic, Arrears: c.Arrears, Maintainer: c.MaintainedBy(),
+		Phones: append([]string{}, c.Phones...), Lang: c.Language(), Answer: c.AnswerBy()}
 }
 
 // Customers lists every customer in number order.
@@ -259,16 +273,21 @@ func NotificationOf(n *store.Notification) Notification {
 		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError}
 }
 
-// HeldEmails lists every held email in the order they were held.
-func HeldEmails(tx *store.Tx) ([]Held, error) {
+// HeldEmails lists the held emails in the order they were held: those still held, or with
+// released, also those staff released since.
+func HeldEmails(tx *store.Tx, released bool) ([]Held, error) {
 	hs, err := tx.HeldEmails()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Held, 0, len(hs))
 	for _, h := range hs {
+		if h.Released && !released {
+			continue
+		}
 		out = append(out, Held{ID: h.ID, MessageID: h.MessageID, From: h.From, Subject: h.Subject,
-			Reason: h.Reason, Detail: h.Detail, Received: Time(h.Received)})
+			Reason: h.Reason, Detail: h.Detail, Received: Time(h.Received), Released: h.Released,
+			Ticket: h.ReleasedAs.TicketID})
 	}
 	return out, nil
 }

@@ -41,8 +41,10 @@ func fill(t *testing.T, db *store.DB) {
 	t.Helper()
 	err := db.Update(ctx, func(tx *store.Tx) error {
 		for _, c := range []*store.Customer{
-			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerij.nl", "piet@bakkerij.nl"}, Tier: store.SLA8, ValidUntil: store.Date{Year: 2027, Month: 1, Day: 31}, Contract: true},
-			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerij.nl"}, Tier: store.SLA24},
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerij.nl", "piet@bakkerij.nl"}, Tier: store.SLA8, ValidUntil: store.Date{Year: 2027, Month: 1, Day: 31}, Contract: true,
+				Licence: store.LicenceInfokasL, Arrears: true, Maintainer: store.MaintainerThirdParty, Phones: []string{"+31612345678", "+31201234567"}, Lang: "en", Answer: store.AnswerSite},
+			// Stored before the fields of R2–R19 existed: the defaults show (nl, vendor, email, no phones).
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerij.nl"}, Tier: store.SLA24, Philanthropic: true},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err
@@ -144,7 +146,7 @@ func TestJSONContract(t *testing.T) {
 		if customers, err = view.Customers(tx); err != nil {
 			return err
 		}
-		held, err = view.HeldEmails(tx)
+		held, err = view.HeldEmails(tx, false)
 		return err
 	})
 	if err != nil {
@@ -167,7 +169,7 @@ func TestJSONContract(t *testing.T) {
 	}
 	one := byID[1]
 	wantOne := map[string]any{"id": 1.0, "customer": "info@bakkerij.nl", "subject": "vraag a", "status": "open",
-		"priority": "normal", "sla": "SLA8", "created": "2026-11-27T09:30:00Z", "due": "2026-11-27T19:30:00Z", "messages": 2.0,
+		"priority": "normal", "sla": "SLA8", "created": "2026-11-27T10:30:00+01:00", "due": "2026-11-27T20:30:00+01:00", "messages": 2.0,
 		"calendar": "", "rate_zone": "", "surcharge": false, "surcharge_zone": 0.0, "followup": "", "payment": ""}
 	if !reflect.DeepEqual(one, wantOne) {
 		t.Errorf("ticket list item 1 = %v, want %v", one, wantOne)
@@ -193,7 +195,7 @@ func TestJSONContract(t *testing.T) {
 	if got, want := keys(m0), sorted("direction", "from", "date", "message_id", "subject", "text", "attachments"); !reflect.DeepEqual(got, want) {
 		t.Errorf("ticket detail message keys = %v, want %v (no html, no raw hash)", got, want)
 	}
-	wantM0 := map[string]any{"direction": "in", "from": "info@bakkerij.nl", "date": "2026-11-27T09:30:00Z",
+	wantM0 := map[string]any{"direction": "in", "from": "info@bakkerij.nl", "date": "2026-11-27T10:30:00+01:00",
 		"message_id": "m1@bakkerij.nl", "subject": "Kassa start niet op", "text": "Help!",
 		"attachments": []any{map[string]any{"filename": "bon.pdf", "content_type": "application/pdf", "size": 1234.0, "sha256": strings.Repeat("ab", 32)}}}
 	if !reflect.DeepEqual(m0, wantM0) {
@@ -215,7 +217,7 @@ func TestJSONContract(t *testing.T) {
 			t.Errorf("notification has no %q field; keys %v", k, keys(n0))
 		}
 	}
-	for k, want := range map[string]any{"to": "info@bakkerij.nl", "subject": "[Infobits #1] Ontvangen: Kassa start niet op", "status": "sent", "sent": "2026-11-27T09:31:00Z", "kind": "ack"} {
+	for k, want := range map[string]any{"to": "info@bakkerij.nl", "subject": "[Infobits #1] Ontvangen: Kassa start niet op", "status": "sent", "sent": "2026-11-27T10:31:00+01:00", "kind": "ack"} {
 		if n0[k] != want {
 			t.Errorf("notification 1 %s = %#v, want %#v", k, n0[k], want)
 		}
@@ -240,9 +242,13 @@ func TestJSONContract(t *testing.T) {
 	if len(cs) != 2 {
 		t.Fatalf("Customers() = %d, want 2", len(cs))
 	}
+	// The customer fields of R2 (licence), R4 (philanthropic), R5 (arrears), R13 (maintainer),
+	// R19 (phones), language and R14 (answer) are always present, with their defaults.
 	wantCs := []any{
-		map[string]any{"id": 1.0, "name": "Bakkerij de Vries", "emails": []any{"info@bakkerij.nl", "piet@bakkerij.nl"}, "sla": "SLA8", "valid_until": "2027-01-31", "contract": true},
-		map[string]any{"id": 2.0, "name": "Slagerij Jansen", "emails": []any{"kassa@slagerij.nl"}, "sla": "SLA24", "valid_until": "", "contract": false},
+		map[string]any{"id": 1.0, "name": "Bakkerij de Vries", "emails": []any{"info@bakkerij.nl", "piet@bakkerij.nl"}, "sla": "SLA8", "valid_until": "2027-01-31", "contract": true,
+			"licence": "infokas-l", "philanthropic": false, "arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site"},
+		map[string]any{"id": 2.0, "name": "Slagerij Jansen", "emails": []any{"kassa@slagerij.nl"}, "sla": "SLA24", "valid_until": "", "contract": false,
+			"licence": "", "philanthropic": true, "arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email"},
 	}
 	if !reflect.DeepEqual(cs, wantCs) {
 		t.Errorf("Customers() JSON = %v, want %v", cs, wantCs)
@@ -253,7 +259,7 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("HeldEmails() = %d, want 1", len(hs))
 	}
 	h := hs[0].(map[string]any)
-	for k, want := range map[string]any{"id": 1.0, "message_id": "x@stranger.example", "from": "stranger@example.com", "subject": "Hallo", "reason": "unknown_sender", "received": "2026-11-27T09:30:00Z"} {
+	for k, want := range map[string]any{"id": 1.0, "message_id": "x@stranger.example", "from": "stranger@example.com", "subject": "Hallo", "reason": "unknown_sender", "received": "2026-11-27T10:30:00+01:00"} {
 		if h[k] != want {
 			t.Errorf("held email %s = %#v, want %#v", k, h[k], want)
 		}
@@ -314,7 +320,7 @@ func TestTimeText(t *testing.T) {
 		json, text string
 	}{
 		{time.Time{}, `""`, "-"},
-		{t0, `"2026-11-27T09:30:00Z"`, "2026-11-27T09:30:00Z"},
+		{t0, `"2026-11-27T10:30:00+01:00"`, "2026-11-27T10:30:00+01:00"},
 		{time.Date(2026, 7, 1, 13, 0, 0, 0, ams), `"2026-07-01T13:00:00+02:00"`, "2026-07-01T13:00:00+02:00"},
 	}
 	for _, tc := range cases {

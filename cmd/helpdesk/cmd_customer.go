@@ -1,0 +1,956 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/mail"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/view"
+)
+
+// The customer commands (R1–R5, R13, R14, R19). A customer field is set the same way by a flag
+// of `customer add`/`customer set` and by a column of `customer import`: customerFields below.
+
+// Usage strings of the commands (also in the command table).
+const (
+	customerFieldArgs = "[-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract[=false]] " +
+		"[-licence L|S|N|TSPos|other] [-philanthropic[=false]] [-arrears[=false]] " +
+		"[-maintainer vendor|third-party|none] [-phone NUMBER]... [-lang nl|en] [-answer email|site]"
+	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME " + customerFieldArgs
+	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-name NAME] " + customerFieldArgs
+	customerShowArgs   = "ADDR [-json] [-at YYYY-MM-DD]"
+	customerStatusArgs = "ADDR [-at YYYY-MM-DD]"
+	customerImportArgs = "FILE [-partial]"
+	callerArgs         = "NUMBER [-json] [-at YYYY-MM-DD]"
+)
+
+// customerField is one settable field of a customer record.
+type customerField struct {
+	flag   string // name of the flag of customer add/set
+	column string // name of the column of customer import
+	list   bool   // several values: comma-separated or repeated flag, ';'-separated cell
+	isBool bool
+	usage  string
+	// set parses the value(s) and stores them in c. An empty value sets the default. The error
+	// names the bad value and what is allowed; the caller prefixes the flag or column name.
+	set func(c *store.Customer, vals []string) error
+}
+
+var customerFields = []customerField{
+	{flag: "email", column: "email", list: true,
+		usage: "an `address` of the customer; repeat or comma-separate for more; the first is the login (R1)",
+		set: func(c *store.Customer, vals []string) error {
+			es, err := parseEmails(vals)
+			if err == nil && len(es) == 0 {
+				err = errRequired
+			}
+			if err != nil {
+				return err
+			}
+			c.Emails = es
+			return nil
+		}},
+	{flag: "name", column: "name", usage: "customer `name`",
+		set: func(c *store.Customer, vals []string) error {
+			n := oneLine(first(vals))
+			if n == "" {
+				return errRequired
+			}
+			c.Name = n
+			return nil
+		}},
+	{flag: "sla", column: "sla", usage: "service `level`: SLA24 (free, the default), SLA8 (paid) or SLA4 (maintenance contract) (R2)",
+		set: func(c *store.Customer, vals []string) error {
+			v := first(vals)
+			if v == "" {
+				c.Tier = store.SLA24
+				return nil
+			}
+			t, err := store.ParseTier(v)
+			if err != nil {
+				return fmt.Errorf("%q: want SLA24, SLA8 or SLA4", v)
+			}
+			c.Tier = t
+			return nil
+		}},
+	{flag: "valid-until", column: "valid_until", usage: "last `day` of the paid tier, YYYY-MM-DD (or DD-MM-YYYY); empty: no end date (R3)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.ValidUntil, err = parseDay(first(vals))
+			return err
+		}},
+	{flag: "contract", column: "contract", isBool: true, usage: "the customer has a support contract (R8, R19)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Contract, err = parseBool(first(vals))
+			return err
+		}},
+	{flag: "licence", column: "licence", usage: "licence `type`: L, S or N (InfokasV3 L/S/N), TSPos or other; empty: unknown (R2)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Licence, err = parseLicence(first(vals))
+			return err
+		}},
+	{flag: "philanthropic", column: "philanthropic", isBool: true, usage: "a philanthropic institution with a free licence and free support (R4)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Philanthropic, err = parseBool(first(vals))
+			return err
+		}},
+	{flag: "arrears", column: "arrears", isBool: true, usage: "payment status: in arrears; callbacks are prepaid only (R5, R13)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Arrears, err = parseBool(first(vals))
+			return err
+		}},
+	{flag: "maintainer", column: "maintainer", usage: "who maintains the system: vendor (the default), third-party or none (R13)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Maintainer, err = parseChoice(first(vals), store.MaintainerVendor, store.MaintainerThirdParty, store.MaintainerNone)
+			return err
+		}},
+	{flag: "phone", column: "phones", list: true, usage: "a registered phone `number` (+31…, 0031… or 0…); repeat or comma-separate for more (R19)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Phones, err = parsePhones(vals)
+			return err
+		}},
+	{flag: "lang", column: "lang", usage: "`language` of the customer's mail: nl (the default) or en",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Lang, err = parseChoice(first(vals), "nl", "en")
+			return err
+		}},
+	{flag: "answer", column: "answer", usage: "how answers reach the customer: email (the default) or site (a notification that the answer waits on the site) (R14)",
+		set: func(c *store.Customer, vals []string) (err error) {
+			c.Answer, err = parseChoice(first(vals), store.AnswerEmail, store.AnswerSite)
+			return err
+		}},
+}
+
+// errRequired: a required field (email, name) is empty; shown after the flag or column name.
+var errRequired = errors.New("is required")
+
+// newCustomer is a customer with every field at its default.
+func newCustomer(now time.Time) *store.Customer {
+	return &store.Customer{Tier: store.SLA24, Maintainer: store.MaintainerVendor, Lang: "nl",
+		Answer: store.AnswerEmail, Created: now}
+}
+
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(vals[0])
+}
+
+func parseEmails(vals []string) ([]string, error) {
+	var out []string
+	for _, v := range vals {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		a, err := mail.ParseAddress(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an email address", v)
+		}
+		if n := store.NormalizeAddress(a.Address); !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func parsePhones(vals []string) ([]string, error) {
+	var out []string
+	for _, v := range vals {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		n, err := policy.NormalizePhone(v)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// parseDay reads a calendar date as YYYY-MM-DD or, as Dutch spreadsheets write it, DD-MM-YYYY;
+// empty is the zero Date.
+func parseDay(s string) (store.Date, error) {
+	s = strings.TrimSpace(s)
+	if d, err := store.ParseDate(s); err == nil {
+		return d, nil
+	}
+	if t, err := time.Parse("02-01-2006", s); err == nil {
+		return store.DateOf(t), nil
+	}
+	return store.Date{}, fmt.Errorf("%q: want a date YYYY-MM-DD", s)
+}
+
+// parseBool reads yes/no in the forms spreadsheets and people write; empty is false.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "false", "f", "no", "n", "nee", "0":
+		return false, nil
+	case "true", "t", "yes", "y", "ja", "j", "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("%q: want true or false (yes/no, ja/nee, 1/0)", s)
+}
+
+// parseChoice accepts one of the allowed values in any case; empty is the first (the default).
+func parseChoice(s string, allowed ...string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "" {
+		return allowed[0], nil
+	}
+	if slices.Contains(allowed, v) {
+		return v, nil
+	}
+	return "", fmt.Errorf("%q: want %s", s, orList(allowed))
+}
+
+func orList(s []string) string {
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// parseLicence reads a licence type (R2) as staff write it: "L", "InfokasV3 L", "infokas-l",
+// "TS Pos", "tspos", "other"; empty is unknown.
+func parseLicence(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	k := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '_' || r == '.' {
+			return -1
+		}
+		return r
+	}, strings.ToLower(s))
+	if rest, ok := strings.CutPrefix(k, "infokasv3"); ok {
+		k = "infokas" + rest
+	}
+	switch k {
+	case "l", "infokasl":
+		return store.LicenceInfokasL, nil
+	case "s", "infokass":
+		return store.LicenceInfokasS, nil
+	case "n", "infokasn":
+		return store.LicenceInfokasN, nil
+	case "tspos":
+		return store.LicenceTSPos, nil
+	case "other", "overig", "anders":
+		return store.LicenceOther, nil
+	}
+	return "", fmt.Errorf("%q: want L, S or N (InfokasV3), TSPos or other", s)
+}
+
+// licenceName is how a licence type is shown to people.
+func licenceName(l string) string {
+	switch l {
+	case store.LicenceInfokasL:
+		return "InfokasV3 L"
+	case store.LicenceInfokasS:
+		return "InfokasV3 S"
+	case store.LicenceInfokasN:
+		return "InfokasV3 N"
+	case store.LicenceTSPos:
+		return "TS Pos"
+	case "":
+		return "-"
+	}
+	return l
+}
+
+// fieldValue is the flag.Value of a customer field: it keeps the text given, so that the
+// same parser serves flags and CSV cells.
+type fieldValue struct {
+	vals   []string
+	list   bool
+	isBool bool
+}
+
+func (v *fieldValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strings.Join(v.vals, ",")
+}
+
+func (v *fieldValue) Set(s string) error {
+	if !v.list {
+		v.vals = []string{s}
+		return nil
+	}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			v.vals = append(v.vals, p)
+		}
+	}
+	return nil
+}
+
+func (v *fieldValue) IsBoolFlag() bool { return v.isBool }
+
+// customerFlags registers the customer fields as flags of fs.
+func customerFlags(fs *flag.FlagSet, set bool) map[string]*fieldValue {
+	vals := map[string]*fieldValue{}
+	for _, f := range customerFields {
+		v := &fieldValue{list: f.list, isBool: f.isBool}
+		usage := f.usage
+		if set && f.list {
+			usage += "; REPLACES the list (-" + f.flag + ` "" clears it)`
+		}
+		fs.Var(v, f.flag, usage)
+		vals[f.flag] = v
+	}
+	return vals
+}
+
+// applyFlags sets the fields whose flags were given, in table order.
+func applyFlags(c *store.Customer, fs *flag.FlagSet, vals map[string]*fieldValue) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range customerFields {
+		if !given[f.flag] {
+			continue
+		}
+		if err := f.set(c, vals[f.flag].vals); err != nil {
+			return fmt.Errorf("%w: -%s %v", errUsage, f.flag, err)
+		}
+	}
+	return nil
+}
+
+// findCustomer returns the customer with the address, with an error for people.
+func findCustomer(tx *store.Tx, addr string) (*store.Customer, error) {
+	c, err := tx.CustomerByAddress(addr)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no customer has the address %s", addr)
+	}
+	return c, err
+}
+
+// oneAddress is the single positional argument of show, set and status.
+func oneAddress(pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", fmt.Errorf("%w: want one address of the customer", errUsage)
+	}
+	return pos[0], nil
+}
+
+// customerRows are a customer's fields as label and text, in the order shown and diffed.
+func customerRows(c *store.Customer) [][2]string {
+	return [][2]string{
+		{"emails", strings.Join(c.Emails, ", ")},
+		{"name", c.Name},
+		{"sla", string(c.Tier)},
+		{"valid_until", dash(c.ValidUntil.String())},
+		{"contract", yesNo(c.Contract)},
+		{"licence", licenceName(c.Licence)},
+		{"philanthropic", yesNo(c.Philanthropic)},
+		{"arrears", yesNo(c.Arrears)},
+		{"maintainer", c.MaintainedBy()},
+		{"phones", dash(strings.Join(c.Phones, ", "))},
+		{"lang", c.Language()},
+		{"answer", c.AnswerBy()},
+	}
+}
+
+func cloneCustomer(c *store.Customer) *store.Customer {
+	n := *c
+	n.Emails = slices.Clone(c.Emails)
+	n.Phones = slices.Clone(c.Phones)
+	return &n
+}
+
+// putError explains a refused PutCustomer.
+func putError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, store.ErrAddressTaken) || errors.Is(err, store.ErrPhoneTaken) {
+		return fmt.Errorf("cannot %s customer: %w", what, err)
+	}
+	return fmt.Errorf("%s customer: %w", what, err)
+}
+
+func runCustomerAdd(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer add", customerAddArgs)
+	vals := customerFlags(fs, false)
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	if len(vals["email"].vals) == 0 || strings.TrimSpace(first(vals["name"].vals)) == "" {
+		return fmt.Errorf("%w: -email and -name are required", errUsage)
+	}
+	c := newCustomer(e.now())
+	if err := applyFlags(c, fs, vals); err != nil {
+		return err
+	}
+	if err := e.db.Update(e.ctx, func(tx *store.Tx) error { return putError("add", tx.PutCustomer(c)) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "customer %d added: %s <%s> %s\n", c.ID, c.Name, c.Login(), c.Tier)
+	return nil
+}
+
+// runCustomerSet changes the fields whose flags are given, and prints each change.
+func runCustomerSet(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer set", customerSetArgs)
+	vals := customerFlags(fs, true)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	addr, err := oneAddress(pos)
+	if err != nil {
+		return err
+	}
+	n := 0
+	fs.Visit(func(f *flag.Flag) {
+		if _, ok := vals[f.Name]; ok {
+			n++
+		}
+	})
+	if n == 0 {
+		return fmt.Errorf("%w: nothing to change: give one or more of the flags", errUsage)
+	}
+	// Parse before the transaction: a bad value is a usage error, whoever the customer is.
+	if err := applyFlags(newCustomer(time.Time{}), fs, vals); err != nil {
+		return err
+	}
+	var old, c *store.Customer
+	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
+		var err error
+		if old, err = findCustomer(tx, addr); err != nil {
+			return err
+		}
+		c = cloneCustomer(old)
+		if err := applyFlags(c, fs, vals); err != nil {
+			return err
+		}
+		if reflect.DeepEqual(customerRows(old), customerRows(c)) {
+			return nil
+		}
+		return putError("change", tx.PutCustomer(c))
+	})
+	if err != nil {
+		return err
+	}
+	before, after := customerRows(old), customerRows(c)
+	changed := false
+	for i := range before {
+		if before[i][1] != after[i][1] {
+			if !changed {
+				fmt.Fprintf(e.stdout, "customer %d (%s) changed:\n", c.ID, c.Name)
+				changed = true
+			}
+			fmt.Fprintf(e.stdout, "  %s: %s -> %s\n", before[i][0], before[i][1], after[i][1])
+		}
+	}
+	if !changed {
+		fmt.Fprintf(e.stdout, "customer %d (%s): nothing changed\n", c.ID, c.Name)
+	}
+	return nil
+}
+
+// atFlag is the -at flag of show, status and caller: the date to judge validity on (R3).
+func atFlag(fs *flag.FlagSet) *string {
+	return fs.String("at", "", "judge on this `day`, YYYY-MM-DD (default: today in Europe/Amsterdam)")
+}
+
+// moment is the day of -at (noon in Amsterdam), or now.
+func moment(e *env, at string) (time.Time, error) {
+	if at == "" {
+		return e.now(), nil
+	}
+	d, err := parseDay(at)
+	if err != nil || d.IsZero() {
+		return time.Time{}, fmt.Errorf("%w: -at %q: want a date YYYY-MM-DD", errUsage, at)
+	}
+	return time.Date(d.Year, d.Month, d.Day, 12, 0, 0, 0, amsterdam()), nil
+}
+
+// customerDetail is `customer show -json`: the record, and how it is served on the day.
+type customerDetail struct {
+	view.Customer
+	On           string `json:"on"`            // the day judged, YYYY-MM-DD
+	EffectiveSLA string `json:"effective_sla"` // the tier served on that day (R3)
+	Status       string `json:"status"`        // the Dutch status line of R3
+}
+
+func runCustomerShow(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer show", customerShowArgs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	atS := atFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	addr, err := oneAddress(pos)
+	if err != nil {
+		return err
+	}
+	at, err := moment(e, *atS)
+	if err != nil {
+		return err
+	}
+	var c *store.Customer
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		c, err = findCustomer(tx, addr)
+		return err
+	}); err != nil {
+		return err
+	}
+	on := policy.Today(at)
+	d := customerDetail{Customer: view.CustomerOf(c), On: on.String(),
+		EffectiveSLA: string(policy.EffectiveTier(c, at)), Status: policy.StatusLine(c, on)}
+	if *asJSON {
+		return writeJSON(e.stdout, d)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "customer\t%d\n", c.ID)
+	for _, r := range customerRows(c) {
+		if r[0] == "emails" {
+			r[1] += " (the first is the login)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	fmt.Fprintf(tw, "served as\t%s on %s\n", d.EffectiveSLA, d.On)
+	fmt.Fprintf(tw, "status\t%s\n", d.Status)
+	return tw.Flush()
+}
+
+// runCustomerStatus prints the Dutch status line of R3 and nothing else.
+func runCustomerStatus(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer status", customerStatusArgs)
+	atS := atFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	addr, err := oneAddress(pos)
+	if err != nil {
+		return err
+	}
+	at, err := moment(e, *atS)
+	if err != nil {
+		return err
+	}
+	var c *store.Customer
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		c, err = findCustomer(tx, addr)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, policy.StatusLine(c, policy.Today(at)))
+	return nil
+}
+
+func runCustomerList(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer list", "[-json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	var cs []view.Customer
+	var recs []*store.Customer
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		if cs, err = view.Customers(tx); err != nil {
+			return err
+		}
+		recs, err = tx.Customers()
+		return err
+	}); err != nil {
+		return fmt.Errorf("list customers: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, cs)
+	}
+	today := policy.Today(e.now())
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tSTATUS\tCONTRACT\tEMAILS")
+	for i, c := range cs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.SLA, dash(c.ValidUntil),
+			policy.StatusLine(recs[i], today), yesNo(c.Contract), strings.Join(c.Emails, ", "))
+	}
+	return tw.Flush()
+}
+
+// --- import ---
+
+// importColumns documents the CSV columns (help text and README).
+const importColumns = `The file is CSV (comma-separated, UTF-8, a header row first). Columns, in any order:
+  email          required; the customer's addresses separated by ';', the first is the login
+  name           required
+  sla            SLA24 (default), SLA8 or SLA4
+  valid_until    last day of the paid tier, YYYY-MM-DD or DD-MM-YYYY; empty: no end date
+  contract       support contract: true/false, yes/no, ja/nee, 1/0; empty: false
+  licence        L, S, N (InfokasV3), TSPos or other; empty: unknown
+  philanthropic  free licence with free support (boolean)
+  arrears        in arrears (boolean)
+  maintainer     vendor (default), third-party or none
+  phones         registered numbers separated by ';' (+31…, 0031… or 0…)
+  lang           nl (default) or en
+  answer         email (default) or site
+Only email and name must be present; an empty cell sets the default. A row whose login address
+(the first) belongs to a customer updates that customer: its columns replace the customer's
+values, columns absent from the file are left as they are. Any other row adds a customer.
+Every row is checked first; rejected lines are reported as "line N: reason". Without -partial
+a file with a bad row imports nothing (exit 1); with -partial the good rows are imported.
+`
+
+type importRow struct {
+	line   int
+	cells  map[string]string // column → cell
+	errs   []string
+	cust   *store.Customer // to store
+	update bool
+}
+
+func (r *importRow) reject(format string, a ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, a...))
+}
+
+func runCustomerImport(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer import", customerImportArgs)
+	partial := fs.Bool("partial", false, "import the good rows of a file that has bad ones")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stdout, "usage: helpdesk customer import %s\n", customerImportArgs)
+		fs.PrintDefaults()
+		fmt.Fprint(e.stdout, "\n"+importColumns)
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one CSV file", errUsage)
+	}
+	path := e.path(pos[0])
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	columns, rows, err := readImport(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+
+	// Each row on its own: values and required fields.
+	for _, r := range rows {
+		if r.errs != nil {
+			continue
+		}
+		c := newCustomer(e.now())
+		for _, col := range columns {
+			if err := setColumn(c, col, r.cells[col]); err != nil {
+				r.reject("%s %v", col, err)
+			}
+		}
+		r.cust = c
+	}
+	// Rows against each other: an address or number on two rows is rejected on both.
+	crossCheck(rows, "address", func(r *importRow) []string { return r.cust.Emails })
+	if slices.Contains(columns, "phones") {
+		crossCheck(rows, "number", func(r *importRow) []string { return r.cust.Phones })
+	}
+
+	var created, updated, rejected int
+	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
+		// Rows against the store, in the transaction that writes them.
+		updatedBy := map[uint64][]*importRow{}
+		for _, r := range rows {
+			if r.errs != nil {
+				continue
+			}
+			old, err := tx.CustomerByAddress(r.cust.Login())
+			switch {
+			case err == nil:
+				c := cloneCustomer(old)
+				for _, col := range columns {
+					_ = setColumn(c, col, r.cells[col]) // checked above
+				}
+				r.cust, r.update = c, true
+				updatedBy[c.ID] = append(updatedBy[c.ID], r)
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+			for _, a := range r.cust.Emails {
+				o, err := tx.CustomerByAddress(a)
+				if err == nil && o.ID != r.cust.ID {
+					r.reject("address %s belongs to customer %d (%s)", a, o.ID, o.Name)
+				} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
+			for _, p := range r.cust.Phones {
+				o, err := tx.CustomerByPhone(p)
+				if err == nil && o.ID != r.cust.ID {
+					r.reject("number %s is registered by customer %d (%s)", p, o.ID, o.Name)
+				} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
+		}
+		for id, rs := range updatedBy {
+			if len(rs) > 1 {
+				for _, r := range rs {
+					r.reject("customer %d is also updated by line %s", id, otherLines(r, rs))
+				}
+			}
+		}
+		for _, r := range rows {
+			if r.errs != nil {
+				rejected++
+			}
+		}
+		if rejected > 0 && !*partial {
+			return nil
+		}
+		for _, r := range rows {
+			if r.errs != nil {
+				continue
+			}
+			if r.update {
+				updated++
+				if old, err := tx.Customer(r.cust.ID); err == nil && reflect.DeepEqual(old, r.cust) {
+					continue // a re-import of the same row writes nothing
+				}
+			} else {
+				created++
+			}
+			if err := tx.PutCustomer(r.cust); err != nil {
+				return fmt.Errorf("line %d: %w", r.line, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: nothing imported: %w", path, err)
+	}
+	for _, r := range rows {
+		if r.errs != nil {
+			fmt.Fprintf(e.stderr, "line %d: %s\n", r.line, strings.Join(r.errs, "; "))
+		}
+	}
+	if rejected > 0 && !*partial {
+		fmt.Fprintf(e.stderr, "helpdesk customer import: %s: nothing imported: %d of %d rows rejected; fix them, or import the good rows with -partial\n",
+			path, rejected, len(rows))
+	}
+	fmt.Fprintf(e.stdout, "imported: %d created, %d updated, %d rejected\n", created, updated, rejected)
+	if rejected > 0 && !*partial {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// setColumn sets a customer field from a CSV cell; list cells are ';'-separated.
+func setColumn(c *store.Customer, column, cell string) error {
+	for _, f := range customerFields {
+		if f.column != column {
+			continue
+		}
+		vals := []string{cell}
+		if f.list {
+			vals = strings.Split(cell, ";")
+		}
+		return f.set(c, vals)
+	}
+	return fmt.Errorf("unknown column %q", column)
+}
+
+// crossCheck rejects every row that shares a value (an address, a number) with another row.
+func crossCheck(rows []*importRow, what string, values func(*importRow) []string) {
+	by := map[string][]*importRow{}
+	var order []string
+	for _, r := range rows {
+		if r.cust == nil {
+			continue
+		}
+		for _, v := range values(r) {
+			if by[v] == nil {
+				order = append(order, v)
+			}
+			by[v] = append(by[v], r)
+		}
+	}
+	for _, v := range order {
+		if rs := by[v]; len(rs) > 1 {
+			for _, r := range rs {
+				r.reject("%s %s is also on line %s", what, v, otherLines(r, rs))
+			}
+		}
+	}
+}
+
+func otherLines(r *importRow, rs []*importRow) string {
+	var ls []string
+	for _, o := range rs {
+		if o != r {
+			ls = append(ls, strconv.Itoa(o.line))
+		}
+	}
+	return strings.Join(ls, ", ")
+}
+
+// importColumn is the canonical name of a header cell ("Valid-Until" → "valid_until").
+func importColumn(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	h = strings.NewReplacer("-", "_", " ", "_").Replace(h)
+	switch h {
+	case "emails", "e_mail", "address", "addresses":
+		return "email"
+	case "phone":
+		return "phones"
+	case "license":
+		return "licence"
+	}
+	return h
+}
+
+// readImport reads the header and the rows. A bad header is an error; a bad row is a row
+// with errors.
+func readImport(f io.Reader) (columns []string, rows []*importRow, err error) {
+	br := bufio.NewReader(f)
+	if b, _ := br.Peek(3); string(b) == "\uFEFF" {
+		br.Discard(3) // the byte-order mark spreadsheets write
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, nil, errors.New("line 1: empty file; want a header row")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var known []string
+	for _, f := range customerFields {
+		known = append(known, f.column)
+	}
+	for _, h := range header {
+		col := importColumn(h)
+		switch {
+		case len(header) == 1 && strings.Contains(h, ";"):
+			return nil, nil, errors.New("line 1: the columns are separated by ';': separate them by ',' (and addresses and numbers within a cell by ';')")
+		case !slices.Contains(known, col):
+			return nil, nil, fmt.Errorf("line 1: unknown column %q (the columns are %s)", h, strings.Join(known, ", "))
+		case slices.Contains(columns, col):
+			return nil, nil, fmt.Errorf("line 1: column %q appears twice", col)
+		}
+		columns = append(columns, col)
+	}
+	for _, need := range []string{"email", "name"} {
+		if !slices.Contains(columns, need) {
+			return nil, nil, fmt.Errorf("line 1: the required column %q is missing", need)
+		}
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return columns, rows, nil
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			rows = append(rows, &importRow{line: pe.StartLine, errs: []string{pe.Err.Error()}})
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		r := &importRow{line: line, cells: map[string]string{}}
+		if len(rec) != len(columns) {
+			r.reject("%d fields, want %d (the header's)", len(rec), len(columns))
+		} else {
+			for i, col := range columns {
+				r.cells[col] = strings.TrimSpace(rec[i])
+			}
+		}
+		rows = append(rows, r)
+	}
+}
+
+// --- caller lookup (R19) ---
+
+// callerAnswer is `caller -json`: who calls from the number and whether the call is put
+// through.
+type callerAnswer struct {
+	Number     string         `json:"number"` // normalised: +31…
+	Known      bool           `json:"known"`
+	Customer   *view.Customer `json:"customer"` // null for an unknown number
+	PutThrough bool           `json:"put_through"`
+	Reason     string         `json:"reason"`
+}
+
+// lookupCaller answers who calls from a normalised number and whether the call is put
+// through on the moment (R19).
+func lookupCaller(tx *store.Tx, number string, at time.Time) (callerAnswer, error) {
+	a := callerAnswer{Number: number}
+	c, err := tx.CustomerByPhone(number)
+	if errors.Is(err, store.ErrNotFound) {
+		a.Reason = "unknown number"
+		return a, nil
+	}
+	if err != nil {
+		return a, err
+	}
+	vc := view.CustomerOf(c)
+	a.Known, a.Customer = true, &vc
+	a.PutThrough, a.Reason = policy.CallerVerdict(c, at)
+	return a, nil
+}
+
+func runCaller(e *env, args []string) error {
+	fs, _ := newFlags(e, "caller", callerArgs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	atS := atFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: want the caller's phone number", errUsage)
+	}
+	number, err := policy.NormalizePhone(strings.Join(pos, " ")) // "06 1234 5678" unquoted too
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	at, err := moment(e, *atS)
+	if err != nil {
+		return err
+	}
+	var a callerAnswer
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		a, err = lookupCaller(tx, number, at)
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, a)
+	}
+	if !a.Known {
+		fmt.Fprintf(e.stdout, "unknown number %s: not put through\n", a.Number)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s: customer %d, %s <%s>\n", a.Number, a.Customer.ID, a.Customer.Name, a.Customer.Emails[0])
+	fmt.Fprintf(e.stdout, "put through: %s (%s)\n", yesNo(a.PutThrough), a.Reason)
+	return nil
+}

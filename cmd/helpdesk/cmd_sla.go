@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/templates"
+)
+
+// parseMoment reads a moment for -at: local Amsterdam time ("2026-11-27T16:00",
+// "2026-11-27 16:00", seconds optional, or a date alone for midnight) or RFC 3339 with an
+// offset. Empty means now.
+func parseMoment(s string, now func() time.Time) (time.Time, error) {
+	if s == "" {
+		return now().In(calendar.Amsterdam()), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.In(calendar.Amsterdam()), nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, calendar.Amsterdam()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want YYYY-MM-DDTHH:MM (Amsterdam time) or RFC 3339 with an offset", s)
+}
+
+func runDeadline(e *env, args []string) error {
+	fs, _ := newFlags(e, "deadline", "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]")
+	sla := fs.String("sla", "SLA24", "the customer's `tier` (R6: 24, 8 or 4 working hours)")
+	contract := fs.Bool("contract", false, "the customer has a support contract (R8: Saturday morning counts with a paid tier)")
+	at := fs.String("at", "", "arrival `time`: 2026-11-27T16:00 in Amsterdam, or RFC 3339 with an offset (default now)")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	tier, err := store.ParseTier(*sla)
+	if err != nil {
+		return fmt.Errorf("%w: -sla: %v", errUsage, err)
+	}
+	arrival, err := parseMoment(*at, e.now)
+	if err != nil {
+		return fmt.Errorf("%w: -at %v", errUsage, err)
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	cals, err := cfg.calendars()
+	if err != nil {
+		return err
+	}
+	c := &store.Customer{Tier: tier, Contract: *contract}
+	cal, hours := cals.Helpdesk, cfg.HoursHelpdesk
+	name := policy.CalendarFor(c, arrival)
+	if name == store.CalendarContract {
+		cal, hours = cals.Zone1, cfg.HoursZone1
+	}
+	due := cal.Deadline(arrival, tier.Hours())
+	fmt.Fprintln(e.stdout, due.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "calendar: %s (%s)\n", name, hours)
+	fmt.Fprintf(e.stdout, "%d working hours after %s: %s\n", tier.Hours(),
+		templates.FormatDate(arrival, "nl"), templates.FormatDate(due, "nl"))
+	return nil
+}
+
+func runRateZone(e *env, args []string) error {
+	fs, _ := newFlags(e, "ratezone", "[-at TIME]")
+	at := fs.String("at", "", "the `time`: 2026-11-27T16:00 in Amsterdam, or RFC 3339 with an offset (default now)")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	t, err := parseMoment(*at, e.now)
+	if err != nil {
+		return fmt.Errorf("%w: -at %v", errUsage, err)
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	cals, err := cfg.calendars()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, cals.ZoneName(t))
+	return nil
+}
+
+// newApplier is the ingest applier the gateway and `ticket release` share.
+func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
+	from, err := cfg.fromAddress()
+	if err != nil {
+		return nil, err
+	}
+	cals, err := cfg.calendars()
+	if err != nil {
+		return nil, err
+	}
+	_, domain, _ := strings.Cut(from.Address, "@")
+	pol := policy.New(policy.Rules{Staff: cfg.staffAddresses(), TicketTag: cfg.TicketTag,
+		Own: []string{strings.ToLower(from.Address)}, Calendars: cals,
+		UrgentWords: cfg.UrgentWords, CallbackWords: cfg.CallbackWords,
+		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
+			RepliesPerTicket: cfg.SLA24RepliesPerTicket}})
+	return &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}, nil
+}
+
+func runTicketRelease(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket release", "ID")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want the number of one held email (see ticket held)", errUsage)
+	}
+	id, err := strconv.ParseUint(pos[0], 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("%w: %q is not a held email's number", errUsage, pos[0])
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.require("from"); err != nil {
+		return err
+	}
+	applier, err := newApplier(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	var out ingest.Outcome
+	if err := e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
+		out, err = applier.Release(tx, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	switch out.Action {
+	case "new_ticket":
+		fmt.Fprintf(e.stdout, "held email %d released: opened ticket #%d", id, out.TicketID)
+	default:
+		fmt.Fprintf(e.stdout, "held email %d released: added to ticket #%d", id, out.TicketID)
+	}
+	if out.Notified > 0 {
+		fmt.Fprintf(e.stdout, " (%d notification(s) queued)", out.Notified)
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
+}

@@ -1,0 +1,516 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The customer record (R1–R5, R13, R14, R19) and the caller lookup (R19), through the binary.
+
+// showCustomer is `customer show ADDR -json` (and -at when given).
+func showCustomer(t *testing.T, env []string, addr string, at ...string) map[string]any {
+	t.Helper()
+	args := []string{"customer", "show", addr, "-json"}
+	if len(at) > 0 {
+		args = append(args, "-at", at[0])
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, args...)), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func listCustomers(t *testing.T, env []string) []map[string]any {
+	t.Helper()
+	var cs []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "customer", "list", "-json")), &cs); err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestCustomerAddShowSet(t *testing.T) {
+	env := newPeers(t).env()
+	// Every field of the record (R1 addresses, R2 tier and licence, R3 validity, R4, R5, R13
+	// maintainer, R14 answer, R19 phones), in the forms staff type them.
+	out := mustRun(t, env, "customer", "add", "-email", "Info@BakkerijDeVries.nl,piet@bakkerijdevries.nl", "-email", "kassa@bakkerijdevries.nl",
+		"-name", "Bakkerij de Vries", "-sla", "sla8", "-valid-until", "2027-12-31", "-contract", "-licence", "InfokasV3 L",
+		"-philanthropic", "-arrears", "-maintainer", "Third-Party", "-phone", "06-1234 5678", "-phone", "+31 20 123 4567",
+		"-lang", "en", "-answer", "site")
+	if !strings.Contains(out, "customer 1 added: Bakkerij de Vries <info@bakkerijdevries.nl> SLA8") {
+		t.Errorf("add: %q", out)
+	}
+	got := showCustomer(t, env, "PIET@bakkerijdevries.nl", "2027-06-01") // any address, any case (R1)
+	want := map[string]any{"id": 1.0, "name": "Bakkerij de Vries",
+		"emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl", "kassa@bakkerijdevries.nl"}, // the first is the login (R1)
+		"sla":    "SLA8", "valid_until": "2027-12-31", "contract": true, "licence": "infokas-l", "philanthropic": true,
+		"arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site",
+		"on": "2027-06-01", "effective_sla": "SLA8", "status": "geldig tot 31-12-2027"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("show -json =\n%v\nwant\n%v", got, want)
+	}
+	if cs := listCustomers(t, env); len(cs) != 1 || !reflect.DeepEqual(slices.Sorted(maps.Keys(cs[0])),
+		[]string{"answer", "arrears", "contract", "emails", "id", "lang", "licence", "maintainer", "name", "philanthropic", "phones", "sla", "valid_until"}) {
+		t.Errorf("list -json = %v", cs)
+	}
+	text := mustRun(t, env, "customer", "show", "info@bakkerijdevries.nl", "-at", "2028-01-01")
+	for _, w := range []string{"InfokasV3 L", "third-party", "+31612345678, +31201234567", "SLA24 on 2028-01-01", "verlopen op 31-12-2027"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("show lacks %q:\n%s", w, text)
+		}
+	}
+
+	// The defaults of a customer added with only the required flags.
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
+	s := showCustomer(t, env, "kassa@slagerijjansen.nl")
+	for k, w := range map[string]any{"sla": "SLA24", "valid_until": "", "contract": false, "licence": "", "philanthropic": false,
+		"arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email", "status": "geldig"} {
+		if !reflect.DeepEqual(s[k], w) {
+			t.Errorf("default %s = %#v, want %#v", k, s[k], w)
+		}
+	}
+
+	// set changes only the flags given and says what changed.
+	before := showCustomer(t, env, "info@bakkerijdevries.nl", "2027-06-01")
+	out = mustRun(t, env, "customer", "set", "kassa@bakkerijdevries.nl", "-sla", "SLA4", "-arrears=false", "-lang", "nl")
+	for _, w := range []string{"sla: SLA8 -> SLA4", "arrears: yes -> no", "lang: en -> nl"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("set output lacks %q:\n%s", w, out)
+		}
+	}
+	if n := strings.Count(out, "->"); n != 3 {
+		t.Errorf("set reported %d changes, want 3:\n%s", n, out)
+	}
+	after := showCustomer(t, env, "info@bakkerijdevries.nl", "2027-06-01")
+	for k := range before {
+		changed := map[string]any{"sla": "SLA4", "arrears": false, "lang": "nl", "effective_sla": "SLA4"}
+		w, ok := changed[k]
+		if !ok {
+			w = before[k]
+		}
+		if !reflect.DeepEqual(after[k], w) {
+			t.Errorf("after set: %s = %#v, want %#v", k, after[k], w)
+		}
+	}
+	if out := mustRun(t, env, "customer", "set", "info@bakkerijdevries.nl", "-sla", "SLA4"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("set to the same value: %q", out)
+	}
+
+	// -email and -phone replace the lists; -phone "" and -valid-until "" clear.
+	out = mustRun(t, env, "customer", "set", "piet@bakkerijdevries.nl", "-email", "piet@bakkerijdevries.nl", "-email", "info@bakkerijdevries.nl",
+		"-phone", "", "-valid-until", "")
+	if !strings.Contains(out, "emails: info@bakkerijdevries.nl, piet@bakkerijdevries.nl, kassa@bakkerijdevries.nl -> piet@bakkerijdevries.nl, info@bakkerijdevries.nl") ||
+		!strings.Contains(out, "phones: +31612345678, +31201234567 -> -") || !strings.Contains(out, "valid_until: 2027-12-31 -> -") {
+		t.Errorf("set -email -phone -valid-until:\n%s", out)
+	}
+	c := showCustomer(t, env, "info@bakkerijdevries.nl")
+	if !reflect.DeepEqual(c["emails"], []any{"piet@bakkerijdevries.nl", "info@bakkerijdevries.nl"}) || !reflect.DeepEqual(c["phones"], []any{}) ||
+		c["valid_until"] != "" || c["status"] != "geldig" {
+		t.Errorf("after replacing lists: %v", c)
+	}
+	if r := runBin(t, env, "customer", "show", "kassa@bakkerijdevries.nl"); r.code != 1 || !strings.Contains(r.stderr, "no customer has the address kassa@bakkerijdevries.nl") {
+		t.Errorf("removed address still known: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "caller", "0612345678"); r.code != 0 || !strings.Contains(r.stdout, "unknown number +31612345678") {
+		t.Errorf("removed number still known: %q", r.stdout)
+	}
+
+	// An address or number of another customer is refused (R1, R19).
+	mustRun(t, env, "customer", "set", "kassa@slagerijjansen.nl", "-phone", "0201234567")
+	if r := runBin(t, env, "customer", "set", "info@bakkerijdevries.nl", "-email", "info@bakkerijdevries.nl,kassa@slagerijjansen.nl"); r.code != 1 || !strings.Contains(r.stderr, "belongs to another customer") {
+		t.Errorf("taken address: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "customer", "add", "-email", "nieuw@example.nl", "-name", "Nieuw", "-phone", "+31 20 1234567"); r.code != 1 || !strings.Contains(r.stderr, "registered by another customer") {
+		t.Errorf("taken number: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "customer", "set", "nobody@example.nl", "-sla", "SLA8"); r.code != 1 || !strings.Contains(r.stderr, "no customer has the address nobody@example.nl") {
+		t.Errorf("set unknown: exit %d, %q", r.code, r.stderr)
+	}
+	if cs := listCustomers(t, env); len(cs) != 2 {
+		t.Errorf("customers = %d, want 2", len(cs))
+	}
+}
+
+// Bad values are usage errors (exit 2) that name the flag and what it allows.
+func TestCustomerFlagErrors(t *testing.T) {
+	env := newPeers(t).env()
+	mustRun(t, env, "customer", "add", "-email", "a@example.nl", "-name", "A")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-sla", "GOLD"}, []string{"-sla", "SLA24, SLA8 or SLA4"}},
+		{[]string{"-valid-until", "31-02-2027"}, []string{"-valid-until", "YYYY-MM-DD"}},
+		{[]string{"-licence", "Platinum"}, []string{"-licence", "L, S or N (InfokasV3), TSPos or other"}},
+		{[]string{"-maintainer", "neighbour"}, []string{"-maintainer", "vendor, third-party or none"}},
+		{[]string{"-lang", "de"}, []string{"-lang", "nl or en"}},
+		{[]string{"-answer", "fax"}, []string{"-answer", "email or site"}},
+		{[]string{"-phone", "12345"}, []string{"-phone", "not a phone number", "+31…, 0031… or 0…"}},
+		{[]string{"-email", "geen adres"}, []string{"-email", "not an email address"}},
+		{[]string{"-contract=misschien"}, []string{"-contract"}},
+		{[]string{"-name", " "}, []string{"-name is required"}},
+		{nil, []string{"nothing to change"}},
+	} {
+		r := runBin(t, env, append([]string{"customer", "set", "a@example.nl"}, tc.args...)...)
+		if r.code != 2 {
+			t.Errorf("set %v: exit %d, want 2; %q", tc.args, r.code, r.stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("set %v: stderr %q lacks %q", tc.args, r.stderr, w)
+			}
+		}
+	}
+	if r := runBin(t, env, "customer", "add", "-email", "b@example.nl", "-name", "B", "-licence", "Gold"); r.code != 2 || !strings.Contains(r.stderr, "-licence") {
+		t.Errorf("add -licence Gold: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "customer", "add", "-name", "B"); r.code != 2 || !strings.Contains(r.stderr, "-email and -name are required") {
+		t.Errorf("add without -email: exit %d, %q", r.code, r.stderr)
+	}
+	// Every accepted spelling of a licence (R2) is stored as its constant.
+	for in, want := range map[string]string{"L": "infokas-l", "s": "infokas-s", "InfokasV3 N": "infokas-n", "infokas-l": "infokas-l",
+		"TSPos": "tspos", "TS Pos": "tspos", "tspos": "tspos", "Other": "other", "": ""} {
+		mustRun(t, env, "customer", "set", "a@example.nl", "-licence", in)
+		if got := showCustomer(t, env, "a@example.nl")["licence"]; got != want {
+			t.Errorf("-licence %q stored as %v, want %q", in, got, want)
+		}
+	}
+}
+
+// R3: the status line, exactly, on the day asked; the last valid day is still valid.
+func TestCustomerStatus(t *testing.T) {
+	env := newPeers(t).env()
+	mustRun(t, env, "customer", "add", "-email", "a@example.nl", "-name", "A", "-sla", "SLA8", "-valid-until", "2027-01-31")
+	mustRun(t, env, "customer", "add", "-email", "b@example.nl", "-name", "B", "-sla", "SLA8")
+	for _, tc := range []struct{ addr, at, want string }{
+		{"b@example.nl", "2030-01-01", "geldig"},
+		{"a@example.nl", "2026-11-30", "geldig tot 31-01-2027"},
+		{"a@example.nl", "2027-01-31", "geldig tot 31-01-2027"},
+		{"a@example.nl", "2027-02-01", "verlopen op 31-01-2027"},
+	} {
+		if got := mustRun(t, env, "customer", "status", tc.addr, "-at", tc.at); got != tc.want+"\n" {
+			t.Errorf("status %s -at %s = %q, want %q", tc.addr, tc.at, got, tc.want+"\n")
+		}
+	}
+	// Without -at: today in Amsterdam.
+	if got := mustRun(t, env, "customer", "status", "b@example.nl"); got != "geldig\n" {
+		t.Errorf("status today = %q", got)
+	}
+	// An expired paid tier is served as SLA24 (R3).
+	if s := showCustomer(t, env, "a@example.nl", "2027-02-01"); s["effective_sla"] != "SLA24" || s["sla"] != "SLA8" {
+		t.Errorf("expired: sla %v, effective %v", s["sla"], s["effective_sla"])
+	}
+	if r := runBin(t, env, "customer", "status", "a@example.nl", "-at", "morgen"); r.code != 2 || !strings.Contains(r.stderr, "-at") {
+		t.Errorf("bad -at: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func testdataFile(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func writeCSV(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "customers.csv")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCustomerImport(t *testing.T) {
+	good, bad := testdataFile(t, "customers.csv"), testdataFile(t, "customers-bad.csv")
+
+	t.Run("good file, then again", func(t *testing.T) {
+		env := newPeers(t).env()
+		if out := mustRun(t, env, "customer", "import", good); out != "imported: 5 created, 0 updated, 0 rejected\n" {
+			t.Errorf("import = %q", out)
+		}
+		first := listCustomers(t, env)
+		if len(first) != 5 {
+			t.Fatalf("customers = %d, want 5", len(first))
+		}
+		b := showCustomer(t, env, "piet@bakkerijdevries.nl", "2027-01-01")
+		for k, w := range map[string]any{"emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, "sla": "SLA8",
+			"valid_until": "2027-12-31", "contract": true, "licence": "infokas-l", "phones": []any{"+31612345678", "+31201234567"},
+			"maintainer": "vendor", "lang": "nl", "answer": "email", "status": "geldig tot 31-12-2027"} {
+			if !reflect.DeepEqual(b[k], w) {
+				t.Errorf("imported %s = %#v, want %#v", k, b[k], w)
+			}
+		}
+		// DD-MM-YYYY (as Dutch spreadsheets write it), 0031, 1/0 booleans; an expired tier (R3).
+		h := showCustomer(t, env, "receptie@hotelzeezicht.nl", "2026-11-01")
+		for k, w := range map[string]any{"name": "Hotel Zeezicht, Zandvoort", "sla": "SLA4", "valid_until": "2026-10-31", "arrears": true,
+			"contract": true, "phones": []any{"+31235712345"}, "lang": "en", "effective_sla": "SLA24", "status": "verlopen op 31-10-2026"} {
+			if !reflect.DeepEqual(h[k], w) {
+				t.Errorf("hotel %s = %#v, want %#v", k, h[k], w)
+			}
+		}
+		// A re-import updates the same customers: nothing doubles, nothing changes.
+		if out := mustRun(t, env, "customer", "import", good); out != "imported: 0 created, 5 updated, 0 rejected\n" {
+			t.Errorf("re-import = %q", out)
+		}
+		if again := listCustomers(t, env); !reflect.DeepEqual(again, first) {
+			t.Errorf("after re-import:\n%v\nwant\n%v", again, first)
+		}
+		// A row found by its login updates that customer; columns absent from the file stay.
+		upd := writeCSV(t, "Name,Email,SLA,Valid-Until\nBakkerij de Vries B.V.,info@bakkerijdevries.nl;bestel@bakkerijdevries.nl,SLA4,\nKapsalon Linda,info@kapsalonlinda.nl,,\n")
+		if out := mustRun(t, env, "customer", "import", upd); out != "imported: 1 created, 1 updated, 0 rejected\n" {
+			t.Errorf("update import = %q", out)
+		}
+		b = showCustomer(t, env, "bestel@bakkerijdevries.nl")
+		for k, w := range map[string]any{"id": 1.0, "name": "Bakkerij de Vries B.V.", "emails": []any{"info@bakkerijdevries.nl", "bestel@bakkerijdevries.nl"},
+			"sla": "SLA4", "valid_until": "", "contract": true, "licence": "infokas-l", "phones": []any{"+31612345678", "+31201234567"}} {
+			if !reflect.DeepEqual(b[k], w) {
+				t.Errorf("updated %s = %#v, want %#v", k, b[k], w)
+			}
+		}
+		if r := runBin(t, env, "customer", "show", "piet@bakkerijdevries.nl"); r.code != 1 {
+			t.Errorf("address dropped by the import still known: exit %d", r.code)
+		}
+	})
+
+	t.Run("bad file imports nothing", func(t *testing.T) {
+		env := newPeers(t).env()
+		r := runBin(t, env, "customer", "import", bad)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+		}
+		if r.stdout != "imported: 0 created, 0 updated, 8 rejected\n" {
+			t.Errorf("summary = %q", r.stdout)
+		}
+		// Every bad line with its number and reason; the good lines 2 and 8 are not named.
+		for _, w := range []string{
+			`line 3: sla "SLA9": want SLA24, SLA8 or SLA4; valid_until "2027-02-30": want a date YYYY-MM-DD; contract "misschien": want true or false`,
+			`licence "Gold": want L, S or N (InfokasV3), TSPos or other; lang "de": want nl or en; answer "fax": want email or site`,
+			"line 4: email is required",
+			"line 5: name is required",
+			"line 6: address boeken@fietsenhuis.example is also on line 7; number +31611112222 is also on line 7",
+			"line 7: address boeken@fietsenhuis.example is also on line 6",
+			`line 9: email "not an address" is not an email address`,
+			"line 10: 11 fields, want 12",
+			`line 11: phones "012": not a phone number`,
+			"nothing imported: 8 of 10 rows rejected",
+		} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+			}
+		}
+		if strings.Contains(r.stderr, "line 2:") || strings.Contains(r.stderr, "line 8:") {
+			t.Errorf("good lines reported:\n%s", r.stderr)
+		}
+		if cs := listCustomers(t, env); len(cs) != 0 {
+			t.Errorf("customers after a rejected file = %v", cs)
+		}
+	})
+
+	t.Run("bad file with -partial", func(t *testing.T) {
+		env := newPeers(t).env()
+		r := runBin(t, env, "customer", "import", "-partial", bad)
+		if r.code != 0 || r.stdout != "imported: 2 created, 0 updated, 8 rejected\n" || strings.Count("\n"+r.stderr, "\nline ") != 8 {
+			t.Fatalf("exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		cs := listCustomers(t, env)
+		if len(cs) != 2 || cs[0]["name"] != "Bakkerij de Vries" || cs[1]["name"] != "Kapsalon Linda" {
+			t.Errorf("customers = %v", cs)
+		}
+	})
+
+	t.Run("addresses and numbers of existing customers", func(t *testing.T) {
+		env := newPeers(t).env()
+		mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-phone", "0612345678")
+		f := writeCSV(t, "email,name,phones\n"+
+			"kassa@slagerijjansen.nl;piet@bakkerijdevries.nl,Slagerij Jansen,\n"+ // R1: one owner per address
+			"info@kapsalonlinda.nl,Kapsalon Linda,+31 6 12345678\n"+ // R19: one owner per number
+			"info@bakkerijdevries.nl,Bakkerij de Vries,\n"+ // updates customer 1: one address, no numbers
+			"info@buurtkast.nl,Stichting De Buurtkast,\n")
+		r := runBin(t, env, "customer", "import", f, "-partial")
+		if r.code != 0 || r.stdout != "imported: 1 created, 1 updated, 2 rejected\n" {
+			t.Errorf("exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		for _, w := range []string{"line 2: address piet@bakkerijdevries.nl belongs to customer 1 (Bakkerij de Vries)",
+			"line 3: number +31612345678 is registered by customer 1 (Bakkerij de Vries)"} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+			}
+		}
+		if c := showCustomer(t, env, "info@bakkerijdevries.nl"); !reflect.DeepEqual(c["emails"], []any{"info@bakkerijdevries.nl"}) ||
+			!reflect.DeepEqual(c["phones"], []any{}) {
+			t.Errorf("updated customer = %v", c)
+		}
+		// Two rows for the same customer, through two of its addresses: neither is imported.
+		mustRun(t, env, "customer", "set", "info@bakkerijdevries.nl", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl")
+		f = writeCSV(t, "email,name\ninfo@bakkerijdevries.nl,A\npiet@bakkerijdevries.nl,B\n")
+		r = runBin(t, env, "customer", "import", f)
+		if r.code != 1 || !strings.Contains(r.stderr, "line 2: customer 1 is also updated by line 3") || !strings.Contains(r.stderr, "line 3: customer 1 is also updated by line 2") {
+			t.Errorf("exit %d\n%s", r.code, r.stderr)
+		}
+		// The same address on two rows, in any case: neither is imported.
+		f = writeCSV(t, "email,name\nkassa@slagerijjansen.nl,A\nKASSA@slagerijjansen.nl,B\n")
+		r = runBin(t, env, "customer", "import", f, "-partial")
+		if r.stdout != "imported: 0 created, 0 updated, 2 rejected\n" || !strings.Contains(r.stderr, "line 2: address kassa@slagerijjansen.nl is also on line 3") {
+			t.Errorf("exit %d, %q\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("header", func(t *testing.T) {
+		env := newPeers(t).env()
+		for text, want := range map[string]string{
+			"email,name,colour\na@example.nl,A,red\n": `line 1: unknown column "colour"`,
+			"name,sla\nA,SLA8\n":                      `required column "email" is missing`,
+			"email;name\na@example.nl;A\n":            "separated by ';'",
+			"email,name,Email\na,b,c\n":               `column "email" appears twice`,
+			"":                                        "empty file",
+		} {
+			r := runBin(t, env, "customer", "import", writeCSV(t, text), "-partial")
+			if r.code != 1 || !strings.Contains(r.stderr, want) {
+				t.Errorf("%q: exit %d, stderr %q, want %q", text, r.code, r.stderr, want)
+			}
+		}
+		if cs := listCustomers(t, env); len(cs) != 0 {
+			t.Errorf("customers = %v", cs)
+		}
+		// A byte-order mark (Excel) and a header only.
+		if out := mustRun(t, env, "customer", "import", writeCSV(t, "\uFEFFemail,name\r\n")); out != "imported: 0 created, 0 updated, 0 rejected\n" {
+			t.Errorf("header only: %q", out)
+		}
+		if r := runBin(t, env, "customer", "import"); r.code != 2 {
+			t.Errorf("no file: exit %d", r.code)
+		}
+		if r := runBin(t, env, "customer", "import", filepath.Join(t.TempDir(), "missing.csv")); r.code != 1 || !strings.Contains(r.stderr, "missing.csv") {
+			t.Errorf("missing file: exit %d, %q", r.code, r.stderr)
+		}
+		if out := mustRun(t, env, "customer", "import", "-h"); !strings.Contains(out, "valid_until") || !strings.Contains(out, "philanthropic") {
+			t.Errorf("import -h does not document the columns:\n%s", out)
+		}
+	})
+}
+
+// R19: a call from a registered number is put through with a telephone support contract and a
+// valid paid tier; every other caller hears why not.
+func TestCaller(t *testing.T) {
+	env := newPeers(t).env()
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8",
+		"-valid-until", "2027-01-31", "-contract", "-phone", "+31 6 1234 5678")
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-phone", "020-1234567")
+	mustRun(t, env, "customer", "add", "-email", "info@kapsalonlinda.nl", "-name", "Kapsalon Linda", "-contract", "-phone", "0031 30 1234567")
+
+	// Every way a number is written finds the customer.
+	for _, n := range [][]string{{"+31612345678"}, {"0031612345678"}, {"0612345678"}, {"06-1234 5678"}, {"+31 (0)6 12 34 56 78"}, {"06", "1234", "5678"}} {
+		out := mustRun(t, env, append(append([]string{"caller"}, n...), "-at", "2026-12-01")...)
+		if out != "+31612345678: customer 1, Bakkerij de Vries <info@bakkerijdevries.nl>\nput through: yes (telephone support contract, SLA8 geldig tot 31-01-2027)\n" {
+			t.Errorf("caller %q =\n%s", n, out)
+		}
+	}
+	for _, tc := range []struct {
+		number, at, reason string
+		through            bool
+	}{
+		{"0612345678", "2027-01-31", "telephone support contract, SLA8 geldig tot 31-01-2027", true},
+		{"0612345678", "2027-02-01", "the paid helpdesk tier verlopen op 31-01-2027", false}, // expired (R3)
+		{"0201234567", "2026-12-01", "no telephone support contract", false},
+		{"0301234567", "2026-12-01", "SLA24 has no telephone support", false},
+	} {
+		var a map[string]any
+		if err := json.Unmarshal([]byte(mustRun(t, env, "caller", tc.number, "-json", "-at", tc.at)), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a["known"] != true || a["put_through"] != tc.through || a["reason"] != tc.reason || a["customer"] == nil {
+			t.Errorf("caller %s -at %s = %v, want put_through %v (%s)", tc.number, tc.at, a, tc.through, tc.reason)
+		}
+		out := mustRun(t, env, "caller", tc.number, "-at", tc.at)
+		if want := "put through: " + yesNo(tc.through) + " (" + tc.reason + ")\n"; !strings.HasSuffix(out, want) {
+			t.Errorf("caller %s -at %s =\n%s\nwant the line %q", tc.number, tc.at, out, want)
+		}
+	}
+	// An unknown number is an answer, not an error.
+	r := runBin(t, env, "caller", "06 9999 0000")
+	if r.code != 0 || r.stdout != "unknown number +31699990000: not put through\n" {
+		t.Errorf("unknown: exit %d, %q", r.code, r.stdout)
+	}
+	var a map[string]any
+	json.Unmarshal([]byte(mustRun(t, env, "caller", "0699990000", "-json")), &a)
+	if a["known"] != false || a["customer"] != nil || a["put_through"] != false || a["number"] != "+31699990000" {
+		t.Errorf("unknown -json = %v", a)
+	}
+	for _, bad := range [][]string{{"12ab"}, {"612345678"}, {"06"}, nil} {
+		if r := runBin(t, env, append([]string{"caller"}, bad...)...); r.code != 2 {
+			t.Errorf("caller %q: exit %d, want 2; %q", bad, r.code, r.stderr)
+		}
+	}
+}
+
+// The customer commands run inside a running gateway over the control socket, with the same
+// code; the gateway reads an import file itself, so a relative path is refused.
+func TestCustomerCommandsWhileServing(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = append(env, raceEnv)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	sock := filepath.Join(p.dir, "helpdesk.db.sock")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no control socket; stderr:\n%s", stderr.String())
+		}
+	}
+
+	if out := mustRun(t, env, "customer", "import", testdataFile(t, "customers.csv")); out != "imported: 5 created, 0 updated, 0 rejected\n" {
+		t.Errorf("import over the socket = %q", out)
+	}
+	r := runBin(t, env, "customer", "import", "-partial", testdataFile(t, "customers-bad.csv"))
+	if r.code != 0 || !strings.Contains(r.stderr, "line 3: sla") || !strings.Contains(r.stdout, "rejected") {
+		t.Errorf("bad import over the socket: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// A relative path is the operator's, not the gateway's working directory.
+	if out := mustRun(t, env, "customer", "import", filepath.Join("..", "..", "testdata", "customers.csv")); out != "imported: 0 created, 5 updated, 0 rejected\n" {
+		t.Errorf("relative path over the socket = %q", out)
+	}
+	mustRun(t, env, "customer", "add", "-email", "info@ijssalon.example", "-name", "IJssalon", "-sla", "SLA8", "-contract", "-phone", "0101234567")
+	if out := mustRun(t, env, "customer", "set", "info@ijssalon.example", "-valid-until", "2026-01-31"); !strings.Contains(out, "valid_until: - -> 2026-01-31") {
+		t.Errorf("set over the socket = %q", out)
+	}
+	if out := mustRun(t, env, "customer", "status", "info@ijssalon.example", "-at", "2026-02-01"); out != "verlopen op 31-01-2026\n" {
+		t.Errorf("status over the socket = %q", out)
+	}
+	if s := showCustomer(t, env, "info@ijssalon.example"); s["phones"].([]any)[0] != "+31101234567" {
+		t.Errorf("show over the socket = %v", s)
+	}
+	if out := mustRun(t, env, "caller", "010-1234567", "-at", "2026-01-01"); !strings.Contains(out, "put through: yes") {
+		t.Errorf("caller over the socket = %q", out)
+	}
+	if r := runBin(t, env, "customer", "set", "info@ijssalon.example", "-lang", "fr"); r.code != 2 || !strings.Contains(r.stderr, "-lang") {
+		t.Errorf("usage error over the socket: exit %d, %q", r.code, r.stderr)
+	}
+	if cs := listCustomers(t, env); len(cs) != 7 { // 5 + Kapsalon Linda (-partial) + IJssalon
+		t.Errorf("customers = %d, want 7", len(cs))
+	}
+}
