@@ -889,34 +889,6 @@ func readImport(f io.Reader) (columns []string, rows []*importRow, err error) {
 
 // --- caller lookup (R19) ---
 
-// callerAnswer is `caller -json`: who calls from the number and whether the call is put
-// through.
-type callerAnswer struct {
-	Number     string         `json:"number"` // normalised: +31…
-	Known      bool           `json:"known"`
-	Customer   *view.Customer `json:"customer"` // null for an unknown number
-	PutThrough bool           `json:"put_through"`
-	Reason     string         `json:"reason"`
-}
-
-// lookupCaller answers who calls from a normalised number and whether the call is put
-// through on the moment (R19).
-func lookupCaller(tx *store.Tx, number string, at time.Time) (callerAnswer, error) {
-	a := callerAnswer{Number: number}
-	c, err := tx.CustomerByPhone(number)
-	if errors.Is(err, store.ErrNotFound) {
-		a.Reason = "unknown number"
-		return a, nil
-	}
-	if err != nil {
-		return a, err
-	}
-	vc := view.CustomerOf(c)
-	a.Known, a.Customer = true, &vc
-	a.PutThrough, a.Reason = policy.CallerVerdict(c, at)
-	return a, nil
-}
-
 func runCaller(e *env, args []string) error {
 	fs, _ := newFlags(e, "caller", callerArgs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -936,9 +908,9 @@ func runCaller(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var a callerAnswer
+	var a view.Caller
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		a, err = lookupCaller(tx, number, at)
+		a, err = view.CallerOf(tx, number, at)
 		return err
 	}); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -290,4 +291,31 @@ func HeldEmails(tx *store.Tx, released bool) ([]Held, error) {
 			Ticket: h.ReleasedAs.TicketID})
 	}
 	return out, nil
+}
+
+// Caller is who calls from a number and whether the call is put through (R19): `caller -json`
+// and the website's caller lookup.
+type Caller struct {
+	Number     string    `json:"number"` // normalised: +31…
+	Known      bool      `json:"known"`
+	Customer   *Customer `json:"customer"` // null for an unknown number
+	PutThrough bool      `json:"put_through"`
+	Reason     string    `json:"reason"`
+}
+
+// CallerOf answers for a normalised number (policy.NormalizePhone) on a moment.
+func CallerOf(tx *store.Tx, number string, at time.Time) (Caller, error) {
+	a := Caller{Number: number}
+	c, err := tx.CustomerByPhone(number)
+	if errors.Is(err, store.ErrNotFound) {
+		a.Reason = "unknown number"
+		return a, nil
+	}
+	if err != nil {
+		return a, err
+	}
+	vc := CustomerOf(c)
+	a.Known, a.Customer = true, &vc
+	a.PutThrough, a.Reason = policy.CallerVerdict(c, at)
+	return a, nil
 }
