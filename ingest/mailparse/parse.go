@@ -207,7 +207,7 @@ func (e *Email) readEnvelopeHeaders() {
 	}
 	if rp, ok := e.Header["Return-Path"]; ok && len(rp) > 0 {
 		e.HasReturnPath = true
-		v := strings.TrimSpace(rp[len(rp)-1])
+		v := strings.TrimSpace(rp[0]) // the topmost: the one our delivering server wrote
 		v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
 		e.ReturnPath = strings.ToLower(strings.TrimSpace(v))
 	}
@@ -274,22 +274,23 @@ func readHeader(raw []byte) map[string][]string {
 		end = len(raw)
 	}
 	block := string(raw[:end])
-	var name, value string
+	var name string
+	var value []string // the field's lines, joined once: appending to a string is quadratic
 	flush := func() {
 		if name != "" {
 			k := canonicalKey(name)
-			h[k] = append(h[k], strings.TrimSpace(value))
+			h[k] = append(h[k], strings.TrimSpace(strings.Join(value, " ")))
 		}
-		name, value = "", ""
+		name, value = "", value[:0]
 	}
-	for _, line := range strings.Split(block, "\n") {
-		line = strings.TrimSuffix(line, "\r")
+	for line := range strings.Lines(block) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" {
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if name != "" {
-				value += " " + strings.TrimSpace(line)
+				value = append(value, strings.TrimSpace(line))
 			}
 			continue
 		}
@@ -298,7 +299,7 @@ func readHeader(raw []byte) map[string][]string {
 		if i <= 0 || strings.ContainsAny(line[:i], " \t") {
 			continue // not a header field; a mbox "From " line or garbage
 		}
-		name, value = line[:i], line[i+1:]
+		name, value = line[:i], append(value, line[i+1:])
 	}
 	flush()
 	return h
