@@ -24,6 +24,8 @@ type Outcome struct {
 	Reason    string // held reason code
 	Detail    string
 	Notified  int // notifications queued
+	// Suppressed says which automatic replies the policy did not send, and why.
+	Suppressed []string
 }
 
 // LogAttrs are the fields of the per-email log line.
@@ -38,6 +40,9 @@ func (o Outcome) LogAttrs() []slog.Attr {
 	}
 	if o.Notified > 0 {
 		attrs = append(attrs, slog.Int("notifications", o.Notified))
+	}
+	if len(o.Suppressed) > 0 {
+		attrs = append(attrs, slog.Any("not_sent", o.Suppressed))
 	}
 	return attrs
 }
@@ -57,13 +62,16 @@ type Applier struct {
 	Now func() time.Time
 }
 
-// Apply stores one email in tx: dedupe, decide, write. src says where it came from. It returns
-// an error only for store failures; the caller then rolls back the whole batch.
-func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Outcome, error) {
+// Apply stores one email in tx: dedupe, decide, write. src says where it came from; quiet
+// suppresses every notification (backlog found at the first sync, imports). It returns an
+// error only for store failures; the caller then rolls back the whole batch.
+func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source, quiet bool) (Outcome, error) {
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
-	if ref, ok, err := tx.Ingested(e.SHA256); err != nil {
-		return out, err
-	} else if ok {
+	ref, dup, err := a.ingestedBefore(tx, e)
+	if err != nil {
+		return out, fmt.Errorf("dedupe: %w", err)
+	}
+	if dup {
 		// Seen before (a replay after a crash, or the mailbox was recreated under a new
 		// UIDVALIDITY): exactly once means doing nothing.
 		out.Action, out.TicketID, out.HeldID = "duplicate", ref.TicketID, ref.HeldID
@@ -77,7 +85,23 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source) (Out
 	if err != nil {
 		return out, fmt.Errorf("decide: %w", err)
 	}
+	if quiet {
+		d.Notify = nil
+	}
 	return a.apply(tx, e, d, src, rawHash)
+}
+
+// ingestedBefore looks an email up by its raw bytes, then by its identity (Message-ID, sender,
+// subject) for mail a server rewrote.
+func (a *Applier) ingestedBefore(tx *store.Tx, e *mailparse.Email) (store.Ref, bool, error) {
+	ref, ok, err := tx.Ingested(e.SHA256)
+	if err != nil || ok {
+		return ref, ok, err
+	}
+	if key, ok := store.IdentityKey(e.MessageID, e.From, e.Subject); ok {
+		return tx.IngestedIdentity(key)
+	}
+	return store.Ref{}, false, nil
 }
 
 // Release turns a held email into the ticket or reply it would have been, with the SLA24
@@ -154,7 +178,9 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 			if d.Reopen {
 				ticket.Status = store.StatusOpen
 			}
-			ticket.Replies++ // R11 counts them
+			if !d.Automatic {
+				ticket.Replies++ // R11 counts them; an out-of-office reply does not
+			}
 		}
 		ticket.Updated = now
 		m := message(e, store.DirectionIn, rawHash, src)
@@ -174,8 +200,14 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 		ref.TicketID, ref.Seq = ticket.ID, m.Seq
 	}
 	out.TicketID = ref.TicketID
+	out.Suppressed = d.Suppressed
 	if err := tx.MarkIngested(e.SHA256, ref); err != nil {
 		return out, err
+	}
+	if key, ok := store.IdentityKey(e.MessageID, e.From, e.Subject); ok {
+		if err := tx.MarkIngestedIdentity(key, ref); err != nil {
+			return out, err
+		}
 	}
 	if a.Quiet {
 		return out, nil
@@ -190,6 +222,11 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 		}
 		if n.Kind == store.KindOverLimit && d.Customer != nil {
 			if err := tx.MarkLimitNotice(d.Customer.ID, policy.Today(e.Arrival)); err != nil {
+				return out, err
+			}
+		}
+		if n.Automatic {
+			if err := tx.RecordAutoReply(n.To, n.Kind, e.Arrival); err != nil {
 				return out, err
 			}
 		}

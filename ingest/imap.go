@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -19,16 +21,40 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
+// ErrLoginRefused: the IMAP server refused the configured credentials.
+var ErrLoginRefused = errors.New("IMAP login refused")
+
 // session is one logged-in IMAP connection with the support mailbox selected.
 type session struct {
-	p      *Poller
-	c      *imapclient.Client
-	sel    *imap.SelectData
-	mail   chan struct{} // the server announced new mail (EXISTS)
-	synced bool          // UIDVALIDITY checked in this session
+	p    *Poller
+	c    *imapclient.Client
+	sel  *imap.SelectData
+	mail chan struct{} // the server announced more messages (EXISTS)
+	// count is the last message count the server told; a new EXISTS wakes the poller only
+	// when it grew (some servers repeat EXISTS after every command).
+	count atomic.Uint32
 	// canMove: the server has MOVE. Without it go-imap falls back to COPY, STORE \Deleted and
 	// a plain EXPUNGE, which would also remove every message staff had flagged \Deleted.
 	canMove bool
+	// st is the checkpoint as committed (loaded at the first sync of the session); dirty: its
+	// pending flags were set on the server but the store still lists them.
+	st     *store.MailboxState
+	dirty  bool
+	stopWD func() bool // the shutdown watchdog
+
+	// A FETCH answer whose UID go-imap already handed to our command (after an unsolicited
+	// FETCH of flags) reaches the unilateral handler instead: bodies of wanted UIDs are kept
+	// here so they are not lost.
+	strayMu sync.Mutex
+	wanted  map[imap.UID]bool
+	strays  map[imap.UID][]byte
+}
+
+// isServerNo reports whether err is the server's tagged NO/BAD for one command: the
+// connection is fine, the command failed.
+func isServerNo(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
 }
 
 // connect dials, logs in and selects the mailbox. Errors name the server, the step and what
@@ -40,18 +66,19 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	s := &session{p: p, mail: make(chan struct{}, 1)}
 	opts := &imapclient.Options{
 		TLSConfig:   p.cfg.TLSConfig,
-		Dialer:      &net.Dialer{Timeout: p.cfg.DialTimeout},
+		Dialer:      &net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second},
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			// Runs on the client's reader goroutine: never issue a command here, only signal.
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-				if d.NumMessages != nil {
+				if d.NumMessages != nil && *d.NumMessages > s.count.Swap(*d.NumMessages) {
 					select {
 					case s.mail <- struct{}{}:
 					default:
 					}
 				}
 			},
+			Fetch: s.stray,
 		},
 	}
 	var err error
@@ -68,39 +95,44 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to IMAP server %s (%s): %w", p.cfg.Addr, p.cfg.TLS, err)
 	}
-	// The library has no context: a cancelled connect closes the connection under it.
-	stop := context.AfterFunc(ctx, func() { s.c.Close() })
-	defer stop()
-
-	if err := s.c.Login(p.cfg.User, p.cfg.Password).Wait(); err != nil {
+	// The library has no context, and waits for the start of a response without a deadline.
+	// A watchdog closes the connection when the command in hand does not finish within the
+	// timeout, and a cancelled ctx leaves the batch in hand a grace period before it does.
+	done := s.guard(p.cfg.DialTimeout)
+	s.stopWD = context.AfterFunc(ctx, func() {
+		time.AfterFunc(p.cfg.StopGrace, func() { s.c.Close() })
+	})
+	fail := func(err error) (*session, error) {
+		done()
+		s.stopWD()
 		s.c.Close()
+		return nil, err
+	}
+	if err := s.c.Login(p.cfg.User, p.cfg.Password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) {
-			return nil, fmt.Errorf("IMAP server %s refused login as %q: %s (check the IMAP user and password)", p.cfg.Addr, p.cfg.User, ie.Text)
+			return fail(fmt.Errorf("%w: IMAP server %s refused login as %q: %s (check the IMAP user and password)", ErrLoginRefused, p.cfg.Addr, p.cfg.User, ie.Text))
 		}
-		return nil, fmt.Errorf("IMAP login at %s: %w", p.cfg.Addr, err)
+		return fail(fmt.Errorf("IMAP login at %s: %w", p.cfg.Addr, err))
 	}
 	if p.cfg.MoveTo != "" {
-		err := s.c.Create(p.cfg.MoveTo, nil).Wait()
-		var ie *imap.Error
-		if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
-			// Some servers answer a plain NO for an existing folder; SELECT/MOVE will tell.
-			p.log.Debug("create move-to folder", "folder", p.cfg.MoveTo, "err", err)
+		if err := s.checkMoveTo(); err != nil {
+			return fail(err)
 		}
 	}
 	s.sel, err = s.c.Select(p.cfg.Mailbox, nil).Wait()
 	if err != nil {
-		s.c.Close()
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
-			return nil, fmt.Errorf("IMAP mailbox %q does not exist on %s (check the mailbox setting)", p.cfg.Mailbox, p.cfg.Addr)
+			return fail(fmt.Errorf("IMAP mailbox %q does not exist on %s (check the mailbox setting)", p.cfg.Mailbox, p.cfg.Addr))
 		}
-		return nil, fmt.Errorf("select IMAP mailbox %q on %s: %w", p.cfg.Mailbox, p.cfg.Addr, err)
+		return fail(fmt.Errorf("select IMAP mailbox %q on %s: %w", p.cfg.Mailbox, p.cfg.Addr, err))
 	}
+	done()
 	if ctx.Err() != nil {
-		s.c.Close()
-		return nil, ctx.Err()
+		return fail(ctx.Err())
 	}
+	s.count.Store(s.sel.NumMessages)
 	s.canMove = s.c.Caps().Has(imap.CapMove)
 	if p.cfg.MoveTo != "" && !s.canMove {
 		p.log.Warn("the IMAP server has no MOVE: processed mail stays in the mailbox, flagged \\Seen", "move_to", p.cfg.MoveTo)
@@ -111,7 +143,88 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
+// checkMoveTo makes sure the move-to folder exists and can be used before any mail is
+// committed: a folder that cannot be used would otherwise leave every batch unmoved.
+func (s *session) checkMoveTo() error {
+	p := s.p
+	err := s.c.Create(p.cfg.MoveTo, nil).Wait()
+	var ie *imap.Error
+	if err == nil || (errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+		return nil
+	}
+	if !isServerNo(err) {
+		return fmt.Errorf("create move-to folder %q on %s: %w", p.cfg.MoveTo, p.cfg.Addr, err)
+	}
+	// Some servers answer a plain NO for a folder that exists: ask it.
+	if _, serr := s.c.Status(p.cfg.MoveTo, &imap.StatusOptions{NumMessages: true}).Wait(); serr != nil {
+		return fmt.Errorf("move-to folder %q cannot be used on %s: %v (check imap_move_to; servers with a namespace prefix want e.g. INBOX.%s)",
+			p.cfg.MoveTo, p.cfg.Addr, err, p.cfg.MoveTo)
+	}
+	return nil
+}
+
+// stray keeps the body of a wanted UID that arrived outside our command's answer. It runs on
+// its own goroutine (go-imap starts one per unilateral FETCH) and must read the whole message.
+func (s *session) stray(msg *imapclient.FetchMessageData) {
+	var uid imap.UID
+	var raw []byte
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataBodySection:
+			s.strayMu.Lock()
+			want := s.wanted[uid] && it.Literal.Size() <= s.p.cfg.MaxMessageBytes+1<<20
+			s.strayMu.Unlock()
+			if want {
+				b := make([]byte, it.Literal.Size())
+				if _, err := io.ReadFull(it.Literal, b); err == nil {
+					raw = b
+				}
+			} else {
+				_, _ = io.Copy(io.Discard, it.Literal)
+			}
+		}
+	}
+	if raw != nil {
+		s.strayMu.Lock()
+		if s.wanted[uid] {
+			s.strays[uid] = raw
+		}
+		s.strayMu.Unlock()
+	}
+}
+
+// want sets the UIDs whose stray bodies are kept; takeStray returns one.
+func (s *session) want(uids []imap.UID) {
+	s.strayMu.Lock()
+	defer s.strayMu.Unlock()
+	s.wanted, s.strays = map[imap.UID]bool{}, map[imap.UID][]byte{}
+	for _, u := range uids {
+		s.wanted[u] = true
+	}
+}
+
+func (s *session) takeStray(uid imap.UID) []byte {
+	s.strayMu.Lock()
+	defer s.strayMu.Unlock()
+	raw := s.strays[uid]
+	delete(s.strays, uid)
+	return raw
+}
+
+// guard closes the connection when the caller's command has not finished within d; the
+// returned func disarms it. Every command of the session runs under one.
+func (s *session) guard(d time.Duration) func() {
+	t := time.AfterFunc(d, func() {
+		s.p.log.Warn("the IMAP server did not answer in time; dropping the connection", "addr", s.p.cfg.Addr, "timeout", d)
+		s.c.Close()
+	})
+	return func() { t.Stop() }
+}
+
 func (s *session) close() {
+	defer s.stopWD()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -134,37 +247,27 @@ type meta struct {
 // sync ingests every message above the checkpoint, batch by batch.
 func (s *session) sync(ctx context.Context) error {
 	p := s.p
-	var st *store.MailboxState
-	if err := p.db.View(ctx, func(tx *store.Tx) (err error) {
-		st, err = tx.Mailbox(p.cfg.Mailbox)
+	if s.st == nil {
+		if err := p.db.View(ctx, func(tx *store.Tx) (err error) {
+			s.st, err = tx.Mailbox(p.cfg.Mailbox)
+			return err
+		}); err != nil {
+			return fmt.Errorf("read checkpoint of %s: %w", p.cfg.Mailbox, err)
+		}
+		if err := s.checkValidity(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.markPending(); err != nil {
 		return err
-	}); err != nil {
-		return fmt.Errorf("read checkpoint of %s: %w", p.cfg.Mailbox, err)
 	}
-	if !s.synced {
-		if err := s.checkValidity(ctx, st); err != nil {
-			return err
-		}
-		s.synced = true
-	}
-	if len(st.PendingMark) > 0 {
-		// Committed before the last crash or disconnect, not yet flagged: finish that first.
-		if err := s.mark(toUIDSet(st.PendingMark)); err != nil {
-			return err
-		}
-		st.PendingMark = nil
-		if err := p.db.Update(ctx, func(tx *store.Tx) error { return tx.PutMailbox(st) }); err != nil {
-			return fmt.Errorf("clear pending flags: %w", err)
-		}
-	}
-
-	metas, err := s.list(st.LastUID)
+	metas, err := s.list(s.st.LastUID)
 	if err != nil {
 		return err
 	}
 	for len(metas) > 0 {
 		if ctx.Err() != nil {
-			return nil // stop between batches: nothing in hand
+			break // stop between batches: nothing in hand
 		}
 		n, bytes := 0, int64(0)
 		for n < len(metas) && n < p.cfg.BatchSize && (n == 0 || bytes+metas[n].size <= p.cfg.BatchBytes) {
@@ -173,36 +276,53 @@ func (s *session) sync(ctx context.Context) error {
 			}
 			n++
 		}
-		if err := s.batch(st, metas[:n]); err != nil {
+		if err := s.batch(metas[:n]); err != nil {
 			return err
 		}
 		metas = metas[n:]
+	}
+	if s.dirty {
+		// The flags of the last batch are set: the next start need not set them again.
+		if err := p.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.PutMailbox(s.st) }); err != nil {
+			return fmt.Errorf("record flags of %s: %w", p.cfg.Mailbox, err)
+		}
+		s.dirty = false
 	}
 	return nil
 }
 
 // checkValidity resets the checkpoint when the mailbox is not the one it was taken of: a new
 // UIDVALIDITY, or (seen with Dovecot when a mailbox is recreated within the same second) a
-// UIDNEXT at or below the checkpoint. Dedupe by raw hash keeps the replay from duplicating.
-func (s *session) checkValidity(ctx context.Context, st *store.MailboxState) error {
-	sel := s.sel
-	reset := st.UIDValidity != sel.UIDValidity ||
-		(st.LastUID > 0 && uint32(sel.UIDNext) != 0 && uint32(sel.UIDNext) <= st.LastUID)
-	if !reset {
+// UIDNEXT at or below the checkpoint. Dedupe by raw hash and identity keeps the replay from
+// duplicating. On the first sync, and after a reset, mail that arrived before then is
+// ingested quietly: the gateway must not answer a mailbox's whole history.
+func (s *session) checkValidity(ctx context.Context) error {
+	st, sel := s.st, s.sel
+	first := st.UIDValidity == 0
+	reset := !first && (st.UIDValidity != sel.UIDValidity ||
+		(st.LastUID > 0 && uint32(sel.UIDNext) != 0 && uint32(sel.UIDNext) <= st.LastUID))
+	if !first && !reset {
 		return nil
 	}
-	if st.UIDValidity != 0 {
+	now := s.p.cfg.Applier.Now()
+	quiet := now.Add(-s.p.cfg.BacklogAge)
+	if reset {
 		s.p.log.Warn("mailbox was reset on the server; re-reading it (already stored emails are skipped)",
 			"mailbox", st.Name, "old_uidvalidity", st.UIDValidity, "new_uidvalidity", sel.UIDValidity,
 			"checkpoint", st.LastUID, "uidnext", uint32(sel.UIDNext))
+		if !st.Updated.IsZero() && st.Updated.Before(now) {
+			quiet = st.Updated // mail older than the last sync was in the old mailbox
+		}
 	}
 	st.UIDValidity, st.LastUID, st.PendingMark = sel.UIDValidity, 0, nil
 	st.UIDNext = uint32(sel.UIDNext)
+	st.QuietBefore, st.Updated = quiet, now
 	return s.p.db.Update(ctx, func(tx *store.Tx) error { return tx.PutMailbox(st) })
 }
 
 // list returns the UIDs above last with their size and arrival, in UID order.
 func (s *session) list(last uint32) ([]meta, error) {
+	defer s.guard(s.p.cfg.CommandTimeout)()
 	var set imap.UIDSet
 	set.AddRange(imap.UID(last+1), 0) // last+1:*
 	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true})
@@ -232,40 +352,89 @@ func (s *session) list(last uint32) ([]meta, error) {
 // fetched is one message of a batch, ready to commit.
 type fetched struct {
 	meta
-	email *mailparse.Email // nil when too large or gone
-	env   *imap.Envelope   // for too-large messages
-	gone  bool             // expunged by someone else between listing and fetching
+	email *mailparse.Email // nil when not fetched
+	env   *imap.Envelope   // for messages whose body is not fetched
+	// Exactly one reason when email is nil:
+	tooLarge    bool   // above MaxMessageBytes: left in the mailbox
+	unfetchable string // the server would not hand out the body (its answer)
+	vanished    bool   // expunged by someone else between listing and fetching
 }
 
-// batch fetches, parses and commits one batch, then flags it on the server.
-func (s *session) batch(st *store.MailboxState, metas []meta) error {
+// batch fetches, parses and commits one batch, then flags it on the server. No UID passes the
+// checkpoint unaccounted for: a message whose body did not come is fetched again on its own,
+// and if it still does not come it is held — as unfetchable (still in the mailbox) or as
+// vanished (expunged by someone else) — never skipped in silence.
+func (s *session) batch(metas []meta) error {
 	p := s.p
 	items := make([]*fetched, len(metas))
 	byUID := map[imap.UID]*fetched{}
 	var small, large []imap.UID
+	var bytes int64
 	for i, m := range metas {
 		items[i] = &fetched{meta: m}
 		byUID[m.uid] = items[i]
 		if m.size > p.cfg.MaxMessageBytes {
+			items[i].tooLarge = true
 			large = append(large, m.uid)
 		} else {
 			small = append(small, m.uid)
+			bytes += m.size
 		}
 	}
-	if err := s.fetchBodies(small, byUID); err != nil {
+	s.want(small)
+	defer s.want(nil)
+	if err := s.fetchBodies(small, byUID, bytes); err != nil && !isServerNo(err) {
 		return err
 	}
-	if err := s.fetchEnvelopes(large, byUID); err != nil {
-		return err
-	}
-	for _, it := range items {
-		if _, isSmall := slices.BinarySearch(small, it.uid); isSmall && it.email == nil {
-			it.gone = true
-			p.log.Warn("message vanished from the mailbox before it was fetched (expunged by another client)",
-				"uid", uint32(it.uid), "mailbox", st.Name)
+	var noBody []imap.UID
+	for _, uid := range small {
+		it := byUID[uid]
+		if it.email == nil {
+			if raw := s.takeStray(uid); raw != nil {
+				it.email = mailparse.Parse(raw, it.arrival)
+			}
+		}
+		if it.email != nil {
+			continue
+		}
+		// One at a time: a server refuses a whole FETCH for one unreadable message, and an
+		// unsolicited FETCH (a flag change) may have stood in for the body in the answer.
+		err := s.fetchBodies([]imap.UID{uid}, byUID, it.size)
+		if err != nil && !isServerNo(err) {
+			return err
+		}
+		if it.email == nil {
+			if raw := s.takeStray(uid); raw != nil {
+				it.email = mailparse.Parse(raw, it.arrival)
+				continue
+			}
+			noBody = append(noBody, uid)
+			it.unfetchable = "no body in the server's answer"
+			if err != nil {
+				it.unfetchable = err.Error()
+			}
 		}
 	}
-	outcomes, err := s.commit(st, items)
+	if len(noBody) > 0 {
+		exists, err := s.existing(noBody)
+		if err != nil {
+			return err
+		}
+		for _, uid := range noBody {
+			it := byUID[uid]
+			if !exists[uid] {
+				it.vanished, it.unfetchable = true, ""
+				continue
+			}
+			large = append(large, uid)
+			p.log.Error("the IMAP server would not hand out a message; holding it, left in the mailbox",
+				"uid", uint32(uid), "mailbox", s.st.Name, "answer", it.unfetchable)
+		}
+	}
+	if err := s.fetchEnvelopes(large, byUID); err != nil && !isServerNo(err) {
+		return err
+	}
+	outcomes, err := s.commit(items)
 	if err != nil {
 		return err
 	}
@@ -273,19 +442,30 @@ func (s *session) batch(st *store.MailboxState, metas []meta) error {
 		p.log.LogAttrs(context.Background(), slog.LevelInfo, "email", outcomes[i].LogAttrs()...)
 		p.emit(Event{Outcome: &outcomes[i]})
 	}
-	if len(st.PendingMark) > 0 {
-		if err := s.mark(toUIDSet(st.PendingMark)); err != nil {
-			return err
-		}
+	return s.markPending()
+}
+
+// existing returns which of the UIDs are still in the mailbox.
+func (s *session) existing(uids []imap.UID) (map[imap.UID]bool, error) {
+	defer s.guard(s.p.cfg.CommandTimeout)()
+	data, err := s.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(uids...)}}, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("search uids %v: %w", uids, err)
 	}
-	return nil
+	out := map[imap.UID]bool{}
+	for _, uid := range data.AllUIDs() {
+		out[uid] = true
+	}
+	return out, nil
 }
 
 // fetchBodies streams BODY.PEEK[] of the UIDs (one UID FETCH) and parses each message.
-func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched) error {
+func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, bytes int64) error {
 	if len(uids) == 0 {
 		return nil // an empty set would make the library close the connection
 	}
+	// A slow link must not be mistaken for a dead server: a minute per 64 MiB on top.
+	defer s.guard(s.p.cfg.CommandTimeout + time.Duration(bytes>>26)*time.Minute)()
 	section := &imap.FetchItemBodySection{Peek: true}
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
@@ -320,7 +500,7 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched) erro
 			}
 		}
 		f := byUID[uid]
-		if f == nil || raw == nil {
+		if f == nil || raw == nil || f.email != nil {
 			continue // unasked-for data (a flag change pushed by the server)
 		}
 		if !arrival.IsZero() {
@@ -334,17 +514,18 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched) erro
 	return nil
 }
 
-// fetchEnvelopes reads only the envelope of messages too large to fetch.
+// fetchEnvelopes reads only the envelope of messages whose body is not fetched.
 func (s *session) fetchEnvelopes(uids []imap.UID, byUID map[imap.UID]*fetched) error {
 	if len(uids) == 0 {
 		return nil
 	}
+	defer s.guard(s.p.cfg.CommandTimeout)()
 	bufs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Envelope: true}).Collect()
 	if err != nil {
 		return fmt.Errorf("fetch envelopes: %w", err)
 	}
 	for _, b := range bufs {
-		if f := byUID[b.UID]; f != nil {
+		if f := byUID[b.UID]; f != nil && b.Envelope != nil {
 			f.env = b.Envelope
 		}
 	}
@@ -362,33 +543,40 @@ func (e *errPoison) Error() string { return fmt.Sprintf("uid %d: %s", e.uid, e.r
 // commit writes the batch and the new checkpoint in one transaction. An email whose handling
 // panics is held with the reason instead, and the batch is committed without it: one
 // poisonous email never blocks the ones behind it.
-func (s *session) commit(st *store.MailboxState, items []*fetched) ([]Outcome, error) {
+func (s *session) commit(items []*fetched) ([]Outcome, error) {
 	p := s.p
+	st := s.st
 	poisoned := map[imap.UID]string{}
 	for attempt := 0; attempt <= len(items); attempt++ {
 		var outcomes []Outcome
 		next := *st
 		err := p.db.Update(context.Background(), func(tx *store.Tx) error {
 			outcomes = outcomes[:0]
-			var pending imap.UIDSet
+			pending := toUIDSet(st.PendingMark) // flags still owed from earlier batches
 			for _, it := range items {
 				src := store.Source{Mailbox: st.Name, UIDValidity: st.UIDValidity, UID: uint32(it.uid)}
+				quiet := it.arrival.Before(st.QuietBefore)
 				var o Outcome
 				var err error
 				switch {
-				case it.gone:
-					continue
-				case it.email == nil:
-					o, err = s.holdTooLarge(tx, it, src)
+				case it.vanished:
+					o, err = s.holdUnread(tx, it, src, store.HeldVanished,
+						"expunged from the mailbox by someone else before the gateway could read it")
+				case it.unfetchable != "":
+					o, err = s.holdUnread(tx, it, src, store.HeldUnfetchable,
+						"the IMAP server would not hand out the message ("+it.unfetchable+"); left unread in the mailbox")
+				case it.tooLarge:
+					o, err = s.holdUnread(tx, it, src, store.HeldTooLarge,
+						fmt.Sprintf("%d bytes, above the limit of %d; left unread in the mailbox", it.size, p.cfg.MaxMessageBytes))
 				case poisoned[it.uid] != "":
 					o, err = s.holdPoisoned(tx, it, src, poisoned[it.uid])
 					pending.AddNum(it.uid)
 				default:
-					o, err = s.applySafely(tx, it, src)
+					o, err = s.applySafely(tx, it, src, quiet)
 					pending.AddNum(it.uid)
 				}
 				if err != nil {
-					return err
+					return fmt.Errorf("uid %d: %w", it.uid, err)
 				}
 				outcomes = append(outcomes, o)
 			}
@@ -412,13 +600,13 @@ func (s *session) commit(st *store.MailboxState, items []*fetched) ([]Outcome, e
 	return nil, errors.New("commit: every email of the batch failed")
 }
 
-func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source) (o Outcome, err error) {
+func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source, quiet bool) (o Outcome, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &errPoison{uid: it.uid, reason: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
-	return s.p.cfg.Applier.Apply(tx, it.email, src)
+	return s.p.cfg.Applier.Apply(tx, it.email, src, quiet)
 }
 
 func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reason string) (Outcome, error) {
@@ -440,10 +628,11 @@ func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reas
 		Reason: h.Reason, Detail: h.Detail}, nil
 }
 
-// holdTooLarge records an email above the size limit; it stays on the server, unflagged.
-func (s *session) holdTooLarge(tx *store.Tx, it *fetched, src store.Source) (Outcome, error) {
-	h := &store.Held{Reason: store.HeldTooLarge, Received: it.arrival, Size: it.size, Source: src,
-		Detail: fmt.Sprintf("%d bytes, above the limit of %d; left unread in the mailbox", it.size, s.p.cfg.MaxMessageBytes)}
+// holdUnread records an email whose body the gateway did not read (too large, refused by the
+// server, vanished), from its envelope when there is one. It stays on the server, unflagged.
+// The same email found again after a mailbox reset is not held twice.
+func (s *session) holdUnread(tx *store.Tx, it *fetched, src store.Source, reason, detail string) (Outcome, error) {
+	h := &store.Held{Reason: reason, Detail: detail, Received: it.arrival, Size: it.size, Source: src}
 	if env := it.env; env != nil {
 		h.MessageID = mailparse.CanonicalMessageID(env.MessageID)
 		h.Subject = mailparse.CleanLine(env.Subject)
@@ -451,18 +640,49 @@ func (s *session) holdTooLarge(tx *store.Tx, it *fetched, src store.Source) (Out
 			h.From = store.NormalizeAddress(env.From[0].Addr())
 		}
 	}
+	key, hasKey := store.IdentityKey(h.MessageID, h.From, h.Subject)
+	if hasKey {
+		if ref, dup, err := tx.IngestedIdentity(key); err != nil {
+			return Outcome{}, err
+		} else if dup {
+			return Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "duplicate", HeldID: ref.HeldID}, nil
+		}
+	}
 	if err := tx.Hold(h); err != nil {
 		return Outcome{}, err
+	}
+	if hasKey && reason != store.HeldUnfetchable { // an unfetchable one may be readable later
+		if err := tx.MarkIngestedIdentity(key, store.Ref{HeldID: h.ID}); err != nil {
+			return Outcome{}, err
+		}
 	}
 	return Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
 		Reason: h.Reason, Detail: h.Detail}, nil
 }
 
-// mark flags committed messages \Seen and, when configured, moves them.
-func (s *session) mark(set imap.UIDSet) error {
-	if len(set) == 0 {
+// markPending flags the committed messages \Seen and, when configured, moves them. A server
+// that refuses (NO) does not stop ingestion: the flags stay owed and are tried again at the
+// next sync. A broken connection ends the session.
+func (s *session) markPending() error {
+	if len(s.st.PendingMark) == 0 {
 		return nil
 	}
+	err := s.mark(toUIDSet(s.st.PendingMark))
+	switch {
+	case err == nil:
+		s.st.PendingMark = nil
+		s.dirty = true
+		return nil
+	case isServerNo(err):
+		s.p.log.Warn("the IMAP server refused to flag processed mail; will try again (the emails are stored)",
+			"mailbox", s.st.Name, "err", err)
+		return nil
+	}
+	return err
+}
+
+func (s *session) mark(set imap.UIDSet) error {
+	defer s.guard(s.p.cfg.CommandTimeout)()
 	err := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 	if err != nil {
 		return fmt.Errorf("flag uids %s \\Seen: %w", set, err)
@@ -500,6 +720,7 @@ func (s *session) wait(ctx context.Context) error {
 	case <-s.mail:
 	case <-s.c.Closed():
 	}
+	defer s.guard(s.p.cfg.CommandTimeout)()
 	if err := idle.Close(); err != nil {
 		return fmt.Errorf("stop IDLE: %w", err)
 	}

@@ -52,8 +52,18 @@ type Config struct {
 	PollInterval time.Duration
 	// BackoffMin and BackoffMax bound the wait before reconnecting. Defaults 1 s and 2 min.
 	BackoffMin, BackoffMax time.Duration
-	// DialTimeout bounds connecting and logging in. Default 20 s.
+	// DialTimeout bounds connecting, logging in and selecting. Default 20 s.
 	DialTimeout time.Duration
+	// CommandTimeout bounds every other IMAP command (a big FETCH gets a minute more per
+	// 64 MiB): a server that stops answering has its connection dropped. Default 2 min.
+	CommandTimeout time.Duration
+	// StopGrace is how long a cancelled Run lets the batch in hand finish before it drops
+	// the connection. Default 15 s.
+	StopGrace time.Duration
+	// BacklogAge: at the first sync of a mailbox (and after it was reset), mail that arrived
+	// more than this long before is ingested without automatic replies — the gateway must
+	// not answer a mailbox's whole history. Default 24 h.
+	BacklogAge time.Duration
 
 	Applier *Applier
 	Logger  *slog.Logger
@@ -69,6 +79,9 @@ func (c *Config) defaults() {
 	c.BackoffMin = cmp.Or(c.BackoffMin, time.Second)
 	c.BackoffMax = cmp.Or(c.BackoffMax, 2*time.Minute)
 	c.DialTimeout = cmp.Or(c.DialTimeout, 20*time.Second)
+	c.CommandTimeout = cmp.Or(c.CommandTimeout, 2*time.Minute)
+	c.StopGrace = cmp.Or(c.StopGrace, 15*time.Second)
+	c.BacklogAge = cmp.Or(c.BacklogAge, 24*time.Hour)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +113,9 @@ func New(cfg Config, db *store.DB, events chan<- Event) (*Poller, error) {
 	}
 	if cfg.Applier == nil {
 		return nil, errors.New("ingest: no applier")
+	}
+	if cfg.PollInterval < 0 || cfg.CommandTimeout < 0 || cfg.DialTimeout < 0 {
+		return nil, errors.New("ingest: negative interval or timeout")
 	}
 	if cfg.TLS == TLSNone && !IsLoopback(cfg.Addr) {
 		return nil, fmt.Errorf("ingest: plaintext IMAP (tls=none) is allowed only to a loopback address, not %s", cfg.Addr)
@@ -147,17 +163,22 @@ func (p *Poller) Once(ctx context.Context) error {
 
 // Run keeps the mailbox ingested until ctx is done: it syncs, waits for new mail with IDLE
 // (or polls), and reconnects with exponential backoff after any failure. It returns nil when
-// ctx is cancelled; the batch in hand is committed and flagged before it returns.
+// ctx is cancelled; the batch in hand is committed and flagged before it returns. A login the
+// server refuses before any session succeeded is a configuration error: Run returns it.
 func (p *Poller) Run(ctx context.Context) error {
 	backoff := p.cfg.BackoffMin
+	connected := false
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := p.session(ctx)
+		err := p.session(ctx, &connected)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
 			continue
+		}
+		if !connected && errors.Is(err, ErrLoginRefused) {
+			return err
 		}
 		p.emit(Event{Err: err})
 		if time.Since(start) > 2*p.cfg.BackoffMax {
@@ -185,11 +206,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // session runs one connection: sync, then wait for mail and sync again, until an error.
-func (p *Poller) session(ctx context.Context) error {
+func (p *Poller) session(ctx context.Context, connected *bool) error {
 	s, err := p.connect(ctx)
 	if err != nil {
 		return err
 	}
+	*connected = true
 	defer s.close()
 	for {
 		if err := s.sync(ctx); err != nil {

@@ -144,7 +144,18 @@ func testRules(t *testing.T, lim policy.Limits) policy.Rules {
 
 func newFixture(t *testing.T, kind string, tweak func(*ingest.Config)) *fixture {
 	t.Helper()
-	srv := newServer(t, kind)
+	return newFixtureOn(t, newServer(t, kind), tweak)
+}
+
+// newFixtureOn is newFixture on a server of the test's own, an in-memory one with quirks.
+func newMemFixture(t *testing.T, q imaptest.Quirks, tweak func(*ingest.Config)) *fixture {
+	t.Helper()
+	m := imaptest.NewMem(t, imaptest.MemOptions{Quirks: q})
+	return newFixtureOn(t, &server{addr: m.Addr, user: m.User, pass: m.Password, mem: m}, tweak)
+}
+
+func newFixtureOn(t *testing.T, srv *server, tweak func(*ingest.Config)) *fixture {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -390,8 +401,9 @@ func TestExactlyOnce(t *testing.T) {
 		if n := len(f.tickets()); n != 30 {
 			t.Fatalf("tickets = %d, want 30", n)
 		}
-		if n := len(f.outbox()); n != 30 {
-			t.Fatalf("acknowledgements = %d, want 30", n)
+		// All from one address within the hour: RFC 3834 rate limit, 10 automatic replies.
+		if n := len(f.outbox()); n != 10 {
+			t.Fatalf("acknowledgements = %d, want 10 (the per-address hourly limit)", n)
 		}
 	})
 }
@@ -545,8 +557,12 @@ func TestMoveToFolder(t *testing.T) {
 		if n, unseen := f.srv.status(t, "Verwerkt"); n != 2 || unseen != 0 {
 			t.Errorf("Verwerkt: %d messages, %d unseen; want 2, 0", n, unseen)
 		}
-		if len(f.tickets()) != 2 {
-			t.Error("tickets missing")
+		// Again, and again: moved mail is not moved twice, new mail keeps coming in.
+		f.once()
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nog een", msgID: "mv3@b"}))
+		f.once()
+		if n, _ := f.srv.status(t, "Verwerkt"); n != 3 || len(f.tickets()) != 3 {
+			t.Errorf("after more mail: Verwerkt has %d, %d tickets; want 3, 3", n, len(f.tickets()))
 		}
 	})
 }
@@ -587,5 +603,131 @@ func waitFor(t *testing.T, ch <-chan ingest.Event, match func(ingest.Event) bool
 			t.Fatalf("no matching event within %v", d)
 			return ingest.Event{}
 		}
+	}
+}
+
+// TestUnsolicitedFetchLosesNothing: a server may send FETCH data (a flag change) for a message
+// before its body; the body that follows must still be read — no UID passes the checkpoint
+// without its email (seen in review: the email was skipped as "expunged").
+func TestUnsolicitedFetchLosesNothing(t *testing.T) {
+	f := newMemFixture(t, imaptest.Quirks{FlagsBeforeBody: true}, nil)
+	for i := range 3 {
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("u%d@b", i)}))
+	}
+	f.once()
+	if n := len(f.tickets()); n != 3 {
+		t.Fatalf("tickets = %d, want 3; held = %+v", n, f.held())
+	}
+}
+
+// TestUnfetchableMessageIsHeld: a server that refuses one message's body (a corrupt file) does
+// not stall the mailbox: the others become tickets, the refused one is held with the server's
+// answer and left unread; nothing passes the checkpoint unaccounted for.
+func TestUnfetchableMessageIsHeld(t *testing.T) {
+	f := newMemFixture(t, imaptest.Quirks{RefuseBody: func(uid imap.UID) bool { return uid == 2 }}, nil)
+	for i := range 3 {
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("c%d@b", i)}))
+	}
+	f.once()
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want 2", n)
+	}
+	hs := f.held()
+	if len(hs) != 1 || hs[0].Reason != store.HeldUnfetchable || hs[0].Source.UID != 2 || hs[0].Subject != "Vraag 1" ||
+		!strings.Contains(hs[0].Detail, "corrupt") {
+		t.Fatalf("held = %+v", hs)
+	}
+	if _, unseen := f.srv.status(t, "INBOX"); unseen != 1 {
+		t.Errorf("unseen = %d, want the refused one left unread", unseen)
+	}
+}
+
+// TestStuckServerDropped: a server that stops answering in the middle of a FETCH has its
+// connection dropped after the command timeout, and a cancelled Run returns, instead of
+// hanging the gateway (and its shutdown) forever.
+func TestStuckServerDropped(t *testing.T) {
+	f := newMemFixture(t, imaptest.Quirks{HangFetch: true}, func(c *ingest.Config) {
+		c.CommandTimeout = 200 * time.Millisecond
+		c.StopGrace = 200 * time.Millisecond
+	})
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Vast", msgID: "h@b"}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.poller.Run(ctx) }()
+	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil }, 10*time.Second)
+	if !strings.Contains(ev.Err.Error(), "fetch") {
+		t.Errorf("session error = %v", ev.Err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel against a stuck server")
+	}
+	if n := len(f.tickets()); n != 0 {
+		t.Errorf("tickets = %d", n)
+	}
+}
+
+// TestBacklogIsQuiet: at the first sync, mail that arrived long before is ingested without
+// automatic replies — the gateway does not answer a mailbox's history — while recent mail is
+// acknowledged as usual.
+func TestBacklogIsQuiet(t *testing.T) {
+	f := newFixture(t, "mem", nil)
+	old := arrival.Add(-72 * time.Hour)
+	f.srv.append(t, "INBOX", buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Oud", msgID: "old@b"}), old)
+	f.srv.append(t, "INBOX", buildMail(mailOpts{from: "vreemd@example.com", subject: "Oud", msgID: "old@x"}), old)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nieuw", msgID: "new@b"}))
+	f.once()
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want 2 (old mail is still ingested)", n)
+	}
+	ob := f.outbox()
+	if len(ob) != 1 || ob[0].Data.OrigSubject != "Nieuw" {
+		t.Errorf("outbox = %+v, want only the new email's acknowledgement", ob)
+	}
+}
+
+// TestAutoReplyLimits: RFC 3834 — a stranger writing again and again is told once a day, and a
+// customer's automatic mail never reopens or counts as a reply.
+func TestAutoReplyLimits(t *testing.T) {
+	f := newFixture(t, "mem", nil)
+	for i := range 4 {
+		f.deliver(buildMail(mailOpts{from: "vreemd@example.com", subject: fmt.Sprintf("Hallo %d", i), msgID: fmt.Sprintf("v%d@x", i)}))
+	}
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Vraag", msgID: "q@b",
+		extra: []string{"X-Auto-Response-Suppress: All"}}))
+	f.once()
+	if n := len(f.held()); n != 4 {
+		t.Errorf("held = %d, want every stranger's email kept", n)
+	}
+	if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != store.KindUnknownSender {
+		t.Errorf("outbox = %+v, want one unknown-sender reply (and no acknowledgement for a suppress request)", ob)
+	}
+	if ts := f.tickets(); len(ts) != 1 {
+		t.Fatalf("tickets = %d: X-Auto-Response-Suppress still opens a ticket", len(ts))
+	}
+	// Staff answer; the customer's out-of-office reply is recorded but does not reopen.
+	f.deliver(buildMail(mailOpts{from: "jan@infobits.example", subject: "Re: [Infobits #1] Vraag", msgID: "a@i", body: "Antwoord."}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Afwezig: Re: [Infobits #1] Vraag", msgID: "ooo@b",
+		extra: []string{"Auto-Submitted: auto-replied"}}))
+	f.once()
+	tk := f.ticket(1)
+	if tk.Status != store.StatusAnswered || tk.Messages != 3 || tk.Replies != 0 {
+		t.Errorf("ticket after an out-of-office reply: status %s, %d messages, %d replies; want answered, 3, 0", tk.Status, tk.Messages, tk.Replies)
+	}
+}
+
+// TestUnusableMoveToFolder: a move-to folder the server refuses is reported at connect with
+// what to check, before any mail is committed.
+func TestUnusableMoveToFolder(t *testing.T) {
+	f := newFixture(t, "dovecot", func(c *ingest.Config) { c.MoveTo = "~Verwerkt" })
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Hallo", msgID: "x@b"}))
+	err := f.poller.Once(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "imap_move_to") {
+		t.Fatalf("Once = %v, want an error naming imap_move_to", err)
+	}
+	if n := len(f.tickets()); n != 0 {
+		t.Errorf("tickets = %d, want none committed", n)
 	}
 }

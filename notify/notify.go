@@ -19,7 +19,9 @@ import (
 	"net"
 	"net/mail"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -155,59 +157,85 @@ type Result struct {
 
 // Drain sends every notification that is due (with all, every queued one, ignoring backoff:
 // serve -once and the demo), each at most once per call, over one SMTP connection. It returns
-// an error when the SMTP server could not be reached, refused the login or answered 421
-// (closing); the notifications not yet sent stay queued as they were.
-func (w *Worker) Drain(ctx context.Context, all bool) (Result, error) {
-	var res Result
-	var conn *client
+// an error, and leaves the notifications not yet sent queued as they were, when the SMTP server
+// could not be reached, answered 421 (closing), refused to send for this configuration (a
+// login or sender problem: see classify; logged at Error), or when ctx ended the drain.
+//
+// ctx bounds everything, the connection included: when it is done, an SMTP exchange in
+// progress is cut off at once and its notification stays queued, no attempt counted.
+func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
+	d := &drain{res: &res}
 	defer func() {
-		if conn != nil {
-			conn.quit()
+		if d.conn != nil {
+			d.conn.quit()
+		}
+		// RCPT refusals held back for the relay check (see refused) that were not found
+		// to be a relay refusal are what they said: this recipient is refused.
+		if ferr := w.failRefused(ctx, d); err == nil {
+			err = ferr
 		}
 	}()
 	tried := map[uint64]bool{}
-	for ctx.Err() == nil {
+	for {
 		var due []*store.Notification
 		at := w.cfg.Now()
 		if all {
 			at = time.Time{}
 		}
-		if err := w.db.View(ctx, func(tx *store.Tx) (err error) {
+		// Looked at even when ctx is done, to tell a finished drain from a cut-off one.
+		if err := w.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
 			due, err = tx.DueNotifications(at, 100+len(tried))
 			return err
 		}); err != nil {
 			return res, fmt.Errorf("read outbox: %w", err)
 		}
-		progress := false
+		due = slices.DeleteFunc(due, func(n *store.Notification) bool { return tried[n.ID] })
+		if len(due) == 0 {
+			return res, nil
+		}
 		for _, n := range due {
-			if tried[n.ID] || ctx.Err() != nil {
-				continue
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("outbox drain interrupted, notifications stay queued: %w", context.Cause(ctx))
 			}
 			tried[n.ID] = true
-			progress = true
-			var err error
-			conn, err = w.deliver(ctx, conn, n, &res)
-			if err != nil {
+			if err := w.deliver(ctx, d, n); err != nil {
 				return res, err
 			}
 		}
-		if !progress {
-			break
-		}
 	}
-	return res, nil
 }
 
-// deliver renders and sends one notification and records the outcome. It returns the
-// connection to reuse (nil after a connection failure) and an error only when the SMTP
-// server cannot be used at all; the notification is then left as it was (the server never
-// answered about it), except after a 421, which is recorded as an attempt.
-func (w *Worker) deliver(ctx context.Context, conn *client, n *store.Notification, res *Result) (*client, error) {
+// drain is the state of one Drain.
+type drain struct {
+	res  *Result
+	conn *client // nil: dial before the next message
+	// rcptOK: the server accepted a recipient during this drain, so a refused RCPT is about
+	// that recipient, not about the account (see refused).
+	rcptOK bool
+	// refused holds notifications whose RCPT was refused while no recipient had been
+	// accepted yet; refusedTo is the set of their recipients.
+	refused   []refusal
+	refusedTo map[string]bool
+}
+
+type refusal struct {
+	n     *store.Notification
+	cause error
+	log   *slog.Logger
+}
+
+// relayRefusedAfter is the number of different recipients that must all be refused at RCPT,
+// with none accepted, before a drain concludes that the server refuses to relay for this
+// account rather than that these mailboxes are bad.
+const relayRefusedAfter = 3
+
+// deliver renders and sends one notification and records the outcome. It returns an error
+// only when the drain must stop: the SMTP server cannot be used at all, or ctx is done. The
+// notification is then left queued without an attempt counted (the server gave no verdict
+// on it), except after a 421, which is recorded as an attempt; after a configuration
+// failure (classify) its LastError tells why.
+func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) error {
 	now := w.cfg.Now()
-	if n.Created.IsZero() {
-		n.Created = now // GiveUpAfter counts from the first attempt
-	}
-	n.Attempts++
 	log := w.log.With("notification", n.ID, "kind", n.Kind, "to", n.To, "ticket", n.TicketID)
 
 	if n.MessageID = cleanMsgID(n.MessageID); n.MessageID == "" {
@@ -216,42 +244,132 @@ func (w *Worker) deliver(ctx context.Context, conn *client, n *store.Notificatio
 	msg, rcpt, err := w.render(n, now)
 	if err != nil {
 		// A bad address or a template that does not render: retrying will not help.
-		return conn, w.fail(ctx, n, err, res, log)
+		return w.fail(ctx, n, now, err, d.res, log)
 	}
-	if conn == nil {
-		if conn, err = w.dial(); err != nil {
-			return nil, err
+	if d.conn == nil {
+		if d.conn, err = w.dial(ctx); err != nil {
+			var serr *smtp.SMTPError
+			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
+				// Refused at EHLO or AUTH: the same for every message.
+				log.Error("SMTP server refuses this configuration; every notification stays queued",
+					"server", w.cfg.Addr, "err", err)
+				if herr := w.hold(ctx, n, err); herr != nil {
+					return herr
+				}
+			}
+			return err
 		}
 	}
-	err = conn.send(w.cfg.From.Address, rcpt, msg)
-	var serr *smtp.SMTPError
-	switch {
-	case err == nil:
+	err = d.conn.send(w.cfg.From.Address, rcpt, msg)
+	if err == nil {
+		if err := w.relayWorks(ctx, d); err != nil {
+			return err
+		}
+		countAttempt(n, now)
 		n.Status, n.Sent, n.LastError, n.NextAttempt = store.NotifySent, now, "", time.Time{}
-		res.Sent++
+		d.res.Sent++
 		log.Info("notification sent", "attempts", n.Attempts)
-		return conn, w.save(ctx, n)
-	case errors.As(err, &serr) && serr.Code == 421:
+		return w.save(ctx, n)
+	}
+	var serr *smtp.SMTPError
+	if !errors.As(err, &serr) {
+		// No SMTP reply: the connection broke, timed out or was cut off by ctx (or a
+		// client-side check refused the command). Its state is unknown, so a later
+		// notification gets a new one.
+		d.conn.close()
+		d.conn = nil
+		if ctx.Err() != nil {
+			// Shutdown, or the final flush's deadline: the server gave no verdict,
+			// so this was not an attempt.
+			log.Info("sending interrupted; notification stays queued", "err", err)
+			return fmt.Errorf("sending notification %d interrupted, it stays queued: %w", n.ID, context.Cause(ctx))
+		}
+		if isTransient(err) {
+			return w.retry(ctx, n, now, err, d.res, log)
+		}
+		return w.fail(ctx, n, now, err, d.res, log)
+	}
+	stage := stageOf(err)
+	if stage == stageData {
+		// The recipient was accepted: the server relays for us.
+		if err := w.relayWorks(ctx, d); err != nil {
+			return err
+		}
+	}
+	switch classify(stage, serr) {
+	case replyClosing:
 		// "Service not available, closing transmission channel" (RFC 5321): the server
 		// is going away, for this message and the rest.
-		conn.close()
-		if serr := w.retry(ctx, n, now, err, res, log); serr != nil {
-			return nil, serr
+		d.conn.close()
+		d.conn = nil
+		if rerr := w.retry(ctx, n, now, err, d.res, log); rerr != nil {
+			return rerr
 		}
-		return nil, fmt.Errorf("%w: SMTP server %s: %v", errConn, w.cfg.Addr, err)
-	case errors.As(err, &serr) && serr.Temporary():
-		return conn, w.retry(ctx, n, now, err, res, log)
-	case errors.As(err, &serr):
-		return conn, w.fail(ctx, n, err, res, log)
-	default:
-		// No SMTP reply: the connection broke (or a client-side check refused the
-		// command). Its state is unknown, so a later notification gets a new one.
-		conn.close()
-		if isTransient(err) {
-			return nil, w.retry(ctx, n, now, err, res, log)
+		return fmt.Errorf("%w: SMTP server %s: %v", errConn, w.cfg.Addr, err)
+	case replyTemporary:
+		return w.retry(ctx, n, now, err, d.res, log)
+	case replyConfig:
+		cerr := w.refusedConfig(stage, err, serr)
+		log.Error("SMTP server refuses to send for this configuration; every notification stays queued",
+			"server", w.cfg.Addr, "stage", stage, "reply", replyText(serr), "fix", cerr.fix)
+		if herr := w.hold(ctx, n, cerr); herr != nil {
+			return herr
 		}
-		return nil, w.fail(ctx, n, err, res, log)
+		return cerr
 	}
+	// replyPermanent: about this message only.
+	if stage == stageRcpt && !d.rcptOK && maybeRelayRefusal(serr) {
+		return w.refused(ctx, d, n, rcpt, err, log)
+	}
+	return w.fail(ctx, n, now, err, d.res, log)
+}
+
+// refused holds back a notification whose recipient was refused while no recipient has been
+// accepted in this drain. A server that refuses relaying (no or the wrong login) refuses
+// every recipient, which at first looks like a series of bad mailboxes: once relayRefusedAfter
+// different recipients were all refused, the drain stops and they all stay queued. Until then
+// the verdict waits; if a recipient is accepted meanwhile (relayWorks), or the drain ends
+// (failRefused), the held-back notifications fail as usual.
+func (w *Worker) refused(ctx context.Context, d *drain, n *store.Notification, rcpt string, cause error, log *slog.Logger) error {
+	if d.refusedTo == nil {
+		d.refusedTo = map[string]bool{}
+	}
+	d.refused = append(d.refused, refusal{n: n, cause: cause, log: log})
+	d.refusedTo[strings.ToLower(rcpt)] = true
+	if len(d.refusedTo) < relayRefusedAfter {
+		return nil
+	}
+	cerr := &configError{addr: w.cfg.Addr, cause: cause,
+		what: fmt.Sprintf("every recipient (%d different addresses, none accepted)", len(d.refusedTo)),
+		fix:  w.relayFix()}
+	w.log.Error("SMTP server refuses every recipient: it does not relay for this configuration; every notification stays queued",
+		"server", w.cfg.Addr, "reply", replyText(cause), "recipients", len(d.refusedTo), "fix", cerr.fix)
+	held := d.refused
+	d.refused, d.refusedTo = nil, nil
+	for _, r := range held {
+		if err := w.hold(ctx, r.n, cerr); err != nil {
+			return err
+		}
+	}
+	return cerr
+}
+
+// relayWorks notes that the server accepted a recipient, and fails the notifications whose
+// recipients it refused before: they are bad addresses after all.
+func (w *Worker) relayWorks(ctx context.Context, d *drain) error {
+	d.rcptOK = true
+	return w.failRefused(ctx, d)
+}
+
+func (w *Worker) failRefused(ctx context.Context, d *drain) error {
+	held := d.refused
+	d.refused, d.refusedTo = nil, nil
+	for _, r := range held {
+		if err := w.fail(ctx, r.n, w.cfg.Now(), r.cause, d.res, r.log); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // render builds the message of n and returns it with the envelope recipient.
@@ -268,8 +386,17 @@ func (w *Worker) render(n *store.Notification, now time.Time) (msg []byte, rcpt 
 	return compose(w.cfg.From, n, r, lang, now)
 }
 
+// countAttempt records that the server gave a verdict on n (or that n cannot be sent).
+func countAttempt(n *store.Notification, now time.Time) {
+	n.Attempts++
+	if n.Created.IsZero() {
+		n.Created = now // GiveUpAfter counts from the first attempt
+	}
+}
+
 // fail records a permanent failure.
-func (w *Worker) fail(ctx context.Context, n *store.Notification, cause error, res *Result, log *slog.Logger) error {
+func (w *Worker) fail(ctx context.Context, n *store.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
+	countAttempt(n, now)
 	n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, cause.Error(), time.Time{}
 	res.Failed++
 	log.Error("notification failed permanently", "err", cause)
@@ -278,6 +405,7 @@ func (w *Worker) fail(ctx context.Context, n *store.Notification, cause error, r
 
 // retry records a temporary failure and schedules the next attempt, or gives up.
 func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
+	countAttempt(n, now)
 	n.LastError = cause.Error()
 	if now.Sub(n.Created) > w.cfg.GiveUpAfter {
 		n.Status = store.NotifyFailed
@@ -294,6 +422,13 @@ func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time
 		res.Retrying++
 		log.Warn("notification delayed; will retry", "attempts", n.Attempts, "next", n.NextAttempt, "err", cause)
 	}
+	return w.save(ctx, n)
+}
+
+// hold keeps n queued as it was, no attempt counted, and records why it was not sent (so
+// `ticket show` tells the operator): the server refused the configuration, not the message.
+func (w *Worker) hold(ctx context.Context, n *store.Notification, cause error) error {
+	n.LastError = cause.Error()
 	return w.save(ctx, n)
 }
 
@@ -342,75 +477,294 @@ func isTransient(err error) bool {
 
 var errConn = errors.New("smtp connection failed")
 
+// smtpStage is the command of a mail transaction that an error answered.
+type smtpStage string
+
+const (
+	stageMail smtpStage = "MAIL"
+	stageRcpt smtpStage = "RCPT"
+	stageData smtpStage = "DATA" // the DATA command, the message, or the reply after it
+)
+
+// stageError is a failure of one command of a mail transaction.
+type stageError struct {
+	stage smtpStage
+	arg   string // the address of MAIL and RCPT
+	err   error
+}
+
+func (e *stageError) Error() string {
+	cmd := string(e.stage)
+	switch e.stage {
+	case stageMail:
+		cmd = "MAIL FROM:<" + e.arg + ">"
+	case stageRcpt:
+		cmd = "RCPT TO:<" + e.arg + ">"
+	}
+	return cmd + ": " + replyText(e.err)
+}
+
+func (e *stageError) Unwrap() error { return e.err }
+
+// stageOf returns the stage at which a send failed ("" if not known).
+func stageOf(err error) smtpStage {
+	var se *stageError
+	if errors.As(err, &se) {
+		return se.stage
+	}
+	return ""
+}
+
+// replyText shows an SMTP reply as the server sent it: "550 5.1.1 User unknown".
+func replyText(err error) string {
+	var serr *smtp.SMTPError
+	if !errors.As(err, &serr) {
+		return err.Error()
+	}
+	s := strconv.Itoa(serr.Code)
+	if hasEnhanced(serr) {
+		ec := serr.EnhancedCode
+		s += fmt.Sprintf(" %d.%d.%d", ec[0], ec[1], ec[2])
+	}
+	if serr.Message != "" {
+		s += " " + serr.Message
+	}
+	return s
+}
+
+func hasEnhanced(serr *smtp.SMTPError) bool {
+	return serr.EnhancedCode != (smtp.EnhancedCode{}) && serr.EnhancedCode != smtp.NoEnhancedCode
+}
+
+// What an SMTP reply to a mail transaction means for the drain.
+type replyClass int
+
+const (
+	// replyTemporary: 4xx. This notification is retried later with backoff; the drain
+	// goes on.
+	replyTemporary replyClass = iota
+	// replyClosing: 421, the server is closing the connection. This notification is
+	// retried later; the drain stops.
+	replyClosing
+	// replyPermanent: 5xx about this message (a bad mailbox, content refused). It
+	// fails; the drain goes on.
+	replyPermanent
+	// replyConfig: 5xx about the account or the server, the same for every message (no
+	// or a wrong login, a sender the account may not use). The drain stops and every
+	// notification stays queued without an attempt counted.
+	replyConfig
+)
+
+// classify sorts an SMTP reply to a mail transaction by the stage that got it:
+//
+//	421                                    any stage   closing
+//	4xx                                    any stage   temporary
+//	530, 535, 538 (auth required/failed)   any stage   config
+//	5xx                                    MAIL        config: the sender or the account is refused,
+//	                                                   e.g. 553 5.7.1 sender not owned by user
+//	5xx with 5.7.0 or 5.7.8 (auth)         RCPT, DATA  config
+//	other 5xx                              RCPT        permanent (bad mailbox: 5.1.x, 5.2.x, 5.3.x,
+//	                                                   none), but see Worker.refused
+//	other 5xx                              DATA        permanent (content: 5.6.x, 5.3.4 too big, 5.7.1 spam)
+func classify(stage smtpStage, serr *smtp.SMTPError) replyClass {
+	switch {
+	case serr.Code == 421:
+		return replyClosing
+	case serr.Temporary():
+		return replyTemporary
+	case serr.Code == 530 || serr.Code == 535 || serr.Code == 538:
+		return replyConfig
+	case stage == stageMail:
+		return replyConfig
+	case serr.EnhancedCode == smtp.EnhancedCode{5, 7, 0} || serr.EnhancedCode == smtp.EnhancedCode{5, 7, 8}:
+		return replyConfig
+	}
+	return replyPermanent
+}
+
+// maybeRelayRefusal: a permanent RCPT refusal that may be a refusal to relay rather than a
+// verdict on the mailbox. 5.1.x (address), 5.2.x (mailbox) and 5.3.x (mail system) are about
+// the recipient; relaying denied comes as 5.7.1 (Postfix, Sendmail), 5.7.54/5.4.1 (Exchange
+// Online), or without an enhanced code.
+func maybeRelayRefusal(serr *smtp.SMTPError) bool {
+	if !hasEnhanced(serr) {
+		return true
+	}
+	switch serr.EnhancedCode[1] {
+	case 1, 2, 3:
+		return false
+	}
+	return true
+}
+
+// configError is a refusal by the SMTP server that no message can get past: the
+// configuration (login, sender address) must change.
+type configError struct {
+	addr  string
+	what  string // what was refused; "" when cause (a *stageError) names it
+	cause error  // the send's error, with the server's reply
+	fix   string // what the operator should do
+}
+
+func (e *configError) Error() string {
+	if e.what == "" {
+		return fmt.Sprintf("SMTP server %s refused %v; %s; notifications stay queued", e.addr, e.cause, e.fix)
+	}
+	return fmt.Sprintf("SMTP server %s refused %s: %s; %s; notifications stay queued", e.addr, e.what, replyText(e.cause), e.fix)
+}
+
+func (e *configError) Unwrap() error { return e.cause }
+
+// refusedConfig explains a replyConfig refusal; cause is the error of the send.
+func (w *Worker) refusedConfig(stage smtpStage, cause error, serr *smtp.SMTPError) *configError {
+	return &configError{addr: w.cfg.Addr, cause: cause, fix: w.configFix(stage, serr)}
+}
+
+// configFix tells the operator what to change after a replyConfig refusal.
+func (w *Worker) configFix(stage smtpStage, serr *smtp.SMTPError) string {
+	ec, user, from := serr.EnhancedCode, w.cfg.User, w.cfg.From.Address
+	switch {
+	case serr.Code == 538:
+		return "the server accepts this login only over an encrypted connection: use TLS (smtp_tls starttls or tls)"
+	case serr.Code == 535 || ec == smtp.EnhancedCode{5, 7, 8}:
+		return fmt.Sprintf("the server refused the login as %q: check the SMTP user and password (smtp_user, smtp_password)", user)
+	case (serr.Code == 530 || ec == smtp.EnhancedCode{5, 7, 0}) && user == "":
+		return "the server requires a login: set the SMTP user and password (smtp_user, smtp_password)"
+	case serr.Code == 530 || ec == smtp.EnhancedCode{5, 7, 0}:
+		return fmt.Sprintf("the server requires a login although the worker logged in as %q: check that this account may send mail", user)
+	case stage == stageMail && ec == smtp.EnhancedCode{5, 7, 1} && user == "":
+		return fmt.Sprintf("the server does not let this client send as <%s>: log in (smtp_user, smtp_password) with an account that may use this address, or change the sender (from)", from)
+	case stage == stageMail && ec == smtp.EnhancedCode{5, 7, 1}:
+		return fmt.Sprintf("the account %q may not send as <%s>: set the sender (from) to an address of that account, or give the account send-as rights on the server", user, from)
+	case stage == stageMail:
+		return fmt.Sprintf("the server refuses the sender <%s>: check the sender address (from) and the SMTP account (smtp_user)", from)
+	}
+	return "check the SMTP settings (smtp_addr, smtp_user, smtp_password, from)"
+}
+
+// relayFix tells the operator what to change when the server refuses every recipient.
+func (w *Worker) relayFix() string {
+	if w.cfg.User == "" {
+		return "the server does not relay mail without a login: set the SMTP user and password (smtp_user, smtp_password)"
+	}
+	return fmt.Sprintf("the server does not relay for the account %q: check the account's rights on the server, and that smtp_addr is its submission server", w.cfg.User)
+}
+
 // client is one SMTP connection, reused for every notification of a Drain.
 type client struct {
-	c *smtp.Client
+	c       *smtp.Client
+	conn    *phaseConn
+	timeout time.Duration // for writing a message
+	stop    func() bool   // unties the connection from the Drain's context
 }
 
-// dial connects, says EHLO and authenticates. AUTH is never sent over plaintext to a
-// non-loopback address (New refuses that configuration).
-func (w *Worker) dial() (*client, error) {
+// dial connects, says EHLO and authenticates, all within Timeout, and ties the connection to
+// ctx: when ctx is done, the command in progress ends (phaseConn.cutoff). AUTH
+// is never sent over plaintext to a non-loopback address (New refuses that configuration).
+func (w *Worker) dial(ctx context.Context) (*client, error) {
 	tlsCfg := w.cfg.TLSConfig
+	host, _, _ := net.SplitHostPort(w.cfg.Addr)
 	if tlsCfg == nil {
-		host, _, _ := net.SplitHostPort(w.cfg.Addr)
 		tlsCfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	} else if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
+		// smtp.NewClient* do not know the address: the certificate is checked
+		// against its host, as smtp.Dial* would.
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.ServerName = host
 	}
-	var c *smtp.Client
-	var err error
+	connErr := func(what string, err error) error {
+		if cerr := context.Cause(ctx); cerr != nil {
+			err = cerr
+		}
+		return fmt.Errorf("%w: SMTP server %s: %s: %w", errConn, w.cfg.Addr, what, err)
+	}
+
+	dialer := net.Dialer{Timeout: w.cfg.Timeout}
+	raw, err := dialer.DialContext(ctx, "tcp", w.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to SMTP server %s (%s): %w", errConn, w.cfg.Addr, w.cfg.TLS, err)
+	}
+	// The greeting, EHLO, STARTTLS, the TLS handshake and AUTH share one deadline.
+	// go-smtp sets its own deadline around every command (CommandTimeout), which the
+	// phaseConn caps at this one.
+	conn := &phaseConn{Conn: raw}
+	conn.setLimit(time.Now().Add(w.cfg.Timeout))
+	stop := context.AfterFunc(ctx, conn.cutoff)
+	cl := &client{conn: conn, timeout: 2 * w.cfg.Timeout, stop: stop}
+	abort := func(err error) (*client, error) {
+		cl.stop()
+		if cl.c != nil {
+			cl.c.Close()
+		} else {
+			raw.Close()
+		}
+		return nil, err
+	}
+
 	switch w.cfg.TLS {
 	case TLSImplicit:
-		c, err = smtp.DialTLS(w.cfg.Addr, tlsCfg)
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return abort(connErr("TLS handshake", err))
+		}
+		cl.c = smtp.NewClient(tc)
 	case TLSStart:
-		c, err = smtp.DialStartTLS(w.cfg.Addr, tlsCfg)
+		if cl.c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
+			return abort(connErr("STARTTLS", err))
+		}
 	default:
-		c, err = smtp.Dial(w.cfg.Addr)
+		cl.c = smtp.NewClient(conn)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: connect to SMTP server %s (%s): %v", errConn, w.cfg.Addr, w.cfg.TLS, err)
-	}
-	c.CommandTimeout = w.cfg.Timeout
-	c.SubmissionTimeout = 2 * w.cfg.Timeout
-	if err := c.Hello(w.cfg.Hostname); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%w: SMTP server %s: EHLO: %v", errConn, w.cfg.Addr, err)
-	}
-	// The TLS handshake happens lazily; a certificate problem shows up here.
-	if err := c.Noop(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%w: SMTP server %s: %v", errConn, w.cfg.Addr, err)
+	cl.c.CommandTimeout = w.cfg.Timeout
+	cl.c.SubmissionTimeout = 2 * w.cfg.Timeout
+	// With STARTTLS, the TLS handshake runs here; a certificate problem shows up here.
+	if err := cl.c.Hello(w.cfg.Hostname); err != nil {
+		return abort(connErr("EHLO", err))
 	}
 	if w.cfg.User != "" {
-		if err := c.Auth(sasl.NewPlainClient("", w.cfg.User, w.cfg.Password)); err != nil {
-			c.Close()
+		if err := cl.c.Auth(sasl.NewPlainClient("", w.cfg.User, w.cfg.Password)); err != nil {
 			var serr *smtp.SMTPError
-			if errors.As(err, &serr) && !serr.Temporary() {
-				return nil, fmt.Errorf("%w: SMTP server %s refused login as %q: %v (check the SMTP user and password)", errConn, w.cfg.Addr, w.cfg.User, err)
+			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
+				return abort(fmt.Errorf("%w: SMTP server %s refused login as %q: %w (check the SMTP user and password)",
+					errConn, w.cfg.Addr, w.cfg.User, &replyError{serr}))
 			}
-			return nil, fmt.Errorf("%w: SMTP AUTH at %s: %v", errConn, w.cfg.Addr, err)
+			return abort(connErr("AUTH", err))
 		}
 	}
-	return &client{c: c}, nil
+	conn.setLimit(time.Time{})
+	return cl, nil
 }
 
-// send runs one mail transaction. After a refusal the transaction is reset so the
-// connection can carry the next notification.
+// replyError shows an SMTP reply with its enhanced code (replyText) and unwraps to it.
+type replyError struct{ err *smtp.SMTPError }
+
+func (e *replyError) Error() string { return replyText(e.err) }
+func (e *replyError) Unwrap() error { return e.err }
+
+// send runs one mail transaction; an error says at which stage (stageError). After a
+// refusal the transaction is reset so the connection can carry the next notification.
 func (cl *client) send(from, to string, msg []byte) error {
 	err := func() error {
 		if err := cl.c.Mail(from, nil); err != nil {
-			return err
+			return &stageError{stage: stageMail, arg: from, err: err}
 		}
 		if err := cl.c.Rcpt(to, nil); err != nil {
-			return err
+			return &stageError{stage: stageRcpt, arg: to, err: err}
 		}
 		wc, err := cl.c.Data()
 		if err != nil {
-			return err
+			return &stageError{stage: stageData, err: err}
 		}
+		// go-smtp bounds the replies, not the writing of the message.
+		_ = cl.conn.SetDeadline(time.Now().Add(cl.timeout))
 		if _, err := wc.Write(msg); err != nil {
 			wc.Close()
-			return err
+			return &stageError{stage: stageData, err: err}
 		}
-		return wc.Close()
+		if err := wc.Close(); err != nil {
+			return &stageError{stage: stageData, err: err}
+		}
+		return nil
 	}()
 	if err != nil && isSMTPReply(err) {
 		_ = cl.c.Reset()
@@ -422,6 +776,75 @@ func (cl *client) quit() {
 	if err := cl.c.Quit(); err != nil {
 		cl.c.Close()
 	}
+	cl.stop()
 }
 
-func (cl *client) close() { cl.c.Close() }
+func (cl *client) close() {
+	cl.c.Close()
+	cl.stop()
+}
+
+// cancelGrace is how long a mail transaction already under way may still take once the
+// Drain's context is done: long enough for the server's reply to a message it has received
+// (else that message is sent again later), short enough not to hold up a shutdown.
+const cancelGrace = time.Second
+
+// phaseConn caps the deadlines go-smtp sets on the connection. go-smtp sets a deadline of its
+// own around each command (CommandTimeout) and clears it after, which would otherwise replace
+// a deadline meant for several commands: the login phase (setLimit) and the cutoff once the
+// Drain's context is done (cutoff).
+type phaseConn struct {
+	net.Conn
+	mu    sync.Mutex // cutoff runs in context.AfterFunc's goroutine
+	limit time.Time  // end of the login phase; zero after it
+	hard  time.Time  // set by cutoff
+}
+
+// capped returns t, but no later than limit and hard. The zero t (no deadline) is latest.
+func (c *phaseConn) capped(t time.Time) time.Time {
+	for _, l := range [...]time.Time{c.limit, c.hard} {
+		if !l.IsZero() && (t.IsZero() || t.After(l)) {
+			t = l
+		}
+	}
+	return t
+}
+
+func (c *phaseConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetDeadline(c.capped(t))
+}
+
+func (c *phaseConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetReadDeadline(c.capped(t))
+}
+
+func (c *phaseConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(c.capped(t))
+}
+
+// setLimit sets (or, with the zero time, ends) the deadline of the login phase.
+func (c *phaseConn) setLimit(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limit = t
+	_ = c.Conn.SetDeadline(c.capped(t))
+}
+
+// cutoff ends whatever the connection is doing: at once during the login phase, after
+// cancelGrace during a mail transaction. A deadline, unlike Close, also lets the reply to a
+// message already sent arrive.
+func (c *phaseConn) cutoff() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hard = time.Now()
+	if c.limit.IsZero() {
+		c.hard = c.hard.Add(cancelGrace)
+	}
+	_ = c.Conn.SetDeadline(c.hard)
+}

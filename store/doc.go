@@ -14,13 +14,15 @@
 //	messages             ticket(8) seq(4)            -> Message       (a ticket's thread)
 //	raw                  sha256(32)                  -> codec(1) raw   (every byte a customer sent)
 //	ingested             sha256(32)                  -> Ref            (dedupe across UIDVALIDITY resets)
+//	ingested_ids         sha256(Message-ID, From, Subject) -> Ref      (dedupe when a server rewrote the bytes)
 //	message_ids          canonical Message-ID        -> ticket(8)      (threading, our notifications too)
 //	held                 id(8, NextSequence)         -> Held
 //	outbox               id(8, NextSequence)         -> Notification
 //	outbox_queue         next-attempt(8) id(8)       -> empty          (pending notifications by time)
 //	ticket_notifications ticket(8) notification(8)   -> empty
 //	mailboxes            mailbox name                -> MailboxState   (UIDVALIDITY, UID checkpoint)
-//	limit_notices        customer(8) "YYYY-MM-DD"    -> empty          (R11: one limit notice a day)
+//	limit_notices        customer(8) "YYYY-MM-DD"    -> 1              (R11: one limit notice a day)
+//	auto_replies         address 0x00 time(8)        -> kind           (RFC 3834 rate limits per address)
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

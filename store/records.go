@@ -354,6 +354,34 @@ func (tx *Tx) MarkIngested(sum [32]byte, r Ref) error {
 	return tx.put(bIngested, sum[:], r)
 }
 
+// IdentityKey is the second dedupe key of an email: its Message-ID, sender and subject. A
+// server that rewrites stored mail (a migration, a recreated mailbox) changes the bytes but not
+// these. Emails without a Message-ID have none.
+func IdentityKey(msgID, from, subject string) ([32]byte, bool) {
+	if msgID == "" {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256([]byte(msgID + "\x00" + from + "\x00" + subject)), true
+}
+
+// IngestedIdentity returns what an email with this identity became, if one was ingested.
+func (tx *Tx) IngestedIdentity(key [32]byte) (Ref, bool, error) {
+	v := tx.tx.Bucket(bIngestedIDs).Get(key[:])
+	if v == nil {
+		return Ref{}, false, nil
+	}
+	var r Ref
+	if err := decode(v, &r); err != nil {
+		return Ref{}, false, fmt.Errorf("decode ingested identity %x: %w", key, err)
+	}
+	return r, true, nil
+}
+
+// MarkIngestedIdentity records what the email with this identity became.
+func (tx *Tx) MarkIngestedIdentity(key [32]byte, r Ref) error {
+	return tx.put(bIngestedIDs, key[:], r)
+}
+
 // --- held emails ---
 
 // Hold keeps an email that did not become a ticket message, with its reason.
@@ -571,4 +599,44 @@ func (tx *Tx) PutHeld(h *Held) error {
 		return fmt.Errorf("held email %d: %w", h.ID, ErrNotFound)
 	}
 	return tx.put(bHeld, u64(h.ID), h)
+}
+
+// --- automatic replies per address (RFC 3834 §2: limit them) ---
+
+func autoReplyKey(addr string, at time.Time) []byte {
+	k := append([]byte(NormalizeAddress(addr)), 0)
+	return binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+}
+
+// AutoRepliesSince counts the automatic replies of a kind ("" for every kind) recorded for an
+// address since a moment.
+func (tx *Tx) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
+	prefix := append([]byte(NormalizeAddress(addr)), 0)
+	n := 0
+	c := tx.tx.Bucket(bAutoReplies).Cursor()
+	for k, v := c.Seek(autoReplyKey(addr, since)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if kind == "" || string(v) == kind {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RecordAutoReply records an automatic reply to an address at a moment. Entries older than
+// a day are removed as new ones come, so the bucket stays small.
+func (tx *Tx) RecordAutoReply(addr, kind string, at time.Time) error {
+	b := tx.tx.Bucket(bAutoReplies)
+	prefix := append([]byte(NormalizeAddress(addr)), 0)
+	old := autoReplyKey(addr, at.Add(-48*time.Hour))
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, old) < 0; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	key := autoReplyKey(addr, at)
+	for b.Get(key) != nil { // two replies in the same nanosecond
+		key = binary.BigEndian.AppendUint64(key[:len(key)-8], binary.BigEndian.Uint64(key[len(key)-8:])+1)
+	}
+	return b.Put(key, []byte(kind))
 }

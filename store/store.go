@@ -38,10 +38,12 @@ var (
 	bTicketNotes   = []byte("ticket_notifications")
 	bMailboxes     = []byte("mailboxes")
 	bLimitNotices  = []byte("limit_notices")
+	bIngestedIDs   = []byte("ingested_ids")
+	bAutoReplies   = []byte("auto_replies")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies}
 
 // Errors callers branch on.
 var (

@@ -291,7 +291,9 @@ const (
 	HeldUnparseable   = "unparseable"
 	HeldTooLarge      = "too_large"
 	HeldAutomatic     = "automatic"
-	HeldOverLimit     = "over_limit" // R11: over an SLA24 limit
+	HeldOverLimit     = "over_limit"  // R11: over an SLA24 limit
+	HeldUnfetchable   = "unfetchable" // the server would not hand out the body; left in the mailbox
+	HeldVanished      = "vanished"    // expunged by someone else before it could be read
 	HeldInternal      = "internal_error"
 )
 
@@ -385,7 +387,10 @@ type MailboxState struct {
 	// PendingMark holds UIDs committed but not yet flagged \Seen (or moved) on the server;
 	// a crash between commit and flag is finished at the next start.
 	PendingMark []UIDRange `json:"pending_mark,omitempty"`
-	Updated     time.Time  `json:"updated"`
+	// QuietBefore: mail that arrived before this moment is ingested without automatic
+	// replies — the backlog found at the first sync, or when the mailbox was reset.
+	QuietBefore time.Time `json:"quiet_before,omitzero"`
+	Updated     time.Time `json:"updated"`
 }
 
 // UIDRange is an inclusive range of IMAP UIDs.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,21 @@ type MemOptions struct {
 	Rev1Only bool
 	// Log receives the server's error messages; nil discards them.
 	Log io.Writer
+	// Quirks make the server behave like servers seen in the wild.
+	Quirks Quirks
+}
+
+// Quirks are behaviours of real IMAP servers that a client must survive, for tests.
+type Quirks struct {
+	// FlagsBeforeBody: every FETCH of a body is preceded by an unsolicited FETCH (UID FLAGS)
+	// of the same messages — RFC 3501 allows a server to send FETCH data at any time, and a
+	// flag change by another client arrives this way.
+	FlagsBeforeBody bool
+	// RefuseBody: a FETCH of a body that includes a UID it returns true for is answered NO,
+	// like a server with a corrupt message file.
+	RefuseBody func(imap.UID) bool
+	// HangFetch: FETCHes of a body never answer, like a stuck server (until it is closed).
+	HangFetch bool
 }
 
 // MemServer is go-imap's reference server (imapserver + imapmemserver) on 127.0.0.1: the
@@ -36,6 +52,9 @@ type MemServer struct {
 	srv  *imapserver.Server
 	ln   net.Listener
 	done chan struct{}
+	// closed is closed by Close: it releases sessions a quirk keeps waiting.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // StartMem starts a server with one user whose INBOX (and opts.Mailboxes) exist.
@@ -53,13 +72,14 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	if opts.Rev1Only {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}}
 	}
+	closed := make(chan struct{})
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &memSession{user: u, name: opts.User, password: opts.Password}, nil, nil
+			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: closed}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true, // loopback only
@@ -70,7 +90,7 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	m := &MemServer{Addr: ln.Addr().String(), User: opts.User, Password: opts.Password,
-		user: u, srv: srv, ln: ln, done: make(chan struct{})}
+		user: u, srv: srv, ln: ln, done: make(chan struct{}), closed: closed}
 	go func() {
 		defer close(m.done)
 		_ = srv.Serve(ln)
@@ -110,6 +130,7 @@ func (m *MemServer) Status(mailbox string) (messages, unseen uint32, err error) 
 
 // Close stops the server and closes every connection.
 func (m *MemServer) Close() error {
+	m.closeOnce.Do(func() { close(m.closed) })
 	err := m.srv.Close()
 	m.ln.Close()
 	<-m.done
@@ -127,6 +148,33 @@ type memSession struct {
 	*imapmemserver.UserSession // nil until LOGIN
 	user                       *imapmemserver.User
 	name, password             string
+	quirks                     Quirks
+	closed                     <-chan struct{}
+}
+
+func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if len(options.BodySection) > 0 {
+		q := s.quirks
+		if q.HangFetch {
+			<-s.closed
+			return errors.New("server closed")
+		}
+		if uids, ok := numSet.(imap.UIDSet); ok && q.RefuseBody != nil {
+			if nums, ok := uids.Nums(); ok {
+				for _, uid := range nums {
+					if q.RefuseBody(uid) {
+						return &imap.Error{Type: imap.StatusResponseTypeNo, Text: fmt.Sprintf("message %d is corrupt", uid)}
+					}
+				}
+			}
+		}
+		if q.FlagsBeforeBody {
+			if err := s.UserSession.Fetch(w, numSet, &imap.FetchOptions{UID: true, Flags: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return s.UserSession.Fetch(w, numSet, options)
 }
 
 func (s *memSession) Login(username, password string) error {

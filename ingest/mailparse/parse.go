@@ -70,6 +70,14 @@ func (e *Email) Get(name string) string {
 	return ""
 }
 
+// SuppressAutoReply reports whether the sender asked for no automatic replies
+// (X-Auto-Response-Suppress, Microsoft's convention): the email is a person's, but it gets no
+// acknowledgement.
+func (e *Email) SuppressAutoReply() bool {
+	v := strings.ToLower(e.Get("X-Auto-Response-Suppress"))
+	return v != "" && v != "none"
+}
+
 // Values returns every value of a header field in order.
 func (e *Email) Values(name string) []string { return e.Header[canonicalKey(name)] }
 

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/ingest/mailparse"
@@ -29,6 +30,8 @@ type View interface {
 	CustomerTickets(customerID uint64) ([]*store.Ticket, error)
 	// LimitNoticeSent reports whether the customer was told of a limit on that day.
 	LimitNoticeSent(customerID uint64, day store.Date) (bool, error)
+	// AutoRepliesSince counts automatic replies of a kind ("" any) to an address since a moment.
+	AutoRepliesSince(addr, kind string, since time.Time) (int, error)
 }
 
 // Rules configure Decide.
@@ -46,6 +49,9 @@ type Rules struct {
 	// UrgentWords mark an urgent request in the subject (R12), CallbackWords a callback
 	// request (R13); matched as whole words, in any case.
 	UrgentWords, CallbackWords []string
+	// AutoRepliesPerHour bounds the automatic replies to one address (RFC 3834 §2); 0 means
+	// 10. The unknown-sender reply goes to an address at most once a day besides.
+	AutoRepliesPerHour int
 }
 
 // Action is what an email becomes.
@@ -95,6 +101,8 @@ type Decision struct {
 	Plan Plan
 	// Limit is the SLA24 limit an email was held for (R11).
 	Limit *LimitHit
+	// Suppressed says which automatic replies were not sent, and why (rate limits, loops).
+	Suppressed []string
 }
 
 // Policy applies Rules; build it once with New. It is safe for concurrent use.
@@ -129,6 +137,59 @@ func (p *Policy) DecideRelease(e *mailparse.Email, v View) (Decision, error) {
 }
 
 func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
+	d, err := p.classify(e, v, noLimits)
+	if err != nil {
+		return d, err
+	}
+	return p.limitAutoReplies(d, e, v)
+}
+
+// limitAutoReplies drops automatic replies that would answer an address too often: at most
+// AutoRepliesPerHour an hour, and the unknown-sender reply once a day (a stranger who writes
+// ten times learns it once; a forged sender is not flooded). Staff answers are not automatic
+// and never dropped. A customer who asked for no automatic replies gets none.
+func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decision, error) {
+	perHour := p.rules.AutoRepliesPerHour
+	if perHour <= 0 {
+		perHour = 10
+	}
+	kept := d.Notify[:0:0]
+	sentNow := map[string]int{}
+	for _, n := range d.Notify {
+		if !n.Automatic {
+			kept = append(kept, n)
+			continue
+		}
+		if e.SuppressAutoReply() {
+			d.Suppressed = append(d.Suppressed, n.Kind+": the email asks for no automatic replies")
+			continue
+		}
+		hour, err := v.AutoRepliesSince(n.To, "", e.Arrival.Add(-time.Hour))
+		if err != nil {
+			return d, fmt.Errorf("automatic replies to %s: %w", n.To, err)
+		}
+		if hour+sentNow[n.To] >= perHour {
+			d.Suppressed = append(d.Suppressed, fmt.Sprintf("%s: %d automatic replies to %s in the last hour", n.Kind, hour, n.To))
+			continue
+		}
+		if n.Kind == store.KindUnknownSender {
+			day, err := v.AutoRepliesSince(n.To, n.Kind, e.Arrival.Add(-24*time.Hour))
+			if err != nil {
+				return d, fmt.Errorf("automatic replies to %s: %w", n.To, err)
+			}
+			if day > 0 {
+				d.Suppressed = append(d.Suppressed, "unknown_sender: already told "+n.To+" today")
+				continue
+			}
+		}
+		sentNow[n.To]++
+		kept = append(kept, n)
+	}
+	d.Notify = kept
+	return d, nil
+}
+
+func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
 	r := p.rules
 	d := Decision{}
 	d.AutomaticReason = Automatic(e, r.Own)
@@ -159,10 +220,12 @@ func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, er
 		if t == nil {
 			return hold(store.HeldStaffNoTicket, "a staff email that names no ticket: put the ticket reference in the subject or reply to the customer's email")
 		}
-		d.Action, d.Ticket = ActionStaffAnswer, t
-		if !d.Automatic {
-			d.Notify = append(d.Notify, Notice{Kind: store.KindAnswer, To: t.Address})
+		if d.Automatic {
+			// A staff member's out-of-office reply is not an answer to the customer.
+			return hold(store.HeldAutomatic, "machine-generated email from a staff address: "+d.AutomaticReason)
 		}
+		d.Action, d.Ticket = ActionStaffAnswer, t
+		d.Notify = append(d.Notify, Notice{Kind: store.KindAnswer, To: t.Address})
 		return d, nil
 	}
 
@@ -188,11 +251,13 @@ func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, er
 		return d, err
 	}
 	if t != nil {
-		if hit := p.limitForReply(c, t, e.Arrival); hit != nil && !noLimits {
+		if hit := p.limitForReply(c, t, e.Arrival); hit != nil && !noLimits && !d.Automatic {
 			return p.holdOverLimit(d, c, hit, e, v)
 		}
 		d.Action, d.Ticket = ActionReply, t
-		d.Reopen = t.Status != store.StatusOpen
+		// An out-of-office reply to staff's answer is recorded on the thread, but it does not
+		// reopen the ticket or count against the SLA24 reply limit.
+		d.Reopen = t.Status != store.StatusOpen && !d.Automatic
 		return d, nil // R10: a customer's reply gets no automatic message
 	}
 	if d.Automatic {
@@ -334,7 +399,7 @@ func Automatic(e *mailparse.Email, own []string) string {
 	case "bulk", "junk", "list", "auto_reply":
 		return "Precedence: " + v
 	}
-	for _, h := range []string{"List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"} {
+	for _, h := range []string{"List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond"} {
 		if len(e.Values(h)) > 0 {
 			return h + " header"
 		}

@@ -19,7 +19,13 @@ type mapView struct {
 	tickets   map[uint64]*store.Ticket
 	msgIDs    map[string]uint64
 	notices   map[string]bool // customer id + day: a limit notice was sent
+	replies   []autoReply     // automatic replies sent
 	err       error           // returned by every call when set: a failing store
+}
+
+type autoReply struct {
+	to, kind string
+	at       time.Time
 }
 
 func (v *mapView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
@@ -34,6 +40,19 @@ func (v *mapView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
 		}
 	}
 	return out, nil
+}
+
+func (v *mapView) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n := 0
+	for _, r := range v.replies {
+		if r.to == addr && (kind == "" || r.kind == kind) && !r.at.Before(since) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (v *mapView) LimitNoticeSent(id uint64, day store.Date) (bool, error) {
