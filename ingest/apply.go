@@ -261,7 +261,7 @@ func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision,
 func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.Message {
 	m := &store.Message{Direction: dir, From: e.From, FromName: e.FromName, Date: e.Arrival,
 		HeaderDate: e.Date, MessageID: e.MessageID, InReplyTo: e.InReplyTo, References: e.References,
-		Subject: e.Subject, Text: e.Text, HTML: e.HTML, RawSHA256: rawHash, Size: int64(len(e.Raw)),
+		Subject: e.Subject, Text: e.Text, RawSHA256: rawHash, Size: int64(len(e.Raw)),
 		Source: src, Warnings: e.Warnings}
 	for _, at := range e.Attach {
 		m.Attachment = append(m.Attachment, store.Attachment{Filename: at.Filename,

@@ -209,7 +209,9 @@ func key2(a, b uint64) []byte {
 func encode(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteByte(recordVersion)
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<" stays one byte: mail is full of it
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -275,7 +275,7 @@ type Message struct {
 	References []string     `json:"references,omitempty"`
 	Subject    string       `json:"subject"`
 	Text       string       `json:"text"`
-	HTML       string       `json:"html,omitempty"`
+	HTML       string       `json:"html,omitempty"` // not filled: the raw message keeps it
 	Attachment []Attachment `json:"attachments"`
 	RawSHA256  string       `json:"raw_sha256,omitempty"` // key of the raw bytes in the raw bucket
 	Size       int64        `json:"size,omitempty"`

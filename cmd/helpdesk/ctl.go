@@ -127,9 +127,12 @@ func (s *ctlServer) serve(ctx context.Context) {
 	_ = os.Remove(s.path)
 }
 
-// frameWriter sends what a command writes as frames of one stream.
+// frameWriter sends what a command writes as frames of one stream. A client that stops
+// reading (a pager left open) fails the write after a while instead of holding the gateway's
+// shutdown.
 type frameWriter struct {
 	mu     *sync.Mutex
+	conn   net.Conn
 	enc    *json.Encoder
 	stderr bool
 }
@@ -137,6 +140,7 @@ type frameWriter struct {
 func (w frameWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	f := ctlFrame{Out: string(p)}
 	if w.stderr {
 		f = ctlFrame{Err: string(p)}
@@ -163,7 +167,7 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 	var mu sync.Mutex
 	enc := json.NewEncoder(conn)
-	e := &env{ctx: ctx, stdout: frameWriter{&mu, enc, false}, stderr: frameWriter{&mu, enc, true},
+	e := &env{ctx: ctx, stdout: frameWriter{&mu, conn, enc, false}, stderr: frameWriter{&mu, conn, enc, true},
 		cfg: s.cfg, db: s.db, remote: true, dir: req.Dir, now: s.now, log: s.log}
 	code := 2
 	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
@@ -174,5 +178,6 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_ = enc.Encode(ctlFrame{Exit: &code})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,6 +49,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
+		BacklogAge: cfg.IMAPBacklog,
 		Applier: applier, Logger: log.With("component", "ingest"),
 	}, db, o.events)
 	if err != nil {
@@ -80,25 +82,33 @@ func withServerName(c *tls.Config, addr string) *tls.Config {
 	return c
 }
 
-// once ingests what waits in the mailbox and sends every queued notification.
+// once ingests what waits in the mailbox and sends every queued notification. The outbox is
+// sent even when the mailbox cannot be read: answers already stored must not wait for IMAP.
 func (g *gateway) once(ctx context.Context) error {
-	if err := g.poller.Once(ctx); err != nil {
-		return err
-	}
+	ingestErr := g.poller.Once(ctx)
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
-		return fmt.Errorf("notifications stay queued: %w", err)
+		err = fmt.Errorf("notifications stay queued: %w", err)
 	}
-	return nil
+	if ingestErr != nil && err != nil {
+		return fmt.Errorf("%w; and %w", ingestErr, err)
+	}
+	return cmp.Or(ingestErr, err)
 }
 
-// run runs until ctx is done, then lets the email in hand finish and flushes the outbox.
-func (g *gateway) run(ctx context.Context) error {
+// run runs until ctx is done, then lets the email in hand finish and flushes the outbox. A
+// poller that gives up (the server refused the login at start) stops the gateway with its
+// error.
+func (g *gateway) run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	var wg sync.WaitGroup
+	var ingestErr error
 	wg.Go(func() {
-		if err := g.poller.Run(ctx); err != nil {
-			g.log.Error("ingest stopped", "err", err)
+		if ingestErr = g.poller.Run(ctx); ingestErr != nil {
+			g.log.Error("ingest stopped", "err", ingestErr)
+			cancel()
 		}
 	})
 	wg.Go(func() {
@@ -117,7 +127,7 @@ func (g *gateway) run(ctx context.Context) error {
 		g.log.Info("outbox flushed", "sent", res.Sent)
 	}
 	g.log.Info("stopped")
-	return nil
+	return ingestErr
 }
 
 func runServe(e *env, args []string) error {
@@ -149,18 +159,24 @@ func runServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *once {
-		return gw.once(e.ctx)
-	}
+	// The operator's commands work while this process holds the database, -once included.
 	ctl, err := listenCtl(socketPath(cfg.DB), db, cfg, log, e.now)
 	if err != nil {
 		return err
 	}
+	ctx, stopCtl := context.WithCancel(e.ctx)
+	defer stopCtl()
 	ctlDone := make(chan struct{})
 	go func() {
 		defer close(ctlDone)
-		ctl.serve(e.ctx)
+		ctl.serve(ctx)
 	}()
+	if *once {
+		err := gw.once(e.ctx)
+		stopCtl()
+		<-ctlDone
+		return err
+	}
 	log.Info("gateway running", "imap", cfg.IMAPAddr, "mailbox", cfg.IMAPMailbox, "smtp", cfg.SMTPAddr,
 		"db", cfg.DB, "control", socketPath(cfg.DB))
 	err = gw.run(e.ctx)
