@@ -50,7 +50,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
 		BacklogAge: cfg.IMAPBacklog,
-		Applier: applier, Logger: log.With("component", "ingest"),
+		Applier:    applier, Logger: log.With("component", "ingest"),
 	}, db, o.events)
 	if err != nil {
 		return nil, err
