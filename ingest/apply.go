@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/infobits/helpdesk/ingest/mailparse"
@@ -191,9 +192,9 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 
 	case policy.ActionStaffAnswer:
 		ticket = d.Ticket
-		ticket.Status = store.StatusAnswered
-		ticket.Updated = now
 		m := message(e, store.DirectionOut, rawHash, src)
+		applyStaff(ticket, d.Staff, m, e.Arrival)
+		ticket.Updated = now
 		if err := tx.AddMessage(ticket, m); err != nil {
 			return out, err
 		}
@@ -258,6 +259,49 @@ func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision,
 	return t, nil
 }
 
+// applyStaff applies a staff email to its ticket: the answer (status answered, the first
+// response and whether it met the deadline), or an internal note, then the commands, which
+// win over the answer's status (#close with an answer closes).
+func applyStaff(t *store.Ticket, a *policy.StaffAction, m *store.Message, at time.Time) {
+	if a == nil {
+		a = &policy.StaffAction{Text: m.Text}
+	}
+	m.Text = a.Text
+	switch {
+	case a.Note:
+		m.Direction = store.DirectionNote
+	case a.Text != "":
+		t.Status = store.StatusAnswered
+		if t.FirstResponse.IsZero() {
+			t.FirstResponse = at
+			t.FirstResponseMet = t.Due.IsZero() || !at.After(t.Due)
+		}
+	default: // commands only: kept on the thread as a note of what staff did
+		m.Direction = store.DirectionNote
+	}
+	for _, c := range a.Commands {
+		switch c.Name {
+		case policy.CmdClose:
+			t.Status = store.StatusClosed
+		case policy.CmdReopen:
+			t.Status = store.StatusOpen
+		case policy.CmdUrgent:
+			t.Priority = store.PriorityUrgent
+		case policy.CmdNormal:
+			t.Priority = store.PriorityNormal
+		case policy.CmdAssign:
+			t.Assignee = c.Arg
+		}
+	}
+	if len(a.Commands) > 0 && m.Direction == store.DirectionNote && m.Text == "" {
+		var names []string
+		for _, c := range a.Commands {
+			names = append(names, strings.TrimSpace("#"+c.Name+" "+c.Arg))
+		}
+		m.Text = strings.Join(names, " ")
+	}
+}
+
 func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.Message {
 	m := &store.Message{Direction: dir, From: e.From, FromName: e.FromName, Date: e.Arrival,
 		HeaderDate: e.Date, MessageID: e.MessageID, InReplyTo: e.InReplyTo, References: e.References,
@@ -302,7 +346,24 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 	note.InReplyTo = e.MessageID
 	note.References = threadRefs(e.References, e.MessageID)
 
-	if n.Kind == store.KindAnswer && t != nil {
+	switch n.Kind {
+	case store.KindStaffNew, store.KindStaffReply:
+		note.Data.Text = e.Text
+		note.Data.StaffName = e.FromName
+	case store.KindStaffError:
+		note.Data.Error = d.StaffError
+		if note.Data.Error == "" {
+			note.Data.Error = d.HoldDetail
+		}
+	case store.KindStaffRefused:
+		note.Data.Error = d.HoldDetail
+	case store.KindPasswordReset:
+		note.Data.TokenPurpose = store.PurposePassword
+		if d.Customer != nil {
+			note.Data.CustomerID = d.Customer.ID
+		}
+	}
+	if (n.Kind == store.KindAnswer || n.Kind == store.KindAnswerSite) && t != nil {
 		// The answer continues the customer's thread, not the staff member's email.
 		c, err := tx.Customer(t.CustomerID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -325,7 +386,9 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 			}
 		}
 		note.References = threadRefs(chain, "")
-		note.Data.Text = e.Text
+		if n.Kind == store.KindAnswer && d.Staff != nil {
+			note.Data.Text = d.Staff.Text
+		}
 		note.Data.StaffName = e.FromName
 	}
 	return note, nil

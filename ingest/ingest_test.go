@@ -309,7 +309,7 @@ func TestThreadLifecycle(t *testing.T) {
 		}
 		ob = f.outbox()
 		if len(ob) != 3 || ob[2].Kind != store.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
-			ob[2].Data.Text != "Herstart de kassa.\n" || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
+			ob[2].Data.Text != "Herstart de kassa." || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
 			t.Fatalf("answer notification = %+v", ob[2])
 		}
 		// Every ingested message is flagged \Seen on the server after the commit.

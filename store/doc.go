@@ -23,6 +23,8 @@
 //	mailboxes            mailbox name                -> MailboxState   (UIDVALIDITY, UID checkpoint)
 //	limit_notices        customer(8) "YYYY-MM-DD"    -> 1              (R11: one limit notice a day)
 //	auto_replies         address 0x00 time(8)        -> kind           (RFC 3834 rate limits per address)
+//	tokens               sha256(token)               -> Token          (R16, R17: the token itself is never stored)
+//	tokens_by_customer   customer(8) purpose 0x00 sha256 -> empty      (a new token voids the older ones)
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

@@ -40,10 +40,12 @@ var (
 	bLimitNotices  = []byte("limit_notices")
 	bIngestedIDs   = []byte("ingested_ids")
 	bAutoReplies   = []byte("auto_replies")
+	bTokens        = []byte("tokens")
+	bTokensByCust  = []byte("tokens_by_customer")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust}
 
 // Errors callers branch on.
 var (
@@ -55,6 +57,9 @@ var (
 	ErrAddressTaken = errors.New("address belongs to another customer")
 	// ErrPhoneTaken: the number is registered by another customer (R19).
 	ErrPhoneTaken = errors.New("number registered by another customer")
+	// ErrTokenInvalid: a recovery token that is unknown, used, expired or replaced. Callers
+	// show one message for all: which one it was is no business of whoever holds it.
+	ErrTokenInvalid = errors.New("invalid or expired link")
 )
 
 // Options tune Open.

@@ -219,6 +219,11 @@ type Ticket struct {
 	Updated       time.Time `json:"updated"`
 	Messages      int       `json:"messages"` // number of thread messages
 	Replies       int       `json:"replies"`  // customer emails after the first (R11)
+	// Assignee is the staff member the ticket is assigned to (#assign).
+	Assignee string `json:"assignee,omitempty"`
+	// FirstResponse is when staff first answered; FirstResponseMet whether that was by Due.
+	FirstResponse    time.Time `json:"first_response,omitzero"`
+	FirstResponseMet bool      `json:"first_response_met,omitempty"`
 }
 
 // Calendars a deadline can count (R8).
@@ -242,8 +247,9 @@ const (
 
 // Message directions.
 const (
-	DirectionIn  = "in"  // from the customer
-	DirectionOut = "out" // an answer from staff
+	DirectionIn   = "in"   // from the customer
+	DirectionOut  = "out"  // an answer from staff
+	DirectionNote = "note" // an internal note of staff (#note): never sent to the customer
 )
 
 // Attachment describes one attachment of a message; its bytes stay in the raw message.
@@ -285,16 +291,20 @@ type Message struct {
 
 // Held reasons: why an email did not become a ticket message. Kept, never dropped.
 const (
-	HeldUnknownSender = "unknown_sender" // R15
-	HeldNoSender      = "no_sender"      // no usable From address
-	HeldStaffNoTicket = "staff_no_ticket"
-	HeldUnparseable   = "unparseable"
-	HeldTooLarge      = "too_large"
-	HeldAutomatic     = "automatic"
-	HeldOverLimit     = "over_limit"  // R11: over an SLA24 limit
-	HeldUnfetchable   = "unfetchable" // the server would not hand out the body; left in the mailbox
-	HeldVanished      = "vanished"    // expunged by someone else before it could be read
-	HeldInternal      = "internal_error"
+	HeldUnknownSender   = "unknown_sender" // R15
+	HeldNoSender        = "no_sender"      // no usable From address
+	HeldStaffNoTicket   = "staff_no_ticket"
+	HeldUnparseable     = "unparseable"
+	HeldTooLarge        = "too_large"
+	HeldAutomatic       = "automatic"
+	HeldOverLimit       = "over_limit"       // R11: over an SLA24 limit
+	HeldUnfetchable     = "unfetchable"      // the server would not hand out the body; left in the mailbox
+	HeldVanished        = "vanished"         // expunged by someone else before it could be read
+	HeldStaffUnverified = "staff_unverified" // a staff From without a passing Authentication-Results
+	HeldStaffCommand    = "staff_command"    // a staff email with a command that could not be applied
+	HeldSpoofed         = "spoofed"          // claims a customer's address, fails DMARC
+	HeldRecovery        = "recovery"         // a password or login recovery request (R16, R17)
+	HeldInternal        = "internal_error"
 )
 
 // Held is an email that did not become a ticket message, with its reason.
@@ -323,6 +333,14 @@ const (
 	KindAnswer        = "answer"         // a staff answer forwarded to the customer
 	KindUnknownSender = "unknown_sender" // R15: how to get access
 	KindOverLimit     = "over_limit"     // R11: an SLA24 limit was reached
+	KindAnswerSite    = "answer_site"    // R14: an answer waits on the site (no answer text)
+	KindStaffNew      = "staff_new"      // to the staff list: a new ticket
+	KindStaffReply    = "staff_reply"    // to the staff list: a customer replied
+	KindStaffError    = "staff_error"    // to a staff member: their email could not be applied
+	KindStaffRefused  = "staff_refused"  // to the staff list: a staff email failed authentication
+	KindPasswordReset = "password_reset" // R16: a reset link to the login address
+	KindLoginConfirm  = "login_confirm"  // R17: confirm the new login address
+	KindLoginNotice   = "login_notice"   // R17: tell the old login address
 )
 
 // Notification states.
@@ -354,6 +372,13 @@ type NotifyData struct {
 	// Limit is the SLA24 limit reached (over_limit notices): its kind and value.
 	LimitKind  string `json:"limit_kind,omitempty"`
 	LimitValue int    `json:"limit_value,omitempty"`
+	// Error is what went wrong with a staff email (staff_error, staff_refused).
+	Error string `json:"error,omitempty"`
+	// Token asks notify to issue a recovery token of this purpose for CustomerID (and
+	// NewEmail) when it sends: the raw token is never stored, only its hash.
+	TokenPurpose string `json:"token_purpose,omitempty"`
+	CustomerID   uint64 `json:"customer_id,omitempty"`
+	NewEmail     string `json:"new_email,omitempty"`
 }
 
 // Notification is one outgoing message in the outbox.
@@ -404,4 +429,22 @@ type Ref struct {
 	TicketID uint64 `json:"ticket_id,omitempty"`
 	Seq      uint32 `json:"seq,omitempty"`
 	HeldID   uint64 `json:"held_id,omitempty"`
+}
+
+// Token purposes (R16, R17).
+const (
+	PurposePassword = "password" // reset the password
+	PurposeLogin    = "login"    // make NewEmail the login address
+)
+
+// Token is a recovery token, stored under the SHA-256 of its value: the value itself is only
+// ever in the link that was emailed.
+type Token struct {
+	Purpose    string    `json:"purpose"`
+	CustomerID uint64    `json:"customer_id"`
+	NewEmail   string    `json:"new_email,omitempty"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	Used       time.Time `json:"used,omitzero"`
+	Voided     bool      `json:"voided,omitempty"` // a newer token for the same purpose was issued
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/authres"
 	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
@@ -52,6 +53,17 @@ type Rules struct {
 	// AutoRepliesPerHour bounds the automatic replies to one address (RFC 3834 §2); 0 means
 	// 10. The unknown-sender reply goes to an address at most once a day besides.
 	AutoRepliesPerHour int
+	// AuthServID is the authserv-id of the trusted receiving server, whose topmost
+	// Authentication-Results header (RFC 8601) is believed; "" trusts none.
+	AuthServID string
+	// RequireStaffAuth: a staff email is applied only with a passing result (DMARC pass or
+	// aligned DKIM pass) for the staff address's domain from AuthServID.
+	RequireStaffAuth bool
+	// StaffList is where staff are told of new tickets, customer replies and refused staff
+	// email; "" tells no one.
+	StaffList string
+	// RecoveryPerHour bounds the recovery links per address per hour (R16, R17); 0 means 3.
+	RecoveryPerHour int
 }
 
 // Action is what an email becomes.
@@ -103,6 +115,12 @@ type Decision struct {
 	Limit *LimitHit
 	// Suppressed says which automatic replies were not sent, and why (rate limits, loops).
 	Suppressed []string
+	// Staff is what a staff email does to its ticket.
+	Staff *StaffAction
+	// StaffError is why a staff email was not applied (for the reply to the staff member).
+	StaffError string
+	// Auth is what the trusted server's Authentication-Results said of the sender.
+	Auth string
 }
 
 // Policy applies Rules; build it once with New. It is safe for concurrent use.
@@ -212,21 +230,22 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 		return hold(store.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")
 	}
 
+	auth, authReason := authres.None, "no trusted authentication server configured"
+	if r.AuthServID != "" {
+		auth, authReason = authres.Check(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
+	}
+	d.Auth = authReason
+
 	if slices.Contains(r.Staff, e.From) {
-		t, err := p.referencedTicket(e, v, 0)
-		if err != nil {
-			return d, err
-		}
-		if t == nil {
-			return hold(store.HeldStaffNoTicket, "a staff email that names no ticket: put the ticket reference in the subject or reply to the customer's email")
-		}
-		if d.Automatic {
-			// A staff member's out-of-office reply is not an answer to the customer.
-			return hold(store.HeldAutomatic, "machine-generated email from a staff address: "+d.AutomaticReason)
-		}
-		d.Action, d.Ticket = ActionStaffAnswer, t
-		d.Notify = append(d.Notify, Notice{Kind: store.KindAnswer, To: t.Address})
-		return d, nil
+		return p.staff(d, e, v, auth, authReason)
+	}
+	if auth == authres.Fail {
+		// The From claims an address its domain's DMARC policy says it may not use: no ticket,
+		// no reply in the customer's name, and no answer to the forged address.
+		return hold(store.HeldSpoofed, "the sender's domain failed authentication: "+authReason)
+	}
+	if p.IsRecoverySubject(e.Subject) {
+		return p.recovery(d, e, v)
 	}
 
 	c, err := v.CustomerByAddress(e.From)
@@ -258,6 +277,9 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 		// An out-of-office reply to staff's answer is recorded on the thread, but it does not
 		// reopen the ticket or count against the SLA24 reply limit.
 		d.Reopen = t.Status != store.StatusOpen && !d.Automatic
+		if r.StaffList != "" && !d.Automatic {
+			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffReply, To: r.StaffList})
+		}
 		return d, nil // R10: a customer's reply gets no automatic message
 	}
 	if d.Automatic {
@@ -275,7 +297,100 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 	d.Action = ActionNewTicket
 	d.Plan = p.plan(c, e.Subject, e.Arrival)
 	d.Notify = append(d.Notify, Notice{Kind: store.KindAck, To: e.From, Automatic: true})
+	if r.StaffList != "" {
+		d.Notify = append(d.Notify, Notice{Kind: store.KindStaffNew, To: r.StaffList})
+	}
 	return d, nil
+}
+
+// staff decides a staff email (issue 4): only with a passing authentication result for the
+// staff member's domain from the trusted server (unless that check is off), only to a ticket,
+// and only when every command in it can be applied.
+func (p *Policy) staff(d Decision, e *mailparse.Email, v View, auth authres.Verdict, authReason string) (Decision, error) {
+	r := p.rules
+	hold := func(reason, detail string) (Decision, error) {
+		d.Action, d.HoldReason, d.HoldDetail = ActionHold, reason, detail
+		return d, nil
+	}
+	if r.RequireStaffAuth && auth != authres.Pass {
+		d, _ = hold(store.HeldStaffUnverified, "a staff From without a passing authentication result: "+authReason)
+		if r.StaffList != "" && !d.Automatic {
+			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffRefused, To: r.StaffList})
+		}
+		return d, nil
+	}
+	if d.Automatic {
+		// A staff member's out-of-office reply is not an answer to the customer.
+		return hold(store.HeldAutomatic, "machine-generated email from a staff address: "+d.AutomaticReason)
+	}
+	t, err := p.referencedTicket(e, v, 0)
+	if err != nil {
+		return d, err
+	}
+	if t == nil {
+		d, _ = hold(store.HeldStaffNoTicket, "a staff email that names no ticket: put the ticket reference in the subject or reply to the customer's email")
+		d.Notify = append(d.Notify, Notice{Kind: store.KindStaffError, To: e.From})
+		return d, nil
+	}
+	a, err := ParseStaffText(e.Text, r.Staff)
+	if err != nil {
+		d, _ = hold(store.HeldStaffCommand, "not applied: "+err.Error())
+		d.StaffError = err.Error()
+		d.Notify = append(d.Notify, Notice{Kind: store.KindStaffError, To: e.From})
+		return d, nil
+	}
+	d.Action, d.Ticket, d.Staff = ActionStaffAnswer, t, &a
+	if a.Text != "" && !a.Note {
+		c, err := v.CustomerByAddress(t.Address)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return d, err
+		}
+		// R14: with "answer via the site" the customer is told an answer waits there.
+		kind := store.KindAnswer
+		if t.Followup == store.FollowupSite || (c != nil && c.AnswerBy() == store.AnswerSite && t.Followup != store.FollowupEmail) {
+			kind = store.KindAnswerSite
+		}
+		d.Notify = append(d.Notify, Notice{Kind: kind, To: t.Address})
+	}
+	return d, nil
+}
+
+// recovery handles "wachtwoord vergeten" by email (R16): a reset link goes to the login
+// address when the sender is a customer's address, and nothing at all otherwise — the
+// sender learns nothing either way (R18). The request itself is kept as held.
+func (p *Policy) recovery(d Decision, e *mailparse.Email, v View) (Decision, error) {
+	d.Action, d.HoldReason = ActionHold, store.HeldRecovery
+	c, err := v.CustomerByAddress(e.From)
+	if errors.Is(err, store.ErrNotFound) {
+		d.HoldDetail = "password reset asked for " + e.From + ", which is no customer's address: nothing was sent (R18)"
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("look up sender %s: %w", e.From, err)
+	}
+	if d.Automatic {
+		d.HoldDetail = "an automatic email asking for a password reset: nothing was sent"
+		return d, nil
+	}
+	n, err := v.AutoRepliesSince(c.Login(), store.KindPasswordReset, e.Arrival.Add(-time.Hour))
+	if err != nil {
+		return d, err
+	}
+	if limit := p.recoveryPerHour(); n >= limit {
+		d.HoldDetail = fmt.Sprintf("password reset asked for customer %d: not sent, %d links in the last hour already", c.ID, n)
+		return d, nil
+	}
+	d.Customer = c
+	d.HoldDetail = fmt.Sprintf("password reset asked for customer %d: a link was sent to the login address", c.ID)
+	d.Notify = append(d.Notify, Notice{Kind: store.KindPasswordReset, To: c.Login()})
+	return d, nil
+}
+
+func (p *Policy) recoveryPerHour() int {
+	if p.rules.RecoveryPerHour > 0 {
+		return p.rules.RecoveryPerHour
+	}
+	return 3
 }
 
 // holdOverLimit holds an email over an SLA24 limit (R11): kept for staff, and the customer

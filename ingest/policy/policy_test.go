@@ -223,10 +223,13 @@ func TestDecide(t *testing.T) {
 			want{action: policy.ActionStaffAnswer, ticket: 7, notify: []policy.Notice{{Kind: store.KindAnswer, To: "piet@bakkerij.nl"}}}},
 		{"staff, In-Reply-To the customer's email", mail("jan@infobits.nl", "Re: Printer", "In-Reply-To: <m6@slagerij.nl>"),
 			want{action: policy.ActionStaffAnswer, ticket: 6, notify: []policy.Notice{{Kind: store.KindAnswer, To: "kassa@slagerij.nl"}}}},
+		// Staff are told why their email was not applied.
 		{"staff, no reference", mail("jan@infobits.nl", "Vraagje"),
-			want{action: policy.ActionHold, reason: store.HeldStaffNoTicket}},
+			want{action: policy.ActionHold, reason: store.HeldStaffNoTicket,
+				notify: []policy.Notice{{Kind: store.KindStaffError, To: "jan@infobits.nl"}}}},
 		{"staff, reference to a missing ticket", mail("jan@infobits.nl", "[Infobits #99]"),
-			want{action: policy.ActionHold, reason: store.HeldStaffNoTicket}},
+			want{action: policy.ActionHold, reason: store.HeldStaffNoTicket,
+				notify: []policy.Notice{{Kind: store.KindStaffError, To: "jan@infobits.nl"}}}},
 
 		// Loops and senders that cannot be told apart.
 		{"from the gateway itself", mail("Infobits Helpdesk <Helpdesk@Infobits.nl>", "[Infobits #5] Ontvangen: Kassa"),

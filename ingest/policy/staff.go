@@ -1,0 +1,110 @@
+package policy
+
+import (
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
+)
+
+// Staff commands (issue 4): on the first lines of a staff email, before the answer text.
+const (
+	CmdClose  = "close"
+	CmdReopen = "reopen"
+	CmdUrgent = "urgent"
+	CmdNormal = "normal"
+	CmdNote   = "note"   // the rest of the email is an internal note, never sent to the customer
+	CmdAssign = "assign" // #assign ADDR: a staff address
+)
+
+// Command is one parsed staff command.
+type Command struct {
+	Name string
+	Arg  string // the address of #assign
+}
+
+// StaffAction is what a staff email to a ticket does: commands, then an answer for the
+// customer or an internal note.
+type StaffAction struct {
+	Commands []Command
+	Text     string // the answer (or the note) without the command lines
+	Note     bool   // Text is an internal note
+}
+
+// Has reports whether the action contains a command.
+func (a *StaffAction) Has(name string) bool {
+	return slices.ContainsFunc(a.Commands, func(c Command) bool { return c.Name == name })
+}
+
+// ParseStaffText reads the commands that stand alone on the first lines of a staff email
+// (blank lines between them allowed), then the answer. Every command is checked before any is
+// applied: an unknown command, or #assign to someone who is not staff, is an error naming the
+// line, and nothing of the email is applied.
+func ParseStaffText(text string, staff []string) (StaffAction, error) {
+	var a StaffAction
+	lines := strings.Split(text, "\n")
+	i := 0
+	for ; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		word, arg, _ := strings.Cut(strings.TrimPrefix(line, "#"), " ")
+		word, arg = strings.ToLower(strings.TrimSpace(word)), strings.TrimSpace(arg)
+		switch word {
+		case CmdClose, CmdReopen, CmdUrgent, CmdNormal:
+			if arg != "" {
+				return a, fmt.Errorf("line %d: #%s takes no argument (%q)", i+1, word, line)
+			}
+			a.Commands = append(a.Commands, Command{Name: word})
+		case CmdAssign:
+			addr, err := mail.ParseAddress(arg)
+			if err != nil {
+				return a, fmt.Errorf("line %d: #assign wants a staff address (%q)", i+1, line)
+			}
+			who := strings.ToLower(addr.Address)
+			if !slices.Contains(staff, who) {
+				return a, fmt.Errorf("line %d: #assign %s: not a staff address", i+1, who)
+			}
+			a.Commands = append(a.Commands, Command{Name: CmdAssign, Arg: who})
+		case CmdNote:
+			a.Note = true
+			a.Commands = append(a.Commands, Command{Name: CmdNote})
+			rest := strings.Join(lines[i+1:], "\n")
+			if arg != "" {
+				rest = arg + "\n" + rest
+			}
+			a.Text = strings.TrimSpace(rest)
+			return a, nil
+		default:
+			return a, fmt.Errorf("line %d: unknown command %q (known: #close, #reopen, #urgent, #normal, #note, #assign ADDR)", i+1, "#"+word)
+		}
+	}
+	if a.Has(CmdClose) && a.Has(CmdReopen) || a.Has(CmdUrgent) && a.Has(CmdNormal) {
+		return a, fmt.Errorf("contradicting commands: %v", a.Commands)
+	}
+	a.Text = strings.TrimSpace(strings.Join(lines[i:], "\n"))
+	return a, nil
+}
+
+// IsRecoverySubject reports whether an email asks for a password reset (R16): the subject
+// "wachtwoord vergeten" or "password forgotten", in any case, reply prefixes aside.
+func (p *Policy) IsRecoverySubject(subject string) bool {
+	switch p.BaseSubject(subject) {
+	case "wachtwoord vergeten", "password forgotten", "forgot password", "wachtwoord kwijt":
+		return true
+	}
+	return false
+}
+
+// domainOf returns the domain of an address.
+func domainOf(addr string) string {
+	_, d, _ := strings.Cut(addr, "@")
+	return strings.ToLower(d)
+}
+
+// RecoveryPerHour is the most recovery links one address gets in an hour (R16, R17).
+func (p *Policy) RecoveryPerHour() int { return p.recoveryPerHour() }

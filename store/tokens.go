@@ -1,0 +1,104 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TokenHash is the key a token is stored under.
+func TokenHash(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+
+func tokenIndexKey(customerID uint64, purpose string, hash []byte) []byte {
+	k := append(u64(customerID), purpose...)
+	k = append(k, 0)
+	return append(k, hash...)
+}
+
+// IssueToken creates a recovery token (R16, R17): 256 random bits, URL-safe, valid for ttl,
+// single use. Only its SHA-256 is stored; the raw value is returned for the link and is
+// nowhere else. Every older unused token of the customer for the same purpose is voided.
+func (tx *Tx) IssueToken(purpose string, customerID uint64, newEmail string, now time.Time, ttl time.Duration) (string, error) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	raw := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := TokenHash(raw)
+	idx := tx.tx.Bucket(bTokensByCust)
+	prefix := tokenIndexKey(customerID, purpose, nil)
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		var old Token
+		h := k[len(prefix):]
+		switch err := tx.get(bTokens, h, &old); {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return "", err
+		}
+		if old.Used.IsZero() && !old.Voided {
+			old.Voided = true
+			if err := tx.put(bTokens, bytes.Clone(h), &old); err != nil {
+				return "", err
+			}
+		}
+	}
+	t := &Token{Purpose: purpose, CustomerID: customerID, NewEmail: newEmail, Created: now, Expires: now.Add(ttl)}
+	if err := tx.put(bTokens, sum[:], t); err != nil {
+		return "", err
+	}
+	if err := idx.Put(tokenIndexKey(customerID, purpose, sum[:]), []byte{1}); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+// RedeemToken uses a token once: it must exist, be unused, not voided and not expired at now.
+// For a login token it also makes the new address the customer's login (R17), in the same
+// transaction: redeeming is atomic. Every failure is ErrTokenInvalid (with the reason wrapped
+// for logs).
+func (tx *Tx) RedeemToken(raw string, now time.Time) (*Token, error) {
+	if len(raw) < 40 || len(raw) > 64 {
+		return nil, fmt.Errorf("%w: malformed", ErrTokenInvalid)
+	}
+	sum := TokenHash(raw)
+	var t Token
+	switch err := tx.get(bTokens, sum[:], &t); {
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: unknown", ErrTokenInvalid)
+	case err != nil:
+		return nil, err
+	}
+	switch {
+	case !t.Used.IsZero():
+		return nil, fmt.Errorf("%w: used on %s", ErrTokenInvalid, t.Used.Format(time.RFC3339))
+	case t.Voided:
+		return nil, fmt.Errorf("%w: replaced by a newer one", ErrTokenInvalid)
+	case !now.Before(t.Expires):
+		return nil, fmt.Errorf("%w: expired at %s", ErrTokenInvalid, t.Expires.Format(time.RFC3339))
+	}
+	t.Used = now
+	if err := tx.put(bTokens, sum[:], &t); err != nil {
+		return nil, err
+	}
+	if t.Purpose == PurposeLogin {
+		c, err := tx.Customer(t.CustomerID)
+		if err != nil {
+			return nil, fmt.Errorf("customer %d of login token: %w", t.CustomerID, err)
+		}
+		emails := []string{NormalizeAddress(t.NewEmail)}
+		for _, e := range c.Emails {
+			if e != emails[0] {
+				emails = append(emails, e)
+			}
+		}
+		c.Emails = emails
+		if err := tx.PutCustomer(c); err != nil {
+			return nil, fmt.Errorf("new login %s: %w", t.NewEmail, err)
+		}
+	}
+	return &t, nil
+}
