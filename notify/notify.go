@@ -107,8 +107,9 @@ func isLoopback(addr string) bool {
 }
 
 // Run delivers notifications as they are queued and retries as they fall due, until ctx is
-// done. A failing SMTP server never stops it: while the server cannot be reached, Run waits
-// RetryMin, doubling up to RetryMax, between attempts (or until a new notification is queued).
+// done. A failing SMTP server never stops it: while the server cannot be reached or refuses
+// the configuration (Drain's errors), Run waits RetryMin, doubling up to RetryMax, between
+// attempts (or until a new notification is queued).
 func (w *Worker) Run(ctx context.Context) error {
 	wake := w.db.OutboxWake()
 	var backoff time.Duration
@@ -161,8 +162,10 @@ type Result struct {
 // could not be reached, answered 421 (closing), refused to send for this configuration (a
 // login or sender problem: see classify; logged at Error), or when ctx ended the drain.
 //
-// ctx bounds everything, the connection included: when it is done, an SMTP exchange in
-// progress is cut off at once and its notification stays queued, no attempt counted.
+// ctx bounds everything, the connection included: when it is done, no new transaction
+// starts, connecting and logging in stop at once, and a transaction under way gets
+// cancelGrace for the server's reply before it is cut off; a notification whose send was cut
+// off stays queued, no attempt counted.
 func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 	d := &drain{res: &res}
 	defer func() {

@@ -1,14 +1,17 @@
 package notify_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/mail"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -719,8 +722,10 @@ func TestStartTLSAuth(t *testing.T) {
 		if strings.Contains(err.Error(), "wrong") {
 			t.Errorf("error %q shows the password", err)
 		}
-		if got := e.note(t, id); got.Status != store.NotifyQueued {
-			t.Errorf("status %q, want queued", got.Status)
+		if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 ||
+			!strings.Contains(got.LastError, "535") {
+			t.Errorf("status %q attempts %d error %q; want queued, no attempt, the 535 on record",
+				got.Status, got.Attempts, got.LastError)
 		}
 		if n := len(e.sink.Messages()); n != 0 {
 			t.Errorf("%d messages sent without login", n)
@@ -995,5 +1000,545 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "notifications/s")
 	if err := e.sink.Close(); err != nil { // drop the recorded messages before the next run
 		b.Fatal(err)
+	}
+}
+
+// newWorker makes another worker on e's store, with e's configuration changed by mod.
+func (e *env) newWorker(tb testing.TB, mod func(*notify.Config)) *notify.Worker {
+	tb.Helper()
+	cfg := e.cfg
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, err := notify.New(cfg, e.db)
+	if err != nil {
+		tb.Fatalf("notify.New: %v", err)
+	}
+	return w
+}
+
+// logRecord is one record of a logRecorder, its attributes as text.
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+// logRecorder is a slog handler that passes records at or above level to a channel.
+type logRecorder struct {
+	level slog.Level
+	ch    chan logRecord
+	attrs []slog.Attr
+}
+
+func newLogRecorder(level slog.Level) *logRecorder {
+	return &logRecorder{level: level, ch: make(chan logRecord, 100)}
+}
+
+func (h *logRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	for _, a := range h.attrs {
+		rec.attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	select {
+	case h.ch <- rec:
+	default:
+	}
+	return nil
+}
+func (h *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logRecorder{level: h.level, ch: h.ch, attrs: append(slices.Clone(h.attrs), as...)}
+}
+func (h *logRecorder) WithGroup(string) slog.Handler { return h }
+
+// records returns the records logged so far.
+func (h *logRecorder) records() []logRecord {
+	var out []logRecord
+	for {
+		select {
+		case r := <-h.ch:
+			out = append(out, r)
+		default:
+			return out
+		}
+	}
+}
+
+// assertHeld checks that every one of ids is still queued with no attempt counted, and
+// that the first carries the server's refusal in its LastError (for `ticket show`).
+func (e *env) assertHeld(tb testing.TB, ids []uint64, reply string) {
+	tb.Helper()
+	for i, id := range ids {
+		got := e.note(tb, id)
+		if got.Status != store.NotifyQueued || got.Attempts != 0 {
+			tb.Errorf("notification %d: status %q attempts %d; want queued, no attempt counted",
+				id, got.Status, got.Attempts)
+		}
+		if i == 0 && !strings.Contains(got.LastError, reply) {
+			tb.Errorf("notification %d: LastError %q, want the server's %s", id, got.LastError, reply)
+		}
+	}
+}
+
+// H4: a server that requires AUTH refuses MAIL with 530 5.7.0 when the worker has no
+// user: that is the configuration, not the messages. The drain stops with an error (so
+// `serve -once` exits non-zero), the outbox stays queued, and once the credentials are
+// configured everything goes out.
+func TestAuthRequiredKeepsOutboxQueued(t *testing.T) {
+	rec := newLogRecorder(slog.LevelError)
+	e := newEnv(t, smtptest.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
+		func(c *notify.Config) { c.Logger = slog.New(rec) })
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+
+	res, err := e.worker.Drain(ctxT(t), false)
+	if err == nil || !strings.Contains(err.Error(), "530") || !strings.Contains(err.Error(), e.sink.Addr()) {
+		t.Fatalf("Drain without a user against a server that requires AUTH: %v; want an error naming the 530 and the server", err)
+	}
+	if !strings.Contains(err.Error(), "smtp_user") {
+		t.Errorf("error %q does not tell what to configure", err)
+	}
+	if res != (notify.Result{}) {
+		t.Errorf("Drain = %+v, want nothing counted", res)
+	}
+	e.assertHeld(t, ids, "530")
+	if n := e.sink.Connections(); n != 1 {
+		t.Errorf("%d connections, want 1: the drain stops at the first refusal", n)
+	}
+	recs := rec.records()
+	if len(recs) != 1 || recs[0].attrs["server"] != e.sink.Addr() || !strings.Contains(recs[0].attrs["reply"], "530 5.7.0") {
+		t.Errorf("logged %+v; want one Error naming the server and the 530 5.7.0 reply", recs)
+	}
+
+	w := e.newWorker(t, func(c *notify.Config) { c.User, c.Password = smtpUser, smtpPass })
+	if res, err := w.Drain(ctxT(t), false); err != nil || res != (notify.Result{Sent: 3}) {
+		t.Fatalf("Drain with credentials = %+v, %v; want 3 sent", res, err)
+	}
+	for _, id := range ids {
+		if got := e.note(t, id); got.Status != store.NotifySent || got.Attempts != 1 || got.LastError != "" {
+			t.Errorf("notification %d: status %q attempts %d error %q; want sent at the first attempt",
+				id, got.Status, got.Attempts, got.LastError)
+		}
+	}
+}
+
+// H4: refusals that concern the account or the server, whatever the message, keep the
+// outbox queued and stop the drain with an error.
+func TestConfigRefusalKeepsOutboxQueued(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		stage    smtptest.Stage
+		code     int
+		enhanced smtp.EnhancedCode
+		msg      string
+	}{
+		{"sender not owned", smtptest.StageMail, 553, smtp.EnhancedCode{5, 7, 1}, "Sender address not owned by user"},
+		{"sender refused", smtptest.StageMail, 550, smtp.EnhancedCode{5, 1, 8}, "Bad sender address domain"},
+		{"auth required at RCPT", smtptest.StageRcpt, 530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"},
+		{"auth at RCPT by enhanced code", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 7, 0}, "Must authenticate"},
+		{"credentials at DATA", smtptest.StageData, 554, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, smtptest.Options{}, nil)
+			ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+			e.sink.FailNext(tc.stage, tc.code, tc.enhanced, tc.msg, 1)
+			reply := fmt.Sprintf("%d %d.%d.%d %s", tc.code, tc.enhanced[0], tc.enhanced[1], tc.enhanced[2], tc.msg)
+
+			res, err := e.worker.Drain(ctxT(t), false)
+			if err == nil || !strings.Contains(err.Error(), reply) || !strings.Contains(err.Error(), e.sink.Addr()) ||
+				!strings.Contains(err.Error(), tc.stage.String()) {
+				t.Fatalf("Drain: %v; want an error naming the server, the %s stage and %q", err, tc.stage, reply)
+			}
+			if res != (notify.Result{}) {
+				t.Errorf("Drain = %+v, want nothing counted", res)
+			}
+			e.assertHeld(t, ids, reply)
+			if n := len(e.sink.Messages()); n != 0 {
+				t.Errorf("%d messages sent after the refusal, want the drain stopped", n)
+			}
+
+			// The server is fixed: everything goes out, and the refusal costs no attempt.
+			if res := e.drain(t, false); res != (notify.Result{Sent: 3}) {
+				t.Errorf("Drain after the fix = %+v, want 3 sent", res)
+			}
+			for _, id := range ids {
+				if got := e.note(t, id); got.Status != store.NotifySent || got.Attempts != 1 {
+					t.Errorf("notification %d: status %q attempts %d", id, got.Status, got.Attempts)
+				}
+			}
+		})
+	}
+}
+
+// H4: refusals of one message (its mailbox, its content) fail that notification; the
+// others go out and the drain ends without an error.
+func TestMessageRefusalFailsOnlyThatOne(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		stage    smtptest.Stage
+		code     int
+		enhanced smtp.EnhancedCode
+		msg      string
+	}{
+		{"user unknown", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown"},
+		{"mailbox disabled", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 2, 1}, "Mailbox disabled"},
+		{"no enhanced code", smtptest.StageRcpt, 550, smtp.EnhancedCode{}, "No such user"},
+		{"recipient policy", smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient address rejected"},
+		{"content", smtptest.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected"},
+		{"too big", smtptest.StageData, 552, smtp.EnhancedCode{5, 3, 4}, "Message too big"},
+		{"spam", smtptest.StageData, 550, smtp.EnhancedCode{5, 7, 1}, "Message rejected as spam"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, smtptest.Options{}, nil)
+			ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
+			e.sink.FailNext(tc.stage, tc.code, tc.enhanced, tc.msg, 1)
+
+			res, err := e.worker.Drain(ctxT(t), false)
+			if err != nil || res != (notify.Result{Sent: 2, Failed: 1}) {
+				t.Fatalf("Drain = %+v, %v; want 2 sent, 1 failed, no error", res, err)
+			}
+			failed := e.note(t, ids[0])
+			if failed.Status != store.NotifyFailed || failed.Attempts != 1 ||
+				!strings.Contains(failed.LastError, strconv.Itoa(tc.code)) || !strings.Contains(failed.LastError, tc.msg) ||
+				!strings.Contains(failed.LastError, tc.stage.String()) {
+				t.Errorf("refused notification: status %q attempts %d error %q; want failed with the %s reply",
+					failed.Status, failed.Attempts, failed.LastError, tc.stage)
+			}
+			for _, id := range ids[1:] {
+				if got := e.note(t, id); got.Status != store.NotifySent {
+					t.Errorf("notification %d: status %q", id, got.Status)
+				}
+			}
+		})
+	}
+}
+
+// H4: a server that refuses to relay for the account refuses every recipient, which looks
+// like a series of bad mailboxes. Three different recipients all refused, none accepted:
+// the drain stops and they stay queued.
+func TestEveryRecipientRefusedIsRelayDenied(t *testing.T) {
+	e := newEnv(t, smtptest.Options{}, nil)
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"),
+		ackNote(4, "d@example.com"))
+	e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Relay access denied", 3)
+
+	res, err := e.worker.Drain(ctxT(t), false)
+	if err == nil || !strings.Contains(err.Error(), "554 5.7.1 Relay access denied") ||
+		!strings.Contains(err.Error(), "every recipient") || !strings.Contains(err.Error(), e.sink.Addr()) {
+		t.Fatalf("Drain: %v; want an error naming the relay refusal and the server", err)
+	}
+	if res != (notify.Result{}) {
+		t.Errorf("Drain = %+v, want nothing counted", res)
+	}
+	e.assertHeld(t, ids, "Relay access denied")
+	for _, id := range ids[:3] {
+		if got := e.note(t, id); !strings.Contains(got.LastError, "554") {
+			t.Errorf("notification %d: LastError %q", id, got.LastError)
+		}
+	}
+	if got := e.note(t, ids[3]); got.LastError != "" {
+		t.Errorf("notification after the stop: LastError %q, want untouched", got.LastError)
+	}
+	if res := e.drain(t, false); res != (notify.Result{Sent: 4}) {
+		t.Errorf("Drain after the fix = %+v, want 4 sent", res)
+	}
+}
+
+// The relay check does not mistake bad mailboxes, or one bad mailbox written to three
+// times, for a relay refusal.
+func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
+	t.Run("unknown users", func(t *testing.T) {
+		e := newEnv(t, smtptest.Options{}, nil)
+		ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"))
+		e.sink.FailNext(smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 3)
+		if res := e.drain(t, false); res != (notify.Result{Failed: 3}) {
+			t.Errorf("Drain = %+v, want 3 failed", res)
+		}
+		for _, id := range ids {
+			if got := e.note(t, id); got.Status != store.NotifyFailed {
+				t.Errorf("notification %d: %q", id, got.Status)
+			}
+		}
+	})
+	t.Run("one address", func(t *testing.T) {
+		e := newEnv(t, smtptest.Options{}, nil)
+		ids := e.enqueue(t, ackNote(1, custAddr), ackNote(2, custAddr), ackNote(3, custAddr))
+		e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 3)
+		if res := e.drain(t, false); res != (notify.Result{Failed: 3}) {
+			t.Errorf("Drain = %+v, want 3 failed", res)
+		}
+		for _, id := range ids {
+			if got := e.note(t, id); got.Status != store.NotifyFailed || got.Attempts != 1 {
+				t.Errorf("notification %d: status %q attempts %d", id, got.Status, got.Attempts)
+			}
+		}
+	})
+	t.Run("refused before an accepted one", func(t *testing.T) {
+		e := newEnv(t, smtptest.Options{}, nil)
+		ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"),
+			ackNote(4, "d@example.com"))
+		e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 2)
+		if res := e.drain(t, false); res != (notify.Result{Sent: 2, Failed: 2}) {
+			t.Errorf("Drain = %+v, want 2 sent, 2 failed", res)
+		}
+		for i, id := range ids {
+			want := store.NotifySent
+			if i < 2 {
+				want = store.NotifyFailed
+			}
+			if got := e.note(t, id); got.Status != want {
+				t.Errorf("notification %d: %q, want %q", id, got.Status, want)
+			}
+		}
+	})
+}
+
+// H4: after a configuration refusal Run backs off (RetryMin, a minute here) instead of
+// asking the server again at once.
+func TestRunBacksOffAfterConfigRefusal(t *testing.T) {
+	rec := newLogRecorder(slog.LevelError)
+	e := newEnv(t, smtptest.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
+		func(c *notify.Config) { c.Logger = slog.New(rec) })
+	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.worker.Run(ctx) }()
+	select {
+	case r := <-rec.ch:
+		if !strings.Contains(r.attrs["reply"], "530") {
+			t.Errorf("logged %+v, want the 530", r)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("Run logged no error against a server that requires AUTH")
+	}
+	quiet, qcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer qcancel()
+	select {
+	case r := <-rec.ch:
+		t.Errorf("second error %q right after the first: Run is not backing off", r.msg)
+	case <-quiet.Done():
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+	if n := e.sink.Connections(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+	e.assertHeld(t, ids, "530")
+}
+
+// stalledServer accepts TCP connections on 127.0.0.1 and never says anything.
+func stalledServer(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// drainAsync runs Drain in the background and returns its outcome, failing the test if it
+// does not return within 5 s (go-smtp's own timeouts are minutes).
+func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Result, error) {
+	tb.Helper()
+	type outcome struct {
+		res notify.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := w.Drain(ctx, false)
+		done <- outcome{res, err}
+	}()
+	select {
+	case o := <-done:
+		return o.res, o.err
+	case <-time.After(5 * time.Second):
+		tb.Fatal("Drain hangs against a stalled server")
+		return notify.Result{}, nil
+	}
+}
+
+// M2: a server that accepts the connection and never greets holds Drain only until its
+// context ends — in every TLS mode: the greeting, EHLO, STARTTLS and the TLS handshake
+// all honour the context.
+func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
+	for _, mode := range []string{notify.TLSNone, notify.TLSStart, notify.TLSImplicit} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, smtptest.Options{}, nil) // Timeout 10 s: only the context can end it
+			id := e.enqueue(t, ackNote(1, custAddr))[0]
+			w := e.newWorker(t, func(c *notify.Config) { c.Addr, c.TLS = stalledServer(t), mode })
+
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			res, err := drainAsync(t, w, ctx)
+			if ctx.Err() == nil {
+				t.Errorf("Drain returned (%+v, %v) before its context ended", res, err)
+			}
+			if err == nil || res != (notify.Result{}) {
+				t.Errorf("Drain = %+v, %v; want an error and nothing counted", res, err)
+			}
+			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 {
+				t.Errorf("status %q attempts %d; want queued, no attempt counted", got.Status, got.Attempts)
+			}
+		})
+	}
+}
+
+// M2: the login phase as a whole is bounded by Config.Timeout, not by go-smtp's 5-minute
+// default (which DialStartTLS used for the greeting, EHLO and STARTTLS).
+func TestLoginPhaseHonoursTimeout(t *testing.T) {
+	for _, mode := range []string{notify.TLSNone, notify.TLSStart, notify.TLSImplicit} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, smtptest.Options{}, nil)
+			id := e.enqueue(t, ackNote(1, custAddr))[0]
+			addr := stalledServer(t)
+			w := e.newWorker(t, func(c *notify.Config) { c.Addr, c.TLS, c.Timeout = addr, mode, 200*time.Millisecond })
+
+			res, err := drainAsync(t, w, ctxT(t))
+			if err == nil || !strings.Contains(err.Error(), addr) {
+				t.Errorf("Drain = %+v, %v; want an error naming the server", res, err)
+			}
+			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 {
+				t.Errorf("status %q attempts %d; want queued, untouched", got.Status, got.Attempts)
+			}
+		})
+	}
+}
+
+// scriptedServer is a minimal SMTP server on 127.0.0.1 that accepts every command and,
+// after the message of a DATA, calls afterData instead of replying.
+func scriptedServer(tb testing.TB, afterData func(w io.Writer)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 scripted ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
+					case "EHLO", "HELO":
+						fmt.Fprint(c, "250-scripted\r\n250 8BITMIME\r\n")
+					case "DATA":
+						fmt.Fprint(c, "354 Go ahead\r\n")
+						for line != ".\r\n" {
+							if line, err = r.ReadString('\n'); err != nil {
+								return
+							}
+						}
+						afterData(c)
+					case "QUIT":
+						fmt.Fprint(c, "221 Bye\r\n")
+						return
+					default:
+						fmt.Fprint(c, "250 OK\r\n")
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// M2: a transaction stuck after the message (the server never answers the end of DATA)
+// ends soon after the context does, and the notification stays queued: a send cut off by
+// the context is not an attempt.
+func TestStuckTransactionEndsWithContext(t *testing.T) {
+	release := make(chan struct{})
+	addr := scriptedServer(t, func(io.Writer) { <-release })
+	t.Cleanup(func() { close(release) }) // before the server's cleanup, which waits for it
+	e := newEnv(t, smtptest.Options{}, nil)
+	id := e.enqueue(t, ackNote(1, custAddr))[0]
+	w := e.newWorker(t, func(c *notify.Config) { c.Addr = addr })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := drainAsync(t, w, ctx)
+	if ctx.Err() == nil {
+		t.Errorf("Drain returned (%+v, %v) before its context ended", res, err)
+	}
+	if err == nil || res != (notify.Result{}) {
+		t.Errorf("Drain = %+v, %v; want an error and nothing counted", res, err)
+	}
+	if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 || !got.NextAttempt.IsZero() {
+		t.Errorf("status %q attempts %d next %v; want queued as it was", got.Status, got.Attempts, got.NextAttempt)
+	}
+}
+
+// The server's reply to a message it has received still counts when it comes just after
+// the context ended: the notification is sent, not queued to be sent twice.
+func TestReplyAfterCancelStillCounts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := scriptedServer(t, func(w io.Writer) {
+		cancel() // the shutdown comes while the server is busy with the message
+		fmt.Fprint(w, "250 2.0.0 Queued\r\n")
+	})
+	e := newEnv(t, smtptest.Options{}, nil)
+	id := e.enqueue(t, ackNote(1, custAddr))[0]
+	w := e.newWorker(t, func(c *notify.Config) { c.Addr = addr })
+
+	res, err := drainAsync(t, w, ctx)
+	if res != (notify.Result{Sent: 1}) || err != nil {
+		t.Errorf("Drain = %+v, %v; want 1 sent", res, err)
+	}
+	if got := e.note(t, id); got.Status != store.NotifySent {
+		t.Errorf("status %q, want sent", got.Status)
 	}
 }
