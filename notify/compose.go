@@ -42,9 +42,15 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, la
 	if len(refs) > 0 {
 		h.SetMsgIDList("References", refs)
 	}
-	if n.Automatic {
+	switch {
+	case n.Automatic:
 		h.Set("Auto-Submitted", "auto-replied")  // RFC 3834 §5
 		h.Set("X-Auto-Response-Suppress", "All") // no out-of-office replies from Exchange
+	case n.Kind != store.KindAnswer:
+		// Staff notices and "an answer waits on the site" are generated, not replies: still
+		// no mail client should answer them automatically (RFC 3834 §5).
+		h.Set("Auto-Submitted", "auto-generated")
+		h.Set("X-Auto-Response-Suppress", "All")
 	}
 	if lang != "" {
 		h.Set("Content-Language", lang)

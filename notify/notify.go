@@ -54,6 +54,8 @@ type Config struct {
 	RetryMin, RetryMax, GiveUpAfter time.Duration
 	// Timeout bounds each SMTP command. Default 30 s.
 	Timeout time.Duration
+	// TokenTTL is how long a recovery link works (R16, R17). Default 1 h.
+	TokenTTL time.Duration
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -72,6 +74,7 @@ func New(cfg Config, db *store.DB) (*Worker, error) {
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, time.Hour)
 	cfg.GiveUpAfter = cmp.Or(cfg.GiveUpAfter, 72*time.Hour)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
+	cfg.TokenTTL = cmp.Or(cfg.TokenTTL, time.Hour)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -244,7 +247,11 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 	if n.MessageID = cleanMsgID(n.MessageID); n.MessageID == "" {
 		n.MessageID = newMessageID(w.cfg.Hostname)
 	}
-	msg, rcpt, err := w.render(n, now)
+	link, err := w.issueToken(ctx, n, now)
+	if err != nil {
+		return w.fail(ctx, n, now, err, d.res, log)
+	}
+	msg, rcpt, err := w.render(n, now, link)
 	if err != nil {
 		// A bad address or a template that does not render: retrying will not help.
 		return w.fail(ctx, n, now, err, d.res, log)
@@ -375,9 +382,44 @@ func (w *Worker) failRefused(ctx context.Context, d *drain) error {
 	return nil
 }
 
+// Recovery link paths under the site URL; the token is the query parameter "token".
+const (
+	PasswordPath = "/wachtwoord/herstel"
+	LoginPath    = "/login/bevestig"
+)
+
+// issueToken creates the recovery token of a notification that asks for one (R16, R17) and
+// returns the link. The token is issued when the message is sent, never before: only its hash
+// is stored, and the raw value exists only in the email. A retry issues a new one, which voids
+// the old (a link from a message that never arrived is worth nothing anyway).
+func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time.Time) (string, error) {
+	purpose := n.Data.TokenPurpose
+	if purpose == "" {
+		return "", nil
+	}
+	if w.cfg.SiteURL == "" {
+		return "", errors.New("no site_url configured: a recovery link needs the website")
+	}
+	var raw string
+	err := w.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
+		raw, err = tx.IssueToken(purpose, n.Data.CustomerID, n.Data.NewEmail, now, w.cfg.TokenTTL)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("issue %s token: %w", purpose, err)
+	}
+	path := PasswordPath
+	if purpose == store.PurposeLogin {
+		path = LoginPath
+	}
+	return strings.TrimRight(w.cfg.SiteURL, "/") + path + "?token=" + raw, nil
+}
+
 // render builds the message of n and returns it with the envelope recipient.
-func (w *Worker) render(n *store.Notification, now time.Time) (msg []byte, rcpt string, err error) {
-	r, err := w.cfg.Templates.Render(n.Kind, n.Lang, w.data(n))
+func (w *Worker) render(n *store.Notification, now time.Time, link string) (msg []byte, rcpt string, err error) {
+	data := w.data(n)
+	data.Link = link
+	r, err := w.cfg.Templates.Render(n.Kind, n.Lang, data)
 	if err != nil {
 		return nil, "", err
 	}
@@ -443,6 +485,24 @@ func (w *Worker) save(ctx context.Context, n *store.Notification) error {
 	return nil
 }
 
+// validFor says how long a link works, in the customer's language.
+func validFor(d time.Duration, lang string) string {
+	h, m := int(d.Hours()), int(d.Minutes())
+	switch {
+	case lang == "en" && h == 1 && m == 60:
+		return "one hour"
+	case lang == "en" && m%60 == 0:
+		return fmt.Sprintf("%d hours", h)
+	case lang == "en":
+		return fmt.Sprintf("%d minutes", m)
+	case h == 1 && m == 60:
+		return "één uur"
+	case m%60 == 0:
+		return fmt.Sprintf("%d uur", h)
+	}
+	return fmt.Sprintf("%d minuten", m)
+}
+
 // data is what the templates see of a notification.
 func (w *Worker) data(n *store.Notification) templates.Data {
 	d := templates.Data{TicketID: n.TicketID, TicketSubject: n.Data.TicketSubject,
@@ -451,7 +511,8 @@ func (w *Worker) data(n *store.Notification) templates.Data {
 		Helpdesk: cmp.Or(w.cfg.From.Name, w.cfg.From.Address), SiteURL: w.cfg.SiteURL,
 		Tier: string(n.Data.Tier), Priority: n.Data.Priority, SurchargeZone: n.Data.SurchargeZone,
 		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
-		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue}
+		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue, Error: n.Data.Error,
+		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang)}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)
 	}

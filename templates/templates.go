@@ -27,7 +27,10 @@ import (
 var embedded embed.FS
 
 // Kinds returns the notification kinds that have templates.
-func Kinds() []string { return []string{"ack", "answer", "unknown_sender", "over_limit"} }
+func Kinds() []string {
+	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
+		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice"}
+}
 
 // Langs returns the languages every kind exists in; the first is the default.
 func Langs() []string { return []string{"nl", "en"} }
@@ -58,6 +61,10 @@ type Data struct {
 	ValidUntil    string   // dd-mm-jjjj
 	LimitKind     string   // tickets_per_month, open_tickets or replies_per_ticket
 	LimitValue    int
+	Error         string // why a staff email was not applied
+	Link          string // a recovery link (password_reset, login_confirm)
+	ValidFor      string // how long the link works, in words
+	NewEmail      string // the new login address (R17)
 }
 
 // Rendered is one notification, ready to be put into MIME.
@@ -140,7 +147,9 @@ func Sample() Data {
 		SiteURL: "https://helpdesk.example.nl", TicketURL: "https://helpdesk.example.nl/tickets/123",
 		Tier: "SLA8", Priority: "urgent", SurchargeZone: 2, Followup: "callback", Payment: "prepaid",
 		Notes:      []string{"urgent", "urgent_sla24", "expired", "callback", "prepaid_only", "callback_no_right", "free_support", "answer_on_site"},
-		ValidUntil: "31-10-2026", LimitKind: "tickets_per_month", LimitValue: 3}
+		ValidUntil: "31-10-2026", LimitKind: "tickets_per_month", LimitValue: 3,
+		Error: "line 1: unknown command \"#sluit\"", Link: "https://helpdesk.example.nl/wachtwoord/herstel?token=abc",
+		ValidFor: "1 uur", NewEmail: "nieuw@example.nl"}
 }
 
 // Render renders one notification. Unknown languages fall back to Dutch.

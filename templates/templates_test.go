@@ -44,6 +44,25 @@ func TestRenderAll(t *testing.T) {
 		// R11: the limit is named, and how SLA8 lifts it.
 		"nl/over_limit": {"Uw e-mail aan de helpdesk: limiet van SLA24 bereikt", "beperkt tot 3 per kalendermaand", `<html lang="nl">`},
 		"en/over_limit": {"Your email to the helpdesk: SLA24 limit reached", "With SLA8 these limits do not apply", `<html lang="en">`},
+		// R14: the answer waits on the site; the link, not the answer text.
+		"nl/answer_site": {"[Infobits #123] Er staat een antwoord voor u klaar", "https://helpdesk.example.nl/tickets/123", `<html lang="nl">`},
+		"en/answer_site": {"[Infobits #123] An answer is waiting for you", "https://helpdesk.example.nl/tickets/123", `<html lang="en">`},
+		// Staff: the reference in the subject, so a plain reply answers the customer.
+		"nl/staff_new":     {"[Infobits #123] Nieuw ticket: Kassa start niet op (Bakkerij de Vries)", "Herstart de kassa", `<html lang="nl">`},
+		"en/staff_new":     {"[Infobits #123] New ticket: Kassa start niet op (Bakkerij de Vries)", "Herstart de kassa", `<html lang="en">`},
+		"nl/staff_reply":   {"[Infobits #123] Reactie van de klant: Kassa start niet op", "Herstart de kassa", `<html lang="nl">`},
+		"en/staff_reply":   {"[Infobits #123] Customer replied: Kassa start niet op", "Herstart de kassa", `<html lang="en">`},
+		"nl/staff_error":   {"Niet verwerkt: Vraag over de kassa", `unknown command "#sluit"`, `<html lang="nl">`},
+		"en/staff_error":   {"Not applied: Vraag over de kassa", `unknown command "#sluit"`, `<html lang="en">`},
+		"nl/staff_refused": {"Geweigerd: e-mail namens info@example.nl zonder geldige authenticatie", "niet bewezen", `<html lang="nl">`},
+		"en/staff_refused": {"Refused: email as info@example.nl without valid authentication", "not proven", `<html lang="en">`},
+		// R16, R17: the link with the token; the login change only after confirmation.
+		"nl/password_reset": {"Nieuw wachtwoord instellen", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="nl">`},
+		"en/password_reset": {"Set a new password", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="en">`},
+		"nl/login_confirm":  {"Bevestig uw nieuwe inlogadres", "nieuw@example.nl", `<html lang="nl">`},
+		"en/login_confirm":  {"Confirm your new login address", "nieuw@example.nl", `<html lang="en">`},
+		"nl/login_notice":   {"Verzoek om uw inlogadres te wijzigen", "bevestigingslink", `<html lang="nl">`},
+		"en/login_notice":   {"A request to change your login address", "confirmation link", `<html lang="en">`},
 	}
 	for _, lang := range templates.Langs() {
 		for _, kind := range templates.Kinds() {

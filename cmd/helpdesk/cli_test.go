@@ -26,6 +26,13 @@ import (
 
 var binPath string
 
+// trustedMX is the receiving server the tests' gateway trusts; staffAuth is the header it
+// writes on staff mail whose DMARC passed.
+const (
+	trustedMX = "mx.infobits.example"
+	staffAuth = "Authentication-Results: " + trustedMX + "; dkim=pass header.d=infobits.example; dmarc=pass (p=reject) header.from=infobits.example\r\n"
+)
+
 // raceEnv stops the race runtime's one-second sleep at every exit of the binary.
 const raceEnv = "GORACE=atexit_sleep_ms=0"
 
@@ -85,6 +92,7 @@ func (p *peers) env(extra ...string) []string {
 		"HELPDESK_IMAP_ADDR=" + p.imapAddr, "HELPDESK_IMAP_USER=" + p.imapUser, "HELPDESK_IMAP_PASSWORD=" + p.imapPass,
 		"HELPDESK_IMAP_TLS=none", "HELPDESK_SMTP_ADDR=" + p.sink.Addr(), "HELPDESK_SMTP_TLS=none",
 		"HELPDESK_FROM=Infobits Helpdesk <support@infobits.example>", "HELPDESK_STAFF=jan@infobits.example",
+		"HELPDESK_AUTHSERV_ID=" + trustedMX,
 		"HELPDESK_SITE_URL=https://helpdesk.infobits.example", "HELPDESK_LOG_FORMAT=json",
 		"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir,
 	}, extra...)
@@ -190,7 +198,7 @@ func scenario(t *testing.T, p *peers) {
 
 	// A reply to the acknowledgement joins the ticket; a staff answer is forwarded.
 	p.deliver(t, customerMail("info@bakkerijdevries.nl", "Re: iets", "q2@bakkerij", "In-Reply-To: <"+ackID+">\r\n", "Hij piept ook."))
-	p.deliver(t, customerMail("Jan <jan@infobits.example>", "Re: [Infobits #1] Kassa start niet op", "a1@infobits", "", "Herstart de kassa."))
+	p.deliver(t, customerMail("Jan <jan@infobits.example>", "Re: [Infobits #1] Kassa start niet op", "a1@infobits", staffAuth, "Herstart de kassa."))
 	mustRun(t, env, "serve", "-once")
 
 	var show map[string]any

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -102,11 +103,17 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 		return nil, err
 	}
 	_, domain, _ := strings.Cut(from.Address, "@")
+	var staffList string
+	if a, err := mail.ParseAddress(cfg.StaffList); err == nil {
+		staffList = strings.ToLower(a.Address)
+	}
 	pol := policy.New(policy.Rules{Staff: cfg.staffAddresses(), TicketTag: cfg.TicketTag,
 		Own: []string{strings.ToLower(from.Address)}, Calendars: cals,
 		UrgentWords: cfg.UrgentWords, CallbackWords: cfg.CallbackWords,
 		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
-			RepliesPerTicket: cfg.SLA24RepliesPerTicket}})
+			RepliesPerTicket: cfg.SLA24RepliesPerTicket},
+		AuthServID: cfg.AuthServID, RequireStaffAuth: cfg.RequireAuth, StaffList: staffList,
+		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour})
 	return &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}, nil
 }
 

@@ -37,11 +37,14 @@ type Config struct {
 	SMTPPassword string `key:"smtp_password" secret:"1" help:"SMTP password"`
 	SMTPTLS      string `key:"smtp_tls" default:"starttls" help:"starttls (587), tls (465) or none (loopback only)"`
 
-	From      string   `key:"from" help:"sender of notifications, e.g. Infobits Helpdesk <support@infobits.example>"`
-	Staff     []string `key:"staff" help:"comma-separated staff addresses: their email to a ticket is its answer"`
-	SiteURL   string   `key:"site_url" help:"the helpdesk website, for links in notifications"`
-	TicketTag string   `key:"ticket_tag" default:"Infobits" help:"subject tag of ticket references: [Infobits #123]"`
-	Templates string   `key:"templates_dir" help:"directory with template overrides (nl/ack.txt.tmpl, ...)"`
+	From        string   `key:"from" help:"sender of notifications, e.g. Infobits Helpdesk <support@infobits.example>"`
+	Staff       []string `key:"staff" help:"comma-separated staff addresses: their email to a ticket is its answer"`
+	StaffList   string   `key:"staff_list" help:"address told of new tickets, customer replies and refused staff email; empty: no one"`
+	AuthServID  string   `key:"authserv_id" help:"authserv-id of the trusted receiving server's Authentication-Results header (RFC 8601)"`
+	RequireAuth bool     `key:"require_auth" default:"true" help:"apply staff email only with DMARC pass or aligned DKIM pass from authserv_id"`
+	SiteURL     string   `key:"site_url" help:"the helpdesk website, for links in notifications"`
+	TicketTag   string   `key:"ticket_tag" default:"Infobits" help:"subject tag of ticket references: [Infobits #123]"`
+	Templates   string   `key:"templates_dir" help:"directory with template overrides (nl/ack.txt.tmpl, ...)"`
 
 	// The SLA policy (R6–R13).
 	SLA24TicketsPerMonth  int      `key:"sla24_tickets_per_month" default:"3" help:"SLA24: new tickets per calendar month (0: no limit)"`
@@ -55,6 +58,12 @@ type Config struct {
 	HoursHelpdesk         string   `key:"hours_helpdesk" default:"mon-fri 09:00-17:00" help:"helpdesk opening hours (R7)"`
 	HoursZone1            string   `key:"hours_zone1" default:"mon-fri 09:00-17:00; sat 09:00-12:00" help:"rate zone 1, normal rate; the contract calendar (R7, R8)"`
 	HoursZone2            string   `key:"hours_zone2" default:"mon-fri 17:00-21:00; sat 12:00-17:00; sun 10:00-17:00" help:"rate zone 2, high rate (R7)"`
+
+	AutoReplyPerHour int           `key:"autoreply_per_hour" default:"10" help:"automatic replies to one address per hour, at most (RFC 3834)"`
+	RecoveryPerHour  int           `key:"recovery_per_hour" default:"3" help:"password and login recovery links to one address per hour, at most"`
+	TokenTTL         time.Duration `key:"token_ttl" default:"1h" help:"how long a recovery link works"`
+	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`
+	APIToken         string        `key:"api_token" secret:"1" help:"bearer token of the /api/ routes; empty: the /api/ routes are off"`
 
 	MaxMessageBytes int64  `key:"max_message_bytes" default:"26214400" help:"larger emails are left on the server and held"`
 	LogFormat       string `key:"log_format" default:"auto" help:"auto (text on a terminal, else JSON), text or json"`
@@ -182,6 +191,15 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("want a duration such as 30s or 5m, not %q", s)
 		}
 		f.SetInt(int64(d))
+	case bool:
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "yes", "1", "on":
+			f.SetBool(true)
+		case "false", "no", "0", "off":
+			f.SetBool(false)
+		default:
+			return fmt.Errorf("want true or false, not %q", s)
+		}
 	case int64, int:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
@@ -236,6 +254,17 @@ func (c Config) validateServe() error {
 	}
 	if _, err := c.calendars(); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if c.RequireAuth && c.AuthServID == "" && len(c.Staff) > 0 {
+		errs = append(errs, "staff email is applied only when the trusted server vouches for it: set authserv_id (HELPDESK_AUTHSERV_ID), or require_auth = false (HELPDESK_REQUIRE_AUTH=false) where no such server exists")
+	}
+	if c.StaffList != "" {
+		if _, err := mail.ParseAddress(c.StaffList); err != nil {
+			errs = append(errs, fmt.Sprintf("staff_list %q: %v", c.StaffList, err))
+		}
+	}
+	if c.TokenTTL < time.Minute {
+		errs = append(errs, fmt.Sprintf("token_ttl = %s: too short", c.TokenTTL))
 	}
 	if len(errs) > 0 {
 		return errors.New("configuration: " + strings.Join(errs, "; "))

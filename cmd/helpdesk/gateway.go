@@ -58,7 +58,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	worker, err := notify.New(notify.Config{
 		Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
 		TLSConfig: withServerName(o.smtpTLS, cfg.SMTPAddr), From: from, Templates: tpl,
-		TicketTag: cfg.TicketTag, SiteURL: cfg.SiteURL, Now: now, Logger: log.With("component", "notify"),
+		TicketTag: cfg.TicketTag, SiteURL: cfg.SiteURL, TokenTTL: cfg.TokenTTL, Now: now, Logger: log.With("component", "notify"),
 	}, db)
 	if err != nil {
 		return nil, err
@@ -155,6 +155,9 @@ func runServe(e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if !cfg.RequireAuth && len(cfg.Staff) > 0 {
+		log.Warn("require_auth = false: staff email is applied on its From address alone, which anyone can forge; use only behind a server that rejects forged staff mail")
+	}
 	gw, err := newGateway(cfg, db, log, e.now, gatewayOptions{})
 	if err != nil {
 		return err
