@@ -56,8 +56,8 @@ type Config struct {
 	Timeout time.Duration
 	// TokenTTL is how long a recovery link works (R16, R17). Default 1 h.
 	TokenTTL time.Duration
-	Now     func() time.Time
-	Logger  *slog.Logger
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Worker drains the outbox.
