@@ -50,6 +50,7 @@ func commands() []command {
 		{name: "ticket release", args: "ID", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
 		{name: "deadline", args: "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]", summary: "the first-response deadline of a question arriving at TIME (R6–R9)", run: runDeadline},
 		{name: "ratezone", args: "[-at TIME]", summary: "the rate zone at TIME: 1, 2 or closed (R7)", run: runRateZone},
+		{name: "templates preview", args: "NAME [-lang nl|en] [-html]", summary: "render a notification with sample data through the configured templates", run: runTemplatesPreview},
 		{name: "help", args: "[COMMAND]", summary: "list the commands, or show one command's flags", run: runHelp},
 	}
 }
