@@ -74,11 +74,25 @@ func runTicketShow(e *env, args []string) error {
 	w := e.stdout
 	fmt.Fprintf(w, "Ticket %d: %s\n", d.ID, d.Subject)
 	fmt.Fprintf(w, "  customer %s · %s · %s · %s\n", d.Customer, d.Status, d.Priority, d.SLA)
-	fmt.Fprintf(w, "  created  %s · due %s\n", shortTime(d.Created), shortTime(d.Due))
+	fmt.Fprintf(w, "  created  %s · due %s", shortTime(d.Created), shortTime(d.Due))
+	if fr := time.Time(d.FirstResponse); !fr.IsZero() {
+		met := "met"
+		if !d.FirstResponseMet {
+			met = "missed"
+		}
+		fmt.Fprintf(w, " · first response %s (deadline %s)", shortTime(d.FirstResponse), met)
+	}
+	if d.Assignee != "" {
+		fmt.Fprintf(w, " · assigned to %s", d.Assignee)
+	}
+	fmt.Fprintln(w)
 	for i, m := range d.Messages {
 		who := "customer"
-		if m.Direction == store.DirectionOut {
+		switch m.Direction {
+		case store.DirectionOut:
 			who = "staff"
+		case store.DirectionNote:
+			who = "staff note (internal)"
 		}
 		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, m.From, shortTime(m.Date), m.Subject)
 		for _, a := range m.Attachments {

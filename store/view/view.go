@@ -56,6 +56,11 @@ type SLAFields struct {
 	SurchargeZone int    `json:"surcharge_zone"` // the zone of the surcharge, 0 when none
 	Followup      string `json:"followup"`       // site, email or callback (R13, R14)
 	Payment       string `json:"payment"`        // prepaid, postpaid, or "" (not a callback)
+	Assignee      string `json:"assignee"`       // the staff member assigned (#assign), or ""
+	// FirstResponse is when staff first answered ("" not yet); FirstResponseMet whether that
+	// was by the deadline.
+	FirstResponse    Time `json:"first_response"`
+	FirstResponseMet bool `json:"first_response_met"`
 }
 
 // TicketDetail is one ticket with its thread and the notifications sent about it.
@@ -176,7 +181,8 @@ func ticketOf(t *store.Ticket, customer string) Ticket {
 	return Ticket{ID: t.ID, Customer: customer, Subject: t.Subject, Status: t.Status,
 		Priority: t.Priority, SLA: string(t.Tier), Created: Time(t.Created), Due: Time(t.Due),
 		Messages: t.Messages, SLAFields: SLAFields{Calendar: t.Calendar, RateZone: t.RateZone,
-			Surcharge: t.Surcharge, SurchargeZone: t.SurchargeZone, Followup: t.Followup, Payment: t.Payment}}
+			Surcharge: t.Surcharge, SurchargeZone: t.SurchargeZone, Followup: t.Followup, Payment: t.Payment,
+			Assignee: t.Assignee, FirstResponse: Time(t.FirstResponse), FirstResponseMet: t.FirstResponseMet}}
 }
 
 // Tickets lists tickets, urgent first, then by due time (no due time last), then by number.

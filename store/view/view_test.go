@@ -159,7 +159,8 @@ func TestJSONContract(t *testing.T) {
 	}
 	item := list[0].(map[string]any)
 	if got, want := keys(item), sorted("id", "customer", "subject", "status", "priority", "sla", "created", "due", "messages",
-		"calendar", "rate_zone", "surcharge", "surcharge_zone", "followup", "payment"); !reflect.DeepEqual(got, want) {
+		"calendar", "rate_zone", "surcharge", "surcharge_zone", "followup", "payment",
+		"assignee", "first_response", "first_response_met"); !reflect.DeepEqual(got, want) {
 		t.Errorf("ticket list item keys = %v, want %v", got, want)
 	}
 	byID := map[float64]map[string]any{}
@@ -170,7 +171,8 @@ func TestJSONContract(t *testing.T) {
 	one := byID[1]
 	wantOne := map[string]any{"id": 1.0, "customer": "info@bakkerij.nl", "subject": "vraag a", "status": "open",
 		"priority": "normal", "sla": "SLA8", "created": "2026-11-27T10:30:00+01:00", "due": "2026-11-27T20:30:00+01:00", "messages": 2.0,
-		"calendar": "", "rate_zone": "", "surcharge": false, "surcharge_zone": 0.0, "followup": "", "payment": ""}
+		"calendar": "", "rate_zone": "", "surcharge": false, "surcharge_zone": 0.0, "followup": "", "payment": "",
+		"assignee": "", "first_response": "", "first_response_met": false}
 	if !reflect.DeepEqual(one, wantOne) {
 		t.Errorf("ticket list item 1 = %v, want %v", one, wantOne)
 	}
