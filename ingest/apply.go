@@ -2,10 +2,13 @@ package ingest
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +28,9 @@ type Outcome struct {
 	Reason    string // held reason code
 	Detail    string
 	Notified  int // notifications queued
+	// Arrival is when the email reached the mailbox (IMAP INTERNALDATE); zero when unknown
+	// (an email left on the server unread). Metrics measure ingest latency from it.
+	Arrival time.Time
 	// Suppressed says which automatic replies the policy did not send, and why.
 	Suppressed []string
 }
@@ -145,10 +151,68 @@ func (a *Applier) Release(tx *store.Tx, heldID uint64) (Outcome, error) {
 	return out, tx.PutHeld(h)
 }
 
+// Errors of AnswerFromAPI that the caller turns into answers of its own; an unknown ticket
+// is store.ErrNotFound.
+var (
+	// ErrNotStaff: the answer's author is not a configured staff address.
+	ErrNotStaff = errors.New("not a staff address")
+	// ErrStaffCommand: a command in the answer cannot be applied; nothing was.
+	ErrStaffCommand = errors.New("staff command not applied")
+)
+
+// AnswerFromAPI stores a staff answer given on the vendor's website (issue 4, R14) as if
+// staff had emailed it: the same commands (#close, #note, ...), the same thread message, the
+// same first-response time and the same notification to the customer, threaded under their
+// last email. It builds the Decision policy builds for an authenticated staff email and goes
+// through apply, so the two paths cannot drift. The sender's authentication is the caller's
+// (the API's bearer token), not an Authentication-Results header.
+//
+// from must be a staff address (ErrNotStaff); the ticket must exist (store.ErrNotFound);
+// every command must apply (ErrStaffCommand, with the line), or nothing is written.
+func (a *Applier) AnswerFromAPI(tx *store.Tx, ticketID uint64, from, text string, at time.Time) (Outcome, error) {
+	addr, err := mail.ParseAddress(from)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%w: %q", ErrNotStaff, from)
+	}
+	who := strings.ToLower(addr.Address)
+	staff := a.Policy.Staff()
+	if !slices.Contains(staff, who) {
+		return Outcome{}, fmt.Errorf("%w: %s", ErrNotStaff, who)
+	}
+	t, err := tx.Ticket(ticketID)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("ticket %d: %w", ticketID, err)
+	}
+	act, err := policy.ParseStaffText(text, staff)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%w: %v", ErrStaffCommand, err)
+	}
+	d := policy.Decision{Action: policy.ActionStaffAnswer, Ticket: t, Staff: &act, Auth: "the website's API token"}
+	if act.Text != "" && !act.Note {
+		// R14, as policy decides it for a staff email: with "answer via the site" the customer
+		// is told an answer waits there, without the text.
+		c, err := tx.CustomerByAddress(t.Address)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Outcome{}, err
+		}
+		kind := store.KindAnswer
+		if t.Followup == store.FollowupSite || (c != nil && c.AnswerBy() == store.AnswerSite && t.Followup != store.FollowupEmail) {
+			kind = store.KindAnswerSite
+		}
+		d.Notify = append(d.Notify, policy.Notice{Kind: kind, To: t.Address})
+	}
+	// The answer has no raw bytes; its dedupe key is its own generated Message-ID, which no
+	// email's SHA-256 can collide with.
+	e := &mailparse.Email{Arrival: at, Date: at, From: who, FromName: addr.Name, FromCount: 1,
+		MessageID: a.newMessageID(), Subject: "Re: " + t.Subject, Text: text}
+	e.SHA256 = sha256.Sum256([]byte("api-answer\x00" + e.MessageID))
+	return a.apply(tx, e, d, store.Source{}, "")
+}
+
 // apply writes what the decision says about the email: the ticket, thread message or held
 // record, the dedupe entry and the notifications.
 func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src store.Source, rawHash string) (Outcome, error) {
-	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
+	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From, Arrival: e.Arrival}
 	var err error
 	out.Action = d.Action.String()
 	now := a.Now()
@@ -189,6 +253,14 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 			return out, err
 		}
 		ref.TicketID, ref.Seq = ticket.ID, m.Seq
+
+	case policy.ActionBounce:
+		o, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now)
+		if err != nil {
+			return out, err
+		}
+		ref = o
+		out.HeldID = ref.HeldID
 
 	case policy.ActionStaffAnswer:
 		ticket = d.Ticket
@@ -257,6 +329,44 @@ func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision,
 		return nil, err
 	}
 	return t, nil
+}
+
+// applyBounce files a delivery report with the notification it is about: on that
+// notification's ticket as a report (or held, for notifications without a ticket), and a
+// permanent failure marks the notification failed and suspends automatic mail to the address.
+func (a *Applier) applyBounce(tx *store.Tx, e *mailparse.Email, b *policy.Bounce, src store.Source, rawHash string, now time.Time) (store.Ref, error) {
+	n, r := b.Notification, b.Report
+	what := fmt.Sprintf("delivery report about notification %d (%s to %s): %s %s %s", n.ID, n.Kind, n.To, r.Action, r.Status, r.Diagnostic)
+	var ref store.Ref
+	if n.TicketID != 0 {
+		t, err := tx.Ticket(n.TicketID)
+		if err != nil {
+			return ref, fmt.Errorf("ticket of notification %d: %w", n.ID, err)
+		}
+		m := message(e, store.DirectionReport, rawHash, src)
+		t.Updated = now
+		if err := tx.AddMessage(t, m); err != nil {
+			return ref, err
+		}
+		ref.TicketID, ref.Seq = t.ID, m.Seq
+	} else {
+		h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: store.HeldBounce,
+			Detail: what, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
+		if err := tx.Hold(h); err != nil {
+			return ref, err
+		}
+		ref.HeldID = h.ID
+	}
+	if b.Permanent {
+		n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, "bounced: "+strings.TrimSpace(r.Status+" "+r.Diagnostic), time.Time{}
+		if err := tx.PutNotification(n); err != nil {
+			return ref, err
+		}
+		if err := tx.SetBounced(n.To, b.SuppressUntil); err != nil {
+			return ref, err
+		}
+	}
+	return ref, nil
 }
 
 // applyStaff applies a staff email to its ticket: the answer (status answered, the first

@@ -731,3 +731,48 @@ func TestUnusableMoveToFolder(t *testing.T) {
 		t.Errorf("tickets = %d, want none committed", n)
 	}
 }
+
+// bounceOf is a delivery report (RFC 3464) about a message we sent.
+func bounceOf(to, msgID, status string) []byte {
+	return []byte("From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n" +
+		"To: support@infobits.example\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
+		"Date: Fri, 27 Nov 2026 10:05:00 +0100\r\nMessage-ID: <bounce-" + msgID + ">\r\nAuto-Submitted: auto-replied\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nThe mail system: <" + to + ">: host said: 550 5.1.1 User unknown\r\n" +
+		"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n" +
+		"Final-Recipient: rfc822; " + to + "\r\nAction: failed\r\nStatus: " + status + "\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n" +
+		"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Infobits Helpdesk <support@infobits.example>\r\nTo: " + to + "\r\n" +
+		"Subject: [Infobits #1] Ontvangen\r\nMessage-Id: <" + msgID + ">\r\n\r\n--b--\r\n")
+}
+
+// TestBounceLinkedToNotification: RFC 3464 — a delivery report about an acknowledgement is
+// filed on that ticket, marks the notification failed, opens no ticket and is not answered;
+// no automatic mail goes to the bounced address for a while; the customer's next email still
+// becomes a ticket.
+func TestBounceLinkedToNotification(t *testing.T) {
+	f := newFixture(t, "mem", nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Vraag", msgID: "q@b"}))
+	f.once()
+	ack := f.outbox()[0]
+	f.deliver(bounceOf("info@bakkerijdevries.nl", ack.MessageID, "5.1.1"))
+	f.once()
+	if n := len(f.tickets()); n != 1 {
+		t.Fatalf("tickets = %d, want 1: a bounce opens no ticket", n)
+	}
+	ms := f.messages(1)
+	if len(ms) != 2 || ms[1].Direction != store.DirectionReport {
+		t.Fatalf("thread = %+v, want the report on the ticket", ms)
+	}
+	ob := f.outbox()
+	if len(ob) != 1 || ob[0].Status != store.NotifyFailed || !strings.Contains(ob[0].LastError, "5.1.1") {
+		t.Fatalf("notification after the bounce = %+v", ob)
+	}
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nog een vraag", msgID: "q2@b"}))
+	f.once()
+	if n := len(f.tickets()); n != 2 {
+		t.Errorf("tickets = %d, want the new question as a ticket", n)
+	}
+	if n := len(f.outbox()); n != 1 {
+		t.Errorf("outbox = %d notifications, want no acknowledgement to the bounced address", n)
+	}
+}

@@ -25,6 +25,8 @@
 //	auto_replies         address 0x00 time(8)        -> kind           (RFC 3834 rate limits per address)
 //	tokens               sha256(token)               -> Token          (R16, R17: the token itself is never stored)
 //	tokens_by_customer   customer(8) purpose 0x00 sha256 -> empty      (a new token voids the older ones)
+//	notification_msgids  Message-ID of a notification -> id(8)        (a bounce finds what it is about)
+//	bounced              address                     -> until(8)       (no automatic mail after a hard bounce)
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

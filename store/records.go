@@ -434,8 +434,41 @@ func (tx *Tx) Enqueue(n *Notification) error {
 			return err
 		}
 	}
+	if n.MessageID != "" && len(n.MessageID) < 1000 {
+		if err := tx.tx.Bucket(bNotifMsgIDs).Put([]byte(n.MessageID), u64(id)); err != nil {
+			return err
+		}
+	}
 	tx.enqueued = true
 	return tx.put(bOutbox, u64(id), n)
+}
+
+// NotificationByMessageID returns the notification that was sent with the Message-ID, or
+// ErrNotFound: what a delivery report is about.
+func (tx *Tx) NotificationByMessageID(msgID string) (*Notification, error) {
+	if msgID == "" || len(msgID) >= 1000 {
+		return nil, ErrNotFound
+	}
+	v := tx.tx.Bucket(bNotifMsgIDs).Get([]byte(msgID))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return tx.Notification(binary.BigEndian.Uint64(v))
+}
+
+// SetBounced records that automatic mail to the address bounced for good: none is sent to it
+// until the moment given.
+func (tx *Tx) SetBounced(addr string, until time.Time) error {
+	return tx.tx.Bucket(bBounced).Put([]byte(NormalizeAddress(addr)), u64(uint64(until.UnixNano())))
+}
+
+// BouncedUntil returns until when automatic mail to the address is suspended (zero: it is not).
+func (tx *Tx) BouncedUntil(addr string) (time.Time, error) {
+	v := tx.tx.Bucket(bBounced).Get([]byte(NormalizeAddress(addr)))
+	if len(v) != 8 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), nil
 }
 
 func queueKey(n *Notification) []byte {

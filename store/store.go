@@ -42,10 +42,12 @@ var (
 	bAutoReplies   = []byte("auto_replies")
 	bTokens        = []byte("tokens")
 	bTokensByCust  = []byte("tokens_by_customer")
+	bNotifMsgIDs   = []byte("notification_msgids")
+	bBounced       = []byte("bounced")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced}
 
 // Errors callers branch on.
 var (

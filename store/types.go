@@ -247,9 +247,10 @@ const (
 
 // Message directions.
 const (
-	DirectionIn   = "in"   // from the customer
-	DirectionOut  = "out"  // an answer from staff
-	DirectionNote = "note" // an internal note of staff (#note): never sent to the customer
+	DirectionIn     = "in"     // from the customer
+	DirectionOut    = "out"    // an answer from staff
+	DirectionNote   = "note"   // an internal note of staff (#note): never sent to the customer
+	DirectionReport = "report" // a delivery report about a notification of the ticket
 )
 
 // Attachment describes one attachment of a message; its bytes stay in the raw message.
@@ -304,6 +305,7 @@ const (
 	HeldStaffCommand    = "staff_command"    // a staff email with a command that could not be applied
 	HeldSpoofed         = "spoofed"          // claims a customer's address, fails DMARC
 	HeldRecovery        = "recovery"         // a password or login recovery request (R16, R17)
+	HeldBounce          = "bounce"           // a delivery report about a notification without a ticket
 	HeldInternal        = "internal_error"
 )
 

@@ -48,6 +48,9 @@ type Email struct {
 	// not decoded, in order.
 	Header map[string][]string
 
+	// Report is set when the email is a delivery report or a bounce about some message.
+	Report *Report
+
 	// Warnings lists what was repaired while reading (bad base64, charset guesses, ...).
 	Warnings []string
 	// Err is set when the email could not be read as MIME at all; Raw is still whole.
@@ -156,7 +159,93 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 		}
 		e.Warnings = append(e.Warnings, cleanLine(pe.Error()))
 	}
+	e.Report = readReport(env.Root, e.Text)
 	return e
+}
+
+// Report is what a delivery report (RFC 3464) or a bounce says: which message it is about
+// and what happened to it.
+type Report struct {
+	// MessageIDs are the canonical Message-IDs of the returned message(s), from an attached
+	// message or its headers, or — for bounces that paste them — from the text.
+	MessageIDs []string
+	Action     string // failed, delayed, delivered, relayed, expanded (RFC 3464 §2.3.3)
+	Status     string // 5.1.1 ...
+	Recipient  string // the Final-Recipient address
+	Diagnostic string
+}
+
+// Permanent reports whether the report says the delivery failed for good.
+func (r *Report) Permanent() bool {
+	return r.Action == "failed" || (r.Action == "" && strings.HasPrefix(r.Status, "5"))
+}
+
+var pastedMessageID = regexp.MustCompile(`(?im)^[ \t>]*message-id:\s*(<[^<>\s]{3,250}>)`)
+
+// readReport finds the delivery-status fields and the returned message's Message-ID in a
+// report's parts; nil when the email is no report.
+func readReport(root *enmime.Part, text string) *Report {
+	r := &Report{}
+	found := false
+	var walk func(p *enmime.Part, depth int)
+	walk = func(p *enmime.Part, depth int) {
+		for ; p != nil && depth < 20; p = p.NextSibling {
+			switch strings.ToLower(p.ContentType) {
+			case "message/delivery-status", "message/global-delivery-status":
+				found = true
+				readDeliveryStatus(p.Content, r)
+			case "message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global", "message/global-headers":
+				found = true
+				h := readHeader(p.Content)
+				if v := h["Message-Id"]; len(v) > 0 {
+					r.MessageIDs = append(r.MessageIDs, MessageIDs(v[0])...)
+				}
+			}
+			walk(p.FirstChild, depth+1)
+		}
+	}
+	if root != nil {
+		walk(root, 0)
+	}
+	if len(r.MessageIDs) == 0 {
+		for _, m := range pastedMessageID.FindAllStringSubmatch(text, 5) {
+			r.MessageIDs = append(r.MessageIDs, MessageIDs(m[1])...)
+		}
+	}
+	if !found && len(r.MessageIDs) == 0 {
+		return nil
+	}
+	r.Diagnostic = cleanLine(r.Diagnostic)
+	return r
+}
+
+// readDeliveryStatus reads the first per-recipient block of a message/delivery-status part.
+func readDeliveryStatus(content []byte, r *Report) {
+	for _, block := range strings.Split(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n\n") {
+		h := readHeader([]byte(block + "\n\n"))
+		action := strings.ToLower(strings.TrimSpace(first(h["Action"])))
+		if action == "" {
+			continue // the per-message block
+		}
+		r.Action = action
+		r.Status = strings.TrimSpace(first(h["Status"]))
+		if rcpt := first(h["Final-Recipient"]); rcpt != "" {
+			_, addr, ok := strings.Cut(rcpt, ";")
+			if !ok {
+				addr = rcpt
+			}
+			r.Recipient = strings.ToLower(strings.Trim(strings.TrimSpace(addr), "<>"))
+		}
+		r.Diagnostic = first(h["Diagnostic-Code"])
+		return
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // maxNesting bounds how deeply multipart parts may nest before Parse gives up on the

@@ -8,6 +8,7 @@
 package policy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -33,6 +34,10 @@ type View interface {
 	LimitNoticeSent(customerID uint64, day store.Date) (bool, error)
 	// AutoRepliesSince counts automatic replies of a kind ("" any) to an address since a moment.
 	AutoRepliesSince(addr, kind string, since time.Time) (int, error)
+	// NotificationByMessageID finds the notification a delivery report is about.
+	NotificationByMessageID(msgID string) (*store.Notification, error)
+	// BouncedUntil says until when automatic mail to an address is suspended after a bounce.
+	BouncedUntil(addr string) (time.Time, error)
 }
 
 // Rules configure Decide.
@@ -64,6 +69,9 @@ type Rules struct {
 	StaffList string
 	// RecoveryPerHour bounds the recovery links per address per hour (R16, R17); 0 means 3.
 	RecoveryPerHour int
+	// BounceSuppress is how long no automatic mail goes to an address after one of its
+	// notifications bounced for good; 0 means 7 days.
+	BounceSuppress time.Duration
 }
 
 // Action is what an email becomes.
@@ -75,6 +83,7 @@ const (
 	ActionNewTicket                 // R10: opens a ticket for the customer
 	ActionReply                     // R10: added to the customer's ticket
 	ActionStaffAnswer               // staff's answer to a ticket
+	ActionBounce                    // a delivery report about one of our notifications
 )
 
 func (a Action) String() string {
@@ -85,6 +94,8 @@ func (a Action) String() string {
 		return "reply"
 	case ActionStaffAnswer:
 		return "staff_answer"
+	case ActionBounce:
+		return "bounce"
 	}
 	return "held"
 }
@@ -121,6 +132,17 @@ type Decision struct {
 	StaffError string
 	// Auth is what the trusted server's Authentication-Results said of the sender.
 	Auth string
+	// Bounce is the notification a delivery report is about (ActionBounce).
+	Bounce *Bounce
+}
+
+// Bounce links a delivery report (RFC 3464) to the notification it is about.
+type Bounce struct {
+	Notification *store.Notification
+	Report       *mailparse.Report
+	Permanent    bool
+	// SuppressUntil: after a permanent failure, no automatic mail to the address until then.
+	SuppressUntil time.Time
 }
 
 // Policy applies Rules; build it once with New. It is safe for concurrent use.
@@ -182,6 +204,14 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 			d.Suppressed = append(d.Suppressed, n.Kind+": the email asks for no automatic replies")
 			continue
 		}
+		until, err := v.BouncedUntil(n.To)
+		if err != nil {
+			return d, fmt.Errorf("bounces of %s: %w", n.To, err)
+		}
+		if e.Arrival.Before(until) {
+			d.Suppressed = append(d.Suppressed, fmt.Sprintf("%s: mail to %s bounced; none until %s", n.Kind, n.To, until.Format(time.DateOnly)))
+			continue
+		}
 		hour, err := v.AutoRepliesSince(n.To, "", e.Arrival.Add(-time.Hour))
 		if err != nil {
 			return d, fmt.Errorf("automatic replies to %s: %w", n.To, err)
@@ -225,6 +255,25 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 		return hold(store.HeldNoSender, "the email has no readable From address")
 	case e.FromCount > 1:
 		return hold(store.HeldNoSender, fmt.Sprintf("the From header names %d addresses; the sender is ambiguous", e.FromCount))
+	}
+	if d.Automatic && e.Report != nil {
+		// A delivery report about one of our notifications goes with that notification (and
+		// its ticket), never into a new ticket, and is never answered.
+		for _, id := range e.Report.MessageIDs {
+			n, err := v.NotificationByMessageID(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return d, fmt.Errorf("notification of a delivery report: %w", err)
+			}
+			b := &Bounce{Notification: n, Report: e.Report, Permanent: e.Report.Permanent()}
+			if b.Permanent {
+				b.SuppressUntil = e.Arrival.Add(cmp.Or(r.BounceSuppress, 7*24*time.Hour))
+			}
+			d.Action, d.Bounce = ActionBounce, b
+			return d, nil
+		}
 	}
 	if slices.Contains(r.Own, e.From) {
 		return hold(store.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")

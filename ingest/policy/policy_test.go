@@ -55,6 +55,12 @@ func (v *mapView) AutoRepliesSince(addr, kind string, since time.Time) (int, err
 	return n, nil
 }
 
+func (v *mapView) NotificationByMessageID(id string) (*store.Notification, error) {
+	return nil, store.ErrNotFound
+}
+
+func (v *mapView) BouncedUntil(addr string) (time.Time, error) { return time.Time{}, v.err }
+
 func (v *mapView) LimitNoticeSent(id uint64, day store.Date) (bool, error) {
 	if v.err != nil {
 		return false, v.err

@@ -108,3 +108,6 @@ func domainOf(addr string) string {
 
 // RecoveryPerHour is the most recovery links one address gets in an hour (R16, R17).
 func (p *Policy) RecoveryPerHour() int { return p.recoveryPerHour() }
+
+// Staff returns the staff addresses (lower case): who may answer tickets and be #assigned.
+func (p *Policy) Staff() []string { return slices.Clone(p.rules.Staff) }
