@@ -48,6 +48,8 @@ func commands() []command {
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
 		{name: "ticket held", args: "[-json] [-all]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
 		{name: "ticket release", args: "ID", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
+		{name: "outbox list", args: "[-json] [-status queued|sent|failed]", summary: "list notifications with their state, attempts and last error", db: true, run: runOutboxList},
+		{name: "outbox retry", args: "ID... | -failed", summary: "queue failed notifications again, to be sent at once", db: true, run: runOutboxRetry},
 		{name: "deadline", args: "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]", summary: "the first-response deadline of a question arriving at TIME (R6–R9)", run: runDeadline},
 		{name: "ratezone", args: "[-at TIME]", summary: "the rate zone at TIME: 1, 2 or closed (R7)", run: runRateZone},
 		{name: "templates preview", args: "NAME [-lang nl|en] [-html]", summary: "render a notification with sample data through the configured templates", run: runTemplatesPreview},

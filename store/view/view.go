@@ -101,6 +101,7 @@ type Attachment struct {
 type Notification struct {
 	ID       uint64 `json:"id"`
 	Kind     string `json:"kind"`
+	Ticket   uint64 `json:"ticket"` // 0 for notifications about no ticket
 	To       string `json:"to"`
 	Subject  string `json:"subject"`
 	Status   string `json:"status"` // queued, sent, failed
@@ -276,7 +277,7 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 
 // NotificationOf converts an outbox entry.
 func NotificationOf(n *store.Notification) Notification {
-	return Notification{ID: n.ID, Kind: n.Kind, To: n.To, Subject: n.Subject, Status: n.Status,
+	return Notification{ID: n.ID, Kind: n.Kind, Ticket: n.TicketID, To: n.To, Subject: n.Subject, Status: n.Status,
 		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError}
 }
 

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/view"
+)
+
+func runOutboxList(e *env, args []string) error {
+	fs, _ := newFlags(e, "outbox list", "[-json] [-status queued|sent|failed]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	status := fs.String("status", "", "only notifications in this `state`: queued, sent or failed")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	switch *status {
+	case "", store.NotifyQueued, store.NotifySent, store.NotifyFailed:
+	default:
+		return fmt.Errorf("%w: -status %q: want queued, sent or failed", errUsage, *status)
+	}
+	var out []view.Notification
+	var next []time.Time
+	if err := e.db.View(e.ctx, func(tx *store.Tx) error {
+		ns, err := tx.Outbox()
+		for _, n := range ns {
+			if *status == "" || n.Status == *status {
+				out = append(out, view.NotificationOf(n))
+				next = append(next, n.NextAttempt)
+			}
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		if out == nil {
+			out = []view.Notification{}
+		}
+		return writeJSON(e.stdout, out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tKIND\tTICKET\tTO\tATTEMPTS\tSENT / NEXT TRY\tERROR")
+	for i, n := range out {
+		when := shortTime(n.Sent)
+		if n.Status == store.NotifyQueued && !next[i].IsZero() {
+			when = "next " + shortTime(view.Time(next[i]))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), n.To, n.Attempts, when, n.Error)
+	}
+	return tw.Flush()
+}
+
+func ticketNo(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return "#" + strconv.FormatUint(id, 10)
+}
+
+// runOutboxRetry puts failed notifications back in the queue, to be sent at once: after the
+// operator fixed what made them fail (a typo in an address, a relay that refused).
+func runOutboxRetry(e *env, args []string) error {
+	fs, _ := newFlags(e, "outbox retry", "ID... | -failed")
+	allFailed := fs.Bool("failed", false, "retry every failed notification")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if (len(pos) == 0) == !*allFailed {
+		return fmt.Errorf("%w: give notification numbers or -failed", errUsage)
+	}
+	var ids []uint64
+	for _, p := range pos {
+		id, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("%w: %q is not a notification number", errUsage, p)
+		}
+		ids = append(ids, id)
+	}
+	n := 0
+	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
+		if *allFailed {
+			ns, err := tx.Outbox()
+			if err != nil {
+				return err
+			}
+			for _, x := range ns {
+				if x.Status == store.NotifyFailed {
+					ids = append(ids, x.ID)
+				}
+			}
+		}
+		for _, id := range ids {
+			x, err := tx.Notification(id)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no notification %d", id)
+			}
+			if err != nil {
+				return err
+			}
+			if x.Status == store.NotifySent {
+				return fmt.Errorf("notification %d was sent already (%s)", id, shortTime(view.Time(x.Sent)))
+			}
+			x.Status, x.NextAttempt = store.NotifyQueued, time.Time{}
+			if err := tx.PutNotification(x); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d notification(s) queued again\n", n)
+	return nil
+}
