@@ -60,6 +60,10 @@ type Config struct {
 	// StopGrace is how long a cancelled Run lets the batch in hand finish before it drops
 	// the connection. Default 15 s.
 	StopGrace time.Duration
+	// GapInterval is how often every message of the mailbox is compared with what the store
+	// took in (the gap alarm); the check above the checkpoint runs after every sync.
+	// Default 10 min.
+	GapInterval time.Duration
 	// BacklogAge: at the first sync of a mailbox (and after it was reset), mail that arrived
 	// more than this long before is ingested without automatic replies — the gateway must
 	// not answer a mailbox's whole history. Default 24 h.
@@ -82,6 +86,7 @@ func (c *Config) defaults() {
 	c.CommandTimeout = cmp.Or(c.CommandTimeout, 2*time.Minute)
 	c.StopGrace = cmp.Or(c.StopGrace, 15*time.Second)
 	c.BacklogAge = cmp.Or(c.BacklogAge, 24*time.Hour)
+	c.GapInterval = cmp.Or(c.GapInterval, 10*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +106,7 @@ type Event struct {
 	Outcome *Outcome // one email committed
 	Synced  bool     // the mailbox was brought up to date
 	Idling  bool     // the server accepted IDLE: new mail is pushed from now on
+	Gap     int      // emails still above the checkpoint after two syncs: not taken in
 	Err     error    // a session failed (the poller reconnects)
 }
 

@@ -776,3 +776,51 @@ func TestBounceLinkedToNotification(t *testing.T) {
 		t.Errorf("outbox = %d notifications, want no acknowledgement to the bounced address", n)
 	}
 }
+
+// TestGapAlarm: an email below the checkpoint that the store never took in — mail silently
+// skipped — is reported (logged and counted), not left unnoticed.
+func TestGapAlarm(t *testing.T) {
+	f := newFixture(t, "mem", nil)
+	for i := range 3 {
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("g%d@b", i)}))
+	}
+	f.once()
+	for _, ev := range drain(f.events) {
+		if ev.Gap != 0 {
+			t.Fatalf("gap %d reported with nothing skipped", ev.Gap)
+		}
+	}
+	// Two more arrive, and a (simulated) bug moves the checkpoint past them.
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Overgeslagen 1", msgID: "s1@b"}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Overgeslagen 2", msgID: "s2@b"}))
+	if err := f.db.Update(context.Background(), func(tx *store.Tx) error {
+		st, err := tx.Mailbox("INBOX")
+		if err != nil {
+			return err
+		}
+		st.LastUID = 5
+		return tx.PutMailbox(st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.once()
+	gap := 0
+	for _, ev := range drain(f.events) {
+		gap += ev.Gap
+	}
+	if gap != 2 {
+		t.Errorf("gap reported = %d, want 2", gap)
+	}
+}
+
+func drain(ch chan ingest.Event) []ingest.Event {
+	var out []ingest.Event
+	for {
+		select {
+		case ev := <-ch:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}

@@ -245,7 +245,7 @@ func TestStaffCommands(t *testing.T) {
 				t.Fatalf("held = %+v", hs)
 			}
 			tk := f.ticket(1)
-			priority := cmpOr(c.priority, before.Priority)
+			priority := staffOr(c.priority, before.Priority)
 			if tk.Status != c.status || tk.Priority != priority || tk.Assignee != c.assignee || tk.Messages != before.Messages+1 {
 				t.Errorf("ticket: status %s priority %s assignee %q, %d messages; want %s, %s, %q, %d",
 					tk.Status, tk.Priority, tk.Assignee, tk.Messages, c.status, priority, c.assignee, before.Messages+1)
@@ -280,7 +280,7 @@ func staffText(ns []*store.Notification) []string {
 	return out
 }
 
-func cmpOr(a, b string) string {
+func staffOr(a, b string) string {
 	if a != "" {
 		return a
 	}
@@ -440,6 +440,28 @@ func TestForgedStaffRefused(t *testing.T) {
 		}
 		if got := f.staffNewSince(queued); len(got) != 1 || got[0].Kind != store.KindAnswer {
 			t.Errorf("queued %v, want the answer", staffKinds(got))
+		}
+	})
+
+	// With the check off, the trusted server can still say fail. A customer email is held as
+	// spoofed on an explicit fail ("only an explicit fail holds it"); a staff From that the
+	// trusted server says is forged must not get more power than a customer's.
+	t.Run("check off, trusted server says fail", func(t *testing.T) {
+		t.Skip("bug: with RequireStaffAuth=false an explicit dmarc=fail for a staff From is applied " +
+			"(policy.staff checks auth only when RequireStaffAuth); decide whether it should be held like a spoofed customer email")
+		f := newStaffFixture(t, func(r *policy.Rules) { r.RequireStaffAuth = false })
+		before := staffOpenTicket(f)
+		queued := len(f.outbox())
+		f.deliver(buildMail(staffMail(1, "failoff@evil", "#close\nBetaal eerst via evil.example.", staffFailAR)))
+		f.once()
+		tk := f.ticket(1)
+		hs := f.held()
+		if tk.Status != before.Status || tk.Messages != before.Messages || len(hs) != 1 {
+			t.Errorf("forged staff email (dmarc=fail) applied with the check off: status %s, %d messages, held %+v",
+				tk.Status, tk.Messages, hs)
+		}
+		if got := staffOfKind(f.staffNewSince(queued), store.KindAnswer); len(got) != 0 {
+			t.Errorf("the customer got the forged answer: %v", staffKinds(got))
 		}
 	})
 }

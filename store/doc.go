@@ -27,6 +27,7 @@
 //	tokens_by_customer   customer(8) purpose 0x00 sha256 -> empty      (a new token voids the older ones)
 //	notification_msgids  Message-ID of a notification -> id(8)        (a bounce finds what it is about)
 //	bounced              address                     -> until(8)       (no automatic mail after a hard bounce)
+//	uids                 mailbox 0x00 uidvalidity(4) uid(4) -> 1       (every UID taken in: the gap alarm)
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

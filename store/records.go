@@ -673,3 +673,22 @@ func (tx *Tx) RecordAutoReply(addr, kind string, at time.Time) error {
 	}
 	return b.Put(key, []byte(kind))
 }
+
+// --- UIDs taken in, for the gap alarm ---
+
+func uidKey(mailbox string, validity, uid uint32) []byte {
+	k := append([]byte(mailbox), 0)
+	k = binary.BigEndian.AppendUint32(k, validity)
+	return binary.BigEndian.AppendUint32(k, uid)
+}
+
+// MarkUID records that the message with this UID was taken in (as a ticket message, held, a
+// duplicate or vanished): accounted for.
+func (tx *Tx) MarkUID(mailbox string, validity, uid uint32) error {
+	return tx.tx.Bucket(bUIDs).Put(uidKey(mailbox, validity, uid), []byte{1})
+}
+
+// HasUID reports whether the message with this UID was taken in.
+func (tx *Tx) HasUID(mailbox string, validity, uid uint32) bool {
+	return tx.tx.Bucket(bUIDs).Get(uidKey(mailbox, validity, uid)) != nil
+}

@@ -361,7 +361,8 @@ func (p *Policy) staff(d Decision, e *mailparse.Email, v View, auth authres.Verd
 		d.Action, d.HoldReason, d.HoldDetail = ActionHold, reason, detail
 		return d, nil
 	}
-	if r.RequireStaffAuth && auth != authres.Pass {
+	// An explicit fail is never applied, with the check on or off.
+	if (r.RequireStaffAuth && auth != authres.Pass) || auth == authres.Fail {
 		d, _ = hold(store.HeldStaffUnverified, "a staff From without a passing authentication result: "+authReason)
 		if r.StaffList != "" && !d.Automatic {
 			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffRefused, To: r.StaffList})
@@ -431,7 +432,7 @@ func (p *Policy) recovery(d Decision, e *mailparse.Email, v View) (Decision, err
 	}
 	d.Customer = c
 	d.HoldDetail = fmt.Sprintf("password reset asked for customer %d: a link was sent to the login address", c.ID)
-	d.Notify = append(d.Notify, Notice{Kind: store.KindPasswordReset, To: c.Login()})
+	d.Notify = append(d.Notify, Notice{Kind: store.KindPasswordReset, To: c.Login(), Automatic: true})
 	return d, nil
 }
 

@@ -1,0 +1,289 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Recovery tokens (issue 4 "Tokens"; SPEC R16–R18): 256 random bits, URL-safe, stored only
+// as a SHA-256 hash, single use, expiring, a new one voids the older ones, and redeeming a
+// login token changes the login atomically.
+
+var tokURLSafe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// tokCustomer stores a customer with the given addresses and returns it.
+func tokCustomer(t *testing.T, db *DB, name string, emails ...string) *Customer {
+	t.Helper()
+	c := &Customer{Name: name, Emails: emails, Tier: SLA8}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(c) }); err != nil {
+		t.Fatalf("PutCustomer(%s): %v", name, err)
+	}
+	return c
+}
+
+func tokIssue(t *testing.T, db *DB, purpose string, customerID uint64, newEmail string, now time.Time, ttl time.Duration) string {
+	t.Helper()
+	var raw string
+	err := db.Update(ctx, func(tx *Tx) (err error) {
+		raw, err = tx.IssueToken(purpose, customerID, newEmail, now, ttl)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("IssueToken: %v", err)
+	}
+	return raw
+}
+
+// tokRedeem redeems raw at now in its own transaction, as the website's call would: an error
+// rolls the transaction back.
+func tokRedeem(db *DB, raw string, now time.Time) (*Token, error) {
+	var tok *Token
+	err := db.Update(ctx, func(tx *Tx) (err error) {
+		tok, err = tx.RedeemToken(raw, now)
+		return err
+	})
+	return tok, err
+}
+
+func tokCustomerOf(t *testing.T, db *DB, id uint64) *Customer {
+	t.Helper()
+	var c *Customer
+	if err := db.View(ctx, func(tx *Tx) (err error) {
+		c, err = tx.Customer(id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestTokenStoredOnlyAsHash: a token is 256 random bits in 43 URL-safe characters, and the
+// database file holds its SHA-256, never the token itself — a copy of the database (a backup,
+// R20) gives no working link.
+func TestTokenStoredOnlyAsHash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "helpdesk.db")
+	db, err := Open(path, Options{NoSync: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tokCustomer(t, db, "Bakkerij", "info@bakkerij.example")
+	var raws []string
+	for _, purpose := range []string{PurposePassword, PurposeLogin} {
+		raw := tokIssue(t, db, purpose, c.ID, "nieuw@bakkerij.example", t0, time.Hour)
+		if !tokURLSafe.MatchString(raw) {
+			t.Errorf("token %q: want 43 URL-safe characters (256 bits, base64url without padding)", raw)
+		}
+		raws = append(raws, raw)
+	}
+	if raws[0] == raws[1] {
+		t.Errorf("two tokens are the same: %q", raws[0])
+	}
+	if err := db.Check(); err != nil {
+		t.Errorf("database check: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range raws {
+		if bytes.Contains(file, []byte(raw)) {
+			t.Errorf("the database file contains the raw token %q", raw)
+		}
+		// The scan reads real data: the hash the token is stored under is there.
+		if sum := TokenHash(raw); !bytes.Contains(file, sum[:]) {
+			t.Errorf("the database file lacks the SHA-256 of token %q", raw)
+		}
+	}
+
+	// The tokens survive a restart and still work.
+	db = openAt(t, path)
+	for _, raw := range raws {
+		if _, err := tokRedeem(db, raw, t0.Add(time.Minute)); err != nil {
+			t.Errorf("redeem after reopening: %v", err)
+		}
+	}
+}
+
+// TestTokenSingleUse: a token works once; the second redeem is ErrTokenInvalid.
+func TestTokenSingleUse(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	c := tokCustomer(t, db, "Bakkerij", "info@bakkerij.example")
+	raw := tokIssue(t, db, PurposePassword, c.ID, "", t0, time.Hour)
+
+	tok, err := tokRedeem(db, raw, t0.Add(10*time.Minute))
+	if err != nil {
+		t.Fatalf("first redeem: %v", err)
+	}
+	if tok.Purpose != PurposePassword || tok.CustomerID != c.ID || !tok.Used.Equal(t0.Add(10*time.Minute)) {
+		t.Errorf("redeemed token = %+v, want password for customer %d, used at redeem time", tok, c.ID)
+	}
+	if _, err := tokRedeem(db, raw, t0.Add(11*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("second redeem = %v, want ErrTokenInvalid", err)
+	}
+}
+
+// TestTokenExpiry: a token is valid until its expiry moment, not at or after it.
+func TestTokenExpiry(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	a := tokCustomer(t, db, "A", "a@a.example")
+	b := tokCustomer(t, db, "B", "b@b.example")
+	ra := tokIssue(t, db, PurposePassword, a.ID, "", t0, time.Hour)
+	rb := tokIssue(t, db, PurposePassword, b.ID, "", t0, time.Hour)
+
+	if _, err := tokRedeem(db, ra, t0.Add(time.Hour)); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("redeem at expiry = %v, want ErrTokenInvalid", err)
+	}
+	if _, err := tokRedeem(db, ra, t0.Add(2*time.Hour)); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("redeem after expiry = %v, want ErrTokenInvalid", err)
+	}
+	if _, err := tokRedeem(db, rb, t0.Add(time.Hour-time.Nanosecond)); err != nil {
+		t.Errorf("redeem just before expiry = %v, want it to work", err)
+	}
+}
+
+// TestTokenNewVoidsOlder: a new token for the same purpose voids the older ones of that
+// customer; tokens of another purpose or another customer stay valid.
+func TestTokenNewVoidsOlder(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	a := tokCustomer(t, db, "A", "a@a.example")
+	b := tokCustomer(t, db, "B", "b@b.example")
+	first := tokIssue(t, db, PurposePassword, a.ID, "", t0, time.Hour)
+	second := tokIssue(t, db, PurposePassword, a.ID, "", t0.Add(time.Minute), time.Hour)
+	login := tokIssue(t, db, PurposeLogin, a.ID, "nieuw@a.example", t0.Add(time.Minute), time.Hour)
+	other := tokIssue(t, db, PurposePassword, b.ID, "", t0.Add(time.Minute), time.Hour)
+	third := tokIssue(t, db, PurposePassword, a.ID, "", t0.Add(2*time.Minute), time.Hour)
+
+	now := t0.Add(3 * time.Minute)
+	for name, raw := range map[string]string{"first": first, "second": second} {
+		if _, err := tokRedeem(db, raw, now); !errors.Is(err, ErrTokenInvalid) {
+			t.Errorf("%s (replaced) token = %v, want ErrTokenInvalid", name, err)
+		}
+	}
+	for name, raw := range map[string]string{"newest": third, "login purpose": login, "other customer": other} {
+		if _, err := tokRedeem(db, raw, now); err != nil {
+			t.Errorf("%s token = %v, want it to work", name, err)
+		}
+	}
+}
+
+// TestTokenMalformedOrUnknown: anything that is not an issued token is ErrTokenInvalid.
+func TestTokenMalformedOrUnknown(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	c := tokCustomer(t, db, "A", "a@a.example")
+	raw := tokIssue(t, db, PurposePassword, c.ID, "", t0, time.Hour)
+	flipped := []byte(raw)
+	if flipped[10] == 'A' {
+		flipped[10] = 'B'
+	} else {
+		flipped[10] = 'A'
+	}
+	for name, bad := range map[string]string{
+		"empty":      "",
+		"short":      "abc",
+		"unknown":    strings.Repeat("A", 43),
+		"one char":   string(flipped),
+		"too long":   raw + strings.Repeat("x", 100),
+		"prefix":     raw[:42],
+		"with space": " " + raw,
+	} {
+		if tok, err := tokRedeem(db, bad, t0); !errors.Is(err, ErrTokenInvalid) || tok != nil {
+			t.Errorf("%s: RedeemToken = %+v, %v; want ErrTokenInvalid", name, tok, err)
+		}
+	}
+	// None of that used up the real one.
+	if _, err := tokRedeem(db, raw, t0); err != nil {
+		t.Errorf("the real token after the bad ones: %v", err)
+	}
+}
+
+// TestLoginTokenChangesLogin: R17 — redeeming a login token makes the new address the login
+// (Emails[0], where account mail goes, R16) and keeps the old addresses as further ones, so
+// the customer's mail from them still finds their tickets (R1).
+func TestLoginTokenChangesLogin(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	c := tokCustomer(t, db, "Bakkerij", "oud@bakkerij.example", "piet@bakkerij.example")
+	raw := tokIssue(t, db, PurposeLogin, c.ID, "Nieuw@Bakkerij.example", t0, time.Hour)
+
+	tok, err := tokRedeem(db, raw, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	if tok.Purpose != PurposeLogin || tok.CustomerID != c.ID {
+		t.Errorf("token = %+v", tok)
+	}
+	got := tokCustomerOf(t, db, c.ID)
+	if want := []string{"nieuw@bakkerij.example", "oud@bakkerij.example", "piet@bakkerij.example"}; !slices.Equal(got.Emails, want) {
+		t.Errorf("emails = %q, want %q", got.Emails, want)
+	}
+	if got.Login() != "nieuw@bakkerij.example" {
+		t.Errorf("login = %q", got.Login())
+	}
+	err = db.View(ctx, func(tx *Tx) error {
+		for _, addr := range []string{"nieuw@bakkerij.example", "oud@bakkerij.example"} {
+			who, err := tx.CustomerByAddress(addr)
+			if err != nil || who.ID != c.ID {
+				t.Errorf("CustomerByAddress(%s) = %+v, %v; want customer %d", addr, who, err, c.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second address of the customer can become the login too: moved first, not doubled.
+	raw = tokIssue(t, db, PurposeLogin, c.ID, "piet@bakkerij.example", t0.Add(2*time.Minute), time.Hour)
+	if _, err := tokRedeem(db, raw, t0.Add(3*time.Minute)); err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	if got := tokCustomerOf(t, db, c.ID); !slices.Equal(got.Emails,
+		[]string{"piet@bakkerij.example", "nieuw@bakkerij.example", "oud@bakkerij.example"}) {
+		t.Errorf("emails = %q", got.Emails)
+	}
+}
+
+// TestLoginTokenConflictRollsBack: issue 4 "Redeeming checks all of that and is atomic" — a
+// login token whose new address meanwhile belongs to another customer fails, and the token
+// is not used up: once the conflict is gone, the same link works.
+func TestLoginTokenConflictRollsBack(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	a := tokCustomer(t, db, "A", "a@a.example")
+	raw := tokIssue(t, db, PurposeLogin, a.ID, "gedeeld@example.com", t0, time.Hour)
+	b := tokCustomer(t, db, "B", "b@b.example", "gedeeld@example.com")
+
+	if _, err := tokRedeem(db, raw, t0.Add(time.Minute)); !errors.Is(err, ErrAddressTaken) {
+		t.Fatalf("redeem with the address taken = %v, want ErrAddressTaken", err)
+	}
+	if got := tokCustomerOf(t, db, a.ID); !slices.Equal(got.Emails, []string{"a@a.example"}) {
+		t.Errorf("customer A emails = %q after the failed redeem, want unchanged", got.Emails)
+	}
+	if got := tokCustomerOf(t, db, b.ID); !slices.Equal(got.Emails, []string{"b@b.example", "gedeeld@example.com"}) {
+		t.Errorf("customer B emails = %q after the failed redeem, want unchanged", got.Emails)
+	}
+
+	// B gives the address up; the link now works.
+	b.Emails = []string{"b@b.example"}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(b) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokRedeem(db, raw, t0.Add(2*time.Minute)); err != nil {
+		t.Fatalf("redeem after the conflict was removed = %v; the failed attempt used the token up", err)
+	}
+	if got := tokCustomerOf(t, db, a.ID); got.Login() != "gedeeld@example.com" {
+		t.Errorf("customer A emails = %q, want the new login first", got.Emails)
+	}
+	if _, err := tokRedeem(db, raw, t0.Add(3*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("third redeem = %v, want ErrTokenInvalid", err)
+	}
+}
