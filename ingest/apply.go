@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -525,4 +526,32 @@ func (a *Applier) newMessageID() string {
 		dom = "helpdesk.invalid"
 	}
 	return hex.EncodeToString(b[:]) + "@" + dom
+}
+
+// tooLargeNotice tells the sender of an email above the size limit, once a day at most, that
+// it was not read; returns the notifications queued.
+func (a *Applier) tooLargeNotice(tx *store.Tx, h *store.Held, size, limit int64) (int, error) {
+	if a.Quiet {
+		return 0, nil
+	}
+	notices, _, err := a.Policy.TooLargeNotice(h.From, h.Received, tx)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range notices {
+		note := &store.Notification{Kind: n.Kind, To: n.To, Lang: cmp.Or(a.Lang, "nl"), Automatic: true,
+			MessageID: a.newMessageID(), HeldID: h.ID, Created: a.Now(), InReplyTo: h.MessageID,
+			Data: store.NotifyData{OrigSubject: h.Subject, OrigDate: h.Received, Address: h.From,
+				LimitValue: int(min(limit>>20, 1<<30))}}
+		if c, err := tx.CustomerByAddress(h.From); err == nil {
+			note.Lang, note.Data.CustomerName = c.Language(), c.Name
+		}
+		if err := tx.Enqueue(note); err != nil {
+			return 0, err
+		}
+		if err := tx.RecordAutoReply(n.To, n.Kind, h.Received); err != nil {
+			return 0, err
+		}
+	}
+	return len(notices), nil
 }

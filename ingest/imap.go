@@ -714,8 +714,16 @@ func (s *session) holdUnread(tx *store.Tx, it *fetched, src store.Source, reason
 			return Outcome{}, err
 		}
 	}
-	return Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
-		Reason: h.Reason, Detail: h.Detail}, nil
+	out := Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
+		Reason: h.Reason, Detail: h.Detail, Arrival: it.arrival}
+	if reason == store.HeldTooLarge && !it.arrival.Before(s.st.QuietBefore) {
+		n, err := s.p.cfg.Applier.tooLargeNotice(tx, h, it.size, s.p.cfg.MaxMessageBytes)
+		if err != nil {
+			return out, err
+		}
+		out.Notified = n
+	}
+	return out, nil
 }
 
 // markPending flags the committed messages \Seen and, when configured, moves them. A server

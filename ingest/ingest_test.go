@@ -586,6 +586,22 @@ func TestTooLargeIsHeldAndLeft(t *testing.T) {
 		if _, unseen := f.srv.status(t, "INBOX"); unseen != 1 {
 			t.Errorf("unseen = %d, want the large one left unread", unseen)
 		}
+		// The sender is told, once: a second large email the same day gets no second notice.
+		told := func() int {
+			n := 0
+			for _, x := range f.outbox() {
+				if x.Kind == store.KindTooLarge && x.To == "info@bakkerijdevries.nl" {
+					n++
+				}
+			}
+			return n
+		}
+		first := told()
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Weer groot", msgID: "big2@b", body: strings.Repeat("y", 10000)}))
+		f.once()
+		if second := told(); first != 1 || second != 1 {
+			t.Errorf("too-large notices after one and two large emails = %d, %d; want 1, 1", first, second)
+		}
 	})
 }
 

@@ -447,8 +447,6 @@ func TestForgedStaffRefused(t *testing.T) {
 	// spoofed on an explicit fail ("only an explicit fail holds it"); a staff From that the
 	// trusted server says is forged must not get more power than a customer's.
 	t.Run("check off, trusted server says fail", func(t *testing.T) {
-		t.Skip("bug: with RequireStaffAuth=false an explicit dmarc=fail for a staff From is applied " +
-			"(policy.staff checks auth only when RequireStaffAuth); decide whether it should be held like a spoofed customer email")
 		f := newStaffFixture(t, func(r *policy.Rules) { r.RequireStaffAuth = false })
 		before := staffOpenTicket(f)
 		queued := len(f.outbox())
@@ -459,6 +457,9 @@ func TestForgedStaffRefused(t *testing.T) {
 		if tk.Status != before.Status || tk.Messages != before.Messages || len(hs) != 1 {
 			t.Errorf("forged staff email (dmarc=fail) applied with the check off: status %s, %d messages, held %+v",
 				tk.Status, tk.Messages, hs)
+		}
+		if len(hs) == 1 && hs[0].Reason != store.HeldStaffUnverified {
+			t.Errorf("held reason %s, want staff_unverified", hs[0].Reason)
 		}
 		if got := staffOfKind(f.staffNewSince(queued), store.KindAnswer); len(got) != 0 {
 			t.Errorf("the customer got the forged answer: %v", staffKinds(got))

@@ -343,6 +343,7 @@ const (
 	KindPasswordReset = "password_reset" // R16: a reset link to the login address
 	KindLoginConfirm  = "login_confirm"  // R17: confirm the new login address
 	KindLoginNotice   = "login_notice"   // R17: tell the old login address
+	KindTooLarge      = "too_large"      // the sender's email was above the size limit
 )
 
 // Notification states.

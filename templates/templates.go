@@ -29,7 +29,7 @@ var embedded embed.FS
 // Kinds returns the notification kinds that have templates.
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
-		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice"}
+		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.

@@ -587,3 +587,23 @@ func Automatic(e *mailparse.Email, own []string) string {
 	}
 	return ""
 }
+
+// TooLargeNotice is the notice that tells the sender of an email above the size limit that it
+// was not read (once a day per address at most, under the same limits as every automatic
+// reply). The email itself was never fetched: only its envelope sender is known.
+func (p *Policy) TooLargeNotice(from string, arrival time.Time, v View) ([]Notice, []string, error) {
+	if from == "" || slices.Contains(p.rules.Own, from) {
+		return nil, nil, nil
+	}
+	local, _, _ := strings.Cut(from, "@")
+	if local == "mailer-daemon" || local == "postmaster" {
+		return nil, nil, nil
+	}
+	day, err := v.AutoRepliesSince(from, store.KindTooLarge, arrival.Add(-24*time.Hour))
+	if err != nil || day > 0 {
+		return nil, nil, err
+	}
+	d := Decision{Notify: []Notice{{Kind: store.KindTooLarge, To: from, Automatic: true}}}
+	d, err = p.limitAutoReplies(d, &mailparse.Email{From: from, Arrival: arrival}, v)
+	return d.Notify, d.Suppressed, err
+}
