@@ -365,7 +365,8 @@ func (p *Policy) staff(d Decision, e *mailparse.Email, v View, auth authres.Verd
 	if (r.RequireStaffAuth && auth != authres.Pass) || auth == authres.Fail {
 		d, _ = hold(store.HeldStaffUnverified, "a staff From without a passing authentication result: "+authReason)
 		if r.StaffList != "" && !d.Automatic {
-			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffRefused, To: r.StaffList})
+			// Automatic: a flood of forged staff mail reaches the list at the hourly limit.
+			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffRefused, To: r.StaffList, Automatic: true})
 		}
 		return d, nil
 	}

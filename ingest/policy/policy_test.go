@@ -380,3 +380,23 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// TestStripQuoted: a staff reply to a staff notice forwards only what staff wrote, not the
+// quoted notice with its internal details.
+func TestStripQuoted(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Herstart de kassa.\n\nOp vr 27 nov 2026 om 10:00 schreef Infobits Helpdesk <support@infobits.example>:\n> Nieuw ticket 12\n> SLA8", "Herstart de kassa."},
+		{"Restart it.\n\nOn Fri, Nov 27, 2026 at 10:00 AM Infobits Helpdesk <support@infobits.example> wrote:\n> New ticket", "Restart it."},
+		{"Herstart.\n\n-----Original Message-----\nFrom: x\nSubject: y", "Herstart."},
+		{"Herstart.\n\nVan: Infobits Helpdesk <support@infobits.example>\nVerzonden: vrijdag 27 november 2026 10:00\nAan: team", "Herstart."},
+		{"Herstart.\n\n> quoted\n> more\n", "Herstart."},
+		{"> quoted first\nthen my answer", "> quoted first\nthen my answer"}, // interleaved: kept as written
+		{"Van: de leverancier kregen we dit bericht.\nDat klopt.", "Van: de leverancier kregen we dit bericht.\nDat klopt."},
+		{"Gewoon antwoord.", "Gewoon antwoord."},
+	}
+	for _, tc := range cases {
+		if got := policy.StripQuoted(tc.in); got != tc.want {
+			t.Errorf("StripQuoted(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/mail"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -86,8 +87,36 @@ func ParseStaffText(text string, staff []string) (StaffAction, error) {
 	if a.Has(CmdClose) && a.Has(CmdReopen) || a.Has(CmdUrgent) && a.Has(CmdNormal) {
 		return a, fmt.Errorf("contradicting commands: %v", a.Commands)
 	}
-	a.Text = strings.TrimSpace(strings.Join(lines[i:], "\n"))
+	a.Text = StripQuoted(strings.TrimSpace(strings.Join(lines[i:], "\n")))
 	return a, nil
+}
+
+var attribution = regexp.MustCompile(`(?i)^\s*(on\b.{0,200}\bwrote:|op\b.{0,200}\bschreef\b.{0,80}:|-{2,}\s*(original message|oorspronkelijk bericht|doorgestuurd bericht|forwarded message)\s*-{2,})\s*$`)
+var headerLine = regexp.MustCompile(`(?i)^\s*\**(from|van)\s*:\**\s+\S`)
+var sentLine = regexp.MustCompile(`(?i)^\s*\**(sent|verzonden|date|datum)\s*:\**\s+\S`)
+
+// StripQuoted cuts what a mail client quotes below a reply — the "On ... wrote:" or "Op ...
+// schreef:" attribution, an Outlook "From:/Sent:" block, or a trailing run of "> " lines — so
+// that a staff member's plain reply to a staff notice does not forward the notice (with its
+// internal details) to the customer. Text above it is kept as written.
+func StripQuoted(text string) string {
+	lines := strings.Split(text, "\n")
+	cut := len(lines)
+	for i, l := range lines {
+		if attribution.MatchString(l) || (headerLine.MatchString(l) && i+1 < len(lines) && sentLine.MatchString(lines[i+1])) {
+			cut = i
+			break
+		}
+	}
+	// A trailing run of quoted lines (and blank ones) with no attribution above it.
+	j := cut
+	for j > 0 && (strings.HasPrefix(strings.TrimSpace(lines[j-1]), ">") || strings.TrimSpace(lines[j-1]) == "") {
+		j--
+	}
+	if j < cut && j > 0 {
+		cut = j
+	}
+	return strings.TrimSpace(strings.Join(lines[:cut], "\n"))
 }
 
 // IsRecoverySubject reports whether an email asks for a password reset (R16): the subject
