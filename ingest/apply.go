@@ -29,8 +29,8 @@ type Outcome struct {
 	Reason    string // held reason code
 	Detail    string
 	Notified  int // notifications queued
-	// Arrival is when the email reached the mailbox (IMAP INTERNALDATE); zero when unknown
-	// (an email left on the server unread). Metrics measure ingest latency from it.
+	// Arrival is when the email reached the mailbox (IMAP INTERNALDATE); zero when unknown.
+	// Metrics measure ingest latency from it.
 	Arrival time.Time
 	// Suppressed says which automatic replies the policy did not send, and why.
 	Suppressed []string

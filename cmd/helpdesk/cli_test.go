@@ -92,7 +92,7 @@ func (p *peers) env(extra ...string) []string {
 		"HELPDESK_IMAP_ADDR=" + p.imapAddr, "HELPDESK_IMAP_USER=" + p.imapUser, "HELPDESK_IMAP_PASSWORD=" + p.imapPass,
 		"HELPDESK_IMAP_TLS=none", "HELPDESK_SMTP_ADDR=" + p.sink.Addr(), "HELPDESK_SMTP_TLS=none",
 		"HELPDESK_FROM=Infobits Helpdesk <support@infobits.example>", "HELPDESK_STAFF=jan@infobits.example",
-		"HELPDESK_AUTHSERV_ID=" + trustedMX,
+		"HELPDESK_AUTHSERV_ID=" + trustedMX, "HELPDESK_HTTP_ADDR=127.0.0.1:0",
 		"HELPDESK_SITE_URL=https://helpdesk.infobits.example", "HELPDESK_LOG_FORMAT=json",
 		"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir,
 	}, extra...)

@@ -8,21 +8,33 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/infobits/helpdesk/cmd/helpdesk/api"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
 
-// gateway is the wired product: poller → store → worker.
+// gateway is the wired product: poller → store → worker, and what the HTTP API needs of
+// them (the applier, the metrics, the health of each part).
 type gateway struct {
-	db     *store.DB
-	poller *ingest.Poller
-	worker *notify.Worker
-	log    *slog.Logger
+	db      *store.DB
+	poller  *ingest.Poller
+	worker  *notify.Worker
+	applier *ingest.Applier
+	log     *slog.Logger
+	now     func() time.Time
+
+	// events is the poller's progress; pumpEvents feeds it to the metrics and the IMAP
+	// health, then forwards it to the listener of the tests and the demo, when there is one.
+	events  chan ingest.Event
+	forward chan<- ingest.Event
+	metrics *api.Metrics
+	imap    imapHealth
 }
 
 // gatewayOptions carries what only tests and the demo set.
@@ -45,13 +57,14 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
+	events := make(chan ingest.Event, 1024)
 	poller, err := ingest.New(ingest.Config{
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
 		BacklogAge: cfg.IMAPBacklog,
 		Applier:    applier, Logger: log.With("component", "ingest"),
-	}, db, o.events)
+	}, db, events)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +76,165 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{db: db, poller: poller, worker: worker, log: log}, nil
+	return &gateway{db: db, poller: poller, worker: worker, applier: applier, log: log, now: now,
+		events: events, forward: o.events, metrics: &api.Metrics{}}, nil
+}
+
+// pumpEvents hands the poller's events to the metrics and the IMAP health, and forwards
+// them (without blocking, as the poller does) to gatewayOptions.events. It runs while the
+// poller does: stop, called once the poller has returned, handles what is still buffered and
+// returns when the last event is through — so the demo reads every event of a once().
+func (g *gateway) pumpEvents() (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	handle := func(ev ingest.Event) {
+		g.metrics.Observe(ev, g.now())
+		g.imap.observe(ev)
+		if g.forward != nil {
+			select {
+			case g.forward <- ev:
+			default:
+			}
+		}
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case ev := <-g.events:
+				handle(ev)
+			case <-quit:
+				for {
+					select {
+					case ev := <-g.events:
+						handle(ev)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// imapHealth is the poller's session state as its events tell it: a failure after the last
+// completed sync means the poller is reconnecting.
+type imapHealth struct {
+	mu     sync.Mutex
+	synced bool
+	err    error
+}
+
+func (h *imapHealth) observe(ev ingest.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case ev.Synced:
+		h.synced, h.err = true, nil
+	case ev.Err != nil:
+		h.err = ev.Err
+	}
+}
+
+func (h *imapHealth) status() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.err != nil:
+		return "reconnecting: " + oneLine(h.err.Error())
+	case !h.synced:
+		return "connecting: the mailbox has not been read yet"
+	}
+	return "ok"
+}
+
+// smtpStuckAfter is how long the oldest queued notification may wait, with a failed attempt,
+// before the SMTP side counts as degraded.
+const smtpStuckAfter = 10 * time.Minute
+
+// health reports the gateway's parts for GET /healthz: "ok" or what is wrong.
+func (g *gateway) health(ctx context.Context) map[string]string {
+	out := map[string]string{"imap": g.imap.status(), "store": "ok", "smtp": "ok"}
+	if err := g.db.View(ctx, func(tx *store.Tx) error {
+		_ = tx.Counts()
+		return nil
+	}); err != nil {
+		out["store"] = oneLine(err.Error())
+	}
+	var queued []*store.Notification
+	if err := g.db.View(ctx, func(tx *store.Tx) (err error) {
+		queued, err = tx.DueNotifications(time.Time{}, 1<<20) // every queued one: usually few
+		return err
+	}); err != nil {
+		out["smtp"] = "unknown: the outbox cannot be read: " + oneLine(err.Error())
+		return out
+	}
+	var oldest *store.Notification
+	for _, n := range queued {
+		if oldest == nil || n.Created.Before(oldest.Created) {
+			oldest = n
+		}
+	}
+	if oldest != nil && oldest.LastError != "" {
+		if age := g.now().Sub(oldest.Created); age > smtpStuckAfter {
+			out["smtp"] = fmt.Sprintf("%d notification(s) queued, the oldest for %s: %s",
+				len(queued), age.Round(time.Second), oneLine(oldest.LastError))
+		}
+	}
+	return out
+}
+
+// httpAPI is the HTTP server of serve: the website's API, /healthz and /metrics.
+type httpAPI struct {
+	srv  *http.Server
+	addr net.Addr
+	done chan struct{}
+}
+
+// listenHTTP starts the HTTP server on http_addr. A listen failure (the port in use) is a
+// one-line error naming the key.
+func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return nil, fmt.Errorf("http_addr = %s (HELPDESK_HTTP_ADDR): cannot listen: %v; choose a free address, or set it empty to turn the HTTP API off", cfg.HTTPAddr, err)
+	}
+	hlog := g.log.With("component", "http")
+	h := api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.applier, g.metrics)
+	a := &httpAPI{addr: ln.Addr(), done: make(chan struct{}), srv: &http.Server{Handler: h,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(hlog.Handler(), slog.LevelWarn)}}
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			hlog.Error("http server stopped", "err", err)
+		}
+	}()
+	hlog.Info("http listening", "addr", a.addr.String(), "api", cfg.APIToken != "")
+	if cfg.APIToken == "" {
+		hlog.Info("no api_token: the /api/ routes are off; /healthz and /metrics answer")
+	}
+	if !ingest.IsLoopback(cfg.HTTPAddr) {
+		hlog.Warn("http_addr is not a loopback address: the bearer token and customer data cross the network in clear unless a TLS proxy stands in front")
+	}
+	return a, nil
+}
+
+// shutdown stops accepting, lets requests in progress finish for up to 5 s, then cuts them.
+func (a *httpAPI) shutdown(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		log.Warn("http requests cut off at shutdown", "err", err)
+		_ = a.srv.Close()
+	}
+	<-a.done
 }
 
 // withServerName fills in a TLS config's server name (certificate check) from host:port.
@@ -85,7 +256,9 @@ func withServerName(c *tls.Config, addr string) *tls.Config {
 // once ingests what waits in the mailbox and sends every queued notification. The outbox is
 // sent even when the mailbox cannot be read: answers already stored must not wait for IMAP.
 func (g *gateway) once(ctx context.Context) error {
+	stopEvents := g.pumpEvents()
 	ingestErr := g.poller.Once(ctx)
+	stopEvents()
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
@@ -105,6 +278,7 @@ func (g *gateway) run(parent context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var ingestErr error
+	stopEvents := g.pumpEvents()
 	wg.Go(func() {
 		if ingestErr = g.poller.Run(ctx); ingestErr != nil {
 			g.log.Error("ingest stopped", "err", ingestErr)
@@ -119,6 +293,7 @@ func (g *gateway) run(parent context.Context) error {
 	<-ctx.Done()
 	g.log.Info("stopping: finishing the email in hand")
 	wg.Wait()
+	stopEvents()
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if res, err := g.worker.Drain(flush, false); err != nil {
@@ -155,6 +330,9 @@ func runServe(e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if cfg.SiteURL == "" {
+		log.Warn("site_url is empty: password-reset and login links, and answer-on-the-site notices, cannot be sent (they fail with that reason)")
+	}
 	if !cfg.RequireAuth && len(cfg.Staff) > 0 {
 		log.Warn("require_auth = false: staff email is applied on its From address alone, which anyone can forge; use only behind a server that rejects forged staff mail")
 	}
@@ -162,9 +340,20 @@ func runServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The website's API, /healthz and /metrics, while the gateway runs (not for -once, a
+	// batch run from cron).
+	var web *httpAPI
+	if cfg.HTTPAddr != "" && !*once {
+		if web, err = gw.listenHTTP(cfg); err != nil {
+			return err
+		}
+	}
 	// The operator's commands work while this process holds the database, -once included.
 	ctl, err := listenCtl(socketPath(cfg.DB), db, cfg, log, e.now)
 	if err != nil {
+		if web != nil {
+			web.shutdown(log)
+		}
 		return err
 	}
 	ctx, stopCtl := context.WithCancel(e.ctx)
@@ -181,8 +370,23 @@ func runServe(e *env, args []string) error {
 		return err
 	}
 	log.Info("gateway running", "imap", cfg.IMAPAddr, "mailbox", cfg.IMAPMailbox, "smtp", cfg.SMTPAddr,
-		"db", cfg.DB, "control", socketPath(cfg.DB))
-	err = gw.run(e.ctx)
+		"db", cfg.DB, "control", socketPath(cfg.DB), "http", cfg.HTTPAddr)
+	// The HTTP server stops taking requests as soon as the gateway is told to stop (or stops
+	// by itself), while the gateway finishes the email in hand and flushes the outbox.
+	runCtx, stopRun := context.WithCancel(e.ctx)
+	defer stopRun()
+	webDone := make(chan struct{})
+	go func() {
+		defer close(webDone)
+		if web != nil {
+			<-runCtx.Done()
+			web.shutdown(log)
+		}
+	}()
+	err = gw.run(runCtx)
+	stopRun()
+	<-webDone
+	stopCtl() // also when the poller gave up by itself
 	<-ctlDone
 	return err
 }

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/infobits/helpdesk/cmd/helpdesk/api"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtptest"
@@ -229,5 +235,259 @@ func TestParseArgsInterleaved(t *testing.T) {
 		if err != nil || !slices.Equal(pos, tc.pos) || *j != tc.json {
 			t.Errorf("parseArgs(%q) = %q, json=%v, %v; want %q, json=%v", tc.args, pos, *j, err, tc.pos, tc.json)
 		}
+	}
+}
+
+const testAPIToken = "Zm9yLXRoZS10ZXN0cy1vZi10aGUtaHR0cC1hcGk"
+
+// serveInProcess runs `helpdesk serve` in this process with the given environment until the
+// returned stop is called; stop returns the exit status.
+func serveInProcess(t *testing.T, environ []string, out *syncBuffer) (exited chan error, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	exited = make(chan error, 1)
+	codes := make(chan int, 1)
+	go func() {
+		code := run(&env{ctx: ctx, stdout: out, stderr: out, environ: environ, now: time.Now}, []string{"serve"})
+		codes <- code
+		exited <- fmt.Errorf("exit status %d", code)
+	}()
+	stopped := false
+	stop = func() int {
+		if stopped {
+			return 0
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-codes:
+			return code
+		case <-time.After(20 * time.Second):
+			t.Fatalf("serve did not stop:\n%s", out.String())
+			return -1
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return exited, stop
+}
+
+// httpCall sends a request to the running gateway; auth adds the bearer token.
+func httpCall(t *testing.T, method, url, body string, auth bool) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
+}
+
+// waitHTTP polls url until check accepts the answer.
+func waitHTTP(t *testing.T, url string, check func(status int, body string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := httpCall(t, "GET", url, "", false)
+		if check(status, body) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still %d %s", url, status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeHTTP: with http_addr set, serve answers /healthz, /metrics and the API while it
+// runs; its metrics count what it ingests; an answer given through the API reaches the
+// customer over SMTP; and the port is closed when serve stops.
+func TestServeHTTP(t *testing.T) {
+	p := newPeers(t)
+	db, err := store.Open(filepath.Join(p.dir, "helpdesk.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	var out syncBuffer
+	exited, stop := serveInProcess(t, p.env("HELPDESK_HTTP_ADDR=127.0.0.1:0", "HELPDESK_API_TOKEN="+testAPIToken), &out)
+	m := waitOutput(t, &out, regexp.MustCompile(`"msg":"http listening"[^\n]*"addr":"([^"]+)"`), exited)
+	base := "http://" + m[1]
+
+	// Healthy once the mailbox has been read.
+	body := waitHTTP(t, base+"/healthz", func(status int, _ string) bool { return status == http.StatusOK })
+	var h struct {
+		Status     string            `json:"status"`
+		Components map[string]string `json:"components"`
+	}
+	if err := json.Unmarshal([]byte(body), &h); err != nil || h.Status != "ok" ||
+		h.Components["imap"] != "ok" || h.Components["smtp"] != "ok" || h.Components["store"] != "ok" {
+		t.Errorf("healthz = %s (%v)", body, err)
+	}
+
+	p.deliver(t, customerMail("info@bakkerijdevries.nl", "Pinautomaat offline", "http-1@b", "", "Hij doet het niet."))
+	if _, err := p.sink.Wait(ctxTimeout(t, 10*time.Second), 1); err != nil {
+		t.Fatalf("no acknowledgement: %v\n%s", err, out.String())
+	}
+	waitHTTP(t, base+"/metrics", func(status int, body string) bool {
+		return status == http.StatusOK && strings.Contains(body, "helpdesk_ingest_emails_total{outcome=\"new_ticket\"} 1\n") &&
+			strings.Contains(body, "helpdesk_ingest_latency_seconds_count 1\n") && strings.Contains(body, "helpdesk_tickets_open 1\n")
+	})
+
+	if status, _ := httpCall(t, "GET", base+"/api/tickets/1", "", false); status != http.StatusUnauthorized {
+		t.Errorf("API without token: %d", status)
+	}
+	status, body := httpCall(t, "GET", base+"/api/tickets/1", "", true)
+	if status != http.StatusOK || !strings.Contains(body, `"subject":"Pinautomaat offline"`) {
+		t.Errorf("GET /api/tickets/1: %d %s", status, body)
+	}
+	status, body = httpCall(t, "POST", base+"/api/tickets/1/answers", `{"from": "jan@infobits.example", "text": "Zet hem uit en weer aan."}`, true)
+	if status != http.StatusCreated {
+		t.Fatalf("answer through the API: %d %s", status, body)
+	}
+	msgs, err := p.sink.Wait(ctxTimeout(t, 10*time.Second), 2)
+	if err != nil {
+		t.Fatalf("the answer did not reach SMTP: %v\n%s", err, out.String())
+	}
+	if got := plainText(t, msgs[1].Data); !strings.Contains(got, "Zet hem uit en weer aan.") || !slices.Contains(msgs[1].To, "info@bakkerijdevries.nl") {
+		t.Errorf("answer mail to %v:\n%s", msgs[1].To, got)
+	}
+
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d:\n%s", code, out.String())
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the HTTP port still answers after serve stopped")
+	}
+}
+
+// TestServeHTTPAddrInUse: a port in use stops serve at once with one line naming http_addr;
+// serve -once does not listen at all.
+func TestServeHTTPAddrInUse(t *testing.T) {
+	p := newPeers(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	environ := p.env("HELPDESK_HTTP_ADDR=" + ln.Addr().String())
+	var out syncBuffer
+	_, stop := serveInProcess(t, environ, &out)
+	if code := stop(); code != 1 {
+		t.Fatalf("serve with the port in use: exit %d\n%s", code, out.String())
+	}
+	want := "helpdesk serve: http_addr = " + ln.Addr().String() + " (HELPDESK_HTTP_ADDR): cannot listen: bind: address already in use"
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, want) || strings.Count(out.String(), "http_addr") != 1 {
+		t.Errorf("stderr:\n%s\nwant one line starting %q", out.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "helpdesk.db.sock")); err == nil {
+		t.Error("control socket left behind")
+	}
+	var once syncBuffer
+	if code := run(&env{ctx: context.Background(), stdout: &once, stderr: &once, environ: environ, now: time.Now}, []string{"serve", "-once"}); code != 0 {
+		t.Errorf("serve -once with http_addr in use: exit %d\n%s", code, once.String())
+	}
+}
+
+// TestGatewayHealthAndEvents: the health of IMAP follows the poller's events, SMTP the
+// outbox; every event is counted and forwarded, in order, before the pump stops.
+func TestGatewayHealthAndEvents(t *testing.T) {
+	cfg, _, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.IMAPAddr, cfg.IMAPUser, cfg.IMAPPassword, cfg.IMAPTLS = "127.0.0.1:1", "u", "p", "none"
+	cfg.SMTPAddr, cfg.SMTPTLS = "127.0.0.1:1", "none"
+	cfg.From = "Infobits Helpdesk <support@infobits.example>"
+	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	forward := make(chan ingest.Event, 100)
+	gw, err := newGateway(&cfg, db, slog.New(slog.DiscardHandler), func() time.Time { return now }, gatewayOptions{events: forward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if h := gw.health(ctx); !strings.HasPrefix(h["imap"], "connecting") || h["smtp"] != "ok" || h["store"] != "ok" {
+		t.Errorf("health at start = %v", h)
+	}
+
+	stop := gw.pumpEvents()
+	sent := []ingest.Event{
+		{Synced: true},
+		{Outcome: &ingest.Outcome{Action: "new_ticket", Arrival: now.Add(-time.Second)}},
+		{Err: errors.New("read tcp: connection reset by peer")},
+	}
+	for _, ev := range sent {
+		gw.events <- ev
+	}
+	stop()
+	if len(forward) != len(sent) {
+		t.Fatalf("forwarded %d events before stop returned, want %d", len(forward), len(sent))
+	}
+	for i := range sent {
+		if ev := <-forward; fmt.Sprint(ev) != fmt.Sprint(sent[i]) {
+			t.Errorf("event %d = %v, want %v", i, ev, sent[i])
+		}
+	}
+	if h := gw.health(ctx); h["imap"] != "reconnecting: read tcp: connection reset by peer" {
+		t.Errorf("imap after a failure = %q", h["imap"])
+	}
+	gw.imap.observe(ingest.Event{Synced: true})
+	if h := gw.health(ctx); h["imap"] != "ok" {
+		t.Errorf("imap after a sync = %q", h["imap"])
+	}
+	var metrics strings.Builder
+	srv := httptest.NewServer(api.New(api.Config{}, db, gw.applier, gw.metrics))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(&metrics, res.Body)
+	res.Body.Close()
+	for _, want := range []string{"helpdesk_ingest_emails_total{outcome=\"new_ticket\"} 1\n", "helpdesk_imap_reconnects_total 1\n",
+		"helpdesk_ingest_latency_seconds_bucket{le=\"1\"} 1\n"} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics.String())
+		}
+	}
+
+	// SMTP: degraded only when the oldest queued notification failed and waits > 10 min.
+	enqueue := func(age time.Duration, lastErr string) {
+		if err := db.Update(ctx, func(tx *store.Tx) error {
+			return tx.Enqueue(&store.Notification{Kind: store.KindAck, To: "a@example.com", MessageID: fmt.Sprintf("%d@x", age),
+				Created: now.Add(-age), LastError: lastErr, Attempts: 1})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(5*time.Minute, "421 4.7.0 try again later")
+	if h := gw.health(ctx); h["smtp"] != "ok" {
+		t.Errorf("smtp with a young failure = %q", h["smtp"])
+	}
+	enqueue(11*time.Minute, "421 4.7.0 try again later")
+	if h := gw.health(ctx); h["smtp"] != "2 notification(s) queued, the oldest for 11m0s: 421 4.7.0 try again later" {
+		t.Errorf("smtp with an old failure = %q", h["smtp"])
 	}
 }

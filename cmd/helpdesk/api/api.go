@@ -1,0 +1,584 @@
+// Package api is the gateway's HTTP interface for the vendor's website and for monitoring
+// (issue 4): GET /healthz, GET /metrics (Prometheus text format) and, behind a bearer token,
+// the JSON routes under /api/ — a customer's R3 status and tickets, a ticket's thread, staff
+// answers given on the site (R14), account recovery (R16–R18) and the caller lookup (R19).
+//
+// It owns HTTP only: routing, the bearer token, size-limited JSON bodies, status codes and
+// error bodies, and the metrics' text format. It must never hold business rules of its own —
+// what an answer does, who gets which notification, when a recovery link is sent, whether a
+// token is good are decided by ingest, ingest/policy and store, and the JSON shapes are
+// store/view's — and it never speaks IMAP or SMTP: what it queues, notify sends.
+//
+// Two properties are the package's own. No route reveals another customer's data than the
+// one its path names. And the recovery requests answer byte for byte the same (status,
+// headers, body) whatever happened (R18): whether an address or a customer number is known
+// is learnt only by whoever reads that mailbox.
+package api
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/view"
+)
+
+// Config is what the handler needs besides the store and the applier.
+type Config struct {
+	// Token is the bearer token of the /api/ routes; empty turns them off (404 "api
+	// disabled"). /healthz and /metrics need no token.
+	Token string
+	// Now is the clock (R3 status on the day, token expiry, answer times). Default time.Now.
+	Now func() time.Time
+	// Logger gets the detail of internal errors, which clients see only as "internal error".
+	Logger *slog.Logger
+	// Health reports each component ("imap", "smtp", "store") as "ok" or a text saying
+	// what is wrong. nil: no components, always healthy.
+	Health func(ctx context.Context) map[string]string
+}
+
+// MaxBody is the largest request body accepted, in bytes; larger ones get 413.
+const MaxBody = 64 << 10
+
+// The fixed answers of the recovery requests (R18): the same whatever happened.
+const (
+	passwordAccepted = "if the address belongs to a customer, a link has been sent"
+	loginAccepted    = "if the customer number is known, a confirmation link has been sent to the new address"
+	invalidLink      = "invalid or expired link"
+)
+
+type server struct {
+	cfg     Config
+	db      *store.DB
+	applier *ingest.Applier
+	metrics *Metrics
+	mux     *http.ServeMux
+	token   [32]byte // SHA-256 of the token: compared in constant time, whatever the length
+	log     *slog.Logger
+}
+
+// New returns the handler of every route. m may be nil (counters stay zero).
+func New(cfg Config, db *store.DB, applier *ingest.Applier, m *Metrics) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = &Metrics{}
+	}
+	s := &server{cfg: cfg, db: db, applier: applier, metrics: m, mux: http.NewServeMux(),
+		token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Logger}
+	s.mux.HandleFunc("GET /healthz", s.health)
+	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
+	s.mux.HandleFunc("GET /api/customers/{addr}/status", s.customerStatus)
+	s.mux.HandleFunc("GET /api/customers/{addr}/tickets", s.customerTickets)
+	s.mux.HandleFunc("GET /api/tickets/{id}", s.ticket)
+	s.mux.HandleFunc("POST /api/tickets/{id}/answers", s.answer)
+	s.mux.HandleFunc("POST /api/recovery/password", s.recoveryPassword)
+	s.mux.HandleFunc("POST /api/recovery/login", s.recoveryLogin)
+	s.mux.HandleFunc("POST /api/recovery/redeem", s.redeem)
+	s.mux.HandleFunc("GET /api/caller/{number}", s.caller)
+	return s
+}
+
+// ServeHTTP checks the token of /api/ requests before anything else (an unauthenticated
+// client learns no route), then routes. The mux's own 404 and 405 answers are rewritten as
+// JSON errors.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+			writeError(w, http.StatusInternalServerError, "internal error")
+		}
+	}()
+	if p := r.URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") {
+		w.Header().Set("Cache-Control", "no-store")
+		if s.cfg.Token == "" {
+			writeError(w, http.StatusNotFound, "api disabled")
+			return
+		}
+		if ok, present := s.authorized(r); !ok {
+			challenge := `Bearer realm="helpdesk"`
+			if present {
+				challenge += `, error="invalid_token"` // RFC 6750 §3
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.mux.ServeHTTP(&muxErrorWriter{ResponseWriter: w}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authorized compares the bearer token in constant time (of the SHA-256 of both, so that not
+// even the length leaks). present says whether a bearer token was given at all.
+func (s *server) authorized(r *http.Request) (ok, present bool) {
+	scheme, got, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return false, false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1, true
+}
+
+// muxErrorWriter turns the mux's plain-text 404 and 405 (with its Allow header) into JSON.
+type muxErrorWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (w *muxErrorWriter) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.replaced = true
+	msg := "no such route"
+	if code == http.StatusMethodNotAllowed {
+		msg = "method not allowed"
+	}
+	writeError(w.ResponseWriter, code, msg)
+}
+
+func (w *muxErrorWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// --- answers ---
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only our own types are written: a bug
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// internal answers 500 with a generic text; the detail goes to the log only.
+func (s *server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal error")
+}
+
+// decode reads a JSON object of at most MaxBody bytes into v, refusing unknown fields and
+// anything after the object. It answers the client itself and returns false on failure.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("the body must be one JSON object and nothing after it")
+			if errors.As(terr, new(*http.MaxBytesError)) {
+				err = terr
+			}
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	var wrongType *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &wrongType):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: a JSON %s is not what this field takes", wrongType.Field, wrongType.Value))
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBody))
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, "the body must be a JSON object")
+	default:
+		writeError(w, http.StatusBadRequest, "bad request body: "+strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return false
+}
+
+// --- monitoring ---
+
+type healthBody struct {
+	Status     string            `json:"status"` // ok or degraded
+	Components map[string]string `json:"components"`
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	h := healthBody{Status: "ok", Components: map[string]string{}}
+	if s.cfg.Health != nil {
+		for k, v := range s.cfg.Health(ctx) {
+			h.Components[k] = v
+			if v != "ok" {
+				h.Status = "degraded"
+			}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if h.Status != "ok" {
+		writeJSON(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// serveMetrics writes the counters and the gauges read from the store now. The whole outbox
+// and ticket list are read: fine at a helpdesk's size, where a scrape reads a few thousand
+// records.
+func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	g := storeGauges{notifications: map[string]int{}}
+	err := s.db.View(r.Context(), func(tx *store.Tx) error {
+		ts, err := tx.Tickets()
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.Status != store.StatusClosed {
+				g.ticketsOpen++
+			}
+		}
+		ns, err := tx.Outbox()
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			g.notifications[n.Status]++
+		}
+		return nil
+	})
+	if err != nil {
+		s.internal(w, r, fmt.Errorf("metrics: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = s.metrics.write(w, g)
+}
+
+// --- customers, tickets, caller ---
+
+type customerStatusBody struct {
+	Customer     uint64 `json:"customer"`
+	SLA          string `json:"sla"`
+	EffectiveSLA string `json:"effective_sla"` // the tier served today (R3)
+	ValidUntil   string `json:"valid_until"`   // YYYY-MM-DD, "" for no end date
+	Status       string `json:"status"`        // the Dutch R3 line
+}
+
+// customerByPath finds the customer the path's {addr} names, normalised; it answers 404
+// itself.
+func (s *server) customerByPath(w http.ResponseWriter, r *http.Request, tx *store.Tx) (*store.Customer, error) {
+	c, err := tx.CustomerByAddress(store.NormalizeAddress(r.PathValue("addr")))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such customer")
+	}
+	return c, err
+}
+
+func (s *server) customerStatus(w http.ResponseWriter, r *http.Request) {
+	now := s.cfg.Now()
+	var c *store.Customer
+	err := s.db.View(r.Context(), func(tx *store.Tx) (err error) {
+		c, err = s.customerByPath(w, r, tx)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, customerStatusBody{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(store.SLA24)),
+		EffectiveSLA: string(policy.EffectiveTier(c, now)), ValidUntil: c.ValidUntil.String(),
+		Status: policy.StatusLine(c, policy.Today(now))})
+}
+
+func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {
+	var ts []view.Ticket
+	err := s.db.View(r.Context(), func(tx *store.Tx) error {
+		c, err := s.customerByPath(w, r, tx)
+		if err != nil {
+			return err
+		}
+		ts, err = view.Tickets(tx, c.Login())
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+// ticketID reads the path's {id}; it answers 400 itself.
+func ticketID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		writeError(w, http.StatusBadRequest, "a ticket id is a positive whole number")
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
+	id, ok := ticketID(w, r)
+	if !ok {
+		return
+	}
+	var d *view.TicketDetail
+	err := s.db.View(r.Context(), func(tx *store.Tx) error {
+		if _, err := tx.Ticket(id); err != nil {
+			return err
+		}
+		var err error
+		d, err = view.TicketDetailOf(tx, id)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such ticket")
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, d)
+	}
+}
+
+func (s *server) caller(w http.ResponseWriter, r *http.Request) {
+	number, err := policy.NormalizePhone(r.PathValue("number"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	now := s.cfg.Now()
+	var c view.Caller
+	if err := s.db.View(r.Context(), func(tx *store.Tx) (err error) {
+		c, err = view.CallerOf(tx, number, now)
+		return err
+	}); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// --- staff answers (R14) ---
+
+type answerRequest struct {
+	From string `json:"from"` // a staff address
+	Text string `json:"text"` // commands on the first lines, then the answer, as in an email
+}
+
+// answer stores a staff answer given on the site exactly as an emailed one: ingest applies
+// it, commands included, and queues what R14 says. It answers 201 with the ticket as GET
+// /api/tickets/{id} shows it.
+func (s *server) answer(w http.ResponseWriter, r *http.Request) {
+	id, ok := ticketID(w, r)
+	if !ok {
+		return
+	}
+	var req answerRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	switch {
+	case strings.TrimSpace(req.From) == "":
+		writeError(w, http.StatusBadRequest, "from: the staff address is missing")
+		return
+	case strings.TrimSpace(req.Text) == "":
+		writeError(w, http.StatusBadRequest, "text: the answer is empty")
+		return
+	}
+	now := s.cfg.Now()
+	var d *view.TicketDetail
+	err := s.db.Update(r.Context(), func(tx *store.Tx) error {
+		if _, err := s.applier.AnswerFromAPI(tx, id, req.From, req.Text, now); err != nil {
+			return err
+		}
+		var err error
+		d, err = view.TicketDetailOf(tx, id)
+		return err
+	})
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusCreated, d)
+	case errors.Is(err, ingest.ErrNotStaff):
+		writeError(w, http.StatusForbidden, "from is not a staff address")
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such ticket")
+	case errors.Is(err, ingest.ErrStaffCommand):
+		writeError(w, http.StatusBadRequest, "nothing applied: "+strings.TrimPrefix(err.Error(), ingest.ErrStaffCommand.Error()+": "))
+	default:
+		s.internal(w, r, err)
+	}
+}
+
+// --- account recovery (R16–R18) ---
+
+type passwordRequest struct {
+	Email string `json:"email"`
+}
+
+type loginRequest struct {
+	Customer uint64 `json:"customer"`
+	Email    string `json:"email"` // the new login address
+}
+
+type redeemRequest struct {
+	Token string `json:"token"`
+}
+
+type redeemBody struct {
+	Purpose  string `json:"purpose"`  // password or login
+	Customer uint64 `json:"customer"` // the customer number
+	Login    string `json:"login"`    // the login address now (for login: the new one)
+}
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+// parseAddress reads an address the client gave; it answers 400 itself.
+func parseAddress(w http.ResponseWriter, field, s string) (string, bool) {
+	a, err := mail.ParseAddress(strings.TrimSpace(s))
+	if err != nil || strings.TrimSpace(s) == "" {
+		writeError(w, http.StatusBadRequest, field+": not an email address")
+		return "", false
+	}
+	return store.NormalizeAddress(a.Address), true
+}
+
+// recoveryPassword asks for a reset link to the login address of the customer who has the
+// address (R16). Only a malformed request is refused; after that the answer is always 202
+// with the same body (R18), even when the store failed (logged), since a failure could only
+// happen for a known address.
+func (s *server) recoveryPassword(w http.ResponseWriter, r *http.Request) {
+	var req passwordRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	addr, ok := parseAddress(w, "email", req.Email)
+	if !ok {
+		return
+	}
+	now := s.cfg.Now()
+	var queued bool
+	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+		queued, err = s.applier.RequestPasswordReset(tx, addr, now)
+		return err
+	})
+	s.logRecovery(r, store.KindPasswordReset, queued, err)
+	writeJSON(w, http.StatusAccepted, statusBody{Status: passwordAccepted})
+}
+
+// recoveryLogin asks to make a new address the login of a customer (R17): a confirmation
+// link to the new address, a notice to the old login. The answer is the same 202 whatever
+// happened (R18).
+func (s *server) recoveryLogin(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Customer == 0 {
+		writeError(w, http.StatusBadRequest, "customer: the customer number is missing")
+		return
+	}
+	addr, ok := parseAddress(w, "email", req.Email)
+	if !ok {
+		return
+	}
+	now := s.cfg.Now()
+	var queued bool
+	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+		queued, err = s.applier.RequestLoginChange(tx, req.Customer, addr, now)
+		return err
+	})
+	s.logRecovery(r, store.KindLoginConfirm, queued, err)
+	writeJSON(w, http.StatusAccepted, statusBody{Status: loginAccepted})
+}
+
+// logRecovery tells the operator what a recovery request did; the client is never told.
+func (s *server) logRecovery(r *http.Request, kind string, queued bool, err error) {
+	if err != nil {
+		s.log.Error("recovery request failed; the client was answered as always", "kind", kind, "err", err)
+		return
+	}
+	s.log.Info("recovery request", "kind", kind, "queued", queued, "remote", r.RemoteAddr)
+}
+
+// redeem uses a recovery token once (store.RedeemToken: atomic). For a login token the new
+// address is the login when this returns; for a password token the site sets the password
+// of the customer returned. Every kind of bad token gets the one answer "invalid or expired
+// link".
+func (s *server) redeem(w http.ResponseWriter, r *http.Request) {
+	var req redeemRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	now := s.cfg.Now()
+	var body redeemBody
+	err := s.db.Update(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.RedeemToken(strings.TrimSpace(req.Token), now)
+		if err != nil {
+			return err
+		}
+		c, err := tx.Customer(t.CustomerID)
+		if err != nil {
+			return fmt.Errorf("customer %d of the token: %w", t.CustomerID, err)
+		}
+		body = redeemBody{Purpose: t.Purpose, Customer: c.ID, Login: c.Login()}
+		return nil
+	})
+	switch {
+	case err == nil:
+		s.log.Info("recovery token redeemed", "purpose", body.Purpose, "customer", body.Customer)
+		writeJSON(w, http.StatusOK, body)
+	case errors.Is(err, store.ErrTokenInvalid):
+		s.log.Info("recovery token refused", "why", err)
+		writeError(w, http.StatusBadRequest, invalidLink)
+	case errors.Is(err, store.ErrAddressTaken):
+		// Told only to whoever holds the link, i.e. reads the new address's mailbox (R18).
+		writeError(w, http.StatusConflict, "the new address belongs to another customer meanwhile; nothing changed")
+	default:
+		s.internal(w, r, err)
+	}
+}
