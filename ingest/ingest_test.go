@@ -840,3 +840,40 @@ func drain(ch chan ingest.Event) []ingest.Event {
 		}
 	}
 }
+
+// TestConnectionCutMidFetch: the server drops the connection in the middle of a batch FETCH
+// (twice); the poller reconnects with backoff and every email becomes a ticket exactly once.
+func TestConnectionCutMidFetch(t *testing.T) {
+	f := newMemFixture(t, imaptest.Quirks{DropFetches: 2}, func(c *ingest.Config) { c.PollInterval = 100 * time.Millisecond })
+	for i := range 20 {
+		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("cut%d@b", i)}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.poller.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	errs, outcomes := 0, 0
+	deadline := time.After(20 * time.Second)
+	for outcomes < 20 {
+		select {
+		case ev := <-f.events:
+			if ev.Err != nil {
+				errs++
+			}
+			if ev.Outcome != nil {
+				outcomes++
+			}
+		case <-deadline:
+			t.Fatalf("after 20 s: %d emails taken in, %d session errors", outcomes, errs)
+		}
+	}
+	if errs < 2 {
+		t.Errorf("session errors = %d, want the two cut connections", errs)
+	}
+	if n := len(f.tickets()); n != 20 {
+		t.Errorf("tickets = %d, want 20 exactly once", n)
+	}
+}

@@ -60,6 +60,7 @@ type Config struct {
 	HoursZone2            string   `key:"hours_zone2" default:"mon-fri 17:00-21:00; sat 12:00-17:00; sun 10:00-17:00" help:"rate zone 2, high rate (R7)"`
 
 	AutoReplyPerHour int           `key:"autoreply_per_hour" default:"10" help:"automatic replies to one address per hour, at most (RFC 3834)"`
+	BounceSuppress   time.Duration `key:"bounce_suppress" default:"168h" help:"no automatic mail to an address this long after a notification to it bounced for good"`
 	RecoveryPerHour  int           `key:"recovery_per_hour" default:"3" help:"password and login recovery links to one address per hour, at most"`
 	TokenTTL         time.Duration `key:"token_ttl" default:"1h" help:"how long a recovery link works"`
 	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,9 @@ type Quirks struct {
 	RefuseBody func(imap.UID) bool
 	// HangFetch: FETCHes of a body never answer, like a stuck server (until it is closed).
 	HangFetch bool
+	// DropFetches: the first this many FETCHes of a body cut the connection after the
+	// first message's body went out, like a server restarted in the middle of a fetch.
+	DropFetches int
 }
 
 // MemServer is go-imap's reference server (imapserver + imapmemserver) on 127.0.0.1: the
@@ -73,13 +77,16 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}}
 	}
 	closed := make(chan struct{})
+	var drops atomic.Int32
+	drops.Store(int32(opts.Quirks.DropFetches))
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
 	}
 	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: closed}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: closed,
+				conn: c, drops: &drops}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true, // loopback only
@@ -150,6 +157,8 @@ type memSession struct {
 	name, password             string
 	quirks                     Quirks
 	closed                     <-chan struct{}
+	conn                       *imapserver.Conn
+	drops                      *atomic.Int32 // body FETCHes still to cut, shared by the sessions
 }
 
 func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
@@ -167,6 +176,16 @@ func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 					}
 				}
 			}
+		}
+		if s.drops.Add(-1) >= 0 {
+			// Send the first message's body, then cut the connection mid-answer.
+			if uids, ok := numSet.(imap.UIDSet); ok {
+				if nums, ok := uids.Nums(); ok && len(nums) > 0 {
+					_ = s.UserSession.Fetch(w, imap.UIDSetNum(nums[0]), options)
+				}
+			}
+			s.conn.NetConn().Close()
+			return errors.New("connection cut")
 		}
 		if q.FlagsBeforeBody {
 			if err := s.UserSession.Fetch(w, numSet, &imap.FetchOptions{UID: true, Flags: true}); err != nil {

@@ -24,10 +24,11 @@ import (
 // The zero value is ready to use; it is safe for concurrent use. Feed it every ingest.Event
 // with Observe.
 type Metrics struct {
-	mu         sync.Mutex
-	emails     map[string]uint64 // by Outcome.Action
-	held       map[string]uint64 // by Outcome.Reason
-	reconnects uint64
+	mu          sync.Mutex
+	emails      map[string]uint64 // by Outcome.Action
+	held        map[string]uint64 // by Outcome.Reason
+	reconnects  uint64
+	unaccounted uint64 // emails the gap alarm found not taken in
 	// latency holds the ingest latencies per bucket, not cumulative: latency[i] counts
 	// observations in (bounds[i-1], bounds[i]], the last one those above every bound.
 	latency    [len(latencyBounds{}) + 1]uint64
@@ -64,6 +65,7 @@ func (m *Metrics) Observe(ev ingest.Event, now time.Time) {
 	if ev.Err != nil {
 		m.reconnects++
 	}
+	m.unaccounted += uint64(max(ev.Gap, 0))
 	o := ev.Outcome
 	if o == nil {
 		return
@@ -97,6 +99,7 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 	m.mu.Lock()
 	emails, held := maps.Clone(m.emails), maps.Clone(m.held)
 	reconnects, latency, sum, n := m.reconnects, m.latency, m.latencySum, m.latencyN
+	unaccounted := m.unaccounted
 	m.mu.Unlock()
 
 	var b strings.Builder
@@ -125,6 +128,8 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 
 	family("helpdesk_imap_reconnects_total", "counter", "IMAP sessions that failed; the poller reconnects after each.")
 	fmt.Fprintf(&b, "helpdesk_imap_reconnects_total %d\n", reconnects)
+	family("helpdesk_ingest_unaccounted_total", "counter", "Emails found in the mailbox but not taken in by the gateway (the gap alarm): a bug to report.")
+	fmt.Fprintf(&b, "helpdesk_ingest_unaccounted_total %d\n", unaccounted)
 
 	family("helpdesk_ingest_latency_seconds", "histogram", "Time from an email's arrival in the mailbox (IMAP INTERNALDATE) to its commit.")
 	var cum uint64
