@@ -161,6 +161,9 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var req ctlRequest
 	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {
+		if errors.Is(err, io.EOF) {
+			return // a probe: another process checking whether a gateway answers here
+		}
 		s.log.Warn("control socket: bad request", "err", err)
 		return
 	}
