@@ -189,7 +189,7 @@ func (s *session) stray(msg *imapclient.FetchMessageData) {
 			}
 		}
 	}
-	if raw != nil {
+	if len(raw) > 0 {
 		s.strayMu.Lock()
 		if s.wanted[uid] {
 			s.strays[uid] = raw
@@ -557,6 +557,12 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 		f := byUID[uid]
 		if f == nil || raw == nil || f.email != nil {
 			continue // unasked-for data (a flag change pushed by the server)
+		}
+		if len(raw) == 0 && f.size > 0 {
+			// Seen with go-imap's reference server for mail its parser rejects: an empty
+			// body for a message that has one. Not the email: it is fetched again alone,
+			// then held as unfetchable — never taken for an (empty) email.
+			continue
 		}
 		if !arrival.IsZero() {
 			f.arrival = arrival

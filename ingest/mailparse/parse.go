@@ -173,6 +173,8 @@ type Report struct {
 	Status     string // 5.1.1 ...
 	Recipient  string // the Final-Recipient address
 	Diagnostic string
+	// Feedback: an abuse or feedback report (RFC 5965 message/feedback-report).
+	Feedback bool
 }
 
 // Permanent reports whether the report says the delivery failed for good.
@@ -194,6 +196,8 @@ func readReport(root *enmime.Part, text string) *Report {
 			case "message/delivery-status", "message/global-delivery-status":
 				found = true
 				readDeliveryStatus(p.Content, r)
+			case "message/feedback-report", "message/disposition-notification":
+				found, r.Feedback = true, true
 			case "message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global", "message/global-headers":
 				found = true
 				h := readHeader(p.Content)

@@ -556,7 +556,8 @@ func (p *Policy) SameSubject(a, b string) bool {
 }
 
 // Automatic returns why an email is machine-generated and must not be answered
-// (RFC 3834 §2, RFC 3464 reports, list mail, Microsoft's conventions), or "".
+// (RFC 3834 §2, RFC 3464 and RFC 5965 reports, mailing lists, and the conventions of mail
+// servers that follow none of these), or "".
 func Automatic(e *mailparse.Email, own []string) string {
 	if v := strings.ToLower(strings.TrimSpace(e.Get("Auto-Submitted"))); v != "" && !strings.HasPrefix(v, "no") {
 		return "Auto-Submitted: " + mailparse.CleanLine(v)
@@ -565,7 +566,13 @@ func Automatic(e *mailparse.Email, own []string) string {
 	case "bulk", "junk", "list", "auto_reply":
 		return "Precedence: " + v
 	}
-	for _, h := range []string{"List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond"} {
+	for name := range e.Header {
+		// RFC 2369/2919 list headers, and list managers' own.
+		if strings.HasPrefix(name, "List-") {
+			return name + " header (mailing list)"
+		}
+	}
+	for _, h := range []string{"X-Autoreply", "X-Autorespond", "X-Mlserver", "X-Ml-Name", "X-Loop", "X-Mailing-List"} {
 		if len(e.Values(h)) > 0 {
 			return h + " header"
 		}
@@ -573,18 +580,28 @@ func Automatic(e *mailparse.Email, own []string) string {
 	if ct := strings.ToLower(e.Get("Content-Type")); strings.HasPrefix(ct, "multipart/report") {
 		return "delivery or disposition report (multipart/report)"
 	}
+	if r := e.Report; r != nil && (r.Action != "" || r.Feedback) {
+		return "delivery or feedback report"
+	}
 	if e.HasReturnPath && e.ReturnPath == "" {
 		return "empty return path (a bounce)"
 	}
 	for _, who := range []string{e.ReturnPath, e.From} {
 		local, _, _ := strings.Cut(who, "@")
-		switch local {
-		case "mailer-daemon", "postmaster":
+		switch strings.NewReplacer("-", "", "_", "", ".", "").Replace(local) {
+		case "mailerdaemon", "postmaster", "noreply", "donotreply", "dontreply", "bounce", "bounces":
 			return "sent by " + who
 		}
 	}
 	if e.HasReturnPath && slices.Contains(own, e.ReturnPath) {
 		return "sent by the gateway's own address"
+	}
+	subj := strings.ToLower(e.Subject)
+	for _, p := range []string{"auto reply:", "autoreply:", "automatic reply:", "auto-reply:", "automatisch antwoord:", "out of office:", "afwezigheidsbericht:",
+		"complaint about message from"} { // the last: Hotmail's old feedback-loop reports
+		if strings.HasPrefix(subj, p) {
+			return "an automatic reply (subject " + mailparse.CleanLine(e.Subject) + ")"
+		}
 	}
 	return ""
 }

@@ -1,0 +1,242 @@
+package policy_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
+)
+
+// fuzzView is the store as policy sees it, in maps, with a notification to bounce and an
+// address whose mail bounced. The embedded View is nil: a method added to policy.View later
+// panics here until this view gets it, which the fuzzer reports at once.
+type fuzzView struct {
+	policy.View
+	customers map[string]*store.Customer
+	tickets   map[uint64]*store.Ticket
+	msgIDs    map[string]uint64
+	notes     map[string]*store.Notification
+	bounced   map[string]time.Time
+	replies   map[string]int // automatic replies already sent to an address this hour
+}
+
+func (v *fuzzView) CustomerByAddress(addr string) (*store.Customer, error) {
+	c, ok := v.customers[store.NormalizeAddress(addr)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	cc := *c
+	return &cc, nil
+}
+
+func (v *fuzzView) Ticket(id uint64) (*store.Ticket, error) {
+	t, ok := v.tickets[id]
+	if !ok {
+		return nil, fmt.Errorf("ticket %d: %w", id, store.ErrNotFound)
+	}
+	tc := *t
+	return &tc, nil
+}
+
+func (v *fuzzView) TicketByMessageID(id string) (uint64, error) {
+	if t, ok := v.msgIDs[id]; ok {
+		return t, nil
+	}
+	return 0, store.ErrNotFound
+}
+
+func (v *fuzzView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
+	var out []*store.Ticket
+	for _, t := range v.tickets {
+		if t.CustomerID == id {
+			tc := *t
+			out = append(out, &tc)
+		}
+	}
+	return out, nil
+}
+
+func (v *fuzzView) LimitNoticeSent(uint64, store.Date) (bool, error) { return false, nil }
+
+func (v *fuzzView) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
+	if kind != "" {
+		return 0, nil
+	}
+	return v.replies[addr], nil
+}
+
+func (v *fuzzView) NotificationByMessageID(id string) (*store.Notification, error) {
+	if n, ok := v.notes[id]; ok {
+		nc := *n
+		return &nc, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+func (v *fuzzView) BouncedUntil(addr string) (time.Time, error) { return v.bounced[addr], nil }
+
+func newFuzzView() *fuzzView {
+	bakker := &store.Customer{ID: 1, Name: "Bakkerij de Vries", Emails: []string{"info@bakkerij.nl", "piet@bakkerij.nl"}, Tier: store.SLA8}
+	slager := &store.Customer{ID: 2, Name: "Slagerij Jansen", Emails: []string{"kassa@slagerij.nl"}, Tier: store.SLA24}
+	return &fuzzView{
+		customers: map[string]*store.Customer{"info@bakkerij.nl": bakker, "piet@bakkerij.nl": bakker, "kassa@slagerij.nl": slager},
+		tickets: map[uint64]*store.Ticket{
+			5: {ID: 5, CustomerID: 1, Address: "info@bakkerij.nl", Subject: "Kassa start niet op", Status: store.StatusOpen},
+			6: {ID: 6, CustomerID: 2, Address: "kassa@slagerij.nl", Subject: "Printer", Status: store.StatusOpen, Replies: 5},
+			7: {ID: 7, CustomerID: 1, Address: "piet@bakkerij.nl", Subject: "Bonprinter", Status: store.StatusClosed},
+			8: {ID: 8, CustomerID: 2, Address: "kassa@slagerij.nl", Subject: "Backup", Status: store.StatusAnswered},
+		},
+		msgIDs: map[string]uint64{"m5@bakkerij.nl": 5, "n5@helpdesk.infobits.nl": 5, "m6@slagerij.nl": 6, "m7@bakkerij.nl": 7},
+		notes: map[string]*store.Notification{
+			"n5@helpdesk.infobits.nl": {ID: 1, Kind: store.KindAck, TicketID: 5, To: "info@bakkerij.nl", MessageID: "n5@helpdesk.infobits.nl", Automatic: true},
+			"u1@helpdesk.infobits.nl": {ID: 2, Kind: store.KindUnknownSender, To: "stranger@example.com", MessageID: "u1@helpdesk.infobits.nl", Automatic: true},
+		},
+		bounced: map[string]time.Time{"piet@bakkerij.nl": time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)},
+		replies: map[string]int{"kassa@slagerij.nl": 9},
+	}
+}
+
+var fuzzRules = policy.Rules{Staff: []string{"jan@infobits.nl"}, TicketTag: "Infobits", Own: []string{"helpdesk@infobits.nl"},
+	StaffList: "team@infobits.nl", AuthServID: "mx.infobits.nl", RequireStaffAuth: true,
+	Limits:      policy.Limits{TicketsPerMonth: 3, OpenTickets: 2, RepliesPerTicket: 5},
+	UrgentWords: []string{"SPOED"}, CallbackWords: []string{"terugbellen"}}
+
+var fuzzArrival = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// fuzzSeeds are crafted emails that reach each branch of Decide.
+var fuzzSeeds = []string{
+	"From: info@bakkerij.nl\r\nSubject: Kassa kapot SPOED\r\nMessage-ID: <a@b>\r\n\r\nHelp\r\n",
+	"From: info@bakkerij.nl\r\nSubject: Re: [Infobits #5] Kassa start niet op\r\nIn-Reply-To: <n5@helpdesk.infobits.nl>\r\n\r\nNog iets\r\n",
+	"From: piet@bakkerij.nl\r\nSubject: Re: Bonprinter\r\nReferences: <m7@bakkerij.nl>\r\n\r\nweer kapot\r\n",
+	"From: kassa@slagerij.nl\r\nSubject: [Infobits #6] Printer\r\n\r\nzesde antwoord\r\n",
+	"From: kassa@slagerij.nl\r\nSubject: Nieuwe vraag terugbellen\r\n\r\nbel me\r\n",
+	"From: Stranger <stranger@example.com>\r\nSubject: Vraag\r\n\r\nWie?\r\n",
+	"From: stranger@example.com\r\nSubject: Afwezig\r\nAuto-Submitted: auto-replied\r\n\r\nweg\r\n",
+	"From: info@bakkerij.nl\r\nSubject: Out of office\r\nX-Autoreply: yes\r\nIn-Reply-To: <n5@helpdesk.infobits.nl>\r\n\r\nweg\r\n",
+	"From: helpdesk@infobits.nl\r\nSubject: [Infobits #5] Ontvangen\r\n\r\nloop\r\n",
+	"From: jan@infobits.nl\r\nSubject: Re: [Infobits #5] Kassa\r\nAuthentication-Results: mx.infobits.nl; dmarc=pass header.from=infobits.nl\r\n\r\n#close\r\n#assign jan@infobits.nl\r\nOpgelost.\r\n",
+	"From: jan@infobits.nl\r\nSubject: zonder ticket\r\nAuthentication-Results: mx.infobits.nl; dmarc=pass header.from=infobits.nl\r\n\r\n#bogus\r\n",
+	"From: jan@infobits.nl\r\nSubject: Re: [Infobits #5] Kassa\r\n\r\nniet geverifieerd\r\n",
+	"From: info@bakkerij.nl\r\nSubject: Kassa\r\nAuthentication-Results: mx.infobits.nl; dmarc=fail header.from=bakkerij.nl\r\n\r\nvals\r\n",
+	"From: info@bakkerij.nl\r\nSubject: wachtwoord vergeten\r\n\r\nhelp\r\n",
+	"From: stranger@example.com\r\nSubject: Re: password forgotten\r\n\r\nhelp\r\n",
+	"From: piet@bakkerij.nl\r\nSubject: Nieuwe vraag\r\nX-Auto-Response-Suppress: All\r\n\r\ngeen ack\r\n",
+	"To: support@infobits.nl\r\nSubject: geen afzender\r\n\r\n?\r\n",
+	"From: a@x.nl, info@bakkerij.nl\r\nSubject: twee\r\n\r\n?\r\n",
+	"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nTo: helpdesk@infobits.nl\r\nSubject: Undelivered Mail\r\nAuto-Submitted: auto-replied\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\n550 user unknown\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n" +
+		"Final-Recipient: rfc822; info@bakkerij.nl\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
+		"Message-Id: <n5@helpdesk.infobits.nl>\r\n\r\n--b--\r\n",
+	"Return-Path: <>\r\nFrom: postmaster@mx.example.com\r\nSubject: Returned\r\n\r\n> Message-ID: <u1@helpdesk.infobits.nl>\r\n",
+	"From: info@bakkerij.nl\r\nSubject: genest\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n",
+}
+
+// FuzzDecide parses arbitrary bytes as ingest does and decides them: whatever arrives, Decide
+// does not panic or fail, returns a known action, holds only with a reason, and writes only to
+// the sender, the customer's login, the staff list or the ticket's address — never to a
+// machine (an automatic email gets no notice at all) and never to the gateway itself.
+func FuzzDecide(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	seeds, _ := filepath.Glob(filepath.Join("..", "mailparse", "testdata", "*.eml"))
+	// The real-world corpus too, when fuzzing: as seeds of every `go test` run it would only
+	// slow them down.
+	if fl := flag.Lookup("test.fuzz"); fl != nil && fl.Value.String() != "" {
+		dir := os.Getenv("HELPDESK_CORPUS")
+		if dir == "" {
+			dir = filepath.Join("..", "..", "..", "shared", "corpus")
+		}
+		for _, sub := range []string{"bounces", "mail-gem"} {
+			more, _ := filepath.Glob(filepath.Join(dir, sub, "*.eml"))
+			seeds = append(seeds, more...)
+		}
+	}
+	for _, name := range seeds {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+		f.Add(bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")))
+	}
+	p := policy.New(fuzzRules)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e := mailparse.Parse(raw, fuzzArrival)
+		if e.Err != nil && strings.Contains(e.Err.Error(), "parser panic") {
+			t.Fatalf("the parser panicked (recovered): %v", e.Err)
+		}
+		v := newFuzzView()
+		d, err := p.Decide(e, v)
+		if err != nil {
+			t.Fatalf("Decide failed with a working store: %v", err)
+		}
+		checkDecision(t, e, d)
+	})
+}
+
+func checkDecision(t *testing.T, e *mailparse.Email, d policy.Decision) {
+	t.Helper()
+	switch d.Action {
+	case policy.ActionHold:
+		if d.HoldReason == "" || d.HoldDetail == "" {
+			t.Fatalf("held without a reason: %q %q", d.HoldReason, d.HoldDetail)
+		}
+	case policy.ActionNewTicket:
+		if d.Customer == nil || d.Automatic {
+			t.Fatalf("new ticket without a customer, or for a machine (%q): %+v", d.AutomaticReason, d)
+		}
+	case policy.ActionReply:
+		if d.Customer == nil || d.Ticket == nil || d.Ticket.CustomerID != d.Customer.ID {
+			t.Fatalf("reply on a ticket that is not the sender's: customer %+v ticket %+v", d.Customer, d.Ticket)
+		}
+	case policy.ActionStaffAnswer:
+		if d.Ticket == nil || d.Staff == nil || !slices.Contains(fuzzRules.Staff, e.From) {
+			t.Fatalf("staff answer from %q: ticket %+v staff %+v", e.From, d.Ticket, d.Staff)
+		}
+	case policy.ActionBounce:
+		if d.Bounce == nil || d.Bounce.Notification == nil || !d.Automatic {
+			t.Fatalf("bounce without its notification, or not automatic: %+v", d)
+		}
+	default:
+		t.Fatalf("unknown action %d", d.Action)
+	}
+	if d.Action != policy.ActionHold && d.HoldReason != "" {
+		t.Fatalf("%s with a hold reason %q", d.Action, d.HoldReason)
+	}
+	allowed := map[string]bool{}
+	if e.From != "" {
+		allowed[e.From] = true
+	}
+	if fuzzRules.StaffList != "" {
+		allowed[fuzzRules.StaffList] = true
+	}
+	if d.Customer != nil && d.Customer.Login() != "" {
+		allowed[d.Customer.Login()] = true
+	}
+	if d.Ticket != nil {
+		allowed[d.Ticket.Address] = true
+	}
+	for _, n := range d.Notify {
+		if n.Kind == "" || !allowed[n.To] || slices.Contains(fuzzRules.Own, n.To) {
+			t.Fatalf("notice %+v: not to the sender %q, the customer's login, the staff list or the ticket's address", n, e.From)
+		}
+		if !utf8.ValidString(n.To) || strings.ContainsAny(n.To, "\r\n") {
+			t.Fatalf("notice to %q", n.To)
+		}
+		if d.Automatic && n.To != fuzzRules.StaffList {
+			t.Fatalf("notice %+v about a machine-generated email (%s): a mail loop", n, d.AutomaticReason)
+		}
+	}
+}
