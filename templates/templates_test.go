@@ -62,7 +62,7 @@ func TestRenderAll(t *testing.T) {
 		"nl/login_confirm":  {"Bevestig uw nieuwe inlogadres", "nieuw@example.nl", `<html lang="nl">`},
 		"en/login_confirm":  {"Confirm your new login address", "nieuw@example.nl", `<html lang="en">`},
 		"nl/login_notice":   {"Verzoek om uw inlogadres te wijzigen", "bevestigingslink", `<html lang="nl">`},
-		"nl/too_large":      {"Uw e-mail aan de helpdesk is te groot", "groter dan 3 MB", `<html lang="nl">`},
+		"nl/too_large":      {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
 		"en/too_large":      {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
 		"en/login_notice":   {"A request to change your login address", "confirmation link", `<html lang="en">`},
 	}
