@@ -877,3 +877,34 @@ func TestConnectionCutMidFetch(t *testing.T) {
 		t.Errorf("tickets = %d, want 20 exactly once", n)
 	}
 }
+
+// TestPoisonousEmailDoesNotBlock: an email whose handling panics (here: a policy whose
+// calendars are missing, so planning a new ticket dereferences nil) is held with the reason,
+// and the emails before and after it in the same batch are taken in as usual.
+func TestPoisonousEmailDoesNotBlock(t *testing.T) {
+	f := newFixture(t, "mem", func(c *ingest.Config) {
+		a := *c.Applier
+		rules := testRules(t, policy.Limits{})
+		rules.Calendars = &calendar.Set{} // no calendars at all: a new ticket panics
+		a.Policy = policy.New(rules)
+		c.Applier = &a
+	})
+	f.deliver(buildMail(mailOpts{from: "vreemd@example.com", subject: "Ervoor", msgID: "p1@x"}))
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Giftig", msgID: "p2@b"}))
+	f.deliver(buildMail(mailOpts{from: "anders@example.com", subject: "Erna", msgID: "p3@x"}))
+	f.once()
+	hs := f.held()
+	if len(hs) != 3 {
+		t.Fatalf("held = %d, want 3", len(hs))
+	}
+	reasons := map[string]string{}
+	for _, h := range hs {
+		reasons[h.Subject] = h.Reason
+	}
+	if reasons["Ervoor"] != store.HeldUnknownSender || reasons["Giftig"] != store.HeldInternal || reasons["Erna"] != store.HeldUnknownSender {
+		t.Errorf("held reasons = %v", reasons)
+	}
+	if _, unseen := f.srv.status(t, "INBOX"); unseen != 0 {
+		t.Errorf("unseen = %d: the batch was not committed and flagged", unseen)
+	}
+}
