@@ -294,11 +294,18 @@ func (tx *Tx) PutRaw(raw []byte) (string, error) {
 	b := tx.tx.Bucket(bRaw)
 	if b.Get(sum[:]) == nil {
 		var buf bytes.Buffer
+		buf.Grow(len(raw)/2 + 64)
 		buf.WriteByte(rawDeflate)
-		zw, err := flate.NewWriter(&buf, flate.BestSpeed)
-		if err != nil {
-			return "", err
+		zw, _ := tx.db.deflaters.Get().(*flate.Writer)
+		if zw == nil {
+			var err error
+			if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
+				return "", err
+			}
+		} else {
+			zw.Reset(&buf)
 		}
+		defer tx.db.deflaters.Put(zw)
 		if _, err := zw.Write(raw); err != nil {
 			return "", err
 		}

@@ -82,6 +82,10 @@ type DB struct {
 
 	mu      sync.Mutex
 	waiters []chan struct{} // woken after a commit that queued notifications
+
+	// deflaters reuses compressors: a new one allocates over a megabyte, more than
+	// compressing a small email costs.
+	deflaters sync.Pool
 }
 
 // Open opens (creating if needed) the database at path and brings its schema up to date.
@@ -133,6 +137,7 @@ func (d *DB) Close() error { return d.bolt.Close() }
 // Tx is a transaction. Methods of a read-only Tx that write return an error.
 type Tx struct {
 	tx       *bolt.Tx
+	db       *DB
 	enqueued bool
 }
 
@@ -145,7 +150,7 @@ func (d *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	}
 	var queued bool
 	err := d.bolt.Update(func(btx *bolt.Tx) error {
-		tx := &Tx{tx: btx}
+		tx := &Tx{tx: btx, db: d}
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -163,7 +168,7 @@ func (d *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return d.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return d.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx, db: d}) })
 }
 
 // OutboxWake returns a channel that receives a value after the next commit that queues a

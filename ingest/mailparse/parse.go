@@ -116,6 +116,7 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 			enmime.SkipMalformedParts(true),
 			enmime.MaxStoredPartErrors(20),
 			enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
+			enmime.DisableCharacterDetection(true), // see fromWindows1252
 		).ReadEnvelope(bytes.NewReader(body))
 	}
 	if err != nil {
@@ -473,7 +474,7 @@ func MessageIDs(v string) []string {
 // clean makes body text safe to store and show: valid UTF-8, no NUL or other control
 // characters except newline and tab, LF line ends.
 func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = fromWindows1252(s)
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' {
@@ -486,10 +487,45 @@ func clean(s string) string {
 	}, s)
 }
 
+// fromWindows1252 makes text valid UTF-8. Text that already is stays as it is; text that is
+// not was written in an 8-bit charset without saying so, or under a charset it lied about
+// ("utf-8" over Latin-1 bytes, seen in practice), and is read as windows-1252 — Dutch and
+// English mail's usual 8-bit charset, of which Latin-1 is a subset — rather than shown as
+// replacement characters. Charset guessing by statistics is not used: it cost more than the
+// rest of parsing together and guessed wrong on short texts.
+func fromWindows1252(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n <= 1 {
+			b.WriteRune(windows1252(s[0]))
+			s = s[1:]
+			continue
+		}
+		b.WriteString(s[:n])
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// windows1252 maps a byte of windows-1252 to its rune.
+func windows1252(c byte) rune {
+	high := [32]rune{'€', '\uFFFD', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\uFFFD', 'Ž', '\uFFFD',
+		'\uFFFD', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\uFFFD', 'ž', 'Ÿ'}
+	if c >= 0x80 && c < 0xA0 {
+		return high[c-0x80]
+	}
+	return rune(c) // Latin-1 and ASCII map one to one
+}
+
 // cleanLine is clean for one-line values (subjects, names, file names): no line breaks, so
 // nothing a customer writes can become a header line of a notification.
 func cleanLine(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = fromWindows1252(s)
 	s = strings.Map(func(r rune) rune {
 		if r == '\t' || r == '\r' || r == '\n' {
 			return ' '
