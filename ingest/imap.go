@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -264,14 +265,18 @@ func (s *session) sync(ctx context.Context) error {
 	if err := s.markPending(); err != nil {
 		return err
 	}
-	metas, err := s.list(s.st.LastUID)
+	metas, skipped, err := s.list(s.st.LastUID)
 	if err != nil {
 		return err
 	}
+	if len(metas) > 0 || len(skipped) > 0 {
+		p.emit(Event{Listed: len(metas), Skipped: len(skipped)})
+	}
+	if err := s.markSkipped(ctx, skipped); err != nil {
+		return err
+	}
+	var batches [][]meta
 	for len(metas) > 0 {
-		if ctx.Err() != nil {
-			break // stop between batches: nothing in hand
-		}
 		n, bytes := 0, int64(0)
 		for n < len(metas) && n < p.cfg.BatchSize && (n == 0 || bytes+metas[n].size <= p.cfg.BatchBytes) {
 			if metas[n].size <= p.cfg.MaxMessageBytes {
@@ -279,10 +284,20 @@ func (s *session) sync(ctx context.Context) error {
 			}
 			n++
 		}
-		if err := s.batch(metas[:n]); err != nil {
+		batches = append(batches, metas[:n])
+		metas = metas[n:]
+	}
+	done, err := s.pipeline(ctx, batches)
+	if err != nil {
+		return err
+	}
+	if err := s.markPending(); err != nil {
+		return err
+	}
+	if done {
+		if err := s.passSkipped(ctx, skipped); err != nil {
 			return err
 		}
-		metas = metas[n:]
 	}
 	if err := s.checkGap(); err != nil {
 		return err
@@ -375,14 +390,60 @@ func (s *session) checkValidity(ctx context.Context) error {
 	return s.p.db.Update(ctx, func(tx *store.Tx) error { return tx.PutMailbox(st) })
 }
 
-// list returns the UIDs above last with their size and arrival, in UID order.
-func (s *session) list(last uint32) ([]meta, error) {
+// markSkipped records the emails passed over (Config.Since) as accounted for, so the gap
+// alarm does not report them. It runs before the batches: the checkpoint moves past them only
+// once every email listed with them is committed (passSkipped).
+func (s *session) markSkipped(ctx context.Context, uids []imap.UID) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	st := s.st
+	err := s.p.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		for _, uid := range uids {
+			if err := tx.MarkUID(st.Name, st.UIDValidity, uint32(uid)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record %d emails of %s passed over: %w", len(uids), st.Name, err)
+	}
+	s.p.log.Info("emails passed over: they arrived before the start date", "mailbox", st.Name,
+		"count", len(uids), "since", s.p.cfg.Since.Format(time.RFC3339))
+	return nil
+}
+
+// passSkipped moves the checkpoint past the emails passed over, once every email listed with
+// them is committed: no later run takes them in. A UID above the listing's highest is mail
+// that arrived since, so nothing unlisted is passed.
+func (s *session) passSkipped(ctx context.Context, uids []imap.UID) error {
+	top := s.st.LastUID
+	for _, uid := range uids {
+		top = max(top, uint32(uid))
+	}
+	if top == s.st.LastUID {
+		return nil
+	}
+	next := *s.st
+	next.LastUID, next.Updated = top, s.p.cfg.Applier.Now()
+	if err := s.p.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.PutMailbox(&next) }); err != nil {
+		return fmt.Errorf("move the checkpoint of %s past the emails passed over: %w", s.st.Name, err)
+	}
+	*s.st = next
+	return nil
+}
+
+// list returns the UIDs above last with their size and arrival, in UID order, and apart the
+// UIDs of emails that arrived before Config.Since (passed over).
+func (s *session) list(last uint32) ([]meta, []imap.UID, error) {
 	defer s.guard(s.p.cfg.CommandTimeout)()
 	var set imap.UIDSet
 	set.AddRange(imap.UID(last+1), 0) // last+1:*
 	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true})
 	defer cmd.Close()
 	var out []meta
+	var skipped []imap.UID
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -390,18 +451,23 @@ func (s *session) list(last uint32) ([]meta, error) {
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			return nil, fmt.Errorf("list messages above uid %d: %w", last, err)
+			return nil, nil, fmt.Errorf("list messages above uid %d: %w", last, err)
 		}
 		// "n:*" always includes the highest UID, even below n: keep only what is new.
-		if uint32(buf.UID) > last {
-			out = append(out, meta{uid: buf.UID, size: buf.RFC822Size, arrival: buf.InternalDate})
+		if uint32(buf.UID) <= last {
+			continue
 		}
+		if since := s.p.cfg.Since; !since.IsZero() && !buf.InternalDate.IsZero() && buf.InternalDate.Before(since) {
+			skipped = append(skipped, buf.UID)
+			continue
+		}
+		out = append(out, meta{uid: buf.UID, size: buf.RFC822Size, arrival: buf.InternalDate})
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("list messages above uid %d: %w", last, err)
+		return nil, nil, fmt.Errorf("list messages above uid %d: %w", last, err)
 	}
 	slices.SortFunc(out, func(a, b meta) int { return int(a.uid) - int(b.uid) })
-	return out, nil
+	return out, skipped, nil
 }
 
 // fetched is one message of a batch, ready to commit.
@@ -415,11 +481,52 @@ type fetched struct {
 	vanished    bool   // expunged by someone else between listing and fetching
 }
 
-// batch fetches, parses and commits one batch, then flags it on the server. No UID passes the
-// checkpoint unaccounted for: a message whose body did not come is fetched again on its own,
-// and if it still does not come it is held — as unfetchable (still in the mailbox) or as
-// vanished (expunged by someone else) — never skipped in silence.
-func (s *session) batch(metas []meta) error {
+// pipeline commits the batches in order, fetching and parsing the next batch while the
+// current one commits (the store needs no IMAP, the fetch no store): the IMAP round trips,
+// the parse and the fsync overlap. It stops between batches when ctx is done and reports
+// whether every batch was committed. The flags are set once, after the last commit.
+func (s *session) pipeline(ctx context.Context, batches [][]meta) (bool, error) {
+	if len(batches) == 0 {
+		return true, nil
+	}
+	type prepared struct {
+		items []*fetched
+		err   error
+	}
+	cur, err := s.prepare(batches[0])
+	if err != nil {
+		return false, err
+	}
+	for i := range batches {
+		var next chan prepared
+		if i+1 < len(batches) && ctx.Err() == nil {
+			next = make(chan prepared, 1)
+			go func(metas []meta) {
+				items, err := s.prepare(metas)
+				next <- prepared{items, err}
+			}(batches[i+1])
+		}
+		err := s.finish(cur)
+		if next == nil {
+			return err == nil && i+1 == len(batches), err
+		}
+		n := <-next
+		if err != nil {
+			return false, err
+		}
+		if n.err != nil {
+			return false, n.err
+		}
+		cur = n.items
+	}
+	return true, nil
+}
+
+// prepare fetches and parses one batch. No UID passes the checkpoint unaccounted for: a
+// message whose body did not come is fetched again on its own, and if it still does not come
+// it is held — as unfetchable (still in the mailbox) or as vanished (expunged by someone else)
+// — never skipped in silence.
+func (s *session) prepare(metas []meta) ([]*fetched, error) {
 	p := s.p
 	items := make([]*fetched, len(metas))
 	byUID := map[imap.UID]*fetched{}
@@ -439,7 +546,7 @@ func (s *session) batch(metas []meta) error {
 	s.want(small)
 	defer s.want(nil)
 	if err := s.fetchBodies(small, byUID, bytes); err != nil && !isServerNo(err) {
-		return err
+		return nil, err
 	}
 	var noBody []imap.UID
 	for _, uid := range small {
@@ -456,7 +563,7 @@ func (s *session) batch(metas []meta) error {
 		// unsolicited FETCH (a flag change) may have stood in for the body in the answer.
 		err := s.fetchBodies([]imap.UID{uid}, byUID, it.size)
 		if err != nil && !isServerNo(err) {
-			return err
+			return nil, err
 		}
 		if it.email == nil {
 			if raw := s.takeStray(uid); raw != nil {
@@ -473,7 +580,7 @@ func (s *session) batch(metas []meta) error {
 	if len(noBody) > 0 {
 		exists, err := s.existing(noBody)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, uid := range noBody {
 			it := byUID[uid]
@@ -483,21 +590,26 @@ func (s *session) batch(metas []meta) error {
 			}
 			large = append(large, uid)
 			p.log.Error("the IMAP server would not hand out a message; holding it, left in the mailbox",
-				"uid", uint32(uid), "mailbox", s.st.Name, "answer", it.unfetchable)
+				"uid", uint32(uid), "mailbox", p.cfg.Mailbox, "answer", it.unfetchable)
 		}
 	}
 	if err := s.fetchEnvelopes(large, byUID); err != nil && !isServerNo(err) {
-		return err
+		return nil, err
 	}
+	return items, nil
+}
+
+// finish commits a prepared batch and reports each email's outcome.
+func (s *session) finish(items []*fetched) error {
 	outcomes, err := s.commit(items)
 	if err != nil {
 		return err
 	}
 	for i := range outcomes {
-		p.log.LogAttrs(context.Background(), slog.LevelInfo, "email", outcomes[i].LogAttrs()...)
-		p.emit(Event{Outcome: &outcomes[i]})
+		s.p.log.LogAttrs(context.Background(), slog.LevelInfo, "email", outcomes[i].LogAttrs()...)
+		s.p.emit(Event{Outcome: &outcomes[i]})
 	}
-	return s.markPending()
+	return nil
 }
 
 // existing returns which of the UIDs are still in the mailbox.
@@ -514,17 +626,34 @@ func (s *session) existing(uids []imap.UID) (map[imap.UID]bool, error) {
 	return out, nil
 }
 
-// fetchBodies streams BODY.PEEK[] of the UIDs (one UID FETCH) and parses each message.
+// fetchBodies streams BODY.PEEK[] of the UIDs (one UID FETCH) and parses each message as
+// it arrives, on as many workers as there are CPUs, while the next one is read.
 func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, bytes int64) error {
 	if len(uids) == 0 {
 		return nil // an empty set would make the library close the connection
 	}
 	// A slow link must not be mistaken for a dead server: a minute per 64 MiB on top.
 	defer s.guard(s.p.cfg.CommandTimeout + time.Duration(bytes>>26)*time.Minute)()
+	type job struct {
+		f   *fetched
+		raw []byte
+	}
+	jobs := make(chan job, 64)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(uids))) {
+		wg.Go(func() {
+			for j := range jobs {
+				j.f.email = mailparse.Parse(j.raw, j.f.arrival)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(jobs)
 	section := &imap.FetchItemBodySection{Peek: true}
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
 	defer cmd.Close()
+	queued := map[*fetched]bool{}
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -555,7 +684,7 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 			}
 		}
 		f := byUID[uid]
-		if f == nil || raw == nil || f.email != nil {
+		if f == nil || raw == nil || queued[f] {
 			continue // unasked-for data (a flag change pushed by the server)
 		}
 		if len(raw) == 0 && f.size > 0 {
@@ -567,7 +696,8 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 		if !arrival.IsZero() {
 			f.arrival = arrival
 		}
-		f.email = mailparse.Parse(raw, f.arrival)
+		queued[f] = true
+		jobs <- job{f, raw}
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("fetch %d messages: %w", len(uids), err)

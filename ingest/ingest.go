@@ -42,7 +42,7 @@ type Config struct {
 	Mailbox              string      // default "INBOX"
 	MoveTo               string      // optional folder processed mail is moved to
 	// BatchSize and BatchBytes bound one UID FETCH and one commit.
-	BatchSize  int   // default 200 messages
+	BatchSize  int   // default 500 messages
 	BatchBytes int64 // default 32 MiB
 	// MaxMessageBytes: larger emails are left on the server and held (from RFC822.SIZE,
 	// before their body is fetched). Default 25 MiB.
@@ -68,6 +68,10 @@ type Config struct {
 	// more than this long before is ingested without automatic replies — the gateway must
 	// not answer a mailbox's whole history. Default 24 h.
 	BacklogAge time.Duration
+	// Since: mail that arrived (INTERNALDATE) before it is passed over — not taken in, and
+	// the checkpoint moves past it, so a later run does not take it in either (import
+	// -since). Zero: every email is taken in.
+	Since time.Time
 
 	Applier *Applier
 	Logger  *slog.Logger
@@ -76,7 +80,7 @@ type Config struct {
 func (c *Config) defaults() {
 	c.TLS = cmp.Or(c.TLS, TLSImplicit)
 	c.Mailbox = cmp.Or(c.Mailbox, "INBOX")
-	c.BatchSize = cmp.Or(c.BatchSize, 200)
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.BatchBytes = cmp.Or(c.BatchBytes, 32<<20)
 	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, 25<<20)
 	c.PollInterval = cmp.Or(c.PollInterval, time.Minute)
@@ -108,6 +112,10 @@ type Event struct {
 	Idling  bool     // the server accepted IDLE: new mail is pushed from now on
 	Gap     int      // emails still above the checkpoint after two syncs: not taken in
 	Err     error    // a session failed (the poller reconnects)
+	// Listed and Skipped: a sync's listing found this many emails to take in, and this many
+	// that arrived before Config.Since (passed over). Sent before the emails' outcomes, when
+	// either is not zero.
+	Listed, Skipped int
 }
 
 // New makes a Poller. Events, when not nil, receives progress without blocking the poller

@@ -253,6 +253,24 @@ func first(v []string) string {
 	return v[0]
 }
 
+// containsBoundary reports whether "boundary" occurs in line in any case.
+func containsBoundary(line []byte) bool {
+	const word = "boundary"
+	for i := 0; i+len(word) <= len(line); i++ {
+		if c := line[i] | 0x20; c != 'b' {
+			continue
+		}
+		j := 1
+		for j < len(word) && line[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxNesting bounds how deeply multipart parts may nest before Parse gives up on the
 // structure (Err set, the body kept as text, the email held for staff). Seen in testing: at
 // the end of its input enmime v2.3.0 re-reads through every enclosing multipart that was not
@@ -280,6 +298,9 @@ func multipartNesting(raw []byte, limit int) int {
 					break
 				}
 			}
+		}
+		if !containsBoundary(line) {
+			continue // the regexp is costly; almost no line names a boundary
 		}
 		for _, m := range boundaryParam.FindAllSubmatch(line, -1) {
 			b := ""
