@@ -66,6 +66,10 @@ type Config struct {
 	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`
 	APIToken         string        `key:"api_token" secret:"1" help:"bearer token of the /api/ routes; empty: the /api/ routes are off"`
 
+	// Backups (R20): serve's daily backup.
+	BackupDir  string `key:"backup_dir" help:"folder serve writes a daily backup to and prunes (R20); a synced Dropbox/OneDrive folder works; empty: no scheduled backups"`
+	BackupTime string `key:"backup_time" default:"02:30" help:"time of day (Europe/Amsterdam, HH:MM) of serve's daily backup"`
+
 	MaxMessageBytes int64  `key:"max_message_bytes" default:"26214400" help:"larger emails are left on the server and held"`
 	LogFormat       string `key:"log_format" default:"auto" help:"auto (text on a terminal, else JSON), text or json"`
 	LogLevel        string `key:"log_level" default:"info" help:"debug, info, warn or error"`

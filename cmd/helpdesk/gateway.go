@@ -340,6 +340,11 @@ func runServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The daily backup (R20), when backup_dir is set; not for -once (cron runs `backup`).
+	backups, err := newBackupSchedule(cfg, db, log, e.now)
+	if err != nil {
+		return err
+	}
 	// The website's API, /healthz and /metrics, while the gateway runs (not for -once, a
 	// batch run from cron).
 	var web *httpAPI
@@ -383,9 +388,11 @@ func runServe(e *env, args []string) error {
 			web.shutdown(log)
 		}
 	}()
+	stopBackups := backups.start(runCtx)
 	err = gw.run(runCtx)
 	stopRun()
 	<-webDone
+	stopBackups()
 	stopCtl() // also when the poller gave up by itself
 	<-ctlDone
 	return err

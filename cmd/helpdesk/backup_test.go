@@ -1,0 +1,478 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk/store"
+)
+
+// backupFile is the .db.gz a `backup` run printed.
+var backupFileRe = regexp.MustCompile(`wrote (\S+helpdesk-\d{8}-\d{6}\.db\.gz) `)
+
+func backupFile(t *testing.T, out string) string {
+	t.Helper()
+	m := backupFileRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no backup file in the output:\n%s", out)
+	}
+	return m[1]
+}
+
+func customerNames(t *testing.T, env []string) []string {
+	t.Helper()
+	var cs []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "customer", "list", "-json")), &cs); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c["name"].(string))
+	}
+	return names
+}
+
+func ticketSubjects(t *testing.T, env []string) []string {
+	t.Helper()
+	var ts []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &ts); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tk := range ts {
+		out = append(out, tk["subject"].(string))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The round trip through the binary: a backup, changes, a restore, and the old state is back;
+// the replaced database is kept and verifies. Damaged backups are refused and change nothing.
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
+	p.deliver(t, customerMail("info@bakkerijdevries.nl", "Kassa start niet op", "q1@bakkerij", "", "De kassa blijft zwart."))
+	mustRun(t, env, "serve", "-once")
+	wantCustomers, wantTickets := customerNames(t, env), ticketSubjects(t, env)
+	if len(wantCustomers) != 2 || len(wantTickets) != 1 {
+		t.Fatalf("setup: customers %v, tickets %v", wantCustomers, wantTickets)
+	}
+
+	dir := t.TempDir()
+	out := mustRun(t, env, "backup", "-dir", dir)
+	gz := backupFile(t, out)
+	if !strings.Contains(out, "2 customers, 1 tickets, 1 messages, 0 held, 1 outbox") || !strings.Contains(out, "keep "+filepath.Base(gz)+": newest backup") {
+		t.Errorf("backup output:\n%s", out)
+	}
+	if v := mustRun(t, env, "verify", gz); !strings.Contains(v, "ok") || !strings.Contains(v, "2 customers, 1 tickets") {
+		t.Errorf("verify of the backup: %s", v)
+	}
+	db := filepath.Join(p.dir, "helpdesk.db")
+	if v := mustRun(t, env, "verify", db); !strings.Contains(v, "2 customers, 1 tickets") {
+		t.Errorf("verify of the database: %s", v)
+	}
+
+	// Changes after the backup.
+	mustRun(t, env, "customer", "add", "-email", "info@fietsenwinkel.nl", "-name", "Fietsenwinkel Smit")
+	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Weegschaal geeft foutcode", "q2@slagerij", "", "E42"))
+	mustRun(t, env, "serve", "-once")
+	if n := len(ticketSubjects(t, env)); n != 2 {
+		t.Fatalf("after the change: %d tickets", n)
+	}
+
+	// Damaged copies of the backup are refused, with the reason, and change nothing.
+	manifest := strings.TrimSuffix(gz, ".db.gz") + ".json"
+	good, _ := os.ReadFile(gz)
+	goodManifest, _ := os.ReadFile(manifest)
+	for _, tc := range []struct {
+		name   string
+		damage func(gz, manifest string)
+		want   string
+	}{
+		{"flipped byte", func(gz, _ string) {
+			b := bytes.Clone(good)
+			b[len(b)/2] ^= 1
+			os.WriteFile(gz, b, 0o600)
+		}, "the file is corrupt"},
+		{"truncated", func(gz, _ string) { os.WriteFile(gz, good[:len(good)/2], 0o600) }, "truncated"},
+		{"manifest deleted", func(_, manifest string) { os.Remove(manifest) }, "has no manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			cgz, cman := filepath.Join(d, filepath.Base(gz)), filepath.Join(d, filepath.Base(manifest))
+			os.WriteFile(cgz, good, 0o600)
+			os.WriteFile(cman, goodManifest, 0o600)
+			tc.damage(cgz, cman)
+			for _, cmd := range []string{"restore", "verify"} {
+				r := runBin(t, env, cmd, cgz)
+				if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+					t.Errorf("%s of a damaged backup: exit %d, stderr %q; want 1 and %q", cmd, r.code, r.stderr, tc.want)
+				}
+			}
+			if n := len(ticketSubjects(t, env)); n != 2 {
+				t.Errorf("a refused restore changed the database: %d tickets", n)
+			}
+		})
+	}
+
+	// The restore brings the state of the backup back.
+	out = mustRun(t, env, "restore", gz)
+	if !strings.Contains(out, "restored the backup of") || !strings.Contains(out, "previous database is kept as") {
+		t.Errorf("restore output:\n%s", out)
+	}
+	if got := customerNames(t, env); !slices.Equal(got, wantCustomers) {
+		t.Errorf("customers after restore = %v, want %v", got, wantCustomers)
+	}
+	if got := ticketSubjects(t, env); !slices.Equal(got, wantTickets) {
+		t.Errorf("tickets after restore = %v, want %v", got, wantTickets)
+	}
+	prev, _ := filepath.Glob(db + ".before-restore-*")
+	if len(prev) != 1 {
+		t.Fatalf("previous database: %v", prev)
+	}
+	if v := mustRun(t, env, "verify", prev[0]); !strings.Contains(v, "3 customers, 2 tickets") {
+		t.Errorf("verify of the previous database: %s", v)
+	}
+
+	// Onto a new machine: no database yet.
+	fresh := p.env("HELPDESK_DB=" + filepath.Join(t.TempDir(), "new.db"))
+	mustRun(t, fresh, "restore", gz)
+	if got := customerNames(t, fresh); !slices.Equal(got, wantCustomers) {
+		t.Errorf("customers after a restore onto a new machine = %v", got)
+	}
+
+	// A damaged database file: verify names the first problem and exits 1.
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	b, _ := os.ReadFile(db)
+	i := bytes.Index(b, []byte(`"name":"Slagerij Jansen"`))
+	if i < 0 {
+		t.Fatal("record not found in the file")
+	}
+	b[i+len(`"name":`)] = '!'
+	os.WriteFile(bad, b, 0o600)
+	if r := runBin(t, env, "verify", bad); r.code != 1 || !strings.Contains(r.stderr, "bucket customers, key 0000000000000002") {
+		t.Errorf("verify of a damaged database: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "verify"); r.code != 2 {
+		t.Errorf("verify without FILE: exit %d, want 2", r.code)
+	}
+
+	// Another process holding the database (no control socket): restore refuses.
+	held, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, env, "restore", gz)
+	held.Close()
+	if r.code != 1 || !strings.Contains(r.stderr, "stop the gateway first") {
+		t.Errorf("restore onto a held database: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// startBackupGateway runs `serve` and waits for its control socket.
+func startBackupGateway(t *testing.T, env []string) (log *syncBuffer, stop func()) {
+	t.Helper()
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = append(env, raceEnv)
+	log = &syncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("serve after SIGTERM: %v\n%s", err, log.String())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("serve did not stop after SIGTERM")
+		}
+	}
+	t.Cleanup(stop)
+	var db string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HELPDESK_DB="); ok {
+			db = v
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(socketPath(db)); err == nil {
+			return log, stop
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no control socket; log:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serve makes a backup at start when none was made in the last 24 hours; `backup` while
+// serve runs is taken by the gateway through its open database; restore refuses.
+func TestBackupWhileServing(t *testing.T) {
+	p := newPeers(t)
+	daily := t.TempDir()
+	env := p.env("HELPDESK_BACKUP_DIR="+daily, "HELPDESK_BACKUP_TIME=02:30")
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries")
+	log, stop := startBackupGateway(t, env)
+
+	waitOutput(t, log, regexp.MustCompile(`"msg":"backups pruned"`), nil)
+	if !strings.Contains(log.String(), "at start: no backup in the folder yet") {
+		t.Errorf("start backup not logged with its reason:\n%s", log.String())
+	}
+	gzs, _ := filepath.Glob(filepath.Join(daily, "helpdesk-*.db.gz"))
+	if len(gzs) != 1 {
+		t.Fatalf("daily folder: %v", gzs)
+	}
+	if v := mustRun(t, env, "verify", gzs[0]); !strings.Contains(v, "1 customers") {
+		t.Errorf("verify of the start backup: %s", v)
+	}
+
+	// While serving: the command runs in the gateway (the database is locked for others).
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
+	manual := t.TempDir()
+	out := mustRun(t, env, "backup", "-dir", manual)
+	gz := backupFile(t, out)
+	if !strings.Contains(out, "2 customers") {
+		t.Errorf("backup while serving:\n%s", out)
+	}
+	if !regexp.MustCompile(`"msg":"control command","command":"backup"`).MatchString(log.String()) {
+		t.Errorf("the backup did not run in the gateway:\n%s", log.String())
+	}
+	if v := mustRun(t, env, "verify", gz); !strings.Contains(v, "2 customers") {
+		t.Errorf("verify of the backup taken while serving: %s", v)
+	}
+	r := runBin(t, env, "restore", gz)
+	if r.code != 1 || !strings.Contains(r.stderr, "stop the gateway first") {
+		t.Errorf("restore while serving: exit %d, stderr %q", r.code, r.stderr)
+	}
+	stop()
+	if got := customerNames(t, env); len(got) != 2 {
+		t.Errorf("customers after the refused restore: %v", got)
+	}
+	// A restart within 24 hours makes no second start backup.
+	log, stop = startBackupGateway(t, env)
+	waitOutput(t, log, regexp.MustCompile(`"msg":"no backup at start: one was made in the last 24 hours"`), nil)
+	stop()
+	if strings.Contains(log.String(), "backup written") {
+		t.Errorf("a restart within 24 hours made a backup:\n%s", log.String())
+	}
+}
+
+// A failing backup is logged and the gateway goes on; a bad backup_time stops serve at start.
+func TestBackupFailureDoesNotStopServe(t *testing.T) {
+	p := newPeers(t)
+	env := p.env("HELPDESK_BACKUP_DIR=" + filepath.Join(p.dir, "not-mounted"))
+	log, stop := startBackupGateway(t, env)
+	waitOutput(t, log, regexp.MustCompile(`"msg":"backup failed`), nil)
+	if names := customerNames(t, env); len(names) != 0 {
+		t.Errorf("customers: %v", names)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(p.dir, "not-mounted")); err == nil {
+		t.Error("the missing backup folder was created")
+	}
+	r := runBin(t, p.env("HELPDESK_BACKUP_DIR="+t.TempDir(), "HELPDESK_BACKUP_TIME=25:00"), "serve")
+	if r.code != 1 || !strings.Contains(r.stderr, "backup_time") {
+		t.Errorf("serve with backup_time 25:00: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestBackupPruneCommand(t *testing.T) {
+	env := newPeers(t).env()
+	dir := t.TempDir()
+	files := []string{"notes.txt", "helpdesk-20261120-020000.db.gz.bak"}
+	for _, b := range []string{"20261102-023000", "20261120-020000", "20261126-023000", "20261126-160000", "20261127-020000"} {
+		files = append(files, "helpdesk-"+b+".db.gz", "helpdesk-"+b+".json")
+	}
+	for _, f := range files {
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600)
+	}
+	out := mustRun(t, env, "backup", "prune", "-dir", dir, "-at", "2026-11-27", "-dry-run")
+	for _, want := range []string{
+		"keep helpdesk-20261102-023000.db.gz: first working day of November 2026\n",
+		"would delete helpdesk-20261120-020000.db.gz: older backup of 2026-11-20\n",
+		"would delete helpdesk-20261126-023000.db.gz: older backup of 2026-11-26 (a newer one of that day is kept)\n",
+		"keep helpdesk-20261126-160000.db.gz: newest of Thursday 2026-11-26\n",
+		"keep helpdesk-20261127-020000.db.gz: newest backup; newest of Friday 2026-11-27\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != len(files) {
+		t.Errorf("the dry run deleted files")
+	}
+	out = mustRun(t, env, "backup", "prune", "-dir", dir, "-at", "2026-11-27")
+	if !strings.Contains(out, "delete helpdesk-20261120-020000.db.gz: older backup of 2026-11-20") {
+		t.Errorf("prune output:\n%s", out)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := []string{"helpdesk-20261102-023000.db.gz", "helpdesk-20261102-023000.json", "helpdesk-20261120-020000.db.gz.bak",
+		"helpdesk-20261126-160000.db.gz", "helpdesk-20261126-160000.json", "helpdesk-20261127-020000.db.gz", "helpdesk-20261127-020000.json", "notes.txt"}
+	if !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+	if r := runBin(t, env, "backup", "prune", "-dir", dir, "-at", "27-11-2026"); r.code != 2 {
+		t.Errorf("-at 27-11-2026: exit %d, want 2", r.code)
+	}
+	if r := runBin(t, env, "backup", "prune"); r.code != 2 || !strings.Contains(r.stderr, "backup_dir") {
+		t.Errorf("prune without -dir or backup_dir: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// nextBackupTime around the changes of daylight saving time in Amsterdam.
+func TestNextBackupTime(t *testing.T) {
+	ams := calendar.Amsterdam()
+	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		name         string
+		now          time.Time
+		hour, minute int
+		want         time.Time
+	}{
+		{"later today", time.Date(2026, 11, 27, 1, 0, 0, 0, ams), 2, 30, utc(2026, 11, 27, 1, 30)},
+		{"already past today", time.Date(2026, 11, 27, 2, 30, 0, 0, ams), 2, 30, utc(2026, 11, 28, 1, 30)},
+		{"a second before", time.Date(2026, 11, 27, 2, 29, 59, 0, ams), 2, 30, utc(2026, 11, 27, 1, 30)},
+		{"summer time", time.Date(2026, 7, 1, 12, 0, 0, 0, ams), 2, 30, utc(2026, 7, 2, 0, 30)},
+		// 29 March 2026: 02:00 CET becomes 03:00 CEST; 02:30 does not exist: run at 03:00.
+		{"spring: in the skipped hour", time.Date(2026, 3, 28, 12, 0, 0, 0, ams), 2, 30, utc(2026, 3, 29, 1, 0)},
+		{"spring: 02:00 is skipped too", time.Date(2026, 3, 28, 12, 0, 0, 0, ams), 2, 0, utc(2026, 3, 29, 1, 0)},
+		{"spring: 01:59 exists", time.Date(2026, 3, 28, 12, 0, 0, 0, ams), 1, 59, utc(2026, 3, 29, 0, 59)},
+		{"spring: 03:00 exists", time.Date(2026, 3, 28, 12, 0, 0, 0, ams), 3, 0, utc(2026, 3, 29, 1, 0)},
+		{"spring: the day after", utc(2026, 3, 29, 1, 0), 2, 30, utc(2026, 3, 30, 0, 30)},
+		// 25 October 2026: 03:00 CEST becomes 02:00 CET; 02:30 happens twice: the first one.
+		{"autumn: the first 02:30", time.Date(2026, 10, 24, 12, 0, 0, 0, ams), 2, 30, utc(2026, 10, 25, 0, 30)},
+		{"autumn: not the second 02:30", utc(2026, 10, 25, 0, 30), 2, 30, utc(2026, 10, 26, 1, 30)},
+		{"autumn: between the two", utc(2026, 10, 25, 1, 0), 2, 30, utc(2026, 10, 26, 1, 30)},
+		{"autumn: 02:00 the first time", time.Date(2026, 10, 24, 12, 0, 0, 0, ams), 2, 0, utc(2026, 10, 25, 0, 0)},
+		{"autumn: 03:00 once", time.Date(2026, 10, 24, 12, 0, 0, 0, ams), 3, 0, utc(2026, 10, 25, 2, 0)},
+		{"midnight", time.Date(2026, 12, 31, 23, 0, 0, 0, ams), 0, 0, utc(2026, 12, 31, 23, 0)},
+		{"a clock in another zone", time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC), 2, 30, utc(2026, 11, 27, 1, 30)},
+		{"a clock in another zone, past", time.Date(2026, 11, 27, 1, 30, 0, 0, time.UTC), 2, 30, utc(2026, 11, 28, 1, 30)},
+	} {
+		if got := nextBackupTime(tc.now, tc.hour, tc.minute); !got.Equal(tc.want) {
+			t.Errorf("%s: nextBackupTime(%s, %02d:%02d) = %s, want %s", tc.name, tc.now.In(ams), tc.hour, tc.minute, got.In(ams), tc.want.In(ams))
+		}
+	}
+	for _, s := range []string{"24:00", "2:3", "02:30:00", "", "half drie"} {
+		if _, _, err := parseBackupTime(s); err == nil {
+			t.Errorf("parseBackupTime(%q) accepted", s)
+		}
+	}
+}
+
+// The schedule with an injected clock: weeks across both daylight-saving changes run in
+// microseconds; one backup each calendar day at the configured time, and one at start only
+// when none was made in the last 24 hours.
+func TestBackupScheduleFakeClock(t *testing.T) {
+	ams := calendar.Amsterdam()
+	run := func(start, end time.Time, last time.Duration) (took []time.Time, whys []string) {
+		now := start
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := &backupSchedule{dir: "/backups", hour: 2, minute: 30, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+		s.sleep = func(ctx context.Context, d time.Duration) bool {
+			if d <= 0 || d > backupMaxSleep {
+				t.Fatalf("sleep(%v)", d)
+			}
+			now = now.Add(d)
+			return ctx.Err() == nil
+		}
+		s.latest = func() (time.Time, bool, error) {
+			if last < 0 {
+				return time.Time{}, false, nil
+			}
+			return start.Add(-last), true, nil
+		}
+		s.take = func(ctx context.Context, why string) {
+			took, whys = append(took, now), append(whys, why)
+			if !now.Before(end) {
+				cancel()
+			}
+		}
+		s.run(ctx)
+		return took, whys
+	}
+
+	// Spring: from 20 March to 5 April 2026; a backup 3 hours before the start.
+	took, whys := run(time.Date(2026, 3, 20, 10, 0, 0, 0, ams), time.Date(2026, 4, 5, 0, 0, 0, 0, ams), 3*time.Hour)
+	var want []time.Time
+	for d := 21; d <= 36; d++ { // to 5 April: the first backup at or after the end
+		day := time.Date(2026, 3, d, 12, 0, 0, 0, ams)
+		if day.Format(time.DateOnly) == "2026-03-29" {
+			want = append(want, time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)) // 03:00 CEST
+		} else {
+			want = append(want, time.Date(day.Year(), day.Month(), day.Day(), 2, 30, 0, 0, ams))
+		}
+	}
+	if !slices.EqualFunc(took, want, time.Time.Equal) {
+		t.Errorf("spring backups:\n%v\nwant\n%v", took, want)
+	}
+	if len(whys) > 0 && whys[0] != "daily at 02:30" {
+		t.Errorf("first backup: %q", whys[0])
+	}
+
+	// Autumn: from 20 October to 1 November 2026; no backup for two days before the start.
+	took, whys = run(time.Date(2026, 10, 20, 10, 0, 0, 0, ams), time.Date(2026, 11, 1, 0, 0, 0, 0, ams), 48*time.Hour)
+	want = []time.Time{time.Date(2026, 10, 20, 10, 0, 0, 0, ams)} // at start
+	for d := 21; d <= 32; d++ {                                   // to 1 November
+		if d == 25 {
+			want = append(want, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)) // the first 02:30 (CEST)
+			continue
+		}
+		want = append(want, time.Date(2026, 10, d, 2, 30, 0, 0, ams))
+	}
+	if !slices.EqualFunc(took, want, time.Time.Equal) {
+		t.Errorf("autumn backups:\n%v\nwant\n%v", took, want)
+	}
+	if len(whys) > 0 && whys[0] != "at start: no backup in the last 24 hours" {
+		t.Errorf("start backup: %q", whys[0])
+	}
+	days := map[string]int{}
+	for _, b := range took {
+		days[b.In(ams).Format(time.DateOnly)]++
+	}
+	if days["2026-10-25"] != 1 {
+		t.Errorf("%d backups on the day 02:30 happens twice", days["2026-10-25"])
+	}
+
+	// An empty folder: a backup at start, then the daily one.
+	took, whys = run(time.Date(2026, 6, 1, 1, 0, 0, 0, ams), time.Date(2026, 6, 1, 2, 0, 0, 0, ams), -1)
+	if len(took) != 2 || whys[0] != "at start: no backup in the folder yet" || !took[1].Equal(time.Date(2026, 6, 1, 2, 30, 0, 0, ams)) {
+		t.Errorf("empty folder: %v %q", took, whys)
+	}
+	// Exactly 24 hours since the last one: it counts as missed.
+	took, _ = run(time.Date(2026, 6, 1, 12, 0, 0, 0, ams), time.Date(2026, 6, 1, 13, 0, 0, 0, ams), 24*time.Hour)
+	if len(took) == 0 || !took[0].Equal(time.Date(2026, 6, 1, 12, 0, 0, 0, ams)) {
+		t.Errorf("24 hours after the last backup: %v", took)
+	}
+}

@@ -1,0 +1,465 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/templates"
+)
+
+// doctor checks a configuration end to end and says, for each failure, how to fix it. It
+// changes nothing: no mail is sent, no folder created, the database gets an empty write
+// transaction only.
+
+// probeTimeout bounds each server check of doctor (and the mailbox check of import).
+const probeTimeout = 30 * time.Second
+
+// doctorReport prints the checks: "ok", "WARN" (works, but look at it) or "FAIL" with the fix.
+type doctorReport struct {
+	w              io.Writer
+	failed, warned int
+}
+
+func (d *doctorReport) ok(what, detail string) {
+	fmt.Fprintf(d.w, "ok    %-10s %s\n", what, detail)
+}
+
+func (d *doctorReport) warn(what, detail, fix string) {
+	d.warned++
+	fmt.Fprintf(d.w, "WARN  %-10s %s\n", what, detail)
+	if fix != "" {
+		fmt.Fprintf(d.w, "      %-10s fix: %s\n", "", fix)
+	}
+}
+
+func (d *doctorReport) fail(what, detail, fix string) {
+	d.failed++
+	fmt.Fprintf(d.w, "FAIL  %-10s %s\n", what, oneLine(detail))
+	if fix != "" {
+		fmt.Fprintf(d.w, "      %-10s fix: %s\n", "", fix)
+	}
+}
+
+func runDoctor(e *env, args []string) error {
+	fs, _ := newFlags(e, "doctor", "[-config FILE]")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	d := &doctorReport{w: e.stdout}
+	cfg, err := e.config(args)
+	if err != nil {
+		d.fail("config", err.Error(), "correct the file or the HELPDESK_* variable named; deploy/helpdesk.conf.example lists every key")
+		fmt.Fprintln(e.stdout, "\n1 check failed: nothing else can be checked without a configuration")
+		return &exitError{code: 1}
+	}
+	src := "environment only (no -config, no HELPDESK_CONFIG)"
+	if e.cfgPath != "" {
+		src = e.cfgPath
+	}
+	if err := cfg.validateServe(); err != nil {
+		d.fail("config", err.Error(), "set or correct the keys named, in the config file or as HELPDESK_* variables (secrets belong in the environment file of the service)")
+	} else {
+		d.ok("config", "valid: "+src)
+	}
+
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		d.fail("time zone", "Europe/Amsterdam cannot be loaded: "+err.Error(), "install the tzdata package (the binary normally carries its own copy)")
+	} else {
+		now := time.Now().In(loc)
+		d.ok("time zone", fmt.Sprintf("Europe/Amsterdam loaded (time zone data embedded in the binary); it is now %s %s there",
+			now.Format("2006-01-02 15:04"), now.Format("MST")))
+	}
+
+	if _, err := templates.Load(cfg.Templates); err != nil {
+		d.fail("templates", err.Error(), "correct the override file named (templates_dir), or remove it to use the embedded text; `helpdesk templates preview NAME` shows one rendered")
+	} else if cfg.Templates != "" {
+		d.ok("templates", "every notification renders in nl and en, with the overrides of "+cfg.Templates)
+	} else {
+		d.ok("templates", "every notification renders in nl and en (embedded texts, no templates_dir)")
+	}
+
+	doctorDB(e, d, cfg)
+	doctorIMAP(e.ctx, d, cfg)
+	doctorSMTP(e.ctx, d, cfg)
+
+	if cfg.SiteURL == "" {
+		d.warn("site_url", "not set: password-reset and login links (the website's recovery API) and \"your answer waits on the site\" notices cannot be sent; they fail with that reason",
+			"set site_url (HELPDESK_SITE_URL) to the helpdesk website, e.g. https://helpdesk.infobits.example")
+	} else {
+		d.ok("site_url", cfg.SiteURL)
+	}
+	switch {
+	case len(cfg.Staff) == 0:
+		d.ok("staff auth", "no staff addresses: staff answer on the website (or set staff to answer by email)")
+	case cfg.RequireAuth && cfg.AuthServID == "":
+		d.fail("staff auth", "require_auth is on but authserv_id is empty: no staff email would ever be applied",
+			"set authserv_id (HELPDESK_AUTHSERV_ID) to the authserv-id your receiving mail server writes in Authentication-Results (look at the header of a staff email in the mailbox), or require_auth = false where no such server exists")
+	case !cfg.RequireAuth:
+		d.warn("staff auth", "require_auth = false: a staff email is applied on its From address alone, which anyone can forge",
+			"set authserv_id and require_auth = true, unless the receiving server itself rejects forged mail from your domain")
+	default:
+		d.ok("staff auth", fmt.Sprintf("staff email is applied when %s vouches for it (DMARC or aligned DKIM pass)", cfg.AuthServID))
+	}
+
+	fmt.Fprintln(e.stdout)
+	switch {
+	case d.failed > 0:
+		fmt.Fprintf(e.stdout, "%d check(s) failed, %d warning(s)\n", d.failed, d.warned)
+		return &exitError{code: 1}
+	case d.warned > 0:
+		fmt.Fprintf(e.stdout, "all checks passed, %d warning(s)\n", d.warned)
+	default:
+		fmt.Fprintln(e.stdout, "all checks passed")
+	}
+	return nil
+}
+
+// doctorDB checks that the database can be written: through the running gateway that holds
+// it, or by opening it and committing an empty transaction.
+func doctorDB(e *env, d *doctorReport, cfg *Config) {
+	sock := socketPath(cfg.DB)
+	quiet := &env{ctx: e.ctx, stdout: io.Discard, stderr: io.Discard, environ: e.environ, now: e.now}
+	code, err := ctlCall(quiet, sock, []string{"outbox", "list", "-json", "-status", "failed"})
+	switch {
+	case err == nil && code == 0:
+		d.ok("database", cfg.DB+": in use by a running gateway, which answers commands on "+sock+": ok")
+		return
+	case err == nil:
+		d.fail("database", fmt.Sprintf("%s: the running gateway could not read it (exit status %d)", cfg.DB, code),
+			"look at the gateway's log (journalctl -u helpdesk) for the error")
+		return
+	case errors.Is(err, os.ErrPermission):
+		d.fail("database", fmt.Sprintf("%s: a gateway runs, but its control socket %s refuses this user", cfg.DB, sock),
+			"run doctor as the gateway's user (sudo -u helpdesk ...) or as root")
+		return
+	case !errors.Is(err, errNoGateway):
+		d.fail("database", err.Error(), "is a gateway starting or stopping? run doctor again in a moment")
+		return
+	}
+	fi, err := os.Stat(cfg.DB)
+	if errors.Is(err, os.ErrNotExist) {
+		dir := filepath.Dir(cfg.DB)
+		f, err := os.CreateTemp(dir, ".helpdesk-doctor-*")
+		if err != nil {
+			d.fail("database", fmt.Sprintf("%s does not exist and its folder cannot be written: %v", cfg.DB, err),
+				"create the folder and give it to the gateway's user (the systemd unit's StateDirectory does), or set db (HELPDESK_DB) to a writable path")
+			return
+		}
+		f.Close()
+		os.Remove(f.Name())
+		d.ok("database", fmt.Sprintf("%s does not exist yet: the first command or `serve` creates it (the folder %s is writable)", cfg.DB, dir))
+		return
+	}
+	if err != nil {
+		d.fail("database", err.Error(), "check the path of db (HELPDESK_DB) and the permissions of its folders")
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		d.fail("database", cfg.DB+" is not a file", "set db (HELPDESK_DB) to the database file, e.g. /var/lib/helpdesk/helpdesk.db")
+		return
+	}
+	db, err := store.Open(cfg.DB, store.Options{LockTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		d.fail("database", fmt.Sprintf("%s is locked by another process and no gateway answers on %s", cfg.DB, sock),
+			"another helpdesk command may be running (an import without a gateway): wait for it, or stop the process that holds the file")
+		return
+	}
+	if err != nil {
+		d.fail("database", err.Error(), "the gateway's user must own the file and its folder (chown helpdesk:helpdesk); a damaged file is restored from a backup")
+		return
+	}
+	defer db.Close()
+	var n store.Counts
+	err = db.Update(e.ctx, func(tx *store.Tx) error {
+		n = tx.Counts()
+		return nil
+	})
+	if err != nil {
+		d.fail("database", fmt.Sprintf("%s cannot be written: %v", cfg.DB, err), "the gateway's user must own the file and its folder; check that the disk is not full or read-only")
+		return
+	}
+	d.ok("database", fmt.Sprintf("%s writable (%d customers, %d tickets, %d held, %d notifications)", cfg.DB, n.Customers, n.Tickets, n.Held, n.Outbox))
+}
+
+// imapFacts is what a look at the IMAP account found.
+type imapFacts struct {
+	names    []string // every mailbox of the account
+	messages uint32   // in the mailbox asked for, when it exists
+	exists   bool
+	canMove  bool
+}
+
+// has reports whether the account has the mailbox (INBOX in any case, others exactly).
+func (f *imapFacts) has(name string) bool {
+	return slices.ContainsFunc(f.names, func(n string) bool {
+		return n == name || (strings.EqualFold(n, "INBOX") && strings.EqualFold(name, "INBOX"))
+	})
+}
+
+// list names the account's mailboxes for a message, at most 20.
+func (f *imapFacts) list() string {
+	names := slices.Clone(f.names)
+	slices.Sort(names)
+	if len(names) > 20 {
+		return strings.Join(names[:20], ", ") + fmt.Sprintf(" and %d more", len(names)-20)
+	}
+	return strings.Join(names, ", ")
+}
+
+// probeError is a failed check with what to do about it.
+type probeError struct {
+	msg, fix string
+	err      error
+}
+
+func (e *probeError) Error() string { return e.msg + " (" + e.fix + ")" }
+func (e *probeError) Unwrap() error { return e.err }
+
+// probeIMAP connects to the configured IMAP server as the gateway does (same TLS mode and
+// certificate checks), logs in, lists the mailboxes and counts the messages of mailbox. It
+// changes nothing on the server.
+func probeIMAP(ctx context.Context, cfg *Config, mailbox string) (*imapFacts, error) {
+	if cfg.IMAPTLS == ingest.TLSNone && !ingest.IsLoopback(cfg.IMAPAddr) {
+		return nil, &probeError{msg: fmt.Sprintf("imap_tls = none to %s: plaintext is allowed only to a loopback address", cfg.IMAPAddr),
+			fix: "use imap_tls = tls (port 993) or starttls (port 143)"}
+	}
+	opts := &imapclient.Options{TLSConfig: withServerName(nil, cfg.IMAPAddr), Dialer: &net.Dialer{Timeout: 15 * time.Second}}
+	var c *imapclient.Client
+	var err error
+	switch cfg.IMAPTLS {
+	case ingest.TLSImplicit:
+		c, err = imapclient.DialTLS(cfg.IMAPAddr, opts)
+	case ingest.TLSStart:
+		c, err = imapclient.DialStartTLS(cfg.IMAPAddr, opts)
+	case ingest.TLSNone:
+		c, err = imapclient.DialInsecure(cfg.IMAPAddr, opts)
+	default:
+		return nil, &probeError{msg: fmt.Sprintf("imap_tls = %q", cfg.IMAPTLS), fix: "want tls (IMAPS, 993), starttls (143) or none (loopback only)"}
+	}
+	if err != nil {
+		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s (%s): %v", cfg.IMAPAddr, cfg.IMAPTLS, err),
+			fix: connectFix(err, "imap", cfg.IMAPAddr, cfg.IMAPTLS), err: err}
+	}
+	// The library has no deadlines: the connection is closed when the look takes too long.
+	watchdog := time.AfterFunc(probeTimeout, func() { c.Close() })
+	defer watchdog.Stop()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	if err := c.Login(cfg.IMAPUser, cfg.IMAPPassword).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return nil, &probeError{msg: fmt.Sprintf("IMAP server %s refused login as %q: %s", cfg.IMAPAddr, cfg.IMAPUser, ie.Text),
+				fix: "check imap_user and imap_password (HELPDESK_IMAP_PASSWORD); Microsoft 365 and Google take an app password, not the account's own, and IMAP must be enabled for the mailbox", err: err}
+		}
+		return nil, &probeError{msg: fmt.Sprintf("IMAP login at %s: %v", cfg.IMAPAddr, err),
+			fix: "the server closed the connection: check imap_tls and the port", err: err}
+	}
+	facts := &imapFacts{canMove: c.Caps().Has(imap.CapMove)}
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, &probeError{msg: fmt.Sprintf("list the mailboxes at %s: %v", cfg.IMAPAddr, err), fix: "the server refused LIST; ask its administrator", err: err}
+	}
+	for _, l := range list {
+		facts.names = append(facts.names, l.Mailbox)
+	}
+	if facts.exists = facts.has(mailbox); facts.exists {
+		st, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			return nil, &probeError{msg: fmt.Sprintf("IMAP mailbox %q at %s: %v", mailbox, cfg.IMAPAddr, err),
+				fix: "the server lists the mailbox but will not open it: check the account's rights on it", err: err}
+		}
+		if st.NumMessages != nil {
+			facts.messages = *st.NumMessages
+		}
+	}
+	_ = c.Logout().Wait()
+	return facts, nil
+}
+
+func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
+	if err := cfg.require("imap_addr", "imap_user", "imap_password"); err != nil {
+		d.fail("IMAP", "not checked: "+err.Error(), "set them; secrets best as HELPDESK_IMAP_PASSWORD in the service's environment file")
+		return
+	}
+	facts, err := probeIMAP(ctx, cfg, cfg.IMAPMailbox)
+	if err != nil {
+		var pe *probeError
+		if errors.As(err, &pe) {
+			d.fail("IMAP", pe.msg, pe.fix)
+		} else {
+			d.fail("IMAP", err.Error(), "")
+		}
+		return
+	}
+	how := map[string]string{ingest.TLSImplicit: "IMAPS, certificate checked", ingest.TLSStart: "STARTTLS, certificate checked", ingest.TLSNone: "plaintext on loopback"}[cfg.IMAPTLS]
+	if !facts.exists {
+		d.fail("IMAP", fmt.Sprintf("logged in at %s as %s (%s), but the mailbox %q does not exist", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox),
+			fmt.Sprintf("set imap_mailbox to one of: %s (names are case-sensitive)", facts.list()))
+		return
+	}
+	d.ok("IMAP", fmt.Sprintf("logged in at %s as %s (%s); mailbox %s has %d message(s)", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox, facts.messages))
+	if cfg.IMAPMoveTo == "" {
+		return
+	}
+	switch {
+	case !facts.canMove:
+		d.warn("IMAP", fmt.Sprintf("the server has no MOVE: imap_move_to %q is not used, processed mail stays in %s flagged \\Seen", cfg.IMAPMoveTo, cfg.IMAPMailbox),
+			"leave imap_move_to empty, or use a server with MOVE (RFC 6851)")
+	case !facts.has(cfg.IMAPMoveTo):
+		d.warn("IMAP", fmt.Sprintf("the move-to folder %q does not exist yet: the gateway creates it at start", cfg.IMAPMoveTo),
+			fmt.Sprintf("create it in a mail client if the account may not create folders; existing folders: %s", facts.list()))
+	default:
+		d.ok("IMAP", fmt.Sprintf("processed mail is moved to %s", cfg.IMAPMoveTo))
+	}
+}
+
+// doctorSMTP connects, says EHLO, does STARTTLS or TLS as configured and AUTH when a user is
+// set — as the notifier does — and quits without sending anything.
+func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
+	if err := cfg.require("smtp_addr"); err != nil {
+		d.fail("SMTP", "not checked: "+err.Error(), "set it, e.g. smtp.example.com:587")
+		return
+	}
+	addr := cfg.SMTPAddr
+	if cfg.SMTPTLS == "none" && !ingest.IsLoopback(addr) {
+		d.fail("SMTP", fmt.Sprintf("smtp_tls = none to %s: plaintext is allowed only to a loopback address", addr),
+			"use smtp_tls = starttls (port 587) or tls (port 465)")
+		return
+	}
+	hostname := "localhost"
+	if from, err := cfg.fromAddress(); err == nil {
+		_, hostname, _ = strings.Cut(from.Address, "@")
+	}
+	fail := func(what string, err error) {
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %s: %v", addr, cfg.SMTPTLS, what, err), connectFix(err, "smtp", addr, cfg.SMTPTLS))
+	}
+	dialer := net.Dialer{Timeout: 15 * time.Second}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		fail("connect", err)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(probeTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	tlsCfg := withServerName(nil, addr)
+	var c *smtp.Client
+	how := "plaintext on loopback"
+	switch cfg.SMTPTLS {
+	case "tls":
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			fail("TLS handshake", err)
+			return
+		}
+		c, how = smtp.NewClient(tc), "TLS, certificate checked"
+	case "starttls":
+		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
+			fail("STARTTLS", err)
+			return
+		}
+		how = "STARTTLS, certificate checked"
+	case "none":
+		c = smtp.NewClient(conn)
+	default:
+		d.fail("SMTP", fmt.Sprintf("smtp_tls = %q", cfg.SMTPTLS), "want starttls (587), tls (465) or none (loopback only)")
+		return
+	}
+	defer c.Close()
+	// With STARTTLS the handshake, and so the certificate check, happens here.
+	if err := c.Hello(hostname); err != nil {
+		step := "EHLO"
+		if cfg.SMTPTLS == "starttls" {
+			step = "EHLO and STARTTLS"
+		}
+		fail(step, err)
+		return
+	}
+	auth := "no AUTH (smtp_user empty)"
+	if cfg.SMTPUser != "" {
+		ok, mechs := c.Extension("AUTH")
+		if !ok {
+			d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers no AUTH for smtp_user %q", addr, how, cfg.SMTPUser),
+				"use the submission port (587 with starttls, or 465 with tls), which takes AUTH; or leave smtp_user empty for a relay that needs none")
+			return
+		}
+		if !c.SupportsAuth("PLAIN") {
+			d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers AUTH %s and the gateway uses PLAIN", addr, how, mechs),
+				"use the provider's submission server with AUTH PLAIN (smtp.office365.com:587, smtp.gmail.com:587)")
+			return
+		}
+		if err := c.Auth(sasl.NewPlainClient("", cfg.SMTPUser, cfg.SMTPPassword)); err != nil {
+			d.fail("SMTP", fmt.Sprintf("SMTP server %s refused login as %q: %v", addr, cfg.SMTPUser, err),
+				"check smtp_user and smtp_password (HELPDESK_SMTP_PASSWORD); Microsoft 365 needs SMTP AUTH enabled for the mailbox and, with two-factor sign-in, an app password; Google takes an app password")
+			return
+		}
+		auth = "AUTH PLAIN as " + cfg.SMTPUser + " accepted"
+	}
+	_ = c.Quit()
+	d.ok("SMTP", fmt.Sprintf("connected to %s (%s), %s; nothing sent", addr, how, auth))
+}
+
+// connectFix says what to check when a connection to a mail server fails.
+func connectFix(err error, kind, addr, mode string) string {
+	key := kind + "_addr"
+	tlsKey := kind + "_tls"
+	var certErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	var recErr tls.RecordHeaderError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &hostErr):
+		name := "see the certificate"
+		if c := hostErr.Certificate; c != nil {
+			name = strings.Join(append([]string{c.Subject.CommonName}, c.DNSNames...), ", ")
+		}
+		return fmt.Sprintf("the server's certificate is not for this host name: set %s to a name the certificate carries (%s); certificate checks are never turned off", key, name)
+	case errors.As(err, &authErr), errors.As(err, &certErr):
+		return fmt.Sprintf("the server's certificate is not trusted by this machine (self-signed, expired, or the clock is wrong): install the CA certificates (apt-get install ca-certificates), check the clock, or use the provider's host name in %s; certificate checks are never turned off", key)
+	case errors.As(err, &recErr), strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
+		return fmt.Sprintf("the server does not speak TLS right away on this port: set %s to match the port (%s)", tlsKey, portHint(kind))
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("the host name does not resolve: check %s (%s)", key, addr)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing listens on %s: check the host and port of %s (%s)", addr, key, portHint(kind))
+	case isTimeout(err):
+		return fmt.Sprintf("no answer from %s: check %s and that a firewall lets this machine reach it", addr, key)
+	case strings.Contains(strings.ToLower(err.Error()), "starttls"):
+		return fmt.Sprintf("the server does not offer STARTTLS on this port: set %s to match the port (%s)", tlsKey, portHint(kind))
+	}
+	return fmt.Sprintf("check %s and %s (%s = %s; %s)", key, tlsKey, tlsKey, mode, portHint(kind))
+}
+
+func portHint(kind string) string {
+	if kind == "imap" {
+		return "993: tls, 143: starttls"
+	}
+	return "587: starttls, 465: tls"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

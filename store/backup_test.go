@@ -1,0 +1,714 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// fill puts at least one record into every bucket, through the store's own methods.
+func fill(t *testing.T, db *DB) {
+	t.Helper()
+	update(t, db, func(tx *Tx) error {
+		c := &Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: SLA8, Phones: []string{"+31201234567"}, Created: t0}
+		if err := tx.PutCustomer(c); err != nil {
+			return err
+		}
+		tk := &Ticket{CustomerID: c.ID, Subject: "Kassa start niet op", Status: StatusOpen, Created: t0}
+		if err := tx.CreateTicket(tk); err != nil {
+			return err
+		}
+		raw := []byte(strings.Repeat("From: info@bakkerijdevries.nl\r\nSubject: kassa\r\n\r\nDe kassa blijft zwart.\r\n", 20))
+		h, err := tx.PutRaw(raw)
+		if err != nil {
+			return err
+		}
+		if err := tx.AddMessage(tk, &Message{Direction: DirectionIn, MessageID: "q1@bakkerij", Text: "De kassa blijft zwart.", RawSHA256: h}); err != nil {
+			return err
+		}
+		if err := tx.MarkIngested(RawHash(raw), Ref{TicketID: tk.ID, Seq: 1}); err != nil {
+			return err
+		}
+		key, _ := IdentityKey("q1@bakkerij", "info@bakkerijdevries.nl", "kassa")
+		if err := tx.MarkIngestedIdentity(key, Ref{TicketID: tk.ID, Seq: 1}); err != nil {
+			return err
+		}
+		if err := tx.Hold(&Held{From: "onbekend@example.com", Reason: HeldUnknownSender, Received: t0}); err != nil {
+			return err
+		}
+		if err := tx.Enqueue(&Notification{Kind: KindAck, TicketID: tk.ID, To: "info@bakkerijdevries.nl", MessageID: "ack1@infobits", Created: t0}); err != nil {
+			return err
+		}
+		if err := tx.PutMailbox(&MailboxState{Name: "INBOX", UIDValidity: 7, LastUID: 3, Updated: t0}); err != nil {
+			return err
+		}
+		if err := tx.MarkLimitNotice(c.ID, DateOf(t0)); err != nil {
+			return err
+		}
+		if err := tx.RecordAutoReply("info@bakkerijdevries.nl", "ack", t0); err != nil {
+			return err
+		}
+		if _, err := tx.IssueToken(PurposePassword, c.ID, "", t0, time.Hour); err != nil {
+			return err
+		}
+		if err := tx.SetBounced("weg@example.com", t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		return tx.MarkUID("INBOX", 7, 3)
+	})
+}
+
+var wantFilled = Counts{Customers: 1, Tickets: 1, Messages: 1, Held: 1, Outbox: 1}
+
+// Verify knows every bucket of the layout, and fill reaches every one, so each decoder is
+// exercised here. A new bucket needs a decoder in bucketChecks and a record in fill.
+func TestVerifyKnowsEveryBucket(t *testing.T) {
+	db := openClosable(t)
+	fill(t, db)
+	for _, b := range allBuckets {
+		if _, ok := bucketChecks[string(b)]; !ok {
+			t.Errorf("bucket %s has no decoder in bucketChecks", b)
+		}
+	}
+	for name := range bucketChecks {
+		if !slices.ContainsFunc(allBuckets, func(b []byte) bool { return string(b) == name }) {
+			t.Errorf("bucketChecks has %s, which is not a bucket", name)
+		}
+	}
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if tx.Bucket(b).Stats().KeyN == 0 {
+				t.Errorf("fill put nothing into bucket %s: its decoder is not exercised", b)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	counts, err := Verify(db.Path())
+	if err != nil || counts != wantFilled {
+		t.Errorf("Verify = %v, %v, want %v", counts, err, wantFilled)
+	}
+}
+
+func TestBackupWritesManifestAndRestores(t *testing.T) {
+	db := openClosable(t)
+	fill(t, db)
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 27, 1, 30, 0, 0, time.UTC) // 02:30 in Amsterdam
+	m, err := db.Backup(ctx, dir, at, "v1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := dirNames(t, dir)
+	if want := []string{"helpdesk-20261127-023000.db.gz", "helpdesk-20261127-023000.json"}; !slices.Equal(names, want) {
+		t.Fatalf("backup folder holds %v, want %v (no partial files)", names, want)
+	}
+	js, _ := os.ReadFile(filepath.Join(dir, "helpdesk-20261127-023000.json"))
+	var raw map[string]any
+	if err := json.Unmarshal(js, &raw); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, m.File))
+	for k, want := range map[string]any{"time": "2026-11-27T02:30:00+01:00", "version": "v1.2.3", "schema": 1.0,
+		"file": "helpdesk-20261127-023000.db.gz", "size": float64(fi.Size()),
+		"counts": map[string]any{"customers": 1.0, "tickets": 1.0, "messages": 1.0, "held": 1.0, "outbox": 1.0}} {
+		if fmt.Sprint(raw[k]) != fmt.Sprint(want) {
+			t.Errorf("manifest %s = %v, want %v", k, raw[k], want)
+		}
+	}
+	if s, _ := raw["sha256"].(string); len(s) != 64 {
+		t.Errorf("manifest sha256 = %v", raw["sha256"])
+	}
+	if n, _ := raw["db_size"].(float64); n < 4096 {
+		t.Errorf("manifest db_size = %v", raw["db_size"])
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		t.Errorf("backup mode %v: readable by others", fi.Mode().Perm())
+	}
+
+	got, counts, err := VerifyBackup(filepath.Join(dir, m.File), t.TempDir())
+	if err != nil || counts != wantFilled || got.SHA256 != m.SHA256 {
+		t.Fatalf("VerifyBackup = %+v, %v, %v", got, counts, err)
+	}
+
+	// Restore onto a fresh path (a new machine) and onto an existing, different database.
+	fresh := filepath.Join(t.TempDir(), "new.db")
+	res, err := Restore(filepath.Join(dir, m.File), fresh, at, 100*time.Millisecond)
+	if err != nil || res.Previous != "" || res.Counts != wantFilled {
+		t.Fatalf("Restore to a new path = %+v, %v", res, err)
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	odb, err := Open(other, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(t, odb, func(tx *Tx) error {
+		return tx.PutCustomer(&Customer{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}})
+	})
+	odb.Close()
+	later := at.Add(36 * time.Hour)
+	res, err = Restore(filepath.Join(dir, m.File), other, later, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := other + ".before-restore-20261128-143000"; res.Previous != want {
+		t.Errorf("previous database kept as %q, want %q", res.Previous, want)
+	}
+	for path, want := range map[string]string{other: "Bakkerij de Vries", res.Previous: "Slagerij Jansen"} {
+		rdb, err := Open(path, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb.View(ctx, func(tx *Tx) error {
+			cs, err := tx.Customers()
+			if err != nil || len(cs) != 1 || cs[0].Name != want {
+				t.Errorf("%s holds %v, %v, want %s", path, cs, err, want)
+			}
+			return nil
+		})
+		rdb.Close()
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(other), "*.restore-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+// The snapshot is one read transaction: writers go on during the backup and the copy is
+// consistent, with the counts its manifest states.
+func TestBackupWhileWriting(t *testing.T) {
+	db := newDB(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := db.Update(ctx, func(tx *Tx) error {
+				c := &Customer{Name: "klant", Emails: []string{fmt.Sprintf("k%d@example.nl", i)}}
+				if err := tx.PutCustomer(c); err != nil {
+					return err
+				}
+				return tx.CreateTicket(&Ticket{CustomerID: c.ID, Subject: strings.Repeat("x", 500)})
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	dir := t.TempDir()
+	for i := range 5 {
+		time.Sleep(20 * time.Millisecond)
+		m, err := db.Backup(ctx, dir, t0.Add(time.Duration(i)*time.Second), "devel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, counts, err := VerifyBackup(filepath.Join(dir, m.File), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts.Customers != counts.Tickets || counts != m.Counts.Counts() {
+			t.Errorf("backup %d holds %v, manifest %v: not one transaction's view", i, counts, m.Counts)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestBackupRefusals(t *testing.T) {
+	db := newDB(t)
+	if _, err := db.Backup(ctx, filepath.Join(t.TempDir(), "missing"), t0, "devel"); err == nil {
+		t.Error("Backup into a missing folder succeeded; want an error (an unmounted synced folder must not be created)")
+	}
+	dir := t.TempDir()
+	if _, err := db.Backup(ctx, dir, t0, "devel"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Backup(ctx, dir, t0, "devel"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second backup in the same second = %v, want 'already exists'", err)
+	}
+	// A cancelled backup leaves nothing behind.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := db.Backup(cctx, dir, t0.Add(time.Second), "devel"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled backup = %v", err)
+	}
+	if names := dirNames(t, dir); len(names) != 2 {
+		t.Errorf("after a cancelled backup the folder holds %v", names)
+	}
+}
+
+// A backup whose file does not match its manifest, or without manifest, is refused.
+func TestCheckBackupRefusesDamage(t *testing.T) {
+	db := newDB(t)
+	fill(t, db)
+	dir := t.TempDir()
+	m, err := db.Backup(ctx, dir, t0, "devel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(filepath.Join(dir, m.File))
+	manifest, _ := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(m.File, ".db.gz")+".json"))
+	cases := []struct {
+		name      string
+		gz, json  []byte
+		noJSON    bool
+		wantError string
+	}{
+		{"flipped byte", flip(good, len(good)/2), manifest, false, "does not match its manifest"},
+		{"flipped gzip trailer", flip(good, len(good)-2), manifest, false, "does not match its manifest"},
+		{"truncated", good[:len(good)-100], manifest, false, "truncated"},
+		{"empty", nil, manifest, false, "truncated"},
+		{"no manifest", good, nil, true, "no manifest"},
+		{"damaged manifest", good, manifest[:20], false, "manifest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			gz := filepath.Join(d, m.File)
+			os.WriteFile(gz, tc.gz, 0o600)
+			if !tc.noJSON {
+				os.WriteFile(strings.TrimSuffix(gz, ".db.gz")+".json", tc.json, 0o600)
+			}
+			if _, err := CheckBackup(gz); err == nil || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("CheckBackup = %v, want an error containing %q", err, tc.wantError)
+			}
+			if _, _, err := VerifyBackup(gz, d); err == nil {
+				t.Error("VerifyBackup accepted it")
+			}
+			target := filepath.Join(d, "helpdesk.db")
+			os.WriteFile(target, []byte("the old database"), 0o600)
+			if _, err := Restore(gz, target, t0, 100*time.Millisecond); err == nil {
+				t.Error("Restore accepted it")
+			}
+			if b, _ := os.ReadFile(target); string(b) != "the old database" {
+				t.Error("a refused restore changed the database")
+			}
+			if left, _ := filepath.Glob(filepath.Join(d, "*.restore-*")); len(left) > 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
+	}
+	// A manifest that matches a file with the right checksum but wrong content (written by
+	// hand) is still caught by the decompressed size and by Verify.
+	d := t.TempDir()
+	gz := filepath.Join(d, m.File)
+	os.WriteFile(gz, good, 0o600)
+	var mm Manifest
+	json.Unmarshal(manifest, &mm)
+	mm.Counts.Tickets = 99
+	js, _ := json.Marshal(mm)
+	os.WriteFile(strings.TrimSuffix(gz, ".db.gz")+".json", js, 0o600)
+	if _, _, err := VerifyBackup(gz, d); err == nil || !strings.Contains(err.Error(), "its manifest says") {
+		t.Errorf("VerifyBackup with wrong manifest counts = %v", err)
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 0x40
+	return c
+}
+
+// Restore refuses while another process holds the database, and leaves it unchanged.
+func TestRestoreRefusesLockedDatabase(t *testing.T) {
+	db := newDB(t)
+	fill(t, db)
+	dir := t.TempDir()
+	m, err := db.Backup(ctx, dir, t0, "devel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(db.Path())
+	start := time.Now()
+	_, err = Restore(filepath.Join(dir, m.File), db.Path(), t0, 200*time.Millisecond)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("Restore onto an open database = %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Restore waited %v", d)
+	}
+	if after, _ := os.ReadFile(db.Path()); !bytes.Equal(before, after) {
+		t.Error("a refused restore changed the database")
+	}
+}
+
+// Verify finds damage the file's structure does not show: a record that does not decode, an
+// index entry pointing nowhere, a truncated file, a file that is no helpdesk database.
+func TestVerifyFindsProblems(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   string
+	}{
+		{"record that does not decode", func(t *testing.T, path string) {
+			b, _ := os.ReadFile(path)
+			i := bytes.Index(b, []byte(`"name":"Bakkerij de Vries"`))
+			if i < 0 {
+				t.Fatal("customer record not found in the file")
+			}
+			b[i+len(`"name":`)] = '!'
+			os.WriteFile(path, b, 0o600)
+		}, `bucket customers, key 0000000000000001`},
+		{"unknown record format", func(t *testing.T, path string) {
+			raw(t, path, bHeld, u64(1), append([]byte{3}, "{}"...))
+		}, "record format 3 unknown"},
+		{"index pointing nowhere", func(t *testing.T, path string) {
+			raw(t, path, bCustomerAddr, []byte("ghost@example.com"), u64(42))
+		}, "customer_addr"},
+		{"raw message not matching its hash", func(t *testing.T, path string) {
+			raw(t, path, bRaw, bytes.Repeat([]byte{1}, 32), []byte{rawPlain, 'x'})
+		}, "does not hash to its key"},
+		{"record with another id", func(t *testing.T, path string) {
+			raw(t, path, bTickets, u64(5), append([]byte{1}, `{"id":6}`...))
+		}, "record says id 6"},
+		{"unknown bucket", func(t *testing.T, path string) {
+			bdb, _ := bolt.Open(path, 0o600, nil)
+			bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("zzz")); return err })
+			bdb.Close()
+		}, `unknown bucket "zzz"`},
+		{"truncated file", func(t *testing.T, path string) {
+			bdb, _ := bolt.Open(path, 0o600, nil)
+			var size int64
+			bdb.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+			bdb.Close()
+			os.Truncate(path, size-4096)
+		}, "truncated"},
+		{"not a database", func(t *testing.T, path string) {
+			os.WriteFile(path, bytes.Repeat([]byte("kassa"), 5000), 0o600)
+		}, "not a readable bbolt database"},
+		{"bbolt file of something else", func(t *testing.T, path string) {
+			os.Remove(path)
+			bdb, _ := bolt.Open(path, 0o600, nil)
+			bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err })
+			bdb.Close()
+		}, "not a helpdesk database"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "helpdesk.db")
+			db, err := Open(path, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fill(t, db)
+			db.Close()
+			if _, err := Verify(path); err != nil {
+				t.Fatalf("Verify before the damage: %v", err)
+			}
+			tc.damage(t, path)
+			if _, err := Verify(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Verify = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// openClosable opens a fresh database that the test may close itself (to verify the file).
+func openClosable(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "helpdesk.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// raw writes a key/value straight into a bucket of a closed database file.
+func raw(t *testing.T, path string, bucket, key, value []byte) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	if err := bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key, value) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// --- retention over a year and a half ---
+
+// dutchHolidays2025to2026 are the Dutch national holidays of the simulated period, written out
+// by hand (not computed by the calendar package the rule uses).
+var dutchHolidays2025to2026 = map[string]bool{
+	"2025-01-01": true, "2025-04-18": true, "2025-04-20": true, "2025-04-21": true, "2025-04-26": true,
+	"2025-05-05": true, "2025-05-29": true, "2025-06-08": true, "2025-06-09": true, "2025-12-25": true, "2025-12-26": true,
+	"2026-01-01": true, "2026-04-03": true, "2026-04-05": true, "2026-04-06": true, "2026-04-27": true,
+	"2026-05-14": true, "2026-05-24": true, "2026-05-25": true, "2026-12-25": true, "2026-12-26": true,
+}
+
+// TestRetentionYearAndAHalf makes a backup a day from 2025-06-01 to 2026-11-30 (on some days
+// two, some days none, some near midnight and on the days clocks change), prunes after each
+// as serve does, and checks after every prune that exactly the expected set is kept. The
+// expected set is computed from every backup ever made, by brute force over dates.
+func TestRetentionYearAndAHalf(t *testing.T) {
+	db := newDB(t)
+	dir := t.TempDir()
+	ams, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Files that are not the gateway's, some with names close to its own: never touched.
+	foreign := map[string]string{
+		"notes.txt":                          "not a backup",
+		"helpdesk-20250601-023000.db.gz.bak": "a copy someone made",
+		"Helpdesk-20250602-023000.db.gz":     "other case",
+		"helpdesk-2025-06-03.db.gz":          "other date format",
+		"helpdesk-20250604-0230.db.gz":       "no seconds",
+		"helpdesk-20251301-023000.db.gz":     "month 13",
+		"helpdesk-20250605-023000.db":        "not compressed",
+		"xhelpdesk-20250606-023000.db.gz":    "a prefix",
+		"helpdesk-20250607-023000.json~":     "an editor's backup",
+	}
+	for n, content := range foreign {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A directory and symbolic links named like backups are not plain files: untouched too.
+	os.Mkdir(filepath.Join(dir, "helpdesk-20240608-023000.db.gz"), 0o700)
+	os.Symlink("notes.txt", filepath.Join(dir, "helpdesk-20240609-023000.db.gz"))
+	os.Symlink("notes.txt", filepath.Join(dir, "helpdesk-20240609-023000.json"))
+	untouched := []string{"helpdesk-20240608-023000.db.gz", "helpdesk-20240609-023000.db.gz", "helpdesk-20240609-023000.json"}
+	for n := range foreign {
+		untouched = append(untouched, n)
+	}
+
+	skip := map[string]bool{
+		"2026-03-02": true, "2026-03-03": true, // March 2026: its first working day (Mon 2nd) and the 3rd have none
+		"2025-12-24": true, "2025-12-27": true, "2025-12-28": true, "2025-12-29": true, // a week away
+		"2025-12-30": true, "2025-12-31": true, "2026-01-01": true, "2026-01-03": true,
+	}
+	never := map[string]bool{ // days the specific checks below rely on
+		"2025-06-02": true, "2025-11-01": true, "2025-11-03": true, "2026-01-02": true, "2026-02-02": true,
+		"2026-03-04": true, "2026-08-01": true, "2026-08-03": true,
+	}
+	rng := rand.New(rand.NewPCG(20, 26))
+	var made []time.Time
+	date := func(t time.Time) string { return t.In(ams).Format(time.DateOnly) }
+	base := func(t time.Time) string { return "helpdesk-" + t.In(ams).Format("20060102-150405") }
+
+	expected := func(asOf time.Time) []string {
+		today := date(asOf)
+		var last7 []string
+		for i := range 7 {
+			last7 = append(last7, asOf.In(ams).AddDate(0, 0, -i).Format(time.DateOnly))
+		}
+		newestOfDay := map[string]time.Time{}
+		var newest time.Time
+		for _, m := range made {
+			if m.After(newestOfDay[date(m)]) {
+				newestOfDay[date(m)] = m
+			}
+			if m.After(newest) {
+				newest = m
+			}
+		}
+		// The month's first working day that has a backup, by walking the month's days.
+		monthDay := map[string]string{} // "2026-03" -> "2026-03-04"
+		for day := range newestOfDay {
+			month := day[:7]
+			if _, done := monthDay[month]; done {
+				continue
+			}
+			monthDay[month] = ""
+			first, _ := time.ParseInLocation(time.DateOnly, month+"-01", ams)
+			for c := first; c.Month() == first.Month(); c = c.AddDate(0, 0, 1) {
+				cs := c.Format(time.DateOnly)
+				if c.Weekday() == time.Saturday || c.Weekday() == time.Sunday || dutchHolidays2025to2026[cs] {
+					continue
+				}
+				if _, ok := newestOfDay[cs]; ok {
+					monthDay[month] = cs
+					break
+				}
+			}
+		}
+		var keep []string
+		for _, b := range made {
+			ofDay := newestOfDay[date(b)].Equal(b)
+			if b.Equal(newest) || date(b) > today || (ofDay && (slices.Contains(last7, date(b)) || monthDay[date(b)[:7]] == date(b))) {
+				keep = append(keep, base(b)+".db.gz")
+			}
+		}
+		slices.Sort(keep)
+		return keep
+	}
+	kept := func() []string {
+		var out []string
+		for _, n := range dirNames(t, dir) {
+			if strings.HasPrefix(n, "helpdesk-2") && strings.HasSuffix(n, ".db.gz") && !slices.Contains(untouched, n) {
+				if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(n, ".db.gz")+".json")); err != nil {
+					t.Errorf("%s without its manifest", n)
+				}
+				out = append(out, n)
+			} else if strings.HasSuffix(n, ".json") && !slices.Contains(untouched, n) {
+				if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(n, ".json")+".db.gz")); err != nil {
+					t.Errorf("manifest %s without its backup", n)
+				}
+			}
+		}
+		return out
+	}
+
+	prunes := 0
+	for day := time.Date(2025, 6, 1, 12, 0, 0, 0, ams); !day.After(time.Date(2026, 11, 30, 12, 0, 0, 0, ams)); day = day.AddDate(0, 0, 1) {
+		ds := day.Format(time.DateOnly)
+		if skip[ds] || (!never[ds] && rng.IntN(12) == 0) {
+			continue
+		}
+		y, m, d := day.Date()
+		times := []time.Time{time.Date(y, m, d, 2, 30, 0, 0, ams)} // 03:30 on the day clocks go forward
+		switch {
+		case ds == "2026-01-02":
+			times = append(times, time.Date(y, m, d, 14, 0, 0, 0, ams))
+		case ds == "2026-02-02":
+			times = []time.Time{time.Date(2026, 2, 1, 23, 30, 0, 0, time.UTC)} // 00:30 in Amsterdam: the 2nd
+		case ds == "2025-09-15":
+			times = []time.Time{time.Date(y, m, d, 0, 0, 0, 0, ams), time.Date(y, m, d, 23, 59, 59, 0, ams)}
+		case rng.IntN(8) == 0:
+			times = append(times, time.Date(y, m, d, 8+rng.IntN(14), rng.IntN(60), rng.IntN(60), 0, ams))
+		}
+		for _, at := range times {
+			if _, err := db.Backup(ctx, dir, at, "devel"); err != nil {
+				t.Fatal(err)
+			}
+			made = append(made, at)
+			if _, err := PruneBackups(dir, at, false); err != nil {
+				t.Fatal(err)
+			}
+			prunes++
+			if got, want := kept(), expected(at); !slices.Equal(got, want) {
+				t.Fatalf("after the backup of %s: kept\n%v\nwant\n%v", at.In(ams), got, want)
+			}
+		}
+	}
+	if prunes < 450 {
+		t.Fatalf("only %d backups made", prunes)
+	}
+
+	final := kept()
+	for _, tc := range []struct {
+		file string
+		kept bool
+		why  string
+	}{
+		{"helpdesk-20250602-023000.db.gz", true, "June 2025: the 1st is a Sunday, so Monday the 2nd"},
+		{"helpdesk-20251103-023000.db.gz", true, "November 2025: the 1st is a Saturday, so Monday the 3rd"},
+		{"helpdesk-20251101-023000.db.gz", false, "a Saturday 1st is no working day"},
+		{"helpdesk-20260202-003000.db.gz", true, "February 2026: the 1st is a Sunday; the backup at 00:30 Amsterdam is on the 2nd"},
+		{"helpdesk-20260102-140000.db.gz", true, "January 2026: the 1st is a holiday, so the 2nd, its newest backup"},
+		{"helpdesk-20260102-023000.db.gz", false, "not the newest of 2 January"},
+		{"helpdesk-20260304-023000.db.gz", true, "March 2026: none on the 2nd and 3rd, so the 4th"},
+		{"helpdesk-20260803-023000.db.gz", true, "August 2026: the 1st is a Saturday, so Monday the 3rd"},
+		{"helpdesk-20260801-023000.db.gz", false, "a Saturday 1st is no working day"},
+		{"helpdesk-20261130-023000.db.gz", true, "the newest backup"},
+	} {
+		if slices.Contains(final, tc.file) != tc.kept {
+			t.Errorf("%s kept = %v, want %v: %s", tc.file, !tc.kept, tc.kept, tc.why)
+		}
+	}
+	// One per month for the 18 months, plus the last 7 days.
+	if len(final) < 18 || len(final) > 18+7 {
+		t.Errorf("%d backups kept: %v", len(final), final)
+	}
+	for n, content := range foreign {
+		if b, err := os.ReadFile(filepath.Join(dir, n)); err != nil || string(b) != content {
+			t.Errorf("foreign file %s: %q, %v", n, b, err)
+		}
+	}
+	for _, n := range untouched {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s was touched: %v", n, err)
+		}
+	}
+}
+
+// Incomplete backups: older than the newest complete one they are deleted (crash traces);
+// newer ones are left, as a backup may be in progress. Dry runs delete nothing.
+func TestPruneIncompleteAndDryRun(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{
+		"helpdesk-20261102-023000.db.gz", "helpdesk-20261102-023000.json", // November's first working day
+		"helpdesk-20261120-023000.db.gz", "helpdesk-20261120-023000.json", // older backup
+		"helpdesk-20261121-023000.db.gz", // crash before the manifest
+		"helpdesk-20261122-023000.json",  // its .db.gz deleted by hand
+		"helpdesk-20261123-023000.db.gz.partial",
+		"helpdesk-20261127-023000.db.gz", "helpdesk-20261127-023000.json",
+		"helpdesk-20261127-030000.db.gz", // being written now
+		"helpdesk-20261127-030000.json.partial",
+	} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+	}
+	asOf := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	plan, err := PruneBackups(dir, asOf, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, d := range plan {
+		lines = append(lines, d.String())
+	}
+	want := []string{
+		"keep helpdesk-20261102-023000.db.gz: first working day of November 2026",
+		"delete helpdesk-20261120-023000.db.gz: older backup of 2026-11-20",
+		"delete helpdesk-20261121-023000.db.gz: incomplete backup: no manifest helpdesk-20261121-023000.json, older than the newest backup",
+		"delete helpdesk-20261122-023000.json: manifest without its backup helpdesk-20261122-023000.db.gz, older than the newest backup",
+		"delete helpdesk-20261123-023000.db.gz.partial: unfinished write, older than the newest backup",
+		"keep helpdesk-20261127-023000.db.gz: newest backup; newest of Friday 2026-11-27",
+		"leave helpdesk-20261127-030000.db.gz: incomplete backup: no manifest helpdesk-20261127-030000.json; a backup may be in progress",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if n := len(dirNames(t, dir)); n != 11 {
+		t.Errorf("a dry run deleted files: %d left", n)
+	}
+	if _, err := PruneBackups(dir, asOf, false); err != nil {
+		t.Fatal(err)
+	}
+	wantLeft := []string{"helpdesk-20261102-023000.db.gz", "helpdesk-20261102-023000.json", "helpdesk-20261127-023000.db.gz", "helpdesk-20261127-023000.json", "helpdesk-20261127-030000.db.gz", "helpdesk-20261127-030000.json.partial"}
+	if got := dirNames(t, dir); !slices.Equal(got, wantLeft) {
+		t.Errorf("left %v, want %v", got, wantLeft)
+	}
+	at, ok, err := LatestBackup(dir)
+	if err != nil || !ok || at.Format("2006-01-02 15:04") != "2026-11-27 02:30" {
+		t.Errorf("LatestBackup = %v, %v, %v", at, ok, err)
+	}
+	if _, ok, _ := LatestBackup(t.TempDir()); ok {
+		t.Error("LatestBackup of an empty folder found one")
+	}
+}
