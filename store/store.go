@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -18,8 +19,12 @@ import (
 // schemaVersion is the format version of the whole file, kept in meta/schema.
 const schemaVersion = 1
 
-// recordVersion is the first byte of every JSON record.
-const recordVersion = 1
+// recordVersion is the first byte of every JSON record; recordDeflated marks a record whose
+// JSON is deflate-compressed (large thread messages: their text compresses several times).
+const (
+	recordVersion  = 1
+	recordDeflated = 2
+)
 
 var (
 	bMeta          = []byte("meta")
@@ -234,10 +239,23 @@ func decode(b []byte, v any) error {
 	if len(b) == 0 {
 		return errors.New("empty record")
 	}
-	if b[0] != recordVersion {
-		return fmt.Errorf("record format %d unknown (this program reads %d)", b[0], recordVersion)
+	switch b[0] {
+	case recordVersion:
+		return json.Unmarshal(b[1:], v)
+	case recordDeflated:
+		return json.NewDecoder(flate.NewReader(bytes.NewReader(b[1:]))).Decode(v)
 	}
-	return json.Unmarshal(b[1:], v)
+	return fmt.Errorf("record format %d unknown (this program reads %d and %d)", b[0], recordVersion, recordDeflated)
+}
+
+// appendOnly are the buckets whose keys mostly grow: their pages are filled to 90 % instead of
+// bbolt's 50 %, which keeps the file small.
+func appendOnly(bucket []byte) bool {
+	switch string(bucket) {
+	case string(bTickets), string(bMessages), string(bHeld), string(bOutbox), string(bUIDs):
+		return true
+	}
+	return false
 }
 
 func (tx *Tx) put(bucket, key []byte, v any) error {
@@ -245,7 +263,43 @@ func (tx *Tx) put(bucket, key []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s record: %w", bucket, err)
 	}
-	return tx.tx.Bucket(bucket).Put(key, b)
+	if string(bucket) == string(bMessages) && len(b) > 512 {
+		if b, err = tx.deflate(b); err != nil {
+			return fmt.Errorf("compress %s record: %w", bucket, err)
+		}
+	}
+	bk := tx.tx.Bucket(bucket)
+	if appendOnly(bucket) {
+		bk.FillPercent = 0.9
+	}
+	return bk.Put(key, b)
+}
+
+// deflate turns a version-1 record into a deflated one when that is smaller.
+func (tx *Tx) deflate(rec []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(rec) / 2)
+	buf.WriteByte(recordDeflated)
+	zw, _ := tx.db.deflaters.Get().(*flate.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
+			return nil, err
+		}
+	} else {
+		zw.Reset(&buf)
+	}
+	defer tx.db.deflaters.Put(zw)
+	if _, err := zw.Write(rec[1:]); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if buf.Len() >= len(rec) {
+		return rec, nil
+	}
+	return buf.Bytes(), nil
 }
 
 func (tx *Tx) get(bucket, key []byte, v any) error {
@@ -265,4 +319,17 @@ func (tx *Tx) nextID(bucket []byte) (uint64, error) {
 		return 0, fmt.Errorf("next id in %s: %w", bucket, err)
 	}
 	return id, nil
+}
+
+// BucketStats reports, per bucket, the bytes allocated and in use (for tuning and benchmarks).
+func (d *DB) BucketStats() (map[string][2]int, error) {
+	out := map[string][2]int{}
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			st := tx.Bucket(name).Stats()
+			out[string(name)] = [2]int{st.LeafAlloc + st.BranchAlloc, st.LeafInuse + st.BranchInuse}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -828,7 +828,7 @@ func TestUnknownFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	corrupt(bCustomers, u64(2), append([]byte{2}, `{"id":2,"name":"future"}`...))
+	corrupt(bCustomers, u64(2), append([]byte{9}, `{"id":2,"name":"future"}`...))
 	corrupt(bCustomerAddr, []byte("future@example.com"), u64(2))
 	corrupt(bTickets, u64(1), append([]byte{9}, `{}`...))
 	corrupt(bHeld, u64(1), []byte{})
@@ -840,9 +840,9 @@ func TestUnknownFormat(t *testing.T) {
 		fn   func(tx *Tx) error
 		want string
 	}{
-		{"Customer(2)", func(tx *Tx) error { _, err := tx.Customer(2); return err }, "record format 2 unknown"},
-		{"CustomerByAddress(future@)", func(tx *Tx) error { _, err := tx.CustomerByAddress("future@example.com"); return err }, "record format 2 unknown"},
-		{"Customers()", func(tx *Tx) error { _, err := tx.Customers(); return err }, "record format 2 unknown"},
+		{"Customer(2)", func(tx *Tx) error { _, err := tx.Customer(2); return err }, "record format 9 unknown"},
+		{"CustomerByAddress(future@)", func(tx *Tx) error { _, err := tx.CustomerByAddress("future@example.com"); return err }, "record format 9 unknown"},
+		{"Customers()", func(tx *Tx) error { _, err := tx.Customers(); return err }, "record format 9 unknown"},
 		{"Ticket(1)", func(tx *Tx) error { _, err := tx.Ticket(1); return err }, "record format 9 unknown"},
 		{"Tickets()", func(tx *Tx) error { _, err := tx.Tickets(); return err }, "record format 9 unknown"},
 		{"CustomerTickets(1)", func(tx *Tx) error { _, err := tx.CustomerTickets(1); return err }, "record format 9 unknown"},
