@@ -535,6 +535,7 @@ var bucketChecks = map[string]recordCheck{
 	string(bCustomerPhone): indexTo(0, func(k, v []byte) ([]byte, []byte) { return bCustomers, v }),
 	string(bTickets):       jsonRecord(8, func(k []byte, t *Ticket) error { return sameID(k, t.ID) }),
 	string(bTicketsByCust): indexTo(16, func(k, v []byte) ([]byte, []byte) { return bTickets, k[8:] }),
+	string(bDue):           indexTo(16, func(k, v []byte) ([]byte, []byte) { return bTickets, k[8:] }),
 	string(bMessages): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 12 {
 			return fmt.Errorf("key of %d bytes, want 12", len(k))

@@ -26,7 +26,7 @@ func fill(t *testing.T, db *DB) {
 		if err := tx.PutCustomer(c); err != nil {
 			return err
 		}
-		tk := &Ticket{CustomerID: c.ID, Subject: "Kassa start niet op", Status: StatusOpen, Created: t0}
+		tk := &Ticket{CustomerID: c.ID, Subject: "Kassa start niet op", Status: StatusOpen, Created: t0, Due: t0.Add(8 * time.Hour)}
 		if err := tx.CreateTicket(tk); err != nil {
 			return err
 		}

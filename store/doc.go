@@ -11,6 +11,7 @@
 //	customer_phone       number "+31..."             -> id(8)          (unique: R19 caller lookup)
 //	tickets              id(8, NextSequence)         -> Ticket
 //	tickets_by_customer  customer(8) ticket(8)       -> empty
+//	due                  due(8) ticket(8)            -> 1              (the SLA-due queue: awaiting a first response)
 //	messages             ticket(8) seq(4)            -> Message       (a ticket's thread)
 //	raw                  sha256(32)                  -> codec(1) raw   (every byte a customer sent)
 //	ingested             sha256(32)                  -> Ref            (dedupe across UIDVALIDITY resets)

@@ -159,15 +159,61 @@ func (tx *Tx) CreateTicket(t *Ticket) error {
 	if err := tx.tx.Bucket(bTicketsByCust).Put(key2(t.CustomerID, t.ID), nil); err != nil {
 		return err
 	}
+	if k := dueKey(t); k != nil {
+		if err := tx.tx.Bucket(bDue).Put(k, []byte{1}); err != nil {
+			return err
+		}
+	}
 	return tx.put(bTickets, u64(t.ID), t)
 }
 
-// PutTicket replaces an existing ticket. Its customer never changes.
+// PutTicket replaces an existing ticket, keeping the SLA-due queue in step. Its customer never
+// changes.
 func (tx *Tx) PutTicket(t *Ticket) error {
-	if tx.tx.Bucket(bTickets).Get(u64(t.ID)) == nil {
+	var old Ticket
+	switch err := tx.get(bTickets, u64(t.ID), &old); {
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("ticket %d: %w", t.ID, ErrNotFound)
+	case err != nil:
+		return err
+	}
+	due := tx.tx.Bucket(bDue)
+	if k := dueKey(&old); k != nil {
+		if err := due.Delete(k); err != nil {
+			return err
+		}
+	}
+	if k := dueKey(t); k != nil {
+		if err := due.Put(k, []byte{1}); err != nil {
+			return err
+		}
 	}
 	return tx.put(bTickets, u64(t.ID), t)
+}
+
+// dueKey is a ticket's key in the SLA-due queue: tickets that wait for their first response
+// (not closed, not answered yet), by deadline. Nil for the others.
+func dueKey(t *Ticket) []byte {
+	if t.Due.IsZero() || !t.FirstResponse.IsZero() || t.Status == StatusClosed {
+		return nil
+	}
+	return key2(uint64(t.Due.UnixNano()), t.ID)
+}
+
+// DueQueue returns up to n tickets that wait for their first response, the earliest deadline
+// first (R6): what staff should answer next. Its cost depends on n, not on the number of
+// tickets.
+func (tx *Tx) DueQueue(n int) ([]*Ticket, error) {
+	var out []*Ticket
+	c := tx.tx.Bucket(bDue).Cursor()
+	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
+		t, err := tx.Ticket(binary.BigEndian.Uint64(k[8:]))
+		if err != nil {
+			return nil, fmt.Errorf("due queue: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // Ticket returns ticket id, or ErrNotFound.

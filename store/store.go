@@ -50,10 +50,11 @@ var (
 	bNotifMsgIDs   = []byte("notification_msgids")
 	bBounced       = []byte("bounced")
 	bUIDs          = []byte("uids")
+	bDue           = []byte("due")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue}
 
 // Errors callers branch on.
 var (
