@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/ingest/policy"
@@ -413,10 +414,25 @@ func applyStaff(t *store.Ticket, a *policy.StaffAction, m *store.Message, at tim
 	}
 }
 
+// maxStoredText bounds the text kept on a thread message: a person reads the start of a 17 MB
+// text dump, and the raw message keeps every byte anyway.
+const maxStoredText = 256 << 10
+
+func storedText(s string) string {
+	if len(s) <= maxStoredText {
+		return s
+	}
+	cut := maxStoredText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "\n\n[… the text goes on; the whole email is kept as it arrived]"
+}
+
 func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.Message {
 	m := &store.Message{Direction: dir, From: e.From, FromName: e.FromName, Date: e.Arrival,
 		HeaderDate: e.Date, MessageID: e.MessageID, InReplyTo: e.InReplyTo, References: e.References,
-		Subject: e.Subject, Text: e.Text, RawSHA256: rawHash, Size: int64(len(e.Raw)),
+		Subject: e.Subject, Text: storedText(e.Text), RawSHA256: rawHash, Size: int64(len(e.Raw)),
 		Source: src, Warnings: e.Warnings}
 	for _, at := range e.Attach {
 		m.Attachment = append(m.Attachment, store.Attachment{Filename: at.Filename,

@@ -43,7 +43,7 @@ type Config struct {
 	MoveTo               string      // optional folder processed mail is moved to
 	// BatchSize and BatchBytes bound one UID FETCH and one commit.
 	BatchSize  int   // default 500 messages
-	BatchBytes int64 // default 32 MiB
+	BatchBytes int64 // default 8 MiB
 	// MaxMessageBytes: larger emails are left on the server and held (from RFC822.SIZE,
 	// before their body is fetched). Default 25 MiB.
 	MaxMessageBytes int64
@@ -81,7 +81,7 @@ func (c *Config) defaults() {
 	c.TLS = cmp.Or(c.TLS, TLSImplicit)
 	c.Mailbox = cmp.Or(c.Mailbox, "INBOX")
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
-	c.BatchBytes = cmp.Or(c.BatchBytes, 32<<20)
+	c.BatchBytes = cmp.Or(c.BatchBytes, 8<<20)
 	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, 25<<20)
 	c.PollInterval = cmp.Or(c.PollInterval, time.Minute)
 	c.BackoffMin = cmp.Or(c.BackoffMin, time.Second)

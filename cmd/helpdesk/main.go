@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -83,6 +84,12 @@ type env struct {
 var errUsage = errors.New("usage")
 
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit: the collector works harder before the heap outgrows it, so a burst of
+		// mail does not double the memory the gateway holds; a single large email still gets
+		// what it needs. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(48 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), now: time.Now}
