@@ -16,7 +16,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,9 +125,8 @@ func fillMailbox(tb testing.TB, d *imaptest.Dovecot, w benchWorkload, seed uint6
 	raws := make(chan []byte, 256)
 	go func() {
 		defer close(raws)
-		fromOf := map[string]string{}
 		for range w.count {
-			raws <- replyFromParentSender(gen.Next(w.size), fromOf)
+			raws <- gen.Next(w.size)
 		}
 	}()
 
@@ -238,40 +236,6 @@ func fillMailbox(tb testing.TB, d *imaptest.Dovecot, w benchWorkload, seed uint6
 	}
 	command("z", "LOGOUT")
 	return f
-}
-
-var (
-	genFromRE      = regexp.MustCompile(`(?m)^From: (\S+)\r$`)
-	genMessageIDRE = regexp.MustCompile(`(?m)^Message-ID: <([^>]+)>\r$`)
-	genInReplyToRE = regexp.MustCompile(`(?m)^In-Reply-To: <([^>]+)>\r$`)
-)
-
-// replyFromParentSender makes a generated reply come from the sender of the email it answers.
-// The generator picks a reply's parent among all earlier emails but its sender at random, so
-// with 200 customers only 1 reply in 200 would come from the parent's sender — and a reply
-// from someone else is, rightly, a new ticket: the reply path (thread lookup, append to the
-// ticket) would hardly be measured. fromOf maps the Message-IDs seen so far to their sender.
-func replyFromParentSender(raw []byte, fromOf map[string]string) []byte {
-	end := bytes.Index(raw, []byte("\r\n\r\n"))
-	if end < 0 {
-		return raw
-	}
-	head := raw[:end+2]
-	from, id := genFromRE.FindSubmatch(head), genMessageIDRE.FindSubmatch(head)
-	if from == nil || id == nil {
-		return raw
-	}
-	sender := string(from[1])
-	if parent := genInReplyToRE.FindSubmatch(head); parent != nil {
-		if ps, ok := fromOf[string(parent[1])]; ok && ps != sender {
-			h := bytes.Replace(head, []byte("Return-Path: <"+sender+">\r\n"), []byte("Return-Path: <"+ps+">\r\n"), 1)
-			h = bytes.Replace(h, []byte("From: "+sender+"\r\n"), []byte("From: "+ps+"\r\n"), 1)
-			raw = append(h, raw[end+2:]...)
-			sender = ps
-		}
-	}
-	fromOf[string(id[1])] = sender
-	return raw
 }
 
 // rawResult is what a raw fetch read, and how long it took.

@@ -382,7 +382,8 @@ func (p *pushLog) wait(n uint32, limit time.Duration) (time.Time, bool) {
 }
 
 var (
-	existsLineRE = regexp.MustCompile(`(?:^|\n)\* (\d+) EXISTS\r\n`)
+	genMessageIDRE = regexp.MustCompile(`(?m)^Message-ID: <([^>]+)>\r$`)
+	existsLineRE   = regexp.MustCompile(`(?:^|\n)\* (\d+) EXISTS\r\n`)
 	// contLineRE is a continuation request; towards the gateway (which never APPENDs) only
 	// IDLE's: Dovecot answers "+ idling".
 	contLineRE = regexp.MustCompile(`(?:^|\n)\+ [^\r\n]*\r\n`)

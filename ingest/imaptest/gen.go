@@ -19,12 +19,16 @@ type Generator struct {
 	rng     *rand.Rand
 	senders []string
 	n       int
-	sent    []string // Message-IDs, for replies
+	sent    []sentMail // earlier emails, for replies
 	// ReplyShare is the fraction of emails that reply to an earlier one (default 0.3).
 	ReplyShare float64
 	// AttachShare is the fraction with an attachment (default 0.15).
 	AttachShare float64
 }
+
+// sentMail is an email the generator made: a reply to it comes from the same sender, as a
+// customer's reply does.
+type sentMail struct{ msgID, from string }
 
 // NewGenerator makes a generator sending from the given addresses.
 func NewGenerator(seed uint64, senders []string) *Generator {
@@ -57,9 +61,7 @@ func (g *Generator) Next(size int) []byte {
 		subjects, body = nlSubjects, nlBody
 	}
 	subject := subjects[r.IntN(len(subjects))]
-	msgID := fmt.Sprintf("gen-%d-%x@%s", g.n, r.Uint64(), strings.SplitN(from, "@", 2)[1])
-	var h bytes.Buffer
-	fmt.Fprintf(&h, "Return-Path: <%s>\r\nFrom: %s\r\nTo: Infobits Helpdesk <support@infobits.example>\r\n", from, from)
+	msgIDRand := r.Uint64()
 	charset := "utf-8"
 	switch r.IntN(10) {
 	case 0:
@@ -67,17 +69,23 @@ func (g *Generator) Next(size int) []byte {
 	case 1:
 		charset = "windows-1252"
 	}
+	var refs string
 	if len(g.sent) > 0 && r.Float64() < g.ReplyShare {
+		// A reply answers an earlier email and comes from its sender.
 		parent := g.sent[r.IntN(len(g.sent))]
+		from = parent.from
 		subject = "Re: " + subject
-		fmt.Fprintf(&h, "In-Reply-To: <%s>\r\nReferences: <%s>\r\n", parent, parent)
+		refs = fmt.Sprintf("In-Reply-To: <%s>\r\nReferences: <%s>\r\n", parent.msgID, parent.msgID)
 	}
+	msgID := fmt.Sprintf("gen-%d-%x@%s", g.n, msgIDRand, strings.SplitN(from, "@", 2)[1])
+	var h bytes.Buffer
+	fmt.Fprintf(&h, "Return-Path: <%s>\r\nFrom: %s\r\nTo: Infobits Helpdesk <support@infobits.example>\r\n%s", from, from, refs)
 	if r.IntN(3) == 0 {
 		subject = mime.QEncoding.Encode("utf-8", subject+" — €")
 	}
 	fmt.Fprintf(&h, "Subject: %s\r\nDate: %s\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\n",
 		subject, time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC).Add(time.Duration(g.n)*time.Minute).Format(time.RFC1123Z), msgID)
-	g.sent = append(g.sent, msgID)
+	g.sent = append(g.sent, sentMail{msgID: msgID, from: from})
 
 	// The text, repeated to the size asked.
 	var text strings.Builder
