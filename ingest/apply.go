@@ -75,6 +75,12 @@ type Applier struct {
 // suppresses every notification (backlog found at the first sync, imports). It returns an
 // error only for store failures; the caller then rolls back the whole batch.
 func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source, quiet bool) (Outcome, error) {
+	return a.ApplyPacked(tx, e, nil, src, quiet)
+}
+
+// ApplyPacked is Apply with the raw bytes already packed (store.DB.PackRaw, outside the
+// transaction); packed may be nil.
+func (a *Applier) ApplyPacked(tx *store.Tx, e *mailparse.Email, packed *store.PackedRaw, src store.Source, quiet bool) (Outcome, error) {
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
 	ref, dup, err := a.ingestedBefore(tx, e)
 	if err != nil {
@@ -86,7 +92,12 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source, quie
 		out.Action, out.TicketID, out.HeldID = "duplicate", ref.TicketID, ref.HeldID
 		return out, nil
 	}
-	rawHash, err := tx.PutRaw(e.Raw)
+	var rawHash string
+	if packed != nil && packed.Sum == e.SHA256 {
+		rawHash, err = tx.PutPackedRaw(packed)
+	} else {
+		rawHash, err = tx.PutRaw(e.Raw)
+	}
 	if err != nil {
 		return out, err
 	}

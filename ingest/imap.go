@@ -474,6 +474,9 @@ func (s *session) list(last uint32) ([]meta, []imap.UID, error) {
 type fetched struct {
 	meta
 	email *mailparse.Email // nil when not fetched
+	// packed is the email's raw bytes compressed for the store, on the parse worker (nil:
+	// packed in the transaction).
+	packed *store.PackedRaw
 	env   *imap.Envelope   // for messages whose body is not fetched
 	// Exactly one reason when email is nil:
 	tooLarge    bool   // above MaxMessageBytes: left in the mailbox
@@ -644,6 +647,9 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 		wg.Go(func() {
 			for j := range jobs {
 				j.f.email = mailparse.Parse(j.raw, j.f.arrival)
+				// Packing failing is not the email's fault: the transaction packs again
+				// and reports the error there.
+				j.f.packed, _ = s.p.db.PackRaw(j.f.email.SHA256, j.raw)
 			}
 		})
 	}
@@ -800,7 +806,7 @@ func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source, quiet
 			err = &errPoison{uid: it.uid, reason: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
-	return s.p.cfg.Applier.Apply(tx, it.email, src, quiet)
+	return s.p.cfg.Applier.ApplyPacked(tx, it.email, it.packed, src, quiet)
 }
 
 func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reason string) (Outcome, error) {

@@ -333,40 +333,67 @@ const (
 // RawHash is the key raw bytes are stored and deduplicated under.
 func RawHash(raw []byte) [32]byte { return sha256.Sum256(raw) }
 
+// PackedRaw is an email's raw bytes made ready for the store: hashed and compressed. Packing
+// is the costly part of storing mail, and it needs no transaction, so the poller packs on its
+// parse workers, in parallel, and the (serial) write transaction only puts the result.
+type PackedRaw struct {
+	Sum   [32]byte // RawHash of the bytes
+	Size  int      // length of the raw bytes
+	value []byte   // what the raw bucket holds: a format byte, then the bytes
+}
+
+// PackRaw compresses raw, whose RawHash is sum, for PutPackedRaw. It is safe for concurrent use.
+func (d *DB) PackRaw(sum [32]byte, raw []byte) (*PackedRaw, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/2 + 64)
+	buf.WriteByte(rawDeflate)
+	zw, _ := d.deflaters.Get().(*flate.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
+			return nil, err
+		}
+	} else {
+		zw.Reset(&buf)
+	}
+	defer d.deflaters.Put(zw)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, fmt.Errorf("compress raw message: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress raw message: %w", err)
+	}
+	v := buf.Bytes()
+	if buf.Len() >= len(raw)+1 { // incompressible: store as is
+		v = append([]byte{rawPlain}, raw...)
+	}
+	return &PackedRaw{Sum: sum, Size: len(raw), value: v}, nil
+}
+
 // PutRaw stores the raw bytes of an email under their SHA-256 (content addressed: a second copy
 // costs nothing) and returns the hex hash.
 func (tx *Tx) PutRaw(raw []byte) (string, error) {
 	sum := RawHash(raw)
+	if tx.tx.Bucket(bRaw).Get(sum[:]) != nil {
+		return hex.EncodeToString(sum[:]), nil
+	}
+	p, err := tx.db.PackRaw(sum, raw)
+	if err != nil {
+		return "", err
+	}
+	return tx.PutPackedRaw(p)
+}
+
+// PutPackedRaw stores what PackRaw made, unless the same bytes are stored already, and returns
+// the hex hash.
+func (tx *Tx) PutPackedRaw(p *PackedRaw) (string, error) {
 	b := tx.tx.Bucket(bRaw)
-	if b.Get(sum[:]) == nil {
-		var buf bytes.Buffer
-		buf.Grow(len(raw)/2 + 64)
-		buf.WriteByte(rawDeflate)
-		zw, _ := tx.db.deflaters.Get().(*flate.Writer)
-		if zw == nil {
-			var err error
-			if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
-				return "", err
-			}
-		} else {
-			zw.Reset(&buf)
-		}
-		defer tx.db.deflaters.Put(zw)
-		if _, err := zw.Write(raw); err != nil {
-			return "", err
-		}
-		if err := zw.Close(); err != nil {
-			return "", err
-		}
-		v := buf.Bytes()
-		if buf.Len() >= len(raw)+1 { // incompressible: store as is
-			v = append([]byte{rawPlain}, raw...)
-		}
-		if err := b.Put(sum[:], v); err != nil {
+	if b.Get(p.Sum[:]) == nil {
+		if err := b.Put(p.Sum[:], p.value); err != nil {
 			return "", fmt.Errorf("store raw message: %w", err)
 		}
 	}
-	return hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(p.Sum[:]), nil
 }
 
 // Raw returns the raw bytes stored under the hex hash.

@@ -371,18 +371,31 @@ func TestRaw(t *testing.T) {
 		{"empty", []byte{}, rawPlain},
 		{"one byte", []byte{0}, rawPlain},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// Stored once in the transaction (PutRaw), once packed outside it (PackRaw, as
+			// the poller's parse workers do) — in either order.
+			packed, err := db.PackRaw(RawHash(tc.raw), bytes.Clone(tc.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
 			var h1, h2 string
 			update(t, db, func(tx *Tx) (err error) {
-				if h1, err = tx.PutRaw(tc.raw); err != nil {
+				if i%2 == 0 {
+					if h1, err = tx.PutRaw(tc.raw); err != nil {
+						return err
+					}
+					h2, err = tx.PutPackedRaw(packed)
+					return err
+				}
+				if h1, err = tx.PutPackedRaw(packed); err != nil {
 					return err
 				}
 				h2, err = tx.PutRaw(bytes.Clone(tc.raw))
 				return err
 			})
 			if h1 != h2 || len(h1) != 64 {
-				t.Errorf("PutRaw twice = %q, %q, want the same sha256 hex", h1, h2)
+				t.Errorf("PutRaw and PutPackedRaw = %q, %q, want the same sha256 hex", h1, h2)
 			}
 			view(t, db, func(tx *Tx) error {
 				got, err := tx.Raw(h1)
