@@ -477,7 +477,7 @@ type fetched struct {
 	// packed is the email's raw bytes compressed for the store, on the parse worker (nil:
 	// packed in the transaction).
 	packed *store.PackedRaw
-	env   *imap.Envelope   // for messages whose body is not fetched
+	env    *imap.Envelope // for messages whose body is not fetched
 	// Exactly one reason when email is nil:
 	tooLarge    bool   // above MaxMessageBytes: left in the mailbox
 	unfetchable string // the server would not hand out the body (its answer)
