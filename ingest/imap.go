@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +98,12 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("imap tls mode %q: want tls, starttls or none", p.cfg.TLS)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to IMAP server %s (%s): %w", p.cfg.Addr, p.cfg.TLS, err)
+		hint := ""
+		if p.cfg.TLS == TLSStart && strings.Contains(strings.ToLower(err.Error()), "starttls") {
+			// Never a fall-back to a login in clear: the operator chooses.
+			hint = " (the server does not offer STARTTLS here: if it speaks IMAPS, set imap_tls = tls and its port, usually 993)"
+		}
+		return nil, fmt.Errorf("connect to IMAP server %s (%s): %w%s", p.cfg.Addr, p.cfg.TLS, err, hint)
 	}
 	// The library has no context, and waits for the start of a response without a deadline.
 	// A watchdog closes the connection when the command in hand does not finish within the

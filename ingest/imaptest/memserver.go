@@ -2,6 +2,7 @@ package imaptest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,12 @@ type MemOptions struct {
 	Log io.Writer
 	// Quirks make the server behave like servers seen in the wild.
 	Quirks Quirks
+	// TLS is the server's certificate configuration. With it the server offers STARTTLS on
+	// its plain listener and refuses LOGIN before it (LOGINDISABLED), as production servers
+	// do; with ImplicitTLS as well it speaks TLS from the first byte instead (IMAPS). Nil:
+	// plaintext only, with LOGIN allowed (loopback).
+	TLS         *tls.Config
+	ImplicitTLS bool
 }
 
 // Quirks are behaviours of real IMAP servers that a client must survive, for tests.
@@ -83,18 +90,25 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	srv := imapserver.New(&imapserver.Options{
+	srvOpts := &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: closed,
 				conn: c, drops: &drops}, nil, nil
 		},
 		Caps:         caps,
-		InsecureAuth: true, // loopback only
+		InsecureAuth: opts.TLS == nil, // plaintext: loopback only
 		Logger:       log.New(logw, "imapserver: ", 0),
-	})
+	}
+	if opts.TLS != nil && !opts.ImplicitTLS {
+		srvOpts.TLSConfig = opts.TLS // STARTTLS
+	}
+	srv := imapserver.New(srvOpts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if opts.TLS != nil && opts.ImplicitTLS {
+		ln = tls.NewListener(ln, opts.TLS)
 	}
 	m := &MemServer{Addr: ln.Addr().String(), User: opts.User, Password: opts.Password,
 		user: u, srv: srv, ln: ln, done: make(chan struct{}), closed: closed}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// outboxByStatus counts the notifications in each state, read from the file (no gateway runs).
+func outboxByStatus(t *testing.T, env []string) map[string]int {
+	t.Helper()
+	var list []struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, env, "outbox", "list", "-json")), &list); err != nil {
+		t.Fatalf("outbox list -json: %v", err)
+	}
+	out := map[string]int{}
+	for _, n := range list {
+		out[n.Status]++
+	}
+	return out
+}
+
+// TestStopFlushesOutbox: SIGTERM stops `serve` with exit 0 after it has sent what can be sent.
+// Five questions arrive while the SMTP server is down, so their acknowledgements (R3) wait in
+// the outbox, the worker backing off; the server comes back and SIGTERM follows at once: the
+// stop itself delivers them. Without that flush they would wait for the next start.
+func TestStopFlushesOutbox(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-contract")
+	if err := p.sink.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stderr, stop := startServe(t, p, env)
+	for i := range 5 {
+		p.deliver(t, customerMail("kassa@slagerijjansen.nl", fmt.Sprintf("Vraag %d", i), fmt.Sprintf("stop-%d@s", i), "", "Hallo"))
+	}
+	// Wait until all five are tickets: the gateway answers over its control socket.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var tickets []json.RawMessage
+		json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &tickets)
+		if len(tickets) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tickets after 20 s, want 5\n%s", len(tickets), stderr)
+		}
+	}
+	if n := len(p.sink.Messages()); n != 0 {
+		t.Fatalf("%d messages reached a stopped SMTP server", n)
+	}
+	if err := p.sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if n := len(p.sink.Messages()); n != 5 {
+		t.Errorf("after the stop the SMTP server has %d acknowledgements, want 5 (flushed by the stop)\n%s", n, stderr)
+	}
+	if got := outboxByStatus(t, env); got["queued"] != 0 || got["sent"] != 5 {
+		t.Errorf("outbox after the stop = %v, want 5 sent, none queued", got)
+	}
+	for _, want := range []string{"finishing the email in hand", "outbox flushed", "stopped"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log of the stop lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestStopMidBurst: SIGTERM while a burst of mail is being taken in. The gateway exits 0
+// promptly; what it committed is acknowledged before it exits (nothing left queued), what it
+// had not reached stays in the mailbox; the next run takes in exactly the rest — every email
+// one ticket (R1), one acknowledgement each (R3), none twice.
+func TestStopMidBurst(t *testing.T) {
+	const emails = 150
+	p := newPeers(t)
+	env := p.env("HELPDESK_AUTOREPLY_PER_HOUR=1000")
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-contract")
+	stderr, stop := startServe(t, p, env)
+	for i := range emails {
+		p.deliver(t, customerMail("kassa@slagerijjansen.nl", fmt.Sprintf("Vraag %03d", i), fmt.Sprintf("burst-%d@s", i), "", "Hallo"))
+	}
+	if _, err := p.sink.Wait(ctxTimeout(t, 20*time.Second), 1); err != nil {
+		t.Fatalf("no acknowledgement: %v\n%s", err, stderr)
+	}
+	start := time.Now()
+	stop()
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+
+	var tickets []struct {
+		Subject string `json:"subject"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &tickets)
+	acks := len(p.sink.Messages())
+	st := outboxByStatus(t, env)
+	t.Logf("at the stop: %d of %d emails taken in, %d acknowledgements sent, outbox %v", len(tickets), emails, acks, st)
+	if st["queued"] != 0 || acks != len(tickets) {
+		t.Errorf("at the stop: %d tickets but %d acknowledgements sent and %d queued; want every committed email acknowledged before the exit",
+			len(tickets), acks, st["queued"])
+	}
+
+	mustRun(t, env, "serve", "-once")
+	tickets = nil
+	json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &tickets)
+	seen := map[string]int{}
+	for _, tk := range tickets {
+		seen[tk.Subject]++
+	}
+	for i := range emails {
+		if s := fmt.Sprintf("Vraag %03d", i); seen[s] != 1 {
+			t.Errorf("%q is in %d tickets after the restart, want 1", s, seen[s])
+		}
+	}
+	bySubject := map[string]int{}
+	for _, m := range p.sink.Messages() {
+		bySubject[headerOf(m.Data, "Subject")]++
+	}
+	if got := len(p.sink.Messages()); got != emails {
+		t.Errorf("%d acknowledgements in all, want %d (one per email)", got, emails)
+	}
+	for s, n := range bySubject {
+		if n > 1 {
+			t.Errorf("acknowledgement %q sent %d times", s, n)
+		}
+	}
+}
