@@ -474,7 +474,8 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		note.Data.Tier, note.Data.Priority, note.Data.SurchargeZone = t.Tier, t.Priority, t.SurchargeZone
 		note.Data.Followup, note.Data.Payment = t.Followup, t.Payment
 	}
-	if n.Kind == store.KindAck {
+	if n.Kind == store.KindAck || n.Kind == store.KindStaffNew {
+		// Staff see the same notes: whether a callback is a right (R13) is theirs to know.
 		note.Data.Notes = d.Plan.Notes
 		note.Data.ValidUntil = d.Plan.ValidUntil
 	}

@@ -65,6 +65,9 @@ type Data struct {
 	Link          string // a recovery link (password_reset, login_confirm)
 	ValidFor      string // how long the link works, in words
 	NewEmail      string // the new login address (R17)
+	// ToStaff is set by Render for the kinds that go to staff (staff_*): the layout greets
+	// the team, not the customer the notice is about.
+	ToStaff bool
 }
 
 // Rendered is one notification, ready to be put into MIME.
@@ -166,6 +169,7 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 	if !d.DueTime.IsZero() {
 		d.Due = FormatDate(d.DueTime.In(s.loc), lang)
 	}
+	d.ToStaff = strings.HasPrefix(kind, "staff_")
 	var subj, text, html bytes.Buffer
 	if err := t.ExecuteTemplate(&subj, "subject", d); err != nil {
 		return Rendered{}, fmt.Errorf("render %s subject: %w", key, err)

@@ -82,7 +82,10 @@ func TestRenderAll(t *testing.T) {
 			if r.Subject != w.subject {
 				t.Errorf("Render(%s).Subject = %q, want %q", key, r.Subject, w.subject)
 			}
-			if !strings.Contains(r.Text, w.text) || !strings.Contains(r.Text, d.CustomerName) || !strings.Contains(r.Text, d.Helpdesk) {
+			// Every mail names the customer it is about, except the two that answer a staff
+			// member's own email (refused or in error), which name that email.
+			aboutCustomer := kind != "staff_error" && kind != "staff_refused"
+			if !strings.Contains(r.Text, w.text) || (aboutCustomer && !strings.Contains(r.Text, d.CustomerName)) || !strings.Contains(r.Text, d.Helpdesk) {
 				t.Errorf("Render(%s).Text = %q, want it to contain %q, the customer's name and the helpdesk's", key, r.Text, w.text)
 			}
 			if strings.HasPrefix(r.Text, "\n") || strings.Contains(r.Text, "{{") || strings.Contains(r.Text, "<no value>") {
@@ -125,6 +128,19 @@ func TestRenderFallbacks(t *testing.T) {
 		r, err := s.Render("unknown_sender", lang, d)
 		if err != nil || !strings.HasPrefix(r.Text, greeting) {
 			t.Errorf("Render(unknown_sender, %s) without a name = %.40q, %v, want it to start with %q", lang, r.Text, err, greeting)
+		}
+	}
+	// A notice to staff greets the team, not the customer it is about (their name is in it).
+	d.CustomerName = "Bakkerij de Vries"
+	for _, kind := range templates.Kinds() {
+		if !strings.HasPrefix(kind, "staff_") {
+			continue
+		}
+		for lang, greeting := range map[string]string{"nl": "Hallo,", "en": "Hello,"} {
+			r, err := s.Render(kind, lang, d)
+			if err != nil || !strings.HasPrefix(r.Text, greeting) || strings.Contains(r.HTML, "Beste Bakkerij") || strings.Contains(r.HTML, "Dear Bakkerij") {
+				t.Errorf("Render(%s, %s) = %.40q, %v, want it to greet staff with %q", kind, lang, r.Text, err, greeting)
+			}
 		}
 	}
 }

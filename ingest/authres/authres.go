@@ -138,9 +138,9 @@ func (v Verdict) String() string {
 //     header.from;
 //   - otherwise Pass when it has dmarc results and every one of them is dmarc=pass with
 //     header.from equal to fromDomain (ASCII case-insensitive; a trailing dot and a local
-//     part "user@" are ignored on both sides). A pass for another domain, or a second dmarc
-//     result disagreeing with the first, gives None: the server judged a different From than
-//     the one being checked;
+//     part "user@" are ignored on both sides). A dmarc result for another domain gives Fail:
+//     the server judged a different From than the one being checked (several From fields, or
+//     one that parsers read differently), so nothing proves this one;
 //   - when it has no dmarc result at all, Pass when it has a dkim=pass whose header.d (or,
 //     without header.d, the domain of header.i) is aligned in relaxed mode with fromDomain:
 //     the same OrgDomain. A dmarc=none, temperror or permerror does not fall back to DKIM;
@@ -150,8 +150,15 @@ func (v Verdict) String() string {
 // mx.infobits.example" or "no Authentication-Results from mx.infobits.example"; the values
 // quoted from the header are cut short and stripped of control characters.
 func Check(values []string, trustedID, fromDomain string) (v Verdict, reason string) {
-	trustedID = strings.TrimSpace(trustedID)
-	if trustedID == "" {
+	// Issue 5: "Authentication-Results from anyone but the trusted server are ignored": the
+	// configured id must match a field's id exactly as Parse reads it, so it is trimmed only of
+	// the white space Parse skips (SP, HTAB, CR, LF). strings.TrimSpace, used before, also cut
+	// \v, \f, U+0085 and U+00A0, which Parse keeps in a token: configured as "mx\v", the id
+	// skipped the field "mx\v" and trusted a field "mx" further down (found by FuzzParse:
+	// testdata/fuzz/FuzzParse/44476c4ab76628c9). An id with a control character names no
+	// server: none is trusted.
+	trustedID = strings.Trim(trustedID, " \t\r\n")
+	if trustedID == "" || strings.ContainsFunc(trustedID, unicode.IsControl) {
 		return None, "no trusted authentication server configured"
 	}
 	domain := normDomain(fromDomain)
@@ -194,7 +201,11 @@ func verdict(r Result, domain string) (Verdict, string) {
 			case hf == "":
 				return None, "dmarc=" + clean(m.Result) + " without header.from" + by
 			case hf != domain:
-				return None, "dmarc=" + clean(m.Result) + " is for " + clean(hf) + ", not " + clean(domain) + by
+				// The server judged another From than the one the gateway read: several From
+				// fields, or one that parsers read differently ("<a@cust.nl@evil.example>",
+				// an address in a comment). An attacker's way to borrow a customer's name
+				// with a pass for their own domain: not a proof for this From.
+				return Fail, "dmarc=" + clean(m.Result) + " is for " + clean(hf) + ", not " + clean(domain) + " (the server read another From)" + by
 			case m.Result != "pass":
 				return None, "dmarc=" + clean(m.Result) + " for " + clean(domain) + by
 			}

@@ -245,16 +245,18 @@ func TestCheck(t *testing.T) {
 		{"microsoft without id is never trusted", []string{microsoft}, "", "example.com", None, "no trusted"},
 
 		// The pass must be for the From domain being checked.
+		// A result for another domain: the server read another From than the gateway did (an
+		// ambiguous From an attacker can use to borrow a customer's name): no proof, a fail.
 		{"pass for another domain", []string{"mx.infobits.example; dmarc=pass header.from=attacker.example"}, trusted, staff,
-			None, "dmarc=pass is for attacker.example, not infobits.example by mx.infobits.example"},
-		{"pass for a subdomain is no pass", []string{"mx.infobits.example; dmarc=pass header.from=mail.infobits.example"}, trusted, staff, None, "is for"},
+			Fail, "dmarc=pass is for attacker.example, not infobits.example (the server read another From) by mx.infobits.example"},
+		{"pass for a subdomain is no pass", []string{"mx.infobits.example; dmarc=pass header.from=mail.infobits.example"}, trusted, staff, Fail, "is for"},
 		{"pass without header.from", []string{"mx.infobits.example; dmarc=pass"}, trusted, staff, None, "without header.from"},
 		{"pass and a second conflicting dmarc pass", []string{"mx.infobits.example; dmarc=pass header.from=infobits.example; dmarc=pass header.from=attacker.example"},
-			trusted, staff, None, "is for attacker.example"},
+			trusted, staff, Fail, "is for attacker.example"},
 		{"injected pass before the real fail", []string{"mx.infobits.example; dmarc=pass header.from=infobits.example; dmarc=fail header.from=infobits.example"},
 			trusted, staff, Fail, "dmarc=fail"},
-		{"fail for another domain is not our fail", []string{"mx.infobits.example; dmarc=fail header.from=attacker.example"}, trusted, staff,
-			None, "dmarc=fail is for attacker.example"},
+		{"fail for another domain", []string{"mx.infobits.example; dmarc=fail header.from=attacker.example"}, trusted, staff,
+			Fail, "dmarc=fail is for attacker.example"},
 		{"fail without header.from", []string{"mx.infobits.example; dmarc=fail (p=reject)"}, trusted, staff, Fail, "dmarc=fail (no header.from)"},
 		{"comments in dmarc", []string{"mx.infobits.example; dmarc=pass (p=reject dis=none) header.from=infobits.example"}, trusted, staff, Pass, "dmarc=pass"},
 		{"case-insensitive method, result, property, domain", []string{"mx.infobits.example; DMARC=Pass HEADER.FROM=InfoBits.Example."}, trusted, "INFOBITS.example", Pass, "dmarc=pass for infobits.example"},
@@ -283,14 +285,14 @@ func TestCheck(t *testing.T) {
 
 		// Real servers' fields.
 		{"gmail for its From domain", []string{gmail}, "mx.google.com", "example.com", Pass, "dmarc=pass for example.com by mx.google.com"},
-		{"gmail, other From domain", []string{gmail}, "mx.google.com", "infobits.example", None, "is for example.com"},
+		{"gmail, other From domain", []string{gmail}, "mx.google.com", "infobits.example", Fail, "is for example.com"},
 		{"rspamd pass", []string{rspamdPass}, trusted, "example.com", Pass, "dmarc=pass"},
 		{"rspamd fail", []string{rspamdFail}, trusted, staff, Fail, "dmarc=fail for infobits.example"},
 		{"folded dkim", []string{folded}, trusted, staff, Pass, "dkim=pass for mail.infobits.example"},
 
 		// Staff-facing reasons are cleaned.
-		{"control characters in reason", []string{"mx.infobits.example; dmarc=pass header.from=\"evil\r\n\x1b[31m.example\""}, trusted, staff, None, "is for evil?[31m.example"},
-		{"long value in reason", []string{"mx.infobits.example; dmarc=pass header.from=" + strings.Repeat("a", 500)}, trusted, staff, None, strings.Repeat("a", 80) + "…, not"},
+		{"control characters in reason", []string{"mx.infobits.example; dmarc=pass header.from=\"evil\r\n\x1b[31m.example\""}, trusted, staff, Fail, "is for evil?[31m.example"},
+		{"long value in reason", []string{"mx.infobits.example; dmarc=pass header.from=" + strings.Repeat("a", 500)}, trusted, staff, Fail, strings.Repeat("a", 80) + "…, not"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

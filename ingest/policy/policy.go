@@ -84,7 +84,17 @@ const (
 	ActionReply                     // R10: added to the customer's ticket
 	ActionStaffAnswer               // staff's answer to a ticket
 	ActionBounce                    // a delivery report about one of our notifications
+	numActions                      // keep last: the count of the actions above
 )
+
+// Actions lists every action, for those that enumerate the outcomes (the /metrics labels).
+func Actions() []Action {
+	out := make([]Action, numActions)
+	for i := range out {
+		out[i] = Action(i)
+	}
+	return out
+}
 
 func (a Action) String() string {
 	switch a {
@@ -256,7 +266,17 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 	case e.FromCount > 1:
 		return hold(store.HeldNoSender, fmt.Sprintf("the From header names %d addresses; the sender is ambiguous", e.FromCount))
 	}
-	if d.Automatic && e.Report != nil {
+	auth, authReason := authres.None, "no trusted authentication server configured"
+	if r.AuthServID != "" {
+		auth, authReason = authres.Check(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
+	}
+	d.Auth = authReason
+
+	// Issue 5 (R10: only the customer or staff add to a ticket): a report whose From fails
+	// DMARC at the trusted server is forged — filed as a bounce it would put the forger's text
+	// on the customer's thread and mark their notification failed, suspending their mail. It
+	// is held below like any other failing email (spoofed; staff_unverified from staff).
+	if d.Automatic && e.Report != nil && auth != authres.Fail {
 		// A delivery report about one of our notifications goes with that notification (and
 		// its ticket), never into a new ticket, and is never answered.
 		for _, id := range e.Report.MessageIDs {
@@ -278,12 +298,6 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 	if slices.Contains(r.Own, e.From) {
 		return hold(store.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")
 	}
-
-	auth, authReason := authres.None, "no trusted authentication server configured"
-	if r.AuthServID != "" {
-		auth, authReason = authres.Check(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
-	}
-	d.Auth = authReason
 
 	if slices.Contains(r.Staff, e.From) {
 		return p.staff(d, e, v, auth, authReason)

@@ -66,10 +66,19 @@ func words(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 
+// hasWord reports whether the subject's words ws contain one of the markers. A marker is cut
+// into words the way the subject is, so "bel-mij" matches "Bel-mij a.u.b." and a phrase such as
+// "bel mij" matches those words in a row.
 func hasWord(ws []string, markers []string) bool {
 	for _, m := range markers {
-		if slices.Contains(ws, strings.ToLower(m)) {
-			return true
+		mw := words(m)
+		if len(mw) == 0 {
+			continue
+		}
+		for i := 0; i+len(mw) <= len(ws); i++ {
+			if slices.Equal(ws[i:i+len(mw)], mw) {
+				return true
+			}
 		}
 	}
 	return false
@@ -111,7 +120,13 @@ func (p *Policy) plan(c *store.Customer, subject string, arrival time.Time) Plan
 	// R13, R14: a callback request, or the customer's answer preference.
 	if hasWord(ws, p.rules.CallbackWords) {
 		pl.Followup = store.FollowupCallback
-		pl.Notes = append(pl.Notes, NoteCallback)
+		// R13: a customer whose system we do not maintain may ask, but has no right to a
+		// callback: their notice says so instead of promising the follow-up of R14.
+		if c.MaintainedBy() == store.MaintainerVendor {
+			pl.Notes = append(pl.Notes, NoteCallback)
+		} else {
+			pl.Notes = append(pl.Notes, NoteCallbackNoRight)
+		}
 		pl.Payment = store.PaymentPrepaid
 		if slices.Contains(ws, "postpaid") {
 			if eff == store.SLA24 || c.Arrears {
@@ -119,9 +134,6 @@ func (p *Policy) plan(c *store.Customer, subject string, arrival time.Time) Plan
 			} else {
 				pl.Payment = store.PaymentPostpaid
 			}
-		}
-		if m := c.MaintainedBy(); m != store.MaintainerVendor {
-			pl.Notes = append(pl.Notes, NoteCallbackNoRight)
 		}
 	} else if c.AnswerBy() == store.AnswerSite {
 		pl.Followup = store.FollowupSite

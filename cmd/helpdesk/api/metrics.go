@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -44,8 +45,15 @@ func bounds() latencyBounds { return latencyBounds{0.1, 0.5, 1, 2, 5, 10, 30, 60
 
 // The outcomes and held reasons listed even at zero, so that a rate() over them works from
 // the first scrape. Others that ingest reports are listed as they come.
+//
+// The outcomes are every policy action by its name — taken from the policy package, so that
+// a new action is listed without a change here — and ingest's "duplicate" (a replay).
 func knownOutcomes() []string {
-	return []string{"new_ticket", "reply", "staff_answer", "held", "duplicate"}
+	var out []string
+	for _, a := range policy.Actions() {
+		out = append(out, a.String())
+	}
+	return append(out, "duplicate")
 }
 
 func knownHeldReasons() []string {
