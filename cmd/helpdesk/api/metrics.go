@@ -59,7 +59,7 @@ func knownOutcomes() []string {
 func knownHeldReasons() []string {
 	return []string{store.HeldUnknownSender, store.HeldNoSender, store.HeldStaffNoTicket, store.HeldUnparseable,
 		store.HeldTooLarge, store.HeldAutomatic, store.HeldOverLimit, store.HeldUnfetchable, store.HeldVanished,
-		store.HeldStaffUnverified, store.HeldStaffCommand, store.HeldSpoofed, store.HeldRecovery, store.HeldInternal}
+		store.HeldStaffUnverified, store.HeldStaffCommand, store.HeldSpoofed, store.HeldRecovery, store.HeldBounce, store.HeldInternal}
 }
 
 // Observe counts one ingest event at now, the moment the gateway learnt of it (just after
@@ -83,7 +83,9 @@ func (m *Metrics) Observe(ev ingest.Event, now time.Time) {
 	}
 	action := cmp.Or(o.Action, "unknown")
 	m.emails[action]++
-	if action == "held" {
+	// A delivery report about a notification without a ticket has the outcome bounce and is
+	// held too (reason bounce): every email `ticket held` lists is counted here.
+	if action == "held" || (o.HeldID != 0 && action != "duplicate") {
 		m.held[cmp.Or(o.Reason, "unknown")]++
 	}
 	if action == "duplicate" || o.Arrival.IsZero() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/store"
 )
 
 // TestMetricsEveryOutcomeAtZero: issue 4, /metrics — before any email, every outcome ingest
@@ -55,5 +56,16 @@ func TestMetricsEveryOutcomeAtZero(t *testing.T) {
 	}
 	if v := e.samples[`helpdesk_ingest_emails_total{outcome="held"}`]; v != 0 {
 		t.Errorf(`outcome="held" = %v after a delivery report, want 0`, v)
+	}
+	if v, ok := e.samples[`helpdesk_ingest_held_total{reason="bounce"}`]; !ok || v != 0 {
+		t.Errorf(`held_total{reason="bounce"} = %v (present %v) after a report filed on its ticket, want 0`, v, ok)
+	}
+	// One about a notification without a ticket is kept as a held email (reason bounce): the
+	// held counter counts every email `ticket held` lists.
+	f.metrics.Observe(ingest.Event{Outcome: &ingest.Outcome{Action: policy.ActionBounce.String(), HeldID: 7,
+		Reason: store.HeldBounce, Arrival: time.Now()}}, time.Now())
+	e = f.scrape(t)
+	if v := e.samples[`helpdesk_ingest_held_total{reason="bounce"}`]; v != 1 {
+		t.Errorf(`held_total{reason="bounce"} = %v after a report held without a ticket, want 1`, v)
 	}
 }
