@@ -268,12 +268,15 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 		ref.TicketID, ref.Seq = ticket.ID, m.Seq
 
 	case policy.ActionBounce:
-		o, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now)
+		o, what, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now)
 		if err != nil {
 			return out, err
 		}
 		ref = o
-		out.HeldID = ref.HeldID
+		out.Detail = what
+		if ref.HeldID != 0 {
+			out.HeldID, out.Reason = ref.HeldID, store.HeldBounce
+		}
 
 	case policy.ActionStaffAnswer:
 		ticket = d.Ticket
@@ -347,39 +350,40 @@ func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision,
 // applyBounce files a delivery report with the notification it is about: on that
 // notification's ticket as a report (or held, for notifications without a ticket), and a
 // permanent failure marks the notification failed and suspends automatic mail to the address.
-func (a *Applier) applyBounce(tx *store.Tx, e *mailparse.Email, b *policy.Bounce, src store.Source, rawHash string, now time.Time) (store.Ref, error) {
+// It returns where the report went and a line saying what it reports.
+func (a *Applier) applyBounce(tx *store.Tx, e *mailparse.Email, b *policy.Bounce, src store.Source, rawHash string, now time.Time) (store.Ref, string, error) {
 	n, r := b.Notification, b.Report
 	what := fmt.Sprintf("delivery report about notification %d (%s to %s): %s %s %s", n.ID, n.Kind, n.To, r.Action, r.Status, r.Diagnostic)
 	var ref store.Ref
 	if n.TicketID != 0 {
 		t, err := tx.Ticket(n.TicketID)
 		if err != nil {
-			return ref, fmt.Errorf("ticket of notification %d: %w", n.ID, err)
+			return ref, what, fmt.Errorf("ticket of notification %d: %w", n.ID, err)
 		}
 		m := message(e, store.DirectionReport, rawHash, src)
 		t.Updated = now
 		if err := tx.AddMessage(t, m); err != nil {
-			return ref, err
+			return ref, what, err
 		}
 		ref.TicketID, ref.Seq = t.ID, m.Seq
 	} else {
 		h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: store.HeldBounce,
 			Detail: what, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
 		if err := tx.Hold(h); err != nil {
-			return ref, err
+			return ref, what, err
 		}
 		ref.HeldID = h.ID
 	}
 	if b.Permanent {
 		n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, "bounced: "+strings.TrimSpace(r.Status+" "+r.Diagnostic), time.Time{}
 		if err := tx.PutNotification(n); err != nil {
-			return ref, err
+			return ref, what, err
 		}
 		if err := tx.SetBounced(n.To, b.SuppressUntil); err != nil {
-			return ref, err
+			return ref, what, err
 		}
 	}
-	return ref, nil
+	return ref, what, nil
 }
 
 // applyStaff applies a staff email to its ticket: the answer (status answered, the first

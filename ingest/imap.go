@@ -10,7 +10,6 @@ import (
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,9 +98,11 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	}
 	if err != nil {
 		hint := ""
-		if p.cfg.TLS == TLSStart && strings.Contains(strings.ToLower(err.Error()), "starttls") {
-			// Never a fall-back to a login in clear: the operator chooses.
-			hint = " (the server does not offer STARTTLS here: if it speaks IMAPS, set imap_tls = tls and its port, usually 993)"
+		var refused *imap.Error
+		if p.cfg.TLS == TLSStart && errors.As(err, &refused) {
+			// The only command DialStartTLS sends is STARTTLS: a NO or BAD, whatever its text,
+			// is the server refusing it. Never a fall-back to a login in clear: the operator chooses.
+			hint = " (the server refused STARTTLS: if it speaks IMAPS, set imap_tls = tls and its port, usually 993)"
 		}
 		return nil, fmt.Errorf("connect to IMAP server %s (%s): %w%s", p.cfg.Addr, p.cfg.TLS, err, hint)
 	}

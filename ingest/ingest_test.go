@@ -793,6 +793,49 @@ func TestBounceLinkedToNotification(t *testing.T) {
 	}
 }
 
+// TestBounceOfRecoveryHeld: a delivery report about a notification without a ticket (a
+// password reset) cannot go on a thread, so it is kept as a held email with the reason bounce
+// (what `ticket held` lists and /metrics counts), still marks the notification failed, opens
+// no ticket and is not answered.
+func TestBounceOfRecoveryHeld(t *testing.T) {
+	f := newStaffFixture(t, nil)
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "wachtwoord vergeten", msgID: "rb@b"}))
+	f.once()
+	ob := f.outbox()
+	if len(ob) != 1 || ob[0].Kind != store.KindPasswordReset {
+		t.Fatalf("queued %v, want one password reset", staffKinds(ob))
+	}
+	drain(f.events)
+	f.deliver(bounceOf("info@bakkerijdevries.nl", ob[0].MessageID, "5.1.1"))
+	f.once()
+	var out *ingest.Outcome
+	for _, ev := range drain(f.events) {
+		if ev.Outcome != nil {
+			out = ev.Outcome
+		}
+	}
+	if out == nil || out.Action != "bounce" || out.HeldID == 0 || out.Reason != store.HeldBounce ||
+		!strings.Contains(out.Detail, "delivery report about notification") {
+		t.Fatalf("outcome = %+v, want action bounce held with reason %q and what it reports", out, store.HeldBounce)
+	}
+	var h *store.Held
+	for _, x := range f.held() {
+		if x.ID == out.HeldID {
+			h = x
+		}
+	}
+	if h == nil || h.Reason != store.HeldBounce || !strings.Contains(h.Detail, "5.1.1") {
+		t.Fatalf("held %d = %+v, want the report kept with reason bounce and its status", out.HeldID, h)
+	}
+	if n := len(f.tickets()); n != 0 {
+		t.Errorf("tickets = %d, want none: a report opens no ticket", n)
+	}
+	ob = f.outbox()
+	if len(ob) != 1 || ob[0].Status != store.NotifyFailed {
+		t.Errorf("outbox after the bounce = %+v, want only the reset, marked failed", ob)
+	}
+}
+
 // TestGapAlarm: an email below the checkpoint that the store never took in — mail silently
 // skipped — is reported (logged and counted), not left unnoticed.
 func TestGapAlarm(t *testing.T) {

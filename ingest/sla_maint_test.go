@@ -13,11 +13,12 @@ import (
 )
 
 // TestCallbackMaintainedByNoOne: R13, R14 — a customer whose system is maintained by no one
-// (maintainer "none") may ask for a callback: the request is recorded as a callback that staff
-// follow up (prepaid, R13), and staff are told of the callback request as for anyone; but the
-// customer's acknowledgement also says that they have no right to one. A customer whose system
-// the vendor maintains (the default, and "vendor" set explicitly) asking the same gets the
-// callback without that sentence. Read from the mail as it reaches the SMTP server.
+// (maintainer "none") may ask for a callback: it is recorded on the ticket as a callback for
+// staff to follow up (prepaid, R13), and staff are told of it as for anyone, with the note
+// that it is no right. The customer's acknowledgement says the request is noted but that they
+// have no right to it, and does not promise the follow-up of R14. A customer whose system the
+// vendor maintains (the default, and "vendor" set explicitly) asking the same is promised it,
+// without that sentence. Read from the mail as it reaches the SMTP server.
 func TestCallbackMaintainedByNoOne(t *testing.T) {
 	const staffList = "team@infobits.example"
 	f := newFixture(t, "mem", func(c *ingest.Config) {

@@ -351,7 +351,7 @@ func (d *DB) PackRaw(sum [32]byte, raw []byte) (*PackedRaw, error) {
 	if zw == nil {
 		var err error
 		if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("compress raw message: new deflate writer: %w", err)
 		}
 	} else {
 		zw.Reset(&buf)
@@ -364,8 +364,14 @@ func (d *DB) PackRaw(sum [32]byte, raw []byte) (*PackedRaw, error) {
 		return nil, fmt.Errorf("compress raw message: %w", err)
 	}
 	v := buf.Bytes()
-	if buf.Len() >= len(raw)+1 { // incompressible: store as is
-		v = append([]byte{rawPlain}, raw...)
+	switch {
+	case len(v) >= len(raw)+1: // incompressible: store as is
+		v = append(make([]byte, 0, len(raw)+1), rawPlain)
+		v = append(v, raw...)
+	case cap(v) > len(v)+len(v)/4:
+		// The buffer was sized for a ratio of 1:2; text mail packs to 1:4 or better. The batch
+		// holds every packed value until its commit, so keep only what is used.
+		v = bytes.Clone(v)
 	}
 	return &PackedRaw{Sum: sum, Size: len(raw), value: v}, nil
 }

@@ -330,6 +330,9 @@ func newBenchGateway(tb testing.TB, bin string, d *imaptest.Dovecot, senders int
 		"HELPDESK_LOG_FORMAT=json", "HELPDESK_LOG_LEVEL=warn", "HELPDESK_HTTP_ADDR=",
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 	}, extra...)
+	if v := os.Getenv("HDBENCH_GOMEMLIMIT"); v != "" {
+		g.env = append(g.env, "GOMEMLIMIT="+v) // the gateway's soft memory limit instead of its own
+	}
 	var csv strings.Builder
 	csv.WriteString("email,name,sla,valid_until,contract\n")
 	for i, a := range benchSenders(senders) {

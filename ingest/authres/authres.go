@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"golang.org/x/net/idna"
 	"unicode/utf8"
 )
 
@@ -485,13 +487,34 @@ func (p *parser) resinfo() (Method, bool) {
 }
 
 // normDomain reduces a header.from, header.d, header.i or From domain to a comparable
-// domain: the part after the last '@', without white space and trailing dot, lower case.
+// domain: the part after the last '@', without white space and trailing dot, lower case, an
+// internationalized name in its A-label form. Servers write header.from either way
+// (OpenDMARC "xn--bckerij-5wa.nl", others "bäckerij.nl"), and the From the gateway reads may
+// be either too: without this a staff member or customer at an IDN domain would be held for a
+// "pass for another domain". The conversion uses the IDNA registration profile, which maps
+// nothing: a name that is not already a valid lower-case U-label (one written with U+212A
+// KELVIN SIGN for "k", or in upper case) stays as written and so equals no real domain.
 func normDomain(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
 	}
-	return asciiLower(strings.TrimSuffix(s, "."))
+	s = strings.TrimSuffix(s, ".")
+	if !isASCII(s) {
+		if a, err := idna.Registration.ToASCII(s); err == nil {
+			s = a
+		}
+	}
+	return asciiLower(s)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // asciiLower lower-cases ASCII letters only: protocol keywords and domain names (A-labels)

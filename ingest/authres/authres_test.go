@@ -269,6 +269,14 @@ func TestCheck(t *testing.T) {
 		{"dmarc without '=' is no dmarc", []string{"mx.infobits.example; dmarc pass header.from=infobits.example"}, trusted, staff, None, "no authentication results"},
 		{"unclosed comment hides header.from", []string{"mx.infobits.example; dmarc=pass (p=reject header.from=infobits.example"}, trusted, staff, None, "without header.from"},
 
+		// Internationalized domains: the A-label and the U-label are the same domain, either way
+		// round; a look-alike that only becomes the domain through Unicode mapping is not.
+		{"IDN: A-label header.from, Unicode From", []string{"mx.infobits.example; dmarc=pass header.from=xn--bckerij-5wa.nl"}, trusted, "jan@bäckerij.nl", Pass, "dmarc=pass for xn--bckerij-5wa.nl"},
+		{"IDN: Unicode header.from, A-label From", []string{"mx.infobits.example; dmarc=pass header.from=bäckerij.nl"}, trusted, "XN--BCKERIJ-5WA.NL", Pass, "dmarc=pass"},
+		{"IDN: dkim aligned across forms", []string{"mx.infobits.example; dkim=pass header.d=mail.bäckerij.nl"}, trusted, "xn--bckerij-5wa.nl", Pass, "aligned"},
+		{"IDN: Kelvin sign is not mapped to k", []string{"mx.infobits.example; dmarc=pass header.from=kassa.nl"}, trusted, "\u212aassa.nl", Fail, "is for kassa.nl"},
+		{"IDN: upper-case U-label is not mapped", []string{"mx.infobits.example; dmarc=pass header.from=xn--bckerij-5wa.nl"}, trusted, "BÄCKERIJ.nl", Fail, "is for xn--bckerij-5wa.nl"},
+
 		// DKIM fallback, only without a dmarc result.
 		{"opendkim aligned", []string{opendkim}, trusted, staff, Pass, "dkim=pass for infobits.example (aligned with infobits.example) by mx.infobits.example, no dmarc result"},
 		{"dkim subdomain aligns relaxed", []string{"mx.infobits.example; dkim=pass header.d=mail.infobits.example"}, trusted, staff, Pass, "aligned"},
