@@ -347,20 +347,7 @@ func (d *DB) PackRaw(sum [32]byte, raw []byte) (*PackedRaw, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(raw)/2 + 64)
 	buf.WriteByte(rawDeflate)
-	zw, _ := d.deflaters.Get().(*flate.Writer)
-	if zw == nil {
-		var err error
-		if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
-			return nil, fmt.Errorf("compress raw message: new deflate writer: %w", err)
-		}
-	} else {
-		zw.Reset(&buf)
-	}
-	defer d.deflaters.Put(zw)
-	if _, err := zw.Write(raw); err != nil {
-		return nil, fmt.Errorf("compress raw message: %w", err)
-	}
-	if err := zw.Close(); err != nil {
+	if err := d.deflateInto(&buf, raw); err != nil {
 		return nil, fmt.Errorf("compress raw message: %w", err)
 	}
 	v := buf.Bytes()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -284,26 +285,34 @@ func (tx *Tx) deflate(rec []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(rec) / 2)
 	buf.WriteByte(recordDeflated)
-	zw, _ := tx.db.deflaters.Get().(*flate.Writer)
-	if zw == nil {
-		var err error
-		if zw, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
-			return nil, err
-		}
-	} else {
-		zw.Reset(&buf)
-	}
-	defer tx.db.deflaters.Put(zw)
-	if _, err := zw.Write(rec[1:]); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
+	if err := tx.db.deflateInto(&buf, rec[1:]); err != nil {
+		return nil, fmt.Errorf("compress record: %w", err)
 	}
 	if buf.Len() >= len(rec) {
 		return rec, nil
 	}
 	return buf.Bytes(), nil
+}
+
+// deflateInto appends src, deflated at BestSpeed, to buf, with a compressor from the pool.
+func (d *DB) deflateInto(buf *bytes.Buffer, src []byte) error {
+	zw, _ := d.deflaters.Get().(*flate.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = flate.NewWriter(buf, flate.BestSpeed); err != nil {
+			return fmt.Errorf("new deflate writer: %w", err)
+		}
+	} else {
+		zw.Reset(buf)
+	}
+	defer func() {
+		zw.Reset(io.Discard) // the pooled writer must not keep this call's buffer alive
+		d.deflaters.Put(zw)
+	}()
+	if _, err := zw.Write(src); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 func (tx *Tx) get(bucket, key []byte, v any) error {
