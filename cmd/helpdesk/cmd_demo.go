@@ -196,6 +196,10 @@ func describeOutcome(o *ingest.Outcome) string {
 		return fmt.Sprintf("staff answer on ticket #%d (forwarded to the customer)", o.TicketID)
 	case "duplicate":
 		return "already stored (duplicate)"
+	case "bounce":
+		if o.HeldID == 0 {
+			return fmt.Sprintf("delivery report filed on ticket #%d — %s", o.TicketID, o.Detail)
+		}
 	}
 	return fmt.Sprintf("held #%d: %s — %s", o.HeldID, o.Reason, o.Detail)
 }

@@ -214,7 +214,7 @@ func (p *progress) observe(ev ingest.Event) {
 	if o := ev.Outcome; o != nil {
 		p.done++
 		p.actions[o.Action]++
-		if o.Action == "held" {
+		if o.Action == "held" || o.HeldID != 0 { // held, or a delivery report kept as a held email
 			p.held[o.Reason]++
 		}
 	}
@@ -359,7 +359,11 @@ func (p *progress) summary(mailbox string, since time.Time) string {
 	if len(reasons) > 0 {
 		heldDetail = " (" + strings.Join(reasons, ", ") + "; see helpdesk ticket held)"
 	}
-	row("held", p.actions["held"], heldDetail)
+	held := 0
+	for _, n := range p.held {
+		held += n
+	}
+	row("held", held, heldDetail)
 	row("duplicates", p.actions["duplicate"], " (imported before)")
 	if !since.IsZero() || p.skipped > 0 {
 		row("passed over", p.skipped, fmt.Sprintf(" (arrived before %s)", since.Format(time.DateOnly)))

@@ -668,9 +668,12 @@ func TestProgressLines(t *testing.T) {
 	if got, want := out.String(), "imported 1200/10000 (12%), 300/s, ETA 29s\n"; got != want {
 		t.Errorf("after 2 s: %q, want %q", got, want)
 	}
-	for range 8800 {
-		p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "held", Reason: "unknown_sender"}})
+	for range 8799 {
+		p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "held", Reason: "unknown_sender", HeldID: 1}})
 	}
+	// A delivery report about a notification without a ticket is kept as a held email: it
+	// counts as a bounce and under held, as `ticket held` lists it.
+	p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "bounce", Reason: "bounce", HeldID: 2}})
 	mu.Lock()
 	clock = start.Add(20 * time.Second)
 	mu.Unlock()
@@ -680,7 +683,7 @@ func TestProgressLines(t *testing.T) {
 		t.Errorf("final line %q", last)
 	}
 	sum := p.summary("Archief", time.Time{})
-	for _, want := range []string{"10000 email(s) in 20s", "new tickets:   1200", "held:          8800 (unknown_sender 8800;"} {
+	for _, want := range []string{"10000 email(s) in 20s", "new tickets:   1200", "bounces:       1", "held:          8800 (bounce 1, unknown_sender 8799;"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}

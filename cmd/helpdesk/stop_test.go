@@ -105,8 +105,13 @@ func TestStopMidBurst(t *testing.T) {
 		t.Fatalf("no acknowledgement: %v\n%s", err, stderr)
 	}
 	for delivered.Load() < emails/2 {
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-deliveries:
+			t.Fatalf("deliver: %v", err) // ended early: an error (nil only after all 150)
+		case <-time.After(time.Millisecond):
+		}
 	}
+	atSignal := int(delivered.Load())
 	start := time.Now()
 	stop()
 	if t.Failed() {
@@ -124,8 +129,10 @@ func TestStopMidBurst(t *testing.T) {
 	acks := len(p.sink.Messages())
 	st := outboxByStatus(t, env)
 	t.Logf("at the stop: %d of %d emails taken in, %d acknowledgements sent, outbox %v", len(tickets), emails, acks, st)
-	if len(tickets) == 0 || len(tickets) >= emails {
-		t.Errorf("at the stop: %d of %d emails taken in; want some, not all: the gateway starts on no mail after SIGTERM", len(tickets), emails)
+	// The delivery goroutine may append an email or two between the count and the signal.
+	if len(tickets) > atSignal+3 {
+		t.Errorf("at the stop: %d emails taken in, but only %d had arrived when SIGTERM was sent: the gateway started on mail after the signal",
+			len(tickets), atSignal)
 	}
 	if st["queued"] != 0 || acks != len(tickets) {
 		t.Errorf("at the stop: %d tickets but %d acknowledgements sent and %d queued; want every committed email acknowledged before the exit",

@@ -25,9 +25,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
-	"unicode/utf8"
 )
 
 // Result is one parsed Authentication-Results header.
@@ -492,20 +492,24 @@ func (p *parser) resinfo() (Method, bool) {
 // (OpenDMARC "xn--bckerij-5wa.nl", others "bäckerij.nl"), and the From the gateway reads may
 // be either too: without this a staff member or customer at an IDN domain would be held for a
 // "pass for another domain". The conversion uses the IDNA registration profile, which maps
-// nothing: a name that is not already a valid lower-case U-label (one written with U+212A
-// KELVIN SIGN for "k", or in upper case) stays as written and so equals no real domain.
+// nothing: a name that is not already a valid U-label once its ASCII letters are lowered (one
+// written with U+212A KELVIN SIGN for "k", or with a non-ASCII capital) stays as written and
+// so equals no real domain.
 func normDomain(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
 	}
-	s = strings.TrimSuffix(s, ".")
+	// ASCII letters are lowered first (DNS is case-insensitive in ASCII: "Bäckerij.nl" is
+	// "bäckerij.nl"); only then is a non-ASCII name converted, so the profile refuses just
+	// what needs Unicode mapping.
+	s = asciiLower(strings.TrimSuffix(s, "."))
 	if !isASCII(s) {
 		if a, err := idna.Registration.ToASCII(s); err == nil {
-			s = a
+			s = asciiLower(a)
 		}
 	}
-	return asciiLower(s)
+	return s
 }
 
 func isASCII(s string) bool {

@@ -274,6 +274,7 @@ func TestCheck(t *testing.T) {
 		{"IDN: A-label header.from, Unicode From", []string{"mx.infobits.example; dmarc=pass header.from=xn--bckerij-5wa.nl"}, trusted, "jan@bäckerij.nl", Pass, "dmarc=pass for xn--bckerij-5wa.nl"},
 		{"IDN: Unicode header.from, A-label From", []string{"mx.infobits.example; dmarc=pass header.from=bäckerij.nl"}, trusted, "XN--BCKERIJ-5WA.NL", Pass, "dmarc=pass"},
 		{"IDN: dkim aligned across forms", []string{"mx.infobits.example; dkim=pass header.d=mail.bäckerij.nl"}, trusted, "xn--bckerij-5wa.nl", Pass, "aligned"},
+		{"IDN: ASCII capitals in a U-label From", []string{"mx.infobits.example; dmarc=pass header.from=xn--bckerij-5wa.nl"}, trusted, "jan@Bäckerij.NL", Pass, "dmarc=pass"},
 		{"IDN: Kelvin sign is not mapped to k", []string{"mx.infobits.example; dmarc=pass header.from=kassa.nl"}, trusted, "\u212aassa.nl", Fail, "is for kassa.nl"},
 		{"IDN: upper-case U-label is not mapped", []string{"mx.infobits.example; dmarc=pass header.from=xn--bckerij-5wa.nl"}, trusted, "BÄCKERIJ.nl", Fail, "is for xn--bckerij-5wa.nl"},
 
