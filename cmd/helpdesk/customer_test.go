@@ -238,7 +238,8 @@ func TestCustomerImport(t *testing.T) {
 
 	t.Run("good file, then again", func(t *testing.T) {
 		env := newPeers(t).env()
-		if out := mustRun(t, env, "customer", "import", good); out != "imported: 5 created, 0 updated, 0 rejected\n" {
+		if out := mustRun(t, env, "customer", "import", good); !strings.HasPrefix(out, "customer 1 created: Bakkerij de Vries <info@bakkerijdevries.nl> SLA8\n") ||
+			!strings.HasSuffix(out, "customer 5 created: Fietsenhuis Bosman <bestellingen@fietsenhuis.example> SLA8\nimported: 5 created, 0 updated, 0 unchanged, 0 rejected\n") {
 			t.Errorf("import = %q", out)
 		}
 		first := listCustomers(t, env)
@@ -261,27 +262,27 @@ func TestCustomerImport(t *testing.T) {
 				t.Errorf("hotel %s = %#v, want %#v", k, h[k], w)
 			}
 		}
-		// A re-import updates the same customers: nothing doubles, nothing changes.
-		if out := mustRun(t, env, "customer", "import", good); out != "imported: 0 created, 5 updated, 0 rejected\n" {
+		// A re-import finds the same customers: nothing doubles, nothing changes.
+		if out := mustRun(t, env, "customer", "import", good); out != "imported: 0 created, 0 updated, 5 unchanged, 0 rejected\n" {
 			t.Errorf("re-import = %q", out)
 		}
 		if again := listCustomers(t, env); !reflect.DeepEqual(again, first) {
 			t.Errorf("after re-import:\n%v\nwant\n%v", again, first)
 		}
-		// A row found by its login updates that customer; columns absent from the file stay.
+		// A row found by its address changes that customer: a new address is added, an empty
+		// cell and a column absent from the file keep the value.
 		upd := writeCSV(t, "Name,Email,SLA,Valid-Until\nBakkerij de Vries B.V.,info@bakkerijdevries.nl;bestel@bakkerijdevries.nl,SLA4,\nKapsalon Linda,info@kapsalonlinda.nl,,\n")
-		if out := mustRun(t, env, "customer", "import", upd); out != "imported: 1 created, 1 updated, 0 rejected\n" {
+		if out := mustRun(t, env, "customer", "import", upd); out != "customer 1: emails info@bakkerijdevries.nl, piet@bakkerijdevries.nl -> info@bakkerijdevries.nl, piet@bakkerijdevries.nl, bestel@bakkerijdevries.nl\n"+
+			"customer 1: name Bakkerij de Vries -> Bakkerij de Vries B.V.\ncustomer 1: sla SLA8 -> SLA4\n"+
+			"customer 6 created: Kapsalon Linda <info@kapsalonlinda.nl> SLA24\nimported: 1 created, 1 updated, 0 unchanged, 0 rejected\n" {
 			t.Errorf("update import = %q", out)
 		}
 		b = showCustomer(t, env, "bestel@bakkerijdevries.nl")
-		for k, w := range map[string]any{"id": 1.0, "name": "Bakkerij de Vries B.V.", "emails": []any{"info@bakkerijdevries.nl", "bestel@bakkerijdevries.nl"},
-			"sla": "SLA4", "valid_until": "", "contract": true, "licence": "infokas-l", "phones": []any{"+31612345678", "+31201234567"}} {
+		for k, w := range map[string]any{"id": 1.0, "name": "Bakkerij de Vries B.V.", "emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl", "bestel@bakkerijdevries.nl"},
+			"sla": "SLA4", "valid_until": "2027-12-31", "contract": true, "licence": "infokas-l", "phones": []any{"+31612345678", "+31201234567"}} {
 			if !reflect.DeepEqual(b[k], w) {
 				t.Errorf("updated %s = %#v, want %#v", k, b[k], w)
 			}
-		}
-		if r := runBin(t, env, "customer", "show", "piet@bakkerijdevries.nl"); r.code != 1 {
-			t.Errorf("address dropped by the import still known: exit %d", r.code)
 		}
 	})
 
@@ -291,7 +292,7 @@ func TestCustomerImport(t *testing.T) {
 		if r.code != 1 {
 			t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
 		}
-		if r.stdout != "imported: 0 created, 0 updated, 8 rejected\n" {
+		if r.stdout != "imported: 0 created, 0 updated, 0 unchanged, 8 rejected\n" {
 			t.Errorf("summary = %q", r.stdout)
 		}
 		// Every bad line with its number and reason; the good lines 2 and 8 are not named.
@@ -322,7 +323,7 @@ func TestCustomerImport(t *testing.T) {
 	t.Run("bad file with -partial", func(t *testing.T) {
 		env := newPeers(t).env()
 		r := runBin(t, env, "customer", "import", "-partial", bad)
-		if r.code != 0 || r.stdout != "imported: 2 created, 0 updated, 8 rejected\n" || strings.Count("\n"+r.stderr, "\nline ") != 8 {
+		if r.code != 0 || !strings.HasSuffix(r.stdout, "imported: 2 created, 0 updated, 0 unchanged, 8 rejected\n") || strings.Count("\n"+r.stderr, "\nline ") != 8 {
 			t.Fatalf("exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 		}
 		cs := listCustomers(t, env)
@@ -335,35 +336,28 @@ func TestCustomerImport(t *testing.T) {
 		env := newPeers(t).env()
 		mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-phone", "0612345678")
 		f := writeCSV(t, "email,name,phones\n"+
-			"kassa@slagerijjansen.nl;piet@bakkerijdevries.nl,Slagerij Jansen,\n"+ // R1: one owner per address
+			"kassa@slagerijjansen.nl;piet@bakkerijdevries.nl,Slagerij Jansen,\n"+ // names customer 1 through piet@
 			"info@kapsalonlinda.nl,Kapsalon Linda,+31 6 12345678\n"+ // R19: one owner per number
-			"info@bakkerijdevries.nl,Bakkerij de Vries,\n"+ // updates customer 1: one address, no numbers
+			"info@bakkerijdevries.nl,Bakkerij de Vries,\n"+ // names customer 1 too: neither row is taken
 			"info@buurtkast.nl,Stichting De Buurtkast,\n")
 		r := runBin(t, env, "customer", "import", f, "-partial")
-		if r.code != 0 || r.stdout != "imported: 1 created, 1 updated, 2 rejected\n" {
+		if r.code != 0 || r.stdout != "customer 2 created: Stichting De Buurtkast <info@buurtkast.nl> SLA24\nimported: 1 created, 0 updated, 0 unchanged, 3 rejected\n" {
 			t.Errorf("exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 		}
-		for _, w := range []string{"line 2: address piet@bakkerijdevries.nl belongs to customer 1 (Bakkerij de Vries)",
+		for _, w := range []string{"line 2: customer 1 is also changed by line 4", "line 4: customer 1 is also changed by line 2",
 			"line 3: number +31612345678 is registered by customer 1 (Bakkerij de Vries)"} {
 			if !strings.Contains(r.stderr, w) {
 				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 			}
 		}
-		if c := showCustomer(t, env, "info@bakkerijdevries.nl"); !reflect.DeepEqual(c["emails"], []any{"info@bakkerijdevries.nl"}) ||
-			!reflect.DeepEqual(c["phones"], []any{}) {
-			t.Errorf("updated customer = %v", c)
-		}
-		// Two rows for the same customer, through two of its addresses: neither is imported.
-		mustRun(t, env, "customer", "set", "info@bakkerijdevries.nl", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl")
-		f = writeCSV(t, "email,name\ninfo@bakkerijdevries.nl,A\npiet@bakkerijdevries.nl,B\n")
-		r = runBin(t, env, "customer", "import", f)
-		if r.code != 1 || !strings.Contains(r.stderr, "line 2: customer 1 is also updated by line 3") || !strings.Contains(r.stderr, "line 3: customer 1 is also updated by line 2") {
-			t.Errorf("exit %d\n%s", r.code, r.stderr)
+		if c := showCustomer(t, env, "info@bakkerijdevries.nl"); !reflect.DeepEqual(c["emails"], []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}) ||
+			!reflect.DeepEqual(c["phones"], []any{"+31612345678"}) || c["name"] != "Bakkerij de Vries" {
+			t.Errorf("customer 1 after rejected rows = %v", c)
 		}
 		// The same address on two rows, in any case: neither is imported.
 		f = writeCSV(t, "email,name\nkassa@slagerijjansen.nl,A\nKASSA@slagerijjansen.nl,B\n")
 		r = runBin(t, env, "customer", "import", f, "-partial")
-		if r.stdout != "imported: 0 created, 0 updated, 2 rejected\n" || !strings.Contains(r.stderr, "line 2: address kassa@slagerijjansen.nl is also on line 3") {
+		if r.stdout != "imported: 0 created, 0 updated, 0 unchanged, 2 rejected\n" || !strings.Contains(r.stderr, "line 2: address kassa@slagerijjansen.nl is also on line 3") {
 			t.Errorf("exit %d, %q\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
@@ -386,7 +380,7 @@ func TestCustomerImport(t *testing.T) {
 			t.Errorf("customers = %v", cs)
 		}
 		// A byte-order mark (Excel) and a header only.
-		if out := mustRun(t, env, "customer", "import", writeCSV(t, "\uFEFFemail,name\r\n")); out != "imported: 0 created, 0 updated, 0 rejected\n" {
+		if out := mustRun(t, env, "customer", "import", writeCSV(t, "\uFEFFemail,name\r\n")); out != "imported: 0 created, 0 updated, 0 unchanged, 0 rejected\n" {
 			t.Errorf("header only: %q", out)
 		}
 		if r := runBin(t, env, "customer", "import"); r.code != 2 {
@@ -399,6 +393,104 @@ func TestCustomerImport(t *testing.T) {
 			t.Errorf("import -h does not document the columns:\n%s", out)
 		}
 	})
+}
+
+// Issue 11: a customer import never destroys data. A row changes only the customer it names
+// without doubt; an empty cell keeps the field; the login changes and addresses and numbers go
+// only through their own columns; every change is printed, -dry-run prints the same and writes
+// nothing, and the same file twice makes no change the second time.
+func TestCustomerImportKeepsData(t *testing.T) {
+	env := newPeers(t).env()
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl", "-name", "Bakkerij de Vries",
+		"-valid-until", "2027-12-31", "-contract", "-licence", "L", "-phone", "0612345678", "-phone", "020-1234567")
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
+	before := showCustomer(t, env, "info@bakkerijdevries.nl", "2027-01-01")
+
+	// The reported case: the row's first address is customer 1's second one, its cells empty
+	// but for the tier. Before: login, contract, licence, numbers and date were gone.
+	f := writeCSV(t, "email,name,sla,valid_until,contract,licence,phones\n"+
+		"piet@bakkerijdevries.nl,,SLA8,,,,\n"+
+		"kassa@slagerijjansen.nl,Slagerij Jansen,,,,,\n")
+	want := "customer 1: sla SLA24 -> SLA8\nimported: 0 created, 1 updated, 1 unchanged, 0 rejected\n"
+	if out := mustRun(t, env, "customer", "import", "-dry-run", f); out != want+"-dry-run: nothing was written\n" {
+		t.Errorf("import -dry-run =\n%s\nwant\n%s", out, want)
+	}
+	if got := showCustomer(t, env, "info@bakkerijdevries.nl", "2027-01-01"); !reflect.DeepEqual(got, before) {
+		t.Errorf("-dry-run wrote:\n%v\nwant\n%v", got, before)
+	}
+	if out := mustRun(t, env, "customer", "import", f); out != want {
+		t.Errorf("import =\n%s\nwant\n%s", out, want)
+	}
+	after := showCustomer(t, env, "info@bakkerijdevries.nl", "2027-01-01")
+	for k := range before {
+		w := before[k]
+		switch k {
+		case "sla", "effective_sla":
+			w = "SLA8"
+		case "status": // the paid tier's end date now counts (R3)
+			w = "geldig tot 31-12-2027"
+		}
+		if !reflect.DeepEqual(after[k], w) {
+			t.Errorf("after import: %s = %#v, want %#v", k, after[k], w)
+		}
+	}
+	if out := mustRun(t, env, "customer", "import", f); out != "imported: 0 created, 0 updated, 2 unchanged, 0 rejected\n" {
+		t.Errorf("the same file again = %q, want no change", out)
+	}
+
+	// A row whose addresses are two customers' is rejected, naming both; nothing is written.
+	r := runBin(t, env, "customer", "import", writeCSV(t, "email,name,sla\npiet@bakkerijdevries.nl;kassa@slagerijjansen.nl,Bakkerij de Vries,SLA4\n"))
+	if w := "line 2: the addresses belong to 2 customers: piet@bakkerijdevries.nl is customer 1 (Bakkerij de Vries), " +
+		"kassa@slagerijjansen.nl is customer 2 (Slagerij Jansen)"; r.code != 1 || !strings.Contains(r.stderr, w) ||
+		r.stdout != "imported: 0 created, 0 updated, 0 unchanged, 1 rejected\n" {
+		t.Errorf("ambiguous row: exit %d, stdout %q, stderr %q; want it to contain %q", r.code, r.stdout, r.stderr, w)
+	}
+	if a, b := showCustomer(t, env, "piet@bakkerijdevries.nl"), showCustomer(t, env, "kassa@slagerijjansen.nl"); a["sla"] != "SLA8" || b["sla"] != "SLA24" ||
+		len(a["emails"].([]any)) != 2 || len(b["emails"].([]any)) != 1 {
+		t.Errorf("after the rejected row: %v, %v", a, b)
+	}
+
+	// Explicit columns: id names the customer, login changes the login, remove_email and
+	// remove_phones remove, "-" clears; a new address and number are added.
+	f = writeCSV(t, "id,email,login,remove_email,valid_until,phones,remove_phones\n"+
+		"1,bestel@bakkerijdevries.nl,piet@bakkerijdevries.nl,info@bakkerijdevries.nl,-,0301234567,020-1234567\n")
+	want = "customer 1: emails info@bakkerijdevries.nl, piet@bakkerijdevries.nl -> piet@bakkerijdevries.nl, bestel@bakkerijdevries.nl\n" +
+		"customer 1: valid_until 2027-12-31 -> -\n" +
+		"customer 1: phones +31612345678, +31201234567 -> +31612345678, +31301234567\n" +
+		"imported: 0 created, 1 updated, 0 unchanged, 0 rejected\n"
+	if out := mustRun(t, env, "customer", "import", f); out != want {
+		t.Errorf("explicit columns =\n%s\nwant\n%s", out, want)
+	}
+	if out := mustRun(t, env, "customer", "import", f); out != "imported: 0 created, 0 updated, 1 unchanged, 0 rejected\n" {
+		t.Errorf("explicit columns again = %q, want no change", out)
+	}
+	if c := showCustomer(t, env, "bestel@bakkerijdevries.nl"); c["id"] != 1.0 || c["contract"] != true || c["licence"] != "infokas-l" {
+		t.Errorf("customer 1 = %v", c)
+	}
+
+	// Refused: removing the login without naming a new one, an id that names no one, an
+	// address of another customer than the id's, a new customer without a name.
+	r = runBin(t, env, "customer", "import", "-partial", writeCSV(t, "id,email,name,remove_email\n"+
+		"1,,,piet@bakkerijdevries.nl\n"+
+		"9,nieuw@example.nl,Nieuw,\n"+
+		"2,bestel@bakkerijdevries.nl,,\n"+
+		",info@ijssalon.example,,\n"))
+	for _, w := range []string{
+		"line 2: remove_email piet@bakkerijdevries.nl is the login address: name another address in the login column to remove it",
+		"line 3: id 9: no such customer (leave the cell empty to add one)",
+		"line 4: address bestel@bakkerijdevries.nl belongs to customer 1 (Bakkerij de Vries), not to customer 2",
+		"line 5: name is required",
+	} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	if r.code != 0 || r.stdout != "imported: 0 created, 0 updated, 0 unchanged, 4 rejected\n" {
+		t.Errorf("refused rows: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if cs := listCustomers(t, env); len(cs) != 2 {
+		t.Errorf("customers = %d, want 2", len(cs))
+	}
 }
 
 // R19: a call from a registered number is put through with a telephone support contract and a
@@ -483,7 +575,7 @@ func TestCustomerCommandsWhileServing(t *testing.T) {
 		}
 	}
 
-	if out := mustRun(t, env, "customer", "import", testdataFile(t, "customers.csv")); out != "imported: 5 created, 0 updated, 0 rejected\n" {
+	if out := mustRun(t, env, "customer", "import", testdataFile(t, "customers.csv")); !strings.HasSuffix(out, "imported: 5 created, 0 updated, 0 unchanged, 0 rejected\n") {
 		t.Errorf("import over the socket = %q", out)
 	}
 	r := runBin(t, env, "customer", "import", "-partial", testdataFile(t, "customers-bad.csv"))
@@ -491,8 +583,16 @@ func TestCustomerCommandsWhileServing(t *testing.T) {
 		t.Errorf("bad import over the socket: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// A relative path is the operator's, not the gateway's working directory.
-	if out := mustRun(t, env, "customer", "import", filepath.Join("..", "..", "testdata", "customers.csv")); out != "imported: 0 created, 5 updated, 0 rejected\n" {
+	if out := mustRun(t, env, "customer", "import", filepath.Join("..", "..", "testdata", "customers.csv")); out != "imported: 0 created, 0 updated, 5 unchanged, 0 rejected\n" {
 		t.Errorf("relative path over the socket = %q", out)
+	}
+	// -dry-run inside the gateway: the change is printed and nothing is written.
+	dry := writeCSV(t, "email,sla\nkassa@slagerijjansen.nl,SLA4\n")
+	if out := mustRun(t, env, "customer", "import", "-dry-run", dry); out != "customer 2: sla SLA24 -> SLA4\nimported: 0 created, 1 updated, 0 unchanged, 0 rejected\n-dry-run: nothing was written\n" {
+		t.Errorf("-dry-run over the socket = %q", out)
+	}
+	if s := showCustomer(t, env, "kassa@slagerijjansen.nl"); s["sla"] != "SLA24" {
+		t.Errorf("-dry-run over the socket wrote: sla %v", s["sla"])
 	}
 	mustRun(t, env, "customer", "add", "-email", "info@ijssalon.example", "-name", "IJssalon", "-sla", "SLA8", "-contract", "-phone", "0101234567")
 	if out := mustRun(t, env, "customer", "set", "info@ijssalon.example", "-valid-until", "2026-01-31"); !strings.Contains(out, "valid_until: - -> 2026-01-31") {
