@@ -520,15 +520,19 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		if err != nil {
 			return nil, err
 		}
-		var chain []string
-		note.InReplyTo = ""
+		var chain []*store.Message
 		for _, m := range msgs {
 			if m.Direction == store.DirectionIn && m.MessageID != "" {
-				chain = append(chain, m.MessageID)
-				note.InReplyTo = m.MessageID
+				chain = append(chain, m)
 			}
 		}
-		note.References = threadRefs(chain, "")
+		chain = threadRefs(chain, nil)
+		note.InReplyTo, note.References = "", nil
+		for _, m := range chain {
+			id := sentMessageID(tx, m)
+			note.References = append(note.References, id)
+			note.InReplyTo = id
+		}
 		if n.Kind == store.KindAnswer && d.Staff != nil {
 			note.Data.Text = d.Staff.Text
 		}
@@ -539,15 +543,34 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 
 // threadRefs is a References chain: the first id and the last ones, at most 10 (RFC 5322
 // §3.6.4 lets long chains be trimmed from the middle).
-func threadRefs(refs []string, last string) []string {
-	out := append([]string(nil), refs...)
-	if last != "" {
+func threadRefs[T comparable](refs []T, last T) []T {
+	out := append([]T(nil), refs...)
+	var zero T
+	if last != zero {
 		out = append(out, last)
 	}
 	if len(out) > 10 {
 		out = append(out[:1], out[len(out)-9:]...)
 	}
 	return out
+}
+
+// sentMessageID is the Message-ID of a thread message exactly as its sender wrote it: mail
+// clients thread by the exact bytes. Records written before ids kept their case hold a
+// lower-cased id; for those (an id without capitals) the raw email's header has the original.
+// Reading it costs a look at the header only, done for the few ids an answer quotes.
+func sentMessageID(tx *store.Tx, m *store.Message) string {
+	if m.RawSHA256 == "" || strings.ToLower(m.MessageID) != m.MessageID {
+		return m.MessageID
+	}
+	head, err := tx.RawHead(m.RawSHA256, 64<<10)
+	if err != nil {
+		return m.MessageID // the stored id still threads in clients that ignore case
+	}
+	if id := mailparse.HeaderMessageID(head); store.CanonicalMessageID(id) == m.MessageID {
+		return id
+	}
+	return m.MessageID
 }
 
 func (a *Applier) newMessageID() string {

@@ -841,7 +841,7 @@ func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reas
 func (s *session) holdUnread(tx *store.Tx, it *fetched, src store.Source, reason, detail string) (Outcome, error) {
 	h := &store.Held{Reason: reason, Detail: detail, Received: it.arrival, Size: it.size, Source: src}
 	if env := it.env; env != nil {
-		h.MessageID = mailparse.CanonicalMessageID(env.MessageID)
+		h.MessageID = mailparse.BareMessageID(env.MessageID) // as written: it may be quoted back
 		h.Subject = mailparse.CleanLine(env.Subject)
 		if len(env.From) > 0 {
 			h.From = store.NormalizeAddress(env.From[0].Addr())

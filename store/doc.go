@@ -15,7 +15,7 @@
 //	messages             ticket(8) seq(4)            -> Message       (a ticket's thread)
 //	raw                  sha256(32)                  -> codec(1) raw   (every byte a customer sent)
 //	ingested             sha256(32)                  -> Ref            (dedupe across UIDVALIDITY resets)
-//	ingested_ids         sha256(Message-ID, From, Subject) -> Ref      (dedupe when a server rewrote the bytes)
+//	ingested_ids         sha256(canonical Message-ID, From, Subject) -> Ref (dedupe when a server rewrote the bytes)
 //	message_ids          canonical Message-ID        -> ticket(8)      (threading, our notifications too)
 //	held                 id(8, NextSequence)         -> Held
 //	outbox               id(8, NextSequence)         -> Notification
@@ -26,9 +26,15 @@
 //	auto_replies         address 0x00 time(8)        -> kind           (RFC 3834 rate limits per address)
 //	tokens               sha256(token)               -> Token          (R16, R17: the token itself is never stored)
 //	tokens_by_customer   customer(8) purpose 0x00 sha256 -> empty      (a new token voids the older ones)
-//	notification_msgids  Message-ID of a notification -> id(8)        (a bounce finds what it is about)
+//	notification_msgids  canonical Message-ID of a notification -> id(8) (a bounce finds what it is about)
 //	bounced              address                     -> until(8)       (no automatic mail after a hard bounce)
 //	uids                 mailbox 0x00 uidvalidity(4) uid(4) -> 1       (every UID taken in: the gap alarm)
+//
+// Message-IDs: records (Message, Held, Notification) keep every id as the sender wrote it, only
+// the angle brackets stripped, because they go back out in In-Reply-To and References and mail
+// clients thread by the exact bytes. The indexes above key on CanonicalMessageID (lower-cased),
+// so a reply that quotes an id in another case still finds its ticket; databases written before
+// ids kept their case hold lower-cased ids in their records, and their index keys are the same.
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

@@ -293,11 +293,23 @@ func (tx *Tx) Messages(ticketID uint64) ([]*Message, error) {
 	return out, nil
 }
 
+// CanonicalMessageID is the form Message-IDs are compared in, the key of the message_ids,
+// notification_msgids and ingested_ids indexes: without angle brackets and surrounding space,
+// lower-cased (seen in practice: clients change the case of ids they quote). It is never
+// written into a header or a record: those keep the id as the sender wrote it, because mail
+// clients thread by the exact bytes.
+func CanonicalMessageID(id string) string {
+	id = strings.TrimSpace(id)
+	id = strings.TrimPrefix(id, "<")
+	id = strings.TrimSuffix(id, ">")
+	return strings.ToLower(strings.TrimSpace(id))
+}
+
 // IndexMessageID records that the Message-ID belongs to the ticket's thread, so that a reply
-// naming it in In-Reply-To or References finds the ticket (R10). The first ticket to claim an
-// id keeps it.
+// naming it in In-Reply-To or References, in any case, finds the ticket (R10). The first
+// ticket to claim an id keeps it.
 func (tx *Tx) IndexMessageID(msgID string, ticketID uint64) error {
-	if msgID == "" {
+	if msgID = CanonicalMessageID(msgID); msgID == "" {
 		return nil
 	}
 	b := tx.tx.Bucket(bMessageIDs)
@@ -311,8 +323,9 @@ func (tx *Tx) IndexMessageID(msgID string, ticketID uint64) error {
 }
 
 // TicketByMessageID returns the ticket whose thread or notifications carry the Message-ID
-// (canonical form), or ErrNotFound.
+// (compared in its canonical form), or ErrNotFound.
 func (tx *Tx) TicketByMessageID(msgID string) (uint64, error) {
+	msgID = CanonicalMessageID(msgID)
 	if msgID == "" || len(msgID) > 1000 {
 		return 0, ErrNotFound
 	}
@@ -391,6 +404,12 @@ func (tx *Tx) PutPackedRaw(p *PackedRaw) (string, error) {
 
 // Raw returns the raw bytes stored under the hex hash.
 func (tx *Tx) Raw(hexHash string) ([]byte, error) {
+	return tx.RawHead(hexHash, -1)
+}
+
+// RawHead returns at most the first n raw bytes stored under the hex hash (n < 0: all of
+// them), inflating no more than that: enough to read a header without a 25 MB attachment.
+func (tx *Tx) RawHead(hexHash string, n int64) ([]byte, error) {
 	sum, err := hex.DecodeString(hexHash)
 	if err != nil {
 		return nil, fmt.Errorf("raw hash %q: %w", hexHash, err)
@@ -401,9 +420,16 @@ func (tx *Tx) Raw(hexHash string) ([]byte, error) {
 	}
 	switch v[0] {
 	case rawPlain:
-		return bytes.Clone(v[1:]), nil
+		if v = v[1:]; n >= 0 && int64(len(v)) > n {
+			v = v[:n]
+		}
+		return bytes.Clone(v), nil
 	case rawDeflate:
-		return io.ReadAll(flate.NewReader(bytes.NewReader(v[1:])))
+		var r io.Reader = flate.NewReader(bytes.NewReader(v[1:]))
+		if n >= 0 {
+			r = io.LimitReader(r, n)
+		}
+		return io.ReadAll(r)
 	}
 	return nil, fmt.Errorf("raw %s: unknown codec %d", hexHash, v[0])
 }
@@ -429,9 +455,10 @@ func (tx *Tx) MarkIngested(sum [32]byte, r Ref) error {
 
 // IdentityKey is the second dedupe key of an email: its Message-ID, sender and subject. A
 // server that rewrites stored mail (a migration, a recreated mailbox) changes the bytes but not
-// these. Emails without a Message-ID have none.
+// these. Emails without a Message-ID have none. The id counts in its canonical form (the key of
+// databases written before ids kept their case).
 func IdentityKey(msgID, from, subject string) ([32]byte, bool) {
-	if msgID == "" {
+	if msgID = CanonicalMessageID(msgID); msgID == "" {
 		return [32]byte{}, false
 	}
 	return sha256.Sum256([]byte(msgID + "\x00" + from + "\x00" + subject)), true
@@ -507,8 +534,8 @@ func (tx *Tx) Enqueue(n *Notification) error {
 			return err
 		}
 	}
-	if n.MessageID != "" && len(n.MessageID) < 1000 {
-		if err := tx.tx.Bucket(bNotifMsgIDs).Put([]byte(n.MessageID), u64(id)); err != nil {
+	if k := CanonicalMessageID(n.MessageID); k != "" && len(k) < 1000 {
+		if err := tx.tx.Bucket(bNotifMsgIDs).Put([]byte(k), u64(id)); err != nil {
 			return err
 		}
 	}
@@ -517,8 +544,9 @@ func (tx *Tx) Enqueue(n *Notification) error {
 }
 
 // NotificationByMessageID returns the notification that was sent with the Message-ID, or
-// ErrNotFound: what a delivery report is about.
+// ErrNotFound: what a delivery report is about. The id is compared in its canonical form.
 func (tx *Tx) NotificationByMessageID(msgID string) (*Notification, error) {
+	msgID = CanonicalMessageID(msgID)
 	if msgID == "" || len(msgID) >= 1000 {
 		return nil, ErrNotFound
 	}

@@ -291,7 +291,7 @@ func TestMessagesAndThreading(t *testing.T) {
 				return err
 			}
 		}
-		for i, id := range []string{"m1@example.com", "m2@example.com", ""} {
+		for i, id := range []string{"m1@example.com", "M2.Gmail@Example.COM", ""} {
 			m := &Message{Direction: DirectionIn, From: "a@example.com", MessageID: id, Subject: "kassa", Text: strings.Repeat("x", i)}
 			if err := tx.AddMessage(t1, m); err != nil {
 				return err
@@ -307,7 +307,7 @@ func TestMessagesAndThreading(t *testing.T) {
 		if err := tx.AddMessage(t2, &Message{Direction: DirectionOut, MessageID: longID}); err != nil {
 			return err
 		}
-		return tx.IndexMessageID("m2@example.com", t2.ID)
+		return tx.IndexMessageID("m2.GMAIL@example.com", t2.ID) // the same id in another case
 	})
 	if t1.Messages != 3 || t2.Messages != 2 {
 		t.Errorf("ticket message counts = %d, %d, want 3, 2", t1.Messages, t2.Messages)
@@ -317,6 +317,9 @@ func TestMessagesAndThreading(t *testing.T) {
 		msgs, err := tx.Messages(t1.ID)
 		if err != nil || len(msgs) != 3 {
 			t.Fatalf("Messages(%d) = %d messages, %v, want 3", t1.ID, len(msgs), err)
+		}
+		if msgs[1].MessageID != "M2.Gmail@Example.COM" {
+			t.Errorf("Messages(%d)[1].MessageID = %q, want the id as written (it goes back out in headers)", t1.ID, msgs[1].MessageID)
 		}
 		for i, m := range msgs {
 			if m.Seq != uint32(i+1) || len(m.Text) != i {
@@ -331,7 +334,10 @@ func TestMessagesAndThreading(t *testing.T) {
 			want uint64 // 0: ErrNotFound
 		}{
 			{"m1@example.com", t1.ID},
-			{"m2@example.com", t1.ID},
+			{"M1@EXAMPLE.COM", t1.ID}, // a client changed the case of the id it quotes
+			{"m2.gmail@example.com", t1.ID},
+			{"M2.Gmail@Example.COM", t1.ID},
+			{" <m2.GMAIL@example.com> ", t1.ID},
 			{"", 0},
 			{"unknown@example.com", 0},
 			{longID, 0}, // too long to index; ignored, not an error
@@ -548,6 +554,10 @@ func TestOutbox(t *testing.T) {
 		// Enqueue indexes the notification's Message-ID, so a reply to it threads (R10).
 		if id, err := tx.TicketByMessageID("n2@helpdesk"); err != nil || id != 5 {
 			t.Errorf("TicketByMessageID(n2@helpdesk) = %d, %v, want 5", id, err)
+		}
+		// A delivery report quoting the id in another case finds the notification.
+		if n, err := tx.NotificationByMessageID("<N2@Helpdesk>"); err != nil || n.MessageID != "n2@helpdesk" {
+			t.Errorf("NotificationByMessageID(<N2@Helpdesk>) = %+v, %v, want the notification n2@helpdesk", n, err)
 		}
 		for _, tc := range []struct {
 			ticket uint64
@@ -990,3 +1000,16 @@ func TestCustomerChosenID(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// Databases written before Message-IDs kept their case hold lower-cased index keys and
+// identity keys: an email whose id is in another case must still dedupe against them.
+func TestIdentityKeyIgnoresIDCase(t *testing.T) {
+	old, _ := IdentityKey("caf=x5kq@mail.gmail.com", "info@bakkerij.nl", "kassa")
+	now, ok := IdentityKey("<CAF=x5Kq@mail.gmail.com>", "info@bakkerij.nl", "kassa")
+	if !ok || now != old {
+		t.Errorf("IdentityKey(CAF=x5Kq@mail.gmail.com) = %x, %v, want the key of the lower-cased id %x", now, ok, old)
+	}
+	if _, ok := IdentityKey(" <> ", "info@bakkerij.nl", "kassa"); ok {
+		t.Error("IdentityKey of an empty id: ok, want none")
+	}
+}

@@ -31,6 +31,7 @@ import (
 // liveGateway is the wired gateway, in process, running against in-memory IMAP and a sink.
 type liveGateway struct {
 	appendMail func(raw []byte) error // delivers into the INBOX over a second IMAP connection
+	dovecot    *imaptest.Dovecot      // the IMAP server, when kind is "dovecot"
 	sink       *smtptest.Server
 	events     chan ingest.Event
 	stop       func()
@@ -38,12 +39,13 @@ type liveGateway struct {
 
 // Every email comes from one customer: the benchmark raises the limit on automatic replies
 // per address (autoreplyPerHour, 0 for the default), which would otherwise stop the
-// acknowledgements after ten.
-func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int) *liveGateway {
+// acknowledgements after ten. tweaks change the configuration before the gateway starts.
+func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int, tweaks ...func(*Config)) *liveGateway {
 	tb.Helper()
 	var addr, user, pass string
+	var d *imaptest.Dovecot
 	if kind == "dovecot" {
-		d := imaptest.NewDovecot(tb)
+		d = imaptest.NewDovecot(tb)
 		addr, user, pass = d.Addr, d.User, d.Password
 	} else {
 		m := imaptest.NewMem(tb, imaptest.MemOptions{})
@@ -70,6 +72,9 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int) *liveGat
 	if autoreplyPerHour > 0 {
 		cfg.AutoReplyPerHour = autoreplyPerHour
 	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	db, err := store.Open(cfg.DB, store.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -91,7 +96,7 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int) *liveGat
 		defer close(done)
 		gw.run(ctx)
 	}()
-	lg := &liveGateway{sink: sink, events: events, appendMail: func(raw []byte) error {
+	lg := &liveGateway{dovecot: d, sink: sink, events: events, appendMail: func(raw []byte) error {
 		cmd := appender.Append("INBOX", int64(len(raw)), nil)
 		if _, err := cmd.Write(raw); err != nil {
 			return err

@@ -37,9 +37,9 @@ type Email struct {
 
 	Subject    string
 	Date       time.Time // the Date header, zero when missing or unreadable
-	MessageID  string    // canonical (see CanonicalMessageID); empty when missing
-	InReplyTo  []string  // canonical
-	References []string  // canonical
+	MessageID  string    // as written, without brackets (BareMessageID); empty when missing
+	InReplyTo  []string  // as written, without brackets
+	References []string  // as written, without brackets
 	Text       string
 	HTML       string
 	Attach     []Attachment
@@ -167,7 +167,7 @@ func Parse(raw []byte, arrival time.Time) (e *Email) {
 // Report is what a delivery report (RFC 3464) or a bounce says: which message it is about
 // and what happened to it.
 type Report struct {
-	// MessageIDs are the canonical Message-IDs of the returned message(s), from an attached
+	// MessageIDs are the Message-IDs (as written) of the returned message(s), from an attached
 	// message or its headers, or — for bounces that paste them — from the text.
 	MessageIDs []string
 	Action     string // failed, delayed, delivered, relayed, expanded (RFC 3464 §2.3.3)
@@ -478,18 +478,33 @@ func canonicalKey(name string) string {
 	return string(b)
 }
 
-// CanonicalMessageID is the form Message-IDs are compared in: without angle brackets and
-// surrounding space, lower-cased (seen in practice: clients change the case of ids they quote).
-func CanonicalMessageID(id string) string {
+// BareMessageID is a Message-ID as written, without its angle brackets and surrounding
+// space. The case is kept: it goes back out in In-Reply-To and References, and a mail client
+// threads by the exact bytes (seen in practice: mutt hung a reply quoting a lower-cased Gmail
+// id under a missing parent). Comparing ids is the store's business (store.CanonicalMessageID).
+func BareMessageID(id string) string {
 	id = strings.TrimSpace(id)
 	id = strings.TrimPrefix(id, "<")
 	id = strings.TrimSuffix(id, ">")
-	return strings.ToLower(strings.TrimSpace(id))
+	// Records hold valid UTF-8 (a Message-ID is ASCII; notify leaves any other out of headers).
+	return strings.ToValidUTF8(strings.TrimSpace(id), "\uFFFD")
+}
+
+// HeaderMessageID reads the Message-ID of a raw email from its header alone, as written
+// (see BareMessageID); "" when it has none.
+func HeaderMessageID(raw []byte) string {
+	if v := readHeader(raw)["Message-Id"]; len(v) > 0 {
+		if ids := MessageIDs(v[0]); len(ids) > 0 {
+			return ids[0]
+		}
+	}
+	return ""
 }
 
 // MessageIDs reads the ids of a Message-ID, In-Reply-To or References field leniently:
 // every <...> token, or, when there are none, every word containing "@". go-message's reader
-// fails the whole field on one id without brackets; this one keeps what it can.
+// fails the whole field on one id without brackets; this one keeps what it can. The ids are
+// as written (BareMessageID), case kept.
 func MessageIDs(v string) []string {
 	var out []string
 	for {
@@ -501,7 +516,7 @@ func MessageIDs(v string) []string {
 		if j < 0 {
 			break
 		}
-		if id := CanonicalMessageID(v[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
+		if id := BareMessageID(v[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
 			out = append(out, id)
 		}
 		v = v[i+j+1:]
@@ -509,7 +524,7 @@ func MessageIDs(v string) []string {
 	if len(out) == 0 {
 		for _, w := range strings.Fields(v) {
 			if strings.Contains(w, "@") {
-				out = append(out, CanonicalMessageID(w))
+				out = append(out, BareMessageID(w))
 			}
 		}
 	}

@@ -102,7 +102,7 @@ Content-Type: text/plain; charset=utf-8
 De kassa start niet op.
 `,
 			want: want{from: "piet@bakkerijdevries.nl", fromName: "Piet de Vries", fromCount: 1, subject: "Kassa start niet op",
-				messageID: "abc.123@mail.bakkerijdevries.nl", text: "De kassa start niet op.",
+				messageID: "ABC.123@Mail.BakkerijDeVries.nl", text: "De kassa start niet op.",
 				date: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC), to: []string{"support@infobits.nl", "info@infobits.nl"}},
 		},
 		{
@@ -181,8 +181,8 @@ References: <first@example.com> bare-id@Example.com
 
 x
 `,
-			want: want{from: "a@example.com", fromCount: 1, subject: "Re: [Infobits #5] kassa", messageID: "reply.1@example.com",
-				inReplyTo: []string{"n1@helpdesk.example"}, refs: []string{"first@example.com", "n1@helpdesk.example"}, text: "x"},
+			want: want{from: "a@example.com", fromCount: 1, subject: "Re: [Infobits #5] kassa", messageID: "Reply.1@Example.COM",
+				inReplyTo: []string{"N1@Helpdesk.Example"}, refs: []string{"first@example.com", "N1@Helpdesk.Example"}, text: "x"},
 		},
 		{
 			name: "References without brackets at all",
@@ -524,11 +524,12 @@ func TestMessageIDs(t *testing.T) {
 		in   string
 		want []string
 	}{
-		{"<A@B.c>", []string{"a@b.c"}},
+		{"<A@B.c>", []string{"A@B.c"}}, // case kept: the id goes back out byte for byte
 		{"  < a@b.c >  ", []string{"a@b.c"}},
-		{"<a@b> <C@D>", []string{"a@b", "c@d"}},
+		{"<a@b> <C@D>", []string{"a@b", "C@D"}},
 		{"<a@b>bare@x<c@d>", []string{"a@b", "c@d"}},
-		{"bare@X.com other@y", []string{"bare@x.com", "other@y"}},
+		{"bare@X.com other@y", []string{"bare@X.com", "other@y"}},
+		{"<CAF=x5Kq3bZ+Yw_T-9@mail.gmail.com>", []string{"CAF=x5Kq3bZ+Yw_T-9@mail.gmail.com"}},
 		{"no ids here", nil},
 		{"", nil},
 		{"<>", nil},
@@ -540,8 +541,15 @@ func TestMessageIDs(t *testing.T) {
 			t.Errorf("MessageIDs(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	if got := CanonicalMessageID(" <Abc@Example.COM> "); got != "abc@example.com" {
-		t.Errorf("CanonicalMessageID(\" <Abc@Example.COM> \") = %q, want abc@example.com", got)
+	if got := BareMessageID(" <Abc@Example.COM> "); got != "Abc@Example.COM" {
+		t.Errorf("BareMessageID(\" <Abc@Example.COM> \") = %q, want Abc@Example.COM", got)
+	}
+	raw := []byte("From: a@example.com\r\nMessage-ID:\r\n <AM0PR07MB1234ABCD5678EF@AM0PR07MB1234.eurprd07.prod.outlook.com>\r\n\r\nMessage-ID: <not@header>\r\n")
+	if got := HeaderMessageID(raw); got != "AM0PR07MB1234ABCD5678EF@AM0PR07MB1234.eurprd07.prod.outlook.com" {
+		t.Errorf("HeaderMessageID(folded Outlook id) = %q, want the id as written", got)
+	}
+	if got := HeaderMessageID([]byte("From: a@example.com\r\n\r\nMessage-ID: <not@header>\r\n")); got != "" {
+		t.Errorf("HeaderMessageID(no Message-ID in the header) = %q, want \"\"", got)
 	}
 }
 

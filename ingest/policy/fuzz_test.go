@@ -49,7 +49,7 @@ func (v *fuzzView) Ticket(id uint64) (*store.Ticket, error) {
 }
 
 func (v *fuzzView) TicketByMessageID(id string) (uint64, error) {
-	if t, ok := v.msgIDs[id]; ok {
+	if t, ok := v.msgIDs[store.CanonicalMessageID(id)]; ok {
 		return t, nil
 	}
 	return 0, store.ErrNotFound
@@ -76,7 +76,7 @@ func (v *fuzzView) AutoRepliesSince(addr, kind string, since time.Time) (int, er
 }
 
 func (v *fuzzView) NotificationByMessageID(id string) (*store.Notification, error) {
-	if n, ok := v.notes[id]; ok {
+	if n, ok := v.notes[store.CanonicalMessageID(id)]; ok {
 		nc := *n
 		return &nc, nil
 	}

@@ -27,6 +27,8 @@ import (
 type View interface {
 	CustomerByAddress(addr string) (*store.Customer, error)
 	Ticket(id uint64) (*store.Ticket, error)
+	// TicketByMessageID finds the ticket a Message-ID belongs to. Ids come as their sender
+	// wrote them; the view compares them in any case (store.CanonicalMessageID).
 	TicketByMessageID(msgID string) (uint64, error)
 	// CustomerTickets returns a customer's tickets, for the SLA24 limits (R11).
 	CustomerTickets(customerID uint64) ([]*store.Ticket, error)
@@ -34,7 +36,8 @@ type View interface {
 	LimitNoticeSent(customerID uint64, day store.Date) (bool, error)
 	// AutoRepliesSince counts automatic replies of a kind ("" any) to an address since a moment.
 	AutoRepliesSince(addr, kind string, since time.Time) (int, error)
-	// NotificationByMessageID finds the notification a delivery report is about.
+	// NotificationByMessageID finds the notification a delivery report is about (the id
+	// compared in any case, as TicketByMessageID).
 	NotificationByMessageID(msgID string) (*store.Notification, error)
 	// BouncedUntil says until when automatic mail to an address is suspended after a bounce.
 	BouncedUntil(addr string) (time.Time, error)

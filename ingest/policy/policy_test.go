@@ -96,7 +96,7 @@ func (v *mapView) TicketByMessageID(id string) (uint64, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
-	t, ok := v.msgIDs[id]
+	t, ok := v.msgIDs[store.CanonicalMessageID(id)] // as the store compares
 	if !ok {
 		return 0, store.ErrNotFound
 	}
