@@ -553,6 +553,7 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 			bytes += m.size
 		}
 	}
+	s.batchStep(items, BatchFetch, s.fetchTimeout(bytes))
 	s.want(small)
 	defer s.want(nil)
 	if err := s.fetchBodies(small, byUID, bytes); err != nil && !isServerNo(err) {
@@ -571,6 +572,8 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 		}
 		// One at a time: a server refuses a whole FETCH for one unreadable message, and an
 		// unsolicited FETCH (a flag change) may have stood in for the body in the answer.
+		// Each is a command of its own, and progress.
+		s.batchStep(items, BatchFetch, s.fetchTimeout(it.size))
 		err := s.fetchBodies([]imap.UID{uid}, byUID, it.size)
 		if err != nil && !isServerNo(err) {
 			return nil, err
@@ -588,6 +591,7 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 		}
 	}
 	if len(noBody) > 0 {
+		s.batchStep(items, BatchFetch, p.cfg.CommandTimeout)
 		exists, err := s.existing(noBody)
 		if err != nil {
 			return nil, err
@@ -603,6 +607,9 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 				"uid", uint32(uid), "mailbox", p.cfg.Mailbox, "answer", it.unfetchable)
 		}
 	}
+	if len(large) > 0 {
+		s.batchStep(items, BatchFetch, p.cfg.CommandTimeout)
+	}
 	if err := s.fetchEnvelopes(large, byUID); err != nil && !isServerNo(err) {
 		return nil, err
 	}
@@ -611,15 +618,32 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 
 // finish commits a prepared batch and reports each email's outcome.
 func (s *session) finish(items []*fetched) error {
+	s.batchStep(items, BatchCommit, s.p.cfg.CommandTimeout)
 	outcomes, err := s.commit(items)
 	if err != nil {
 		return err
 	}
+	s.batchStep(items, BatchDone, 0)
 	for i := range outcomes {
 		s.p.log.LogAttrs(context.Background(), slog.LevelInfo, "email", outcomes[i].LogAttrs()...)
 		s.p.emit(Event{Outcome: &outcomes[i]})
 	}
 	return nil
+}
+
+// batchStep reports that the batch of items starts a step (Event.Batch).
+func (s *session) batchStep(items []*fetched, step string, limit time.Duration) {
+	if len(items) == 0 {
+		return
+	}
+	s.p.emit(Event{Batch: &Batch{First: uint32(items[0].uid), Last: uint32(items[len(items)-1].uid),
+		Count: len(items), Step: step, Limit: limit}})
+}
+
+// fetchTimeout is how long a FETCH of bodies totalling bytes may take: a slow link must not
+// be mistaken for a dead server, so a minute per 64 MiB on top of the command timeout.
+func (s *session) fetchTimeout(bytes int64) time.Duration {
+	return s.p.cfg.CommandTimeout + time.Duration(bytes>>26)*time.Minute
 }
 
 // existing returns which of the UIDs are still in the mailbox.
@@ -642,8 +666,7 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 	if len(uids) == 0 {
 		return nil // an empty set would make the library close the connection
 	}
-	// A slow link must not be mistaken for a dead server: a minute per 64 MiB on top.
-	defer s.guard(s.p.cfg.CommandTimeout + time.Duration(bytes>>26)*time.Minute)()
+	defer s.guard(s.fetchTimeout(bytes))()
 	type job struct {
 		f   *fetched
 		raw []byte

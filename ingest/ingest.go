@@ -116,6 +116,28 @@ type Event struct {
 	// that arrived before Config.Since (passed over). Sent before the emails' outcomes, when
 	// either is not zero.
 	Listed, Skipped int
+	// Batch: a batch of emails started a step (fetching, committing) or is done. A batch
+	// that stays at one step longer than its Limit makes no progress (health reports it).
+	Batch *Batch
+}
+
+// Batch steps.
+const (
+	BatchFetch  = "fetch"  // reading the bodies from the server and parsing them
+	BatchCommit = "commit" // applying the emails and writing them to the store
+	BatchDone   = "done"   // committed; the outcomes follow
+)
+
+// Batch is one batch of emails at one step of its way in (Event.Batch). First identifies the
+// batch within a session: batches are fetched and committed in UID order, two at most at a
+// time (the next is fetched while one commits).
+type Batch struct {
+	First, Last uint32 // the lowest and the highest UID
+	Count       int    // emails in the batch
+	Step        string // BatchFetch, BatchCommit or BatchDone
+	// Limit is how long the step may take before it counts as stalled: the command timeout
+	// (for a fetch, with the minute per 64 MiB the fetch itself is given).
+	Limit time.Duration
 }
 
 // New makes a Poller. Events, when not nil, receives progress without blocking the poller

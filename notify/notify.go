@@ -65,6 +65,42 @@ type Worker struct {
 	cfg Config
 	db  *store.DB
 	log *slog.Logger
+
+	mu     sync.Mutex // guards server
+	server Health
+}
+
+// Health is what the worker has seen of the SMTP server: since when it cannot be used (the
+// first of an unbroken run of drains that stopped on it: unreachable, closing, refusing the
+// configuration) and the last such error. FailingSince is zero while the server works, and
+// before a drain found out either way.
+type Health struct {
+	FailingSince time.Time
+	LastError    string
+}
+
+// Health reports the SMTP server's state as the last drains found it; it does no I/O.
+func (w *Worker) Health() Health {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.server
+}
+
+// noteServer records what a drain learnt of the server: it stopped on the server (err), or
+// the server gave a verdict on a message (reached). A drain cut off by ctx, or one that had
+// nothing to send, tells nothing.
+func (w *Worker) noteServer(ctx context.Context, reached bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		if w.server.FailingSince.IsZero() {
+			w.server.FailingSince = w.cfg.Now()
+		}
+		w.server.LastError = err.Error()
+	case err == nil && reached:
+		w.server = Health{}
+	}
 }
 
 // New checks the configuration and makes a Worker.
@@ -161,9 +197,12 @@ type Result struct {
 
 // Drain sends every notification that is due (with all, every queued one, ignoring backoff:
 // serve -once and the demo), each at most once per call, over one SMTP connection. It returns
-// an error, and leaves the notifications not yet sent queued as they were, when the SMTP server
-// could not be reached, answered 421 (closing), refused to send for this configuration (a
-// login or sender problem: see classify; logged at Error), or when ctx ended the drain.
+// an error, and leaves the notifications not yet sent queued, when the SMTP server could not
+// be reached, answered 421 (closing), refused to send for this configuration (a login or
+// sender problem: see classify; logged at Error), or when ctx ended the drain. The
+// notification in hand when the server could not be reached or closed has the attempt and the
+// error recorded (`outbox list` shows them during an outage); after a configuration refusal
+// its LastError tells why, with no attempt counted; the ones behind it are untouched.
 //
 // ctx bounds everything, the connection included: when it is done, no new transaction
 // starts, connecting and logging in stop at once, and a transaction under way gets
@@ -180,6 +219,7 @@ func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 		if ferr := w.failRefused(ctx, d); err == nil {
 			err = ferr
 		}
+		w.noteServer(ctx, d.reached, err)
 	}()
 	tried := map[uint64]bool{}
 	for {
@@ -215,6 +255,8 @@ func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 type drain struct {
 	res  *Result
 	conn *client // nil: dial before the next message
+	// reached: the server gave a verdict on a message (accepted it, or refused it alone).
+	reached bool
 	// rcptOK: the server accepted a recipient during this drain, so a refused RCPT is about
 	// that recipient, not about the account (see refused).
 	rcptOK bool
@@ -237,9 +279,10 @@ const relayRefusedAfter = 3
 
 // deliver renders and sends one notification and records the outcome. It returns an error
 // only when the drain must stop: the SMTP server cannot be used at all, or ctx is done. The
-// notification is then left queued without an attempt counted (the server gave no verdict
-// on it), except after a 421, which is recorded as an attempt; after a configuration
-// failure (classify) its LastError tells why.
+// notification stays queued. When the server could not be reached (or broke off the login)
+// or answered 421, the failed attempt and its error are recorded on it; after a
+// configuration failure (classify) its LastError tells why, no attempt counted (the server
+// refused the account, not the message); a send cut off by ctx is no attempt at all.
 func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) error {
 	now := w.cfg.Now()
 	log := w.log.With("notification", n.ID, "kind", n.Kind, "to", n.To, "ticket", n.TicketID)
@@ -259,12 +302,21 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 	if d.conn == nil {
 		if d.conn, err = w.dial(ctx); err != nil {
 			var serr *smtp.SMTPError
-			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
+			switch {
+			case ctx.Err() != nil:
+				// Shutdown: not an attempt.
+			case errors.As(err, &serr) && !serr.Temporary():
 				// Refused at EHLO or AUTH: the same for every message.
 				log.Error("SMTP server refuses this configuration; every notification stays queued",
 					"server", w.cfg.Addr, "err", err)
 				if herr := w.hold(ctx, n, err); herr != nil {
 					return herr
+				}
+			default:
+				// Unreachable, or the connection broke before the login was through: an
+				// attempt that failed, shown on the notification.
+				if aerr := w.unreached(ctx, n, now, err); aerr != nil {
+					return aerr
 				}
 			}
 			return err
@@ -272,6 +324,7 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 	}
 	err = d.conn.send(w.cfg.From.Address, rcpt, msg)
 	if err == nil {
+		d.reached = true
 		if err := w.relayWorks(ctx, d); err != nil {
 			return err
 		}
@@ -317,6 +370,7 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 		}
 		return fmt.Errorf("%w: SMTP server %s: %v", errConn, w.cfg.Addr, err)
 	case replyTemporary:
+		d.reached = true
 		return w.retry(ctx, n, now, err, d.res, log)
 	case replyConfig:
 		cerr := w.refusedConfig(stage, err, serr)
@@ -328,6 +382,7 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 		return cerr
 	}
 	// replyPermanent: about this message only.
+	d.reached = true
 	if stage == stageRcpt && !d.rcptOK && maybeRelayRefusal(serr) {
 		return w.refused(ctx, d, n, rcpt, err, log)
 	}
@@ -467,6 +522,17 @@ func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time
 		res.Retrying++
 		log.Warn("notification delayed; will retry", "attempts", n.Attempts, "next", n.NextAttempt, "err", cause)
 	}
+	return w.save(ctx, n)
+}
+
+// unreached records an attempt on n that did not reach the server: n stays queued and due,
+// with the attempt counted and the error on record (`outbox list`, `ticket show`). Its own
+// next attempt is not pushed back: Run waits before it redials (its backoff), and once the
+// server is back the queue goes out in order, n first. A connection failure is no verdict on
+// n, so it never makes n give up (GiveUpAfter).
+func (w *Worker) unreached(ctx context.Context, n *store.Notification, now time.Time, cause error) error {
+	countAttempt(n, now)
+	n.LastError = cause.Error()
 	return w.save(ctx, n)
 }
 

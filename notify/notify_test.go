@@ -557,17 +557,45 @@ func TestServerDownNothingLost(t *testing.T) {
 	if res.Sent != 0 {
 		t.Errorf("result %+v", res)
 	}
-	for _, n := range e.outbox(t) {
-		if n.Status != store.NotifyQueued {
+	// The notification in hand shows the failed attempt and why (`outbox list` during an
+	// outage); the ones behind it were not tried.
+	for i, n := range e.outbox(t) {
+		switch {
+		case n.Status != store.NotifyQueued:
 			t.Errorf("notification %d: status %q with the server down", n.ID, n.Status)
+		case i == 0 && (n.Attempts != 1 || !strings.Contains(n.LastError, e.sink.Addr()) ||
+			!strings.Contains(n.LastError, "connection refused") || !n.NextAttempt.IsZero()):
+			t.Errorf("notification %d: attempts %d error %q next %v; want 1 attempt, the refused connection on record, still due",
+				n.ID, n.Attempts, n.LastError, n.NextAttempt)
+		case i > 0 && (n.Attempts != 0 || n.LastError != ""):
+			t.Errorf("notification %d: attempts %d error %q; want untried", n.ID, n.Attempts, n.LastError)
 		}
+	}
+	h := e.worker.Health()
+	if !h.FailingSince.Equal(start) || !strings.Contains(h.LastError, "connection refused") {
+		t.Errorf("Health with the server down = %+v; want failing since %v, the refused connection", h, start)
+	}
+	// Another failed drain later: the outage still counts from its start.
+	e.clock.Advance(3 * time.Minute)
+	if _, err := e.worker.Drain(ctxT(t), false); err == nil {
+		t.Fatal("second Drain with the server down: no error")
+	}
+	if got := e.note(t, ids[0]); got.Attempts != 2 {
+		t.Errorf("after a second drain: attempts %d, want 2", got.Attempts)
+	}
+	if h := e.worker.Health(); !h.FailingSince.Equal(start) {
+		t.Errorf("Health after a second failed drain = %+v; want failing since %v", h, start)
 	}
 
 	if err := e.sink.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if res := e.drain(t, true); res.Sent != len(ids) {
+	// Every notification is due at once: the ones tried during the outage are not held back.
+	if res := e.drain(t, false); res.Sent != len(ids) {
 		t.Errorf("Drain after restart = %+v, want %d sent", res, len(ids))
+	}
+	if h := e.worker.Health(); h != (notify.Health{}) {
+		t.Errorf("Health after the server came back = %+v, want zero", h)
 	}
 	if res := e.drain(t, true); res != (notify.Result{}) {
 		t.Errorf("another Drain = %+v, want nothing", res)
@@ -743,8 +771,9 @@ func TestStartTLSAuth(t *testing.T) {
 		if _, err := w.Drain(ctxT(t), false); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("Drain to an untrusted server: %v; want a certificate error", err)
 		}
-		if got := e.note(t, id); got.Status != store.NotifyQueued {
-			t.Errorf("status %q, want queued", got.Status)
+		if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, "certificate") {
+			t.Errorf("status %q attempts %d error %q; want queued, the failed attempt and the certificate error on record",
+				got.Status, got.Attempts, got.LastError)
 		}
 	})
 }
@@ -800,7 +829,8 @@ func (h logTap) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h logTap) WithGroup(string) slog.Handler      { return h }
 
 // With the server unreachable, Run backs off instead of redialling in a loop, and the
-// queued notifications keep their place: nothing is marked, nothing is lost.
+// queued notifications keep their place: the first shows the failed attempts and the error,
+// the others are untouched, nothing is lost.
 func TestRunBacksOffWhileServerDown(t *testing.T) {
 	warn := make(chan string, 100)
 	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.Logger = slog.New(logTap{ch: warn}) })
@@ -835,10 +865,15 @@ func TestRunBacksOffWhileServerDown(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run returned %v", err)
 	}
-	for _, n := range e.outbox(t) {
-		if n.Status != store.NotifyQueued || n.Attempts != 0 {
-			t.Errorf("notification %d: status %q attempts %d; want untouched while the server is unreachable",
-				n.ID, n.Status, n.Attempts)
+	for i, n := range e.outbox(t) {
+		switch {
+		case n.Status != store.NotifyQueued:
+			t.Errorf("notification %d: status %q while the server is unreachable", n.ID, n.Status)
+		case i == 0 && (n.Attempts != 1 || !strings.Contains(n.LastError, "connection refused")):
+			t.Errorf("notification %d: attempts %d error %q; want the one failed attempt and its error",
+				n.ID, n.Attempts, n.LastError)
+		case i > 0 && (n.Attempts != 0 || n.LastError != ""):
+			t.Errorf("notification %d: attempts %d error %q; want untouched", n.ID, n.Attempts, n.LastError)
 		}
 	}
 
@@ -1443,8 +1478,9 @@ func TestLoginPhaseHonoursTimeout(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), addr) {
 				t.Errorf("Drain = %+v, %v; want an error naming the server", res, err)
 			}
-			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 {
-				t.Errorf("status %q attempts %d; want queued, untouched", got.Status, got.Attempts)
+			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, addr) {
+				t.Errorf("status %q attempts %d error %q; want queued, the failed attempt and its error on record",
+					got.Status, got.Attempts, got.LastError)
 			}
 		})
 	}

@@ -47,10 +47,15 @@ func runOutboxList(e *env, args []string) error {
 	fmt.Fprintln(tw, "ID\tSTATUS\tKIND\tTICKET\tTO\tATTEMPTS\tSENT / NEXT TRY\tERROR")
 	for i, n := range out {
 		when := shortTime(n.Sent)
-		if n.Status == store.NotifyQueued && !next[i].IsZero() {
+		switch {
+		case n.Status == store.NotifyQueued && !next[i].IsZero():
 			when = "next " + shortTime(view.Time(next[i]))
+		case n.Status == store.NotifyQueued && n.Attempts > 0:
+			// The server could not be reached: retried as soon as it can be (the worker's
+			// backoff), first in line.
+			when = "retrying"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), n.To, n.Attempts, when, n.Error)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), n.To, n.Attempts, when, oneLine(n.Error))
 	}
 	return tw.Flush()
 }

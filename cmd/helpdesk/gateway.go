@@ -88,7 +88,7 @@ func (g *gateway) pumpEvents() (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	handle := func(ev ingest.Event) {
 		g.metrics.Observe(ev, g.now())
-		g.imap.observe(ev)
+		g.imap.observe(ev, g.now())
 		if g.forward != nil {
 			select {
 			case g.forward <- ev:
@@ -121,24 +121,41 @@ func (g *gateway) pumpEvents() (stop func()) {
 }
 
 // imapHealth is the poller's session state as its events tell it: a failure after the last
-// completed sync means the poller is reconnecting.
+// completed sync means the poller is reconnecting; a batch that stays at one step (fetch,
+// commit) longer than its limit makes no progress.
 type imapHealth struct {
-	mu     sync.Mutex
-	synced bool
-	err    error
+	mu      sync.Mutex
+	synced  bool
+	err     error
+	batches map[uint32]batchAt // by first UID: the batches under way
 }
 
-func (h *imapHealth) observe(ev ingest.Event) {
+// batchAt is a batch under way and when (by the gateway's clock) it started its step.
+type batchAt struct {
+	ingest.Batch
+	since time.Time
+}
+
+func (h *imapHealth) observe(ev ingest.Event, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case ev.Synced:
-		h.synced, h.err = true, nil
+		h.synced, h.err, h.batches = true, nil, nil
 	case ev.Err != nil:
-		h.err = ev.Err
+		// The session is gone, and with it the batches it had under way.
+		h.err, h.batches = ev.Err, nil
+	case ev.Batch != nil && ev.Batch.Step == ingest.BatchDone:
+		delete(h.batches, ev.Batch.First)
+	case ev.Batch != nil:
+		if h.batches == nil {
+			h.batches = map[uint32]batchAt{}
+		}
+		h.batches[ev.Batch.First] = batchAt{Batch: *ev.Batch, since: now}
 	}
 }
 
+// status is the IMAP session's health.
 func (h *imapHealth) status() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -151,18 +168,53 @@ func (h *imapHealth) status() string {
 	return "ok"
 }
 
+// progress is ingest's health at now: the batch that has been at one step longest, when that
+// is longer than the step's limit.
+func (h *imapHealth) progress(now time.Time) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var worst *batchAt
+	for _, b := range h.batches {
+		if over := now.Sub(b.since) - b.Limit; over > 0 && (worst == nil || over > now.Sub(worst.since)-worst.Limit) {
+			worst = &b
+		}
+	}
+	if worst == nil {
+		return "ok"
+	}
+	what := "fetching"
+	if worst.Step == ingest.BatchCommit {
+		what = "committing"
+	}
+	return fmt.Sprintf("stalled: no progress for %s %s a batch of %d email(s) (uids %d-%d), over the limit of %s",
+		now.Sub(worst.since).Round(time.Second), what, worst.Count, worst.First, worst.Last, worst.Limit)
+}
+
+// smtpDownAfter is how long the SMTP server may be failing (unreachable, closing, refusing
+// the configuration) before the SMTP side counts as degraded: a restart of the mail server
+// takes less.
+const smtpDownAfter = 5 * time.Minute
+
 // smtpStuckAfter is how long the oldest queued notification may wait, with a failed attempt,
 // before the SMTP side counts as degraded.
 const smtpStuckAfter = 10 * time.Minute
 
 // health reports the gateway's parts for GET /healthz: "ok" or what is wrong.
 func (g *gateway) health(ctx context.Context) map[string]string {
-	out := map[string]string{"imap": g.imap.status(), "store": "ok", "smtp": "ok"}
+	now := g.now()
+	out := map[string]string{"imap": g.imap.status(), "ingest": g.imap.progress(now), "store": "ok", "smtp": "ok"}
 	if err := g.db.View(ctx, func(tx *store.Tx) error {
 		_ = tx.Counts()
 		return nil
 	}); err != nil {
 		out["store"] = oneLine(err.Error())
+	}
+	if h := g.worker.Health(); !h.FailingSince.IsZero() {
+		if d := now.Sub(h.FailingSince); d > smtpDownAfter {
+			out["smtp"] = fmt.Sprintf("failing for %s (since %s): %s", d.Round(time.Second),
+				h.FailingSince.Format(time.RFC3339), oneLine(h.LastError))
+			return out
+		}
 	}
 	var queued []*store.Notification
 	if err := g.db.View(ctx, func(tx *store.Tx) (err error) {
@@ -179,7 +231,7 @@ func (g *gateway) health(ctx context.Context) map[string]string {
 		}
 	}
 	if oldest != nil && oldest.LastError != "" {
-		if age := g.now().Sub(oldest.Created); age > smtpStuckAfter {
+		if age := now.Sub(oldest.Created); age > smtpStuckAfter {
 			out["smtp"] = fmt.Sprintf("%d notification(s) queued, the oldest for %s: %s",
 				len(queued), age.Round(time.Second), oneLine(oldest.LastError))
 		}

@@ -255,11 +255,18 @@ const testAPIToken = "Zm9yLXRoZS10ZXN0cy1vZi10aGUtaHR0cC1hcGk"
 // returned stop is called; stop returns the exit status.
 func serveInProcess(t *testing.T, environ []string, out *syncBuffer) (exited chan error, stop func() int) {
 	t.Helper()
+	return serveWithClock(t, environ, out, time.Now)
+}
+
+// serveWithClock is serveInProcess with the gateway's clock (what it stamps and how it
+// judges ages: deadlines, health) given by the test.
+func serveWithClock(t *testing.T, environ []string, out *syncBuffer, now func() time.Time) (exited chan error, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	exited = make(chan error, 1)
 	codes := make(chan int, 1)
 	go func() {
-		code := run(&env{ctx: ctx, stdout: out, stderr: out, environ: environ, now: time.Now}, []string{"serve"})
+		code := run(&env{ctx: ctx, stdout: out, stderr: out, environ: environ, now: now}, []string{"serve"})
 		codes <- code
 		exited <- fmt.Errorf("exit status %d", code)
 	}()
@@ -464,10 +471,29 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 	if h := gw.health(ctx); h["imap"] != "reconnecting: read tcp: connection reset by peer" {
 		t.Errorf("imap after a failure = %q", h["imap"])
 	}
-	gw.imap.observe(ingest.Event{Synced: true})
-	if h := gw.health(ctx); h["imap"] != "ok" {
-		t.Errorf("imap after a sync = %q", h["imap"])
+	gw.imap.observe(ingest.Event{Synced: true}, now)
+	if h := gw.health(ctx); h["imap"] != "ok" || h["ingest"] != "ok" {
+		t.Errorf("imap, ingest after a sync = %q, %q", h["imap"], h["ingest"])
 	}
+	// A batch that stays at one step longer than its limit is reported, the longest first;
+	// a step reached, the batch done or the session gone ends it.
+	gw.imap.observe(ingest.Event{Batch: &ingest.Batch{First: 5, Last: 9, Count: 5, Step: ingest.BatchCommit, Limit: 2 * time.Minute}}, now)
+	gw.imap.observe(ingest.Event{Batch: &ingest.Batch{First: 10, Last: 10, Count: 1, Step: ingest.BatchFetch, Limit: 2 * time.Minute}}, now.Add(time.Minute))
+	if got := gw.imap.progress(now.Add(2 * time.Minute)); got != "ok" {
+		t.Errorf("ingest at the limit = %q", got)
+	}
+	if got, want := gw.imap.progress(now.Add(3*time.Minute)), "stalled: no progress for 3m0s committing a batch of 5 email(s) (uids 5-9), over the limit of 2m0s"; got != want {
+		t.Errorf("ingest over the limit = %q, want %q", got, want)
+	}
+	gw.imap.observe(ingest.Event{Batch: &ingest.Batch{First: 5, Last: 9, Count: 5, Step: ingest.BatchDone}}, now.Add(3*time.Minute))
+	if got, want := gw.imap.progress(now.Add(4*time.Minute)), "stalled: no progress for 3m0s fetching a batch of 1 email(s) (uids 10-10), over the limit of 2m0s"; got != want {
+		t.Errorf("ingest with the other batch over = %q, want %q", got, want)
+	}
+	gw.imap.observe(ingest.Event{Err: errors.New("read tcp: i/o timeout")}, now.Add(4*time.Minute))
+	if got := gw.imap.progress(now.Add(time.Hour)); got != "ok" {
+		t.Errorf("ingest after the session ended = %q", got)
+	}
+	gw.imap.observe(ingest.Event{Synced: true}, now)
 	var metrics strings.Builder
 	srv := httptest.NewServer(api.New(api.Config{}, db, gw.applier, gw.metrics))
 	defer srv.Close()
@@ -484,7 +510,8 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 		}
 	}
 
-	// SMTP: degraded only when the oldest queued notification failed and waits > 10 min.
+	// SMTP: degraded when the oldest queued notification failed and waits > 10 min (the
+	// server failing for > 5 min is TestHealthzSMTPDown's).
 	enqueue := func(age time.Duration, lastErr string) {
 		if err := db.Update(ctx, func(tx *store.Tx) error {
 			return tx.Enqueue(&store.Notification{Kind: store.KindAck, To: "a@example.com", MessageID: fmt.Sprintf("%d@x", age),

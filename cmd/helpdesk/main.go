@@ -308,12 +308,24 @@ func (e *env) path(p string) string {
 }
 
 // logger builds the process logger: text on a terminal, JSON otherwise, unless configured.
+// readableDuration writes a duration as Go writes it ("30s", "1m30s", "250ms") rather than
+// as the nanoseconds slog's JSON handler writes, so that an operator reads retry_in=30s in
+// text and JSON alike. slog calls it for every attribute, in groups too.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
+
+// newLogger is the logger of every command that logs (serve, demo, import): format text or
+// json (auto: text on a terminal), durations readable in both.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: readableDuration}
 	switch format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil

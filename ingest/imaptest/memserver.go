@@ -59,13 +59,19 @@ type Quirks struct {
 type MemServer struct {
 	Addr, User, Password string
 
-	user *imapmemserver.User
-	srv  *imapserver.Server
-	ln   net.Listener
-	done chan struct{}
+	user    *imapmemserver.User
+	srvOpts *imapserver.Options
+	tls     *tls.Config // for an implicit-TLS listener; nil: plain
 	// closed is closed by Close: it releases sessions a quirk keeps waiting.
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	mu   sync.Mutex // guards the fields below
+	srv  *imapserver.Server
+	ln   net.Listener
+	done chan struct{}
+	// hold, when not nil, keeps every FETCH of a body waiting until it is closed (HoldFetches).
+	hold chan struct{}
 }
 
 // StartMem starts a server with one user whose INBOX (and opts.Mailboxes) exist.
@@ -83,40 +89,119 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	if opts.Rev1Only {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}}
 	}
-	closed := make(chan struct{})
 	var drops atomic.Int32
 	drops.Store(int32(opts.Quirks.DropFetches))
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
 	}
-	srvOpts := &imapserver.Options{
+	m := &MemServer{User: opts.User, Password: opts.Password, user: u, closed: make(chan struct{})}
+	m.srvOpts = &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: closed,
-				conn: c, drops: &drops}, nil, nil
+			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: m.closed,
+				conn: c, drops: &drops, srv: m}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: opts.TLS == nil, // plaintext: loopback only
 		Logger:       log.New(logw, "imapserver: ", 0),
 	}
 	if opts.TLS != nil && !opts.ImplicitTLS {
-		srvOpts.TLSConfig = opts.TLS // STARTTLS
-	}
-	srv := imapserver.New(srvOpts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		m.srvOpts.TLSConfig = opts.TLS // STARTTLS
 	}
 	if opts.TLS != nil && opts.ImplicitTLS {
-		ln = tls.NewListener(ln, opts.TLS)
+		m.tls = opts.TLS
 	}
-	m := &MemServer{Addr: ln.Addr().String(), User: opts.User, Password: opts.Password,
-		user: u, srv: srv, ln: ln, done: make(chan struct{}), closed: closed}
+	if err := m.listen("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	m.Addr = m.ln.Addr().String()
+	return m, nil
+}
+
+// listen starts serving on addr; m.mu is held or m is not shared yet.
+func (m *MemServer) listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if m.tls != nil {
+		ln = tls.NewListener(ln, m.tls)
+	}
+	srv, done := imapserver.New(m.srvOpts), make(chan struct{})
+	m.srv, m.ln, m.done = srv, ln, done
 	go func() {
-		defer close(m.done)
+		defer close(done)
 		_ = srv.Serve(ln)
 	}()
-	return m, nil
+	return nil
+}
+
+// Stop stops listening and closes every connection, so that clients get "connection
+// refused" — the server is gone. The mailboxes are kept; Restart listens again on the same
+// address. Stop on a stopped or closed server does nothing.
+func (m *MemServer) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopLocked()
+}
+
+func (m *MemServer) stopLocked() error {
+	if m.srv == nil {
+		return nil
+	}
+	err := m.srv.Close()
+	m.ln.Close()
+	<-m.done
+	m.srv = nil
+	if err != nil && !errors.Is(err, net.ErrClosed) && err.Error() != "imapserver: server closed" {
+		return err
+	}
+	return nil
+}
+
+// Restart listens again on the same address after Stop, with the same mailboxes. It fails
+// after Close, or when the port was taken in the meantime.
+func (m *MemServer) Restart() error {
+	select {
+	case <-m.closed:
+		return errors.New("imaptest: restart of a closed server")
+	default:
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.stopLocked(); err != nil {
+		return err
+	}
+	return m.listen(m.Addr)
+}
+
+// HoldFetches makes every FETCH of a body, from now on, wait without answering — a server
+// that stops answering in the middle of a batch — until release is called; the held FETCHes
+// then answer as usual (over a connection Stop closed meanwhile, to no one). Close ends the
+// wait too.
+func (m *MemServer) HoldFetches() (release func()) {
+	ch := make(chan struct{})
+	m.mu.Lock()
+	m.hold = ch
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.hold == ch {
+				m.hold = nil
+			}
+			m.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// held returns the channel a FETCH of a body must wait for, or nil.
+func (m *MemServer) held() chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hold
 }
 
 // NewMem starts a server for a test and stops it when the test ends.
@@ -152,13 +237,7 @@ func (m *MemServer) Status(mailbox string) (messages, unseen uint32, err error) 
 // Close stops the server and closes every connection.
 func (m *MemServer) Close() error {
 	m.closeOnce.Do(func() { close(m.closed) })
-	err := m.srv.Close()
-	m.ln.Close()
-	<-m.done
-	if err != nil && !errors.Is(err, net.ErrClosed) && err.Error() != "imapserver: server closed" {
-		return err
-	}
-	return nil
+	return m.Stop()
 }
 
 // memSession is imapmemserver's session for the one user, with one fix: imapmemserver's IDLE
@@ -173,6 +252,7 @@ type memSession struct {
 	closed                     <-chan struct{}
 	conn                       *imapserver.Conn
 	drops                      *atomic.Int32 // body FETCHes still to cut, shared by the sessions
+	srv                        *MemServer
 }
 
 func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
@@ -181,6 +261,13 @@ func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		if q.HangFetch {
 			<-s.closed
 			return errors.New("server closed")
+		}
+		if hold := s.srv.held(); hold != nil {
+			select {
+			case <-hold:
+			case <-s.closed:
+				return errors.New("server closed")
+			}
 		}
 		if uids, ok := numSet.(imap.UIDSet); ok && q.RefuseBody != nil {
 			if nums, ok := uids.Nums(); ok {

@@ -25,8 +25,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +48,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger gets the detail of internal errors, which clients see only as "internal error".
 	Logger *slog.Logger
-	// Health reports each component ("imap", "smtp", "store") as "ok" or a text saying
-	// what is wrong. nil: no components, always healthy.
+	// Health reports each component ("imap", "ingest", "smtp", "store") as "ok" or a text
+	// saying what is wrong. nil: no components, always healthy.
 	Health func(ctx context.Context) map[string]string
 }
 
@@ -233,24 +235,30 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // --- monitoring ---
 
 type healthBody struct {
-	Status     string            `json:"status"` // ok or degraded
+	Status string `json:"status"` // ok or degraded
+	// Reason says what is wrong, one "component: text" per part that is not ok, in name
+	// order, joined by "; ": what a monitor shows in its alert. Absent when ok.
+	Reason     string            `json:"reason,omitempty"`
 	Components map[string]string `json:"components"`
 }
 
+// health answers 200 when every component is ok, else 503 with the reason.
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	h := healthBody{Status: "ok", Components: map[string]string{}}
 	if s.cfg.Health != nil {
-		for k, v := range s.cfg.Health(ctx) {
-			h.Components[k] = v
-			if v != "ok" {
-				h.Status = "degraded"
-			}
+		maps.Copy(h.Components, s.cfg.Health(ctx))
+	}
+	var bad []string
+	for _, k := range slices.Sorted(maps.Keys(h.Components)) {
+		if v := h.Components[k]; v != "ok" {
+			bad = append(bad, k+": "+v)
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if h.Status != "ok" {
+	if len(bad) > 0 {
+		h.Status, h.Reason = "degraded", strings.Join(bad, "; ")
 		writeJSON(w, http.StatusServiceUnavailable, h)
 		return
 	}

@@ -733,19 +733,24 @@ func TestHealth(t *testing.T) {
 	expect(t, "healthy", r, http.StatusOK)
 	var h struct {
 		Status     string            `json:"status"`
+		Reason     *string           `json:"reason"`
 		Components map[string]string `json:"components"`
 	}
 	r.json(t, &h)
-	if h.Status != "ok" || !maps.Equal(h.Components, map[string]string{"imap": "ok", "smtp": "ok", "store": "ok"}) {
+	if h.Status != "ok" || h.Reason != nil || !maps.Equal(h.Components, map[string]string{"imap": "ok", "smtp": "ok", "store": "ok"}) {
 		t.Errorf("healthz = %+v", h)
 	}
 	f.mu.Lock()
 	f.health["imap"] = "reconnecting: dial tcp 127.0.0.1:993: connection refused"
+	f.health["smtp"] = "failing for 6m0s (since 2026-11-27T10:00:00Z): connection refused"
 	f.mu.Unlock()
 	r = f.call("GET", "/healthz", "")
 	expect(t, "imap down", r, http.StatusServiceUnavailable)
+	h.Reason = nil
 	r.json(t, &h)
-	if h.Status != "degraded" || h.Components["imap"] != "reconnecting: dial tcp 127.0.0.1:993: connection refused" || h.Components["smtp"] != "ok" {
-		t.Errorf("healthz = %+v", h)
+	want := "imap: reconnecting: dial tcp 127.0.0.1:993: connection refused; smtp: failing for 6m0s (since 2026-11-27T10:00:00Z): connection refused"
+	if h.Status != "degraded" || h.Components["imap"] != "reconnecting: dial tcp 127.0.0.1:993: connection refused" ||
+		h.Components["store"] != "ok" || h.Reason == nil || *h.Reason != want {
+		t.Errorf("healthz = %+v, reason %v; want the reason %q", h, h.Reason, want)
 	}
 }
