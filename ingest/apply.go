@@ -35,6 +35,9 @@ type Outcome struct {
 	Arrival time.Time
 	// Suppressed says which automatic replies the policy did not send, and why.
 	Suppressed []string
+	// History: taken in as the mailbox's past (an import, old backlog): a new ticket was
+	// created closed, without a deadline.
+	History bool
 }
 
 // LogAttrs are the fields of the per-email log line.
@@ -45,13 +48,19 @@ func (o Outcome) LogAttrs() []slog.Attr {
 		attrs = append(attrs, slog.Uint64("ticket", o.TicketID))
 	}
 	if o.HeldID != 0 {
-		attrs = append(attrs, slog.Uint64("held", o.HeldID), slog.String("reason", o.Reason), slog.String("detail", o.Detail))
+		attrs = append(attrs, slog.Uint64("held", o.HeldID))
+		if o.Action != "duplicate" { // a duplicate's reason was logged when it was held
+			attrs = append(attrs, slog.String("reason", o.Reason), slog.String("detail", o.Detail))
+		}
 	}
 	if o.Notified > 0 {
 		attrs = append(attrs, slog.Int("notifications", o.Notified))
 	}
 	if len(o.Suppressed) > 0 {
 		attrs = append(attrs, slog.Any("not_sent", o.Suppressed))
+	}
+	if o.History {
+		attrs = append(attrs, slog.Bool("history", true))
 	}
 	return attrs
 }
@@ -65,7 +74,8 @@ type Applier struct {
 	MessageIDDomain string
 	// Lang is the language of notifications to customers without one (default "nl").
 	Lang string
-	// Quiet: queue no notifications (importing an archive of mail already answered).
+	// Quiet: an archive import. Queue no notifications, and take every email in as history
+	// (see ApplyHistory): the archive's mail was answered long ago.
 	Quiet bool
 	// Now gives the time records are written; arrival times come from the email itself.
 	Now func() time.Time
@@ -81,6 +91,20 @@ func (a *Applier) Apply(tx *store.Tx, e *mailparse.Email, src store.Source, quie
 // ApplyPacked is Apply with the raw bytes already packed (store.DB.PackRaw, outside the
 // transaction); packed may be nil.
 func (a *Applier) ApplyPacked(tx *store.Tx, e *mailparse.Email, packed *store.PackedRaw, src store.Source, quiet bool) (Outcome, error) {
+	return a.applyPacked(tx, e, packed, src, quiet, false)
+}
+
+// ApplyHistory is ApplyPacked for an email of the mailbox's past — at a first sync, one that
+// arrived longer than the backlog age before (an import takes every email in this way):
+// nothing is sent about it, a new ticket it makes is closed and has no deadline (so it is
+// never overdue, sorts below the work of today and does not count among a customer's open
+// tickets, R11), and it reopens no ticket. A later customer email to such a ticket reopens it
+// as usual.
+func (a *Applier) ApplyHistory(tx *store.Tx, e *mailparse.Email, packed *store.PackedRaw, src store.Source) (Outcome, error) {
+	return a.applyPacked(tx, e, packed, src, true, true)
+}
+
+func (a *Applier) applyPacked(tx *store.Tx, e *mailparse.Email, packed *store.PackedRaw, src store.Source, quiet, history bool) (Outcome, error) {
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
 	ref, dup, err := a.ingestedBefore(tx, e)
 	if err != nil {
@@ -101,14 +125,19 @@ func (a *Applier) ApplyPacked(tx *store.Tx, e *mailparse.Email, packed *store.Pa
 	if err != nil {
 		return out, err
 	}
-	d, err := a.Policy.Decide(e, tx)
+	history = history || a.Quiet
+	decide := a.Policy.Decide
+	if history {
+		decide = a.Policy.DecideHistory
+	}
+	d, err := decide(e, tx)
 	if err != nil {
 		return out, fmt.Errorf("decide: %w", err)
 	}
 	if quiet {
 		d.Notify = nil
 	}
-	return a.apply(tx, e, d, src, rawHash)
+	return a.applyAs(tx, e, d, src, rawHash, history)
 }
 
 // ingestedBefore looks an email up by its raw bytes, then by its identity (Message-ID, sender,
@@ -222,9 +251,68 @@ func (a *Applier) AnswerFromAPI(tx *store.Tx, ticketID uint64, from, text string
 	return a.apply(tx, e, d, store.Source{}, "")
 }
 
+// OperatorCommand applies one staff command given by an operator outside email — `helpdesk
+// ticket close|reopen|assign` — as a staff email holding only that command would: the line
+// ("#close", "#assign ADDR") is checked by policy.ParseStaffCommand, the check of a staff
+// email's command lines, and applied through apply and applyStaff, so the two paths cannot
+// drift. As with a commands-only staff email nothing is sent, and the thread keeps an internal
+// note: the command, who gave it (operator: the person at the command line) and how (via:
+// "helpdesk ticket close"), and what changed — what a staff member reading the thread later
+// needs to know who closed it. A command that would change nothing (closing a closed ticket)
+// writes nothing and returns an empty change.
+//
+// The ticket must exist (store.ErrNotFound); a command policy refuses (#assign to someone who
+// is not staff) is ErrStaffCommand, and nothing is written.
+func (a *Applier) OperatorCommand(tx *store.Tx, ticketID uint64, line, operator, via string, at time.Time) (change string, err error) {
+	t, err := tx.Ticket(ticketID)
+	if err != nil {
+		return "", fmt.Errorf("ticket %d: %w", ticketID, err)
+	}
+	c, err := policy.ParseStaffCommand(line, a.Policy.Staff())
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrStaffCommand, err)
+	}
+	act := &policy.StaffAction{Commands: []policy.Command{c}, Note: true}
+	after := *t
+	applyStaff(&after, act, &store.Message{}, at)
+	var changes []string
+	for _, f := range []struct{ what, before, after string }{
+		{"status", t.Status, after.Status}, {"priority", t.Priority, after.Priority}, {"assigned to", t.Assignee, after.Assignee},
+	} {
+		if f.before != f.after {
+			changes = append(changes, fmt.Sprintf("%s %s → %s", f.what, cmp.Or(f.before, "nobody"), cmp.Or(f.after, "nobody")))
+		}
+	}
+	if len(changes) == 0 {
+		return "", nil
+	}
+	change = strings.Join(changes, ", ")
+	operator = cmp.Or(operator, "an unknown operator")
+	cmdText := strings.TrimSpace("#" + c.Name + " " + c.Arg)
+	act.Text = fmt.Sprintf("%s\n%s, by %s (%s)", cmdText, change, operator, via)
+	d := policy.Decision{Action: policy.ActionStaffAnswer, Ticket: t, Staff: act, Auth: "operator " + operator + " (" + via + ")"}
+	// No raw bytes: the dedupe key is the note's own generated Message-ID, as for an answer
+	// given on the website.
+	e := &mailparse.Email{Arrival: at, Date: at, From: operator, FromCount: 1, MessageID: a.newMessageID(),
+		Subject: cmdText, Text: act.Text}
+	e.SHA256 = sha256.Sum256([]byte("operator-command\x00" + e.MessageID))
+	if _, err := a.apply(tx, e, d, store.Source{}, ""); err != nil {
+		return "", err
+	}
+	return change, nil
+}
+
 // apply writes what the decision says about the email: the ticket, thread message or held
 // record, the dedupe entry and the notifications.
 func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src store.Source, rawHash string) (Outcome, error) {
+	return a.applyAs(tx, e, d, src, rawHash, false)
+}
+
+// applyAs is apply; with history (or an import: Quiet) the email is the mailbox's past and
+// leaves every ticket it touches as staff left it: a new ticket is closed, a closed one stays
+// closed (see ApplyHistory).
+func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, src store.Source, rawHash string, history bool) (Outcome, error) {
+	history = history || a.Quiet
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From, Arrival: e.Arrival}
 	var err error
 	out.Action = d.Action.String()
@@ -245,15 +333,16 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 		ref.HeldID, out.HeldID, out.Reason, out.Detail = h.ID, h.ID, h.Reason, h.Detail
 
 	case policy.ActionNewTicket:
-		ticket, err = a.newTicket(tx, e, d, now)
+		ticket, err = a.newTicket(tx, e, d, now, history)
 		if err != nil {
 			return out, err
 		}
+		out.History = history
 		fallthrough
 	case policy.ActionReply:
 		if ticket == nil {
 			ticket = d.Ticket
-			if d.Reopen {
+			if d.Reopen && !history {
 				ticket.Status = store.StatusOpen
 			}
 			if !d.Automatic {
@@ -281,7 +370,11 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 	case policy.ActionStaffAnswer:
 		ticket = d.Ticket
 		m := message(e, store.DirectionOut, rawHash, src)
+		closed := ticket.Status == store.StatusClosed
 		applyStaff(ticket, d.Staff, m, e.Arrival)
+		if history && closed {
+			ticket.Status = store.StatusClosed // an old answer does not make an archived ticket work again
+		}
 		ticket.Updated = now
 		if err := tx.AddMessage(ticket, m); err != nil {
 			return out, err
@@ -324,8 +417,9 @@ func (a *Applier) apply(tx *store.Tx, e *mailparse.Email, d policy.Decision, src
 	return out, nil
 }
 
-// newTicket creates the ticket of a new question with what the SLA policy planned for it.
-func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision, now time.Time) (*store.Ticket, error) {
+// newTicket creates the ticket of a new question with what the SLA policy planned for it; a
+// ticket of the mailbox's past (history) is closed and has no deadline.
+func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision, now time.Time, history bool) (*store.Ticket, error) {
 	subject := e.Subject
 	if subject == "" {
 		subject = "(geen onderwerp)"
@@ -340,6 +434,9 @@ func (a *Applier) newTicket(tx *store.Tx, e *mailparse.Email, d policy.Decision,
 	}
 	if t.Tier == "" {
 		t.Tier = store.SLA24
+	}
+	if history {
+		t.Status, t.Due = store.StatusClosed, time.Time{}
 	}
 	if err := tx.CreateTicket(t); err != nil {
 		return nil, err

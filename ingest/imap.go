@@ -782,7 +782,10 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 			pending := toUIDSet(st.PendingMark) // flags still owed from earlier batches
 			for _, it := range items {
 				src := store.Source{Mailbox: st.Name, UIDValidity: st.UIDValidity, UID: uint32(it.uid)}
+				// Backlog: no automatic replies to mail that was waiting before the first sync
+				// (or a reset); the part of it older than the backlog age is history.
 				quiet := it.arrival.Before(st.QuietBefore)
+				history := quiet && it.arrival.Before(p.cfg.Applier.Now().Add(-p.cfg.BacklogAge))
 				var o Outcome
 				var err error
 				switch {
@@ -799,7 +802,7 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 					o, err = s.holdPoisoned(tx, it, src, poisoned[it.uid])
 					pending.AddNum(it.uid)
 				default:
-					o, err = s.applySafely(tx, it, src, quiet)
+					o, err = s.applySafely(tx, it, src, quiet, history)
 					pending.AddNum(it.uid)
 				}
 				if err != nil {
@@ -830,12 +833,15 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 	return nil, errors.New("commit: every email of the batch failed")
 }
 
-func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source, quiet bool) (o Outcome, err error) {
+func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source, quiet, history bool) (o Outcome, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &errPoison{uid: it.uid, reason: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
+	if history {
+		return s.p.cfg.Applier.ApplyHistory(tx, it.email, it.packed, src)
+	}
 	return s.p.cfg.Applier.ApplyPacked(tx, it.email, it.packed, src, quiet)
 }
 

@@ -66,7 +66,8 @@ type Config struct {
 	GapInterval time.Duration
 	// BacklogAge: at the first sync of a mailbox (and after it was reset), mail that arrived
 	// more than this long before is ingested without automatic replies — the gateway must
-	// not answer a mailbox's whole history. Default 24 h.
+	// not answer a mailbox's whole history — and as history (Applier.ApplyHistory: its new
+	// tickets are closed, without a deadline). Default 24 h.
 	BacklogAge time.Duration
 	// Since: mail that arrived (INTERNALDATE) before it is passed over — not taken in, and
 	// the checkpoint moves past it, so a later run does not take it in either (import

@@ -704,6 +704,70 @@ func TestBacklogIsQuiet(t *testing.T) {
 	}
 }
 
+// TestBacklogIsHistory: issue 11 part 6 — at the first sync, mail older than the backlog age
+// is the mailbox's past: its tickets are closed and have no deadline, a reply among it
+// reopens nothing, and they do not count against an SLA24 customer's limits today (open
+// tickets; tickets per month count by arrival, in their own month). New mail from the same
+// customer becomes a ticket as usual, and the customer's later reply to an archived ticket
+// reopens it.
+func TestBacklogIsHistory(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind string) {
+		f := newFixture(t, kind, func(c *ingest.Config) {
+			a := *c.Applier
+			a.Policy = policy.New(testRules(t, policy.Limits{TicketsPerMonth: 2, OpenTickets: 1}))
+			c.Applier = &a
+		})
+		const jansen = "kassa@slagerijjansen.nl" // SLA24
+		oct := time.Date(2026, 10, 5, 10, 0, 0, 0, time.UTC)
+		for i := range 3 {
+			f.srv.append(t, "INBOX", buildMail(mailOpts{from: jansen, subject: fmt.Sprintf("Oud %d", i), msgID: fmt.Sprintf("old%d@j", i)}), oct.Add(time.Duration(i)*24*time.Hour))
+		}
+		f.srv.append(t, "INBOX", buildMail(mailOpts{from: jansen, subject: "Re: Oud 0", msgID: "old0r@j", inReplyTo: "old0@j"}), oct.Add(5*24*time.Hour))
+		f.srv.append(t, "INBOX", buildMail(mailOpts{from: jansen, subject: "Eerder deze maand", msgID: "nov@j"}), arrival.Add(-72*time.Hour))
+		f.deliver(buildMail(mailOpts{from: jansen, subject: "Nieuw", msgID: "new@j"}))
+		f.once()
+
+		ts := f.tickets()
+		if len(ts) != 5 {
+			t.Fatalf("tickets = %d, want 4 from the backlog and the new one; held: %+v", len(ts), f.held())
+		}
+		for _, tk := range ts[:4] {
+			if tk.Status != store.StatusClosed || !tk.Due.IsZero() {
+				t.Errorf("backlog ticket %d %q: status %s, due %v; want closed without a deadline", tk.ID, tk.Subject, tk.Status, tk.Due)
+			}
+		}
+		if ms := f.messages(1); len(ms) != 2 {
+			t.Errorf("ticket 1 has %d messages, want the question and the backlog reply", len(ms))
+		}
+		if tk := ts[4]; tk.Subject != "Nieuw" || tk.Status != store.StatusOpen || tk.Due.IsZero() {
+			t.Errorf("new ticket = %q %s due %v, want Nieuw open with a deadline", tk.Subject, tk.Status, tk.Due)
+		}
+		if h := f.held(); len(h) != 0 {
+			t.Errorf("held = %+v: the backlog counted against today's limits", h[0])
+		}
+		if ob := f.outbox(); len(ob) != 1 || ob[0].Data.OrigSubject != "Nieuw" {
+			t.Errorf("outbox = %+v, want only the new email's acknowledgement", ob)
+		}
+		// The due queue is today's work only.
+		if err := f.db.View(context.Background(), func(tx *store.Tx) error {
+			due, err := tx.DueQueue(10)
+			if err != nil || len(due) != 1 || due[0].Subject != "Nieuw" {
+				t.Errorf("due queue = %v (%v), want only the new ticket", len(due), err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		// The customer writes again on an archived ticket: it is open again, as any closed one.
+		f.deliver(buildMail(mailOpts{from: jansen, subject: "Re: Oud 1", msgID: "again@j", inReplyTo: "old1@j"}))
+		f.once()
+		if tk := f.ticket(2); tk.Status != store.StatusOpen || tk.Messages != 2 {
+			t.Errorf("archived ticket after the customer's reply: %s with %d messages, want open with 2", tk.Status, tk.Messages)
+		}
+	})
+}
+
 // TestAutoReplyLimits: RFC 3834 — a stranger writing again and again is told once a day, and a
 // customer's automatic mail never reopens or counts as a reply.
 func TestAutoReplyLimits(t *testing.T) {

@@ -152,14 +152,25 @@ func runImport(e *env, args []string) error {
 }
 
 // importLogger is the logger of the per-email lines: the gateway's when the import runs in
-// it, else the configured one on stderr — which, on a terminal with the progress bar, clears
-// the bar before a line and draws it again after.
+// it, else the configured one on stderr. When stderr is the terminal the bar is drawn on, a
+// line per email would scroll the bar away (thousands of lines for an archive): there only
+// warnings and errors are written, above the bar (barWriter clears it before a line and
+// draws it again after), and the summary counts the outcomes. Stderr sent to a file or a pipe
+// (2>import.log) gets every line, in the configured format.
 func importLogger(e *env, cfg *Config, prog *progress) (*slog.Logger, error) {
 	if e.log != nil {
 		return e.log, nil
 	}
-	if format := cfg.LogFormat; prog.tty && isTerminal(e.stderr) && (format == "auto" || format == "") {
-		return newLogger(&barWriter{p: prog, w: e.stderr}, "text", cfg.LogLevel)
+	if prog.tty && isTerminal(e.stderr) {
+		format := cfg.LogFormat
+		if format == "auto" || format == "" {
+			format = "text"
+		}
+		level := cfg.LogLevel
+		if lv := new(slog.Level); lv.UnmarshalText([]byte(level)) == nil && *lv < slog.LevelWarn {
+			level = "warn"
+		}
+		return newLogger(&barWriter{p: prog, w: e.stderr}, format, level)
 	}
 	return newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
 }
@@ -214,7 +225,9 @@ func (p *progress) observe(ev ingest.Event) {
 	if o := ev.Outcome; o != nil {
 		p.done++
 		p.actions[o.Action]++
-		if o.Action == "held" || o.HeldID != 0 { // held, or a delivery report kept as a held email
+		// Held, or a delivery report kept as a held email; a duplicate of a held email was
+		// counted when it was held, and is a duplicate now.
+		if o.Action != "duplicate" && (o.Action == "held" || o.HeldID != 0) {
 			p.held[o.Reason]++
 		}
 	}
@@ -343,7 +356,11 @@ func (p *progress) summary(mailbox string, since time.Time) string {
 	row := func(what string, n int, detail string) {
 		fmt.Fprintf(&b, "  %-14s %d%s\n", what+":", n, detail)
 	}
-	row("new tickets", p.actions["new_ticket"], "")
+	newDetail := ""
+	if p.actions["new_ticket"] > 0 {
+		newDetail = " (closed, without a deadline: an archive is history)"
+	}
+	row("new tickets", p.actions["new_ticket"], newDetail)
 	row("replies", p.actions["reply"], "")
 	if n := p.actions["staff_answer"]; n > 0 {
 		row("staff answers", n, "")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
 
+	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/store/view"
 )
@@ -179,4 +181,92 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func runTicketClose(e *env, args []string) error {
+	return runTicketCommand(e, "ticket close", "ID", args, func(pos []string) (string, error) { return "#close", nil })
+}
+
+func runTicketReopen(e *env, args []string) error {
+	return runTicketCommand(e, "ticket reopen", "ID", args, func(pos []string) (string, error) { return "#reopen", nil })
+}
+
+func runTicketAssign(e *env, args []string) error {
+	return runTicketCommand(e, "ticket assign", "ID ADDR", args, func(pos []string) (string, error) {
+		if len(pos) != 1 {
+			return "", fmt.Errorf("%w: want a ticket number and one staff address", errUsage)
+		}
+		return "#assign " + pos[0], nil
+	})
+}
+
+// runTicketCommand is `ticket close|reopen|assign`: the staff email command of the same name,
+// applied by ingest through the path of a staff email (Applier.OperatorCommand), with a note
+// on the thread naming the operator. line builds the command from the arguments after the ID.
+func runTicketCommand(e *env, name, usage string, args []string, line func(rest []string) (string, error)) error {
+	fs, _ := newFlags(e, name, usage)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: want a ticket number", errUsage)
+	}
+	id, err := strconv.ParseUint(strings.TrimPrefix(pos[0], "#"), 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("%w: %q is not a ticket number", errUsage, pos[0])
+	}
+	if usage == "ID" && len(pos) > 1 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[1])
+	}
+	cmdLine, err := line(pos[1:])
+	if err != nil {
+		return err
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.require("from"); err != nil {
+		return err
+	}
+	applier, err := newApplier(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	var change string
+	var t *store.Ticket
+	err = e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
+		change, err = applier.OperatorCommand(tx, id, cmdLine, e.operator(), "helpdesk "+name, e.now())
+		if err != nil {
+			return err
+		}
+		t, err = tx.Ticket(id)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no ticket %d (helpdesk ticket list shows them)", id)
+	case errors.Is(err, ingest.ErrStaffCommand):
+		staff := strings.Join(applier.Policy.Staff(), ", ")
+		if staff == "" {
+			staff = "none configured"
+		}
+		return fmt.Errorf("%v; the staff addresses (staff) are: %s", strings.TrimPrefix(err.Error(), ingest.ErrStaffCommand.Error()+": "), staff)
+	case err != nil:
+		return err
+	}
+	if change == "" {
+		state := "is " + t.Status
+		if t.Assignee != "" && strings.HasPrefix(cmdLine, "#assign") {
+			state = "is assigned to " + t.Assignee
+		}
+		fmt.Fprintf(e.stdout, "ticket #%d %s already: nothing changed\n", id, state)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "ticket #%d: %s (noted on the thread, by %s)\n", id, change, e.operator())
+	if e.log != nil {
+		e.log.Info("ticket changed by an operator", "ticket", id, "command", cmdLine, "change", change, "user", e.operator())
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ type Config struct {
 	IMAPTLS      string        `key:"imap_tls" default:"tls" help:"tls (IMAPS, 993), starttls (143) or none (loopback only)"`
 	IMAPMoveTo   string        `key:"imap_move_to" help:"folder processed mail is moved to (servers with MOVE); empty: it stays, flagged \\Seen"`
 	IMAPPoll     time.Duration `key:"imap_poll_interval" default:"1m" help:"poll interval without IDLE, and the safety re-check with it"`
-	IMAPBacklog  time.Duration `key:"imap_backlog_age" default:"24h" help:"first sync of a mailbox: older mail is stored without automatic replies"`
+	IMAPBacklog  time.Duration `key:"imap_backlog_age" default:"24h" help:"first sync of a mailbox: older mail is stored as history, without automatic replies, its tickets closed"`
 
 	SMTPAddr     string `key:"smtp_addr" help:"SMTP submission server host:port, e.g. smtp.example.com:587"`
 	SMTPUser     string `key:"smtp_user" help:"SMTP login; empty: no AUTH"`

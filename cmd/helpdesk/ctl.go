@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,9 @@ type ctlRequest struct {
 	Args []string `json:"args"`
 	// Dir is the client's working directory: file arguments are relative to it.
 	Dir string `json:"dir,omitempty"`
+	// User is the operator at the client (env.operator), named in what the command records.
+	// The socket is the gateway user's (mode 0600), so only that user or root can claim one.
+	User string `json:"user,omitempty"`
 }
 
 type ctlFrame struct {
@@ -58,7 +62,7 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 	stop := context.AfterFunc(e.ctx, func() { conn.Close() })
 	defer stop()
 	dir, _ := os.Getwd()
-	if err := json.NewEncoder(conn).Encode(ctlRequest{Args: args, Dir: dir}); err != nil {
+	if err := json.NewEncoder(conn).Encode(ctlRequest{Args: args, Dir: dir, User: e.operator()}); err != nil {
 		return 0, fmt.Errorf("control socket %s: send: %w", sock, err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(conn))
@@ -171,10 +175,10 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(conn)
 	e := &env{ctx: ctx, stdout: frameWriter{&mu, conn, enc, false}, stderr: frameWriter{&mu, conn, enc, true},
-		cfg: s.cfg, db: s.db, remote: true, dir: req.Dir, now: s.now, log: s.log}
+		cfg: s.cfg, db: s.db, remote: true, dir: req.Dir, user: cmp.Or(req.User, "an unknown operator"), now: s.now, log: s.log}
 	code := 2
 	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
-		s.log.Info("control command", "command", cmd.name)
+		s.log.Info("control command", "command", cmd.name, "user", e.user)
 		code = run(e, req.Args)
 	} else {
 		fmt.Fprintf(e.stderr, "helpdesk: %q cannot run in the gateway\n", strings.Join(req.Args, " "))

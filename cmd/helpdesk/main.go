@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -48,10 +49,13 @@ func commands() []command {
 		{name: "customer list", args: "[-json]", summary: "list customers", db: true, run: runCustomerList},
 		{name: "customer import", args: customerImportArgs, summary: "add or update customers from a CSV file (-h: the columns)", db: true, run: runCustomerImport},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
-		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets, urgent first, then by due time", db: true, run: runTicketList},
+		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
 		{name: "ticket held", args: "[-json] [-all]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
 		{name: "ticket release", args: "ID", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
+		{name: "ticket close", args: "ID", summary: "close a ticket, as a staff email's #close (noted on the thread with your user name)", db: true, run: runTicketClose},
+		{name: "ticket reopen", args: "ID", summary: "set a ticket open again, as #reopen", db: true, run: runTicketReopen},
+		{name: "ticket assign", args: "ID ADDR", summary: "assign a ticket to a staff address, as #assign ADDR", db: true, run: runTicketAssign},
 		{name: "outbox list", args: "[-json] [-status queued|sent|failed]", summary: "list notifications with their state, attempts and last error", db: true, run: runOutboxList},
 		{name: "outbox retry", args: "ID... | -failed", summary: "queue failed notifications again, to be sent at once", db: true, run: runOutboxRetry},
 		{name: "backup", args: backupArgs, summary: "write a compressed, checksummed hot copy of the database to DIR, then prune (R20)", db: true, run: runBackup},
@@ -76,6 +80,7 @@ type env struct {
 	db             *store.DB
 	remote         bool   // running inside the gateway for a control-socket client
 	dir            string // the control-socket client's working directory
+	user           string // the control-socket client's operator (see operator)
 	now            func() time.Time
 	log            *slog.Logger
 }
@@ -297,6 +302,32 @@ func openDB(path string) (*store.DB, error) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// operator names the person running the command, for what it records (a note on a ticket's
+// thread) and the gateway's log. Over the control socket it is the client's; otherwise the OS
+// user — and, when the command runs as the gateway's user through sudo (sudo -u helpdesk
+// helpdesk ...), the user who ran sudo, the person a staff member would ask.
+func (e *env) operator() string {
+	if e.user != "" {
+		return e.user
+	}
+	var name string
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	for _, kv := range e.environ {
+		if v, ok := strings.CutPrefix(kv, "SUDO_USER="); ok && v != "" {
+			name = v
+		}
+		if v, ok := strings.CutPrefix(kv, "USER="); ok && v != "" && name == "" {
+			name = v
+		}
+	}
+	if name == "" {
+		name = fmt.Sprintf("uid %d", os.Getuid())
+	}
+	return name
+}
 
 // path resolves a file argument: relative to the client's directory when the command runs in
 // the gateway for a control-socket client, as the operator meant it.

@@ -194,6 +194,14 @@ func TestImportArchive(t *testing.T) {
 	if n := ticketCount(t, env); n != 14 {
 		t.Errorf("%d tickets, want 14", n)
 	}
+	// History, not work: every imported ticket is closed and has no deadline.
+	var tickets []map[string]any
+	json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &tickets)
+	for _, tk := range tickets {
+		if tk["status"] != "closed" || tk["due"] != "" {
+			t.Errorf("imported ticket %v %v: status %v, due %q; want closed without a deadline", tk["id"], tk["subject"], tk["status"], tk["due"])
+		}
+	}
 	var held []map[string]any
 	json.Unmarshal([]byte(mustRun(t, env, "ticket", "held", "-json")), &held)
 	if len(held) != 3 {
@@ -215,11 +223,14 @@ func TestImportArchive(t *testing.T) {
 	if n := ticketCount(t, env); n != 14 {
 		t.Errorf("after the re-run %d tickets, want 14", n)
 	}
-	// New mail in the archive: only that is imported.
+	// New mail in the archive: only that is imported. A second copy of a held email is a
+	// duplicate, not another held email (with an empty reason).
 	p.mem.Append("Archief", []byte(customerMail("info@bakkerijdevries.nl", "Nagekomen", "late@archief", "", "Nog eentje.")), day("2025-11-01T10:00:00+01:00"))
+	p.mem.Append("Archief", []byte(customerMail("vreemde0@example.com", "Offerte", "u0@example.com", "", "Wat kost het?")), day("2025-11-02T10:00:00+01:00"))
 	r = runBin(t, env, "import", "-mailbox", "Archief")
-	if r.code != 0 || !strings.Contains(r.stdout, "imported 1/1 (100%)") || summaryCount(t, r.stdout, "new tickets") != 1 {
-		t.Errorf("import of one new email: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "imported 2/2 (100%)") || summaryCount(t, r.stdout, "new tickets") != 1 ||
+		summaryCount(t, r.stdout, "duplicates") != 1 || summaryCount(t, r.stdout, "held") != 0 {
+		t.Errorf("import of one new email and a copy of a held one: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 
 	// Asked for: -rescan with an earlier -since takes the old mail in; everything else is
@@ -231,8 +242,8 @@ func TestImportArchive(t *testing.T) {
 	if got := summaryCount(t, r.stdout, "new tickets"); got != 8 {
 		t.Errorf("rescan: %d new tickets, want the 8 old ones\n%s", got, r.stdout)
 	}
-	if got := summaryCount(t, r.stdout, "duplicates"); got != 23 {
-		t.Errorf("rescan: %d duplicates, want 23\n%s", got, r.stdout)
+	if got := summaryCount(t, r.stdout, "duplicates"); got != 24 {
+		t.Errorf("rescan: %d duplicates, want 24\n%s", got, r.stdout)
 	}
 	if n := ticketCount(t, env); n != 23 {
 		t.Errorf("after the rescan %d tickets, want 14 + 1 + 8", n)
@@ -402,6 +413,9 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 }
 
 // TestImportProgressBarOnTerminal: on a terminal the progress is one line redrawn with \r.
+// Stdout and stderr are both the terminal, as for an operator at a shell, and the
+// configuration asks for JSON logs (as a service's does): no per-email log line is written
+// between the redraws of the bar — only the bar, then the summary.
 func TestImportProgressBarOnTerminal(t *testing.T) {
 	p := archivePeers(t, smtptest.Options{})
 	env := p.env()
@@ -411,8 +425,7 @@ func TestImportProgressBarOnTerminal(t *testing.T) {
 	defer ptmx.Close()
 	cmd := exec.Command(binPath, "import", "-mailbox", "Archief")
 	cmd.Env = append(env, raceEnv)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = tty, &stderr
+	cmd.Stdout, cmd.Stderr = tty, tty
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -422,9 +435,7 @@ func TestImportProgressBarOnTerminal(t *testing.T) {
 		b, _ := io.ReadAll(ptmx) // ends with EIO once the program has closed the terminal
 		out <- b
 	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("import on a terminal: %v\n%s", err, stderr.String())
-	}
+	waitErr := cmd.Wait()
 	var screen string
 	select {
 	case b := <-out:
@@ -432,8 +443,23 @@ func TestImportProgressBarOnTerminal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no end of the terminal output")
 	}
+	if waitErr != nil {
+		t.Fatalf("import on a terminal: %v\n%q", waitErr, screen)
+	}
 	if !regexp.MustCompile(`\r\[=+\] 30/30 100%  [0-9.]+/s  ETA 0s\x1b\[K`).MatchString(screen) {
 		t.Errorf("no progress bar on the terminal:\n%q", screen)
+	}
+	// Before the summary there is nothing but the bar, drawn again and again.
+	before, _, ok := strings.Cut(screen, "import of mailbox")
+	if !ok {
+		t.Fatalf("no summary on the terminal:\n%q", screen)
+	}
+	rest := regexp.MustCompile(`\r\[[= >]{30}\] \d+/\d+ +\d+%  [0-9.]+/s  ETA \S+\x1b\[K`).ReplaceAllString(before, "")
+	if strings.TrimSpace(strings.ReplaceAll(rest, "\r", "")) != "" {
+		t.Errorf("the terminal shows more than the bar during the import (log lines?):\n%q", rest)
+	}
+	if strings.Contains(screen, `"msg":"email"`) || strings.Contains(screen, "msg=email") {
+		t.Errorf("per-email log lines on the terminal:\n%q", screen)
 	}
 	if progressLine.MatchString(strings.ReplaceAll(screen, "\r\n", "\n")) {
 		t.Errorf("line-form progress on a terminal:\n%q", screen)

@@ -189,6 +189,13 @@ func (p *Policy) DecideRelease(e *mailparse.Email, v View) (Decision, error) {
 	return p.decide(e, v, true)
 }
 
+// DecideHistory is Decide for an email of the mailbox's past (an archive import, old backlog
+// at a first sync): the SLA24 limits of R11 ration today's work, and that email was answered
+// when it came, so they are lifted for it as for a release.
+func (p *Policy) DecideHistory(e *mailparse.Email, v View) (Decision, error) {
+	return p.decide(e, v, true)
+}
+
 func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
 	d, err := p.classify(e, v, noLimits)
 	if err != nil {

@@ -54,41 +54,55 @@ func ParseStaffText(text string, staff []string) (StaffAction, error) {
 			break
 		}
 		word, arg, _ := strings.Cut(strings.TrimPrefix(line, "#"), " ")
-		word, arg = strings.ToLower(strings.TrimSpace(word)), strings.TrimSpace(arg)
-		switch word {
-		case CmdClose, CmdReopen, CmdUrgent, CmdNormal:
-			if arg != "" {
-				return a, fmt.Errorf("line %d: #%s takes no argument (%q)", i+1, word, line)
-			}
-			a.Commands = append(a.Commands, Command{Name: word})
-		case CmdAssign:
-			addr, err := mail.ParseAddress(arg)
-			if err != nil {
-				return a, fmt.Errorf("line %d: #assign wants a staff address (%q)", i+1, line)
-			}
-			who := strings.ToLower(addr.Address)
-			if !slices.Contains(staff, who) {
-				return a, fmt.Errorf("line %d: #assign %s: not a staff address", i+1, who)
-			}
-			a.Commands = append(a.Commands, Command{Name: CmdAssign, Arg: who})
-		case CmdNote:
+		if strings.ToLower(strings.TrimSpace(word)) == CmdNote {
 			a.Note = true
 			a.Commands = append(a.Commands, Command{Name: CmdNote})
 			rest := strings.Join(lines[i+1:], "\n")
-			if arg != "" {
+			if arg = strings.TrimSpace(arg); arg != "" {
 				rest = arg + "\n" + rest
 			}
 			a.Text = strings.TrimSpace(rest)
 			return a, nil
-		default:
-			return a, fmt.Errorf("line %d: unknown command %q (known: #close, #reopen, #urgent, #normal, #note, #assign ADDR)", i+1, "#"+word)
 		}
+		c, err := ParseStaffCommand(line, staff)
+		if err != nil {
+			return a, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		a.Commands = append(a.Commands, c)
 	}
 	if a.Has(CmdClose) && a.Has(CmdReopen) || a.Has(CmdUrgent) && a.Has(CmdNormal) {
 		return a, fmt.Errorf("contradicting commands: %v", a.Commands)
 	}
 	a.Text = StripQuoted(strings.TrimSpace(strings.Join(lines[i:], "\n")))
 	return a, nil
+}
+
+// ParseStaffCommand checks one command line of a staff email ("#close", "#assign ADDR"):
+// ParseStaffText reads each line with it, and an operator's `helpdesk ticket close|reopen|
+// assign` goes through it too, so the two cannot accept different things. #note, which takes
+// the rest of an email, is not a command of one line.
+func ParseStaffCommand(line string, staff []string) (Command, error) {
+	line = strings.TrimSpace(line)
+	word, arg, _ := strings.Cut(strings.TrimPrefix(line, "#"), " ")
+	word, arg = strings.ToLower(strings.TrimSpace(word)), strings.TrimSpace(arg)
+	switch word {
+	case CmdClose, CmdReopen, CmdUrgent, CmdNormal:
+		if arg != "" {
+			return Command{}, fmt.Errorf("#%s takes no argument (%q)", word, line)
+		}
+		return Command{Name: word}, nil
+	case CmdAssign:
+		addr, err := mail.ParseAddress(arg)
+		if err != nil {
+			return Command{}, fmt.Errorf("#assign wants a staff address (%q)", line)
+		}
+		who := strings.ToLower(addr.Address)
+		if !slices.Contains(staff, who) {
+			return Command{}, fmt.Errorf("#assign %s: not a staff address", who)
+		}
+		return Command{Name: CmdAssign, Arg: who}, nil
+	}
+	return Command{}, fmt.Errorf("unknown command %q (known: #close, #reopen, #urgent, #normal, #note, #assign ADDR)", "#"+word)
 }
 
 var attribution = regexp.MustCompile(`(?i)^\s*(on\b.{0,200}\bwrote:|op\b.{0,200}\bschreef\b.{0,80}:|-{2,}\s*(original message|oorspronkelijk bericht|doorgestuurd bericht|forwarded message)\s*-{2,})\s*$`)

@@ -186,8 +186,9 @@ func ticketOf(t *store.Ticket, customer string) Ticket {
 			Assignee: t.Assignee, FirstResponse: Time(t.FirstResponse), FirstResponseMet: t.FirstResponseMet}}
 }
 
-// Tickets lists tickets, urgent first, then by due time (no due time last), then by number.
-// With customerAddr set, only that customer's tickets.
+// Tickets lists the work first: tickets not closed before closed ones, then urgent first,
+// then by due time (no due time last), then by number. With customerAddr set, only that
+// customer's tickets.
 func Tickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 	var ts []*store.Ticket
 	var err error
@@ -207,6 +208,12 @@ func Tickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 		return nil, err
 	}
 	slices.SortStableFunc(ts, func(a, b *store.Ticket) int {
+		if ca, cb := a.Status == store.StatusClosed, b.Status == store.StatusClosed; ca != cb {
+			if ca {
+				return 1
+			}
+			return -1
+		}
 		if ua, ub := a.Priority == store.PriorityUrgent, b.Priority == store.PriorityUrgent; ua != ub {
 			if ua {
 				return -1

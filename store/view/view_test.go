@@ -269,7 +269,8 @@ func TestJSONContract(t *testing.T) {
 }
 
 // Staff work the list top down: urgent first (R12), then the earliest deadline, then the
-// oldest ticket; tickets without a deadline come last in their group.
+// oldest ticket; tickets without a deadline come last in their group, closed tickets after
+// all the others.
 func TestTicketOrder(t *testing.T) {
 	db := newDB(t)
 	fill(t, db)
@@ -295,6 +296,28 @@ func TestTicketOrder(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(ids(got), tc.want) {
 			t.Errorf("Tickets(%q) = %v, %v, want %v", tc.customer, ids(got), err, tc.want)
 		}
+	}
+	// Closed tickets (an imported archive, work done) come after the work, however urgent
+	// or early their deadline was.
+	if err := db.Update(ctx, func(tx *store.Tx) error {
+		for _, id := range []uint64{3, 5} {
+			tk, err := tx.Ticket(id)
+			if err != nil {
+				return err
+			}
+			tk.Status = store.StatusClosed
+			if err := tx.PutTicket(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []view.Ticket
+	if err := db.View(ctx, func(tx *store.Tx) (err error) { got, err = view.Tickets(tx, ""); return err }); err != nil ||
+		!reflect.DeepEqual(ids(got), []uint64{2, 1, 6, 4, 3, 5}) {
+		t.Errorf("Tickets with 3 and 5 closed = %v, %v, want [2 1 6 4 3 5]", ids(got), err)
 	}
 	err := db.View(ctx, func(tx *store.Tx) error {
 		_, err := view.Tickets(tx, "nobody@example.com")
