@@ -340,6 +340,9 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		out.History = history
 		fallthrough
 	case policy.ActionReply:
+		if err := learnContact(tx, d.Customer, e, d.Automatic); err != nil {
+			return out, err
+		}
 		if ticket == nil {
 			ticket = d.Ticket
 			if d.Reopen && !history {
@@ -415,6 +418,25 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		out.Notified++
 	}
 	return out, nil
+}
+
+// learnContact records the display name of a customer's email as the contact name of its
+// address when none is known (issue 11: greet the person), in the caller's transaction, so the
+// acknowledgement of the first email already greets them. A name staff set is never
+// overwritten; an automatic reply's name (an autoresponder's) is not learned.
+func learnContact(tx *store.Tx, c *store.Customer, e *mailparse.Email, automatic bool) error {
+	if c == nil || automatic || c.ContactName(e.From) != "" || !slices.Contains(c.Emails, store.NormalizeAddress(e.From)) {
+		return nil
+	}
+	name := policy.LearnedContactName(e.FromName, e.From)
+	if name == "" {
+		return nil
+	}
+	c.SetContactName(e.From, name)
+	if err := tx.PutCustomer(c); err != nil {
+		return fmt.Errorf("record contact name of %s: %w", e.From, err)
+	}
+	return nil
 }
 
 // newTicket creates the ticket of a new question with what the SLA policy planned for it; a
@@ -566,6 +588,7 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		Data: store.NotifyData{OrigSubject: e.Subject, OrigDate: e.Arrival, Address: e.From}}
 	if d.Customer != nil {
 		note.Data.CustomerName = d.Customer.Name
+		note.Data.ContactName = d.Customer.ContactName(n.To)
 		note.Lang = d.Customer.Language()
 	}
 	if t != nil {
@@ -597,6 +620,8 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		}
 	case store.KindStaffRefused:
 		note.Data.Error = d.HoldDetail
+		ar := d.AuthReason
+		note.Data.Auth = store.AuthReason{Code: ar.Code, Result: ar.Result, Domain: ar.Domain, Other: ar.Other, Server: ar.Server}
 	case store.KindPasswordReset:
 		note.Data.TokenPurpose = store.PurposePassword
 		if d.Customer != nil {
@@ -611,6 +636,7 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		}
 		if c != nil {
 			note.Data.CustomerName = c.Name
+			note.Data.ContactName = c.ContactName(n.To)
 			note.Lang = c.Language()
 		}
 		msgs, err := tx.Messages(t.ID)
@@ -696,7 +722,7 @@ func (a *Applier) tooLargeNotice(tx *store.Tx, h *store.Held, size, limit int64)
 			Data: store.NotifyData{OrigSubject: h.Subject, OrigDate: h.Received, Address: h.From,
 				LimitValue: int(min(limit>>20, 1<<30))}}
 		if c, err := tx.CustomerByAddress(h.From); err == nil {
-			note.Lang, note.Data.CustomerName = c.Language(), c.Name
+			note.Lang, note.Data.CustomerName, note.Data.ContactName = c.Language(), c.Name, c.ContactName(h.From)
 		}
 		if err := tx.Enqueue(note); err != nil {
 			return 0, err

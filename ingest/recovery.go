@@ -77,7 +77,7 @@ func (a *Applier) underRecoveryLimit(tx *store.Tx, to, kind string, at time.Time
 func (a *Applier) recoveryNotice(kind, to string, c *store.Customer, at time.Time) *store.Notification {
 	return &store.Notification{Kind: kind, To: to, Lang: c.Language(), Automatic: true,
 		MessageID: a.newMessageID(), Created: a.Now(),
-		Data: store.NotifyData{CustomerName: c.Name, CustomerID: c.ID, OrigDate: at}}
+		Data: store.NotifyData{CustomerName: c.Name, ContactName: c.ContactName(to), CustomerID: c.ID, OrigDate: at}}
 }
 
 func (a *Applier) enqueueRecovery(tx *store.Tx, n *store.Notification, at time.Time) error {

@@ -572,12 +572,13 @@ func validFor(d time.Duration, lang string) string {
 // data is what the templates see of a notification.
 func (w *Worker) data(n *store.Notification) templates.Data {
 	d := templates.Data{TicketID: n.TicketID, TicketSubject: n.Data.TicketSubject,
-		CustomerName: n.Data.CustomerName, DueTime: n.Data.Due, Text: n.Data.Text,
+		CustomerName: n.Data.CustomerName, ContactName: n.Data.ContactName, DueTime: n.Data.Due, Text: n.Data.Text,
 		StaffName: n.Data.StaffName, OrigSubject: n.Data.OrigSubject, Address: n.Data.Address,
 		Helpdesk: cmp.Or(w.cfg.From.Name, w.cfg.From.Address), SiteURL: w.cfg.SiteURL,
 		Tier: string(n.Data.Tier), Priority: n.Data.Priority, SurchargeZone: n.Data.SurchargeZone,
 		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
 		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue, Error: n.Data.Error,
+		Auth:     templates.Auth(n.Data.Auth),
 		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang)}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)

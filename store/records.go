@@ -39,6 +39,18 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 		}
 	}
 	c.Phones = phones
+	// A contact name belongs to an address of the customer: one that was removed takes its
+	// name with it.
+	var contacts map[string]string
+	for a, n := range c.Contacts {
+		if a = NormalizeAddress(a); n != "" && slices.Contains(c.Emails, a) {
+			if contacts == nil {
+				contacts = map[string]string{}
+			}
+			contacts[a] = n
+		}
+	}
+	c.Contacts = contacts
 	addrs := tx.tx.Bucket(bCustomerAddr)
 	for _, e := range c.Emails {
 		if v := addrs.Get([]byte(e)); v != nil && binary.BigEndian.Uint64(v) != c.ID {

@@ -125,6 +125,10 @@ type Customer struct {
 	Lang       string    `json:"lang,omitempty"`   // "nl" (default) or "en"
 	Answer     string    `json:"answer,omitempty"` // AnswerEmail (default) or AnswerSite (R14)
 	Created    time.Time `json:"created"`
+	// Contacts are the names of the people behind the addresses, by address (one of Emails),
+	// for greeting them (issue 11): set by staff, or learned from the display name of the
+	// first email from the address. Absent in records written before.
+	Contacts map[string]string `json:"contacts,omitempty"`
 }
 
 // Licence types (R2).
@@ -171,6 +175,25 @@ func (c *Customer) AnswerBy() string {
 		return AnswerEmail
 	}
 	return c.Answer
+}
+
+// ContactName is the name of the person behind addr, one of the customer's addresses, or ""
+// when none is known.
+func (c *Customer) ContactName(addr string) string {
+	return c.Contacts[NormalizeAddress(addr)]
+}
+
+// SetContactName sets (name "": removes) the name of the person behind addr.
+func (c *Customer) SetContactName(addr, name string) {
+	addr = NormalizeAddress(addr)
+	if name == "" {
+		delete(c.Contacts, addr)
+		return
+	}
+	if c.Contacts == nil {
+		c.Contacts = map[string]string{}
+	}
+	c.Contacts[addr] = name
 }
 
 // Login is the customer's login address (R1), where account mail goes (R16).
@@ -356,7 +379,10 @@ const (
 // NotifyData is what a notification's template may show. Customer-supplied strings are
 // escaped by the templates, never trusted.
 type NotifyData struct {
-	CustomerName  string    `json:"customer_name,omitempty"`
+	CustomerName string `json:"customer_name,omitempty"`
+	// ContactName is the person behind the address the notification goes to, when known: the
+	// greeting names them rather than the company (issue 11).
+	ContactName   string    `json:"contact_name,omitempty"`
 	TicketSubject string    `json:"ticket_subject,omitempty"`
 	Due           time.Time `json:"due,omitzero"`
 	Text          string    `json:"text,omitempty"` // the answer text (KindAnswer)
@@ -377,11 +403,24 @@ type NotifyData struct {
 	LimitValue int    `json:"limit_value,omitempty"`
 	// Error is what went wrong with a staff email (staff_error, staff_refused).
 	Error string `json:"error,omitempty"`
+	// Auth is why a staff email was refused (staff_refused), in parts the template words in
+	// the notice's language; Error keeps the English sentence, for notices queued before.
+	Auth AuthReason `json:"auth,omitzero"`
 	// Token asks notify to issue a recovery token of this purpose for CustomerID (and
 	// NewEmail) when it sends: the raw token is never stored, only its hash.
 	TokenPurpose string `json:"token_purpose,omitempty"`
 	CustomerID   uint64 `json:"customer_id,omitempty"`
 	NewEmail     string `json:"new_email,omitempty"`
+}
+
+// AuthReason is why the authentication of an email was not accepted (ingest/authres.Reason):
+// Code names the sentence, the other fields fill it in.
+type AuthReason struct {
+	Code   string `json:"code"`
+	Result string `json:"result,omitempty"`
+	Domain string `json:"domain,omitempty"`
+	Other  string `json:"other,omitempty"`
+	Server string `json:"server,omitempty"`
 }
 
 // Notification is one outgoing message in the outbox.

@@ -62,12 +62,31 @@ type Data struct {
 	LimitKind     string   // tickets_per_month, open_tickets or replies_per_ticket
 	LimitValue    int
 	Error         string // why a staff email was not applied
+	Auth          Auth   // why a staff email's authentication was refused, in parts (staff_refused)
 	Link          string // a recovery link (password_reset, login_confirm)
 	ValidFor      string // how long the link works, in words
 	NewEmail      string // the new login address (R17)
+	// ContactName is the person behind the address the mail goes to, when known: the layout
+	// greets them, and the company (CustomerName) otherwise.
+	ContactName string
 	// ToStaff is set by Render for the kinds that go to staff (staff_*): the layout greets
 	// the team, not the customer the notice is about.
 	ToStaff bool
+	// OwnText is set by Render for an answer: the body is a staff member's own text, with
+	// their greeting and sign-off, so the layout adds neither (issue 11: a customer was
+	// greeted twice); the answer template adds the ticket reference and a footer.
+	OwnText bool
+}
+
+// Auth is why an email's authentication was refused, for the template to say in its own
+// language: Code names the sentence (the codes of ingest/authres.Reason), the other fields fill
+// it in. An empty Code: only Error is known (a notice queued by an older version).
+type Auth struct {
+	Code   string
+	Result string // a dmarc result: none, temperror, ...
+	Domain string // the From domain checked
+	Other  string // the domain judged instead, or the DKIM signer
+	Server string // the authentication server (authserv-id)
 }
 
 // Rendered is one notification, ready to be put into MIME.
@@ -170,6 +189,7 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 		d.Due = FormatDate(d.DueTime.In(s.loc), lang)
 	}
 	d.ToStaff = strings.HasPrefix(kind, "staff_")
+	d.OwnText = kind == "answer"
 	var subj, text, html bytes.Buffer
 	if err := t.ExecuteTemplate(&subj, "subject", d); err != nil {
 		return Rendered{}, fmt.Errorf("render %s subject: %w", key, err)

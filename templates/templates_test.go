@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/authres"
 	"github.com/infobits/helpdesk/templates"
 )
 
@@ -83,8 +84,9 @@ func TestRenderAll(t *testing.T) {
 				t.Errorf("Render(%s).Subject = %q, want %q", key, r.Subject, w.subject)
 			}
 			// Every mail names the customer it is about, except the two that answer a staff
-			// member's own email (refused or in error), which name that email.
-			aboutCustomer := kind != "staff_error" && kind != "staff_refused"
+			// member's own email (refused or in error), which name that email, and the answer,
+			// which is the staff member's text as written (issue 11).
+			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer"
 			if !strings.Contains(r.Text, w.text) || (aboutCustomer && !strings.Contains(r.Text, d.CustomerName)) || !strings.Contains(r.Text, d.Helpdesk) {
 				t.Errorf("Render(%s).Text = %q, want it to contain %q, the customer's name and the helpdesk's", key, r.Text, w.text)
 			}
@@ -142,6 +144,98 @@ func TestRenderFallbacks(t *testing.T) {
 				t.Errorf("Render(%s, %s) = %.40q, %v, want it to greet staff with %q", kind, lang, r.Text, err, greeting)
 			}
 		}
+	}
+}
+
+// Issue 11: greet the person when known, the company otherwise; an answer is the staff
+// member's text as written, with its own greeting and sign-off: the layout adds neither, only
+// the ticket reference and a footer.
+func TestGreeting(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample()
+	for _, tc := range []struct{ lang, contact, want, signOff string }{
+		{"nl", "Piet de Vries", "Beste Piet de Vries,", "Met vriendelijke groet,"},
+		{"nl", "", "Beste Bakkerij de Vries,", "Met vriendelijke groet,"},
+		{"en", "Piet de Vries", "Dear Piet de Vries,", "Kind regards,"},
+		{"en", "", "Dear Bakkerij de Vries,", "Kind regards,"},
+	} {
+		d.ContactName = tc.contact
+		for _, kind := range []string{"ack", "answer_site", "over_limit"} {
+			r, err := s.Render(kind, tc.lang, d)
+			if err != nil || !strings.HasPrefix(r.Text, tc.want+"\n") || !strings.Contains(r.HTML, "<p>"+tc.want+"</p>") ||
+				strings.Count(r.Text, tc.signOff) != 1 {
+				t.Errorf("Render(%s, %s) with contact %q = %.60q, %v; want it to open with %q and sign off once", kind, tc.lang, tc.contact, r.Text, err, tc.want)
+			}
+		}
+		// The answer: the staff member's greeting and sign-off, once each.
+		d.Text = "Beste Alice,\n\nHerstart de kassa.\n\nMet vriendelijke groet,\nJan"
+		r, err := s.Render("answer", tc.lang, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{r.Text, r.HTML} {
+			if strings.Count(body, "Beste ") != 1 || strings.Count(body, "Dear ") != 0 || strings.Count(body, "Met vriendelijke groet") != 1 ||
+				strings.Count(body, "Kind regards") != 0 || !strings.Contains(body, "[Infobits #123]") || !strings.Contains(body, "Infobits Helpdesk") {
+				t.Errorf("Render(answer, %s) = %q, want the staff text's one greeting and sign-off, the reference and the footer", tc.lang, body)
+			}
+		}
+		if !strings.HasPrefix(r.Text, "Beste Alice,\n") {
+			t.Errorf("Render(answer, %s).Text = %.40q, want the staff member's text first", tc.lang, r.Text)
+		}
+	}
+}
+
+// Issue 11: the refusal notice to staff says why in its own language, for every reason
+// ingest/authres gives; the English sentence of an older queued notice (Error) is the fallback.
+func TestStaffRefusedReasons(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample()
+	d.Error = "FALLBACK"
+	codes := map[string][2]string{ // code: the Dutch and English sentence
+		authres.ReasonNotConfigured:   {"Er is geen vertrouwde authenticatieserver ingesteld", "No trusted authentication server is configured"},
+		authres.ReasonNoFromDomain:    {"geen domein om te toetsen aan de Authentication-Results van mx.example", "no domain to check against the Authentication-Results of mx.example"},
+		authres.ReasonNoResults:       {"De e-mail heeft geen Authentication-Results van mx.example", "The email has no Authentication-Results from mx.example"},
+		authres.ReasonDMARCFailNoFrom: {"mx.example meldt dmarc=fail, zonder header.from", "mx.example reports dmarc=fail, without header.from"},
+		authres.ReasonDMARCFail:       {"mx.example meldt dmarc=fail voor infobits.example", "mx.example reports dmarc=fail for infobits.example"},
+		authres.ReasonDMARCNoFrom:     {"mx.example meldt dmarc=temperror, zonder header.from", "mx.example reports dmarc=temperror, without header.from"},
+		authres.ReasonDMARCOtherFrom:  {"meldt dmarc=temperror voor evil.example, niet voor infobits.example", "reports dmarc=temperror for evil.example, not for infobits.example"},
+		authres.ReasonDMARCNotPass:    {"mx.example meldt dmarc=temperror voor infobits.example", "mx.example reports dmarc=temperror for infobits.example"},
+		authres.ReasonDMARCPass:       {"mx.example meldt dmarc=pass voor infobits.example", "mx.example reports dmarc=pass for infobits.example"},
+		authres.ReasonDKIMAligned:     {"meldt dkim=pass voor evil.example (hoort bij infobits.example)", "reports dkim=pass for evil.example (aligned with infobits.example)"},
+		authres.ReasonDKIMUnaligned:   {"meldt dkim=pass voor evil.example, maar dat domein hoort niet bij infobits.example", "reports dkim=pass for evil.example, which is not aligned"},
+		authres.ReasonNoMethods:       {"mx.example meldt geen enkel authenticatieresultaat voor infobits.example", "reports no authentication results at all for infobits.example"},
+		authres.ReasonNoAligned:       {"meldt geen DMARC-resultaat en geen dkim=pass van het domein infobits.example", "reports no DMARC result and no dkim=pass aligned with infobits.example"},
+	}
+	english := []string{" the ", " for ", " by ", " not ", " no ", " and ", " without ", " from ", " with ", " was ", " which ", " reports ", " is configured"}
+	for code, want := range codes {
+		d.Auth = templates.Auth{Code: code, Result: "temperror", Domain: "infobits.example", Other: "evil.example", Server: "mx.example"}
+		for i, lang := range []string{"nl", "en"} {
+			r, err := s.Render("staff_refused", lang, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, body := range map[string]string{"text": r.Text, "html": r.HTML} {
+				if !strings.Contains(strings.Join(strings.Fields(body), " "), want[i]) || strings.Contains(body, "FALLBACK") {
+					t.Errorf("Render(staff_refused, %s) %s for %s lacks %q:\n%s", lang, what, code, want[i], body)
+				}
+				if lang != "nl" {
+					continue
+				}
+				for _, w := range english {
+					if strings.Contains(" "+strings.ToLower(strings.Join(strings.Fields(body), " "))+" ", w) {
+						t.Errorf("Render(staff_refused, nl) %s for %s has the English %q:\n%s", what, code, w, body)
+					}
+				}
+			}
+		}
+		// Every code has its sentence: ingest/authres words the same reason in English.
+		if got := (authres.Reason{Code: code}).String(); got == code {
+			t.Errorf("authres.Reason{%s}.String() = %q, want a sentence", code, got)
+		}
+	}
+	d.Auth = templates.Auth{} // a notice queued before the reason had parts
+	if r, _ := s.Render("staff_refused", "nl", d); !strings.Contains(r.Text, "FALLBACK") {
+		t.Errorf("Render(staff_refused) without a code = %q, want the Error sentence", r.Text)
 	}
 }
 
@@ -249,6 +343,7 @@ func TestCustomerStrings(t *testing.T) {
 	s := load(t, "")
 	d := templates.Sample()
 	d.CustomerName = `<script>alert("naam")</script>`
+	d.ContactName = `<script>alert("contact")</script>`
 	d.TicketSubject = "Kassa\"><img src=x onerror=alert(1)>\r\nBcc: evil@example.com\n\tkapot\x00"
 	d.OrigSubject = d.TicketSubject
 	d.Text = "<b>vet</b> & \"quote\""

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/mail"
 	"reflect"
 	"slices"
@@ -24,8 +25,8 @@ const (
 	customerFieldArgs = "[-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract[=false]] " +
 		"[-licence L|S|N|TSPos|other] [-philanthropic[=false]] [-arrears[=false]] " +
 		"[-maintainer vendor|third-party|none] [-phone NUMBER]... [-lang nl|en] [-answer email|site]"
-	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME " + customerFieldArgs
-	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-name NAME] " + customerFieldArgs
+	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME [-contact NAME] " + customerFieldArgs
+	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
 	customerShowArgs   = "ADDR [-json] [-at YYYY-MM-DD]"
 	customerStatusArgs = "ADDR [-at YYYY-MM-DD]"
 	customerImportArgs = "FILE [-partial] [-dry-run]"
@@ -360,13 +361,41 @@ func customerRows(c *store.Customer) [][2]string {
 		{"phones", dash(strings.Join(c.Phones, ", "))},
 		{"lang", c.Language()},
 		{"answer", c.AnswerBy()},
+		{"contacts", dash(contactList(c))},
 	}
+}
+
+// contactList is the customer's contact names as "Piet de Vries <piet@…>", in address order.
+func contactList(c *store.Customer) string {
+	var out []string
+	for _, a := range c.Emails {
+		if n := c.ContactName(a); n != "" {
+			out = append(out, n+" <"+a+">")
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// contactFlag is the -contact flag of customer add and set: the name of the person behind an
+// address, to greet them by (issue 11).
+func contactFlag(fs *flag.FlagSet, which string) *string {
+	return fs.String("contact", "", "`name` of the person behind "+which+", to greet them by in mail (\"\" removes it)")
+}
+
+// contactName checks a -contact value.
+func contactName(s string) (string, error) {
+	n := policy.CleanName(s)
+	if n == "" && strings.TrimSpace(s) != "" {
+		return "", fmt.Errorf("%w: -contact %q: want a name of at most 64 characters", errUsage, s)
+	}
+	return n, nil
 }
 
 func cloneCustomer(c *store.Customer) *store.Customer {
 	n := *c
 	n.Emails = slices.Clone(c.Emails)
 	n.Phones = slices.Clone(c.Phones)
+	n.Contacts = maps.Clone(c.Contacts)
 	return &n
 }
 
@@ -384,6 +413,7 @@ func putError(what string, err error) error {
 func runCustomerAdd(e *env, args []string) error {
 	fs, _ := newFlags(e, "customer add", customerAddArgs)
 	vals := customerFlags(fs, false)
+	contact := contactFlag(fs, "the first -email address")
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
@@ -394,6 +424,11 @@ func runCustomerAdd(e *env, args []string) error {
 	if err := applyFlags(c, fs, vals); err != nil {
 		return err
 	}
+	name, err := contactName(*contact)
+	if err != nil {
+		return err
+	}
+	c.SetContactName(c.Login(), name)
 	if err := e.db.Update(e.ctx, func(tx *store.Tx) error { return putError("add", tx.PutCustomer(c)) }); err != nil {
 		return err
 	}
@@ -405,6 +440,7 @@ func runCustomerAdd(e *env, args []string) error {
 func runCustomerSet(e *env, args []string) error {
 	fs, _ := newFlags(e, "customer set", customerSetArgs)
 	vals := customerFlags(fs, true)
+	contact := contactFlag(fs, "ADDR")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -414,16 +450,25 @@ func runCustomerSet(e *env, args []string) error {
 		return err
 	}
 	n := 0
+	setContact := false
 	fs.Visit(func(f *flag.Flag) {
 		if _, ok := vals[f.Name]; ok {
 			n++
 		}
+		setContact = setContact || f.Name == "contact"
 	})
+	if setContact {
+		n++
+	}
 	if n == 0 {
 		return fmt.Errorf("%w: nothing to change: give one or more of the flags", errUsage)
 	}
 	// Parse before the transaction: a bad value is a usage error, whoever the customer is.
 	if err := applyFlags(newCustomer(time.Time{}), fs, vals); err != nil {
+		return err
+	}
+	name, err := contactName(*contact)
+	if err != nil {
 		return err
 	}
 	var old, c *store.Customer
@@ -435,6 +480,9 @@ func runCustomerSet(e *env, args []string) error {
 		c = cloneCustomer(old)
 		if err := applyFlags(c, fs, vals); err != nil {
 			return err
+		}
+		if setContact {
+			c.SetContactName(addr, name)
 		}
 		if reflect.DeepEqual(customerRows(old), customerRows(c)) {
 			return nil

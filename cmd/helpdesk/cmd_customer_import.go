@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -39,6 +40,8 @@ const importColumns = `The file is CSV (comma-separated, UTF-8, a header row fir
   phones         registered numbers separated by ';' (+31…, 0031… or 0…)
   lang           nl (default) or en
   answer         email (default) or site
+  contact        the name of the person behind each address of email, separated by ';'
+                 in the same order ("Piet de Vries" alone: the first address)
   login          make this address the login (it is added if the customer does not have it)
   remove_email   addresses to remove from the customer, separated by ';'
   remove_phones  numbers to remove from the customer, separated by ';'
@@ -46,7 +49,7 @@ The header needs email or id. A row changes the customer its id names or, withou
 the customer its addresses belong to; a row whose addresses belong to two customers is
 rejected. A row that names no customer adds one (email and name required).
 An empty cell keeps the customer's value (a new customer gets the default); "-" sets the
-default: no end date, unknown licence, no numbers. Addresses and numbers in a cell are added
+default: no end date, unknown licence, no numbers, no contact name. Addresses and numbers in a cell are added
 to the customer's; only login changes the login and only remove_email and remove_phones remove.
 Every change is printed ("customer 1: sla SLA24 -> SLA8"); -dry-run prints the same and
 writes nothing. Every row is checked first; rejected lines are reported as "line N: reason".
@@ -69,6 +72,7 @@ const (
 	colLogin        = "login"
 	colRemoveEmail  = "remove_email"
 	colRemovePhones = "remove_phones"
+	colContact      = "contact"
 )
 
 type importRow struct {
@@ -83,6 +87,7 @@ type importRow struct {
 	removeEmails []string
 	phones       []string // the phones cell ("-" or empty: none)
 	removePhones []string
+	contacts     []string // the contact cell: a name per address of the email cell ("" keeps, "-" removes)
 
 	// Decided in the transaction.
 	old     *store.Customer // the customer the row changes; nil when it adds one
@@ -240,6 +245,14 @@ func parseRow(r *importRow, columns []string) {
 			r.removeEmails, err = parseEmails(strings.Split(cell, ";"))
 		case colRemovePhones:
 			r.removePhones, err = parsePhones(strings.Split(cell, ";"))
+		case colContact:
+			for _, n := range strings.Split(cell, ";") {
+				n = strings.TrimSpace(n)
+				if n != "" && n != clearCell && policy.CleanName(n) == "" {
+					err = fmt.Errorf("%q: want a name of at most 64 characters", n)
+				}
+				r.contacts = append(r.contacts, n)
+			}
 		default:
 			if cell == clearCell {
 				cell = ""
@@ -382,7 +395,7 @@ func applyRow(r *importRow, columns []string) {
 	for _, col := range columns {
 		cell := r.cells[col]
 		switch col {
-		case colID, colEmail, colLogin, colRemoveEmail, colRemovePhones:
+		case colID, colEmail, colLogin, colRemoveEmail, colRemovePhones, colContact:
 			continue
 		case colPhones:
 			switch cell {
@@ -433,6 +446,26 @@ func applyRow(r *importRow, columns []string) {
 	}
 	if len(c.Emails) == 0 {
 		r.reject("email is required")
+		return
+	}
+	// The n-th contact name is the n-th address's of the email cell; a row without addresses
+	// names the login's.
+	addrs := r.emails
+	if len(addrs) == 0 {
+		addrs = []string{c.Login()}
+	}
+	if len(r.contacts) > len(addrs) {
+		r.reject("contact has %d names for %d addresses: give them in the order of the email cell, separated by ';'", len(r.contacts), len(addrs))
+		return
+	}
+	for i, n := range r.contacts {
+		switch n {
+		case "":
+		case clearCell:
+			c.SetContactName(addrs[i], "")
+		default:
+			c.SetContactName(addrs[i], policy.CleanName(n))
+		}
 	}
 }
 
@@ -514,12 +547,14 @@ func importColumn(h string) string {
 		return colRemoveEmail
 	case "remove_phone":
 		return colRemovePhones
+	case "contacts", "contact_name", "contactpersoon":
+		return colContact
 	}
 	return h
 }
 
 // importOnlyColumns are the columns of customer import that are not customer fields.
-var importOnlyColumns = []string{colID, colLogin, colRemoveEmail, colRemovePhones}
+var importOnlyColumns = []string{colID, colContact, colLogin, colRemoveEmail, colRemovePhones}
 
 // readImport reads the header and the rows. A bad header is an error; a bad row is a row
 // with errors.

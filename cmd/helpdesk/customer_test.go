@@ -55,12 +55,12 @@ func TestCustomerAddShowSet(t *testing.T) {
 		"emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl", "kassa@bakkerijdevries.nl"}, // the first is the login (R1)
 		"sla":    "SLA8", "valid_until": "2027-12-31", "contract": true, "licence": "infokas-l", "philanthropic": true,
 		"arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site",
-		"on": "2027-06-01", "effective_sla": "SLA8", "status": "geldig tot 31-12-2027"}
+		"contacts": map[string]any{}, "on": "2027-06-01", "effective_sla": "SLA8", "status": "geldig tot 31-12-2027"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("show -json =\n%v\nwant\n%v", got, want)
 	}
 	if cs := listCustomers(t, env); len(cs) != 1 || !reflect.DeepEqual(slices.Sorted(maps.Keys(cs[0])),
-		[]string{"answer", "arrears", "contract", "emails", "id", "lang", "licence", "maintainer", "name", "philanthropic", "phones", "sla", "valid_until"}) {
+		[]string{"answer", "arrears", "contacts", "contract", "emails", "id", "lang", "licence", "maintainer", "name", "philanthropic", "phones", "sla", "valid_until"}) {
 		t.Errorf("list -json = %v", cs)
 	}
 	text := mustRun(t, env, "customer", "show", "info@bakkerijdevries.nl", "-at", "2028-01-01")
@@ -490,6 +490,56 @@ func TestCustomerImportKeepsData(t *testing.T) {
 	}
 	if cs := listCustomers(t, env); len(cs) != 2 {
 		t.Errorf("customers = %d, want 2", len(cs))
+	}
+}
+
+// Issue 11: an address can carry the name of the person behind it, to greet them by: set
+// with customer add/set -contact and the CSV column contact, shown by customer show.
+func TestCustomerContacts(t *testing.T) {
+	env := newPeers(t).env()
+	contacts := func(addr string) map[string]any {
+		t.Helper()
+		c, _ := showCustomer(t, env, addr)["contacts"].(map[string]any)
+		return c
+	}
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl,piet@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-contact", " Marieke  de Vries ")
+	if c := contacts("piet@bakkerijdevries.nl"); !reflect.DeepEqual(c, map[string]any{"info@bakkerijdevries.nl": "Marieke de Vries"}) {
+		t.Errorf("add -contact: contacts = %v, want the login's", c)
+	}
+	if out := mustRun(t, env, "customer", "set", "PIET@bakkerijdevries.nl", "-contact", "Piet de Vries"); !strings.Contains(out,
+		"contacts: Marieke de Vries <info@bakkerijdevries.nl> -> Marieke de Vries <info@bakkerijdevries.nl>, Piet de Vries <piet@bakkerijdevries.nl>") {
+		t.Errorf("set -contact = %q", out)
+	}
+	if text := mustRun(t, env, "customer", "show", "info@bakkerijdevries.nl"); !strings.Contains(text, "Marieke de Vries <info@bakkerijdevries.nl>, Piet de Vries <piet@bakkerijdevries.nl>") {
+		t.Errorf("show lacks the contacts:\n%s", text)
+	}
+	mustRun(t, env, "customer", "set", "info@bakkerijdevries.nl", "-contact", "")
+	if c := contacts("info@bakkerijdevries.nl"); !reflect.DeepEqual(c, map[string]any{"piet@bakkerijdevries.nl": "Piet de Vries"}) {
+		t.Errorf(`set -contact "": contacts = %v`, c)
+	}
+	// A removed address takes its contact name with it.
+	mustRun(t, env, "customer", "set", "info@bakkerijdevries.nl", "-email", "info@bakkerijdevries.nl")
+	if c := contacts("info@bakkerijdevries.nl"); len(c) != 0 {
+		t.Errorf("contacts after removing the address = %v", c)
+	}
+	if r := runBin(t, env, "customer", "set", "info@bakkerijdevries.nl", "-contact", strings.Repeat("x", 65)); r.code != 2 || !strings.Contains(r.stderr, "-contact") {
+		t.Errorf("too long a name: exit %d, %q", r.code, r.stderr)
+	}
+
+	// CSV: the n-th name is the n-th address's; an empty entry keeps, "-" removes.
+	f := writeCSV(t, "email,contact\ninfo@bakkerijdevries.nl;bestel@bakkerijdevries.nl,Marieke de Vries;Jan Bos\n")
+	if out := mustRun(t, env, "customer", "import", f); out != "customer 1: emails info@bakkerijdevries.nl -> info@bakkerijdevries.nl, bestel@bakkerijdevries.nl\n"+
+		"customer 1: contacts - -> Marieke de Vries <info@bakkerijdevries.nl>, Jan Bos <bestel@bakkerijdevries.nl>\n"+
+		"imported: 0 created, 1 updated, 0 unchanged, 0 rejected\n" {
+		t.Errorf("import contact = %q", out)
+	}
+	if out := mustRun(t, env, "customer", "import", writeCSV(t, "email,contact\nbestel@bakkerijdevries.nl,-\n")); out != "customer 1: contacts Marieke de Vries <info@bakkerijdevries.nl>, Jan Bos <bestel@bakkerijdevries.nl> -> Marieke de Vries <info@bakkerijdevries.nl>\n"+
+		"imported: 0 created, 1 updated, 0 unchanged, 0 rejected\n" {
+		t.Errorf(`import contact "-" = %q`, out)
+	}
+	r := runBin(t, env, "customer", "import", writeCSV(t, "email,name,contact\nkassa@slagerijjansen.nl,Slagerij Jansen,Henk;Els\n"))
+	if r.code != 1 || !strings.Contains(r.stderr, "line 2: contact has 2 names for 1 addresses") {
+		t.Errorf("two names for one address: exit %d, %q", r.code, r.stderr)
 	}
 }
 

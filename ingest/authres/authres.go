@@ -152,6 +152,75 @@ func (v Verdict) String() string {
 // mx.infobits.example" or "no Authentication-Results from mx.infobits.example"; the values
 // quoted from the header are cut short and stripped of control characters.
 func Check(values []string, trustedID, fromDomain string) (v Verdict, reason string) {
+	v, r := Explain(values, trustedID, fromDomain)
+	return v, r.String()
+}
+
+// Reason is why Explain gave its verdict, in parts, so that a notice can say it in its own
+// language (issue 11: a Dutch notice to staff carried an English sentence). Code says which
+// sentence; the other fields fill it in, already cut short and stripped of control characters.
+type Reason struct {
+	Code   string // one of the Reason* codes
+	Result string // the dmarc result named (ReasonDMARCNoFrom, ReasonDMARCOtherFrom, ReasonDMARCNotPass)
+	Domain string // the From domain checked
+	Other  string // the domain the server judged instead (ReasonDMARCOtherFrom), the DKIM signer (ReasonDKIM*)
+	Server string // the authserv-id of the header used, or the trusted id when none was found
+}
+
+// The codes of a Reason.
+const (
+	ReasonNotConfigured   = "not_configured"     // no trusted authentication server configured
+	ReasonNoFromDomain    = "no_from_domain"     // the From has no domain to check
+	ReasonNoResults       = "no_results"         // no Authentication-Results from the trusted server
+	ReasonDMARCFailNoFrom = "dmarc_fail_no_from" // dmarc=fail without header.from
+	ReasonDMARCFail       = "dmarc_fail"         // dmarc=fail for the From domain
+	ReasonDMARCNoFrom     = "dmarc_no_from"      // a dmarc result without header.from
+	ReasonDMARCOtherFrom  = "dmarc_other_from"   // a dmarc result for another domain than the From's
+	ReasonDMARCNotPass    = "dmarc_not_pass"     // dmarc=none, temperror, ... for the From domain
+	ReasonDMARCPass       = "dmarc_pass"
+	ReasonDKIMAligned     = "dkim_aligned"   // no dmarc result, an aligned dkim=pass
+	ReasonDKIMUnaligned   = "dkim_unaligned" // no dmarc result, a dkim=pass of another domain
+	ReasonNoMethods       = "no_methods"     // the trusted header has no results at all
+	ReasonNoAligned       = "no_aligned"     // no dmarc result and no aligned dkim=pass
+)
+
+// String is the reason as a short English sentence for staff and logs, such as "dmarc=pass
+// for infobits.example by mx.infobits.example".
+func (r Reason) String() string {
+	by := " by " + r.Server
+	switch r.Code {
+	case ReasonNotConfigured:
+		return "no trusted authentication server configured"
+	case ReasonNoFromDomain:
+		return "no From domain to check against the Authentication-Results of " + r.Server
+	case ReasonNoResults:
+		return "no Authentication-Results from " + r.Server
+	case ReasonDMARCFailNoFrom:
+		return "dmarc=fail (no header.from)" + by
+	case ReasonDMARCFail:
+		return "dmarc=fail for " + r.Domain + by
+	case ReasonDMARCNoFrom:
+		return "dmarc=" + r.Result + " without header.from" + by
+	case ReasonDMARCOtherFrom:
+		return "dmarc=" + r.Result + " is for " + r.Other + ", not " + r.Domain + " (the server read another From)" + by
+	case ReasonDMARCNotPass:
+		return "dmarc=" + r.Result + " for " + r.Domain + by
+	case ReasonDMARCPass:
+		return "dmarc=pass for " + r.Domain + by
+	case ReasonDKIMAligned:
+		return "dkim=pass for " + r.Other + " (aligned with " + r.Domain + ")" + by + ", no dmarc result"
+	case ReasonDKIMUnaligned:
+		return "dkim=pass for " + r.Other + " is not aligned with " + r.Domain + by + ", no dmarc result"
+	case ReasonNoMethods:
+		return "no authentication results for " + r.Domain + by
+	case ReasonNoAligned:
+		return "no dmarc result and no aligned dkim=pass for " + r.Domain + by
+	}
+	return r.Code
+}
+
+// Explain is Check with the reason in parts (see Reason).
+func Explain(values []string, trustedID, fromDomain string) (Verdict, Reason) {
 	// Issue 5: "Authentication-Results from anyone but the trusted server are ignored": the
 	// configured id must match a field's id exactly as Parse reads it, so it is trimmed only of
 	// the white space Parse skips (SP, HTAB, CR, LF). strings.TrimSpace, used before, also cut
@@ -161,7 +230,7 @@ func Check(values []string, trustedID, fromDomain string) (v Verdict, reason str
 	// server: none is trusted.
 	trustedID = strings.Trim(trustedID, " \t\r\n")
 	if trustedID == "" || strings.ContainsFunc(trustedID, unicode.IsControl) {
-		return None, "no trusted authentication server configured"
+		return None, Reason{Code: ReasonNotConfigured}
 	}
 	domain := normDomain(fromDomain)
 	for _, value := range values {
@@ -170,16 +239,18 @@ func Check(values []string, trustedID, fromDomain string) (v Verdict, reason str
 			continue
 		}
 		if domain == "" {
-			return None, "no From domain to check against the Authentication-Results of " + clean(r.AuthServID)
+			return None, Reason{Code: ReasonNoFromDomain, Server: clean(r.AuthServID)}
 		}
 		return verdict(r, domain)
 	}
-	return None, "no Authentication-Results from " + clean(trustedID)
+	return None, Reason{Code: ReasonNoResults, Server: clean(trustedID)}
 }
 
 // verdict applies the rules of Check to the trusted header r; domain is normalized.
-func verdict(r Result, domain string) (Verdict, string) {
-	by := " by " + clean(r.AuthServID)
+func verdict(r Result, domain string) (Verdict, Reason) {
+	why := func(code string) Reason {
+		return Reason{Code: code, Domain: clean(domain), Server: clean(r.AuthServID)}
+	}
 	var dmarc []Method
 	for _, m := range r.Methods {
 		if m.Name == "dmarc" {
@@ -193,26 +264,32 @@ func verdict(r Result, domain string) (Verdict, string) {
 			}
 			switch hf := normDomain(m.Props["header.from"]); {
 			case hf == "":
-				return Fail, "dmarc=fail (no header.from)" + by
+				return Fail, why(ReasonDMARCFailNoFrom)
 			case hf == domain:
-				return Fail, "dmarc=fail for " + clean(domain) + by
+				return Fail, why(ReasonDMARCFail)
 			}
 		}
 		for _, m := range dmarc {
 			switch hf := normDomain(m.Props["header.from"]); {
 			case hf == "":
-				return None, "dmarc=" + clean(m.Result) + " without header.from" + by
+				w := why(ReasonDMARCNoFrom)
+				w.Result = clean(m.Result)
+				return None, w
 			case hf != domain:
 				// The server judged another From than the one the gateway read: several From
 				// fields, or one that parsers read differently ("<a@cust.nl@evil.example>",
 				// an address in a comment). An attacker's way to borrow a customer's name
 				// with a pass for their own domain: not a proof for this From.
-				return Fail, "dmarc=" + clean(m.Result) + " is for " + clean(hf) + ", not " + clean(domain) + " (the server read another From)" + by
+				w := why(ReasonDMARCOtherFrom)
+				w.Result, w.Other = clean(m.Result), clean(hf)
+				return Fail, w
 			case m.Result != "pass":
-				return None, "dmarc=" + clean(m.Result) + " for " + clean(domain) + by
+				w := why(ReasonDMARCNotPass)
+				w.Result = clean(m.Result)
+				return None, w
 			}
 		}
-		return Pass, "dmarc=pass for " + clean(domain) + by
+		return Pass, why(ReasonDMARCPass)
 	}
 
 	var unaligned string
@@ -225,7 +302,9 @@ func verdict(r Result, domain string) (Verdict, string) {
 			d = normDomain(m.Props["header.i"])
 		}
 		if d != "" && OrgDomain(d) == OrgDomain(domain) {
-			return Pass, "dkim=pass for " + clean(d) + " (aligned with " + clean(domain) + ")" + by + ", no dmarc result"
+			w := why(ReasonDKIMAligned)
+			w.Other = clean(d)
+			return Pass, w
 		}
 		if unaligned == "" {
 			unaligned = d
@@ -233,11 +312,13 @@ func verdict(r Result, domain string) (Verdict, string) {
 	}
 	switch {
 	case unaligned != "":
-		return None, "dkim=pass for " + clean(unaligned) + " is not aligned with " + clean(domain) + by + ", no dmarc result"
+		w := why(ReasonDKIMUnaligned)
+		w.Other = clean(unaligned)
+		return None, w
 	case len(r.Methods) == 0:
-		return None, "no authentication results for " + clean(domain) + by
+		return None, why(ReasonNoMethods)
 	}
-	return None, "no dmarc result and no aligned dkim=pass for " + clean(domain) + by
+	return None, why(ReasonNoAligned)
 }
 
 // OrgDomain returns the organizational domain (RFC 7489 section 3.2) of domain, lower case

@@ -143,8 +143,10 @@ type Decision struct {
 	Staff *StaffAction
 	// StaffError is why a staff email was not applied (for the reply to the staff member).
 	StaffError string
-	// Auth is what the trusted server's Authentication-Results said of the sender.
-	Auth string
+	// Auth is what the trusted server's Authentication-Results said of the sender;
+	// AuthReason the same in parts, for a notice that says it in its own language.
+	Auth       string
+	AuthReason authres.Reason
 	// Bounce is the notification a delivery report is about (ActionBounce).
 	Bounce *Bounce
 }
@@ -276,11 +278,12 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 	case e.FromCount > 1:
 		return hold(store.HeldNoSender, fmt.Sprintf("the From header names %d addresses; the sender is ambiguous", e.FromCount))
 	}
-	auth, authReason := authres.None, "no trusted authentication server configured"
+	auth, why := authres.None, authres.Reason{Code: authres.ReasonNotConfigured}
 	if r.AuthServID != "" {
-		auth, authReason = authres.Check(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
+		auth, why = authres.Explain(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
 	}
-	d.Auth = authReason
+	authReason := why.String()
+	d.Auth, d.AuthReason = authReason, why
 
 	// Issue 5 (R10: only the customer or staff add to a ticket): a report whose From fails
 	// DMARC at the trusted server is forged — filed as a bounce it would put the forger's text

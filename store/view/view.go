@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -125,6 +126,8 @@ type Customer struct {
 	Phones        []string `json:"phones"`     // registered numbers, +31… (R19); [] when none
 	Lang          string   `json:"lang"`       // nl or en
 	Answer        string   `json:"answer"`     // email or site (R14)
+	// Contacts are the names of the people behind the addresses, by address; {} when none.
+	Contacts map[string]string `json:"contacts"`
 }
 
 // Held is an email that did not become a ticket message, with its reason.
@@ -144,10 +147,15 @@ type Held struct {
 
 // CustomerOf converts a customer record.
 func CustomerOf(c *store.Customer) Customer {
-	return Customer{ID: c.ID, Name: c.Name, Emails: slices.Clone(c.Emails), SLA: string(c.Tier),
+	out := Customer{ID: c.ID, Name: c.Name, Emails: slices.Clone(c.Emails), SLA: string(c.Tier),
 		ValidUntil: c.ValidUntil.String(), Contract: c.Contract, Licence: c.Licence,
 		Philanthropic: c.Philanthropic, Arrears: c.Arrears, Maintainer: c.MaintainedBy(),
-		Phones: append([]string{}, c.Phones...), Lang: c.Language(), Answer: c.AnswerBy()}
+		Phones: append([]string{}, c.Phones...), Lang: c.Language(), Answer: c.AnswerBy(),
+		Contacts: maps.Clone(c.Contacts)}
+	if out.Contacts == nil {
+		out.Contacts = map[string]string{}
+	}
+	return out
 }
 
 // Customers lists every customer in number order.

@@ -42,7 +42,9 @@ func fill(t *testing.T, db *store.DB) {
 	err := db.Update(ctx, func(tx *store.Tx) error {
 		for _, c := range []*store.Customer{
 			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerij.nl", "piet@bakkerij.nl"}, Tier: store.SLA8, ValidUntil: store.Date{Year: 2027, Month: 1, Day: 31}, Contract: true,
-				Licence: store.LicenceInfokasL, Arrears: true, Maintainer: store.MaintainerThirdParty, Phones: []string{"+31612345678", "+31201234567"}, Lang: "en", Answer: store.AnswerSite},
+				Licence: store.LicenceInfokasL, Arrears: true, Maintainer: store.MaintainerThirdParty, Phones: []string{"+31612345678", "+31201234567"}, Lang: "en", Answer: store.AnswerSite,
+				// A name for an address the customer does not have is dropped by PutCustomer.
+				Contacts: map[string]string{"PIET@bakkerij.nl": "Piet de Vries", "oud@bakkerij.nl": "Oud"}},
 			// Stored before the fields of R2–R19 existed: the defaults show (nl, vendor, email, no phones).
 			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerij.nl"}, Tier: store.SLA24, Philanthropic: true},
 		} {
@@ -245,12 +247,14 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("Customers() = %d, want 2", len(cs))
 	}
 	// The customer fields of R2 (licence), R4 (philanthropic), R5 (arrears), R13 (maintainer),
-	// R19 (phones), language and R14 (answer) are always present, with their defaults.
+	// R19 (phones), language, R14 (answer) and the contact names are always present, with
+	// their defaults.
 	wantCs := []any{
 		map[string]any{"id": 1.0, "name": "Bakkerij de Vries", "emails": []any{"info@bakkerij.nl", "piet@bakkerij.nl"}, "sla": "SLA8", "valid_until": "2027-01-31", "contract": true,
-			"licence": "infokas-l", "philanthropic": false, "arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site"},
+			"licence": "infokas-l", "philanthropic": false, "arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site",
+			"contacts": map[string]any{"piet@bakkerij.nl": "Piet de Vries"}},
 		map[string]any{"id": 2.0, "name": "Slagerij Jansen", "emails": []any{"kassa@slagerij.nl"}, "sla": "SLA24", "valid_until": "", "contract": false,
-			"licence": "", "philanthropic": true, "arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email"},
+			"licence": "", "philanthropic": true, "arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email", "contacts": map[string]any{}},
 	}
 	if !reflect.DeepEqual(cs, wantCs) {
 		t.Errorf("Customers() JSON = %v, want %v", cs, wantCs)
