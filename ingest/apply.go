@@ -153,14 +153,23 @@ func (a *Applier) ingestedBefore(tx *store.Tx, e *mailparse.Email) (store.Ref, b
 	return store.Ref{}, false, nil
 }
 
+// ReleaseOptions are the operator's choices for Release.
+type ReleaseOptions struct {
+	// AsStaff: an email from a staff address held as unverified is applied as that staff
+	// member's answer; the operator vouches for it.
+	AsStaff bool
+	// By is the operator's user, recorded on the held email and logged.
+	By string
+}
+
 // Release turns a held email into the ticket or reply it would have been, with the SLA24
 // limits lifted (R11: staff decide to help after all). An email that would still be held
-// (an unknown sender, say) is refused with the reason; the held record stays either way, marked
-// released, so nothing is lost and nothing is released twice.
-func (a *Applier) Release(tx *store.Tx, heldID uint64) (Outcome, error) {
+// (an unknown sender, say) is refused with what would make it work; the held record stays
+// either way, marked released, so nothing is lost and nothing is released twice.
+func (a *Applier) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcome, error) {
 	h, err := tx.Held(heldID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Outcome{}, fmt.Errorf("no held email %d", heldID)
+		return Outcome{}, fmt.Errorf("no held email %d (helpdesk ticket held -all lists them)", heldID)
 	}
 	if err != nil {
 		return Outcome{}, err
@@ -170,27 +179,114 @@ func (a *Applier) Release(tx *store.Tx, heldID uint64) (Outcome, error) {
 	case h.Released:
 		return out, fmt.Errorf("held email %d was released already (ticket %d)", h.ID, h.ReleasedAs.TicketID)
 	case h.RawSHA256 == "":
-		return out, fmt.Errorf("held email %d (%s) was never fetched; deal with it in the mailbox", h.ID, h.Reason)
+		return out, fmt.Errorf("held email %d (%s) was never fetched: it is still in the mailbox, deal with it there, then dismiss it with: helpdesk ticket held dismiss %d", h.ID, h.Reason, h.ID)
 	}
 	raw, err := tx.Raw(h.RawSHA256)
 	if err != nil {
 		return out, fmt.Errorf("raw message of held email %d: %w", h.ID, err)
 	}
 	e := mailparse.Parse(raw, h.Received)
-	d, err := a.Policy.DecideRelease(e, tx)
+	d, err := a.Policy.DecideRelease(e, tx, o.AsStaff)
 	if err != nil {
 		return out, fmt.Errorf("decide: %w", err)
 	}
 	if d.Action == policy.ActionHold {
-		return out, fmt.Errorf("held email %d cannot become a ticket message: %s (%s)", h.ID, d.HoldReason, d.HoldDetail)
+		return out, fmt.Errorf("held email %d cannot become a ticket message: %s (%s); %s", h.ID, d.HoldReason, d.HoldDetail, releaseHint(h, e, d))
 	}
 	out, err = a.apply(tx, e, d, h.Source, h.RawSHA256)
 	if err != nil {
 		return out, err
 	}
-	h.Released, h.ReleasedAt = true, a.Now()
+	h.Released, h.ReleasedAt, h.ReleasedBy = true, a.Now(), o.By
 	h.ReleasedAs = store.Ref{TicketID: out.TicketID}
 	return out, tx.PutHeld(h)
+}
+
+// releaseHint tells the operator exactly what makes a refused release work.
+func releaseHint(h *store.Held, e *mailparse.Email, d policy.Decision) string {
+	switch d.HoldReason {
+	case store.HeldUnknownSender:
+		return fmt.Sprintf("make the address a customer's first — a new customer: helpdesk customer add -email %s -name NAME; "+
+			"or an address of an existing one: helpdesk customer set EXISTING-ADDRESS -email EXISTING-ADDRESSES,%s — then run helpdesk ticket release %d again",
+			e.From, e.From, h.ID)
+	case store.HeldStaffUnverified:
+		return fmt.Sprintf("if you are sure %s wrote it, release it as their answer with: helpdesk ticket release %d -as-staff (logged with your user name)", e.From, h.ID)
+	case store.HeldStaffNoTicket:
+		return fmt.Sprintf("a staff email must name a ticket: ask %s to answer the customer's email or put the ticket reference in the subject; then dismiss this one: helpdesk ticket held dismiss %d", e.From, h.ID)
+	case store.HeldStaffCommand:
+		return fmt.Sprintf("ask %s to send it again with the command corrected; then dismiss this one: helpdesk ticket held dismiss %d", e.From, h.ID)
+	case store.HeldNoSender, store.HeldUnparseable:
+		return fmt.Sprintf("read it in the mailbox and answer the sender yourself; then: helpdesk ticket held dismiss %d", h.ID)
+	case store.HeldAutomatic, store.HeldSpoofed:
+		return fmt.Sprintf("nothing should answer it; dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+	case store.HeldRecovery:
+		return fmt.Sprintf("a recovery request is answered automatically, not made a ticket; dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+	}
+	return fmt.Sprintf("dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+}
+
+// Dismiss marks held emails handled: staff saw them and nothing more is to be done. They are
+// kept (ticket held -all lists them) and no longer reported.
+func (a *Applier) Dismiss(tx *store.Tx, ids []uint64, note, by string) error {
+	for _, id := range ids {
+		h, err := tx.Held(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no held email %d (helpdesk ticket held -all lists them)", id)
+		}
+		if err != nil {
+			return err
+		}
+		if h.Released {
+			return fmt.Errorf("held email %d was released already (ticket %d): nothing to dismiss", id, h.ReleasedAs.TicketID)
+		}
+		h.Dismissed, h.DismissedAt, h.DismissedBy, h.DismissNote = true, a.Now(), by, note
+		if err := tx.PutHeld(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heldPerNotice bounds the held emails one staff_held notice lists; more wait for the next.
+const heldPerNotice = 50
+
+// ReportHeld queues one notice to the staff list of the held emails it has not been told of
+// (issue 11: held mail is seen). A burst is gathered: after a notice, the next waits until
+// every has passed. It returns when the next notice may go (zero: nothing is waiting). Without
+// a staff list nothing is sent; the emails stay in ticket held.
+func (a *Applier) ReportHeld(tx *store.Tx, every time.Duration) (time.Time, error) {
+	to := a.Policy.StaffList()
+	if to == "" || a.Quiet {
+		return time.Time{}, nil
+	}
+	pending, err := tx.HeldPending(heldPerNotice)
+	if err != nil || len(pending) == 0 {
+		return time.Time{}, err
+	}
+	now := a.Now()
+	if next := tx.LastHeldNotice().Add(every); now.Before(next) {
+		return next, nil
+	}
+	note := &store.Notification{Kind: store.KindStaffHeld, To: to, Lang: cmp.Or(a.Lang, "nl"),
+		MessageID: a.newMessageID(), Created: now}
+	for _, h := range pending {
+		note.Data.Held = append(note.Data.Held, store.HeldItem{ID: h.ID, From: h.From, Subject: h.Subject,
+			Reason: h.Reason, Detail: h.Detail, Received: h.Received})
+		h.Reported = now
+		if err := tx.PutHeld(h); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if err := tx.Enqueue(note); err != nil {
+		return time.Time{}, fmt.Errorf("queue held notice: %w", err)
+	}
+	if err := tx.SetLastHeldNotice(now); err != nil {
+		return time.Time{}, err
+	}
+	if more, err := tx.HeldPending(1); err != nil || len(more) == 0 {
+		return time.Time{}, err
+	}
+	return now.Add(every), nil
 }
 
 // Errors of AnswerFromAPI that the caller turns into answers of its own; an unknown ticket
@@ -319,11 +415,13 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 	now := a.Now()
 	var ref store.Ref
 	var ticket *store.Ticket
+	var stored *store.Message // the thread message the email became
 
 	switch d.Action {
 	case policy.ActionHold:
 		h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: d.HoldReason,
-			Detail: d.HoldDetail, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
+			Detail: d.HoldDetail, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src,
+			NoReport: history || toldStaff(d)}
 		if d.Customer != nil {
 			h.CustomerID = d.Customer.ID
 		}
@@ -357,7 +455,7 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		if err := tx.AddMessage(ticket, m); err != nil {
 			return out, err
 		}
-		ref.TicketID, ref.Seq = ticket.ID, m.Seq
+		ref.TicketID, ref.Seq, stored = ticket.ID, m.Seq, m
 
 	case policy.ActionBounce:
 		o, what, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now)
@@ -382,7 +480,7 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		if err := tx.AddMessage(ticket, m); err != nil {
 			return out, err
 		}
-		ref.TicketID, ref.Seq = ticket.ID, m.Seq
+		ref.TicketID, ref.Seq, stored = ticket.ID, m.Seq, m
 	}
 	out.TicketID = ref.TicketID
 	out.Suppressed = d.Suppressed
@@ -398,7 +496,7 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		return out, nil
 	}
 	for _, n := range d.Notify {
-		note, err := a.notification(tx, n, e, d, ticket, ref, now)
+		note, err := a.notification(tx, n, e, d, ticket, stored, ref, now)
 		if err != nil {
 			return out, err
 		}
@@ -578,7 +676,7 @@ func message(e *mailparse.Email, dir, rawHash string, src store.Source) *store.M
 // notification builds the outbox row for one notice, threaded so that it sits in the
 // customer's conversation: In-Reply-To the email it answers, References the chain.
 func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email, d policy.Decision,
-	t *store.Ticket, ref store.Ref, now time.Time) (*store.Notification, error) {
+	t *store.Ticket, m *store.Message, ref store.Ref, now time.Time) (*store.Notification, error) {
 	lang := a.Lang
 	if lang == "" {
 		lang = "nl"
@@ -661,7 +759,56 @@ func (a *Applier) notification(tx *store.Tx, n policy.Notice, e *mailparse.Email
 		}
 		note.Data.StaffName = e.FromName
 	}
+	switch n.Kind {
+	case store.KindAnswer, store.KindAnswerSite, store.KindStaffNew, store.KindStaffReply:
+		// Issue 11: the files of the email travel with it — a staff answer's to the customer
+		// (or named, when the answer waits on the site), a customer's to staff.
+		if m != nil && t != nil {
+			files, err := ticketFiles(tx, t.ID, m)
+			if err != nil {
+				return nil, err
+			}
+			note.Data.Attachments = files
+		}
+	}
 	return note, nil
+}
+
+// ticketFiles describes the attachments of thread message m for a notification, numbered as
+// `helpdesk ticket attachment` numbers them: in thread order across the whole ticket.
+func ticketFiles(tx *store.Tx, ticketID uint64, m *store.Message) ([]store.NotifyAttachment, error) {
+	if len(m.Attachment) == 0 || m.RawSHA256 == "" {
+		return nil, nil
+	}
+	msgs, err := tx.Messages(ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("messages of ticket %d: %w", ticketID, err)
+	}
+	before := 0
+	for _, o := range msgs {
+		if o.Seq < m.Seq {
+			before += len(o.Attachment)
+		}
+	}
+	out := make([]store.NotifyAttachment, 0, len(m.Attachment))
+	for i, at := range m.Attachment {
+		out = append(out, store.NotifyAttachment{Number: before + i + 1, Filename: at.Filename,
+			ContentType: at.ContentType, Size: at.Size, SHA256: at.SHA256, Raw: m.RawSHA256, Index: i})
+	}
+	return out, nil
+}
+
+// toldStaff reports whether a held email's decision already tells staff of it (a refused
+// staff email to the staff list, an error back to the staff member), or leaves nothing to do
+// (a recovery request answered with a link): such an email needs no held notice of its own.
+func toldStaff(d policy.Decision) bool {
+	for _, n := range d.Notify {
+		switch n.Kind {
+		case store.KindStaffRefused, store.KindStaffError, store.KindPasswordReset:
+			return true
+		}
+	}
+	return false
 }
 
 // threadRefs is a References chain: the first id and the last ones, at most 10 (RFC 5322

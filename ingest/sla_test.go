@@ -296,7 +296,7 @@ func TestRelease(t *testing.T) {
 	release := func(id uint64) (ingest.Outcome, error) {
 		var out ingest.Outcome
 		err := f.db.Update(context.Background(), func(tx *store.Tx) (err error) {
-			out, err = f.cfg.Applier.Release(tx, id)
+			out, err = f.cfg.Applier.Release(tx, id, ingest.ReleaseOptions{})
 			return err
 		})
 		return out, err

@@ -580,6 +580,19 @@ func TestRecoveryByEmail(t *testing.T) {
 		staffRecoveryHeld(t, f, 1)
 	})
 
+	// Issue 11: punctuation as people type it, after a reply prefix.
+	for _, subj := range []string{"wachtwoord vergeten?", "RE: Wachtwoord vergeten!", "Fwd: wachtwoord vergeten..."} {
+		t.Run(subj, func(t *testing.T) {
+			f := newStaffFixture(t, nil)
+			f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: subj, msgID: "rp@slagerij"}))
+			f.once()
+			if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != store.KindPasswordReset {
+				t.Errorf("subject %q: queued %v, want one password reset", subj, staffKinds(ob))
+			}
+			staffRecoveryHeld(t, f, 1)
+		})
+	}
+
 	t.Run("unknown address", func(t *testing.T) {
 		f := newStaffFixture(t, nil)
 		f.deliver(buildMail(mailOpts{from: "vreemd@example.com", subject: "Wachtwoord vergeten", msgID: "r3@x"}))

@@ -3,14 +3,18 @@ package notify
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"mime"
 	"net/mail"
 	"strings"
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -19,7 +23,11 @@ import (
 // UTF-8, encoded-word headers, threading headers so it sits in the customer's conversation, and
 // RFC 3834 markers on automatic replies. lang is the language r was rendered in. It returns the
 // message and the bare recipient address for the envelope (n.To may carry a display name).
-func compose(from *mail.Address, n *store.Notification, r templates.Rendered, lang string, now time.Time) ([]byte, string, error) {
+//
+// files are attached after the text (multipart/mixed), each base64-encoded with its own type
+// and parameters (a text file keeps its charset) and its name: the recipient's mail client
+// decodes the bytes the sender attached.
+func compose(from *mail.Address, n *store.Notification, r templates.Rendered, lang string, now time.Time, files []mailparse.Part) ([]byte, string, error) {
 	to, err := mail.ParseAddress(n.To)
 	if err != nil {
 		return nil, "", fmt.Errorf("recipient %q: %w", n.To, err)
@@ -57,9 +65,24 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, la
 	}
 
 	var buf bytes.Buffer
-	w, err := gomail.CreateInlineWriter(&buf, h) // multipart/alternative
+	if len(files) > 0 {
+		if err := composeMixed(&buf, h, r, files); err != nil {
+			return nil, "", err
+		}
+		return buf.Bytes(), to.Address, nil
+	}
+	if err := writeAlternative(&buf, h, r); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), to.Address, nil
+}
+
+// writeAlternative writes an entity of header h (its Content-Type set here) holding the text
+// and HTML renderings as multipart/alternative.
+func writeAlternative(buf *bytes.Buffer, h gomail.Header, r templates.Rendered) error {
+	w, err := gomail.CreateInlineWriter(buf, h) // multipart/alternative
 	if err != nil {
-		return nil, "", fmt.Errorf("write headers: %w", err)
+		return fmt.Errorf("write headers: %w", err)
 	}
 	for _, part := range []struct{ ctype, body string }{
 		{"text/plain", r.Text},
@@ -69,19 +92,80 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, la
 		ph.SetContentType(part.ctype, map[string]string{"charset": "utf-8"})
 		pw, err := w.CreatePart(ph)
 		if err != nil {
-			return nil, "", fmt.Errorf("write %s part: %w", part.ctype, err)
+			return fmt.Errorf("write %s part: %w", part.ctype, err)
 		}
 		if _, err := pw.Write([]byte(strings.ToValidUTF8(part.body, "\uFFFD"))); err != nil {
-			return nil, "", err
+			return err
 		}
 		if err := pw.Close(); err != nil {
-			return nil, "", err
+			return err
 		}
 	}
-	if err := w.Close(); err != nil {
-		return nil, "", err
+	return w.Close()
+}
+
+// composeMixed writes the message of header h as multipart/mixed: the text and HTML first
+// (multipart/alternative), then one part per file. The parts are framed here rather than by
+// go-message, whose writer refuses text parts in charsets other than UTF-8 — and a customer's
+// log file in windows-1252 must arrive as it was sent.
+func composeMixed(buf *bytes.Buffer, h gomail.Header, r templates.Rendered, files []mailparse.Part) error {
+	boundary := randomBoundary()
+	h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary})
+	h.Set("MIME-Version", "1.0")
+	if err := textproto.WriteHeader(buf, h.Header.Header); err != nil {
+		return fmt.Errorf("write headers: %w", err)
 	}
-	return buf.Bytes(), to.Address, nil
+	buf.WriteString("--" + boundary + "\r\n")
+	if err := writeAlternative(buf, gomail.Header{}, r); err != nil {
+		return err
+	}
+	for _, f := range files {
+		buf.WriteString("\r\n--" + boundary + "\r\n")
+		params := map[string]string{}
+		for k, v := range f.Params {
+			if k != "boundary" && k != "name" {
+				params[k] = v
+			}
+		}
+		if f.Filename != "" {
+			params["name"] = f.Filename // for clients that read only Content-Type
+		}
+		ctype := mime.FormatMediaType(f.ContentType, params)
+		if ctype == "" { // a type or parameter that cannot be written back: the bytes still go
+			ctype = mime.FormatMediaType("application/octet-stream", map[string]string{"name": f.Filename})
+		}
+		var ph textproto.Header
+		ph.Set("Content-Type", ctype)
+		disp := "attachment"
+		if f.Filename != "" {
+			disp = mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename})
+		}
+		ph.Set("Content-Disposition", disp)
+		ph.Set("Content-Transfer-Encoding", "base64")
+		if err := textproto.WriteHeader(buf, ph); err != nil {
+			return fmt.Errorf("write attachment header: %w", err)
+		}
+		writeBase64(buf, f.Content)
+	}
+	buf.WriteString("\r\n--" + boundary + "--\r\n")
+	return nil
+}
+
+// writeBase64 writes b base64-encoded in lines of 76 characters (RFC 2045 §6.8).
+func writeBase64(buf *bytes.Buffer, b []byte) {
+	enc := base64.StdEncoding.EncodeToString(b)
+	for len(enc) > 76 {
+		buf.WriteString(enc[:76])
+		buf.WriteString("\r\n")
+		enc = enc[76:]
+	}
+	buf.WriteString(enc)
+}
+
+func randomBoundary() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	return "hd-" + hex.EncodeToString(b[:])
 }
 
 // cleanMsgID returns a notification's own Message-ID without brackets, or "" when it cannot

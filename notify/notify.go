@@ -27,6 +27,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -56,8 +57,11 @@ type Config struct {
 	Timeout time.Duration
 	// TokenTTL is how long a recovery link works (R16, R17). Default 1 h.
 	TokenTTL time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// AttachMax bounds the customer's files a staff notice carries, together; above it they
+	// are named with the command that saves them. Default 10 MiB.
+	AttachMax int64
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Worker drains the outbox.
@@ -111,6 +115,7 @@ func New(cfg Config, db *store.DB) (*Worker, error) {
 	cfg.GiveUpAfter = cmp.Or(cfg.GiveUpAfter, 72*time.Hour)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
 	cfg.TokenTTL = cmp.Or(cfg.TokenTTL, time.Hour)
+	cfg.AttachMax = cmp.Or(cfg.AttachMax, 10<<20)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -294,7 +299,8 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 	if err != nil {
 		return w.fail(ctx, n, now, err, d.res, log)
 	}
-	msg, rcpt, err := w.render(n, now, link)
+	files := w.loadAttachments(ctx, n)
+	msg, rcpt, err := w.render(n, now, link, &files)
 	if err != nil {
 		// A bad address or a template that does not render: retrying will not help.
 		return w.fail(ctx, n, now, err, d.res, log)
@@ -322,7 +328,24 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 			return err
 		}
 	}
+	if max := d.conn.maxSize(); max > 0 && int64(len(msg)) > max && len(files.carried()) > 0 {
+		// RFC 1870: the server said how large a message it takes. The text goes without
+		// the files, and says so; never a message refused or retried for ever for its size.
+		files.leaveOut(templates.FilesAboveServer, templates.FormatSize(max, n.Lang))
+		if msg, rcpt, err = w.render(n, now, link, &files); err != nil {
+			return w.fail(ctx, n, now, err, d.res, log)
+		}
+	}
 	err = d.conn.send(w.cfg.From.Address, rcpt, msg)
+	if tooBigForServer(err) && len(files.carried()) > 0 {
+		// Refused for its size without a SIZE announced: once more without the files.
+		log.Warn("the SMTP server refused the notification for its size; sending it without its attachments", "err", err)
+		files.leaveOut(templates.FilesAboveServer, "")
+		if msg, rcpt, err = w.render(n, now, link, &files); err != nil {
+			return w.fail(ctx, n, now, err, d.res, log)
+		}
+		err = d.conn.send(w.cfg.From.Address, rcpt, msg)
+	}
 	if err == nil {
 		d.reached = true
 		if err := w.relayWorks(ctx, d); err != nil {
@@ -471,9 +494,20 @@ func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time
 }
 
 // render builds the message of n and returns it with the envelope recipient.
-func (w *Worker) render(n *store.Notification, now time.Time, link string) (msg []byte, rcpt string, err error) {
+func (w *Worker) render(n *store.Notification, now time.Time, link string, files *attachments) (msg []byte, rcpt string, err error) {
 	data := w.data(n)
 	data.Link = link
+	var carried []mailparse.Part
+	if files != nil {
+		for _, f := range files.files {
+			data.Files = append(data.Files, f.info)
+			if f.info.Carried {
+				carried = append(carried, f.part)
+			}
+		}
+		data.FilesNote, data.FilesLimit = files.note, files.limit
+		n.AttachNote = attachNote(files)
+	}
 	r, err := w.cfg.Templates.Render(n.Kind, n.Lang, data)
 	if err != nil {
 		return nil, "", err
@@ -483,7 +517,25 @@ func (w *Worker) render(n *store.Notification, now time.Time, link string) (msg 
 	if !slices.Contains(templates.Langs(), lang) {
 		lang = templates.Langs()[0] // what Render fell back to
 	}
-	return compose(w.cfg.From, n, r, lang, now)
+	return compose(w.cfg.From, n, r, lang, now, carried)
+}
+
+// attachNote is what the outbox records when files were named instead of carried.
+func attachNote(a *attachments) string {
+	if len(a.files) == 0 || a.note == "" {
+		return ""
+	}
+	what := fmt.Sprintf("%d attachment(s) not enclosed", len(a.files))
+	switch a.note {
+	case templates.FilesAboveLimit:
+		return what + ": together above attach_max_bytes (" + a.limit + ")"
+	case templates.FilesAboveServer:
+		if a.limit != "" {
+			return what + ": the message would be above the SMTP server's size limit (" + a.limit + ")"
+		}
+		return what + ": the SMTP server refused the message for its size"
+	}
+	return what + ": they could not be read out of the stored email"
 }
 
 // countAttempt records that the server gave a verdict on n (or that n cannot be sent).
@@ -582,6 +634,10 @@ func (w *Worker) data(n *store.Notification) templates.Data {
 		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang)}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)
+	}
+	for _, h := range n.Data.Held {
+		d.Held = append(d.Held, templates.HeldItem{ID: h.ID, From: h.From, Subject: h.Subject,
+			Reason: h.Reason, Detail: h.Detail, Received: h.Received})
 	}
 	if n.TicketID != 0 {
 		d.Ref = fmt.Sprintf("[%s #%d]", w.cfg.TicketTag, n.TicketID)
@@ -901,6 +957,19 @@ func (cl *client) send(from, to string, msg []byte) error {
 		_ = cl.c.Reset()
 	}
 	return err
+}
+
+// maxSize is the message size the server takes (RFC 1870 SIZE), 0 when it did not say.
+func (cl *client) maxSize() int64 {
+	ok, v := cl.c.Extension("SIZE")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func (cl *client) quit() {

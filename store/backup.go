@@ -614,6 +614,12 @@ var bucketChecks = map[string]recordCheck{
 		return nil
 	},
 	string(bUIDs): separatorKey(8),
+	string(bHeldPending): func(tx *bolt.Tx, k, v []byte) error {
+		if len(k) != 8 {
+			return fmt.Errorf("key of %d bytes, want 8", len(k))
+		}
+		return exists(tx, bHeld, k)
+	},
 }
 
 func jsonRecord[T any](keyLen int, check func(k []byte, r *T) error) recordCheck {

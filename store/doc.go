@@ -18,6 +18,7 @@
 //	ingested_ids         sha256(canonical Message-ID, From, Subject) -> Ref (dedupe when a server rewrote the bytes)
 //	message_ids          canonical Message-ID        -> ticket(8)      (threading, our notifications too)
 //	held                 id(8, NextSequence)         -> Held
+//	held_pending         id(8)                       -> empty          (held emails the staff list has not been told of yet)
 //	outbox               id(8, NextSequence)         -> Notification
 //	outbox_queue         next-attempt(8) id(8)       -> empty          (pending notifications by time)
 //	ticket_notifications ticket(8) notification(8)   -> empty

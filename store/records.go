@@ -496,14 +496,58 @@ func (tx *Tx) MarkIngestedIdentity(key [32]byte, r Ref) error {
 
 // --- held emails ---
 
-// Hold keeps an email that did not become a ticket message, with its reason.
+// Hold keeps an email that did not become a ticket message, with its reason. Unless it needs
+// no report (NoReport), it waits in held_pending for the next notice to the staff list.
 func (tx *Tx) Hold(h *Held) error {
 	id, err := tx.nextID(bHeld)
 	if err != nil {
 		return err
 	}
 	h.ID = id
+	if err := tx.indexHeldPending(h); err != nil {
+		return err
+	}
 	return tx.put(bHeld, u64(id), h)
+}
+
+// indexHeldPending keeps h's entry in held_pending in step with its state: there while it
+// waits for a notice to staff, gone once reported, handled or not to be reported.
+func (tx *Tx) indexHeldPending(h *Held) error {
+	b := tx.tx.Bucket(bHeldPending)
+	if h.NoReport || !h.Reported.IsZero() || h.Handled() {
+		return b.Delete(u64(h.ID))
+	}
+	return b.Put(u64(h.ID), []byte{1})
+}
+
+// HeldPending returns up to n held emails the staff list has not been told of, oldest first.
+func (tx *Tx) HeldPending(n int) ([]*Held, error) {
+	var out []*Held
+	c := tx.tx.Bucket(bHeldPending).Cursor()
+	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
+		h, err := tx.Held(binary.BigEndian.Uint64(k))
+		if err != nil {
+			return nil, fmt.Errorf("held_pending: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+var keyHeldNotice = []byte("held_notice")
+
+// LastHeldNotice is when the last notice of held emails was queued for the staff list.
+func (tx *Tx) LastHeldNotice() time.Time {
+	v := tx.tx.Bucket(bMeta).Get(keyHeldNotice)
+	if len(v) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+}
+
+// SetLastHeldNotice records when a notice of held emails was queued.
+func (tx *Tx) SetLastHeldNotice(at time.Time) error {
+	return tx.tx.Bucket(bMeta).Put(keyHeldNotice, u64(uint64(at.UnixNano())))
 }
 
 // HeldEmails returns every held email in arrival order of holding.
@@ -739,10 +783,13 @@ func (tx *Tx) Held(id uint64) (*Held, error) {
 	return &h, nil
 }
 
-// PutHeld updates a held email (when it is released).
+// PutHeld updates a held email (released, dismissed, reported).
 func (tx *Tx) PutHeld(h *Held) error {
 	if tx.tx.Bucket(bHeld).Get(u64(h.ID)) == nil {
 		return fmt.Errorf("held email %d: %w", h.ID, ErrNotFound)
+	}
+	if err := tx.indexHeldPending(h); err != nil {
+		return err
 	}
 	return tx.put(bHeld, u64(h.ID), h)
 }

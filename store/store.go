@@ -52,10 +52,11 @@ var (
 	bBounced       = []byte("bounced")
 	bUIDs          = []byte("uids")
 	bDue           = []byte("due")
+	bHeldPending   = []byte("held_pending")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue, bHeldPending}
 
 // Errors callers branch on.
 var (

@@ -332,6 +332,13 @@ const (
 	HeldInternal        = "internal_error"
 )
 
+// HeldReasons lists every Held* reason code.
+func HeldReasons() []string {
+	return []string{HeldUnknownSender, HeldNoSender, HeldStaffNoTicket, HeldUnparseable, HeldTooLarge,
+		HeldAutomatic, HeldOverLimit, HeldUnfetchable, HeldVanished, HeldStaffUnverified, HeldStaffCommand,
+		HeldSpoofed, HeldRecovery, HeldBounce, HeldInternal}
+}
+
 // Held is an email that did not become a ticket message, with its reason.
 type Held struct {
 	ID        uint64    `json:"id"`
@@ -350,7 +357,21 @@ type Held struct {
 	Released   bool      `json:"released,omitempty"`
 	ReleasedAs Ref       `json:"released_as,omitzero"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
+	ReleasedBy string    `json:"released_by,omitempty"` // the operator's user
+	// Dismissed: staff saw it and decided nothing more is to be done (kept, not deleted).
+	Dismissed   bool      `json:"dismissed,omitempty"`
+	DismissedAt time.Time `json:"dismissed_at,omitzero"`
+	DismissedBy string    `json:"dismissed_by,omitempty"`
+	DismissNote string    `json:"dismiss_note,omitempty"`
+	// Reported is when the staff list was told of it (a held notice), zero while it waits
+	// for the next one; NoReport: it needs no notice of its own (staff were told otherwise, or
+	// nothing is left to do).
+	Reported time.Time `json:"reported,omitzero"`
+	NoReport bool      `json:"no_report,omitempty"`
 }
+
+// Handled reports whether staff dealt with a held email: released or dismissed.
+func (h *Held) Handled() bool { return h.Released || h.Dismissed }
 
 // Notification kinds; each is a template under templates/.
 const (
@@ -367,6 +388,7 @@ const (
 	KindLoginConfirm  = "login_confirm"  // R17: confirm the new login address
 	KindLoginNotice   = "login_notice"   // R17: tell the old login address
 	KindTooLarge      = "too_large"      // the sender's email was above the size limit
+	KindStaffHeld     = "staff_held"     // to the staff list: emails held since the last such notice
 )
 
 // Notification states.
@@ -411,6 +433,34 @@ type NotifyData struct {
 	TokenPurpose string `json:"token_purpose,omitempty"`
 	CustomerID   uint64 `json:"customer_id,omitempty"`
 	NewEmail     string `json:"new_email,omitempty"`
+	// Attachments are the files of the email the notification is about: a staff answer's
+	// files for the customer, a customer's files for staff. Notify carries them or lists them.
+	Attachments []NotifyAttachment `json:"attachments,omitempty"`
+	// Held lists the held emails a staff_held notice reports.
+	Held []HeldItem `json:"held,omitempty"`
+}
+
+// NotifyAttachment is a file a notification carries or names. Its bytes stay in the raw email
+// it came with: notify reads them from there when it sends.
+type NotifyAttachment struct {
+	// Number is its place among the ticket's files: helpdesk ticket attachment TICKET NUMBER.
+	Number      int    `json:"number"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	Raw         string `json:"raw"`   // key of the raw email in the raw bucket
+	Index       int    `json:"index"` // its place among that email's attachments
+}
+
+// HeldItem is one held email in a staff_held notice.
+type HeldItem struct {
+	ID       uint64    `json:"id"`
+	From     string    `json:"from"`
+	Subject  string    `json:"subject"`
+	Reason   string    `json:"reason"`
+	Detail   string    `json:"detail"`
+	Received time.Time `json:"received"`
 }
 
 // AuthReason is why the authentication of an email was not accepted (ingest/authres.Reason):
@@ -441,8 +491,11 @@ type Notification struct {
 	Attempts    int        `json:"attempts"`
 	NextAttempt time.Time  `json:"next_attempt,omitzero"`
 	LastError   string     `json:"last_error,omitempty"`
-	Created     time.Time  `json:"created"`
-	Sent        time.Time  `json:"sent,omitzero"`
+	// AttachNote says what became of the attachments when they were not all carried (too
+	// large for the staff limit or the server's SIZE); set when the notification is sent.
+	AttachNote string    `json:"attach_note,omitempty"`
+	Created    time.Time `json:"created"`
+	Sent       time.Time `json:"sent,omitzero"`
 }
 
 // MailboxState is the ingest checkpoint of one IMAP mailbox.

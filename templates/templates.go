@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -29,7 +30,7 @@ var embedded embed.FS
 // Kinds returns the notification kinds that have templates.
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
-		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large"}
+		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.
@@ -76,6 +77,42 @@ type Data struct {
 	// their greeting and sign-off, so the layout adds neither (issue 11: a customer was
 	// greeted twice); the answer template adds the ticket reference and a footer.
 	OwnText bool
+	// Files are the attachments of the email the notification is about. FilesNote says why
+	// they are not attached: "" (they are, or there are none), FilesAboveLimit,
+	// FilesAboveServer, FilesUnreadable; FilesLimit is the limit passed, in words.
+	Files      []File
+	FilesNote  string
+	FilesLimit string
+	// Held lists the held emails of a staff_held notice.
+	Held []HeldItem
+}
+
+// Why a notification names files instead of carrying them.
+const (
+	FilesAboveLimit  = "limit"      // together above the limit for staff notices
+	FilesAboveServer = "server"     // the message would be above the SMTP server's SIZE
+	FilesUnreadable  = "unreadable" // they could not be read out of the stored email
+)
+
+// File is one attachment a notification carries or names.
+type File struct {
+	Number  int    // its number in the ticket: helpdesk ticket attachment TICKET NUMBER
+	Name    string // the sender's file name
+	Type    string
+	Bytes   int64
+	Size    string // Bytes in words, set by Render: "1,2 MB"
+	Carried bool   // attached to this notification
+}
+
+// HeldItem is one held email in a staff_held notice.
+type HeldItem struct {
+	ID       uint64
+	From     string
+	Subject  string
+	Reason   string // a store.Held* code; the template says what it means and what to do
+	Detail   string
+	Received time.Time
+	When     string // Received in words, set by Render
 }
 
 // Auth is why an email's authentication was refused, for the template to say in its own
@@ -171,7 +208,23 @@ func Sample() Data {
 		Notes:      []string{"urgent", "urgent_sla24", "expired", "callback", "prepaid_only", "callback_no_right", "free_support", "answer_on_site"},
 		ValidUntil: "31-10-2026", LimitKind: "tickets_per_month", LimitValue: 3,
 		Error: "line 1: unknown command \"#sluit\"", Link: "https://helpdesk.example.nl/wachtwoord/herstel?token=abc",
-		ValidFor: "1 uur", NewEmail: "nieuw@example.nl"}
+		ValidFor: "1 uur", NewEmail: "nieuw@example.nl",
+		Files: []File{{Number: 1, Name: "handleiding.pdf", Type: "application/pdf", Bytes: 1234567, Carried: true},
+			{Number: 2, Name: "foto kassa.jpg", Type: "image/jpeg", Bytes: 12 << 20}},
+		FilesNote: FilesAboveLimit, FilesLimit: "10 MB",
+		Held: []HeldItem{
+			{ID: 7, From: "inkoop@nieuwe-klant.nl", Subject: "Offerte kassasysteem", Reason: "unknown_sender",
+				Detail: "no customer has the address inkoop@nieuwe-klant.nl", Received: time.Date(2026, 11, 30, 9, 12, 0, 0, time.UTC)},
+			{ID: 8, From: "info@example.nl", Subject: "Nog een vraag", Reason: "over_limit",
+				Detail: "SLA24 limit: 3 tickets per calendar month (3 this month)", Received: time.Date(2026, 11, 30, 9, 14, 0, 0, time.UTC)},
+		}}
+}
+
+// Reasons lists the held reasons the staff_held template explains (the store's Held* codes).
+func Reasons() []string {
+	return []string{"unknown_sender", "no_sender", "staff_no_ticket", "unparseable", "too_large", "automatic",
+		"over_limit", "unfetchable", "vanished", "staff_unverified", "staff_command", "spoofed", "recovery",
+		"bounce", "internal_error"}
 }
 
 // Render renders one notification. Unknown languages fall back to Dutch.
@@ -190,6 +243,14 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 	}
 	d.ToStaff = strings.HasPrefix(kind, "staff_")
 	d.OwnText = kind == "answer"
+	d.Files = slices.Clone(d.Files)
+	for i := range d.Files {
+		d.Files[i].Size = FormatSize(d.Files[i].Bytes, lang)
+	}
+	d.Held = slices.Clone(d.Held)
+	for i := range d.Held {
+		d.Held[i].When = FormatDate(d.Held[i].Received.In(s.loc), lang)
+	}
 	var subj, text, html bytes.Buffer
 	if err := t.ExecuteTemplate(&subj, "subject", d); err != nil {
 		return Rendered{}, fmt.Errorf("render %s subject: %w", key, err)
@@ -212,6 +273,24 @@ func oneLine(s string) string {
 		return r
 	}, s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// FormatSize writes a file size the way people read it: "812 bytes", "12,3 kB", "4,5 MB" in
+// Dutch, with a decimal point in English.
+func FormatSize(n int64, lang string) string {
+	var s string
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1000*1000:
+		s = fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	default:
+		s = fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	if lang != "en" {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s
 }
 
 var (

@@ -66,6 +66,9 @@ func TestRenderAll(t *testing.T) {
 		"nl/too_large":      {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
 		"en/too_large":      {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
 		"en/login_notice":   {"A request to change your login address", "confirmation link", `<html lang="en">`},
+		// Issue 11: every held email is reported with its reason and the exact next step.
+		"nl/staff_held": {"2 vastgehouden e-mails: wachten op een beslissing", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
+		"en/staff_held": {"2 held emails awaiting a decision", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 	}
 	for _, lang := range templates.Langs() {
 		for _, kind := range templates.Kinds() {
@@ -85,8 +88,9 @@ func TestRenderAll(t *testing.T) {
 			}
 			// Every mail names the customer it is about, except the two that answer a staff
 			// member's own email (refused or in error), which name that email, and the answer,
-			// which is the staff member's text as written (issue 11).
-			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer"
+			// which is the staff member's text as written (issue 11), and the held notice, which is about
+			// emails that did not become tickets.
+			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer" && kind != "staff_held"
 			if !strings.Contains(r.Text, w.text) || (aboutCustomer && !strings.Contains(r.Text, d.CustomerName)) || !strings.Contains(r.Text, d.Helpdesk) {
 				t.Errorf("Render(%s).Text = %q, want it to contain %q, the customer's name and the helpdesk's", key, r.Text, w.text)
 			}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
 
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/store/view"
 )
@@ -98,7 +100,8 @@ func runTicketShow(e *env, args []string) error {
 		}
 		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, m.From, shortTime(m.Date), m.Subject)
 		for _, a := range m.Attachments {
-			fmt.Fprintf(w, "    Attachment: %s (%s, %d bytes)\n", a.Filename, a.ContentType, a.Size)
+			fmt.Fprintf(w, "    Attachment %d: %s (%s, %s) — helpdesk ticket attachment %d %d\n", a.Number,
+				terminalSafe(a.Filename), terminalSafe(a.ContentType), humanSize(a.Size), d.ID, a.Number)
 		}
 		for _, line := range strings.Split(strings.TrimRight(m.Text, "\n"), "\n") {
 			fmt.Fprintf(w, "    %s\n", line)
@@ -111,22 +114,40 @@ func runTicketShow(e *env, args []string) error {
 			if n.Error != "" {
 				fmt.Fprintf(w, " (%s)", n.Error)
 			}
+			if n.AttachNote != "" {
+				fmt.Fprintf(w, " [%s]", n.AttachNote)
+			}
 			fmt.Fprintln(w)
 		}
 	}
 	return nil
 }
 
+const ticketHeldArgs = "[-json] [-all] [-reason REASON] [-since YYYY-MM-DD]"
+
 func runTicketHeld(e *env, args []string) error {
-	fs, _ := newFlags(e, "ticket held", "[-json] [-all]")
+	fs, _ := newFlags(e, "ticket held", ticketHeldArgs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	all := fs.Bool("all", false, "also list the held emails staff released since")
+	all := fs.Bool("all", false, "also list the held emails staff released or dismissed")
+	reason := fs.String("reason", "", "only held emails with this `reason` ("+strings.Join(store.HeldReasons(), ", ")+")")
+	since := fs.String("since", "", "only held emails that arrived on or after this `day` (YYYY-MM-DD, Amsterdam time)")
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
+	f := view.HeldFilter{All: *all, Reason: *reason}
+	if f.Reason != "" && !slices.Contains(store.HeldReasons(), f.Reason) {
+		return fmt.Errorf("%w: -reason %q: want one of %s", errUsage, f.Reason, strings.Join(store.HeldReasons(), ", "))
+	}
+	if *since != "" {
+		t, err := time.ParseInLocation(time.DateOnly, *since, amsterdam())
+		if err != nil {
+			return fmt.Errorf("%w: -since %q: want a day YYYY-MM-DD", errUsage, *since)
+		}
+		f.Since = t
+	}
 	var hs []view.Held
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		hs, err = view.HeldEmails(tx, *all)
+		hs, err = view.HeldEmails(tx, f)
 		return err
 	}); err != nil {
 		return err
@@ -137,9 +158,189 @@ func runTicketHeld(e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tREASON\tSUBJECT\tDETAIL")
 	for _, h := range hs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, shortTime(h.Received), dash(h.From), h.Reason, h.Subject, h.Detail)
+		detail := h.Detail
+		switch {
+		case h.Released:
+			detail = fmt.Sprintf("released as ticket #%d%s; %s", h.Ticket, byWhom(h.ReleasedBy), detail)
+		case h.Dismissed:
+			detail = "dismissed" + byWhom(h.DismissedBy)
+			if h.DismissNote != "" {
+				detail += ": " + h.DismissNote
+			}
+			detail += "; " + h.Detail
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, shortTime(h.Received), dash(h.From), h.Reason,
+			terminalSafe(h.Subject), terminalSafe(detail))
 	}
 	return tw.Flush()
+}
+
+const ticketAttachmentArgs = "ID N [-o FILE]"
+
+func runTicketAttachment(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket attachment", ticketAttachmentArgs)
+	out := fs.String("o", "", "write to this `file` (- for standard output); default: the attachment's own name in the current directory, never over an existing file")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("%w: want a ticket number and an attachment number (ticket show lists them)", errUsage)
+	}
+	id, err1 := strconv.ParseUint(strings.TrimPrefix(pos[0], "#"), 10, 64)
+	n, err2 := strconv.Atoi(pos[1])
+	if err1 != nil || err2 != nil || id == 0 || n <= 0 {
+		return fmt.Errorf("%w: %q %q: want a ticket number and an attachment number", errUsage, pos[0], pos[1])
+	}
+	var f mailparse.Part
+	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
+		f, err = ticketFile(tx, id, n)
+		return err
+	}); err != nil {
+		return err
+	}
+	var w io.WriteCloser
+	name := *out
+	switch name {
+	case "-":
+		_, err = e.stdout.Write(f.Content)
+		return err
+	case "":
+		name = safeFilename(f.Filename, fmt.Sprintf("bijlage-%d-%d", id, n))
+		w, err = e.createFile(name, true)
+	default:
+		w, err = e.createFile(name, false)
+	}
+	if err != nil {
+		return fmt.Errorf("attachment %d of ticket %d: %w", n, id, err)
+	}
+	if _, err := w.Write(f.Content); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	fmt.Fprintf(e.stderr, "wrote %s (%s, %s)\n", terminalSafe(name), terminalSafe(f.ContentType), humanSize(int64(len(f.Content))))
+	return nil
+}
+
+// ticketFile reads the bytes of attachment n of a ticket out of the raw email it came with.
+func ticketFile(tx *store.Tx, ticketID uint64, n int) (mailparse.Part, error) {
+	m, index, err := view.TicketAttachment(tx, ticketID, n)
+	if err != nil {
+		return mailparse.Part{}, err
+	}
+	a := m.Attachment[index]
+	if m.RawSHA256 == "" {
+		return mailparse.Part{}, fmt.Errorf("attachment %d of ticket %d (%s): the email it came with was not kept", n, ticketID, a.Filename)
+	}
+	raw, err := tx.Raw(m.RawSHA256)
+	if err != nil {
+		return mailparse.Part{}, fmt.Errorf("attachment %d of ticket %d: raw email: %w", n, ticketID, err)
+	}
+	parts, perr := mailparse.Parts(raw)
+	p, ok := mailparse.FindPart(parts, mailparse.Attachment{Filename: a.Filename, ContentType: a.ContentType,
+		Size: a.Size, SHA256: a.SHA256}, index)
+	if !ok {
+		if perr != nil {
+			return p, fmt.Errorf("attachment %d of ticket %d (%s) cannot be read out of its email: %w", n, ticketID, a.Filename, perr)
+		}
+		return p, fmt.Errorf("attachment %d of ticket %d (%s) cannot be found in its email", n, ticketID, a.Filename)
+	}
+	if p.Filename == "" {
+		p.Filename = a.Filename
+	}
+	return p, nil
+}
+
+// safeFilename makes an attachment's name (the sender's choice) a plain file name in the
+// current directory: no directories, no leading dot, no control characters.
+func safeFilename(name, fallback string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	name = strings.TrimLeft(strings.TrimSpace(name), ".")
+	if name == "" {
+		return fallback
+	}
+	return name
+}
+
+// humanSize shows a byte count the way people read it: 512 bytes, 12.3 kB, 4.5 MB.
+func humanSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1000)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
+func byWhom(user string) string {
+	if user == "" {
+		return ""
+	}
+	return " by " + user
+}
+
+// terminalSafe keeps what a customer wrote from acting on the operator's terminal: control
+// characters (escape sequences) are shown as U+FFFD.
+func terminalSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+func runTicketHeldDismiss(e *env, args []string) error {
+	fs, _ := newFlags(e, "ticket held dismiss", "ID... [-note TEXT]")
+	note := fs.String("note", "", "why: kept with the held email (ticket held -all shows it)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: want the numbers of held emails (see ticket held)", errUsage)
+	}
+	var ids []uint64
+	for _, p := range pos {
+		id, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("%w: %q is not a held email's number", errUsage, p)
+		}
+		ids = append(ids, id)
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.require("from"); err != nil {
+		return err
+	}
+	applier, err := newApplier(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	by := e.operator()
+	if err := e.db.Update(e.ctx, func(tx *store.Tx) error {
+		return applier.Dismiss(tx, ids, mailparse.CleanLine(*note), by)
+	}); err != nil {
+		return err
+	}
+	log, err := e.logger()
+	if err != nil {
+		return err
+	}
+	log.Info("held emails dismissed", "held", ids, "by", by, "note", *note)
+	fmt.Fprintf(e.stdout, "dismissed %d held email(s); they are kept: helpdesk ticket held -all lists them\n", len(ids))
+	return nil
 }
 
 func noPositional(fs *flag.FlagSet, args []string) error {

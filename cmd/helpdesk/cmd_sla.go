@@ -118,7 +118,8 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 }
 
 func runTicketRelease(e *env, args []string) error {
-	fs, _ := newFlags(e, "ticket release", "ID")
+	fs, _ := newFlags(e, "ticket release", "ID [-as-staff]")
+	asStaff := fs.Bool("as-staff", false, "release a staff email held as unverified as that staff member's answer (you vouch that they wrote it; logged with your user name)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -141,16 +142,24 @@ func runTicketRelease(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	by := e.operator()
 	var out ingest.Outcome
 	if err := e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
-		out, err = applier.Release(tx, id)
+		out, err = applier.Release(tx, id, ingest.ReleaseOptions{AsStaff: *asStaff, By: by})
 		return err
 	}); err != nil {
 		return err
 	}
+	log, err := e.logger()
+	if err != nil {
+		return err
+	}
+	log.Info("held email released", "held", id, "by", by, "as_staff", *asStaff, "outcome", out.Action, "ticket", out.TicketID, "from", out.From)
 	switch out.Action {
 	case "new_ticket":
 		fmt.Fprintf(e.stdout, "held email %d released: opened ticket #%d", id, out.TicketID)
+	case "staff_answer":
+		fmt.Fprintf(e.stdout, "held email %d released as the staff answer of %s on ticket #%d", id, out.From, out.TicketID)
 	default:
 		fmt.Fprintf(e.stdout, "held email %d released: added to ticket #%d", id, out.TicketID)
 	}

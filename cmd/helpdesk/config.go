@@ -63,6 +63,8 @@ type Config struct {
 	BounceSuppress   time.Duration `key:"bounce_suppress" default:"168h" help:"no automatic mail to an address this long after a notification to it bounced for good"`
 	RecoveryPerHour  int           `key:"recovery_per_hour" default:"3" help:"password and login recovery links to one address per hour, at most"`
 	TokenTTL         time.Duration `key:"token_ttl" default:"1h" help:"how long a recovery link works"`
+	AttachMax        int64         `key:"attach_max_bytes" default:"10485760" help:"staff notices carry the customer's attachments up to this total; above it they are listed with the command that saves them"`
+	HeldNotice       time.Duration `key:"held_notice_interval" default:"5m" help:"held emails are reported to staff_list at most once per this interval, a burst gathered into one notice"`
 	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`
 	APIToken         string        `key:"api_token" secret:"1" help:"bearer token of the /api/ routes; empty: the /api/ routes are off"`
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/infobits/helpdesk/store"
 )
@@ -42,8 +43,16 @@ type ctlRequest struct {
 }
 
 type ctlFrame struct {
-	Out  string `json:"out,omitempty"`
-	Err  string `json:"err,omitempty"`
+	Out string `json:"out,omitempty"`
+	Err string `json:"err,omitempty"`
+	// Bin is output that is not text (an attachment written to stdout): JSON strings would
+	// mangle it.
+	Bin []byte `json:"bin,omitempty"`
+	// File and Data: the command writes a file on the client's side (ticket attachment -o);
+	// the first frame of a File creates it (Excl: only if it does not exist), later ones append.
+	File string `json:"file,omitempty"`
+	Data []byte `json:"data,omitempty"`
+	Excl bool   `json:"excl,omitempty"`
 	Exit *int   `json:"exit,omitempty"`
 }
 
@@ -66,17 +75,56 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 		return 0, fmt.Errorf("control socket %s: send: %w", sock, err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(conn))
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	for {
 		var f ctlFrame
 		if err := dec.Decode(&f); err != nil {
 			return 0, fmt.Errorf("control socket %s: the gateway closed the connection before the command finished: %w", sock, err)
 		}
 		io.WriteString(e.stdout, f.Out)
+		e.stdout.Write(f.Bin)
 		io.WriteString(e.stderr, f.Err)
+		if f.File != "" {
+			if err := writeClientFile(files, f); err != nil {
+				return 0, err
+			}
+		}
 		if f.Exit != nil {
+			for name, fh := range files {
+				delete(files, name)
+				if err := fh.Close(); err != nil {
+					return 0, fmt.Errorf("write %s: %w", name, err)
+				}
+			}
 			return *f.Exit, nil
 		}
 	}
+}
+
+// writeClientFile writes a File frame on the client's side: the file is the operator's, in
+// their directory and with their rights, not the gateway's.
+func writeClientFile(files map[string]*os.File, f ctlFrame) error {
+	fh := files[f.File]
+	if fh == nil {
+		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if f.Excl {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		}
+		var err error
+		if fh, err = os.OpenFile(f.File, flags, 0o644); err != nil {
+			return fmt.Errorf("create %s: %w", f.File, err)
+		}
+		files[f.File] = fh
+	}
+	if _, err := fh.Write(f.Data); err != nil {
+		return fmt.Errorf("write %s: %w", f.File, err)
+	}
+	return nil
 }
 
 // ctlServer serves the control socket of a running gateway.
@@ -146,8 +194,11 @@ func (w frameWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	_ = w.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	f := ctlFrame{Out: string(p)}
-	if w.stderr {
+	switch {
+	case w.stderr:
 		f = ctlFrame{Err: string(p)}
+	case !utf8.Valid(p):
+		f = ctlFrame{Bin: p}
 	}
 	if err := w.enc.Encode(f); err != nil {
 		return 0, err
@@ -187,4 +238,52 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	defer mu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_ = enc.Encode(ctlFrame{Exit: &code})
+}
+
+// createFile creates the file a command writes (ticket attachment -o): on the control socket,
+// on the client's side, relative to the client's directory; excl refuses an existing file.
+func (e *env) createFile(path string, excl bool) (io.WriteCloser, error) {
+	if !e.remote {
+		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if excl {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		}
+		return os.OpenFile(path, flags, 0o644)
+	}
+	fw, ok := e.stdout.(frameWriter)
+	if !ok {
+		return nil, errors.New("no control-socket client to write a file for")
+	}
+	return &clientFile{w: fw, name: path, excl: excl}, nil
+}
+
+// clientFile sends a file's bytes to the control-socket client in File frames.
+type clientFile struct {
+	w    frameWriter
+	name string
+	excl bool
+	sent bool
+}
+
+func (c *clientFile) Write(p []byte) (int, error) {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	_ = c.w.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	total := len(p)
+	for len(p) > 0 || !c.sent {
+		n := min(len(p), 1<<20)
+		if err := c.w.enc.Encode(ctlFrame{File: c.name, Data: p[:n], Excl: c.excl && !c.sent}); err != nil {
+			return 0, err
+		}
+		c.sent, p = true, p[n:]
+	}
+	return total, nil
+}
+
+func (c *clientFile) Close() error {
+	if c.sent {
+		return nil
+	}
+	_, err := c.Write(nil) // an empty file still exists
+	return err
 }

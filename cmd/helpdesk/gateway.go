@@ -35,6 +35,10 @@ type gateway struct {
 	forward chan<- ingest.Event
 	metrics *api.Metrics
 	imap    imapHealth
+	// heldWake is signalled when an email was held: the held notice may be due.
+	heldWake chan struct{}
+	// heldEvery is the least time between two notices of held emails (held_notice_interval).
+	heldEvery time.Duration
 }
 
 // gatewayOptions carries what only tests and the demo set.
@@ -71,13 +75,50 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	worker, err := notify.New(notify.Config{
 		Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
 		TLSConfig: withServerName(o.smtpTLS, cfg.SMTPAddr), From: from, Templates: tpl,
-		TicketTag: cfg.TicketTag, SiteURL: cfg.SiteURL, TokenTTL: cfg.TokenTTL, Now: now, Logger: log.With("component", "notify"),
+		TicketTag: cfg.TicketTag, SiteURL: cfg.SiteURL, TokenTTL: cfg.TokenTTL, AttachMax: cfg.AttachMax,
+		Now: now, Logger: log.With("component", "notify"),
 	}, db)
 	if err != nil {
 		return nil, err
 	}
 	return &gateway{db: db, poller: poller, worker: worker, applier: applier, log: log, now: now,
-		events: events, forward: o.events, metrics: &api.Metrics{}}, nil
+		events: events, forward: o.events, metrics: &api.Metrics{},
+		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute)}, nil
+}
+
+// reportHeld queues the notice of held emails to the staff list when one is due (issue 11:
+// held mail is seen) and returns when the next may be.
+func (g *gateway) reportHeld(ctx context.Context) time.Time {
+	var next time.Time
+	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
+		next, err = g.applier.ReportHeld(tx, g.heldEvery)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		g.log.Error("held emails could not be reported to the staff list; will try again", "err", err)
+		return g.now().Add(time.Minute)
+	}
+	return next
+}
+
+// runHeldReports reports held emails while ctx lasts: after an email is held, and when a
+// gathered notice falls due.
+func (g *gateway) runHeldReports(ctx context.Context) {
+	for {
+		wait := time.Hour
+		if next := g.reportHeld(ctx); !next.IsZero() {
+			wait = max(next.Sub(g.now()), time.Second)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-g.heldWake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // pumpEvents hands the poller's events to the metrics and the IMAP health, and forwards
@@ -89,6 +130,12 @@ func (g *gateway) pumpEvents() (stop func()) {
 	handle := func(ev ingest.Event) {
 		g.metrics.Observe(ev, g.now())
 		g.imap.observe(ev, g.now())
+		if ev.Outcome != nil && ev.Outcome.HeldID != 0 && ev.Outcome.Action != "duplicate" {
+			select {
+			case g.heldWake <- struct{}{}:
+			default:
+			}
+		}
 		if g.forward != nil {
 			select {
 			case g.forward <- ev:
@@ -311,6 +358,7 @@ func (g *gateway) once(ctx context.Context) error {
 	stopEvents := g.pumpEvents()
 	ingestErr := g.poller.Once(ctx)
 	stopEvents()
+	g.reportHeld(ctx)
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
@@ -342,6 +390,7 @@ func (g *gateway) run(parent context.Context) error {
 			g.log.Error("notify stopped", "err", err)
 		}
 	})
+	wg.Go(func() { g.runHeldReports(ctx) })
 	<-ctx.Done()
 	g.log.Info("stopping: finishing the email in hand")
 	wg.Wait()

@@ -51,8 +51,10 @@ func commands() []command {
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
-		{name: "ticket held", args: "[-json] [-all]", summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
-		{name: "ticket release", args: "ID", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
+		{name: "ticket attachment", args: ticketAttachmentArgs, summary: "write attachment N of a ticket (ticket show numbers them) to a file", db: true, run: runTicketAttachment},
+		{name: "ticket held", args: ticketHeldArgs, summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
+		{name: "ticket held dismiss", args: "ID... [-note TEXT]", summary: "mark held emails handled: kept, no longer listed or reported", db: true, run: runTicketHeldDismiss},
+		{name: "ticket release", args: "ID [-as-staff]", summary: "turn a held email into the ticket or reply it would have been (limits lifted)", db: true, run: runTicketRelease},
 		{name: "ticket close", args: "ID", summary: "close a ticket, as a staff email's #close (noted on the thread with your user name)", db: true, run: runTicketClose},
 		{name: "ticket reopen", args: "ID", summary: "set a ticket open again, as #reopen", db: true, run: runTicketReopen},
 		{name: "ticket assign", args: "ID ADDR", summary: "assign a ticket to a staff address, as #assign ADDR", db: true, run: runTicketAssign},
@@ -83,6 +85,19 @@ type env struct {
 	user           string // the control-socket client's operator (see operator)
 	now            func() time.Time
 	log            *slog.Logger
+}
+
+// logger is where a command logs what it did: the gateway's log when it runs in the gateway,
+// else the configured format on stderr.
+func (e *env) logger() (*slog.Logger, error) {
+	if e.log != nil {
+		return e.log, nil
+	}
+	cfg, err := e.config(nil)
+	if err != nil {
+		return nil, err
+	}
+	return newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
 }
 
 // errUsage marks a wrong invocation: exit status 2.

@@ -182,24 +182,31 @@ func New(r Rules) *Policy {
 // Decide classifies one email. An error means the View failed, not that the email is bad:
 // a bad email is a Decision to hold it.
 func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
-	return p.decide(e, v, false)
+	return p.decide(e, v, decideOpts{})
 }
 
 // DecideRelease is Decide with the SLA24 limits lifted: what a held email becomes when staff
-// release it (R11).
-func (p *Policy) DecideRelease(e *mailparse.Email, v View) (Decision, error) {
-	return p.decide(e, v, true)
+// release it (R11). With trustStaff, an email from a staff address is taken as theirs without
+// a passing authentication result: the operator vouches for it (ticket release -as-staff).
+func (p *Policy) DecideRelease(e *mailparse.Email, v View, trustStaff bool) (Decision, error) {
+	return p.decide(e, v, decideOpts{noLimits: true, trustStaff: trustStaff})
 }
 
 // DecideHistory is Decide for an email of the mailbox's past (an archive import, old backlog
 // at a first sync): the SLA24 limits of R11 ration today's work, and that email was answered
 // when it came, so they are lifted for it as for a release.
 func (p *Policy) DecideHistory(e *mailparse.Email, v View) (Decision, error) {
-	return p.decide(e, v, true)
+	return p.decide(e, v, decideOpts{noLimits: true})
 }
 
-func (p *Policy) decide(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
-	d, err := p.classify(e, v, noLimits)
+// decideOpts are what a release changes about a decision.
+type decideOpts struct {
+	noLimits   bool // the SLA24 limits are lifted (R11)
+	trustStaff bool // a staff From is believed without an authentication result
+}
+
+func (p *Policy) decide(e *mailparse.Email, v View, o decideOpts) (Decision, error) {
+	d, err := p.classify(e, v, o)
 	if err != nil {
 		return d, err
 	}
@@ -259,7 +266,8 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 	return d, nil
 }
 
-func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, error) {
+func (p *Policy) classify(e *mailparse.Email, v View, o decideOpts) (Decision, error) {
+	noLimits := o.noLimits
 	r := p.rules
 	d := Decision{}
 	d.AutomaticReason = Automatic(e, r.Own)
@@ -313,6 +321,10 @@ func (p *Policy) classify(e *mailparse.Email, v View, noLimits bool) (Decision, 
 	}
 
 	if slices.Contains(r.Staff, e.From) {
+		if o.trustStaff && auth != authres.Pass {
+			auth, authReason = authres.Pass, "released as a staff answer by the operator"
+			d.Auth = authReason
+		}
 		return p.staff(d, e, v, auth, authReason)
 	}
 	if auth == authres.Fail {

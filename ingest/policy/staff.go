@@ -134,9 +134,10 @@ func StripQuoted(text string) string {
 }
 
 // IsRecoverySubject reports whether an email asks for a password reset (R16): the subject
-// "wachtwoord vergeten" or "password forgotten", in any case, reply prefixes aside.
+// "wachtwoord vergeten" or "password forgotten", in any case, reply prefixes and punctuation
+// aside ("RE: Wachtwoord vergeten!", "wachtwoord vergeten?").
 func (p *Policy) IsRecoverySubject(subject string) bool {
-	switch p.BaseSubject(subject) {
+	switch strings.Join(words(p.BaseSubject(subject)), " ") {
 	case "wachtwoord vergeten", "password forgotten", "forgot password", "wachtwoord kwijt":
 		return true
 	}
@@ -151,6 +152,9 @@ func domainOf(addr string) string {
 
 // RecoveryPerHour is the most recovery links one address gets in an hour (R16, R17).
 func (p *Policy) RecoveryPerHour() int { return p.recoveryPerHour() }
+
+// StaffList is the address staff notices go to; "" when none is configured.
+func (p *Policy) StaffList() string { return p.rules.StaffList }
 
 // Staff returns the staff addresses (lower case): who may answer tickets and be #assigned.
 func (p *Policy) Staff() []string { return slices.Clone(p.rules.Staff) }

@@ -90,8 +90,10 @@ type Message struct {
 	Attachments []Attachment `json:"attachments"`
 }
 
-// Attachment is one attachment of a message.
+// Attachment is one attachment of a message. Number is its place among the ticket's files,
+// in thread order: `helpdesk ticket attachment TICKET NUMBER` writes it out.
 type Attachment struct {
+	Number      int    `json:"number"`
 	Filename    string `json:"filename"`
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
@@ -109,6 +111,8 @@ type Notification struct {
 	Sent     Time   `json:"sent"`
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error,omitempty"`
+	// AttachNote: what became of attachments that were named instead of enclosed.
+	AttachNote string `json:"attach_note,omitempty"`
 }
 
 // Customer is a customer record (R1–R5, R13, R14, R19). Fields with a default show it.
@@ -141,8 +145,25 @@ type Held struct {
 	Received  Time   `json:"received"`
 	// Released: staff turned it into a ticket message after all (ticket release); Ticket
 	// names the ticket.
-	Released bool   `json:"released"`
-	Ticket   uint64 `json:"ticket"`
+	Released   bool   `json:"released"`
+	Ticket     uint64 `json:"ticket"`
+	ReleasedBy string `json:"released_by,omitempty"`
+	// Dismissed: staff marked it handled (ticket held dismiss), by whom and why.
+	Dismissed   bool   `json:"dismissed"`
+	DismissedAt Time   `json:"dismissed_at"`
+	DismissedBy string `json:"dismissed_by,omitempty"`
+	DismissNote string `json:"dismiss_note,omitempty"`
+	// Reported is when the staff list was told of it ("" not yet, or never for those staff
+	// learnt of otherwise).
+	Reported Time `json:"reported"`
+}
+
+// HeldFilter selects held emails: by default those not handled yet (neither released nor
+// dismissed).
+type HeldFilter struct {
+	All    bool      // also the released and dismissed ones
+	Reason string    // only this reason code ("" any)
+	Since  time.Time // only those that arrived at or after it (zero: any)
 }
 
 // CustomerOf converts a customer record.
@@ -272,11 +293,14 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 	if err != nil {
 		return nil, err
 	}
+	number := 0
 	for _, m := range msgs {
 		vm := Message{Direction: m.Direction, From: m.From, Date: Time(m.Date), MessageID: m.MessageID,
 			Subject: m.Subject, Text: m.Text, Attachments: []Attachment{}}
 		for _, a := range m.Attachment {
-			vm.Attachments = append(vm.Attachments, Attachment(a))
+			number++
+			vm.Attachments = append(vm.Attachments, Attachment{Number: number, Filename: a.Filename,
+				ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256})
 		}
 		d.Messages = append(d.Messages, vm)
 	}
@@ -290,27 +314,51 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 	return d, nil
 }
 
+// TicketAttachment finds attachment n of a ticket (numbered from 1 in thread order, as
+// TicketDetailOf numbers them): the message it came with and its place there.
+func TicketAttachment(tx *store.Tx, ticketID uint64, n int) (*store.Message, int, error) {
+	if _, err := tx.Ticket(ticketID); errors.Is(err, store.ErrNotFound) {
+		return nil, 0, fmt.Errorf("no ticket %d", ticketID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	msgs, err := tx.Messages(ticketID)
+	if err != nil {
+		return nil, 0, err
+	}
+	total := 0
+	for _, m := range msgs {
+		if n <= total+len(m.Attachment) {
+			return m, n - total - 1, nil
+		}
+		total += len(m.Attachment)
+	}
+	return nil, 0, fmt.Errorf("ticket %d has %d attachment(s), not %d (ticket show lists them)", ticketID, total, n)
+}
+
 // NotificationOf converts an outbox entry.
 func NotificationOf(n *store.Notification) Notification {
 	return Notification{ID: n.ID, Kind: n.Kind, Ticket: n.TicketID, To: n.To, Subject: n.Subject, Status: n.Status,
-		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError}
+		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError, AttachNote: n.AttachNote}
 }
 
-// HeldEmails lists the held emails in the order they were held: those still held, or with
-// released, also those staff released since.
-func HeldEmails(tx *store.Tx, released bool) ([]Held, error) {
+// HeldEmails lists the held emails the filter selects, in the order they were held.
+func HeldEmails(tx *store.Tx, f HeldFilter) ([]Held, error) {
 	hs, err := tx.HeldEmails()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Held, 0, len(hs))
 	for _, h := range hs {
-		if h.Released && !released {
+		if (h.Handled() && !f.All) || (f.Reason != "" && h.Reason != f.Reason) ||
+			(!f.Since.IsZero() && h.Received.Before(f.Since)) {
 			continue
 		}
 		out = append(out, Held{ID: h.ID, MessageID: h.MessageID, From: h.From, Subject: h.Subject,
 			Reason: h.Reason, Detail: h.Detail, Received: Time(h.Received), Released: h.Released,
-			Ticket: h.ReleasedAs.TicketID})
+			Ticket: h.ReleasedAs.TicketID, ReleasedBy: h.ReleasedBy, Dismissed: h.Dismissed,
+			DismissedAt: Time(h.DismissedAt), DismissedBy: h.DismissedBy, DismissNote: h.DismissNote,
+			Reported: Time(h.Reported)})
 	}
 	return out, nil
 }

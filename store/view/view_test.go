@@ -148,7 +148,7 @@ func TestJSONContract(t *testing.T) {
 		if customers, err = view.Customers(tx); err != nil {
 			return err
 		}
-		held, err = view.HeldEmails(tx, false)
+		held, err = view.HeldEmails(tx, view.HeldFilter{})
 		return err
 	})
 	if err != nil {
@@ -201,7 +201,7 @@ func TestJSONContract(t *testing.T) {
 	}
 	wantM0 := map[string]any{"direction": "in", "from": "info@bakkerij.nl", "date": "2026-11-27T10:30:00+01:00",
 		"message_id": "m1@bakkerij.nl", "subject": "Kassa start niet op", "text": "Help!",
-		"attachments": []any{map[string]any{"filename": "bon.pdf", "content_type": "application/pdf", "size": 1234.0, "sha256": strings.Repeat("ab", 32)}}}
+		"attachments": []any{map[string]any{"number": 1.0, "filename": "bon.pdf", "content_type": "application/pdf", "size": 1234.0, "sha256": strings.Repeat("ab", 32)}}}
 	if !reflect.DeepEqual(m0, wantM0) {
 		t.Errorf("ticket detail message 1 = %v, want %v", m0, wantM0)
 	}
