@@ -16,6 +16,7 @@ import (
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/internal/growth"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -201,24 +202,20 @@ const hostileMaxBytes = 8 << 20
 // lost — and the gateway keeps going. The acknowledgements it queues render to mail with no
 // injected header.
 //
-// It runs against the in-memory server and Dovecot (skipped when absent) at once, and the
-// whole of it must take well under 30 s even with -race (the 5 MB attachment is most of it).
+// It runs against the in-memory server and Dovecot (skipped when absent) at once. It sets no
+// time limit beyond hang guards of minutes (a busy machine must not fail it): that no part of
+// an email can be made huge enough to stall the gateway is TestParseLinear's (mailparse),
+// by counts — the cost at 16 times the size — not by the clock; deep nesting is checked
+// here the same way.
 func TestHostileInputKept(t *testing.T) {
-	start := time.Now()
-	t.Cleanup(func() {
-		d := time.Since(start)
-		t.Logf("whole test: %v", d.Round(time.Millisecond))
-		if d > 30*time.Second {
-			t.Errorf("the hostile emails took %v, want under 30 s", d)
-		}
-	})
-	// Deep nesting is refused quickly, not after minutes of enmime's re-reading.
+	// Deep nesting is refused, and refused without enmime's re-reading per level: the cost
+	// of refusing grows with the input, not with its square.
 	for _, closed := range []bool{true, false} {
-		t0 := time.Now()
-		e := mailparse.Parse(nestedMultipart(200, closed), arrival)
-		if d := time.Since(t0); e.Err == nil || d > 2*time.Second {
-			t.Errorf("200 nested multiparts (closed %v): parse took %v, err %v; want an error at once", closed, d, e.Err)
+		if e := mailparse.Parse(nestedMultipart(200, closed), arrival); e.Err == nil {
+			t.Errorf("200 nested multiparts (closed %v): no error; want it refused", closed)
 		}
+		growth.Linear(t, 200, func(n int) []byte { return nestedMultipart(n, closed) },
+			func(raw []byte) { mailparse.Parse(raw, arrival) })
 	}
 	for _, kind := range []string{"mem", "dovecot"} {
 		t.Run(kind, func(t *testing.T) {
@@ -246,7 +243,7 @@ func testHostile(t *testing.T, kind string) {
 	}
 	t.Logf("built and delivered %d emails in %v", len(byUID), time.Since(start).Round(time.Millisecond))
 
-	onceWithin(t, f, 60*time.Second)
+	onceWithin(t, f)
 	t.Logf("ingested in %v", time.Since(start).Round(time.Millisecond))
 
 	seen := map[uint32]bool{}
@@ -274,7 +271,7 @@ func testHostile(t *testing.T, kind string) {
 
 	// The gateway keeps going: the next ordinary email is a ticket.
 	f.deliver(buildMail(mailOpts{from: hostileFrom, subject: "Gewone vraag na alles", msgID: "after-hostile@b", body: "Gewoon."}))
-	onceWithin(t, f, 20*time.Second)
+	onceWithin(t, f)
 	var last *ingest.Outcome
 	for _, ev := range drain(f.events) {
 		if ev.Outcome != nil {
@@ -301,20 +298,20 @@ func testHostile(t *testing.T, kind string) {
 	t.Logf("%d notifications rendered and sent; %s done in %v", len(msgs), kind, time.Since(start).Round(time.Millisecond))
 }
 
-// onceWithin is f.once bounded in time: hostile input must not stall the poller.
-func onceWithin(t *testing.T, f *fixture, d time.Duration) {
+// onceWithin is f.once with a hang guard: hostile input must not stall the poller. The guard
+// is minutes, far above what the emails need on a busy machine; it tells a hang from a failure.
+func onceWithin(t *testing.T, f *fixture) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
+	const d = 5 * time.Minute
 	done := make(chan error, 1)
-	go func() { done <- f.poller.Once(ctx) }()
+	go func() { done <- f.poller.Once(context.Background()) }()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Once: %v", err)
 		}
-	case <-time.After(d + 5*time.Second):
-		t.Fatalf("Once did not return within %v", d)
+	case <-time.After(d):
+		t.Fatalf("Once did not return within %v: it hangs", d)
 	}
 }
 

@@ -484,8 +484,9 @@ func TestPendingFlagsFinishedAfterCrash(t *testing.T) {
 	})
 }
 
-// TestIdleDelivers: with IDLE, an appended email becomes a ticket within a second (Dovecot
-// itself waits about half a second before it pushes).
+// TestIdleDelivers: with IDLE, an appended email becomes a ticket on the server's push: the
+// poll interval is an hour, so nothing else can take it in while the test waits (a minute, room
+// for a busy machine). How fast the push is taken in is BenchmarkIdleToSMTP's (cmd/helpdesk).
 func TestIdleDelivers(t *testing.T) {
 	forEachServer(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, func(c *ingest.Config) { c.PollInterval = time.Hour })
@@ -498,10 +499,10 @@ func TestIdleDelivers(t *testing.T) {
 				t.Errorf("Run: %v", err)
 			}
 		}()
-		waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Idling }, 10*time.Second)
+		waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Idling }, time.Minute)
 		start := time.Now()
 		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Via IDLE", msgID: "idle@b"}))
-		ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Second)
+		ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Minute)
 		if ev.Outcome.Action != "new_ticket" {
 			t.Errorf("outcome = %+v", ev.Outcome)
 		}
@@ -521,13 +522,13 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 		<-done
 	}()
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Voor de herstart", msgID: "before@b"}))
-	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, 10*time.Second)
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Minute)
 	if err := f.srv.dovecot.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil }, 10*time.Second)
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil }, time.Minute)
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Na de herstart", msgID: "after@b"}))
-	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, 15*time.Second)
+	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Minute)
 	if ev.Outcome.MessageID != "after@b" || ev.Outcome.Action != "new_ticket" {
 		t.Errorf("after restart: %+v", ev.Outcome)
 	}
@@ -670,14 +671,13 @@ func TestStuckServerDropped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.poller.Run(ctx) }()
-	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil }, 10*time.Second)
-	if !strings.Contains(ev.Err.Error(), "fetch") {
-		t.Errorf("session error = %v", ev.Err)
-	}
+	// The FETCH's error (on a machine busy enough to slow the listing past 200 ms, the
+	// listing fails first and the poller reconnects: the fetch still comes).
+	waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Err != nil && strings.Contains(ev.Err.Error(), "fetch") }, time.Minute)
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute): // a hang guard: the stuck FETCH would hold it forever
 		t.Fatal("Run did not return after cancel against a stuck server")
 	}
 	if n := len(f.tickets()); n != 0 {
@@ -963,7 +963,7 @@ func TestConnectionCutMidFetch(t *testing.T) {
 		<-done
 	}()
 	errs, outcomes := 0, 0
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second) // a hang guard
 	for outcomes < 20 {
 		select {
 		case ev := <-f.events:
@@ -974,7 +974,7 @@ func TestConnectionCutMidFetch(t *testing.T) {
 				outcomes++
 			}
 		case <-deadline:
-			t.Fatalf("after 20 s: %d emails taken in, %d session errors", outcomes, errs)
+			t.Fatalf("after 90 s: %d emails taken in, %d session errors", outcomes, errs)
 		}
 	}
 	if errs < 2 {

@@ -106,7 +106,7 @@ func newEnv(tb testing.TB, opts smtptest.Options, mod func(*notify.Config)) *env
 		Addr: e.sink.Addr(), TLS: notify.TLSNone,
 		From:      &mail.Address{Name: fromName, Address: fromAddr},
 		Templates: loadTemplates(tb), TicketTag: "Infobits", SiteURL: "https://helpdesk.infobits.example",
-		Timeout: 10 * time.Second, Now: e.clock.Now,
+		Timeout: 2 * time.Minute, Now: e.clock.Now, // a hang guard: tests that need it set their own
 	}
 	if mod != nil {
 		mod(&e.cfg)
@@ -119,9 +119,10 @@ func newEnv(tb testing.TB, opts smtptest.Options, mod func(*notify.Config)) *env
 	return e
 }
 
-// ctxT is a context for one test step: nothing here should take more than a few seconds.
+// ctxT is a context for one test step: a hang guard, far above what a step needs on a busy
+// machine.
 func ctxT(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	tb.Cleanup(cancel)
 	return ctx
 }
@@ -793,14 +794,15 @@ func TestRunDeliversOnEnqueue(t *testing.T) {
 	go func() { done <- e.worker.Run(ctx) }()
 
 	// Without the wake-up after commit the worker would sleep for a minute between looks at
-	// the outbox; each notification must arrive within seconds.
+	// the outbox; each notification must arrive well before that (30 s: room for a busy
+	// machine, and still half the minute).
 	for i := 1; i <= 3; i++ {
 		e.enqueue(t, ackNote(uint64(i), fmt.Sprintf("k%d@example.com", i)))
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 		msgs, err := e.sink.Wait(wctx, i)
 		wcancel()
 		if err != nil {
-			t.Fatalf("notification %d not delivered by Run within 5 s (sink has %d): %v", i, len(msgs), err)
+			t.Fatalf("notification %d not delivered by Run within 30 s, before its minute's look at the outbox (sink has %d): %v", i, len(msgs), err)
 		}
 	}
 	cancel()
@@ -1417,7 +1419,8 @@ func stalledServer(tb testing.TB) string {
 }
 
 // drainAsync runs Drain in the background and returns its outcome, failing the test if it
-// does not return within 5 s (go-smtp's own timeouts are minutes).
+// does not return within 60 s: a hang guard, below go-smtp's own timeouts (minutes) and the
+// worker's Timeout in these tests (2 min), so that only what the test means can end it.
 func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Result, error) {
 	tb.Helper()
 	type outcome struct {
@@ -1432,7 +1435,7 @@ func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Re
 	select {
 	case o := <-done:
 		return o.res, o.err
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		tb.Fatal("Drain hangs against a stalled server")
 		return notify.Result{}, nil
 	}
@@ -1444,7 +1447,7 @@ func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Re
 func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
 	for _, mode := range []string{notify.TLSNone, notify.TLSStart, notify.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, smtptest.Options{}, nil) // Timeout 10 s: only the context can end it
+			e := newEnv(t, smtptest.Options{}, nil) // Timeout 2 min: only the context can end it
 			id := e.enqueue(t, ackNote(1, custAddr))[0]
 			w := e.newWorker(t, func(c *notify.Config) { c.Addr, c.TLS = stalledServer(t), mode })
 

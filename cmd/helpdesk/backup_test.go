@@ -207,7 +207,7 @@ func startBackupGateway(t *testing.T, env []string) (log *syncBuffer, stop func(
 			if err != nil {
 				t.Errorf("serve after SIGTERM: %v\n%s", err, log.String())
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(time.Minute):
 			cmd.Process.Kill()
 			t.Errorf("serve did not stop after SIGTERM")
 		}
@@ -219,7 +219,7 @@ func startBackupGateway(t *testing.T, env []string) (log *syncBuffer, stop func(
 			db = v
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(socketPath(db)); err == nil {
 			return log, stop

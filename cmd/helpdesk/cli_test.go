@@ -105,7 +105,7 @@ type result struct {
 
 func runBin(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a hang guard
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = append(env, raceEnv)
@@ -246,8 +246,11 @@ func scenario(t *testing.T, p *peers) {
 	}
 }
 
+// ctxTimeout is a context for waiting for an event (a message at the sink). d is a hang guard,
+// never a speed limit: it is raised to a minute at least, so that a busy machine does not fail
+// the wait.
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), max(d, time.Minute))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -384,7 +387,7 @@ func TestCommandsWhileServing(t *testing.T) {
 		<-exited
 	})
 	sock := filepath.Join(p.dir, "helpdesk.db.sock")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
 			break
@@ -416,13 +419,11 @@ func TestCommandsWhileServing(t *testing.T) {
 		t.Errorf("error over the socket: exit %d, stderr %q", r.code, r.stderr)
 	}
 
-	start := time.Now()
+	// It fails on the lock (serve's 2 s lock timeout) instead of waiting for it forever:
+	// runBin's hang guard would kill it, without "another gateway" in its stderr.
 	r := runBin(t, env, "serve")
 	if r.code == 0 || !strings.Contains(r.stderr, "another gateway") {
 		t.Errorf("second gateway: exit %d, stderr %q", r.code, r.stderr)
-	}
-	if d := time.Since(start); d > 15*time.Second {
-		t.Errorf("second gateway took %v to fail", d)
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -431,7 +432,7 @@ func TestCommandsWhileServing(t *testing.T) {
 		if err != nil {
 			t.Errorf("serve after SIGTERM: %v\n%s", err, stderr.String())
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("serve did not stop after SIGTERM")
 	}
 	exited <- nil // for the cleanup
@@ -488,7 +489,7 @@ func TestDemoLive(t *testing.T) {
 		if err != nil {
 			t.Errorf("demo after Ctrl-C: %v\n%s", err, out.String())
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("demo did not stop after Ctrl-C")
 	}
 }
@@ -513,7 +514,7 @@ func (b *syncBuffer) String() string {
 
 func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, exited <-chan error) []string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
 			return m

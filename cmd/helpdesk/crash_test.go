@@ -42,8 +42,9 @@ const (
 	crashKillAfter  = 2 * time.Second // kills go on this long after the last email was appended
 	crashKillMin    = 50 * time.Millisecond
 	crashKillMax    = 600 * time.Millisecond
-	crashCatchUp    = 3 * time.Minute  // the final gateway's deadline to account for everything
-	crashStall      = 45 * time.Second // ... and how long it may go without progress
+	// Hang guards, with room for a busy machine (the race build, other jobs on the cores):
+	crashCatchUp = 10 * time.Minute // the final gateway's deadline to account for everything
+	crashStall   = 2 * time.Minute  // ... and how long it may go without progress
 )
 
 // crashGateway is one `helpdesk serve` process.
@@ -88,8 +89,8 @@ func (r *crashRun) kill(g *crashGateway) {
 	_ = g.cmd.Process.Kill()
 	select {
 	case <-g.exited:
-	case <-time.After(10 * time.Second):
-		r.t.Fatalf("gateway pid %d still running 10 s after SIGKILL", g.cmd.Process.Pid)
+	case <-time.After(time.Minute):
+		r.t.Fatalf("gateway pid %d still running a minute after SIGKILL", g.cmd.Process.Pid)
 	}
 	g.done = true
 	fmt.Fprintf(r.logFile, "=== test: killed pid %d at %s\n", g.cmd.Process.Pid, time.Now().Format("15:04:05.000"))
@@ -124,7 +125,7 @@ func (r *crashRun) ctl(args ...string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	conn.SetDeadline(time.Now().Add(2 * time.Minute)) // a hang guard
 	if err := json.NewEncoder(conn).Encode(map[string]any{"args": args}); err != nil {
 		return "", err
 	}
@@ -377,7 +378,7 @@ killing:
 	// One last gateway, left alone until everything is accounted for.
 	final := time.Now()
 	g := r.start(binPath)
-	if err := r.waitSocket(g, 30*time.Second); err != nil {
+	if err := r.waitSocket(g, 2*time.Minute); err != nil {
 		t.Fatalf("final gateway: %v\nlog tail:\n%s", err, r.logTail(4000))
 	}
 	status, err := d.Dial()
@@ -587,8 +588,8 @@ killing:
 		if err != nil {
 			t.Errorf("final gateway after SIGTERM: %v (want exit 0)\nlog tail:\n%s", err, r.logTail(4000))
 		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("final gateway still running 30 s after SIGTERM")
+	case <-time.After(2 * time.Minute):
+		t.Errorf("final gateway still running 2 minutes after SIGTERM")
 	}
 
 	// The file as the stopped gateway left it, read by the binary itself.

@@ -616,7 +616,7 @@ func TestCustomerCommandsWhileServing(t *testing.T) {
 		<-exited
 	})
 	sock := filepath.Join(p.dir, "helpdesk.db.sock")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			break
 		}

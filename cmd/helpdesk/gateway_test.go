@@ -119,7 +119,7 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int, tweaks .
 
 func (lg *liveGateway) waitIdle(tb testing.TB) {
 	tb.Helper()
-	timer := time.NewTimer(10 * time.Second)
+	timer := time.NewTimer(time.Minute)
 	defer timer.Stop()
 	for {
 		select {
@@ -133,19 +133,21 @@ func (lg *liveGateway) waitIdle(tb testing.TB) {
 	}
 }
 
-// TestIdleAckWithinOneSecond: in IDLE mode an email appended to the mailbox is a ticket and
-// its acknowledgement is handed to SMTP within one second.
-func TestIdleAckWithinOneSecond(t *testing.T) {
+// TestIdleAckOnPush: in IDLE mode an email appended to the mailbox is a ticket and its
+// acknowledgement is handed to SMTP on the server's push: the poll interval is an hour, so
+// nothing else could take it in while the test waits (a minute, room for a busy machine). How
+// fast that goes is BenchmarkIdleToSMTP's (p50 4.3 ms here, README "Figures").
+func TestIdleAckOnPush(t *testing.T) {
 	lg := startLiveGateway(t, "mem", 0)
 	raw := customerMail("info@bakkerijdevries.nl", "Pinautomaat offline", "idle-1@b", "", "Hij doet het niet.")
 	if err := lg.appendMail([]byte(raw)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	msgs, err := lg.sink.Wait(ctx, 1)
 	if err != nil {
-		t.Fatalf("no acknowledgement at the SMTP server within 1s: %v", err)
+		t.Fatalf("no acknowledgement at the SMTP server a minute after the push (the next poll is in an hour): %v", err)
 	}
 	if subj := headerOf(msgs[0].Data, "Subject"); subj != "[Infobits #1] Ontvangen: Pinautomaat offline" {
 		t.Errorf("subject = %q", subj)
@@ -280,8 +282,8 @@ func serveWithClock(t *testing.T, environ []string, out *syncBuffer, now func() 
 		select {
 		case code := <-codes:
 			return code
-		case <-time.After(20 * time.Second):
-			t.Fatalf("serve did not stop:\n%s", out.String())
+		case <-time.After(time.Minute):
+			t.Fatalf("serve did not stop within a minute:\n%s", out.String())
 			return -1
 		}
 	}
@@ -314,7 +316,7 @@ func httpCall(t *testing.T, method, url, body string, auth bool) (int, string) {
 // waitHTTP polls url until check accepts the answer.
 func waitHTTP(t *testing.T, url string, check func(status int, body string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		status, body := httpCall(t, "GET", url, "", false)
 		if check(status, body) {

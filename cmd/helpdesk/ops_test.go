@@ -302,14 +302,14 @@ func startServe(t *testing.T, p *peers, env []string) (stderr *syncBuffer, stop 
 			if err != nil {
 				t.Errorf("serve after SIGTERM: %v\n%s", err, stderr.String())
 			}
-		case <-time.After(30 * time.Second):
+		case <-time.After(time.Minute):
 			cmd.Process.Kill()
 			t.Errorf("serve did not stop after SIGTERM")
 		}
 	}
 	t.Cleanup(stop)
 	sock := filepath.Join(p.dir, "helpdesk.db.sock")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			return stderr, stop
 		}
@@ -440,7 +440,7 @@ func TestImportProgressBarOnTerminal(t *testing.T) {
 	select {
 	case b := <-out:
 		screen = string(b)
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("no end of the terminal output")
 	}
 	if waitErr != nil {
@@ -688,7 +688,7 @@ func TestProgressLines(t *testing.T) {
 	mu.Lock()
 	clock = start.Add(4 * time.Second)
 	mu.Unlock()
-	for deadline := time.Now().Add(lineEvery + 5*time.Second); !strings.Contains(out.String(), "\n") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(lineEvery + time.Minute); !strings.Contains(out.String(), "\n") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if got, want := out.String(), "imported 1200/10000 (12%), 300/s, ETA 29s\n"; got != want {

@@ -242,7 +242,7 @@ func TestServeLogFormats(t *testing.T) {
 		select {
 		case b := <-out:
 			checkTextLog(t, string(b))
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatal("no end of the terminal output")
 		}
 	})

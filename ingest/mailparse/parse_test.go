@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/infobits/helpdesk/internal/growth"
 )
 
 // arrival is a fixed IMAP INTERNALDATE; tests never read the clock.
@@ -447,15 +449,7 @@ func TestParseDeepNesting(t *testing.T) {
 		{"RFC 2231 boundary parameters", strings.ReplaceAll(deepMultipart(29), "boundary=", "boundary*0="), true, "diep"},
 	}
 	for _, tc := range cases {
-		raw := []byte(tc.raw)
-		done := make(chan *Email, 1)
-		go func() { done <- Parse(raw, arrival) }()
-		var e *Email
-		select {
-		case e = <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("Parse(%s) still running after 20s", tc.name)
-		}
+		e := parseWithin(t, tc.name, []byte(tc.raw))
 		if (e.Err != nil) != tc.wantErr {
 			t.Errorf("Parse(%s).Err = %v, want error %v", tc.name, e.Err, tc.wantErr)
 		}
@@ -685,27 +679,103 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestFoldedHeaderLinear: a header folded into many thousands of lines costs linear time
-// (seen in review: unfolding by string concatenation took 11 s for 625 KiB and would take hours
-// for a 25 MB header, blocking every email behind it).
+// parseWithin is Parse with a hang guard: minutes, far above what any input here needs even
+// on a busy machine; how the cost grows is TestParseLinear's.
+func parseWithin(t *testing.T, name string, raw []byte) *Email {
+	t.Helper()
+	done := make(chan *Email, 1)
+	go func() { done <- Parse(raw, arrival) }()
+	select {
+	case e := <-done:
+		return e
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("Parse(%s) still running after 3 minutes: it hangs", name)
+		return nil
+	}
+}
+
+// linearShapes are emails of about n bytes, each stretching one part of the format: what a
+// hostile sender would make huge.
+var linearShapes = map[string]func(n int) []byte{
+	// Seen in review: unfolding by string concatenation took 11 s for 625 KiB and would take
+	// hours for a 25 MB header, blocking every email behind it.
+	"folded header": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: x\r\nX-Long: start\r\n" +
+			strings.Repeat(" continued\r\n", n/12) + "\r\nbody\r\n")
+	},
+	"long header line": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: x\r\nX-Long: " + strings.Repeat("abcdefgh", n/8) + "\r\n\r\nbody\r\n")
+	},
+	"many header fields": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: x\r\n" + strings.Repeat("X-Veld: waarde\r\n", n/16) + "\r\nbody\r\n")
+	},
+	"long subject of encoded words": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: " + strings.Repeat("=?utf-8?q?caf=C3=A9?=\r\n ", n/24) + "\r\n\r\nbody\r\n")
+	},
+	"base64 attachment": func(n int) []byte {
+		data := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0, 1, 2, 0xfe, 0xff, 'k', 'a', 's'}, n/11))
+		var b strings.Builder
+		for len(data) > 76 {
+			b.WriteString(data[:76] + "\r\n")
+			data = data[76:]
+		}
+		b.WriteString(data + "\r\n")
+		return []byte("From: a@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=g\r\n\r\n" +
+			"--g\r\nContent-Type: text/plain\r\n\r\nzie bijlage\r\n--g\r\nContent-Type: application/octet-stream; name=kassa.log\r\n" +
+			"Content-Disposition: attachment; filename=kassa.log\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b.String() + "--g--\r\n")
+	},
+	"quoted-printable body": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n" +
+			"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("De kassa=E9 start niet op, z=\r\n", n/31))
+	},
+	"long html body": func(n int) []byte {
+		return []byte("From: a@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+			strings.Repeat("<div><p>De kassa <b>start</b> niet</p></div>\r\n", n/46))
+	},
+	"deep nesting, unclosed": func(n int) []byte { return []byte(deepMultipart(n / 60)) },
+	"deep nesting, closed":   func(n int) []byte { return []byte(closeAll(deepMultipart(n/70), n/70)) },
+	"many siblings":          func(n int) []byte { return []byte(siblings(n / 220)) },
+}
+
+// costlyShapes cost the most per byte (a part per 220 bytes, HTML to text): they are measured
+// at a quarter of the size, to keep the test short.
+var costlyShapes = map[string]bool{"long html body": true, "deep nesting, closed": true, "many siblings": true}
+
+// TestParseLinear: whatever part of an email is made huge, parsing costs (CPU time and bytes
+// allocated, not wall time) about 16 times more at 16 times the size — a quadratic step would
+// cost 256 times more. Hostile mail must not stall the gateway; a busy machine must not fail
+// this test.
+func TestParseLinear(t *testing.T) {
+	for name, shape := range linearShapes {
+		t.Run(name, func(t *testing.T) {
+			n := 32 << 10
+			if costlyShapes[name] {
+				n = 8 << 10
+			}
+			growth.Linear(t, n, shape, func(raw []byte) { Parse(raw, arrival) })
+		})
+	}
+}
+
+// TestFoldedHeaderLinear: a header folded into 200,000 lines (2.2 MB) is unfolded whole, in
+// linear time (TestParseLinear's "folded header"; checked first here, so that a quadratic
+// unfolding fails in a second instead of hanging).
 func TestFoldedHeaderLinear(t *testing.T) {
+	growth.Linear(t, 32<<10, linearShapes["folded header"], func(raw []byte) { Parse(raw, arrival) })
+	if t.Failed() {
+		return
+	}
 	var b strings.Builder
 	b.WriteString("From: a@example.com\r\nSubject: x\r\nX-Long: start\r\n")
 	for range 200000 { // 2.2 MB of folded header
 		b.WriteString(" continued\r\n")
 	}
 	b.WriteString("\r\nbody\r\n")
-	done := make(chan *Email, 1)
-	go func() { done <- Parse([]byte(b.String()), time.Time{}) }()
-	select {
-	case e := <-done:
-		if got := len(e.Get("X-Long")); got < 2000000 {
-			t.Errorf("X-Long unfolded to %d bytes, want the whole header", got)
-		}
-		if e.From != "a@example.com" {
-			t.Errorf("From = %q", e.From)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Parse of a 2 MB folded header did not finish in 30 s")
+	e := parseWithin(t, "2 MB folded header", []byte(b.String()))
+	if got := len(e.Get("X-Long")); got < 2000000 {
+		t.Errorf("X-Long unfolded to %d bytes, want the whole header", got)
+	}
+	if e.From != "a@example.com" {
+		t.Errorf("From = %q", e.From)
 	}
 }

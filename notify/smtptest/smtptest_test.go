@@ -28,16 +28,18 @@ const rawMsg = "From: helpdesk@example.com\nTo: alice@example.com\nSubject: Tick
 
 const wantData = "From: helpdesk@example.com\r\nTo: alice@example.com\r\nSubject: Ticket #1\r\n\r\nHello\r\n.leading dot\r\n"
 
+// ctxT is a hang guard for one step, with room for a busy machine.
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
+// setTimeouts bounds a client's commands: hang guards, below the server's own read timeout.
 func setTimeouts(c *smtp.Client) {
-	c.CommandTimeout = 5 * time.Second
-	c.SubmissionTimeout = 5 * time.Second
+	c.CommandTimeout = 60 * time.Second
+	c.SubmissionTimeout = 60 * time.Second
 }
 
 // dial opens a plaintext client; it is closed at the end of the test.
@@ -725,21 +727,20 @@ func TestCloseEndsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
+	// Close returns an error when a session outlived its shutdown timeout: the sessions
+	// ended because Close closed their connections, not because the clients gave up.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close took %v", d)
 	}
 	if n := len(s.Messages()); n != 0 {
 		t.Errorf("unfinished message recorded (%d)", n)
 	}
 	// go-smtp's connection goroutine signals Shutdown (wg.Done) just before it returns:
 	// give such goroutines a moment to finish before counting.
+	// (A wait for an event, not a speed limit: a minute is room for a busy machine.)
 	after := runtime.NumGoroutine()
-	for wait := time.Millisecond; after > before && wait < time.Second; wait *= 2 {
-		time.Sleep(wait)
+	for deadline := time.Now().Add(time.Minute); after > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 		after = runtime.NumGoroutine()
 	}
 	if after > before {
