@@ -87,6 +87,8 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
+	// created: Open made the file (there was none at path).
+	created bool
 
 	mu      sync.Mutex
 	waiters []chan struct{} // woken after a commit that queued notifications
@@ -103,6 +105,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	_, statErr := os.Stat(path)
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly, NoSync: opts.NoSync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
@@ -113,7 +116,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// Grow the file 2 MiB at a time, not bbolt's 16: a small helpdesk's database stays small
 	// (the mmap is remapped a little more often, which costs microseconds).
 	bdb.AllocSize = 2 << 20
-	d := &DB{bolt: bdb, path: path}
+	d := &DB{bolt: bdb, path: path, created: errors.Is(statErr, os.ErrNotExist)}
 	if opts.ReadOnly {
 		return d, nil
 	}
@@ -123,6 +126,11 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	return d, nil
 }
+
+// Created reports whether Open made a new, empty database file because there was none at
+// its path: a command says so, for an operator who mistyped the path would otherwise look at
+// an empty helpdesk without knowing why.
+func (d *DB) Created() bool { return d.created }
 
 func migrate(tx *bolt.Tx) error {
 	for _, name := range allBuckets {

@@ -355,6 +355,42 @@ func TestHelpAndUsage(t *testing.T) {
 			t.Errorf("%s -h: exit %d, stdout %q", c.name, r.code, r.stdout)
 		}
 	}
+	// Every group of commands: `help GROUP` and `GROUP -h` list its commands; the group alone
+	// is a wrong invocation that lists them on stderr.
+	groups := map[string][]string{}
+	for _, c := range commands() {
+		if w := strings.Fields(c.name); len(w) > 1 {
+			groups[w[0]] = append(groups[w[0]], c.name)
+		}
+	}
+	for _, g := range []string{"customer", "ticket", "outbox", "templates", "backup"} {
+		if len(groups[g]) == 0 {
+			t.Errorf("no command group %q", g)
+		}
+	}
+	for g, names := range groups {
+		if !strings.Contains(out, g) {
+			t.Errorf("help does not name the group %q", g)
+		}
+		for _, r := range []result{runBin(t, p.env(), "help", g), runBin(t, p.env(), g, "-h")} {
+			if r.code != 0 {
+				t.Errorf("help of group %s: exit %d, stderr %q", g, r.code, r.stderr)
+			}
+			for _, n := range names {
+				if !strings.Contains(r.stdout, "helpdesk "+n+" ") {
+					t.Errorf("help of group %s lacks %q:\n%s", g, n, r.stdout)
+				}
+			}
+		}
+		if g != "backup" { // `backup` alone is a command
+			if r := runBin(t, p.env(), g); r.code != 2 || !strings.Contains(r.stderr, "helpdesk "+names[0]+" ") {
+				t.Errorf("%s alone: exit %d, stderr %q", g, r.code, r.stderr)
+			}
+		}
+	}
+	if r := runBin(t, p.env(), "help", "ticket", "lijst"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "ticket lijst"`) {
+		t.Errorf("help of an unknown command: exit %d, stderr %q", r.code, r.stderr)
+	}
 	if r := runBin(t, p.env(), "ticket", "show"); r.code != 2 {
 		t.Errorf("ticket show without ID: exit %d, want 2", r.code)
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/authres"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -206,6 +211,10 @@ type imapFacts struct {
 	messages uint32   // in the mailbox asked for, when it exists
 	exists   bool
 	canMove  bool
+	// authRes are the Authentication-Results values (topmost first) of each of the newest
+	// emails, when asked for (doctor); authFrom names the mailboxes they were read from.
+	authRes  [][]string
+	authFrom []string
 }
 
 // has reports whether the account has the mailbox (INBOX in any case, others exactly).
@@ -235,9 +244,11 @@ func (e *probeError) Error() string { return e.msg + " (" + e.fix + ")" }
 func (e *probeError) Unwrap() error { return e.err }
 
 // probeIMAP connects to the configured IMAP server as the gateway does (same TLS mode and
-// certificate checks), logs in, lists the mailboxes and counts the messages of mailbox. It
-// changes nothing on the server.
-func probeIMAP(ctx context.Context, cfg *Config, mailbox string) (*imapFacts, error) {
+// certificate checks), logs in, lists the mailboxes and counts the messages of mailbox. With
+// newest > 0 it also reads the Authentication-Results fields of that many of the newest emails
+// of mailbox — and, when mailbox has fewer, of imap_move_to, where processed mail goes. It
+// changes nothing on the server (EXAMINE, BODY.PEEK).
+func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*imapFacts, error) {
 	if cfg.IMAPTLS == ingest.TLSNone && !ingest.IsLoopback(cfg.IMAPAddr) {
 		return nil, &probeError{msg: fmt.Sprintf("imap_tls = none to %s: plaintext is allowed only to a loopback address", cfg.IMAPAddr),
 			fix: "use imap_tls = tls (port 993) or starttls (port 143)"}
@@ -291,9 +302,58 @@ func probeIMAP(ctx context.Context, cfg *Config, mailbox string) (*imapFacts, er
 		if st.NumMessages != nil {
 			facts.messages = *st.NumMessages
 		}
+		boxes := []string{mailbox}
+		if cfg.IMAPMoveTo != "" && cfg.IMAPMoveTo != mailbox && facts.has(cfg.IMAPMoveTo) {
+			boxes = append(boxes, cfg.IMAPMoveTo)
+		}
+		for _, box := range boxes {
+			if len(facts.authRes) >= newest {
+				break
+			}
+			got, err := readAuthResults(c, box, newest-len(facts.authRes))
+			if err != nil {
+				return nil, &probeError{msg: fmt.Sprintf("read the headers of the newest emails of %q at %s: %v", box, cfg.IMAPAddr, err),
+					fix: "the server refused EXAMINE or FETCH: check the account's rights on the mailbox", err: err}
+			}
+			if len(got) > 0 {
+				facts.authRes = append(facts.authRes, got...)
+				facts.authFrom = append(facts.authFrom, box)
+			}
+		}
 	}
 	_ = c.Logout().Wait()
 	return facts, nil
+}
+
+// readAuthResults returns the Authentication-Results values (topmost first) of the newest n
+// emails of box, newest first. Only the start of each header section is read: the topmost
+// field is the first, and a hostile email's header cannot make the look expensive.
+func readAuthResults(c *imapclient.Client, box string, n int) ([][]string, error) {
+	sel, err := c.Select(box, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil || sel.NumMessages == 0 {
+		return nil, err
+	}
+	first := uint32(1)
+	if sel.NumMessages > uint32(n) {
+		first = sel.NumMessages - uint32(n) + 1
+	}
+	var set imap.SeqSet
+	set.AddRange(first, sel.NumMessages)
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Authentication-Results"},
+		Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: 16 << 10}}
+	bufs, err := c.Fetch(set, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(b.SeqNum, a.SeqNum) })
+	var out [][]string
+	for _, b := range bufs {
+		raw := b.FindBodySection(section)
+		// A header section cut short still gives the fields before the cut.
+		h, _ := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(raw), strings.NewReader("\r\n\r\n")))).ReadMIMEHeader()
+		out = append(out, h.Values("Authentication-Results"))
+	}
+	return out, nil
 }
 
 func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
@@ -301,7 +361,7 @@ func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
 		d.fail("IMAP", "not checked: "+err.Error(), "set them; secrets best as HELPDESK_IMAP_PASSWORD in the service's environment file")
 		return
 	}
-	facts, err := probeIMAP(ctx, cfg, cfg.IMAPMailbox)
+	facts, err := probeIMAP(ctx, cfg, cfg.IMAPMailbox, authSample)
 	if err != nil {
 		var pe *probeError
 		if errors.As(err, &pe) {
@@ -318,6 +378,7 @@ func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
 		return
 	}
 	d.ok("IMAP", fmt.Sprintf("logged in at %s as %s (%s); mailbox %s has %d message(s)", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox, facts.messages))
+	doctorAuthServID(d, cfg, facts)
 	if cfg.IMAPMoveTo == "" {
 		return
 	}
@@ -462,4 +523,102 @@ func portHint(kind string) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// authSample is how many of the newest emails doctor reads the Authentication-Results of.
+const authSample = 20
+
+// doctorAuthServID says which authserv-id the receiving server writes in the topmost
+// Authentication-Results of the newest emails, whether that field gives a DMARC result, and
+// whether authserv_id names it. An id the server never writes holds every staff answer as
+// staff_unverified — silently for the staff member, whose answers never reach a customer —
+// and leaves customer mail failing DMARC unrecognised.
+func doctorAuthServID(d *doctorReport, cfg *Config, facts *imapFacts) {
+	staffAuth := len(cfg.staffAddresses()) > 0 && cfg.RequireAuth
+	if len(facts.authRes) == 0 {
+		if staffAuth {
+			d.warn("authserv", fmt.Sprintf("%s has no email to check authserv_id %q against: whether the server writes it is unknown", cfg.IMAPMailbox, cfg.AuthServID),
+				"send an email from a staff address to the support address and run doctor again before staff answer by email")
+		} else {
+			d.ok("authserv", cfg.IMAPMailbox+" has no email yet to read the server's authserv-id from")
+		}
+		return
+	}
+	type seen struct {
+		id       string // as first written
+		n, dmarc int
+	}
+	var ids []*seen
+	noID, noField, noIDDMARC := 0, 0, 0
+	for _, values := range facts.authRes {
+		id, dmarc, found := authres.Topmost(values)
+		switch {
+		case !found:
+			noField++
+		case id == "":
+			noID++
+			if dmarc {
+				noIDDMARC++
+			}
+		default:
+			i := slices.IndexFunc(ids, func(s *seen) bool { return strings.EqualFold(s.id, id) })
+			if i < 0 {
+				ids = append(ids, &seen{id: id})
+				i = len(ids) - 1
+			}
+			ids[i].n++
+			if dmarc {
+				ids[i].dmarc++
+			}
+		}
+	}
+	slices.SortStableFunc(ids, func(a, b *seen) int { return cmp.Compare(b.n, a.n) })
+	var parts []string
+	for i, s := range ids {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("%d other id(s)", len(ids)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s in %d (with a DMARC result in %d)", s.id, s.n, s.dmarc))
+	}
+	if noID > 0 {
+		parts = append(parts, fmt.Sprintf("no authserv-id in %d (with a DMARC result in %d)", noID, noIDDMARC))
+	}
+	if noField > 0 {
+		parts = append(parts, fmt.Sprintf("no Authentication-Results in %d", noField))
+	}
+	seenText := fmt.Sprintf("the topmost Authentication-Results of the newest %d email(s) of %s: %s",
+		len(facts.authRes), strings.Join(facts.authFrom, " and "), strings.Join(parts, ", "))
+
+	if i := slices.IndexFunc(ids, func(s *seen) bool { return authres.SameID(cfg.AuthServID, s.id) }); i >= 0 {
+		s := ids[i]
+		if s.dmarc == 0 && staffAuth {
+			d.warn("authserv", fmt.Sprintf("authserv_id %s is written by the server, without a DMARC result: %s", s.id, seenText),
+				"a staff email then passes only with a DKIM signature aligned with its From domain: have the server add DMARC results (OpenDMARC on Postfix), or make sure staff mail is DKIM-signed by its domain")
+			return
+		}
+		d.ok("authserv", fmt.Sprintf("authserv_id %s is what the server writes: %s", s.id, seenText))
+		return
+	}
+	var fix string
+	switch {
+	case len(ids) > 0 && ids[0].n >= noID:
+		fix = fmt.Sprintf("set authserv_id = %s (HELPDESK_AUTHSERV_ID), the id most of these emails carry — if that is your own receiving server (Gmail: mx.google.com; Postfix with OpenDMARC: its AuthservID); a field from the sender's side proves nothing", ids[0].id)
+	case noID > 0:
+		fix = "these fields name no server (Exchange Online writes them so): the gateway cannot tell them from forged ones, so no staff email can be verified. With Microsoft 365 as the receiving server, set require_auth = false (and rely on Exchange Online's spoofing protection) or let staff answer on the website; see the README's provider table"
+	default:
+		fix = "the receiving server writes no Authentication-Results: have it check DKIM and DMARC (OpenDKIM and OpenDMARC on Postfix), or set require_auth = false"
+	}
+	switch {
+	case cfg.AuthServID == "":
+		if staffAuth {
+			d.warn("authserv", "authserv_id is not set; "+seenText, fix)
+		} else {
+			d.ok("authserv", "authserv_id is not set (customer mail failing DMARC is not recognised); "+seenText)
+		}
+	case staffAuth:
+		d.fail("authserv", fmt.Sprintf("authserv_id %s is not what the server writes, so every staff email would be held as staff_unverified; %s", cfg.AuthServID, seenText), fix)
+	default:
+		d.warn("authserv", fmt.Sprintf("authserv_id %s is not what the server writes, so customer mail failing DMARC is not recognised; %s", cfg.AuthServID, seenText), fix)
+	}
 }

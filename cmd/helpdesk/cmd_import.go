@@ -89,7 +89,7 @@ func runImport(e *env, args []string) error {
 	applier.Quiet = true // an archive was answered long ago: nothing is sent about it
 
 	// A look first, for a clear error: the mailbox that is not there, with the ones that are.
-	facts, err := probeIMAP(ctx, cfg, *mailbox)
+	facts, err := probeIMAP(ctx, cfg, *mailbox, 0)
 	if err != nil {
 		return err
 	}

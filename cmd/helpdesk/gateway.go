@@ -431,6 +431,9 @@ func runServe(e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if db.Created() {
+		log.Warn("created a new, empty database (if you meant an existing one, check db in the config file or HELPDESK_DB)", "path", absPath(cfg.DB))
+	}
 	if cfg.SiteURL == "" {
 		log.Warn("site_url is empty: password-reset and login links, and answer-on-the-site notices, cannot be sent (they fail with that reason)")
 	}

@@ -17,6 +17,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,7 @@ func commands() []command {
 		{name: "serve", args: "[-config FILE] [-once]", summary: "run the gateway (-once: process the mailbox, send the outbox, exit)", run: runServe},
 		{name: "demo", args: "[-once]", summary: "run the gateway on embedded IMAP/SMTP servers with sample mail", run: runDemo},
 		{name: "import", args: importArgs, summary: "take an existing mailbox (an archive) through ingest, sending nothing", db: true, run: runImport},
-		{name: "doctor", args: "[-config FILE]", summary: "check a configuration end to end: IMAP, SMTP, database, templates", run: runDoctor},
+		{name: "doctor", args: "[-config FILE]", summary: "check a configuration end to end: IMAP, SMTP, database, templates, the server's authserv-id", run: runDoctor},
 		{name: "version", args: "", summary: "print the version, commit and Go version", run: runVersion},
 		{name: "customer add", args: customerAddArgs, summary: "register a customer", db: true, run: runCustomerAdd},
 		{name: "customer set", args: customerSetArgs, summary: "change the given fields of a customer (-email, -phone replace the lists)", db: true, run: runCustomerSet},
@@ -67,7 +68,7 @@ func commands() []command {
 		{name: "deadline", args: "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]", summary: "the first-response deadline of a question arriving at TIME (R6–R9)", run: runDeadline},
 		{name: "ratezone", args: "[-at TIME]", summary: "the rate zone at TIME: 1, 2 or closed (R7)", run: runRateZone},
 		{name: "templates preview", args: "NAME [-lang nl|en] [-html]", summary: "render a notification with sample data through the configured templates", run: runTemplatesPreview},
-		{name: "help", args: "[COMMAND]", summary: "list the commands, or show one command's flags", run: runHelp},
+		{name: "help", args: "[COMMAND | GROUP]", summary: "list the commands, show one command's flags, or a group's commands (help ticket)", run: runHelp},
 	}
 }
 
@@ -124,10 +125,26 @@ func run(e *env, args []string) int {
 			printHelp(e.stdout)
 			return 2
 		}
+		if group := groupCommands(args[0]); len(group) > 0 {
+			// "helpdesk ticket": the group's commands; "helpdesk ticket -h" asked for them.
+			if len(args) > 1 && wantsHelp(args[1:2]) {
+				printGroupHelp(e.stdout, args[0], group)
+				return 0
+			}
+			if len(args) > 1 {
+				fmt.Fprintf(e.stderr, "helpdesk: unknown command %q\n", strings.Join(args[:2], " "))
+			}
+			printGroupHelp(e.stderr, args[0], group)
+			return 2
+		}
 		fmt.Fprintf(e.stderr, "helpdesk: unknown command %q; run 'helpdesk help'\n", strings.Join(args, " "))
 		return 2
 	}
 	err := dispatch(e, cmd, rest)
+	if group := groupCommands(cmd.name); len(group) > 0 && wantsHelp(rest) && (err == nil || errors.Is(err, flag.ErrHelp)) {
+		fmt.Fprintln(e.stdout) // "backup -h": also backup prune
+		printGroupHelp(e.stdout, cmd.name, group)
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -168,7 +185,7 @@ func dispatch(e *env, cmd *command, args []string) error {
 	if !errors.Is(err, errNoGateway) {
 		return err
 	}
-	db, err := openDB(cfg.DB)
+	db, err := openDB(cfg.DB, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -218,23 +235,67 @@ func printHelp(w io.Writer) {
 		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nEvery command takes -config FILE (or HELPDESK_CONFIG); HELPDESK_* variables override it.")
-	fmt.Fprintln(w, "Run 'helpdesk COMMAND -h' for a command's flags.")
+	fmt.Fprintf(w, "Run 'helpdesk help COMMAND' (or 'helpdesk COMMAND -h') for a command's flags, 'helpdesk help GROUP' for a group's commands (%s).\n",
+		strings.Join(commandGroups(), ", "))
+}
+
+// commandGroups names the groups of commands, in the order of the table.
+func commandGroups() []string {
+	var out []string
+	for _, c := range commands() {
+		if first, _, multi := strings.Cut(c.name, " "); multi && !slices.Contains(out, first) {
+			out = append(out, first)
+		}
+	}
+	return out
+}
+
+// groupCommands returns the commands of a group ("ticket": ticket list, ticket show, ...):
+// those of more than one word whose first word is group.
+func groupCommands(group string) []command {
+	var out []command
+	for _, c := range commands() {
+		if first, _, multi := strings.Cut(c.name, " "); multi && first == group {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func printGroupHelp(w io.Writer, group string, cmds []command) {
+	fmt.Fprintf(w, "usage: helpdesk %s COMMAND ...\n\nCommands:\n", group)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  helpdesk %s %s\n      %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'helpdesk help %s COMMAND' (or 'helpdesk %s COMMAND -h') for a command's flags.\n", group, group)
 }
 
 func runHelp(e *env, args []string) error {
 	if wantsHelp(args) {
-		fmt.Fprintln(e.stdout, "usage: helpdesk help [COMMAND]")
+		fmt.Fprintln(e.stdout, "usage: helpdesk help [COMMAND | GROUP]")
 		return nil
 	}
 	if len(args) == 0 {
 		printHelp(e.stdout)
 		return nil
 	}
-	cmd, _ := findCommand(args)
-	if cmd == nil {
+	cmd, rest := findCommand(args)
+	if cmd == nil || len(rest) > 0 {
+		// A group ("help ticket"), or a command with a word too many ("help ticket lijst").
+		if group := groupCommands(args[0]); len(group) > 0 && len(args) == 1 {
+			printGroupHelp(e.stdout, args[0], group)
+			return nil
+		}
 		return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
 	}
-	return cmd.run(e, []string{"-h"})
+	if err := cmd.run(e, []string{"-h"}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if group := groupCommands(cmd.name); len(group) > 0 { // "help backup": also backup prune
+		fmt.Fprintln(e.stdout)
+		printGroupHelp(e.stdout, cmd.name, group)
+	}
+	return nil
 }
 
 // newFlags makes a command's flag set with the common -config flag. Output goes to the
@@ -308,12 +369,25 @@ func (e *env) config(args []string) (*Config, error) {
 	return e.cfg, nil
 }
 
-func openDB(path string) (*store.DB, error) {
+// openDB opens the database for a command run without a gateway; a new file is announced on
+// stderr.
+func openDB(path string, stderr io.Writer) (*store.DB, error) {
 	db, err := store.Open(path, store.Options{LockTimeout: time.Second})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("database %s is locked by another process and no gateway answers on %s; is a gateway starting or stopping?", path, socketPath(path))
 	}
+	if err == nil && db.Created() {
+		fmt.Fprintf(stderr, "helpdesk: created a new, empty database %s (if you meant an existing one, check db in the config file or HELPDESK_DB)\n", absPath(path))
+	}
 	return db, err
+}
+
+// absPath is p made absolute, for a message naming a file; p itself when that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -262,6 +262,7 @@ func TestImportArchive(t *testing.T) {
 func TestImportErrors(t *testing.T) {
 	p := archivePeers(t, smtptest.Options{})
 	env := p.env()
+	mustRun(t, env, "customer", "list") // the database exists: stderr is the error alone
 	r := runBin(t, env, "import", "-mailbox", "Archive")
 	if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 ||
 		!strings.Contains(r.stderr, `"Archive" does not exist`) || !strings.Contains(r.stderr, "Archief, INBOX") || !strings.Contains(r.stderr, "-mailbox") {
@@ -523,9 +524,11 @@ func TestDoctor(t *testing.T) {
 		}
 	}
 	t.Run("all ok", func(t *testing.T) {
+		p.deliver(t, staffMailWith(1, staffAuth)) // the server's authserv-id, for the authserv check
 		r := runBin(t, authEnv(), "doctor")
 		check(t, r, 0, `(?m)^ok +config +valid`, `(?m)^ok +time zone +Europe/Amsterdam loaded`, `(?m)^ok +templates `,
-			`(?m)^ok +database +.*helpdesk.db does not exist yet`, `(?m)^ok +IMAP +logged in at .* mailbox INBOX has 0 message`,
+			`(?m)^ok +database +.*helpdesk.db does not exist yet`, `(?m)^ok +IMAP +logged in at .* mailbox INBOX has 1 message`,
+			`(?m)^ok +authserv +authserv_id mx.infobits.example is what the server writes`,
 			`(?m)^ok +SMTP +connected to .*AUTH PLAIN as support@infobits.example accepted; nothing sent`,
 			`(?m)^ok +site_url`, `(?m)^ok +staff auth`, `(?m)^all checks passed$`)
 		if strings.Contains(r.stdout, "FAIL") || strings.Contains(r.stdout, "WARN") {

@@ -246,6 +246,35 @@ func Explain(values []string, trustedID, fromDomain string) (Verdict, Reason) {
 	return None, Reason{Code: ReasonNoResults, Server: clean(trustedID)}
 }
 
+// Topmost describes the topmost of an email's Authentication-Results values (in the order
+// they appear): the field its last receiving server wrote, whose authserv-id is the one to
+// configure as the trusted one. id is that authserv-id (cleaned of control characters, cut
+// short; "" when the field has none, as Exchange Online writes them: ErrNoAuthServID), dmarc
+// whether the field carries a DMARC result; found is false when there is no field at all.
+// `helpdesk doctor` uses it to tell the operator which id their server writes.
+func Topmost(values []string) (id string, dmarc, found bool) {
+	if len(values) == 0 {
+		return "", false, false
+	}
+	r, _ := Parse(values[0])
+	for _, m := range r.Methods {
+		if m.Name == "dmarc" {
+			dmarc = true
+		}
+	}
+	if r.AuthServID != "" {
+		id = clean(r.AuthServID)
+	}
+	return id, dmarc, true
+}
+
+// SameID reports whether the configured trusted id names the authserv-id id, as Check
+// compares them (ASCII case-insensitive, the configured one trimmed of SP, HTAB, CR, LF).
+func SameID(trustedID, id string) bool {
+	trustedID = strings.Trim(trustedID, " \t\r\n")
+	return trustedID != "" && !strings.ContainsFunc(trustedID, unicode.IsControl) && asciiEqualFold(trustedID, id)
+}
+
 // verdict applies the rules of Check to the trusted header r; domain is normalized.
 func verdict(r Result, domain string) (Verdict, Reason) {
 	why := func(code string) Reason {

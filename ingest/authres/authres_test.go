@@ -395,3 +395,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestTopmost: what doctor reports of a mailbox's emails — the authserv-id of the topmost
+// field and whether it has a DMARC result — for the forms the README's provider table names.
+func TestTopmost(t *testing.T) {
+	cases := []struct {
+		name      string
+		values    []string
+		id        string
+		dmarc, ok bool
+	}{
+		{"gmail", []string{"mx.google.com;\r\n       dkim=pass header.i=@infobits.example;\r\n       spf=pass smtp.mailfrom=infobits.example;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=infobits.example"}, "mx.google.com", true, true},
+		{"exchange online: no authserv-id", []string{"spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=infobits.example; dkim=pass (signature was verified) header.d=infobits.example;dmarc=pass action=none header.from=infobits.example;compauth=pass reason=100"}, "", true, true},
+		{"opendkim above opendmarc: topmost only", []string{"mail.infobits.example; dkim=pass (2048-bit key) header.d=infobits.example", "mail.infobits.example; dmarc=pass (p=reject dis=none) header.from=infobits.example"}, "mail.infobits.example", false, true},
+		{"control characters cleaned", []string{"mx\x01evil; dmarc=pass header.from=x.example"}, "mx?evil", true, true},
+		{"none", nil, "", false, false},
+	}
+	for _, tc := range cases {
+		id, dmarc, ok := Topmost(tc.values)
+		if id != tc.id || dmarc != tc.dmarc || ok != tc.ok {
+			t.Errorf("%s: Topmost = %q, %v, %v; want %q, %v, %v", tc.name, id, dmarc, ok, tc.id, tc.dmarc, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		conf, id string
+		want     bool
+	}{{"mx.google.com", "MX.Google.com", true}, {" mx.google.com\t", "mx.google.com", true}, {"mx.google.com", "google.com", false}, {"", "", false}, {"mx\v", "mx\v", false}} {
+		if got := SameID(tc.conf, tc.id); got != tc.want {
+			t.Errorf("SameID(%q, %q) = %v, want %v", tc.conf, tc.id, got, tc.want)
+		}
+	}
+}
