@@ -432,7 +432,7 @@ func runCustomerAdd(e *env, args []string) error {
 	if err := e.db.Update(e.ctx, func(tx *store.Tx) error { return putError("add", tx.PutCustomer(c)) }); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "customer %d added: %s <%s> %s\n", c.ID, c.Name, c.Login(), c.Tier)
+	fmt.Fprintf(e.stdout, "customer %d added: %s <%s> %s\n", c.ID, terminalSafe(c.Name), terminalSafe(c.Login()), c.Tier)
 	return nil
 }
 
@@ -497,14 +497,14 @@ func runCustomerSet(e *env, args []string) error {
 	for i := range before {
 		if before[i][1] != after[i][1] {
 			if !changed {
-				fmt.Fprintf(e.stdout, "customer %d (%s) changed:\n", c.ID, c.Name)
+				fmt.Fprintf(e.stdout, "customer %d (%s) changed:\n", c.ID, terminalSafe(c.Name))
 				changed = true
 			}
-			fmt.Fprintf(e.stdout, "  %s: %s -> %s\n", before[i][0], before[i][1], after[i][1])
+			fmt.Fprintf(e.stdout, "  %s: %s -> %s\n", before[i][0], terminalSafe(before[i][1]), terminalSafe(after[i][1]))
 		}
 	}
 	if !changed {
-		fmt.Fprintf(e.stdout, "customer %d (%s): nothing changed\n", c.ID, c.Name)
+		fmt.Fprintf(e.stdout, "customer %d (%s): nothing changed\n", c.ID, terminalSafe(c.Name))
 	}
 	return nil
 }
@@ -569,7 +569,7 @@ func runCustomerShow(e *env, args []string) error {
 		if r[0] == "emails" {
 			r[1] += " (the first is the login)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], terminalSafe(r[1]))
 	}
 	fmt.Fprintf(tw, "served as\t%s on %s\n", d.EffectiveSLA, d.On)
 	fmt.Fprintf(tw, "status\t%s\n", d.Status)
@@ -627,8 +627,8 @@ func runCustomerList(e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tSTATUS\tCONTRACT\tEMAILS")
 	for i, c := range cs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.SLA, dash(c.ValidUntil),
-			policy.StatusLine(recs[i], today), yesNo(c.Contract), strings.Join(c.Emails, ", "))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, terminalSafe(c.Name), c.SLA, dash(c.ValidUntil),
+			policy.StatusLine(recs[i], today), yesNo(c.Contract), terminalSafe(strings.Join(c.Emails, ", ")))
 	}
 	return tw.Flush()
 }
@@ -668,7 +668,7 @@ func runCaller(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "unknown number %s: not put through\n", a.Number)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "%s: customer %d, %s <%s>\n", a.Number, a.Customer.ID, a.Customer.Name, a.Customer.Emails[0])
+	fmt.Fprintf(e.stdout, "%s: customer %d, %s <%s>\n", a.Number, a.Customer.ID, terminalSafe(a.Customer.Name), terminalSafe(a.Customer.Emails[0]))
 	fmt.Fprintf(e.stdout, "put through: %s (%s)\n", yesNo(a.PutThrough), a.Reason)
 	return nil
 }

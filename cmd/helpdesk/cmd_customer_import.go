@@ -190,17 +190,17 @@ func runCustomerImport(e *env, args []string) error {
 			switch {
 			case r.errs != nil:
 			case r.old == nil:
-				fmt.Fprintf(e.stdout, "customer %d created: %s <%s> %s\n", r.cust.ID, r.cust.Name, r.cust.Login(), r.cust.Tier)
+				fmt.Fprintf(e.stdout, "customer %d created: %s <%s> %s\n", r.cust.ID, terminalSafe(r.cust.Name), terminalSafe(r.cust.Login()), r.cust.Tier)
 			default:
 				for _, c := range r.changes {
-					fmt.Fprintf(e.stdout, "customer %d: %s\n", r.cust.ID, c)
+					fmt.Fprintf(e.stdout, "customer %d: %s\n", r.cust.ID, terminalSafe(c))
 				}
 			}
 		}
 	}
 	for _, r := range rows {
 		if r.errs != nil {
-			fmt.Fprintf(e.stderr, "line %d: %s\n", r.line, strings.Join(r.errs, "; "))
+			fmt.Fprintf(e.stderr, "line %d: %s\n", r.line, terminalSafe(strings.Join(r.errs, "; ")))
 		}
 	}
 	if failed {

@@ -49,7 +49,7 @@ func (d *doctorReport) ok(what, detail string) {
 
 func (d *doctorReport) warn(what, detail, fix string) {
 	d.warned++
-	fmt.Fprintf(d.w, "WARN  %-10s %s\n", what, detail)
+	fmt.Fprintf(d.w, "WARN  %-10s %s\n", what, terminalSafe(detail))
 	if fix != "" {
 		fmt.Fprintf(d.w, "      %-10s fix: %s\n", "", fix)
 	}
@@ -57,7 +57,7 @@ func (d *doctorReport) warn(what, detail, fix string) {
 
 func (d *doctorReport) fail(what, detail, fix string) {
 	d.failed++
-	fmt.Fprintf(d.w, "FAIL  %-10s %s\n", what, oneLine(detail))
+	fmt.Fprintf(d.w, "FAIL  %-10s %s\n", what, terminalSafe(oneLine(detail)))
 	if fix != "" {
 		fmt.Fprintf(d.w, "      %-10s fix: %s\n", "", fix)
 	}

@@ -55,7 +55,7 @@ func runOutboxList(e *env, args []string) error {
 			// backoff), first in line.
 			when = "retrying"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), n.To, n.Attempts, when, oneLine(n.Error))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), terminalSafe(n.To), n.Attempts, when, terminalSafe(oneLine(n.Error)))
 	}
 	return tw.Flush()
 }

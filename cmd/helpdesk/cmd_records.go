@@ -45,8 +45,8 @@ func runTicketList(e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tSLA\tCUSTOMER\tCREATED\tDUE\tMSGS\tSUBJECT")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Status, t.Priority, t.SLA, t.Customer,
-			shortTime(t.Created), shortTime(t.Due), t.Messages, t.Subject)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Status, t.Priority, t.SLA, terminalSafe(t.Customer),
+			shortTime(t.Created), shortTime(t.Due), t.Messages, terminalSafe(t.Subject))
 	}
 	return tw.Flush()
 }
@@ -76,8 +76,8 @@ func runTicketShow(e *env, args []string) error {
 		return writeJSON(e.stdout, d)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "Ticket %d: %s\n", d.ID, d.Subject)
-	fmt.Fprintf(w, "  customer %s · %s · %s · %s\n", d.Customer, d.Status, d.Priority, d.SLA)
+	fmt.Fprintf(w, "Ticket %d: %s\n", d.ID, terminalSafe(d.Subject))
+	fmt.Fprintf(w, "  customer %s · %s · %s · %s\n", terminalSafe(d.Customer), d.Status, d.Priority, d.SLA)
 	fmt.Fprintf(w, "  created  %s · due %s", shortTime(d.Created), shortTime(d.Due))
 	if fr := time.Time(d.FirstResponse); !fr.IsZero() {
 		met := "met"
@@ -87,7 +87,7 @@ func runTicketShow(e *env, args []string) error {
 		fmt.Fprintf(w, " · first response %s (deadline %s)", shortTime(d.FirstResponse), met)
 	}
 	if d.Assignee != "" {
-		fmt.Fprintf(w, " · assigned to %s", d.Assignee)
+		fmt.Fprintf(w, " · assigned to %s", terminalSafe(d.Assignee))
 	}
 	fmt.Fprintln(w)
 	for i, m := range d.Messages {
@@ -98,24 +98,24 @@ func runTicketShow(e *env, args []string) error {
 		case store.DirectionNote:
 			who = "staff note (internal)"
 		}
-		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, m.From, shortTime(m.Date), m.Subject)
+		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, terminalSafe(m.From), shortTime(m.Date), terminalSafe(m.Subject))
 		for _, a := range m.Attachments {
 			fmt.Fprintf(w, "    Attachment %d: %s (%s, %s) — helpdesk ticket attachment %d %d\n", a.Number,
 				terminalSafe(a.Filename), terminalSafe(a.ContentType), humanSize(a.Size), d.ID, a.Number)
 		}
-		for _, line := range strings.Split(strings.TrimRight(m.Text, "\n"), "\n") {
+		for _, line := range strings.Split(terminalText(strings.TrimRight(m.Text, "\n")), "\n") {
 			fmt.Fprintf(w, "    %s\n", line)
 		}
 	}
 	if len(d.Notifications) > 0 {
 		fmt.Fprintln(w, "\nNotifications:")
 		for _, n := range d.Notifications {
-			fmt.Fprintf(w, "  %-7s %-15s to %s: %s", n.Status, n.Kind, n.To, n.Subject)
+			fmt.Fprintf(w, "  %-7s %-15s to %s: %s", n.Status, n.Kind, terminalSafe(n.To), terminalSafe(n.Subject))
 			if n.Error != "" {
-				fmt.Fprintf(w, " (%s)", n.Error)
+				fmt.Fprintf(w, " (%s)", terminalSafe(n.Error))
 			}
 			if n.AttachNote != "" {
-				fmt.Fprintf(w, " [%s]", n.AttachNote)
+				fmt.Fprintf(w, " [%s]", terminalSafe(n.AttachNote))
 			}
 			fmt.Fprintln(w)
 		}
@@ -169,7 +169,7 @@ func runTicketHeld(e *env, args []string) error {
 			}
 			detail += "; " + h.Detail
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, shortTime(h.Received), dash(h.From), h.Reason,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, shortTime(h.Received), terminalSafe(dash(h.From)), h.Reason,
 			terminalSafe(h.Subject), terminalSafe(detail))
 	}
 	return tw.Flush()
@@ -286,17 +286,6 @@ func byWhom(user string) string {
 		return ""
 	}
 	return " by " + user
-}
-
-// terminalSafe keeps what a customer wrote from acting on the operator's terminal: control
-// characters (escape sequences) are shown as U+FFFD.
-func terminalSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '\uFFFD'
-		}
-		return r
-	}, s)
 }
 
 func runTicketHeldDismiss(e *env, args []string) error {

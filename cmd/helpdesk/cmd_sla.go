@@ -159,7 +159,7 @@ func runTicketRelease(e *env, args []string) error {
 	case "new_ticket":
 		fmt.Fprintf(e.stdout, "held email %d released: opened ticket #%d", id, out.TicketID)
 	case "staff_answer":
-		fmt.Fprintf(e.stdout, "held email %d released as the staff answer of %s on ticket #%d", id, out.From, out.TicketID)
+		fmt.Fprintf(e.stdout, "held email %d released as the staff answer of %s on ticket #%d", id, terminalSafe(out.From), out.TicketID)
 	default:
 		fmt.Fprintf(e.stdout, "held email %d released: added to ticket #%d", id, out.TicketID)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -24,6 +26,10 @@ import (
 // operator's commands are run by the gateway: the CLI sends its arguments over a unix socket
 // beside the database (mode 0600: only the gateway's user can connect) and the gateway runs
 // the same command function with its open database, streaming the output back.
+//
+// Both ends check the other (issue 12): the gateway serves only a peer (SO_PEERCRED) of its
+// own user or root, and the client uses only a socket owned by itself or root that neither
+// group nor others can write (checkSocket).
 //
 // Protocol: the client writes one JSON line {"args": [...]}; the server answers JSON lines
 // {"out": "..."} / {"err": "..."} and a last {"exit": N}.
@@ -57,8 +63,15 @@ type ctlFrame struct {
 }
 
 // ctlCall runs args in the gateway listening on sock and copies its output. It returns
-// errNoGateway when no gateway listens there.
+// errNoGateway when no gateway listens there. It refuses a socket that another user could
+// have put there or could take over (checkSocket).
 func ctlCall(e *env, sock string, args []string) (int, error) {
+	if err := checkSocket(sock, os.Getuid()); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, errNoGateway
+		}
+		return 0, err
+	}
 	d := net.Dialer{Timeout: 2 * time.Second}
 	conn, err := d.DialContext(e.ctx, "unix", sock)
 	if err != nil {
@@ -104,6 +117,60 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 			return *f.Exit, nil
 		}
 	}
+}
+
+// checkSocket refuses a control socket the client cannot trust (issue 12): one owned by
+// another user than uid (the client) or root, or one that group or others may write to. Such
+// a socket may be another user's listener posing as the gateway — which would see the
+// operator's commands and could write files on the operator's side (ticket attachment) — or
+// one through which other users can command the gateway. A missing socket is
+// os.ErrNotExist: no gateway runs.
+func checkSocket(path string, uid int) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("control socket %s: cannot read its owner", path)
+	}
+	switch {
+	case fi.Mode()&os.ModeSocket == 0:
+		return fmt.Errorf("control socket %s is not a socket (%s): refusing to use it; remove it if no gateway runs", path, fi.Mode().Type())
+	case int(st.Uid) != uid && st.Uid != 0:
+		return fmt.Errorf("control socket %s belongs to uid %d, not to you (uid %d) or root: refusing to use it; run the command as the gateway's user (sudo -u USER helpdesk ...)", path, st.Uid, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("control socket %s can be written by group or others (mode %04o): refusing to use it; the gateway makes it 0600 — restart the gateway, or chmod 600 it", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// peerAllowed checks the credentials of a control-socket client (SO_PEERCRED, issue 12):
+// only the gateway's own user and root may run commands. The socket's mode 0600 says the same
+// to the kernel; this holds when the file's mode was changed, or the socket handed on.
+func peerAllowed(conn net.Conn, self int) (uid int, err error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return -1, errors.New("not a unix socket connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if cerr != nil {
+		return -1, fmt.Errorf("peer credentials: %w", cerr)
+	}
+	if int(cred.Uid) != self && cred.Uid != 0 {
+		return int(cred.Uid), fmt.Errorf("uid %d (pid %d) is neither the gateway's user (uid %d) nor root", cred.Uid, cred.Pid, self)
+	}
+	return int(cred.Uid), nil
 }
 
 // writeClientFile writes a File frame on the client's side: the file is the operator's, in
@@ -213,6 +280,15 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 			s.log.Error("control command panicked", "panic", r)
 		}
 	}()
+	if uid, err := peerAllowed(conn, os.Getuid()); err != nil {
+		s.log.Warn("control socket: connection refused", "uid", uid, "err", err)
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		code := 1
+		enc := json.NewEncoder(conn)
+		_ = enc.Encode(ctlFrame{Err: "helpdesk: the gateway refuses commands from " + err.Error() + "\n"})
+		_ = enc.Encode(ctlFrame{Exit: &code})
+		return
+	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var req ctlRequest
 	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {

@@ -151,14 +151,14 @@ func run(e *env, args []string) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(e.stderr, "helpdesk %s: %v\nusage: helpdesk %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		fmt.Fprintf(e.stderr, "helpdesk %s: %s\nusage: helpdesk %s %s\n", cmd.name, terminalSafe(err.Error()), cmd.name, cmd.args)
 		return 2
 	case errors.Is(err, errExit):
 		var ee *exitError
 		errors.As(err, &ee)
 		return ee.code
 	}
-	fmt.Fprintf(e.stderr, "helpdesk %s: %s\n", cmd.name, oneLine(err.Error()))
+	fmt.Fprintf(e.stderr, "helpdesk %s: %s\n", cmd.name, terminalSafe(oneLine(err.Error())))
 	return 1
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/infobits/helpdesk/ingest/calendar"
@@ -312,6 +313,84 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 		d.Notifications = append(d.Notifications, NotificationOf(n))
 	}
 	return d, nil
+}
+
+// What a customer may see of their ticket (the website, issue 12): the thread without staff's
+// internal notes (#note) and delivery reports (DirectionReport: mail-server detail), only
+// the notifications sent to the customer's own addresses (not those to staff), and no staff
+// addresses — neither who answered (From of a staff answer is "") nor the assignee. The
+// JSON shapes are those of the staff views: a website reads them the same way.
+
+// CustomerVisible reports whether a thread message is shown to the ticket's customer.
+func CustomerVisible(direction string) bool {
+	return direction == store.DirectionIn || direction == store.DirectionOut
+}
+
+// CustomerTicketDetail is TicketDetailOf as the ticket's customer may see it. Attachments keep
+// their numbers in the whole ticket, so the numbers of a note's files are missing.
+func CustomerTicketDetail(tx *store.Tx, id uint64) (*TicketDetail, error) {
+	d, err := TicketDetailOf(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tx.Ticket(id)
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]bool{}
+	if c, err := tx.Customer(t.CustomerID); err == nil {
+		for _, a := range c.Emails {
+			own[store.NormalizeAddress(a)] = true
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	own[store.NormalizeAddress(t.Address)] = true
+	d.Assignee = ""
+	msgs := d.Messages[:0]
+	for _, m := range d.Messages {
+		if !CustomerVisible(m.Direction) {
+			continue
+		}
+		if m.Direction == store.DirectionOut {
+			m.From = ""
+		}
+		msgs = append(msgs, m)
+	}
+	d.Messages = msgs
+	notes := d.Notifications[:0]
+	for _, n := range d.Notifications {
+		if !own[store.NormalizeAddress(n.To)] || strings.HasPrefix(n.Kind, "staff_") {
+			continue
+		}
+		n.Error, n.AttachNote = "", "" // the mail server's and the operator's detail
+		notes = append(notes, n)
+	}
+	d.Notifications = notes
+	return d, nil
+}
+
+// CustomerTickets is Tickets of one customer as the customer may see them: no assignee, and
+// the count of the messages they can see.
+func CustomerTickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
+	ts, err := Tickets(tx, customerAddr)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ts {
+		msgs, err := tx.Messages(ts[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, m := range msgs {
+			if CustomerVisible(m.Direction) {
+				n++
+			}
+		}
+		ts[i].Messages, ts[i].Assignee = n, ""
+	}
+	return ts, nil
 }
 
 // TicketAttachment finds attachment n of a ticket (numbered from 1 in thread order, as

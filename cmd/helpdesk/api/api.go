@@ -9,8 +9,10 @@
 // token is good are decided by ingest, ingest/policy and store, and the JSON shapes are
 // store/view's — and it never speaks IMAP or SMTP: what it queues, notify sends.
 //
-// Two properties are the package's own. No route reveals another customer's data than the
-// one its path names. And the recovery requests answer byte for byte the same (status,
+// Three properties are the package's own. No route reveals another customer's data than the
+// one its path names. The routes that show a customer's tickets show only what that customer
+// may see (view.CustomerTicketDetail: no internal notes, no notices to staff, no staff
+// addresses); only the answer route, whose caller is staff, answers with the staff view. And the recovery requests answer byte for byte the same (status,
 // headers, body) whatever happened (R18): whether an address or a customer number is known
 // is learnt only by whoever reads that mailbox.
 package api
@@ -344,7 +346,7 @@ func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		ts, err = view.Tickets(tx, c.Login())
+		ts, err = view.CustomerTickets(tx, c.Login())
 		return err
 	})
 	switch {
@@ -367,6 +369,8 @@ func ticketID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	return id, true
 }
 
+// ticket shows a ticket as its customer may see it (issue 12: #note notes and the notices to
+// the staff list were shown to the website).
 func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 	id, ok := ticketID(w, r)
 	if !ok {
@@ -378,7 +382,7 @@ func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		var err error
-		d, err = view.TicketDetailOf(tx, id)
+		d, err = view.CustomerTicketDetail(tx, id)
 		return err
 	})
 	switch {

@@ -379,12 +379,12 @@ func TestTicketDetail(t *testing.T) {
 	expect(t, "ticket 1", r, http.StatusOK)
 	var want *view.TicketDetail
 	f.view(func(tx *store.Tx) (err error) {
-		want, err = view.TicketDetailOf(tx, 1)
+		want, err = view.CustomerTicketDetail(tx, 1)
 		return err
 	})
 	wb, _ := json.Marshal(want)
 	if !bytes.Equal(bytes.TrimSpace(r.body), wb) {
-		t.Errorf("ticket 1 is not `ticket show -json`:\n%s\nwant\n%s", r.body, wb)
+		t.Errorf("ticket 1 is not the customer's view of `ticket show -json`:\n%s\nwant\n%s", r.body, wb)
 	}
 	var got map[string]any
 	r.json(t, &got)
