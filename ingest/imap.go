@@ -31,8 +31,11 @@ type session struct {
 	c    *imapclient.Client
 	sel  *imap.SelectData
 	mail chan struct{} // the server announced more messages (EXISTS)
-	// count is the last message count the server told; a new EXISTS wakes the poller only
-	// when it grew (some servers repeat EXISTS after every command).
+	// count is the message count as the server told it: set by SELECT and EXISTS, lowered by
+	// each EXPUNGE (ours after a MOVE, or another client's). A new EXISTS wakes the poller
+	// only when it is above count (some servers repeat EXISTS after every command), so count
+	// must follow messages leaving the mailbox too: with imap_move_to, the mailbox empties
+	// after every batch, and the next email's EXISTS 1 must still wake the loop.
 	count atomic.Uint32
 	// canMove: the server has MOVE. Without it go-imap falls back to COPY, STORE \Deleted and
 	// a plain EXPUNGE, which would also remove every message staff had flagged \Deleted.
@@ -79,6 +82,18 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 					select {
 					case s.mail <- struct{}{}:
 					default:
+					}
+				}
+			},
+			// An untagged EXPUNGE: go-imap hands it here unless an EXPUNGE command of ours is
+			// pending, so the answers to our MOVE (RFC 6851 §4.3) and other clients' deletions
+			// arrive here. The session never sends EXPUNGE itself (without MOVE it only flags),
+			// and never enables QRESYNC, so the server sends no VANISHED instead (RFC 7162 §3.2.10).
+			Expunge: func(uint32) {
+				for {
+					n := s.count.Load()
+					if n == 0 || s.count.CompareAndSwap(n, n-1) {
+						return
 					}
 				}
 			},
