@@ -5,4 +5,10 @@
 // Every email is hostile input. Parse never panics and never fails outright: what cannot be
 // read is reported in Email.Err (fatal: no usable structure) or Email.Warnings (repaired), and
 // the raw bytes are always kept so that nothing the customer sent is lost. It does no I/O.
+//
+// Its work is bounded by the input (Limits): the MIME structure is walked first, linearly,
+// the way the MIME parser (enmime) will walk it, and an email whose nesting, parts or header
+// fields exceed the bounds is not given to the parser (Err wraps ErrTooComplex); the parser
+// then runs under a work budget and a deadline that grows with the size (Err wraps
+// ErrWorkBudget), the nets behind the bounds.
 package mailparse

@@ -2,13 +2,14 @@ package mailparse
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -84,43 +85,48 @@ func (e *Email) SuppressAutoReply() bool {
 // Values returns every value of a header field in order.
 func (e *Email) Values(name string) []string { return e.Header[canonicalKey(name)] }
 
-// Parse reads raw as an email that arrived at the given time. It always returns an Email;
-// see Email.Err and Email.Warnings for what went wrong.
-func Parse(raw []byte, arrival time.Time) (e *Email) {
+// Parse reads raw as an email that arrived at the given time, within the default Limits. It
+// always returns an Email; see Email.Err and Email.Warnings for what went wrong.
+func Parse(raw []byte, arrival time.Time) *Email {
+	return ParseContext(context.Background(), raw, arrival, Limits{})
+}
+
+// ParseContext is Parse within lim, and stops when ctx is done: the Email then has Err
+// wrapping ctx.Err() and says nothing about the email — the caller must not act on it.
+//
+// The work is bounded by the input, not by luck: the MIME structure is walked first
+// (scanStructure, linear) and an email beyond lim is not read as MIME (Err wraps
+// ErrTooComplex); the MIME parser then runs on its own goroutine under a work budget (reads
+// of the input) and a deadline that grows with the size, and an email that exceeds either is
+// set aside (Err wraps ErrWorkBudget). The parser cannot be interrupted from outside; a
+// parser left behind at the deadline stops at its next read of the input, and the structural
+// bounds limit what it can still do until then.
+func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits) (e *Email) {
 	e = &Email{Raw: raw, SHA256: sha256.Sum256(raw), Arrival: arrival}
 	defer func() {
-		// enmime and the charset tables are large; hostile input must never take the
-		// gateway down with them. Keep what was read and report the rest.
+		// The charset tables and header decoders are large; hostile input must never take
+		// the gateway down with them. Keep what was read and report the rest.
 		if r := recover(); r != nil {
 			e.Err = fmt.Errorf("parser panic: %v", r)
 		}
 	}()
+	lim = lim.withDefaults()
 	e.Header = readHeader(raw)
 	e.readEnvelopeHeaders()
 
 	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
 	// delivery agents). readHeader skips it; enmime would refuse the whole email.
-	body := raw
-	if bytes.HasPrefix(body, []byte("From ")) {
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			body = body[i+1:]
-		}
-	}
+	body := stripMboxLine(raw)
 	var env *enmime.Envelope
-	var err error
-	if n := multipartNesting(body, maxNesting); n > maxNesting {
-		err = fmt.Errorf("multipart parts nested more than %d deep", maxNesting)
-	} else {
-		env, err = enmime.NewParser(
-			enmime.MultipartWOBoundaryAsSinglePart(true),
-			enmime.SkipMalformedParts(true),
-			enmime.MaxStoredPartErrors(20),
-			enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
-			enmime.DisableCharacterDetection(true), // see fromWindows1252
-		).ReadEnvelope(bytes.NewReader(body))
+	_, err := scanStructure(body, lim)
+	if err == nil {
+		env, err = readMIME(ctx, body, lim)
 	}
 	if err != nil {
-		e.Err = fmt.Errorf("read MIME structure: %w", err)
+		e.Err = err
+		if !errors.Is(err, ErrTooComplex) && !errors.Is(err, ErrWorkBudget) && ctx.Err() == nil {
+			e.Err = fmt.Errorf("read MIME structure: %w", err)
+		}
 		// A body we cannot structure is still text a person can read.
 		if i := headerEnd(raw); i >= 0 {
 			e.Text = clean(string(raw[i:]))
@@ -275,69 +281,6 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
-}
-
-// containsBoundary reports whether "boundary" occurs in line in any case.
-func containsBoundary(line []byte) bool {
-	const word = "boundary"
-	for i := 0; i+len(word) <= len(line); i++ {
-		if c := line[i] | 0x20; c != 'b' {
-			continue
-		}
-		j := 1
-		for j < len(word) && line[i+j]|0x20 == word[j] {
-			j++
-		}
-		if j == len(word) {
-			return true
-		}
-	}
-	return false
-}
-
-// maxNesting bounds how deeply multipart parts may nest before Parse gives up on the
-// structure (Err set, the body kept as text, the email held for staff). Seen in testing: at
-// the end of its input enmime v2.3.0 re-reads through every enclosing multipart that was not
-// closed, once per byte it peeks at, so each such level doubles the work: 30 nested unclosed
-// multiparts (2 KB) take minutes, 200 never finish, and one such email would stall ingest on
-// every retry. Real mail nests a handful of levels.
-const maxNesting = 16
-
-// boundaryParam finds boundary parameters, also RFC 2231 ones (boundary*0=...); only plain
-// ones yield a value (group 2) that a closing delimiter can be matched against.
-var boundaryParam = regexp.MustCompile(`(?i)boundary\s*(\*[0-9]*\*?)?\s*=\s*("[^"\r\n]*"|[^\s;"]*)`)
-
-// multipartNesting estimates how deeply enmime will nest multipart readers for raw, from
-// above: every boundary parameter anywhere opens a level, which only a line starting with its
-// own closing delimiter ("--b--") closes. It may count too many levels (a parameter in body
-// text, siblings left unclosed), never too few; it stops counting past limit.
-func multipartNesting(raw []byte, limit int) int {
-	var open []string // boundaries of the open levels; "" for one no delimiter can close
-	deepest := 0
-	for line := range bytes.Lines(raw) {
-		if bytes.HasPrefix(line, []byte("--")) {
-			for i := len(open) - 1; i >= 0; i-- {
-				if b := open[i]; b != "" && bytes.HasPrefix(line[2:], []byte(b)) && bytes.HasPrefix(line[2+len(b):], []byte("--")) {
-					open = slices.Delete(open, i, i+1)
-					break
-				}
-			}
-		}
-		if !containsBoundary(line) {
-			continue // the regexp is costly; almost no line names a boundary
-		}
-		for _, m := range boundaryParam.FindAllSubmatch(line, -1) {
-			b := ""
-			if len(m[1]) == 0 {
-				b = strings.Trim(string(m[2]), `"`)
-			}
-			open = append(open, b)
-		}
-		if deepest = max(deepest, len(open)); deepest > limit {
-			break
-		}
-	}
-	return deepest
 }
 
 // readEnvelopeHeaders fills the header-derived fields from e.Header, leniently.

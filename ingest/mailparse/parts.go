@@ -33,7 +33,7 @@ type Part struct {
 // Bounds of Parts: real mail has a handful of parts; hostile mail must not make a walk costly.
 const (
 	maxPartsWalked = 1000
-	maxPartDepth   = maxNesting
+	maxPartDepth   = defaultNesting
 )
 
 // Parts returns the files of a raw email: every leaf part that is not the message's text —
