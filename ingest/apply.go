@@ -186,6 +186,12 @@ func (a *Applier) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcom
 		return out, fmt.Errorf("raw message of held email %d: %w", h.ID, err)
 	}
 	e := mailparse.Parse(raw, h.Received)
+	if len(e.Duplicates) > 0 {
+		// Issue 12: the operator vouches for the email, and it is read as its sender's domain
+		// signed it: the bottom-most copy of each field (RFC 6376 section 5.4.2), never a copy
+		// added on top of the signed ones.
+		e.ReadBottomMost()
+	}
 	d, err := a.Policy.DecideRelease(e, tx, o.AsStaff)
 	if err != nil {
 		return out, fmt.Errorf("decide: %w", err)
@@ -446,9 +452,7 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 			if d.Reopen && !history {
 				ticket.Status = store.StatusOpen
 			}
-			if !d.Automatic {
-				ticket.Replies++ // R11 counts them; an out-of-office reply does not
-			}
+			ticket.Replies++ // R11 counts every one, an out-of-office reply too (issue 12)
 		}
 		ticket.Updated = now
 		m := message(e, store.DirectionIn, rawHash, src)

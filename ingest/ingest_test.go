@@ -759,17 +759,22 @@ func TestBacklogIsHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		// The customer writes again on an archived ticket: it is open again, as any closed one.
+		// The customer writes again on an archived ticket: as any closed one, that would open it
+		// again, and with "Nieuw" open the customer is at the open-tickets limit of 1 (issue
+		// 12): the reply is held, the archived ticket stays closed.
 		f.deliver(buildMail(mailOpts{from: jansen, subject: "Re: Oud 1", msgID: "again@j", inReplyTo: "old1@j"}))
 		f.once()
-		if tk := f.ticket(2); tk.Status != store.StatusOpen || tk.Messages != 2 {
-			t.Errorf("archived ticket after the customer's reply: %s with %d messages, want open with 2", tk.Status, tk.Messages)
+		if tk := f.ticket(2); tk.Status != store.StatusClosed || tk.Messages != 1 {
+			t.Errorf("archived ticket after the customer's reply: %s with %d messages, want closed with 1", tk.Status, tk.Messages)
+		}
+		if h := f.held(); len(h) != 1 || h[0].Reason != store.HeldOverLimit || !strings.Contains(h[0].Detail, "open tickets") {
+			t.Errorf("held = %+v, want the reply held over the open-tickets limit", h)
 		}
 	})
 }
 
 // TestAutoReplyLimits: RFC 3834 — a stranger writing again and again is told once a day, and a
-// customer's automatic mail never reopens or counts as a reply.
+// customer's automatic mail never reopens a ticket (it counts as a reply: issue 12).
 func TestAutoReplyLimits(t *testing.T) {
 	f := newFixture(t, "mem", nil)
 	for i := range 4 {
@@ -787,14 +792,15 @@ func TestAutoReplyLimits(t *testing.T) {
 	if ts := f.tickets(); len(ts) != 1 {
 		t.Fatalf("tickets = %d: X-Auto-Response-Suppress still opens a ticket", len(ts))
 	}
-	// Staff answer; the customer's out-of-office reply is recorded but does not reopen.
+	// Staff answer; the customer's out-of-office reply is recorded but does not reopen. It
+	// counts as a reply for the SLA24 limit like any other (issue 12).
 	f.deliver(buildMail(mailOpts{from: "jan@infobits.example", subject: "Re: [Infobits #1] Vraag", msgID: "a@i", body: "Antwoord."}))
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Afwezig: Re: [Infobits #1] Vraag", msgID: "ooo@b",
 		extra: []string{"Auto-Submitted: auto-replied"}}))
 	f.once()
 	tk := f.ticket(1)
-	if tk.Status != store.StatusAnswered || tk.Messages != 3 || tk.Replies != 0 {
-		t.Errorf("ticket after an out-of-office reply: status %s, %d messages, %d replies; want answered, 3, 0", tk.Status, tk.Messages, tk.Replies)
+	if tk.Status != store.StatusAnswered || tk.Messages != 3 || tk.Replies != 1 {
+		t.Errorf("ticket after an out-of-office reply: status %s, %d messages, %d replies; want answered, 3, 1", tk.Status, tk.Messages, tk.Replies)
 	}
 }
 

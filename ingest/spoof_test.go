@@ -291,36 +291,49 @@ func TestForeignPassDoesNotRescue(t *testing.T) {
 }
 
 // TestAmbiguousFromHeld: a From that parsers read differently — here
-// "<info@bakkerijdevries.nl@evil.example>", which the gateway's lenient parser reads as the
+// "<info@bakkerijdevries.nl@evil.example>", which the gateway's lenient parser once read as the
 // customer while the receiving server judged it evil.example's and found DMARC in order for
-// that domain. A pass for another domain proves nothing about this From: the reply is held as
-// spoofed, ticket 1 is left alone (issue 5, R10).
+// that domain. It is no RFC 5322 address, so the gateway reads no sender at all (issue 12:
+// From is read strictly) and holds it as no_sender. And where the gateway and the server read
+// a From differently in another way, a pass for another domain proves nothing about the From
+// the gateway read: the reply is held as spoofed. Ticket 1 is left alone either way (issue 5,
+// R10).
 func TestAmbiguousFromHeld(t *testing.T) {
-	f := newStaffFixture(t, nil)
-	staffOpenTicket(f)
-	acks := staffOfKind(f.outbox(), store.KindAck)
-	if len(acks) != 1 {
-		t.Fatalf("outbox %v, want one acknowledgement", staffKinds(f.outbox()))
+	cases := []struct {
+		name, from, headerFrom, reason, detail string
+	}{
+		{"address with two @", "<" + spoofCustomer + "@evil.example>", "evil.example", store.HeldNoSender, "no RFC 5322 address"},
+		{"server judged another From", spoofCustomer, "evil.example", store.HeldSpoofed, "read another From"},
 	}
-	ackID := acks[0].MessageID
-	before := spoofSnapshot(f)
-	raw := buildMail(mailOpts{from: "<" + spoofCustomer + "@evil.example>", subject: "Re: [Infobits #1] Kassa start niet op",
-		msgID: "ambiguous@evil.example", inReplyTo: ackID, body: "Nieuw rekeningnummer: NL00EVIL0123456789.",
-		extra: []string{"Authentication-Results: mx.infobits.example; spf=pass smtp.mailfrom=evil.example; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example"}})
-	f.deliver(raw)
-	f.once()
-	after := spoofSnapshot(f)
-	if !slices.Equal(after.thread, before.thread) || after.ticket.Status != before.ticket.Status {
-		t.Errorf("ticket 1 changed by an ambiguous From:\nbefore %q\nafter  %q", before.thread, after.thread)
-	}
-	if !slices.Equal(after.statuses, before.statuses) {
-		t.Errorf("outbox changed:\nbefore %q\nafter  %q", before.statuses, after.statuses)
-	}
-	hs := f.held()
-	if len(hs) == 0 {
-		t.Fatal("nothing held; the email was taken as the customer's")
-	}
-	if h := hs[len(hs)-1]; h.Reason != store.HeldSpoofed || !strings.Contains(h.Detail, "read another From") {
-		t.Errorf("held = %+v, want reason spoofed saying the server read another From", h)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newStaffFixture(t, nil)
+			staffOpenTicket(f)
+			acks := staffOfKind(f.outbox(), store.KindAck)
+			if len(acks) != 1 {
+				t.Fatalf("outbox %v, want one acknowledgement", staffKinds(f.outbox()))
+			}
+			ackID := acks[0].MessageID
+			before := spoofSnapshot(f)
+			raw := buildMail(mailOpts{from: c.from, subject: "Re: [Infobits #1] Kassa start niet op",
+				msgID: "ambiguous@evil.example", inReplyTo: ackID, body: "Nieuw rekeningnummer: NL00EVIL0123456789.",
+				extra: []string{"Authentication-Results: mx.infobits.example; spf=pass smtp.mailfrom=evil.example; dkim=pass header.d=evil.example; dmarc=pass header.from=" + c.headerFrom}})
+			f.deliver(raw)
+			f.once()
+			after := spoofSnapshot(f)
+			if !slices.Equal(after.thread, before.thread) || after.ticket.Status != before.ticket.Status {
+				t.Errorf("ticket 1 changed by an ambiguous From:\nbefore %q\nafter  %q", before.thread, after.thread)
+			}
+			if !slices.Equal(after.statuses, before.statuses) {
+				t.Errorf("outbox changed:\nbefore %q\nafter  %q", before.statuses, after.statuses)
+			}
+			hs := f.held()
+			if len(hs) == 0 {
+				t.Fatal("nothing held; the email was taken as the customer's")
+			}
+			if h := hs[len(hs)-1]; h.Reason != c.reason || !strings.Contains(h.Detail, c.detail) {
+				t.Errorf("held = %+v, want reason %s saying %q", h, c.reason, c.detail)
+			}
+		})
 	}
 }

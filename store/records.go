@@ -14,8 +14,25 @@ import (
 	"time"
 )
 
-// NormalizeAddress is the form addresses are compared and indexed in (R1: case-insensitive).
-func NormalizeAddress(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+// NormalizeAddress is the form addresses are compared and indexed in (R1: case-insensitive):
+// without surrounding white space, ASCII letters lower-cased and nothing else changed. Unicode
+// case folding (strings.ToLower, used before issue 12) made a look-alike address a customer's:
+// U+212A KELVIN SIGN lower-cases to "k". Records written before were lower-cased that way; an
+// address stored so stays as it was stored, and is found by mail from that same lower-case
+// form (a stored key has no ASCII capitals, so ASCII lower-casing leaves it whole): no
+// migration is needed, and none could restore the case that was folded away.
+func NormalizeAddress(addr string) string { return asciiLower(strings.TrimSpace(addr)) }
+
+// asciiLower lower-cases the ASCII letters of s only.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
 
 // --- customers ---
 
@@ -284,6 +301,26 @@ func (tx *Tx) AddMessage(t *Ticket, m *Message) error {
 		return err
 	}
 	return tx.PutTicket(t)
+}
+
+// CustomerReplies counts the customer's emails (direction "in") on a ticket's thread after the
+// first: every one stored, automatic ones included — what the SLA24 reply limit counts (R11,
+// issue 12). Ticket.Replies did not count out-of-office replies before issue 12; this count
+// reads the thread, so tickets written before are counted right too.
+func (tx *Tx) CustomerReplies(ticketID uint64) (int, error) {
+	prefix := u64(ticketID)
+	n := 0
+	c := tx.tx.Bucket(bMessages).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var m Message
+		if err := decode(v, &m); err != nil {
+			return 0, fmt.Errorf("decode message %x: %w", k, err)
+		}
+		if m.Direction == DirectionIn {
+			n++
+		}
+	}
+	return max(n-1, 0), nil
 }
 
 func msgKey(ticket uint64, seq uint32) []byte {

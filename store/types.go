@@ -330,13 +330,16 @@ const (
 	HeldRecovery        = "recovery"         // a password or login recovery request (R16, R17)
 	HeldBounce          = "bounce"           // a delivery report about a notification without a ticket
 	HeldInternal        = "internal_error"
+	// HeldDuplicateHeader: a field RFC 5322 allows once (From, Subject, ...) occurs more than
+	// once; readers disagree on which copy counts (issue 12). A release reads the bottom-most.
+	HeldDuplicateHeader = "duplicate_header"
 )
 
 // HeldReasons lists every Held* reason code.
 func HeldReasons() []string {
 	return []string{HeldUnknownSender, HeldNoSender, HeldStaffNoTicket, HeldUnparseable, HeldTooLarge,
 		HeldAutomatic, HeldOverLimit, HeldUnfetchable, HeldVanished, HeldStaffUnverified, HeldStaffCommand,
-		HeldSpoofed, HeldRecovery, HeldBounce, HeldInternal}
+		HeldSpoofed, HeldRecovery, HeldBounce, HeldInternal, HeldDuplicateHeader}
 }
 
 // Held is an email that did not become a ticket message, with its reason.

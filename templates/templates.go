@@ -224,7 +224,7 @@ func Sample() Data {
 func Reasons() []string {
 	return []string{"unknown_sender", "no_sender", "staff_no_ticket", "unparseable", "too_large", "automatic",
 		"over_limit", "unfetchable", "vanished", "staff_unverified", "staff_command", "spoofed", "recovery",
-		"bounce", "internal_error"}
+		"bounce", "internal_error", "duplicate_header"}
 }
 
 // Render renders one notification. Unknown languages fall back to Dutch.

@@ -105,10 +105,10 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 	_, domain, _ := strings.Cut(from.Address, "@")
 	var staffList string
 	if a, err := mail.ParseAddress(cfg.StaffList); err == nil {
-		staffList = strings.ToLower(a.Address)
+		staffList = store.NormalizeAddress(a.Address)
 	}
 	pol := policy.New(policy.Rules{Staff: cfg.staffAddresses(), TicketTag: cfg.TicketTag,
-		Own: []string{strings.ToLower(from.Address)}, Calendars: cals,
+		Own: []string{store.NormalizeAddress(from.Address)}, Calendars: cals,
 		UrgentWords: cfg.UrgentWords, CallbackWords: cfg.CallbackWords,
 		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
 			RepliesPerTicket: cfg.SLA24RepliesPerTicket},

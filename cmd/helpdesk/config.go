@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk/store"
 )
 
 // Config is every setting of the gateway. Each field has a key in the config file and an
@@ -335,7 +336,7 @@ func (c Config) staffAddresses() []string {
 	var out []string
 	for _, s := range c.Staff {
 		if a, err := mail.ParseAddress(s); err == nil {
-			out = append(out, strings.ToLower(a.Address))
+			out = append(out, store.NormalizeAddress(a.Address))
 		}
 	}
 	return out

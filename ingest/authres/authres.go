@@ -10,19 +10,34 @@
 //
 //   - the trusted server removes (or renames) every Authentication-Results field carrying its
 //     own authserv-id that arrives with the message, as RFC 8601 section 5 requires, so that
-//     the topmost field with that id is the one it wrote itself;
+//     the fields with that id at the top are the ones it wrote itself;
 //   - mail reaches the helpdesk only through that server;
 //   - the server writes the field correctly, in particular escaping ')' and '\' of
 //     attacker-chosen text (such as a MAIL FROM local part) that it quotes in comments.
 //
-// A From address is easy to forge, so Check is conservative: only the topmost field of the
-// trusted server counts, a pass must name the very From domain being checked, and anything
-// ambiguous is None rather than Pass.
+// Which fields count (issue 12). A server may write one field per check — OpenDKIM and
+// OpenDMARC are separate milters, each inserting its own field with the server's authserv-id
+// just below the server's Received field — so the verdict is read from the contiguous run of
+// trusted fields at the top: the topmost field with the trusted id and the fields with that
+// id directly below it, adjacent in the header. The run ends at the first field that is not
+// one of them: another header field (the Received field of an earlier hop, say) or an
+// Authentication-Results field of another server. Fields above the run were added after the
+// trusted server (its own later steps, the delivering server); fields below it came with the
+// message, and a sender can write anything there, the trusted id included (RFC 8601 section
+// 7.1). A fail in any field of the run wins over a pass in another, and a pass needs every
+// DMARC result of the run to pass, so a field forged directly below the server's own can turn
+// a pass into a fail but not a fail, "none" or a temperror into a pass. What it can do, if
+// the server breaks the first rule above and writes no DMARC result of its own, is add a
+// pass where the server said nothing: hence the first rule (see the README, "Staff by email").
+//
+// A From address is easy to forge, so Check is conservative otherwise too: a pass must name
+// the very From domain being checked, and anything ambiguous is None rather than Pass.
 package authres
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -128,14 +143,15 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
 
-// Check looks at the Authentication-Results header values of an email in the order they
-// appear (topmost first: the last hop adds its header at the top) and uses ONLY the topmost
-// one whose authserv-id equals trustedID (ASCII case-insensitive). Headers from anyone else
-// are ignored, and a header from the trusted server further down (an earlier hop, or forged
-// below) is not used either: only the first header in the list carrying the trusted id
-// counts. Values without an authserv-id (see ErrNoAuthServID) are skipped.
+// Check looks at the Authentication-Results header values of an email, adjacent fields in the
+// order they appear (topmost first: the last hop adds its header at the top), and uses ONLY
+// the run of trusted fields at the top: the topmost one whose authserv-id equals trustedID
+// (ASCII case-insensitive) and those with that id that follow it directly (see the package
+// documentation; CheckRuns takes the fields grouped by adjacency, as Email.Runs gives them).
+// Headers from anyone else are ignored, and so is every field after the first one of another
+// server (or without an authserv-id, see ErrNoAuthServID) that follows the run.
 //
-// Of that header it returns:
+// Of the run's results, taken together, it returns:
 //   - Fail when it has a dmarc=fail whose header.from is fromDomain, or a dmarc=fail without
 //     header.from;
 //   - otherwise Pass when it has dmarc results and every one of them is dmarc=pass with
@@ -221,6 +237,19 @@ func (r Reason) String() string {
 
 // Explain is Check with the reason in parts (see Reason).
 func Explain(values []string, trustedID, fromDomain string) (Verdict, Reason) {
+	return ExplainRuns([][]string{values}, trustedID, fromDomain)
+}
+
+// CheckRuns is Check over an email's Authentication-Results values grouped into runs of
+// adjacent fields, topmost first (mailparse's Email.Runs): the trusted run is the part of the
+// first run holding a trusted field from that field down to the first field that is not one.
+func CheckRuns(runs [][]string, trustedID, fromDomain string) (v Verdict, reason string) {
+	v, r := ExplainRuns(runs, trustedID, fromDomain)
+	return v, r.String()
+}
+
+// ExplainRuns is CheckRuns with the reason in parts (see Reason).
+func ExplainRuns(runs [][]string, trustedID, fromDomain string) (Verdict, Reason) {
 	// Issue 5: "Authentication-Results from anyone but the trusted server are ignored": the
 	// configured id must match a field's id exactly as Parse reads it, so it is trimmed only of
 	// the white space Parse skips (SP, HTAB, CR, LF). strings.TrimSpace, used before, also cut
@@ -233,15 +262,31 @@ func Explain(values []string, trustedID, fromDomain string) (Verdict, Reason) {
 		return None, Reason{Code: ReasonNotConfigured}
 	}
 	domain := normDomain(fromDomain)
-	for _, value := range values {
+	trusted := func(value string) (Result, bool) {
 		r, err := Parse(value)
-		if err != nil || !asciiEqualFold(r.AuthServID, trustedID) {
-			continue
+		return r, err == nil && asciiEqualFold(r.AuthServID, trustedID)
+	}
+	for _, run := range runs {
+		for i, value := range run {
+			r, ok := trusted(value)
+			if !ok {
+				continue
+			}
+			if domain == "" {
+				return None, Reason{Code: ReasonNoFromDomain, Server: clean(r.AuthServID)}
+			}
+			// Issue 12: OpenDKIM and OpenDMARC write a field each; the DMARC verdict was in the
+			// second one and went unread. The run's results count together.
+			all := Result{AuthServID: r.AuthServID, Methods: slices.Clone(r.Methods)}
+			for _, below := range run[i+1:] {
+				rb, ok := trusted(below)
+				if !ok {
+					break
+				}
+				all.Methods = append(all.Methods, rb.Methods...)
+			}
+			return verdict(all, domain)
 		}
-		if domain == "" {
-			return None, Reason{Code: ReasonNoFromDomain, Server: clean(r.AuthServID)}
-		}
-		return verdict(r, domain)
 	}
 	return None, Reason{Code: ReasonNoResults, Server: clean(trustedID)}
 }
@@ -275,7 +320,8 @@ func SameID(trustedID, id string) bool {
 	return trustedID != "" && !strings.ContainsFunc(trustedID, unicode.IsControl) && asciiEqualFold(trustedID, id)
 }
 
-// verdict applies the rules of Check to the trusted header r; domain is normalized.
+// verdict applies the rules of Check to the results r of the trusted run; domain is
+// normalized.
 func verdict(r Result, domain string) (Verdict, Reason) {
 	why := func(code string) Reason {
 		return Reason{Code: code, Domain: clean(domain), Server: clean(r.AuthServID)}

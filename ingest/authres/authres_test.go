@@ -232,13 +232,14 @@ func TestCheck(t *testing.T) {
 		{"no trusted id configured", []string{forgedPass}, "", staff, None, "no trusted authentication server configured"},
 		{"no From domain", []string{opendmarcPass}, trusted, "", None, "no From domain"},
 
-		// Only the topmost header of the trusted server counts.
+		// The values are adjacent fields: the run of trusted fields at the top counts, a fail
+		// in any of them wins, and a pass needs every dmarc result of the run to pass (more in
+		// TestCheckRuns).
 		{"forged pass below the real fail", []string{opendmarcFail, forgedPass}, trusted, staff, Fail, "dmarc=fail"},
-		{"forged pass below a real none", []string{"mx.infobits.example; none", forgedPass}, trusted, staff, None, "no authentication results"},
-		{"forged pass below a real header without dmarc", []string{opendkim + "; spf=fail smtp.mailfrom=x.example", forgedPass},
-			trusted, "customer.example", None, "not aligned"},
 		{"forged pass below a real temperror", []string{"mx.infobits.example; dmarc=temperror header.from=infobits.example", forgedPass},
 			trusted, staff, None, "dmarc=temperror for infobits.example"},
+		{"forged pass below a real dmarc=none", []string{"mx.infobits.example; dmarc=none header.from=infobits.example", forgedPass},
+			trusted, staff, None, "dmarc=none for infobits.example"},
 		{"later internal hops above are ignored", []string{"internal.infobits.example; dmarc=fail header.from=infobits.example", microsoft, opendmarcPass},
 			trusted, staff, Pass, "dmarc=pass"},
 		{"other server's pass does not count", []string{"mx.attacker.example; dmarc=pass header.from=infobits.example"}, trusted, staff,
@@ -320,6 +321,63 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckRuns: issue 12 — "Servers that write one Authentication-Results field per check
+// (OpenDKIM and OpenDMARC both use the server's authserv-id) put the DMARC verdict in the
+// second field; only the topmost trusted field was read ... Read the contiguous run of trusted
+// fields at the top of the header; a fail for the From domain in any of them wins over a
+// pass." Runs are groups of adjacent fields (mailparse's Email.Runs): a field separated from
+// the trusted run by another field (an earlier hop's Received) or by another server's field
+// came with the message and never counts.
+func TestCheckRuns(t *testing.T) {
+	const (
+		trusted  = "mx.infobits.example"
+		staff    = "infobits.example"
+		customer = "bakkerijdevries.nl"
+	)
+	dkimNone := "mx.infobits.example; dkim=none (message not signed) header.d=bakkerijdevries.nl"
+	dkimCustomer := "mx.infobits.example; dkim=pass (2048-bit key) header.d=bakkerijdevries.nl header.s=mail"
+	dmarcFailCustomer := "mx.infobits.example; dmarc=fail (p=reject dis=none) header.from=bakkerijdevries.nl"
+	dmarcPassCustomer := "mx.infobits.example; dmarc=pass (p=reject dis=none) header.from=bakkerijdevries.nl"
+	spfOther := "mx.infobits.example; spf=pass smtp.mailfrom=evil.example"
+	forgedPass := "mx.infobits.example; dkim=pass header.d=bakkerijdevries.nl; dmarc=pass header.from=bakkerijdevries.nl"
+	foreign := "mx.evil.example; dmarc=fail header.from=bakkerijdevries.nl"
+	tests := []struct {
+		name   string
+		runs   [][]string
+		from   string
+		want   Verdict
+		reason string
+	}{
+		// The attack of the issue: the verdict in the second field.
+		{"dmarc fail in the second field", [][]string{{dkimNone, dmarcFailCustomer}}, customer, Fail, "dmarc=fail for bakkerijdevries.nl"},
+		{"dmarc fail in the third field", [][]string{{spfOther, dkimNone, dmarcFailCustomer}}, customer, Fail, "dmarc=fail"},
+		{"dmarc fail above an aligned dkim pass", [][]string{{dmarcFailCustomer, dkimCustomer}}, customer, Fail, "dmarc=fail"},
+		{"fail below the pass wins", [][]string{{dmarcPassCustomer, dmarcFailCustomer}}, customer, Fail, "dmarc=fail"},
+		// The legitimate forms.
+		{"dmarc pass in the second field", [][]string{{dkimCustomer, dmarcPassCustomer}}, customer, Pass, "dmarc=pass for bakkerijdevries.nl"},
+		{"dmarc pass in the second field, no dkim", [][]string{{dkimNone, dmarcPassCustomer}}, customer, Pass, "dmarc=pass"},
+		{"aligned dkim in the second field, no dmarc", [][]string{{spfOther, dkimCustomer}}, customer, Pass, "aligned"},
+		{"the run starts at the first trusted field", [][]string{{foreign, dkimNone, dmarcPassCustomer}}, customer, Pass, "dmarc=pass"},
+		{"trusted run in a later group", [][]string{{"internal.infobits.example; dmarc=fail header.from=bakkerijdevries.nl"}, {dkimNone, dmarcPassCustomer}}, customer, Pass, "dmarc=pass"},
+		// What lies below the run does not count.
+		{"a forged pass in another group", [][]string{{dkimNone, dmarcFailCustomer}, {forgedPass}}, customer, Fail, "dmarc=fail"},
+		{"a forged pass below a real none, in another group", [][]string{{"mx.infobits.example; none"}, {forgedPass}}, customer, None, "no authentication results"},
+		{"a forged pass below a real field without dmarc, in another group", [][]string{{spfOther}, {forgedPass}}, customer, None, "no dmarc result"},
+		{"another server's field ends the run", [][]string{{dmarcPassCustomer, foreign, dmarcFailCustomer}}, customer, Pass, "dmarc=pass"},
+		{"a field without authserv-id ends the run", [][]string{{dmarcPassCustomer, microsoft, dmarcFailCustomer}}, customer, Pass, "dmarc=pass"},
+		{"only another server's fields", [][]string{{foreign}, {foreign}}, customer, None, "no Authentication-Results from mx.infobits.example"},
+		{"nothing", nil, staff, None, "no Authentication-Results"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := CheckRuns(tt.runs, trusted, tt.from)
+			if got != tt.want || !strings.Contains(reason, tt.reason) {
+				t.Errorf("CheckRuns = %v, %q; want %v, %q", got, reason, tt.want, tt.reason)
+			}
+		})
+	}
+}
+
 func TestOrgDomain(t *testing.T) {
 	tests := map[string]string{
 		"":                           "",
@@ -381,16 +439,24 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		// Parsing is deterministic and Check never panics; a forged copy below never
-		// changes the verdict of the topmost trusted header.
+		// Parsing is deterministic and Check never panics; a forged field below the trusted
+		// run (in a later group of adjacent fields) never changes the verdict, and a fail for
+		// the From domain added to the run always wins (issue 12).
 		if r2, _ := Parse(s); !reflect.DeepEqual(r, r2) {
 			t.Fatal("Parse is not deterministic")
 		}
 		if err == nil {
-			v1, _ := Check([]string{s}, r.AuthServID, "infobits.example")
-			v2, _ := Check([]string{s, "mx; dmarc=pass header.from=infobits.example", opendmarcPass}, r.AuthServID, "infobits.example")
+			id := r.AuthServID
+			v1, _ := Check([]string{s}, id, "infobits.example")
+			v2, _ := CheckRuns([][]string{{s}, {"mx; dmarc=pass header.from=infobits.example", opendmarcPass}}, id, "infobits.example")
 			if v1 != v2 {
 				t.Fatalf("a header below changed the verdict: %v, then %v", v1, v2)
+			}
+			fail := `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(id) + `"; dmarc=fail header.from=infobits.example`
+			v3, why := Check([]string{s, fail}, id, "infobits.example")
+			rf, _ := Parse(fail) // quoting may not give the id back (white space is trimmed)
+			if v3 == Pass && rf.AuthServID == id || (SameID(id, id) && rf.AuthServID == id && v3 != Fail) {
+				t.Fatalf("a trusted fail in the run did not win: %v (%s)", v3, why)
 			}
 		}
 	})

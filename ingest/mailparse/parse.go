@@ -25,11 +25,19 @@ type Email struct {
 	SHA256  [32]byte
 	Arrival time.Time // IMAP INTERNALDATE: when it reached the mailbox
 
-	// From is the lower-case sender address, empty when the email has none that parses.
+	// From is the sender address as an RFC 5322 addr-spec (a local part that is no dot-atom
+	// quoted), its ASCII letters lower-cased and nothing else changed (issue 12: Unicode case
+	// folding turned a domain with U+212A KELVIN SIGN into a customer's); empty when the From
+	// field does not parse strictly (see ParseAddressList).
 	From     string
 	FromName string
 	// FromCount is how many addresses the From header(s) hold; more than one is ambiguous.
 	FromCount int
+	// Duplicates names the fields that RFC 5322 section 3.6 allows once (OnceOnly) but that
+	// occur more than once, in OnceOnly's order. Readers disagree on which copy counts: the
+	// envelope fields above are read from the topmost copy, a DKIM verifier signs the
+	// bottom-most (RFC 6376 section 5.4.2), so such an email is not what it seems (issue 12).
+	Duplicates []string
 	// ReturnPath is the envelope sender the delivering server recorded; HasReturnPath tells
 	// an empty one ("<>", a bounce) from a missing header.
 	ReturnPath    string
@@ -48,6 +56,9 @@ type Email struct {
 	// Header holds every header field, names canonicalised (textproto), values unfolded but
 	// not decoded, in order.
 	Header map[string][]string
+	// pos holds, for each value in Header, the field's position in the header (0 the topmost),
+	// for Runs.
+	pos map[string][]int
 
 	// Report is set when the email is a delivery report or a bounce about some message.
 	Report *Report
@@ -85,6 +96,38 @@ func (e *Email) SuppressAutoReply() bool {
 // Values returns every value of a header field in order.
 func (e *Email) Values(name string) []string { return e.Header[canonicalKey(name)] }
 
+// Runs returns the values of a header field grouped into runs of adjacent fields, topmost
+// first: for "Authentication-Results" over
+//
+//	Received: ...
+//	Authentication-Results: mx; dmarc=...
+//	Authentication-Results: mx; dkim=...
+//	Received: ...
+//	Authentication-Results: mx; dmarc=pass
+//
+// it returns [["mx; dmarc=...", "mx; dkim=..."], ["mx; dmarc=pass"]]. An Email not made by
+// Parse (no positions known) gives all values as one run.
+func (e *Email) Runs(name string) [][]string {
+	k := canonicalKey(name)
+	vs := e.Header[k]
+	if len(vs) == 0 {
+		return nil
+	}
+	pos := e.pos[k]
+	if len(pos) != len(vs) {
+		return [][]string{vs}
+	}
+	var out [][]string
+	start := 0
+	for i := 1; i <= len(vs); i++ {
+		if i == len(vs) || pos[i] != pos[i-1]+1 {
+			out = append(out, vs[start:i:i])
+			start = i
+		}
+	}
+	return out
+}
+
 // Parse reads raw as an email that arrived at the given time, within the default Limits. It
 // always returns an Email; see Email.Err and Email.Warnings for what went wrong.
 func Parse(raw []byte, arrival time.Time) *Email {
@@ -111,8 +154,9 @@ func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits
 		}
 	}()
 	lim = lim.withDefaults()
-	e.Header = readHeader(raw)
-	e.readEnvelopeHeaders()
+	e.pos = map[string][]int{}
+	e.Header = readHeaderPos(raw, e.pos)
+	e.readEnvelopeHeaders(false)
 
 	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
 	// delivery agents). readHeader skips it; enmime would refuse the whole email.
@@ -133,7 +177,9 @@ func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits
 		}
 		return e
 	}
-	if s := env.GetHeader("Subject"); s != "" {
+	if s := env.GetHeader("Subject"); s != "" && len(e.Values("Subject")) == 1 {
+		// enmime decodes the topmost copy; with several, readEnvelopeHeaders chose (and
+		// Duplicates says so).
 		e.Subject = cleanLine(s)
 	}
 	e.Text = clean(env.Text)
@@ -269,7 +315,7 @@ func readDeliveryStatus(content []byte, r *Report) {
 			if !ok {
 				addr = rcpt
 			}
-			r.Recipient = strings.ToLower(strings.Trim(strings.TrimSpace(addr), "<>"))
+			r.Recipient = ASCIILower(strings.Trim(strings.TrimSpace(addr), "<>"))
 		}
 		r.Diagnostic = first(h["Diagnostic-Code"])
 		return
@@ -283,68 +329,181 @@ func first(v []string) string {
 	return v[0]
 }
 
-// readEnvelopeHeaders fills the header-derived fields from e.Header, leniently.
-func (e *Email) readEnvelopeHeaders() {
+// OnceOnly are the fields RFC 5322 section 3.6 allows at most once that the gateway reads or
+// that name whom an email is from or for (Bcc, which a received email should not carry, is
+// left out). An email with two of one of them is held (Email.Duplicates).
+var OnceOnly = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-Id", "In-Reply-To", "References"}
+
+// ReadBottomMost reads the envelope fields (From, To, Subject, Date, Message-ID, In-Reply-To,
+// References) again from the bottom-most copy of each: the copy a DKIM signature covers
+// (RFC 6376 section 5.4.2), so the one the sender's domain vouched for. It is what an email
+// held for duplicate fields becomes when the operator releases it (issue 12). Duplicates is
+// left as it is.
+func (e *Email) ReadBottomMost() { e.readEnvelopeHeaders(true) }
+
+// readEnvelopeHeaders fills the header-derived fields from e.Header, from the topmost copy of
+// a field or, with bottom, from the bottom-most.
+func (e *Email) readEnvelopeHeaders(bottom bool) {
+	e.Duplicates = nil
+	for _, name := range OnceOnly {
+		if len(e.Values(name)) > 1 {
+			e.Duplicates = append(e.Duplicates, name)
+		}
+	}
+	one := func(name string) string {
+		vs := e.Values(name)
+		switch {
+		case len(vs) == 0:
+			return ""
+		case bottom:
+			return vs[len(vs)-1]
+		}
+		return vs[0]
+	}
 	from := e.Values("From")
+	if bottom && len(from) > 1 {
+		from = from[len(from)-1:]
+	}
+	e.From, e.FromName, e.FromCount = "", "", 0
 	var addrs []*mail.Address
 	for _, v := range from {
-		addrs = append(addrs, parseAddresses(v)...)
+		list, err := ParseAddressList(v)
+		if err != nil {
+			// Strict (issue 12): a From that does not parse names no sender. Counted, so that
+			// "From: ok@x, garbage" is not read as the one address it does hold.
+			e.FromCount++
+			continue
+		}
+		addrs = append(addrs, list...)
 	}
-	e.FromCount = len(addrs)
-	if len(addrs) > 0 {
-		e.From = strings.ToLower(addrs[0].Address)
+	e.FromCount += len(addrs)
+	if len(addrs) > 0 && e.FromCount == len(addrs) {
+		e.From = addrs[0].Address
 		e.FromName = cleanLine(addrs[0].Name)
 	}
+	e.HasReturnPath, e.ReturnPath = false, ""
 	if rp, ok := e.Header["Return-Path"]; ok && len(rp) > 0 {
 		e.HasReturnPath = true
 		v := strings.TrimSpace(rp[0]) // the topmost: the one our delivering server wrote
 		v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
-		e.ReturnPath = strings.ToLower(strings.TrimSpace(v))
+		e.ReturnPath = ASCIILower(strings.TrimSpace(v))
 	}
+	e.To = nil
 	for _, v := range e.Values("To") {
-		for _, a := range parseAddresses(v) {
-			e.To = append(e.To, strings.ToLower(a.Address))
+		if bottom && len(e.Values("To")) > 1 && v != one("To") {
+			continue
+		}
+		list, _ := ParseAddressList(v)
+		for _, a := range list {
+			e.To = append(e.To, a.Address)
 		}
 	}
-	e.Subject = cleanLine(decodeWords(e.Get("Subject")))
-	if d := e.Get("Date"); d != "" {
+	e.Subject = cleanLine(decodeWords(one("Subject")))
+	e.Date = time.Time{}
+	if d := one("Date"); d != "" {
 		if t, err := mail.ParseDate(d); err == nil {
 			e.Date = t
 		}
 	}
-	if ids := MessageIDs(e.Get("Message-Id")); len(ids) > 0 {
+	e.MessageID = ""
+	if ids := MessageIDs(one("Message-Id")); len(ids) > 0 {
 		e.MessageID = ids[0]
 	}
-	e.InReplyTo = MessageIDs(e.Get("In-Reply-To"))
-	e.References = MessageIDs(strings.Join(e.Values("References"), " "))
+	e.InReplyTo = MessageIDs(one("In-Reply-To"))
+	refs := e.Values("References")
+	if bottom && len(refs) > 1 {
+		refs = refs[len(refs)-1:]
+	}
+	e.References = MessageIDs(strings.Join(refs, " "))
 }
 
-var addrSpec = regexp.MustCompile(`[^\s<>"(),;:@\[\]]+@[^\s<>"(),;:@\[\]]+\.[^\s<>"(),;:@\[\]]+`)
+// ParseAddressList reads an address-list field (From, To) strictly, as RFC 5322 section 3.4
+// (with the obsolete forms Go's net/mail accepts, and RFC 2047 encoded words in display names
+// only): an error when the field does not parse. There is no fallback that finds an address
+// in a display name, a comment or an encoded word (issue 12: "piet@bakkerijdevries.nl" as a
+// quoted display name, in a comment, or as an encoded word with "=40" for "@" were all read as
+// that customer's address, and the words of "<power quadrant system@example.com>" as
+// system@example.com). 8-bit bytes that are not UTF-8 are read as windows-1252 first (the
+// display name of an old mailer); ASCII is left as it is, so no address can appear that way.
+//
+// Each address is an addr-spec (Address.Address) with its local part quoted when it is no
+// dot-atom (`"john doe"@example.com`, never the ambiguous `john doe@example.com`, and
+// `"a@b.example"@evil.example` stays evil.example's), ASCII letters lower-cased (ASCIILower).
+// Groups give their members; addresses without '@' are refused.
+func ParseAddressList(v string) ([]*mail.Address, error) {
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+	list, err := p.ParseList(fromWindows1252(v))
+	if err != nil {
+		return nil, fmt.Errorf("address list: %w", err)
+	}
+	out := make([]*mail.Address, 0, len(list))
+	for _, a := range list {
+		spec := addrSpec(a.Address)
+		if spec == "" {
+			return nil, fmt.Errorf("address list: %q is no addr-spec", a.Address)
+		}
+		out = append(out, &mail.Address{Name: a.Name, Address: ASCIILower(spec)})
+	}
+	return out, nil
+}
 
-// parseAddresses reads an address-list header leniently: RFC 5322 first, then any
-// addr-spec-looking words (seen in practice: unquoted commas and dots in display names).
-func parseAddresses(v string) []*mail.Address {
-	if list, err := enmime.ParseAddressList(v); err == nil && len(list) > 0 {
-		var out []*mail.Address
-		for _, a := range list {
-			if a != nil && strings.Contains(a.Address, "@") {
-				out = append(out, a)
+// addrSpec writes an address net/mail returned (its local part unquoted) as an addr-spec
+// again: the local part quoted when it is no dot-atom. "" when it has no '@'.
+func addrSpec(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return ""
+	}
+	local, domain := addr[:i], addr[i+1:]
+	if isDotAtom(local) {
+		return local + "@" + domain
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range local {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteString(`"@`)
+	b.WriteString(domain)
+	return b.String()
+}
+
+// isDotAtom reports whether s is an RFC 5322 dot-atom (with RFC 6532 UTF-8 in atoms).
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= utf8.RuneSelf:
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ASCIILower lower-cases the ASCII letters of s and nothing else: addresses are compared in
+// ASCII case only (issue 12). Unicode case folding makes "K" (KELVIN SIGN) "k", so a
+// look-alike domain became a customer's.
+func ASCIILower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
 			}
-		}
-		if len(out) > 0 {
-			return out
+			return string(b)
 		}
 	}
-	var out []*mail.Address
-	seen := map[string]bool{}
-	for _, m := range addrSpec.FindAllString(decodeWords(v), -1) {
-		m = strings.ToLower(strings.Trim(m, "."))
-		if !seen[m] {
-			seen[m] = true
-			out = append(out, &mail.Address{Address: m})
-		}
-	}
-	return out
+	return s
 }
 
 func decodeWords(s string) string {
@@ -357,8 +516,13 @@ func decodeWords(s string) string {
 
 // readHeader splits the header block leniently: unfolds continuation lines, skips lines
 // without a colon, and stops at the first empty line or the end of the input.
-func readHeader(raw []byte) map[string][]string {
+func readHeader(raw []byte) map[string][]string { return readHeaderPos(raw, nil) }
+
+// readHeaderPos is readHeader that also records in pos, when it is not nil, the position of
+// each field in the header (0 the topmost), for every value in the same order.
+func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
 	h := map[string][]string{}
+	n := 0 // fields read
 	end := headerEnd(raw)
 	if end < 0 {
 		end = len(raw)
@@ -370,6 +534,10 @@ func readHeader(raw []byte) map[string][]string {
 		if name != "" {
 			k := canonicalKey(name)
 			h[k] = append(h[k], strings.TrimSpace(strings.Join(value, " ")))
+			if pos != nil {
+				pos[k] = append(pos[k], n)
+			}
+			n++
 		}
 		name, value = "", value[:0]
 	}

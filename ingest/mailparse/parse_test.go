@@ -164,13 +164,14 @@ x
 			want: want{fromCount: 0, subject: "anoniem", text: "x", to: []string{"support@infobits.nl"}},
 		},
 		{
+			// Issue 12: no address is guessed out of a From that does not parse.
 			name: "unparseable From with an address in it",
 			raw: `From: Vries, Piet (kassa) piet@example.com
 Subject: x
 
 x
 `,
-			want: want{from: "piet@example.com", fromCount: 1, subject: "x", text: "x"},
+			want: want{from: "", fromCount: 1, subject: "x", text: "x"},
 		},
 		{
 			name: "threading headers, lenient",
@@ -669,10 +670,25 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(deepMultipart(12)))
 	f.Add([]byte(siblings(3)))
 	f.Add([]byte("From: a@b.c\r\nSubject: =?utf-8?B?4oKs?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x--\r\n"))
+	// Issue 12: the From forms that were read as a customer's address, and duplicate fields.
+	for _, from := range []string{"=?utf-8?q?piet=40bakkerijdevries.nl?=", `"piet@bakkerijdevries.nl" <>`,
+		"attacker (piet@bakkerijdevries.nl)", `"your secret past" <power quadrant system@example.com>`,
+		"Piet <piet@ba\u212aerijdevries.nl>", `Piet <"piet de vries"@bakkerijdevries.nl>`, `"a@b.example"@evil.example`} {
+		f.Add([]byte("From: " + from + "\r\nSubject: x\r\n\r\nx\r\n"))
+	}
+	f.Add([]byte("Subject: [Infobits #2]\r\nFrom: a@b.c\r\nSubject: Lunch\r\nFrom: c@d.e\r\n\r\nx\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e := Parse(raw, arrival)
 		if e == nil {
 			t.Fatal("Parse returned nil")
+		}
+		// A sender read is one the strict parser reads back as itself: an addr-spec in ASCII
+		// lower case, never a guess.
+		if e.From != "" {
+			l, err := ParseAddressList(e.From)
+			if err != nil || len(l) != 1 || l[0].Address != e.From || ASCIILower(e.From) != e.From {
+				t.Fatalf("From %q does not read back as itself: %v %v", e.From, l, err)
+			}
 		}
 		if !bytes.Equal(e.Raw, raw) {
 			t.Fatal("Parse did not keep the raw bytes")
@@ -783,5 +799,127 @@ func TestFoldedHeaderLinear(t *testing.T) {
 	}
 	if e.From != "a@example.com" {
 		t.Errorf("From = %q", e.From)
+	}
+}
+
+// TestParseFromStrict: issue 12 — "When the strict RFC 5322 parse of From fails, the email is
+// held as no_sender; no fallback guesses an address out of a display name, comment or encoded
+// word", and "addresses are lower-cased in ASCII only". Each attack From of the issue names no
+// sender; the legitimate forms keep working.
+func TestParseFromStrict(t *testing.T) {
+	cases := []struct {
+		from     string
+		want     string // "" when no sender may be read
+		wantName string
+	}{
+		// The attacks: each was read as the customer's address.
+		{"=?utf-8?q?piet=40bakkerijdevries.nl?=", "", ""},
+		{`"piet@bakkerijdevries.nl"`, "", ""},
+		{`"piet@bakkerijdevries.nl" <>`, "", ""},
+		{"attacker (piet@bakkerijdevries.nl)", "", ""},
+		{`"your secret past" <power quadrant system@example.com>`, "", ""},
+		{"Vries, Piet <piet@bakkerijdevries.nl>", "", ""},
+		{"<piet@bakkerijdevries.nl@evil.example>", "", ""},
+		{"Piet <piet@bakkerijdevries.nl", "", ""},
+		{"piet@bakkerijdevries.nl <piet@bakkerijdevries.nl>", "", ""},
+		// U+212A KELVIN SIGN: Unicode lower-cases it to "k"; ASCII lower-casing leaves it.
+		{"Piet <piet@ba\u212aerijdevries.nl>", "piet@ba\u212aerijdevries.nl", "Piet"},
+		{"PIET@BA\u212aERIJDEVRIES.NL", "piet@ba\u212aerijdevries.nl", ""},
+		// A quoted local part that holds an address stays quoted: it is evil.example's.
+		{`"piet@bakkerijdevries.nl"@evil.example`, `"piet@bakkerijdevries.nl"@evil.example`, ""},
+		// The legitimate forms.
+		{"Piet de Vries <Piet@BakkerijDeVries.nl>", "piet@bakkerijdevries.nl", "Piet de Vries"},
+		{`"Vries, Piet de" <piet@bakkerijdevries.nl>`, "piet@bakkerijdevries.nl", "Vries, Piet de"},
+		{"Piet de Vries Jr. <piet@bakkerijdevries.nl>", "piet@bakkerijdevries.nl", "Piet de Vries Jr."},
+		{"piet@bakkerijdevries.nl (Piet)", "piet@bakkerijdevries.nl", "Piet"},
+		{"<piet@bakkerijdevries.nl>", "piet@bakkerijdevries.nl", ""},
+		{`"piet"@bakkerijdevries.nl`, "piet@bakkerijdevries.nl", ""},
+		{`Piet <"piet de vries"@bakkerijdevries.nl>`, `"piet de vries"@bakkerijdevries.nl`, "Piet"},
+		{"=?utf-8?q?Bakkerij_J=C3=BCrgen?= <juergen@b\u00e4ckerij.nl>", "juergen@b\u00e4ckerij.nl", "Bakkerij Jürgen"},
+		{"J\xfcrgen <juergen@example.de>", "juergen@example.de", "Jürgen"}, // 8-bit windows-1252 name
+	}
+	for _, c := range cases {
+		raw := crlf("From: " + c.from + "\nSubject: x\n\nx\n")
+		e := Parse(raw, arrival)
+		checkValid(t, c.from, e)
+		if e.From != c.want || (c.want != "" && e.FromCount != 1) {
+			t.Errorf("From: %q gives From %q (count %d), want %q", c.from, e.From, e.FromCount, c.want)
+		}
+		if c.want != "" && e.FromName != c.wantName {
+			t.Errorf("From: %q gives FromName %q, want %q", c.from, e.FromName, c.wantName)
+		}
+	}
+}
+
+// TestDuplicateFields: issue 12 — a field RFC 5322 allows once that occurs twice is listed in
+// Duplicates (the policy holds the email); ReadBottomMost reads the copies a DKIM signature
+// covers, what a released email becomes.
+func TestDuplicateFields(t *testing.T) {
+	raw := crlf(`Subject: [Infobits #2]
+Received: by mx.infobits.example
+From: Marieke <marieke@infobits.example>
+To: collega@infobits.example
+Subject: Lunch vrijdag?
+Message-ID: <lunch@infobits.example>
+Date: Fri, 27 Nov 2026 10:00:00 +0100
+Content-Type: text/plain
+
+Zin in lunch?
+`)
+	e := Parse(raw, arrival)
+	if !reflect.DeepEqual(e.Duplicates, []string{"Subject"}) {
+		t.Fatalf("Duplicates = %q, want [Subject]", e.Duplicates)
+	}
+	if e.Subject != "[Infobits #2]" {
+		t.Errorf("Subject = %q, want the topmost copy before a release", e.Subject)
+	}
+	e.ReadBottomMost()
+	if e.Subject != "Lunch vrijdag?" || e.From != "marieke@infobits.example" || e.MessageID != "lunch@infobits.example" {
+		t.Errorf("after ReadBottomMost: Subject %q, From %q, Message-ID %q; want the signed copies", e.Subject, e.From, e.MessageID)
+	}
+
+	all := "From: a@example.com\nFrom: b@example.com\nSender: a@example.com\nSender: a@example.com\nReply-To: a@example.com\nReply-To: b@example.com\n" +
+		"To: a@example.com\nTo: b@example.com\nCc: a@example.com\ncc: b@example.com\nSubject: a\nSubject: b\n" +
+		"Date: Fri, 27 Nov 2026 10:00:00 +0100\nDate: Fri, 27 Nov 2026 11:00:00 +0100\nMessage-ID: <a@x>\nMessage-Id: <b@x>\n" +
+		"In-Reply-To: <a@x>\nIn-Reply-To: <b@x>\nReferences: <a@x>\nReferences: <b@x>\nReceived: x\nReceived: y\nComments: a\nComments: b\n\nx\n"
+	e = Parse(crlf(all), arrival)
+	if !reflect.DeepEqual(e.Duplicates, OnceOnly) {
+		t.Errorf("Duplicates = %q, want every once-only field %q (Received and Comments may repeat)", e.Duplicates, OnceOnly)
+	}
+	e.ReadBottomMost()
+	if e.From != "b@example.com" || e.FromCount != 1 || e.Subject != "b" || e.MessageID != "b@x" ||
+		!reflect.DeepEqual(e.InReplyTo, []string{"b@x"}) || !reflect.DeepEqual(e.References, []string{"b@x"}) ||
+		!reflect.DeepEqual(e.To, []string{"b@example.com"}) || e.Date.Hour() != 11 {
+		t.Errorf("ReadBottomMost: %q %d %q %q %q %q %q %v", e.From, e.FromCount, e.Subject, e.MessageID, e.InReplyTo, e.References, e.To, e.Date)
+	}
+
+	e = Parse(crlf("From: a@example.com\nTo: a@example.com, b@example.com\nSubject: x\n\nx\n"), arrival)
+	if len(e.Duplicates) != 0 {
+		t.Errorf("Duplicates = %q for an email with each field once", e.Duplicates)
+	}
+}
+
+// TestRuns: the values of a field grouped into runs of adjacent fields, for the trusted
+// server's Authentication-Results (issue 12).
+func TestRuns(t *testing.T) {
+	raw := crlf(`Return-Path: <a@example.com>
+Authentication-Results: internal; none
+Received: by mx
+Authentication-Results: mx; dmarc=fail
+Authentication-Results: mx; dkim=none
+Authentication-Results: other; dkim=pass
+Received: by mx.example.com
+Authentication-Results: mx; dmarc=pass
+From: a@example.com
+
+x
+`)
+	got := Parse(raw, arrival).Runs("authentication-results")
+	want := [][]string{{"internal; none"}, {"mx; dmarc=fail", "mx; dkim=none", "other; dkim=pass"}, {"mx; dmarc=pass"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Runs = %q, want %q", got, want)
+	}
+	if got := (&Email{Header: map[string][]string{"X": {"a", "b"}}}).Runs("X"); !reflect.DeepEqual(got, [][]string{{"a", "b"}}) {
+		t.Errorf("Runs without positions = %q, want one run", got)
 	}
 }

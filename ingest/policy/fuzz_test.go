@@ -66,6 +66,14 @@ func (v *fuzzView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
 	return out, nil
 }
 
+// CustomerReplies: the ticket's Replies stand for the customer emails on its thread.
+func (v *fuzzView) CustomerReplies(id uint64) (int, error) {
+	if t, ok := v.tickets[id]; ok {
+		return t.Replies, nil
+	}
+	return 0, nil
+}
+
 func (v *fuzzView) LimitNoticeSent(uint64, store.Date) (bool, error) { return false, nil }
 
 func (v *fuzzView) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
@@ -95,8 +103,9 @@ func newFuzzView() *fuzzView {
 			6: {ID: 6, CustomerID: 2, Address: "kassa@slagerij.nl", Subject: "Printer", Status: store.StatusOpen, Replies: 5},
 			7: {ID: 7, CustomerID: 1, Address: "piet@bakkerij.nl", Subject: "Bonprinter", Status: store.StatusClosed},
 			8: {ID: 8, CustomerID: 2, Address: "kassa@slagerij.nl", Subject: "Backup", Status: store.StatusAnswered},
+			9: {ID: 9, CustomerID: 2, Address: "kassa@slagerij.nl", Subject: "Oud", Status: store.StatusClosed},
 		},
-		msgIDs: map[string]uint64{"m5@bakkerij.nl": 5, "n5@helpdesk.infobits.nl": 5, "m6@slagerij.nl": 6, "m7@bakkerij.nl": 7},
+		msgIDs: map[string]uint64{"m5@bakkerij.nl": 5, "n5@helpdesk.infobits.nl": 5, "m6@slagerij.nl": 6, "m7@bakkerij.nl": 7, "m9@slagerij.nl": 9},
 		notes: map[string]*store.Notification{
 			"n5@helpdesk.infobits.nl": {ID: 1, Kind: store.KindAck, TicketID: 5, To: "info@bakkerij.nl", MessageID: "n5@helpdesk.infobits.nl", Automatic: true},
 			"u1@helpdesk.infobits.nl": {ID: 2, Kind: store.KindUnknownSender, To: "stranger@example.com", MessageID: "u1@helpdesk.infobits.nl", Automatic: true},
@@ -139,6 +148,18 @@ var fuzzSeeds = []string{
 		"Final-Recipient: rfc822; info@bakkerij.nl\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
 		"Message-Id: <n5@helpdesk.infobits.nl>\r\n\r\n--b--\r\n",
 	"Return-Path: <>\r\nFrom: postmaster@mx.example.com\r\nSubject: Returned\r\n\r\n> Message-ID: <u1@helpdesk.infobits.nl>\r\n",
+	// Issue 12: a second Subject on top of a staff member's genuine email; the From forms that
+	// were read as a customer's address; the DMARC verdict in the second trusted field; an
+	// automatic reply past the reply limit; a reply reopening a closed ticket at the open limit.
+	"Subject: [Infobits #6]\r\nFrom: jan@infobits.nl\r\nSubject: Lunch vrijdag?\r\nAuthentication-Results: mx.infobits.nl; dmarc=pass header.from=infobits.nl\r\n\r\nZin in lunch?\r\n",
+	"From: =?utf-8?q?kassa=40slagerij.nl?=\r\nSubject: [Infobits #6] Printer\r\n\r\nx\r\n",
+	"From: \"kassa@slagerij.nl\" <>\r\nSubject: [Infobits #6] Printer\r\n\r\nx\r\n",
+	"From: attacker (kassa@slagerij.nl)\r\nSubject: [Infobits #6] Printer\r\n\r\nx\r\n",
+	"From: Piet <piet@ba\u212aerij.nl>\r\nSubject: Re: [Infobits #5] Kassa\r\n\r\nx\r\n",
+	"From: info@bakkerij.nl\r\nSubject: Re: [Infobits #5] Kassa\r\nAuthentication-Results: mx.infobits.nl; dkim=none\r\n" +
+		"Authentication-Results: mx.infobits.nl; dmarc=fail header.from=bakkerij.nl\r\n\r\nvals\r\n",
+	"From: kassa@slagerij.nl\r\nSubject: Automatisch antwoord: [Infobits #6] Printer\r\nAuto-Submitted: auto-replied\r\n\r\nweg\r\n",
+	"From: kassa@slagerij.nl\r\nSubject: Re: Oud\r\nIn-Reply-To: <m9@slagerij.nl>\r\n\r\nweer kapot\r\n",
 	"From: info@bakkerij.nl\r\nSubject: genest\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n",
 }
 
@@ -214,6 +235,29 @@ func checkDecision(t *testing.T, e *mailparse.Email, d policy.Decision) {
 	}
 	if d.Action != policy.ActionHold && d.HoldReason != "" {
 		t.Fatalf("%s with a hold reason %q", d.Action, d.HoldReason)
+	}
+	// Issue 12: an email with a once-only field twice is held for it, whatever else it is.
+	if len(e.Duplicates) > 0 && e.Err == nil && (d.Action != policy.ActionHold || d.HoldReason != store.HeldDuplicateHeader) {
+		t.Fatalf("duplicate %q: %s %q, want held as %s", e.Duplicates, d.Action, d.HoldReason, store.HeldDuplicateHeader)
+	}
+	// A sender taken as someone's is an address the strict parser reads back as itself.
+	if d.Action != policy.ActionHold && d.Action != policy.ActionBounce {
+		l, err := mailparse.ParseAddressList(e.From)
+		if err != nil || len(l) != 1 || l[0].Address != e.From {
+			t.Fatalf("%s from %q, which is no strict address (%v)", d.Action, e.From, err)
+		}
+	}
+	// The SLA24 limits hold for every reply (customer 2 is SLA24, ticket 6 at the reply limit,
+	// tickets 6 and 8 open: the open limit): an automatic reply counts, a reopening is an open
+	// ticket more.
+	if d.Action == policy.ActionReply && d.Customer.Tier == store.SLA24 {
+		if d.Ticket.Replies >= fuzzRules.Limits.RepliesPerTicket {
+			t.Fatalf("reply %d added to ticket %d past the limit of %d (automatic: %q)", d.Ticket.Replies+1, d.Ticket.ID,
+				fuzzRules.Limits.RepliesPerTicket, d.AutomaticReason)
+		}
+		if d.Ticket.Status == store.StatusClosed && d.Reopen {
+			t.Fatalf("closed ticket %d reopened past the open-tickets limit", d.Ticket.ID)
+		}
 	}
 	allowed := map[string]bool{}
 	if e.From != "" {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/infobits/helpdesk/ingest/authres"
 	"github.com/infobits/helpdesk/ingest/calendar"
@@ -32,6 +33,9 @@ type View interface {
 	TicketByMessageID(msgID string) (uint64, error)
 	// CustomerTickets returns a customer's tickets, for the SLA24 limits (R11).
 	CustomerTickets(customerID uint64) ([]*store.Ticket, error)
+	// CustomerReplies counts the customer's emails on a ticket's thread after the first (every
+	// one stored, automatic ones included), for the SLA24 reply limit (R11).
+	CustomerReplies(ticketID uint64) (int, error)
 	// LimitNoticeSent reports whether the customer was told of a limit on that day.
 	LimitNoticeSent(customerID uint64, day store.Date) (bool, error)
 	// AutoRepliesSince counts automatic replies of a kind ("" any) to an address since a moment.
@@ -61,8 +65,9 @@ type Rules struct {
 	// AutoRepliesPerHour bounds the automatic replies to one address (RFC 3834 §2); 0 means
 	// 10. The unknown-sender reply goes to an address at most once a day besides.
 	AutoRepliesPerHour int
-	// AuthServID is the authserv-id of the trusted receiving server, whose topmost
-	// Authentication-Results header (RFC 8601) is believed; "" trusts none.
+	// AuthServID is the authserv-id of the trusted receiving server, whose Authentication-Results
+	// fields (RFC 8601) at the top of the header are believed (authres.CheckRuns); "" trusts
+	// none.
 	AuthServID string
 	// RequireStaffAuth: a staff email is applied only with a passing result (DMARC pass or
 	// aligned DKIM pass) for the staff address's domain from AuthServID.
@@ -188,8 +193,10 @@ func (p *Policy) Decide(e *mailparse.Email, v View) (Decision, error) {
 // DecideRelease is Decide with the SLA24 limits lifted: what a held email becomes when staff
 // release it (R11). With trustStaff, an email from a staff address is taken as theirs without
 // a passing authentication result: the operator vouches for it (ticket release -as-staff).
+// Fields that occur more than once are no reason to hold it: the operator vouches for the
+// email, and the caller reads the copies a DKIM signature covers (Email.ReadBottomMost).
 func (p *Policy) DecideRelease(e *mailparse.Email, v View, trustStaff bool) (Decision, error) {
-	return p.decide(e, v, decideOpts{noLimits: true, trustStaff: trustStaff})
+	return p.decide(e, v, decideOpts{noLimits: true, trustStaff: trustStaff, duplicatesOK: true})
 }
 
 // DecideHistory is Decide for an email of the mailbox's past (an archive import, old backlog
@@ -201,8 +208,9 @@ func (p *Policy) DecideHistory(e *mailparse.Email, v View) (Decision, error) {
 
 // decideOpts are what a release changes about a decision.
 type decideOpts struct {
-	noLimits   bool // the SLA24 limits are lifted (R11)
-	trustStaff bool // a staff From is believed without an authentication result
+	noLimits     bool // the SLA24 limits are lifted (R11)
+	trustStaff   bool // a staff From is believed without an authentication result
+	duplicatesOK bool // once-only fields that occur twice do not hold the email
 }
 
 func (p *Policy) decide(e *mailparse.Email, v View, o decideOpts) (Decision, error) {
@@ -280,15 +288,29 @@ func (p *Policy) classify(e *mailparse.Email, v View, o decideOpts) (Decision, e
 	if e.Err != nil {
 		return hold(store.HeldUnparseable, "the email could not be read as MIME: "+e.Err.Error())
 	}
+	if len(e.Duplicates) > 0 && !o.duplicatesOK {
+		// Issue 12: a staff member's genuine, DKIM-signed "Lunch vrijdag?" with "Subject:
+		// [Infobits #2]" added on top answered another customer's ticket: the gateway read the
+		// topmost Subject, the DKIM verifier signed the bottom-most, so DMARC passed. Which copy
+		// the sender meant is unknowable; staff decide.
+		return hold(store.HeldDuplicateHeader, duplicateDetail(e))
+	}
 	switch {
-	case e.FromCount == 0 || e.From == "":
-		return hold(store.HeldNoSender, "the email has no readable From address")
+	case e.FromCount == 0:
+		return hold(store.HeldNoSender, "the email has no From field")
+	case e.From == "" && e.FromCount == 1:
+		// Issue 12: no address is guessed out of a display name, a comment or an encoded word.
+		return hold(store.HeldNoSender, fmt.Sprintf("the From field %s is no RFC 5322 address; no address is guessed from it", quoteCut(e.Get("From"))))
+	case e.From == "":
+		return hold(store.HeldNoSender, "the From field does not parse as RFC 5322 addresses; no address is guessed from it")
 	case e.FromCount > 1:
 		return hold(store.HeldNoSender, fmt.Sprintf("the From header names %d addresses; the sender is ambiguous", e.FromCount))
 	}
 	auth, why := authres.None, authres.Reason{Code: authres.ReasonNotConfigured}
 	if r.AuthServID != "" {
-		auth, why = authres.Explain(e.Values("Authentication-Results"), r.AuthServID, domainOf(e.From))
+		// Issue 12: the run of trusted fields at the top, not only the topmost (OpenDKIM and
+		// OpenDMARC write one each).
+		auth, why = authres.ExplainRuns(e.Runs("Authentication-Results"), r.AuthServID, domainOf(e.From))
 	}
 	authReason := why.String()
 	d.Auth, d.AuthReason = authReason, why
@@ -358,13 +380,28 @@ func (p *Policy) classify(e *mailparse.Email, v View, o decideOpts) (Decision, e
 		return d, err
 	}
 	if t != nil {
-		if hit := p.limitForReply(c, t, e.Arrival); hit != nil && !noLimits && !d.Automatic {
-			return p.holdOverLimit(d, c, hit, e, v)
+		// An out-of-office reply to staff's answer is recorded on the thread (it gets no
+		// answer and does not reopen the ticket), and like every reply it counts against the
+		// SLA24 reply limit (issue 12: 12 Auto-Submitted replies were all added past a limit of 5).
+		d.Reopen = t.Status != store.StatusOpen && !d.Automatic
+		if !noLimits {
+			hit, err := p.limitForReply(c, t, e.Arrival, v)
+			if err != nil {
+				return d, err
+			}
+			if hit == nil && d.Reopen && t.Status == store.StatusClosed {
+				// Issue 12: reopening a closed ticket makes it an open one again.
+				hit, err = p.limitForOpen(c, e.Arrival, v)
+				if err != nil {
+					return d, err
+				}
+			}
+			if hit != nil {
+				d.Reopen = false
+				return p.holdOverLimit(d, c, hit, e, v)
+			}
 		}
 		d.Action, d.Ticket = ActionReply, t
-		// An out-of-office reply to staff's answer is recorded on the thread, but it does not
-		// reopen the ticket or count against the SLA24 reply limit.
-		d.Reopen = t.Status != store.StatusOpen && !d.Automatic
 		if r.StaffList != "" && !d.Automatic {
 			d.Notify = append(d.Notify, Notice{Kind: store.KindStaffReply, To: r.StaffList})
 		}
@@ -389,6 +426,40 @@ func (p *Policy) classify(e *mailparse.Email, v View, o decideOpts) (Decision, e
 		d.Notify = append(d.Notify, Notice{Kind: store.KindStaffNew, To: r.StaffList})
 	}
 	return d, nil
+}
+
+// duplicateDetail is the held detail of an email with once-only fields that occur more than
+// once: which, how often, and the copies of the Subject and From (quoted, cut short).
+func duplicateDetail(e *mailparse.Email) string {
+	var parts []string
+	for _, name := range e.Duplicates {
+		vs := e.Values(name)
+		p := fmt.Sprintf("%d %s fields", len(vs), name)
+		if name == "Subject" || name == "From" {
+			var qs []string
+			for _, v := range vs {
+				qs = append(qs, quoteCut(v))
+			}
+			p += " (" + strings.Join(qs, ", ") + ")"
+		}
+		parts = append(parts, p)
+	}
+	return "the header has " + strings.Join(parts, ", ") + ", where RFC 5322 allows one: mail readers and DKIM " +
+		"disagree on which counts; a release reads the bottom-most (the one a DKIM signature covers)"
+}
+
+// quoteCut quotes header text for a staff sentence: Go syntax (control and bidi characters
+// escaped), at most 120 bytes of it.
+func quoteCut(s string) string {
+	const max = 120
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // staff decides a staff email (issue 4): only with a passing authentication result for the

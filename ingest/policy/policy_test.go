@@ -42,6 +42,17 @@ func (v *mapView) CustomerTickets(id uint64) ([]*store.Ticket, error) {
 	return out, nil
 }
 
+// CustomerReplies: the ticket's Replies stand for the customer emails on its thread.
+func (v *mapView) CustomerReplies(id uint64) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if t, ok := v.tickets[id]; ok {
+		return t.Replies, nil
+	}
+	return 0, nil
+}
+
 func (v *mapView) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
 	if v.err != nil {
 		return 0, v.err

@@ -153,7 +153,21 @@ func (p *Policy) plan(c *store.Customer, subject string, arrival time.Time) Plan
 // limitForNewTicket checks the SLA24 ticket limits of R11 against the customer's tickets, by
 // arrival time: tickets created in the same Amsterdam calendar month, tickets not closed.
 func (p *Policy) limitForNewTicket(c *store.Customer, arrival time.Time, v View) (*LimitHit, error) {
+	return p.limitForTickets(c, arrival, v, true)
+}
+
+// limitForOpen checks the open-tickets limit of R11 alone: for a reply that reopens a closed
+// ticket (issue 12: reopening old tickets side-stepped the limit).
+func (p *Policy) limitForOpen(c *store.Customer, arrival time.Time, v View) (*LimitHit, error) {
+	return p.limitForTickets(c, arrival, v, false)
+}
+
+// limitForTickets checks the open-tickets limit and, with perMonth, the tickets-per-month one.
+func (p *Policy) limitForTickets(c *store.Customer, arrival time.Time, v View, perMonth bool) (*LimitHit, error) {
 	lim := p.rules.Limits
+	if !perMonth {
+		lim.TicketsPerMonth = 0
+	}
 	if EffectiveTier(c, arrival) != store.SLA24 || (lim.TicketsPerMonth <= 0 && lim.OpenTickets <= 0) {
 		return nil, nil
 	}
@@ -181,13 +195,21 @@ func (p *Policy) limitForNewTicket(c *store.Customer, arrival time.Time, v View)
 	return nil, nil
 }
 
-// limitForReply checks the SLA24 reply limit of R11.
-func (p *Policy) limitForReply(c *store.Customer, t *store.Ticket, arrival time.Time) *LimitHit {
+// limitForReply checks the SLA24 reply limit of R11 against every customer email stored on
+// the ticket's thread after the first, automatic ones included (issue 12).
+func (p *Policy) limitForReply(c *store.Customer, t *store.Ticket, arrival time.Time, v View) (*LimitHit, error) {
 	lim := p.rules.Limits.RepliesPerTicket
-	if lim <= 0 || EffectiveTier(c, arrival) != store.SLA24 || t.Replies < lim {
-		return nil
+	if lim <= 0 || EffectiveTier(c, arrival) != store.SLA24 {
+		return nil, nil
 	}
-	return &LimitHit{Kind: LimitRepliesPerTicket, Limit: lim, Count: t.Replies}
+	n, err := v.CustomerReplies(t.ID)
+	if err != nil {
+		return nil, fmt.Errorf("count replies on ticket %d: %w", t.ID, err)
+	}
+	if n < lim {
+		return nil, nil
+	}
+	return &LimitHit{Kind: LimitRepliesPerTicket, Limit: lim, Count: n}, nil
 }
 
 // Describe is a sentence for staff about a limit hit.

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/infobits/helpdesk/ingest/mailparse"
 )
 
 // Staff commands (issue 4): on the first lines of a staff email, before the answer text.
@@ -96,7 +98,7 @@ func ParseStaffCommand(line string, staff []string) (Command, error) {
 		if err != nil {
 			return Command{}, fmt.Errorf("#assign wants a staff address (%q)", line)
 		}
-		who := strings.ToLower(addr.Address)
+		who := mailparse.ASCIILower(addr.Address)
 		if !slices.Contains(staff, who) {
 			return Command{}, fmt.Errorf("#assign %s: not a staff address", who)
 		}
@@ -144,10 +146,14 @@ func (p *Policy) IsRecoverySubject(subject string) bool {
 	return false
 }
 
-// domainOf returns the domain of an address.
+// domainOf returns the domain of an address: what follows its last '@' (a quoted local part
+// may hold one), ASCII letters lower-cased.
 func domainOf(addr string) string {
-	_, d, _ := strings.Cut(addr, "@")
-	return strings.ToLower(d)
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return mailparse.ASCIILower(addr[i+1:])
 }
 
 // RecoveryPerHour is the most recovery links one address gets in an hour (R16, R17).

@@ -59,7 +59,8 @@ func knownOutcomes() []string {
 func knownHeldReasons() []string {
 	return []string{store.HeldUnknownSender, store.HeldNoSender, store.HeldStaffNoTicket, store.HeldUnparseable,
 		store.HeldTooLarge, store.HeldAutomatic, store.HeldOverLimit, store.HeldUnfetchable, store.HeldVanished,
-		store.HeldStaffUnverified, store.HeldStaffCommand, store.HeldSpoofed, store.HeldRecovery, store.HeldBounce, store.HeldInternal}
+		store.HeldStaffUnverified, store.HeldStaffCommand, store.HeldSpoofed, store.HeldRecovery, store.HeldBounce, store.HeldInternal,
+		store.HeldDuplicateHeader}
 }
 
 // Observe counts one ingest event at now, the moment the gateway learnt of it (just after
