@@ -427,7 +427,6 @@ func (e *env) path(p string) string {
 	return p
 }
 
-// logger builds the process logger: text on a terminal, JSON otherwise, unless configured.
 // readableDuration writes a duration as Go writes it ("30s", "1m30s", "250ms") rather than
 // as the nanoseconds slog's JSON handler writes, so that an operator reads retry_in=30s in
 // text and JSON alike. slog calls it for every attribute, in groups too.
@@ -438,8 +437,8 @@ func readableDuration(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// newLogger is the logger of every command that logs (serve, demo, import): format text or
-// json (auto: text on a terminal), durations readable in both.
+// newLogger builds the logger of every command that logs (serve, demo, import): format text
+// or json (auto: text on a terminal, JSON otherwise), durations readable in both.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
