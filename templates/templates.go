@@ -220,13 +220,6 @@ func Sample() Data {
 		}}
 }
 
-// Reasons lists the held reasons the staff_held template explains (the store's Held* codes).
-func Reasons() []string {
-	return []string{"unknown_sender", "no_sender", "staff_no_ticket", "unparseable", "too_large", "automatic",
-		"over_limit", "unfetchable", "vanished", "staff_unverified", "staff_command", "spoofed", "recovery",
-		"bounce", "internal_error", "duplicate_header"}
-}
-
 // Render renders one notification. Unknown languages fall back to Dutch.
 func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 	key := lang + "/" + kind

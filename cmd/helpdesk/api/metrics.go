@@ -47,20 +47,14 @@ func bounds() latencyBounds { return latencyBounds{0.1, 0.5, 1, 2, 5, 10, 30, 60
 // the first scrape. Others that ingest reports are listed as they come.
 //
 // The outcomes are every policy action by its name — taken from the policy package, so that
-// a new action is listed without a change here — and ingest's "duplicate" (a replay).
+// a new action is listed without a change here — and ingest's "duplicate" (a replay); the
+// held reasons are the store's (store.HeldReasons), for the same reason.
 func knownOutcomes() []string {
 	var out []string
 	for _, a := range policy.Actions() {
 		out = append(out, a.String())
 	}
 	return append(out, "duplicate")
-}
-
-func knownHeldReasons() []string {
-	return []string{store.HeldUnknownSender, store.HeldNoSender, store.HeldStaffNoTicket, store.HeldUnparseable,
-		store.HeldTooLarge, store.HeldAutomatic, store.HeldOverLimit, store.HeldUnfetchable, store.HeldVanished,
-		store.HeldStaffUnverified, store.HeldStaffCommand, store.HeldSpoofed, store.HeldRecovery, store.HeldBounce, store.HeldInternal,
-		store.HeldDuplicateHeader}
 }
 
 // Observe counts one ingest event at now, the moment the gateway learnt of it (just after
@@ -127,7 +121,7 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 	labelled("helpdesk_ingest_emails_total", "outcome", knownOutcomes(), emails)
 
 	family("helpdesk_ingest_held_total", "counter", "Emails held for staff instead of becoming a ticket message, by reason.")
-	labelled("helpdesk_ingest_held_total", "reason", knownHeldReasons(), held)
+	labelled("helpdesk_ingest_held_total", "reason", store.HeldReasons(), held)
 
 	family("helpdesk_tickets_open", "gauge", "Tickets not closed (open or answered).")
 	fmt.Fprintf(&b, "helpdesk_tickets_open %d\n", g.ticketsOpen)
