@@ -17,6 +17,7 @@ import (
 	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/store/view"
+	"github.com/infobits/helpdesk/templates"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -270,16 +271,9 @@ func safeFilename(name, fallback string) string {
 	return name
 }
 
-// humanSize shows a byte count the way people read it: 512 bytes, 12.3 kB, 4.5 MB.
-func humanSize(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d bytes", n)
-	case n < 1000*1000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1000)
-	}
-	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-}
+// humanSize shows a byte count the way people read it: 512 bytes, 12.3 kB, 4.5 MB — as the
+// notifications name a file's size (in English: the CLI speaks English).
+func humanSize(n int64) string { return templates.FormatSize(n, "en") }
 
 func byWhom(user string) string {
 	if user == "" {
