@@ -300,14 +300,7 @@ func runTicketHeldDismiss(e *env, args []string) error {
 		}
 		ids = append(ids, id)
 	}
-	cfg, err := e.config(args)
-	if err != nil {
-		return err
-	}
-	if err := cfg.require("from"); err != nil {
-		return err
-	}
-	applier, err := newApplier(cfg, e.now)
+	applier, err := e.commandApplier(args)
 	if err != nil {
 		return err
 	}
@@ -407,14 +400,7 @@ func runTicketCommand(e *env, name, usage string, args []string, line func(rest 
 	if err != nil {
 		return err
 	}
-	cfg, err := e.config(args)
-	if err != nil {
-		return err
-	}
-	if err := cfg.require("from"); err != nil {
-		return err
-	}
-	applier, err := newApplier(cfg, e.now)
+	applier, err := e.commandApplier(args)
 	if err != nil {
 		return err
 	}

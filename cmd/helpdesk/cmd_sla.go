@@ -117,6 +117,20 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 	return &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}, nil
 }
 
+// commandApplier is the ingest applier of a command that changes tickets or held emails as
+// ingest would (ticket release, ticket held dismiss, ticket close|reopen|assign): the
+// configuration must name from, the sender of what it queues.
+func (e *env) commandApplier(args []string) (*ingest.Applier, error) {
+	cfg, err := e.config(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.require("from"); err != nil {
+		return nil, err
+	}
+	return newApplier(cfg, e.now)
+}
+
 func runTicketRelease(e *env, args []string) error {
 	fs, _ := newFlags(e, "ticket release", "ID [-as-staff]")
 	asStaff := fs.Bool("as-staff", false, "release a staff email held as unverified as that staff member's answer (you vouch that they wrote it; logged with your user name)")
@@ -131,14 +145,7 @@ func runTicketRelease(e *env, args []string) error {
 	if err != nil || id == 0 {
 		return fmt.Errorf("%w: %q is not a held email's number", errUsage, pos[0])
 	}
-	cfg, err := e.config(args)
-	if err != nil {
-		return err
-	}
-	if err := cfg.require("from"); err != nil {
-		return err
-	}
-	applier, err := newApplier(cfg, e.now)
+	applier, err := e.commandApplier(args)
 	if err != nil {
 		return err
 	}
