@@ -77,9 +77,22 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 	if !carries(n.Kind) {
 		return a
 	}
+	if n.Kind != store.KindAnswer {
+		// A staff notice carries all of the files or none: when their sizes as stored
+		// already pass the limit, the raw email (up to max_message_bytes) is not inflated
+		// and decoded only to be left out.
+		var listed int64
+		for _, na := range n.Data.Attachments {
+			listed += na.Size
+		}
+		if listed > w.cfg.AttachMax {
+			a.leaveOut(templates.FilesAboveLimit, templates.FormatSize(w.cfg.AttachMax, n.Lang))
+			return a
+		}
+	}
 	parts := map[string][]mailparse.Part{}
 	var unreadable error
-	_ = w.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	if err := w.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		for _, na := range n.Data.Attachments {
 			if _, ok := parts[na.Raw]; ok || na.Raw == "" {
 				continue
@@ -97,7 +110,9 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 			parts[na.Raw] = ps
 		}
 		return nil
-	})
+	}); err != nil {
+		unreadable = fmt.Errorf("read the stored email: %w", err)
+	}
 	var total int64
 	for i, na := range n.Data.Attachments {
 		p, ok := mailparse.FindPart(parts[na.Raw], mailparse.Attachment{Filename: na.Filename,
