@@ -195,9 +195,11 @@ func runTicketAttachment(e *env, args []string) error {
 	}
 	var f mailparse.Part
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		f, err = ticketFile(tx, id, n)
+		f, err = view.TicketFile(tx, id, n)
 		return err
-	}); err != nil {
+	}); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no ticket %d (helpdesk ticket list shows them)", id)
+	} else if err != nil {
 		return err
 	}
 	var w io.WriteCloser
@@ -224,35 +226,6 @@ func runTicketAttachment(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "wrote %s (%s, %s)\n", terminalSafe(name), terminalSafe(f.ContentType), humanSize(int64(len(f.Content))))
 	return nil
-}
-
-// ticketFile reads the bytes of attachment n of a ticket out of the raw email it came with.
-func ticketFile(tx *store.Tx, ticketID uint64, n int) (mailparse.Part, error) {
-	m, index, err := view.TicketAttachment(tx, ticketID, n)
-	if err != nil {
-		return mailparse.Part{}, err
-	}
-	a := m.Attachment[index]
-	if m.RawSHA256 == "" {
-		return mailparse.Part{}, fmt.Errorf("attachment %d of ticket %d (%s): the email it came with was not kept", n, ticketID, a.Filename)
-	}
-	raw, err := tx.Raw(m.RawSHA256)
-	if err != nil {
-		return mailparse.Part{}, fmt.Errorf("attachment %d of ticket %d: raw email: %w", n, ticketID, err)
-	}
-	parts, perr := mailparse.Parts(raw)
-	p, ok := mailparse.FindPart(parts, mailparse.Attachment{Filename: a.Filename, ContentType: a.ContentType,
-		Size: a.Size, SHA256: a.SHA256}, index)
-	if !ok {
-		if perr != nil {
-			return p, fmt.Errorf("attachment %d of ticket %d (%s) cannot be read out of its email: %w", n, ticketID, a.Filename, perr)
-		}
-		return p, fmt.Errorf("attachment %d of ticket %d (%s) cannot be found in its email", n, ticketID, a.Filename)
-	}
-	if p.Filename == "" {
-		p.Filename = a.Filename
-	}
-	return p, nil
 }
 
 // safeFilename makes an attachment's name (the sender's choice) a plain file name in the

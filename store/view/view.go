@@ -393,28 +393,6 @@ func CustomerTickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 	return ts, nil
 }
 
-// TicketAttachment finds attachment n of a ticket (numbered from 1 in thread order, as
-// TicketDetailOf numbers them): the message it came with and its place there.
-func TicketAttachment(tx *store.Tx, ticketID uint64, n int) (*store.Message, int, error) {
-	if _, err := tx.Ticket(ticketID); errors.Is(err, store.ErrNotFound) {
-		return nil, 0, fmt.Errorf("no ticket %d", ticketID)
-	} else if err != nil {
-		return nil, 0, err
-	}
-	msgs, err := tx.Messages(ticketID)
-	if err != nil {
-		return nil, 0, err
-	}
-	total := 0
-	for _, m := range msgs {
-		if n <= total+len(m.Attachment) {
-			return m, n - total - 1, nil
-		}
-		total += len(m.Attachment)
-	}
-	return nil, 0, fmt.Errorf("ticket %d has %d attachment(s), not %d (ticket show lists them)", ticketID, total, n)
-}
-
 // NotificationOf converts an outbox entry.
 func NotificationOf(n *store.Notification) Notification {
 	return Notification{ID: n.ID, Kind: n.Kind, Ticket: n.TicketID, To: n.To, Subject: n.Subject, Status: n.Status,
