@@ -1,6 +1,6 @@
 // Package api is the gateway's HTTP interface for the vendor's website and for monitoring
 // (issue 4): GET /healthz, GET /metrics (Prometheus text format) and, behind a bearer token,
-// the JSON routes under /api/ — a customer's R3 status and tickets, a ticket's thread, staff
+// the routes under /api/ — a customer's R3 status and tickets, a ticket's thread and files, staff
 // answers given on the site (R14), account recovery (R16–R18) and the caller lookup (R19).
 //
 // It owns HTTP only: routing, the bearer token, size-limited JSON bodies, status codes and
@@ -11,8 +11,9 @@
 //
 // Three properties are the package's own. No route reveals another customer's data than the
 // one its path names. The routes that show a customer's tickets show only what that customer
-// may see (view.CustomerTicketDetail: no internal notes, no notices to staff, no staff
-// addresses); only the answer route, whose caller is staff, answers with the staff view. And the recovery requests answer byte for byte the same (status,
+// may see (view.CustomerTicketDetail: no internal notes or their files, no notices to staff,
+// no staff addresses); only the answer route, whose caller is staff, answers with the staff
+// view. And the recovery requests answer byte for byte the same (status,
 // headers, body) whatever happened (R18): whether an address or a customer number is known
 // is learnt only by whoever reads that mailbox.
 package api
@@ -28,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"mime"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -36,6 +38,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/store/view"
@@ -93,6 +96,7 @@ func New(cfg Config, db *store.DB, applier *ingest.Applier, m *Metrics) http.Han
 	s.mux.HandleFunc("GET /api/customers/{addr}/status", s.customerStatus)
 	s.mux.HandleFunc("GET /api/customers/{addr}/tickets", s.customerTickets)
 	s.mux.HandleFunc("GET /api/tickets/{id}", s.ticket)
+	s.mux.HandleFunc("GET /api/tickets/{id}/attachments/{n}", s.attachment)
 	s.mux.HandleFunc("POST /api/tickets/{id}/answers", s.answer)
 	s.mux.HandleFunc("POST /api/recovery/password", s.recoveryPassword)
 	s.mux.HandleFunc("POST /api/recovery/login", s.recoveryLogin)
@@ -393,6 +397,61 @@ func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, d)
 	}
+}
+
+// attachment answers file n of a ticket — the numbers GET /api/tickets/{id} gives its
+// attachments — byte for byte as it was sent, for the website to offer with the answer (issue
+// 11: with answers on the site, the notification names the files and the site shows them).
+// Only files of the messages the customer sees; served as a download that a browser neither
+// renders nor sniffs, whatever type the sender claimed.
+func (s *server) attachment(w http.ResponseWriter, r *http.Request) {
+	id, ok := ticketID(w, r)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n <= 0 {
+		writeError(w, http.StatusBadRequest, "an attachment number is a positive whole number")
+		return
+	}
+	var p mailparse.Part
+	err = s.db.View(r.Context(), func(tx *store.Tx) (err error) {
+		p, err = view.CustomerTicketFile(tx, id, n)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such ticket")
+		return
+	case errors.Is(err, view.ErrNoAttachment):
+		writeError(w, http.StatusNotFound, "no such attachment")
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	ctype := "application/octet-stream"
+	params := map[string]string{}
+	if cs := p.Params["charset"]; cs != "" {
+		params["charset"] = cs // a text file in its own charset
+	}
+	if t := mime.FormatMediaType(p.ContentType, params); t != "" {
+		ctype = t
+	}
+	disp := "attachment"
+	if p.Filename != "" {
+		if d := mime.FormatMediaType("attachment", map[string]string{"filename": p.Filename}); d != "" {
+			disp = d
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", disp)
+	h.Set("Content-Length", strconv.Itoa(len(p.Content)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(p.Content)
 }
 
 func (s *server) caller(w http.ResponseWriter, r *http.Request) {
