@@ -108,9 +108,16 @@ type result struct {
 
 func runBin(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runBinIn(t, "", env, args...)
+}
+
+// runBinIn is runBin in a working directory ("": the test's).
+func runBinIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a hang guard
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Dir = dir
 	cmd.Env = append(env, raceEnv)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

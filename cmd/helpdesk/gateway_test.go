@@ -260,6 +260,22 @@ func serveInProcess(t *testing.T, environ []string, out *syncBuffer) (exited cha
 	return serveWithClock(t, environ, out, time.Now)
 }
 
+// addBakkerij registers Bakkerij de Vries (SLA8, info@bakkerijdevries.nl) in the peers'
+// database before a gateway opens it.
+func addBakkerij(t *testing.T, p *peers) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(p.dir, "helpdesk.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // serveWithClock is serveInProcess with the gateway's clock (what it stamps and how it
 // judges ages: deadlines, health) given by the test.
 func serveWithClock(t *testing.T, environ []string, out *syncBuffer, now func() time.Time) (exited chan error, stop func() int) {
@@ -334,16 +350,7 @@ func waitHTTP(t *testing.T, url string, check func(status int, body string) bool
 // customer over SMTP; and the port is closed when serve stops.
 func TestServeHTTP(t *testing.T) {
 	p := newPeers(t)
-	db, err := store.Open(filepath.Join(p.dir, "helpdesk.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	addBakkerij(t, p)
 
 	var out syncBuffer
 	exited, stop := serveInProcess(t, p.env("HELPDESK_HTTP_ADDR=127.0.0.1:0", "HELPDESK_API_TOKEN="+testAPIToken), &out)

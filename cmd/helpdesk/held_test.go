@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -219,22 +217,4 @@ func TestTicketAttachmentWhileServing(t *testing.T) {
 	if out := mustRun(t, env, "ticket", "attachment", "1", "1", "-o", "-"); out != string(photo) {
 		t.Errorf("-o - over the control socket: %d bytes, want %d", len(out), len(photo))
 	}
-}
-
-// runBinIn runs the binary in a working directory.
-func runBinIn(t *testing.T, dir string, env []string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	cmd.Dir = dir
-	cmd.Env = append(env, raceEnv)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return result{so.String(), se.String(), ee.ExitCode()}
-	} else if err != nil {
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return result{so.String(), se.String(), 0}
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -82,16 +80,7 @@ func waitHealthz(t *testing.T, base string, step func(), ok func(healthz) bool) 
 // the base URL of its HTTP listener once /healthz answers 200.
 func outageGateway(t *testing.T, p *peers, clk *stepClock) (base string, out *syncBuffer) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(p.dir, "helpdesk.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	addBakkerij(t, p)
 	out = &syncBuffer{}
 	exited, _ := serveWithClock(t, p.env(), out, clk.Now)
 	m := waitOutput(t, out, regexp.MustCompile(`"msg":"http listening"[^\n]*"addr":"([^"]+)"`), exited)
