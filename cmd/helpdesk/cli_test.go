@@ -398,6 +398,13 @@ func TestHelpAndUsage(t *testing.T) {
 			}
 		}
 	}
+	// A command with commands under it names them in its help: ticket held dismiss is found
+	// from ticket held, as backup prune from backup.
+	for _, args := range [][]string{{"help", "ticket", "held"}, {"ticket", "held", "-h"}} {
+		if r := runBin(t, p.env(), args...); r.code != 0 || !strings.Contains(r.stdout, "helpdesk ticket held dismiss ") {
+			t.Errorf("%s: exit %d, stdout %q; want ticket held dismiss named", strings.Join(args, " "), r.code, r.stdout)
+		}
+	}
 	if r := runBin(t, p.env(), "help", "ticket", "lijst"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "ticket lijst"`) {
 		t.Errorf("help of an unknown command: exit %d, stderr %q", r.code, r.stderr)
 	}

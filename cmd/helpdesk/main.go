@@ -251,11 +251,12 @@ func commandGroups() []string {
 }
 
 // groupCommands returns the commands of a group ("ticket": ticket list, ticket show, ...):
-// those of more than one word whose first word is group.
+// those whose name is group followed by more words. A command can head a group of its own
+// ("backup": backup prune; "ticket held": ticket held dismiss).
 func groupCommands(group string) []command {
 	var out []command
 	for _, c := range commands() {
-		if first, _, multi := strings.Cut(c.name, " "); multi && first == group {
+		if strings.HasPrefix(c.name, group+" ") {
 			out = append(out, c)
 		}
 	}
