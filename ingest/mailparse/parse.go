@@ -389,10 +389,11 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 		e.ReturnPath = ASCIILower(strings.TrimSpace(v))
 	}
 	e.To = nil
-	for _, v := range e.Values("To") {
-		if bottom && len(e.Values("To")) > 1 && v != one("To") {
-			continue
-		}
+	to := e.Values("To")
+	if bottom && len(to) > 1 {
+		to = to[len(to)-1:]
+	}
+	for _, v := range to {
 		list, _ := ParseAddressList(v)
 		for _, a := range list {
 			e.To = append(e.To, a.Address)
