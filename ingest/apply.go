@@ -33,8 +33,8 @@ type Outcome struct {
 	// Arrival is when the email reached the mailbox (IMAP INTERNALDATE); zero when unknown.
 	// Metrics measure ingest latency from it.
 	Arrival time.Time
-	// Suppressed says which automatic replies the policy did not send, and why.
-	Suppressed []string
+	// Suppressed says which notifications the policy did not send, and why.
+	Suppressed []policy.Suppression
 	// History: taken in as the mailbox's past (an import, old backlog): a new ticket was
 	// created closed, without a deadline.
 	History bool
@@ -57,7 +57,11 @@ func (o Outcome) LogAttrs() []slog.Attr {
 		attrs = append(attrs, slog.Int("notifications", o.Notified))
 	}
 	if len(o.Suppressed) > 0 {
-		attrs = append(attrs, slog.Any("not_sent", o.Suppressed))
+		var not []string
+		for _, s := range o.Suppressed {
+			not = append(not, s.String())
+		}
+		attrs = append(attrs, slog.Any("not_sent", not))
 	}
 	if o.History {
 		attrs = append(attrs, slog.Bool("history", true))
@@ -431,6 +435,15 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 		if d.Customer != nil {
 			h.CustomerID = d.Customer.ID
 		}
+		if d.Login != nil && !history {
+			// A staff email's command on a login change (R17): applied, and the email kept
+			// as handled.
+			done, err := a.loginCommand(tx, d.Login, e.From, now)
+			if err != nil {
+				return out, err
+			}
+			h.Detail, h.Dismissed, h.DismissedAt, h.DismissedBy, h.DismissNote, h.NoReport = done, true, now, e.From, done, true
+		}
 		if err := tx.Hold(h); err != nil {
 			return out, err
 		}
@@ -512,8 +525,17 @@ func (a *Applier) applyAs(tx *store.Tx, e *mailparse.Email, d policy.Decision, s
 				return out, err
 			}
 		}
-		if n.Automatic {
-			if err := tx.RecordAutoReply(n.To, n.Kind, e.Arrival); err != nil {
+		if n.Automatic || policy.StaffNotice(n.Kind) {
+			var customer uint64
+			if d.Customer != nil {
+				customer = d.Customer.ID
+			}
+			if err := recordSent(tx, n.To, n.Kind, customer, e.Arrival); err != nil {
+				return out, err
+			}
+		}
+		if scope := policy.StaffNoticeScope(n.To, e.MessageID); policy.StaffNotice(n.Kind) && scope != "" {
+			if err := tx.RecordAutoReply(scope, n.Kind, e.Arrival); err != nil {
 				return out, err
 			}
 		}

@@ -270,3 +270,89 @@ func newLoopGateway(t *testing.T, own, tag, domain, peer string) *loopGateway {
 	sink, w := newNotifier(t, f.db, own, tag)
 	return &loopGateway{fixture: f, addr: own, sink: sink, w: w}
 }
+
+// TestStaffMailboxLoopStops: issue 12 — a staff mailbox that sends every mail it gets back to
+// the helpdesk "as itself" (From rewritten to the staff member, the RFC 3834 markers
+// stripped) answered each "Niet verwerkt" notice with a new staff email, which earned another
+// notice: "Niet verwerkt: Niet verwerkt: …". The loop stops: at once when the mail comes back
+// with the notice's Message-ID (one of the gateway's own notifications is never answered),
+// and within staff_notice_per_hour notices when the mailbox gives it a new Message-ID; with
+// the markers kept, at once.
+func TestStaffMailboxLoopStops(t *testing.T) {
+	const staff = "jan@infobits.example"
+	for _, tc := range []struct {
+		name       string
+		newID      bool // the mailbox gives each message a new Message-ID
+		markers    bool // the RFC 3834 markers survive
+		wantAtMost int
+	}{
+		{"redirected with its Message-ID", false, false, 1},
+		{"resent with a new Message-ID", true, false, 1},
+		{"markers kept", true, true, 1},
+		// Without its threading headers too, a copy looks like a new email from jan: the
+		// hourly limit for staff notices ends it.
+		{"resent without threading", true, false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "mem", nil)
+			sink, w := newNotifier(t, f.db, "support@infobits.example", "Infobits")
+			g := &loopGateway{fixture: f, addr: "support@infobits.example", sink: sink, w: w}
+			// A staff email without a ticket reference: not applied, jan is told.
+			f.deliver(buildMail(mailOpts{from: "Jan <" + staff + ">", subject: "Lunch vrijdag?", msgID: "lunch@infobits", body: "Wie gaat er mee?"}))
+			notices, resent := 0, 0
+			for round := 1; round <= 30; round++ {
+				sent := g.round(t)
+				moved := 0
+				for _, m := range sent {
+					if len(m.To) != 1 || !strings.EqualFold(m.To[0], staff) {
+						continue
+					}
+					notices++
+					strip := []string{"From", "Auto-Submitted", "X-Auto-Response-Suppress"}
+					if tc.markers {
+						strip = strip[:1]
+					}
+					if tc.newID {
+						strip = append(strip, "Message-Id")
+					}
+					if tc.name == "resent without threading" {
+						strip = append(strip, "In-Reply-To", "References")
+					}
+					// Resent by jan's mailbox: its envelope sender is jan's, not the gateway's.
+					raw := asDelivered(m, strip...)
+					raw = raw[bytes.IndexByte(raw, '\n')+1:]
+					head := "Return-Path: <" + staff + ">\r\nFrom: Jan <" + staff + ">\r\n"
+					if tc.newID {
+						resent++
+						head += fmt.Sprintf("Message-ID: <resent-%d@infobits.example>\r\n", resent)
+					}
+					f.deliver(append([]byte(head), raw...))
+					moved++
+				}
+				if moved == 0 {
+					break
+				}
+				if round == 30 {
+					t.Fatalf("the exchange did not stop within 30 rounds: %d notices to %s", notices, staff)
+				}
+			}
+			var subjects []string
+			for _, n := range f.outbox() {
+				if n.To == staff {
+					subjects = append(subjects, n.Subject)
+				}
+			}
+			t.Logf("%d notices to the staff mailbox: %q", notices, subjects)
+			if notices < 1 || notices > tc.wantAtMost {
+				t.Errorf("%d notices to the staff mailbox, want 1 to %d", notices, tc.wantAtMost)
+			}
+			// Every returned notice is kept, none becomes a ticket.
+			if n := len(f.tickets()); n != 0 {
+				t.Errorf("%d tickets, want none", n)
+			}
+			if got, want := len(f.held()), 1+notices; got != want {
+				t.Errorf("%d held emails, want %d (the staff email and every notice sent back)", got, want)
+			}
+		})
+	}
+}

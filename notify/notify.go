@@ -460,43 +460,84 @@ func (w *Worker) failRefused(ctx context.Context, d *drain) error {
 	return nil
 }
 
-// Recovery link paths under the site URL; the token is the query parameter "token".
+// Recovery link paths under the site URL; the token is the query parameter "token". The
+// old login's links of a login change (agree, cancel) go to LoginPath too: redeem says what
+// a token is for.
 const (
 	PasswordPath = "/wachtwoord/herstel"
 	LoginPath    = "/login/bevestig"
 )
 
-// issueToken creates the recovery token of a notification that asks for one (R16, R17) and
-// returns the link. The token is issued when the message is sent, never before: only its hash
-// is stored, and the raw value exists only in the email. A retry issues a new one, which voids
-// the old (a link from a message that never arrived is worth nothing anyway).
-func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time.Time) (string, error) {
-	purpose := n.Data.TokenPurpose
-	if purpose == "" {
-		return "", nil
+// links are the recovery links of a notification.
+type links struct{ link, cancel string }
+
+// issueToken creates the recovery tokens of a notification that asks for them (R16, R17) and
+// returns the links. A token is issued when the message is sent, never before: only its hash
+// is stored, and the raw value exists only in the email. A retry issues a new one, which
+// voids the old (a link from a message that never arrived is worth nothing anyway).
+//
+// A login change (issue 12): the new address's confirmation link works for TokenTTL; the old
+// login's notice carries a link to agree and one to cancel, which work until the change would
+// take effect (Until) — at least TokenTTL.
+func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time.Time) (links, error) {
+	type want struct {
+		purpose string
+		expires time.Time
+	}
+	var ws []want
+	change := n.Data.LoginChange
+	switch {
+	case change != 0 && n.Kind == store.KindLoginConfirm:
+		ws = []want{{store.PurposeLogin, now.Add(w.cfg.TokenTTL)}}
+	case change != 0 && n.Kind == store.KindLoginNotice:
+		until := n.Data.Until
+		if until.Before(now.Add(w.cfg.TokenTTL)) {
+			until = now.Add(w.cfg.TokenTTL)
+		}
+		ws = []want{{store.PurposeLoginAllow, until}, {store.PurposeLoginCancel, until}}
+	case n.Data.TokenPurpose != "" && change == 0:
+		ws = []want{{n.Data.TokenPurpose, now.Add(w.cfg.TokenTTL)}}
+	default:
+		return links{}, nil
 	}
 	if w.cfg.SiteURL == "" {
-		return "", errors.New("no site_url configured: a recovery link needs the website")
+		return links{}, errors.New("no site_url configured: a recovery link needs the website")
 	}
-	var raw string
+	raws := make([]string, len(ws))
 	err := w.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
-		raw, err = tx.IssueToken(purpose, n.Data.CustomerID, n.Data.NewEmail, now, w.cfg.TokenTTL)
-		return err
+		for i, x := range ws {
+			if change != 0 {
+				raws[i], err = tx.IssueChangeToken(x.purpose, change, now, x.expires)
+			} else {
+				raws[i], err = tx.IssueToken(x.purpose, n.Data.CustomerID, n.Data.NewEmail, now, w.cfg.TokenTTL)
+			}
+			if err != nil {
+				return fmt.Errorf("issue %s token: %w", x.purpose, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("issue %s token: %w", purpose, err)
+		return links{}, err
 	}
-	path := PasswordPath
-	if purpose == store.PurposeLogin {
-		path = LoginPath
+	url := func(purpose, raw string) string {
+		path := LoginPath
+		if purpose == store.PurposePassword {
+			path = PasswordPath
+		}
+		return strings.TrimRight(w.cfg.SiteURL, "/") + path + "?token=" + raw
 	}
-	return strings.TrimRight(w.cfg.SiteURL, "/") + path + "?token=" + raw, nil
+	l := links{link: url(ws[0].purpose, raws[0])}
+	if len(ws) > 1 {
+		l.cancel = url(ws[1].purpose, raws[1])
+	}
+	return l, nil
 }
 
 // render builds the message of n and returns it with the envelope recipient.
-func (w *Worker) render(n *store.Notification, now time.Time, link string, files *attachments) (msg []byte, rcpt string, err error) {
+func (w *Worker) render(n *store.Notification, now time.Time, link links, files *attachments) (msg []byte, rcpt string, err error) {
 	data := w.data(n)
-	data.Link = link
+	data.Link, data.CancelLink = link.link, link.cancel
 	var carried []mailparse.Part
 	if files != nil {
 		for _, f := range files.files {
@@ -631,7 +672,8 @@ func (w *Worker) data(n *store.Notification) templates.Data {
 		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
 		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue, Error: n.Data.Error,
 		Auth:     templates.Auth(n.Data.Auth),
-		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang)}
+		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang),
+		CustomerID: n.Data.CustomerID, UntilTime: n.Data.Until}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)
 	}

@@ -140,37 +140,67 @@ func TestPasswordResetLinkExpires(t *testing.T) {
 	}
 }
 
-// TestLoginConfirmLink: R17 — the confirmation goes to the new address with a link
-// SITE_URL/login/bevestig?token=…; redeeming it makes that address the login.
-func TestLoginConfirmLink(t *testing.T) {
+// TestLoginChangeLinks: R17, issue 12 — the confirmation goes to the new address with one
+// link (SITE_URL/login/bevestig?token=…) valid for TokenTTL, and names no customer; the
+// notice to the old login carries two links, to agree and to cancel, valid until the change
+// would take effect. Each is a token of the login change, only its hash stored.
+func TestLoginChangeLinks(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
 	c := recCustomer(t, e.db, "oud@bakkerij.example")
-	n := &store.Notification{Kind: store.KindLoginConfirm, To: "nieuw@bakkerij.example", Lang: "nl", Automatic: true,
-		MessageID: "confirm-1@helpdesk.infobits.example", Created: start,
-		Data: store.NotifyData{CustomerName: c.Name, CustomerID: c.ID, TokenPurpose: store.PurposeLogin,
-			NewEmail: "nieuw@bakkerij.example"}}
-	id := e.enqueue(t, n)[0]
-	if res := e.drain(t, false); res != (notify.Result{Sent: 1}) {
-		t.Fatalf("Drain = %+v; stored %+v", res, e.note(t, id))
+	ch := &store.LoginChange{CustomerID: c.ID, NewEmail: "nieuw@bakkerij.example", OldLogin: c.Login(),
+		Requested: start, Until: start.Add(72 * time.Hour)}
+	if err := e.db.Update(ctxT(t), func(tx *store.Tx) error { return tx.PutLoginChange(ch) }); err != nil {
+		t.Fatal(err)
 	}
-	m := e.wait(t, 1)[0]
+	confirm := &store.Notification{Kind: store.KindLoginConfirm, To: "nieuw@bakkerij.example", Lang: "nl", Automatic: true,
+		MessageID: "confirm-1@helpdesk.infobits.example", Created: start,
+		Data: store.NotifyData{TokenPurpose: store.PurposeLogin, LoginChange: ch.ID, Until: ch.Until}}
+	notice := &store.Notification{Kind: store.KindLoginNotice, To: c.Login(), Lang: "nl", Automatic: true,
+		MessageID: "notice-1@helpdesk.infobits.example", Created: start,
+		Data: store.NotifyData{CustomerName: c.Name, CustomerID: c.ID, NewEmail: ch.NewEmail, LoginChange: ch.ID, Until: ch.Until}}
+	ids := e.enqueue(t, confirm, notice)
+	if res := e.drain(t, false); res != (notify.Result{Sent: 2}) {
+		t.Fatalf("Drain = %+v; stored %+v %+v", res, e.note(t, ids[0]), e.note(t, ids[1]))
+	}
+	msgs := e.wait(t, 2)
+	m := msgs[0]
 	if !slices.Equal(m.To, []string{"nieuw@bakkerij.example"}) {
 		t.Errorf("sent to %q, want the new address", m.To)
 	}
-	tok := recToken(t, m.Data, notify.LoginPath)
-	recNotStored(t, e, id, tok)
-	if _, err := recRedeem(t, e.db, tok, start.Add(time.Minute)); err != nil {
-		t.Fatalf("redeem: %v", err)
+	p := parse(t, m.Data)
+	for _, secret := range []string{c.Name, "oud@bakkerij.example", "nieuw@bakkerij.example"} {
+		if subj, _ := p.header.Subject(); strings.Contains(p.text+p.html+subj, secret) {
+			t.Errorf("the confirmation to the new address names %q:\n%s", secret, p.text)
+		}
 	}
-	var got *store.Customer
-	if err := e.db.View(ctxT(t), func(tx *store.Tx) (err error) {
-		got, err = tx.Customer(c.ID)
-		return err
-	}); err != nil {
+	tok := recToken(t, m.Data, notify.LoginPath)
+	recNotStored(t, e, ids[0], tok)
+
+	// The notice: two links, agree first.
+	n := parse(t, msgs[1].Data)
+	re := regexp.MustCompile(regexp.QuoteMeta(recSite+notify.LoginPath+"?token=") + `([A-Za-z0-9_-]{43})`)
+	links := re.FindAllStringSubmatch(n.text, -1)
+	if len(links) != 2 || links[0][1] == links[1][1] {
+		t.Fatalf("notice to the old login: links %v, want two different ones:\n%s", links, n.text)
+	}
+	recNotStored(t, e, ids[1], links[0][1], links[1][1])
+	later := start.Add(71 * time.Hour) // after TokenTTL, before the change would take effect
+	for i, want := range []string{store.PurposeLoginAllow, store.PurposeLoginCancel} {
+		got, err := recRedeem(t, e.db, links[i][1], later)
+		if err != nil || got.Purpose != want || got.LoginChange != ch.ID {
+			t.Errorf("notice link %d = %+v, %v; want a %s token of change %d working until it takes effect", i, got, err, want, ch.ID)
+		}
+	}
+	got, err := recRedeem(t, e.db, tok, start.Add(time.Minute))
+	if err != nil || got.Purpose != store.PurposeLogin || got.LoginChange != ch.ID || !got.Expires.Equal(start.Add(time.Hour)) {
+		t.Errorf("confirmation token = %+v, %v; want a login token of change %d valid for TokenTTL", got, err, ch.ID)
+	}
+	var after *store.LoginChange
+	if err := e.db.View(ctxT(t), func(tx *store.Tx) (err error) { after, err = tx.LoginChange(ch.ID); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got.Emails, []string{"nieuw@bakkerij.example", "oud@bakkerij.example"}) {
-		t.Errorf("emails = %q, want the new login first, the old kept", got.Emails)
+	if !after.ConfirmBy.Equal(start.Add(time.Hour)) {
+		t.Errorf("ConfirmBy = %v, want the confirmation link's expiry", after.ConfirmBy)
 	}
 }
 

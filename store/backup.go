@@ -613,7 +613,17 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return nil
 	},
-	string(bUIDs): separatorKey(8),
+	string(bUIDs):         separatorKey(8),
+	string(bLoginChanges): jsonRecord(8, func(k []byte, c *LoginChange) error { return sameID(k, c.ID) }),
+	string(bLoginPending): func(tx *bolt.Tx, k, v []byte) error {
+		if len(k) != 8 || len(v) != 8 {
+			return fmt.Errorf("key of %d bytes and value of %d, want customer(8) -> login change(8)", len(k), len(v))
+		}
+		if err := exists(tx, bCustomers, k); err != nil {
+			return err
+		}
+		return exists(tx, bLoginChanges, v)
+	},
 	string(bHeldPending): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 8 {
 			return fmt.Errorf("key of %d bytes, want 8", len(k))

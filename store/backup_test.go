@@ -63,6 +63,9 @@ func fill(t *testing.T, db *DB) {
 		if _, err := tx.IssueToken(PurposePassword, c.ID, "", t0, time.Hour); err != nil {
 			return err
 		}
+		if err := tx.PutLoginChange(&LoginChange{CustomerID: c.ID, NewEmail: "nieuw@example.com", Requested: t0, Until: t0.Add(72 * time.Hour)}); err != nil {
+			return err
+		}
 		if err := tx.SetBounced("weg@example.com", t0.Add(time.Hour)); err != nil {
 			return err
 		}

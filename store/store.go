@@ -53,10 +53,13 @@ var (
 	bUIDs          = []byte("uids")
 	bDue           = []byte("due")
 	bHeldPending   = []byte("held_pending")
+	bLoginChanges  = []byte("login_changes")
+	bLoginPending  = []byte("login_pending")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
-	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue, bHeldPending}
+	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue, bHeldPending,
+	bLoginChanges, bLoginPending}
 
 // Errors callers branch on.
 var (

@@ -19,16 +19,40 @@ func tokenIndexKey(customerID uint64, purpose string, hash []byte) []byte {
 	return append(k, hash...)
 }
 
-// IssueToken creates a recovery token (R16, R17): 256 random bits, URL-safe, valid for ttl,
+// IssueToken creates a recovery token (R16): 256 random bits, URL-safe, valid for ttl,
 // single use. Only its SHA-256 is stored; the raw value is returned for the link and is
 // nowhere else. Every older unused token of the customer for the same purpose is voided.
 func (tx *Tx) IssueToken(purpose string, customerID uint64, newEmail string, now time.Time, ttl time.Duration) (string, error) {
+	return tx.issue(&Token{Purpose: purpose, CustomerID: customerID, NewEmail: newEmail, Created: now, Expires: now.Add(ttl)})
+}
+
+// IssueChangeToken creates a token of a login change (R17): PurposeLogin for the new
+// address, PurposeLoginAllow or PurposeLoginCancel for the old login, valid until expires.
+// An older unused token of the same change and purpose is voided (a resent message), those
+// of other changes are not. For PurposeLogin the change's ConfirmBy becomes expires: the
+// new address must confirm by then.
+func (tx *Tx) IssueChangeToken(purpose string, changeID uint64, now, expires time.Time) (string, error) {
+	ch, err := tx.LoginChange(changeID)
+	if err != nil {
+		return "", fmt.Errorf("login change %d: %w", changeID, err)
+	}
+	if purpose == PurposeLogin && expires.After(ch.ConfirmBy) {
+		ch.ConfirmBy = expires
+		if err := tx.PutLoginChange(ch); err != nil {
+			return "", err
+		}
+	}
+	return tx.issue(&Token{Purpose: purpose, CustomerID: ch.CustomerID, NewEmail: ch.NewEmail, Created: now,
+		Expires: expires, LoginChange: changeID})
+}
+
+func (tx *Tx) issue(t *Token) (string, error) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	raw := base64.RawURLEncoding.EncodeToString(b[:])
 	sum := TokenHash(raw)
 	idx := tx.tx.Bucket(bTokensByCust)
-	prefix := tokenIndexKey(customerID, purpose, nil)
+	prefix := tokenIndexKey(t.CustomerID, t.Purpose, nil)
 	c := idx.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		var old Token
@@ -39,27 +63,27 @@ func (tx *Tx) IssueToken(purpose string, customerID uint64, newEmail string, now
 		case err != nil:
 			return "", err
 		}
-		if old.Used.IsZero() && !old.Voided {
+		// Issue 12: a new login change must not void the link of a pending one.
+		if old.Used.IsZero() && !old.Voided && old.LoginChange == t.LoginChange {
 			old.Voided = true
 			if err := tx.put(bTokens, bytes.Clone(h), &old); err != nil {
 				return "", err
 			}
 		}
 	}
-	t := &Token{Purpose: purpose, CustomerID: customerID, NewEmail: newEmail, Created: now, Expires: now.Add(ttl)}
 	if err := tx.put(bTokens, sum[:], t); err != nil {
 		return "", err
 	}
-	if err := idx.Put(tokenIndexKey(customerID, purpose, sum[:]), []byte{1}); err != nil {
+	if err := idx.Put(tokenIndexKey(t.CustomerID, t.Purpose, sum[:]), []byte{1}); err != nil {
 		return "", err
 	}
 	return raw, nil
 }
 
 // RedeemToken uses a token once: it must exist, be unused, not voided and not expired at now.
-// For a login token it also makes the new address the customer's login (R17), in the same
-// transaction: redeeming is atomic. Every failure is ErrTokenInvalid (with the reason wrapped
-// for logs).
+// It changes nothing else: what a token does (a password reset, a step of a login change) is
+// the caller's business, in the same transaction. Every failure is ErrTokenInvalid (with the
+// reason wrapped for logs).
 func (tx *Tx) RedeemToken(raw string, now time.Time) (*Token, error) {
 	if len(raw) < 40 || len(raw) > 64 {
 		return nil, fmt.Errorf("%w: malformed", ErrTokenInvalid)
@@ -83,22 +107,6 @@ func (tx *Tx) RedeemToken(raw string, now time.Time) (*Token, error) {
 	t.Used = now
 	if err := tx.put(bTokens, sum[:], &t); err != nil {
 		return nil, err
-	}
-	if t.Purpose == PurposeLogin {
-		c, err := tx.Customer(t.CustomerID)
-		if err != nil {
-			return nil, fmt.Errorf("customer %d of login token: %w", t.CustomerID, err)
-		}
-		emails := []string{NormalizeAddress(t.NewEmail)}
-		for _, e := range c.Emails {
-			if e != emails[0] {
-				emails = append(emails, e)
-			}
-		}
-		c.Emails = emails
-		if err := tx.PutCustomer(c); err != nil {
-			return nil, fmt.Errorf("new login %s: %w", t.NewEmail, err)
-		}
 	}
 	return &t, nil
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // Recovery tokens (issue 4 "Tokens"; SPEC R16–R18): 256 random bits, URL-safe, stored only
-// as a SHA-256 hash, single use, expiring, a new one voids the older ones, and redeeming a
-// login token changes the login atomically.
+// as a SHA-256 hash, single use, expiring, a new one voids the older ones (of its login
+// change, for a login change's tokens).
 
 var tokURLSafe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
@@ -207,29 +207,31 @@ func TestTokenMalformedOrUnknown(t *testing.T) {
 	}
 }
 
-// TestLoginTokenChangesLogin: R17 — redeeming a login token makes the new address the login
+// TestSetLogin: R17 — a login change that takes effect makes the new address the login
 // (Emails[0], where account mail goes, R16) and keeps the old addresses as further ones, so
-// the customer's mail from them still finds their tickets (R1).
-func TestLoginTokenChangesLogin(t *testing.T) {
+// the customer's mail from them still finds their tickets (R1). Redeeming a login token by
+// itself changes nothing (issue 12: the new address's confirmation alone is not enough).
+func TestSetLogin(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	c := tokCustomer(t, db, "Bakkerij", "oud@bakkerij.example", "piet@bakkerij.example")
 	raw := tokIssue(t, db, PurposeLogin, c.ID, "Nieuw@Bakkerij.example", t0, time.Hour)
-
-	tok, err := tokRedeem(db, raw, t0.Add(time.Minute))
-	if err != nil {
+	if _, err := tokRedeem(db, raw, t0.Add(time.Minute)); err != nil {
 		t.Fatalf("redeem: %v", err)
 	}
-	if tok.Purpose != PurposeLogin || tok.CustomerID != c.ID {
-		t.Errorf("token = %+v", tok)
+	if got := tokCustomerOf(t, db, c.ID); got.Login() != "oud@bakkerij.example" {
+		t.Errorf("redeeming a login token changed the login to %q", got.Login())
+	}
+	set := func(addr string) error {
+		return db.Update(ctx, func(tx *Tx) error { _, err := tx.SetLogin(c.ID, addr); return err })
+	}
+	if err := set("Nieuw@Bakkerij.example"); err != nil {
+		t.Fatal(err)
 	}
 	got := tokCustomerOf(t, db, c.ID)
 	if want := []string{"nieuw@bakkerij.example", "oud@bakkerij.example", "piet@bakkerij.example"}; !slices.Equal(got.Emails, want) {
 		t.Errorf("emails = %q, want %q", got.Emails, want)
 	}
-	if got.Login() != "nieuw@bakkerij.example" {
-		t.Errorf("login = %q", got.Login())
-	}
-	err = db.View(ctx, func(tx *Tx) error {
+	err := db.View(ctx, func(tx *Tx) error {
 		for _, addr := range []string{"nieuw@bakkerij.example", "oud@bakkerij.example"} {
 			who, err := tx.CustomerByAddress(addr)
 			if err != nil || who.ID != c.ID {
@@ -241,49 +243,85 @@ func TestLoginTokenChangesLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	// A second address of the customer can become the login too: moved first, not doubled.
-	raw = tokIssue(t, db, PurposeLogin, c.ID, "piet@bakkerij.example", t0.Add(2*time.Minute), time.Hour)
-	if _, err := tokRedeem(db, raw, t0.Add(3*time.Minute)); err != nil {
-		t.Fatalf("redeem: %v", err)
+	if err := set("piet@bakkerij.example"); err != nil {
+		t.Fatal(err)
 	}
 	if got := tokCustomerOf(t, db, c.ID); !slices.Equal(got.Emails,
 		[]string{"piet@bakkerij.example", "nieuw@bakkerij.example", "oud@bakkerij.example"}) {
 		t.Errorf("emails = %q", got.Emails)
 	}
-}
-
-// TestLoginTokenConflictRollsBack: issue 4 "Redeeming checks all of that and is atomic" — a
-// login token whose new address meanwhile belongs to another customer fails, and the token
-// is not used up: once the conflict is gone, the same link works.
-func TestLoginTokenConflictRollsBack(t *testing.T) {
-	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
-	a := tokCustomer(t, db, "A", "a@a.example")
-	raw := tokIssue(t, db, PurposeLogin, a.ID, "gedeeld@example.com", t0, time.Hour)
+	// An address of another customer: ErrAddressTaken, nothing changes.
 	b := tokCustomer(t, db, "B", "b@b.example", "gedeeld@example.com")
-
-	if _, err := tokRedeem(db, raw, t0.Add(time.Minute)); !errors.Is(err, ErrAddressTaken) {
-		t.Fatalf("redeem with the address taken = %v, want ErrAddressTaken", err)
-	}
-	if got := tokCustomerOf(t, db, a.ID); !slices.Equal(got.Emails, []string{"a@a.example"}) {
-		t.Errorf("customer A emails = %q after the failed redeem, want unchanged", got.Emails)
+	if err := set("gedeeld@example.com"); !errors.Is(err, ErrAddressTaken) {
+		t.Fatalf("SetLogin with the address taken = %v, want ErrAddressTaken", err)
 	}
 	if got := tokCustomerOf(t, db, b.ID); !slices.Equal(got.Emails, []string{"b@b.example", "gedeeld@example.com"}) {
-		t.Errorf("customer B emails = %q after the failed redeem, want unchanged", got.Emails)
+		t.Errorf("customer B emails = %q, want unchanged", got.Emails)
 	}
+}
 
-	// B gives the address up; the link now works.
-	b.Emails = []string{"b@b.example"}
-	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(b) }); err != nil {
+// TestLoginChangeTokens: issue 12 — one pending login change per customer; the tokens of a
+// login change void only older ones of the same change and purpose (a request never voids
+// another change's link); the new address's link sets when it must confirm by.
+func TestLoginChangeTokens(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
+	a := tokCustomer(t, db, "A", "a@a.example")
+	first := &LoginChange{CustomerID: a.ID, NewEmail: "Nieuw@a.example", OldLogin: "a@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+	var old, again, cancel string
+	err := db.Update(ctx, func(tx *Tx) (err error) {
+		if err := tx.PutLoginChange(first); err != nil {
+			return err
+		}
+		if old, err = tx.IssueChangeToken(PurposeLogin, first.ID, t0, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		if cancel, err = tx.IssueChangeToken(PurposeLoginCancel, first.ID, t0, first.Until); err != nil {
+			return err
+		}
+		second := &LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+		if err := tx.PutLoginChange(second); !errors.Is(err, ErrLoginPending) {
+			t.Errorf("a second pending change = %v, want ErrLoginPending", err)
+		}
+		again, err = tx.IssueChangeToken(PurposeLogin, first.ID, t0.Add(time.Minute), t0.Add(2*time.Hour))
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tokRedeem(db, raw, t0.Add(2*time.Minute)); err != nil {
-		t.Fatalf("redeem after the conflict was removed = %v; the failed attempt used the token up", err)
+	if _, err := tokRedeem(db, old, t0.Add(2*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("the resent link's older token = %v, want ErrTokenInvalid", err)
 	}
-	if got := tokCustomerOf(t, db, a.ID); got.Login() != "gedeeld@example.com" {
-		t.Errorf("customer A emails = %q, want the new login first", got.Emails)
+	var ch *LoginChange
+	if err := db.View(ctx, func(tx *Tx) (err error) { ch, err = tx.PendingLoginChange(a.ID); return err }); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := tokRedeem(db, raw, t0.Add(3*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
-		t.Errorf("third redeem = %v, want ErrTokenInvalid", err)
+	if ch.ID != first.ID || !ch.ConfirmBy.Equal(t0.Add(2*time.Hour)) || ch.NewEmail != "nieuw@a.example" {
+		t.Errorf("pending change = %+v", ch)
+	}
+	// Settled: the customer may ask again; the new change's link voids none of the first's.
+	ch.Settled, ch.Outcome = t0.Add(3*time.Minute), LoginCancelled
+	var third string
+	err = db.Update(ctx, func(tx *Tx) (err error) {
+		if err := tx.PutLoginChange(ch); err != nil {
+			return err
+		}
+		next := &LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+		if err := tx.PutLoginChange(next); err != nil {
+			return err
+		}
+		third, err = tx.IssueChangeToken(PurposeLogin, next.ID, t0.Add(4*time.Minute), t0.Add(time.Hour))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{"first change's newest link": again, "first change's cancel link": cancel, "second change's link": third} {
+		tok, err := tokRedeem(db, raw, t0.Add(5*time.Minute))
+		if err != nil {
+			t.Errorf("%s = %v, want it to work", name, err)
+		} else if tok.LoginChange == 0 || tok.CustomerID != a.ID {
+			t.Errorf("%s = %+v", name, tok)
+		}
 	}
 }

@@ -392,6 +392,8 @@ const (
 	KindLoginNotice   = "login_notice"   // R17: tell the old login address
 	KindTooLarge      = "too_large"      // the sender's email was above the size limit
 	KindStaffHeld     = "staff_held"     // to the staff list: emails held since the last such notice
+	KindStaffLogin    = "staff_login"    // R17: to the staff list: a login change was asked for
+	KindLoginChanged  = "login_changed"  // R17: to the old and the new login: the change took effect
 )
 
 // Notification states.
@@ -436,6 +438,10 @@ type NotifyData struct {
 	TokenPurpose string `json:"token_purpose,omitempty"`
 	CustomerID   uint64 `json:"customer_id,omitempty"`
 	NewEmail     string `json:"new_email,omitempty"`
+	// LoginChange is the login change (R17) a login_confirm, login_notice or staff_login is
+	// about: notify issues its tokens; Until is when it takes effect unless cancelled.
+	LoginChange uint64    `json:"login_change,omitempty"`
+	Until       time.Time `json:"until,omitzero"`
 	// Attachments are the files of the email the notification is about: a staff answer's
 	// files for the customer, a customer's files for staff. Notify carries them or lists them.
 	Attachments []NotifyAttachment `json:"attachments,omitempty"`
@@ -531,8 +537,10 @@ type Ref struct {
 
 // Token purposes (R16, R17).
 const (
-	PurposePassword = "password" // reset the password
-	PurposeLogin    = "login"    // make NewEmail the login address
+	PurposePassword    = "password"     // reset the password
+	PurposeLogin       = "login"        // the new address confirms a login change (NewEmail)
+	PurposeLoginAllow  = "login_allow"  // the old login agrees to a login change
+	PurposeLoginCancel = "login_cancel" // the old login stops a login change
 )
 
 // Token is a recovery token, stored under the SHA-256 of its value: the value itself is only
@@ -545,4 +553,44 @@ type Token struct {
 	Expires    time.Time `json:"expires"`
 	Used       time.Time `json:"used,omitzero"`
 	Voided     bool      `json:"voided,omitempty"` // a newer token for the same purpose was issued
+	// LoginChange is the login change a login, login_allow or login_cancel token belongs to.
+	LoginChange uint64 `json:"login_change,omitempty"`
 }
+
+// LoginChange is a request to make another address a customer's login (R17). It takes effect
+// only when the new address has confirmed and the old login agreed, or staff approved, or
+// Until passed without a cancellation (ingest and policy decide; the store keeps the record).
+// A customer has at most one that is not settled (Pending).
+type LoginChange struct {
+	ID         uint64    `json:"id"`
+	CustomerID uint64    `json:"customer_id"`
+	NewEmail   string    `json:"new_email"`
+	OldLogin   string    `json:"old_login"` // the login when it was asked for
+	Requested  time.Time `json:"requested"`
+	// Until is the end of the cooling-off period: the change takes effect then (once the
+	// new address confirmed) unless the old login or staff cancelled it.
+	Until time.Time `json:"until"`
+	// ConfirmBy is when the new address's link expires (set when it is sent).
+	ConfirmBy    time.Time `json:"confirm_by,omitzero"`
+	NewConfirmed time.Time `json:"new_confirmed,omitzero"`
+	OldConfirmed time.Time `json:"old_confirmed,omitzero"`
+	Approved     time.Time `json:"approved,omitzero"`
+	ApprovedBy   string    `json:"approved_by,omitempty"`
+	// Settled is when it was applied, cancelled or expired; Outcome says which
+	// (LoginApplied, ...), By who did it and Detail why.
+	Settled time.Time `json:"settled,omitzero"`
+	Outcome string    `json:"outcome,omitempty"`
+	By      string    `json:"by,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Outcomes of a login change.
+const (
+	LoginApplied   = "applied"   // the new address is the login
+	LoginCancelled = "cancelled" // by the old login or staff
+	LoginExpired   = "expired"   // the new address did not confirm in time
+	LoginFailed    = "failed"    // the new address belonged to another customer by then
+)
+
+// Pending reports whether the change is not settled yet.
+func (c *LoginChange) Pending() bool { return c.Settled.IsZero() }

@@ -30,7 +30,8 @@ var embedded embed.FS
 // Kinds returns the notification kinds that have templates.
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
-		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held"}
+		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held",
+		"staff_login", "login_changed"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.
@@ -67,6 +68,13 @@ type Data struct {
 	Link          string // a recovery link (password_reset, login_confirm)
 	ValidFor      string // how long the link works, in words
 	NewEmail      string // the new login address (R17)
+	// CancelLink is the old login's link that stops a login change (login_notice); Link is
+	// its link to agree. UntilTime is when the change takes effect unless cancelled; Until
+	// is it in words, set by Render. CustomerID is the customer number (staff notices).
+	CancelLink string
+	UntilTime  time.Time
+	Until      string
+	CustomerID uint64
 	// ContactName is the person behind the address the mail goes to, when known: the layout
 	// greets them, and the company (CustomerName) otherwise.
 	ContactName string
@@ -208,7 +216,8 @@ func Sample() Data {
 		Notes:      []string{"urgent", "urgent_sla24", "expired", "callback", "prepaid_only", "callback_no_right", "free_support", "answer_on_site"},
 		ValidUntil: "31-10-2026", LimitKind: "tickets_per_month", LimitValue: 3,
 		Error: "line 1: unknown command \"#sluit\"", Link: "https://helpdesk.example.nl/wachtwoord/herstel?token=abc",
-		ValidFor: "1 uur", NewEmail: "nieuw@example.nl",
+		ValidFor: "1 uur", NewEmail: "nieuw@example.nl", CustomerID: 12,
+		CancelLink: "https://helpdesk.example.nl/login/bevestig?token=def", UntilTime: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC),
 		Files: []File{{Number: 1, Name: "handleiding.pdf", Type: "application/pdf", Bytes: 1234567, Carried: true},
 			{Number: 2, Name: "foto kassa.jpg", Type: "image/jpeg", Bytes: 12 << 20}},
 		FilesNote: FilesAboveLimit, FilesLimit: "10 MB",
@@ -233,6 +242,14 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 	}
 	if !d.DueTime.IsZero() {
 		d.Due = FormatDate(d.DueTime.In(s.loc), lang)
+	}
+	if !d.UntilTime.IsZero() {
+		d.Until = FormatDate(d.UntilTime.In(s.loc), lang)
+	}
+	if kind == "login_confirm" {
+		// Issue 12: it goes to an address anyone may name; it names no account. Whatever the
+		// data holds, the greeting is "Beste klant" and no name, number or address is shown.
+		d.CustomerName, d.ContactName, d.CustomerID, d.Address, d.NewEmail = "", "", 0, "", ""
 	}
 	d.ToStaff = strings.HasPrefix(kind, "staff_")
 	d.OwnText = kind == "answer"

@@ -60,12 +60,17 @@ func TestRenderAll(t *testing.T) {
 		// R16, R17: the link with the token; the login change only after confirmation.
 		"nl/password_reset": {"Nieuw wachtwoord instellen", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="nl">`},
 		"en/password_reset": {"Set a new password", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="en">`},
-		"nl/login_confirm":  {"Bevestig uw nieuwe inlogadres", "nieuw@example.nl", `<html lang="nl">`},
-		"en/login_confirm":  {"Confirm your new login address", "nieuw@example.nl", `<html lang="en">`},
-		"nl/login_notice":   {"Verzoek om uw inlogadres te wijzigen", "bevestigingslink", `<html lang="nl">`},
-		"nl/too_large":      {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
-		"en/too_large":      {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
-		"en/login_notice":   {"A request to change your login address", "confirmation link", `<html lang="en">`},
+		"nl/login_confirm":  {"Bevestig uw nieuwe inlogadres", "Beste klant,", `<html lang="nl">`},
+		"en/login_confirm":  {"Confirm your new login address", "Dear customer,", `<html lang="en">`},
+		"nl/login_notice":   {"Verzoek om uw inlogadres te wijzigen", "https://helpdesk.example.nl/login/bevestig?token=def", `<html lang="nl">`},
+		// Issue 12: staff approve or cancel a login change by email or with the CLI.
+		"nl/staff_login":   {"Inlogadres wijzigen: klant 12 (Bakkerij de Vries)", "helpdesk customer approve-login 12", "#approve-login"},
+		"en/staff_login":   {"Login address change: customer 12 (Bakkerij de Vries)", "helpdesk customer cancel-login 12", "#cancel-login"},
+		"nl/login_changed": {"Uw inlogadres is gewijzigd", "nu nieuw@example.nl", `<html lang="nl">`},
+		"en/login_changed": {"Your login address was changed", "now nieuw@example.nl", `<html lang="en">`},
+		"nl/too_large":     {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
+		"en/too_large":     {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
+		"en/login_notice":  {"A request to change your login address", "https://helpdesk.example.nl/login/bevestig?token=def", `<html lang="en">`},
 		// Issue 11: every held email is reported with its reason and the exact next step.
 		"nl/staff_held": {"2 vastgehouden e-mails: wachten op een beslissing", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 		"en/staff_held": {"2 held emails awaiting a decision", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
@@ -90,9 +95,18 @@ func TestRenderAll(t *testing.T) {
 			// member's own email (refused or in error), which name that email, and the answer,
 			// which is the staff member's text as written (issue 11), and the held notice, which is about
 			// emails that did not become tickets.
-			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer" && kind != "staff_held"
+			// The login confirmation goes to an address anyone may name (issue 12): it names no
+			// customer, number or address, whatever the data.
+			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer" && kind != "staff_held" && kind != "login_confirm"
 			if !strings.Contains(r.Text, w.text) || (aboutCustomer && !strings.Contains(r.Text, d.CustomerName)) || !strings.Contains(r.Text, d.Helpdesk) {
 				t.Errorf("Render(%s).Text = %q, want it to contain %q, the customer's name and the helpdesk's", key, r.Text, w.text)
+			}
+			if kind == "login_confirm" {
+				for _, secret := range []string{d.CustomerName, "12", d.NewEmail, d.Address} {
+					if strings.Contains(r.Text, secret) || strings.Contains(r.HTML, secret) || strings.Contains(r.Subject, secret) {
+						t.Errorf("Render(%s) names %q:\n%s\n%s", key, secret, r.Text, r.HTML)
+					}
+				}
 			}
 			if strings.HasPrefix(r.Text, "\n") || strings.Contains(r.Text, "{{") || strings.Contains(r.Text, "<no value>") {
 				t.Errorf("Render(%s).Text = %q, want clean text", key, r.Text)

@@ -532,6 +532,8 @@ type customerDetail struct {
 	On           string `json:"on"`            // the day judged, YYYY-MM-DD
 	EffectiveSLA string `json:"effective_sla"` // the tier served on that day (R3)
 	Status       string `json:"status"`        // the Dutch status line of R3
+	// PendingLogin is the login change not settled yet (R17), if any.
+	PendingLogin *view.LoginChange `json:"pending_login,omitempty"`
 }
 
 func runCustomerShow(e *env, args []string) error {
@@ -551,8 +553,15 @@ func runCustomerShow(e *env, args []string) error {
 		return err
 	}
 	var c *store.Customer
+	var pending *store.LoginChange
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		c, err = findCustomer(tx, addr)
+		if c, err = findCustomer(tx, addr); err != nil {
+			return err
+		}
+		pending, err = tx.PendingLoginChange(c.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			pending, err = nil, nil
+		}
 		return err
 	}); err != nil {
 		return err
@@ -560,6 +569,10 @@ func runCustomerShow(e *env, args []string) error {
 	on := policy.Today(at)
 	d := customerDetail{Customer: view.CustomerOf(c), On: on.String(),
 		EffectiveSLA: string(policy.EffectiveTier(c, at)), Status: policy.StatusLine(c, on)}
+	if pending != nil {
+		v := view.LoginChangeOf(pending)
+		d.PendingLogin = &v
+	}
 	if *asJSON {
 		return writeJSON(e.stdout, d)
 	}
@@ -573,6 +586,9 @@ func runCustomerShow(e *env, args []string) error {
 	}
 	fmt.Fprintf(tw, "served as\t%s on %s\n", d.EffectiveSLA, d.On)
 	fmt.Fprintf(tw, "status\t%s\n", d.Status)
+	if pending != nil {
+		fmt.Fprintf(tw, "login change\t%d to %s: %s\n", pending.ID, terminalSafe(pending.NewEmail), terminalSafe(loginState(pending)))
+	}
 	return tw.Flush()
 }
 

@@ -113,7 +113,9 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
 			RepliesPerTicket: cfg.SLA24RepliesPerTicket},
 		AuthServID: cfg.AuthServID, RequireStaffAuth: cfg.RequireAuth, StaffList: staffList,
-		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour, BounceSuppress: cfg.BounceSuppress})
+		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour, BounceSuppress: cfg.BounceSuppress,
+		RecoveryPerCustomer: cfg.RecoveryCustomer, UnsolicitedPerHour: cfg.Unsolicited, StaffNoticesPerHour: cfg.StaffNotices,
+		LoginCooling: cfg.LoginCooling})
 	return &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}, nil
 }
 

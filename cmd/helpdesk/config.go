@@ -62,7 +62,11 @@ type Config struct {
 
 	AutoReplyPerHour int           `key:"autoreply_per_hour" default:"10" help:"automatic replies to one address per hour, at most (RFC 3834)"`
 	BounceSuppress   time.Duration `key:"bounce_suppress" default:"168h" help:"no automatic mail to an address this long after a notification to it bounced for good"`
-	RecoveryPerHour  int           `key:"recovery_per_hour" default:"3" help:"password and login recovery links to one address per hour, at most"`
+	RecoveryPerHour  int           `key:"recovery_per_hour" default:"3" help:"account mails (password reset, login change) to one address per hour, at most"`
+	RecoveryCustomer int           `key:"recovery_customer_per_hour" default:"6" help:"account mails about one customer per hour, at most (to any address)"`
+	Unsolicited      int           `key:"unsolicited_per_hour" default:"60" help:"mails in answer to what anyone can ask (recovery, login changes, unknown senders, too-large emails) per hour in total, at most"`
+	StaffNotices     int           `key:"staff_notice_per_hour" default:"3" help:"notices to one staff address that their email was not applied or refused, per hour, at most"`
+	LoginCooling     time.Duration `key:"login_change_cooling" default:"72h" help:"a login change asked through the site takes effect after this long unless the old login or staff stop it (the new address must confirm)"`
 	TokenTTL         time.Duration `key:"token_ttl" default:"1h" help:"how long a recovery link works"`
 	AttachMax        int64         `key:"attach_max_bytes" default:"10485760" help:"staff notices carry the customer's attachments up to this total; above it they are listed with the command that saves them"`
 	HeldNotice       time.Duration `key:"held_notice_interval" default:"5m" help:"held emails are reported to staff_list at most once per this interval, a burst gathered into one notice"`

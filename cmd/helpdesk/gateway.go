@@ -121,6 +121,42 @@ func (g *gateway) runHeldReports(ctx context.Context) {
 	}
 }
 
+// settleLogins lets every login change whose time has come take effect or expire (R17,
+// issue 12) and returns when the next may be due (zero: none pending).
+func (g *gateway) settleLogins(ctx context.Context) time.Time {
+	var next time.Time
+	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
+		next, err = g.applier.SettleLoginChanges(tx, g.now())
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		g.log.Error("login changes could not be settled; will try again", "err", err)
+		return g.now().Add(time.Minute)
+	}
+	return next
+}
+
+// runLoginChanges settles login changes while ctx lasts. It looks at the gateway's clock
+// once a second and writes only when a change is due: a change asked for meanwhile (through
+// the API or the CLI, in this process) is found at the next whole minute at the latest, and
+// one due in 72 hours is settled within a second of its time.
+func (g *gateway) runLoginChanges(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	next := g.settleLogins(ctx)
+	recheck := g.now().Add(time.Minute)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if now := g.now(); (!next.IsZero() && !now.Before(next)) || !now.Before(recheck) {
+			next, recheck = g.settleLogins(ctx), now.Add(time.Minute)
+		}
+	}
+}
+
 // pumpEvents hands the poller's events to the metrics and the IMAP health, and forwards
 // them (without blocking, as the poller does) to gatewayOptions.events. It runs while the
 // poller does: stop, called once the poller has returned, handles what is still buffered and
@@ -359,6 +395,7 @@ func (g *gateway) once(ctx context.Context) error {
 	ingestErr := g.poller.Once(ctx)
 	stopEvents()
 	g.reportHeld(ctx)
+	g.settleLogins(ctx)
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
@@ -391,6 +428,7 @@ func (g *gateway) run(parent context.Context) error {
 		}
 	})
 	wg.Go(func() { g.runHeldReports(ctx) })
+	wg.Go(func() { g.runLoginChanges(ctx) })
 	<-ctx.Done()
 	g.log.Info("stopping: finishing the email in hand")
 	wg.Wait()

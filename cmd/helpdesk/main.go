@@ -49,6 +49,8 @@ func commands() []command {
 		{name: "customer status", args: customerStatusArgs, summary: "print the Dutch status line of the paid tier (R3)", db: true, run: runCustomerStatus},
 		{name: "customer list", args: "[-json]", summary: "list customers", db: true, run: runCustomerList},
 		{name: "customer import", args: customerImportArgs, summary: "add or update customers from a CSV file (-h: the columns)", db: true, run: runCustomerImport},
+		{name: "customer approve-login", args: loginChangeArgs, summary: "approve the customer's pending login change (R17): it takes effect once the new address confirms", db: true, run: runCustomerApproveLogin},
+		{name: "customer cancel-login", args: loginChangeArgs, summary: "cancel the customer's pending login change (R17)", db: true, run: runCustomerCancelLogin},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},

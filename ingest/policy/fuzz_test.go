@@ -93,6 +93,8 @@ func (v *fuzzView) NotificationByMessageID(id string) (*store.Notification, erro
 
 func (v *fuzzView) BouncedUntil(addr string) (time.Time, error) { return v.bounced[addr], nil }
 
+func (v *fuzzView) LoginChange(id uint64) (*store.LoginChange, error) { return nil, store.ErrNotFound }
+
 func newFuzzView() *fuzzView {
 	bakker := &store.Customer{ID: 1, Name: "Bakkerij de Vries", Emails: []string{"info@bakkerij.nl", "piet@bakkerij.nl"}, Tier: store.SLA8}
 	slager := &store.Customer{ID: 2, Name: "Slagerij Jansen", Emails: []string{"kassa@slagerij.nl"}, Tier: store.SLA24}

@@ -45,6 +45,8 @@ type View interface {
 	NotificationByMessageID(msgID string) (*store.Notification, error)
 	// BouncedUntil says until when automatic mail to an address is suspended after a bounce.
 	BouncedUntil(addr string) (time.Time, error)
+	// LoginChange returns a login change (R17), for a staff command on it.
+	LoginChange(id uint64) (*store.LoginChange, error)
 }
 
 // Rules configure Decide.
@@ -75,8 +77,19 @@ type Rules struct {
 	// StaffList is where staff are told of new tickets, customer replies and refused staff
 	// email; "" tells no one.
 	StaffList string
-	// RecoveryPerHour bounds the recovery links per address per hour (R16, R17); 0 means 3.
+	// RecoveryPerHour bounds the account mails (R16, R17) to one address per hour; 0 means 3.
 	RecoveryPerHour int
+	// RecoveryPerCustomer bounds the account mails about one customer per hour; 0 means 6.
+	RecoveryPerCustomer int
+	// UnsolicitedPerHour bounds, in total, the mail sent in answer to what anyone can ask
+	// without proving who they are (Unsolicited kinds) per hour; 0 means 60.
+	UnsolicitedPerHour int
+	// StaffNoticesPerHour bounds the staff_error and staff_refused notices to one address per
+	// hour; 0 means 3.
+	StaffNoticesPerHour int
+	// LoginCooling is how long a login change waits for the old login to cancel it before it
+	// takes effect without its agreement (R17); 0 means 72 hours.
+	LoginCooling time.Duration
 	// BounceSuppress is how long no automatic mail goes to an address after one of its
 	// notifications bounced for good; 0 means 7 days.
 	BounceSuppress time.Duration
@@ -142,8 +155,11 @@ type Decision struct {
 	Plan Plan
 	// Limit is the SLA24 limit an email was held for (R11).
 	Limit *LimitHit
-	// Suppressed says which automatic replies were not sent, and why (rate limits, loops).
-	Suppressed []string
+	// Suppressed says which notifications were not sent, and why (rate limits, loops).
+	Suppressed []Suppression
+	// Login is a staff email's command on a login change (R17); the email is held as a
+	// recovery email, handled.
+	Login *LoginCommand
 	// Staff is what a staff email does to its ticket.
 	Staff *StaffAction
 	// StaffError is why a staff email was not applied (for the reply to the staff member).
@@ -223,8 +239,10 @@ func (p *Policy) decide(e *mailparse.Email, v View, o decideOpts) (Decision, err
 
 // limitAutoReplies drops automatic replies that would answer an address too often: at most
 // AutoRepliesPerHour an hour, and the unknown-sender reply once a day (a stranger who writes
-// ten times learns it once; a forged sender is not flooded). Staff answers are not automatic
-// and never dropped. A customer who asked for no automatic replies gets none.
+// ten times learns it once; a forged sender is not flooded); unsolicited mail within its
+// limits (LimitUnsolicited); staff notices at most StaffNoticesPerHour to one address an hour
+// (StaffNotice). Staff answers are not automatic and never dropped. A customer who asked
+// for no automatic replies gets none.
 func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decision, error) {
 	perHour := p.rules.AutoRepliesPerHour
 	if perHour <= 0 {
@@ -232,13 +250,28 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 	}
 	kept := d.Notify[:0:0]
 	sentNow := map[string]int{}
+	var queued Queued
+	suppress := func(n Notice, limit, detail string) {
+		d.Suppressed = append(d.Suppressed, Suppression{Kind: n.Kind, Limit: limit, Detail: detail})
+	}
 	for _, n := range d.Notify {
+		if StaffNotice(n.Kind) {
+			s, err := p.limitStaffNotice(v, n, e, sentNow[n.Kind+" "+n.To])
+			if err != nil {
+				return d, err
+			}
+			if s != nil {
+				d.Suppressed = append(d.Suppressed, *s)
+				continue
+			}
+			sentNow[n.Kind+" "+n.To]++
+		}
 		if !n.Automatic {
 			kept = append(kept, n)
 			continue
 		}
 		if e.SuppressAutoReply() {
-			d.Suppressed = append(d.Suppressed, n.Kind+": the email asks for no automatic replies")
+			suppress(n, LimitAsked, "the email asks for no automatic replies")
 			continue
 		}
 		until, err := v.BouncedUntil(n.To)
@@ -246,7 +279,7 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 			return d, fmt.Errorf("bounces of %s: %w", n.To, err)
 		}
 		if e.Arrival.Before(until) {
-			d.Suppressed = append(d.Suppressed, fmt.Sprintf("%s: mail to %s bounced; none until %s", n.Kind, n.To, until.Format(time.DateOnly)))
+			suppress(n, LimitBounced, fmt.Sprintf("mail to %s bounced; none until %s", n.To, until.Format(time.DateOnly)))
 			continue
 		}
 		hour, err := v.AutoRepliesSince(n.To, "", e.Arrival.Add(-time.Hour))
@@ -254,7 +287,7 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 			return d, fmt.Errorf("automatic replies to %s: %w", n.To, err)
 		}
 		if hour+sentNow[n.To] >= perHour {
-			d.Suppressed = append(d.Suppressed, fmt.Sprintf("%s: %d automatic replies to %s in the last hour", n.Kind, hour, n.To))
+			suppress(n, LimitAddress, fmt.Sprintf("%d automatic replies to %s in the last hour", hour, n.To))
 			continue
 		}
 		if n.Kind == store.KindUnknownSender {
@@ -263,9 +296,26 @@ func (p *Policy) limitAutoReplies(d Decision, e *mailparse.Email, v View) (Decis
 				return d, fmt.Errorf("automatic replies to %s: %w", n.To, err)
 			}
 			if day > 0 {
-				d.Suppressed = append(d.Suppressed, "unknown_sender: already told "+n.To+" today")
+				suppress(n, LimitAddress, "already told "+n.To+" today")
 				continue
 			}
+		}
+		var customer uint64
+		if d.Customer != nil {
+			customer = d.Customer.ID
+		}
+		s, err := p.LimitUnsolicited(v, n.Kind, n.To, customer, e.Arrival, queued)
+		if err != nil {
+			return d, err
+		}
+		if s != nil {
+			d.Suppressed = append(d.Suppressed, *s)
+			continue
+		}
+		if Unsolicited(n.Kind) {
+			queued.Address++
+			queued.Customer++
+			queued.Total++
 		}
 		sentNow[n.To]++
 		kept = append(kept, n)
@@ -340,6 +390,17 @@ func (p *Policy) classify(e *mailparse.Email, v View, o decideOpts) (Decision, e
 	}
 	if slices.Contains(r.Own, e.From) {
 		return hold(store.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")
+	}
+	if !d.Automatic {
+		// Issue 12: a mailbox that sends what it gets back "as itself" strips the RFC 3834
+		// markers but keeps the Message-ID: one of our own notifications is never answered.
+		own, err := ownNotification(e, v)
+		if err != nil {
+			return d, fmt.Errorf("notification of Message-ID %s: %w", e.MessageID, err)
+		}
+		if own {
+			d.Automatic, d.AutomaticReason = true, "one of the gateway's own notifications, sent back (mail loop)"
+		}
 	}
 
 	if slices.Contains(r.Staff, e.From) {
@@ -484,6 +545,9 @@ func (p *Policy) staff(d Decision, e *mailparse.Email, v View, auth authres.Verd
 		// A staff member's out-of-office reply is not an answer to the customer.
 		return hold(store.HeldAutomatic, "machine-generated email from a staff address: "+d.AutomaticReason)
 	}
+	if cmd, ok := loginCommandLine(e.Text); ok {
+		return p.staffLogin(d, e, v, cmd)
+	}
 	t, err := p.referencedTicket(e, v, 0)
 	if err != nil {
 		return d, err
@@ -533,12 +597,13 @@ func (p *Policy) recovery(d Decision, e *mailparse.Email, v View) (Decision, err
 		d.HoldDetail = "an automatic email asking for a password reset: nothing was sent"
 		return d, nil
 	}
-	n, err := v.AutoRepliesSince(c.Login(), store.KindPasswordReset, e.Arrival.Add(-time.Hour))
+	s, err := p.LimitUnsolicited(v, store.KindPasswordReset, c.Login(), c.ID, e.Arrival, Queued{})
 	if err != nil {
 		return d, err
 	}
-	if limit := p.recoveryPerHour(); n >= limit {
-		d.HoldDetail = fmt.Sprintf("password reset asked for customer %d: not sent, %d links in the last hour already", c.ID, n)
+	if s != nil {
+		d.HoldDetail = fmt.Sprintf("password reset asked for customer %d: not sent, %s", c.ID, s.Detail)
+		d.Suppressed = append(d.Suppressed, *s)
 		return d, nil
 	}
 	d.Customer = c
@@ -719,7 +784,7 @@ func Automatic(e *mailparse.Email, own []string) string {
 // TooLargeNotice is the notice that tells the sender of an email above the size limit that it
 // was not read (once a day per address at most, under the same limits as every automatic
 // reply). The email itself was never fetched: only its envelope sender is known.
-func (p *Policy) TooLargeNotice(from string, arrival time.Time, v View) ([]Notice, []string, error) {
+func (p *Policy) TooLargeNotice(from string, arrival time.Time, v View) ([]Notice, []Suppression, error) {
 	if from == "" || slices.Contains(p.rules.Own, from) {
 		return nil, nil, nil
 	}

@@ -72,6 +72,8 @@ func (v *mapView) NotificationByMessageID(id string) (*store.Notification, error
 
 func (v *mapView) BouncedUntil(addr string) (time.Time, error) { return time.Time{}, v.err }
 
+func (v *mapView) LoginChange(id uint64) (*store.LoginChange, error) { return nil, store.ErrNotFound }
+
 func (v *mapView) LimitNoticeSent(id uint64, day store.Date) (bool, error) {
 	if v.err != nil {
 		return false, v.err

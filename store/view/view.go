@@ -135,6 +135,33 @@ type Customer struct {
 	Contacts map[string]string `json:"contacts"`
 }
 
+// LoginChange is a request to change a customer's login (R17): "" for what has not happened.
+type LoginChange struct {
+	ID           uint64 `json:"id"`
+	Customer     uint64 `json:"customer"`
+	NewEmail     string `json:"new_email"`
+	OldLogin     string `json:"old_login"`
+	Requested    Time   `json:"requested"`
+	Until        Time   `json:"until"` // takes effect then unless cancelled (once confirmed)
+	ConfirmBy    Time   `json:"confirm_by"`
+	NewConfirmed Time   `json:"new_confirmed"`
+	OldConfirmed Time   `json:"old_confirmed"`
+	Approved     Time   `json:"approved"`
+	ApprovedBy   string `json:"approved_by"`
+	Settled      Time   `json:"settled"`
+	Outcome      string `json:"outcome"` // "" while pending; applied, cancelled, expired, failed
+	By           string `json:"by"`
+	Detail       string `json:"detail"`
+}
+
+// LoginChangeOf converts a login change.
+func LoginChangeOf(c *store.LoginChange) LoginChange {
+	return LoginChange{ID: c.ID, Customer: c.CustomerID, NewEmail: c.NewEmail, OldLogin: c.OldLogin,
+		Requested: Time(c.Requested), Until: Time(c.Until), ConfirmBy: Time(c.ConfirmBy),
+		NewConfirmed: Time(c.NewConfirmed), OldConfirmed: Time(c.OldConfirmed), Approved: Time(c.Approved),
+		ApprovedBy: c.ApprovedBy, Settled: Time(c.Settled), Outcome: c.Outcome, By: c.By, Detail: c.Detail}
+}
+
 // Held is an email that did not become a ticket message, with its reason.
 type Held struct {
 	ID        uint64 `json:"id"`

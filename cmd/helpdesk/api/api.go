@@ -539,9 +539,17 @@ type redeemRequest struct {
 }
 
 type redeemBody struct {
-	Purpose  string `json:"purpose"`  // password or login
+	Purpose  string `json:"purpose"`  // password, login, login_allow or login_cancel
 	Customer uint64 `json:"customer"` // the customer number
-	Login    string `json:"login"`    // the login address now (for login: the new one)
+	// Login is the login address: for password the customer's; for a login change only once
+	// it took effect (the new one) — never the old login to whoever holds the new address.
+	Login string `json:"login,omitempty"`
+	// Status: done (the password may be set; the login change took effect), pending (the new
+	// address confirmed; the change takes effect at takes_effect unless cancelled), waiting
+	// (the old login agreed; the new address has not confirmed yet), cancelled, or the outcome
+	// of a change settled before (applied, cancelled, expired, failed).
+	Status      string `json:"status"`
+	TakesEffect string `json:"takes_effect,omitempty"` // RFC 3339, with pending
 }
 
 type statusBody struct {
@@ -572,17 +580,18 @@ func (s *server) recoveryPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var queued bool
+	var res ingest.RecoveryResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		queued, err = s.applier.RequestPasswordReset(tx, addr, now)
+		res, err = s.applier.RequestPasswordReset(tx, addr, now)
 		return err
 	})
-	s.logRecovery(r, store.KindPasswordReset, queued, err)
+	s.logRecovery(r, store.KindPasswordReset, res, err)
 	writeJSON(w, http.StatusAccepted, statusBody{Status: passwordAccepted})
 }
 
 // recoveryLogin asks to make a new address the login of a customer (R17): a confirmation
-// link to the new address, a notice to the old login. The answer is the same 202 whatever
+// link to the new address, a notice to the old login (and the staff list); the change takes
+// effect only as ingest.RequestLoginChange says. The answer is the same 202 whatever
 // happened (R18).
 func (s *server) recoveryLogin(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
@@ -598,50 +607,62 @@ func (s *server) recoveryLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var queued bool
+	var res ingest.RecoveryResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		queued, err = s.applier.RequestLoginChange(tx, req.Customer, addr, now)
+		res, err = s.applier.RequestLoginChange(tx, req.Customer, addr, now)
 		return err
 	})
-	s.logRecovery(r, store.KindLoginConfirm, queued, err)
+	s.logRecovery(r, store.KindLoginConfirm, res, err)
 	writeJSON(w, http.StatusAccepted, statusBody{Status: loginAccepted})
 }
 
-// logRecovery tells the operator what a recovery request did; the client is never told.
-func (s *server) logRecovery(r *http.Request, kind string, queued bool, err error) {
+// logRecovery tells the operator what a recovery request did, and counts what was not sent
+// (/metrics); the client is never told.
+func (s *server) logRecovery(r *http.Request, kind string, res ingest.RecoveryResult, err error) {
 	if err != nil {
 		s.log.Error("recovery request failed; the client was answered as always", "kind", kind, "err", err)
 		return
 	}
-	s.log.Info("recovery request", "kind", kind, "queued", queued, "remote", r.RemoteAddr)
+	s.metrics.Suppressed(res.Suppressed)
+	attrs := []any{"kind", kind, "queued", res.Queued, "remote", r.RemoteAddr}
+	if res.Change != 0 {
+		attrs = append(attrs, "login_change", res.Change)
+	}
+	if res.Detail != "" {
+		attrs = append(attrs, "detail", res.Detail)
+	}
+	if len(res.Suppressed) > 0 {
+		var not []string
+		for _, x := range res.Suppressed {
+			not = append(not, x.String())
+		}
+		attrs = append(attrs, "not_sent", not)
+	}
+	s.log.Info("recovery request", attrs...)
 }
 
-// redeem uses a recovery token once (store.RedeemToken: atomic). For a login token the new
-// address is the login when this returns; for a password token the site sets the password
-// of the customer returned. Every kind of bad token gets the one answer "invalid or expired
-// link".
+// redeem uses a recovery link once (ingest.Applier.Redeem: atomic). A password link says
+// whose password the site may set; a login change's links confirm the new address, agree or
+// cancel (the old login), and the answer says whether the change took effect. Every kind of
+// bad token gets the one answer "invalid or expired link".
 func (s *server) redeem(w http.ResponseWriter, r *http.Request) {
 	var req redeemRequest
 	if !decode(w, r, &req) {
 		return
 	}
 	now := s.cfg.Now()
-	var body redeemBody
-	err := s.db.Update(r.Context(), func(tx *store.Tx) error {
-		t, err := tx.RedeemToken(strings.TrimSpace(req.Token), now)
-		if err != nil {
-			return err
-		}
-		c, err := tx.Customer(t.CustomerID)
-		if err != nil {
-			return fmt.Errorf("customer %d of the token: %w", t.CustomerID, err)
-		}
-		body = redeemBody{Purpose: t.Purpose, Customer: c.ID, Login: c.Login()}
-		return nil
+	var res ingest.RedeemResult
+	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+		res, err = s.applier.Redeem(tx, strings.TrimSpace(req.Token), now)
+		return err
 	})
 	switch {
 	case err == nil:
-		s.log.Info("recovery token redeemed", "purpose", body.Purpose, "customer", body.Customer)
+		s.log.Info("recovery token redeemed", "purpose", res.Purpose, "customer", res.Customer, "status", res.Status, "login_change", res.Change)
+		body := redeemBody{Purpose: res.Purpose, Customer: res.Customer, Login: res.Login, Status: res.Status}
+		if !res.TakesEffect.IsZero() {
+			body.TakesEffect = res.TakesEffect.Format(time.RFC3339)
+		}
 		writeJSON(w, http.StatusOK, body)
 	case errors.Is(err, store.ErrTokenInvalid):
 		s.log.Info("recovery token refused", "why", err)

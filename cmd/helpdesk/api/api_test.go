@@ -623,20 +623,36 @@ func TestRecoveryLogin(t *testing.T) {
 		t.Errorf("queued %v, want %v", got, want)
 	}
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindLoginConfirm && (n.Data.TokenPurpose != store.PurposeLogin || n.Data.NewEmail != "piet.de.vries@example.com" || n.Data.CustomerID != 1) {
+		switch {
+		case n.Kind != store.KindLoginConfirm && n.Kind != store.KindLoginNotice:
+		case n.Data.LoginChange == 0:
+			t.Errorf("%s names no login change: %+v", n.Kind, n.Data)
+		case n.Kind == store.KindLoginConfirm && (n.Data.TokenPurpose != store.PurposeLogin || n.Data.CustomerName != "" ||
+			n.Data.CustomerID != 0 || n.Data.ContactName != "" || n.Data.NewEmail != "" || n.Lang != "nl"):
+			// Issue 12: the address is the requester's choice; the mail names nothing of the account.
 			t.Errorf("login_confirm data = %+v", n.Data)
+		case n.Kind == store.KindLoginNotice && (n.Data.NewEmail != "piet.de.vries@example.com" || n.Data.CustomerID != 1 ||
+			!n.Data.Until.Equal(start.Add(72*time.Hour))):
+			t.Errorf("login_notice data = %+v", n.Data)
 		}
 	}
-	// The login changes only when the link is redeemed.
+	// The login changes only when the change takes effect.
 	r := f.call("GET", "/api/customers/piet.de.vries@example.com/status", "")
 	expect(t, "new address before redeem", r, http.StatusNotFound)
 
-	// An unknown customer, and an address of another customer: the same answer, nothing sent.
-	for _, body := range []string{`{"customer": 99, "email": "nieuw@example.com"}`, `{"customer": 1, "email": "kassa@slagerijjansen.nl"}`} {
+	// An unknown customer, an address of another customer, and a second request while the
+	// first is pending (which it must not cancel): the same answer, nothing sent.
+	for _, body := range []string{`{"customer": 99, "email": "nieuw@example.com"}`, `{"customer": 1, "email": "kassa@slagerijjansen.nl"}`,
+		`{"customer": 1, "email": "aanvaller@example.com"}`} {
 		sameResponse(t, body, ok, f.call("POST", "/api/recovery/login", body))
 	}
 	if got := f.kinds(store.KindLoginConfirm, store.KindLoginNotice); len(got) != 2 {
 		t.Errorf("queued %v after refused requests", got)
+	}
+	var ch *store.LoginChange
+	f.view(func(tx *store.Tx) (err error) { ch, err = tx.PendingLoginChange(1); return err })
+	if ch.NewEmail != "piet.de.vries@example.com" || !ch.Pending() {
+		t.Errorf("pending change = %+v, want the first request's", ch)
 	}
 }
 
@@ -660,7 +676,7 @@ func TestRedeem(t *testing.T) {
 	expect(t, "first use", r, http.StatusOK)
 	var got map[string]any
 	r.json(t, &got)
-	if want := map[string]any{"purpose": "password", "customer": float64(1), "login": "info@bakkerijdevries.nl"}; !maps.Equal(got, want) {
+	if want := map[string]any{"purpose": "password", "customer": float64(1), "login": "info@bakkerijdevries.nl", "status": "done"}; !maps.Equal(got, want) {
 		t.Errorf("redeem = %v, want %v", got, want)
 	}
 
@@ -683,17 +699,54 @@ func TestRedeem(t *testing.T) {
 	sameResponse(t, "empty token", invalid, redeem(""))
 }
 
+// changeTokens asks for a login change through the API and issues its tokens as notify does
+// when it sends: the new address's confirmation, the old login's agree and cancel links.
+func (f *fixture) changeTokens(customer uint64, newEmail string) (confirm, allow, cancel string) {
+	f.t.Helper()
+	expect(f.t, "login change", f.call("POST", "/api/recovery/login", fmt.Sprintf(`{"customer": %d, "email": %q}`, customer, newEmail)), http.StatusAccepted)
+	f.update(func(tx *store.Tx) error {
+		ch, err := tx.PendingLoginChange(customer)
+		if err != nil {
+			return err
+		}
+		now := f.clock.now()
+		if confirm, err = tx.IssueChangeToken(store.PurposeLogin, ch.ID, now, now.Add(time.Hour)); err != nil {
+			return err
+		}
+		if allow, err = tx.IssueChangeToken(store.PurposeLoginAllow, ch.ID, now, ch.Until); err != nil {
+			return err
+		}
+		cancel, err = tx.IssueChangeToken(store.PurposeLoginCancel, ch.ID, now, ch.Until)
+		return err
+	})
+	return confirm, allow, cancel
+}
+
+// TestRedeemLogin: issue 12 — the new address's confirmation alone changes nothing and does
+// not tell the old login to whoever holds the new address; with the old login's agreement
+// the change takes effect; the old login's cancel link stops it.
 func TestRedeemLogin(t *testing.T) {
 	f := newFixture(t, nil)
-	tok := f.issue(store.PurposeLogin, 1, "piet.de.vries@example.com")
-	r := f.call("POST", "/api/recovery/redeem", `{"token": "`+tok+`"}`)
-	expect(t, "redeem login", r, http.StatusOK)
-	var got map[string]any
-	r.json(t, &got)
-	if want := map[string]any{"purpose": "login", "customer": float64(1), "login": "piet.de.vries@example.com"}; !maps.Equal(got, want) {
-		t.Errorf("redeem = %v, want %v", got, want)
+	redeem := func(tok string) map[string]any {
+		t.Helper()
+		r := f.call("POST", "/api/recovery/redeem", `{"token": "`+tok+`"}`)
+		expect(t, "redeem", r, http.StatusOK)
+		var got map[string]any
+		r.json(t, &got)
+		return got
 	}
-	// The new address is the login at once (customer show); the old ones stay.
+	confirm, allow, _ := f.changeTokens(1, "piet.de.vries@example.com")
+	got := redeem(confirm)
+	if want := map[string]any{"purpose": "login", "customer": float64(1), "status": "pending",
+		"takes_effect": start.Add(72 * time.Hour).Format(time.RFC3339)}; !maps.Equal(got, want) {
+		t.Errorf("redeem confirmation = %v, want %v", got, want)
+	}
+	expect(t, "status by the new address while pending", f.call("GET", "/api/customers/piet.de.vries@example.com/status", ""), http.StatusNotFound)
+	got = redeem(allow)
+	if want := map[string]any{"purpose": "login_allow", "customer": float64(1), "login": "piet.de.vries@example.com", "status": "done"}; !maps.Equal(got, want) {
+		t.Errorf("redeem the old login's agreement = %v, want %v", got, want)
+	}
+	// The new address is the login (customer show); the old ones stay.
 	var c *store.Customer
 	f.view(func(tx *store.Tx) (err error) {
 		c, err = tx.CustomerByAddress("info@bakkerijdevries.nl")
@@ -703,12 +756,29 @@ func TestRedeemLogin(t *testing.T) {
 		t.Errorf("emails after the login change = %v", vc.Emails)
 	}
 	expect(t, "status by the new login", f.call("GET", "/api/customers/piet.de.vries@example.com/status", ""), http.StatusOK)
+	if got := f.kinds(store.KindLoginChanged); !slices.Equal(got, []string{"login_changed info@bakkerijdevries.nl", "login_changed piet.de.vries@example.com"}) {
+		t.Errorf("told of the change: %v, want the old and the new login", got)
+	}
+
+	// The old login cancels: the confirmation that follows is an invalid link.
+	confirm, _, cancel := f.changeTokens(2, "slager@example.com")
+	if got := redeem(cancel); got["status"] != "cancelled" {
+		t.Errorf("redeem cancel = %v", got)
+	}
+	expect(t, "confirmation of a cancelled change", f.call("POST", "/api/recovery/redeem", `{"token": "`+confirm+`"}`), http.StatusBadRequest)
 
 	// The new address was given to another customer meanwhile: 409, and nothing changes —
-	// the token is not used up either.
-	tok = f.issue(store.PurposeLogin, 2, "info@cafeverlopen.nl")
-	r = f.call("POST", "/api/recovery/redeem", `{"token": "`+tok+`"}`)
-	expect(t, "address taken", r, http.StatusConflict)
+	// the link is not used up either.
+	confirm, _, _ = f.changeTokens(2, "info@cafeverlopen.nl-new.example")
+	f.update(func(tx *store.Tx) error {
+		c, err := tx.Customer(3)
+		if err != nil {
+			return err
+		}
+		c.Emails = append(c.Emails, "info@cafeverlopen.nl-new.example")
+		return tx.PutCustomer(c)
+	})
+	expect(t, "address taken", f.call("POST", "/api/recovery/redeem", `{"token": "`+confirm+`"}`), http.StatusConflict)
 	f.view(func(tx *store.Tx) (err error) {
 		c, err = tx.Customer(2)
 		return err
@@ -721,10 +791,12 @@ func TestRedeemLogin(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		c.Emails = []string{"cafe@cafeverlopen.nl"}
+		c.Emails = []string{"info@cafeverlopen.nl"}
 		return tx.PutCustomer(c)
 	})
-	expect(t, "the same link once the address is free", f.call("POST", "/api/recovery/redeem", `{"token": "`+tok+`"}`), http.StatusOK)
+	if got := redeem(confirm); got["status"] != "pending" {
+		t.Errorf("the same link once the address is free: %v", got)
+	}
 }
 
 func TestHealth(t *testing.T) {

@@ -29,7 +29,8 @@ type Metrics struct {
 	emails      map[string]uint64 // by Outcome.Action
 	held        map[string]uint64 // by Outcome.Reason
 	reconnects  uint64
-	unaccounted uint64 // emails the gap alarm found not taken in
+	unaccounted uint64            // emails the gap alarm found not taken in
+	suppressed  map[string]uint64 // notifications not sent, by policy.Suppression.Limit
 	// latency holds the ingest latencies per bucket, not cumulative: latency[i] counts
 	// observations in (bounds[i-1], bounds[i]], the last one those above every bound.
 	latency    [len(latencyBounds{}) + 1]uint64
@@ -73,6 +74,7 @@ func (m *Metrics) Observe(ev ingest.Event, now time.Time) {
 	if o == nil {
 		return
 	}
+	m.suppress(o.Suppressed)
 	if m.emails == nil {
 		m.emails, m.held = map[string]uint64{}, map[string]uint64{}
 	}
@@ -93,6 +95,22 @@ func (m *Metrics) Observe(ev ingest.Event, now time.Time) {
 	m.latencyN++
 }
 
+// Suppressed counts notifications that were not sent (a recovery request of the API).
+func (m *Metrics) Suppressed(ss []policy.Suppression) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.suppress(ss)
+}
+
+func (m *Metrics) suppress(ss []policy.Suppression) {
+	if len(ss) > 0 && m.suppressed == nil {
+		m.suppressed = map[string]uint64{}
+	}
+	for _, s := range ss {
+		m.suppressed[cmp.Or(s.Limit, "unknown")]++
+	}
+}
+
 // storeGauges are the values read from the store at a scrape.
 type storeGauges struct {
 	ticketsOpen   int
@@ -105,6 +123,7 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 	emails, held := maps.Clone(m.emails), maps.Clone(m.held)
 	reconnects, latency, sum, n := m.reconnects, m.latency, m.latencySum, m.latencyN
 	unaccounted := m.unaccounted
+	suppressed := maps.Clone(m.suppressed)
 	m.mu.Unlock()
 
 	var b strings.Builder
@@ -135,6 +154,9 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 	fmt.Fprintf(&b, "helpdesk_imap_reconnects_total %d\n", reconnects)
 	family("helpdesk_ingest_unaccounted_total", "counter", "Emails found in the mailbox but not taken in by the gateway (the gap alarm): a bug to report.")
 	fmt.Fprintf(&b, "helpdesk_ingest_unaccounted_total %d\n", unaccounted)
+
+	family("helpdesk_mail_suppressed_total", "counter", "Notifications not sent because of a limit (per address, per customer, in total, a login change pending, staff notices), a bounce or the email's own request.")
+	labelled("helpdesk_mail_suppressed_total", "limit", policy.SuppressionLimits(), suppressed)
 
 	family("helpdesk_ingest_latency_seconds", "histogram", "Time from an email's arrival in the mailbox (IMAP INTERNALDATE) to its commit.")
 	var cum uint64

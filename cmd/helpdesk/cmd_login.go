@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/store"
+)
+
+// customer approve-login / cancel-login: staff decide a login change asked through the site
+// (R17, issue 12) — the staff notice of the change names these commands. The decision is
+// ingest's (Applier.ApproveLogin, CancelLogin); this is wiring.
+
+const loginChangeArgs = "ADDR|NUMBER"
+
+func runCustomerApproveLogin(e *env, args []string) error {
+	return runLoginDecision(e, "customer approve-login", args, func(a *ingest.Applier, tx *store.Tx, id uint64, by string) (*store.LoginChange, error) {
+		return a.ApproveLogin(tx, id, by, e.now())
+	})
+}
+
+func runCustomerCancelLogin(e *env, args []string) error {
+	return runLoginDecision(e, "customer cancel-login", args, func(a *ingest.Applier, tx *store.Tx, id uint64, by string) (*store.LoginChange, error) {
+		return a.CancelLogin(tx, id, by, e.now())
+	})
+}
+
+func runLoginDecision(e *env, name string, args []string, decide func(*ingest.Applier, *store.Tx, uint64, string) (*store.LoginChange, error)) error {
+	fs, _ := newFlags(e, name, loginChangeArgs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want the customer's number or one of their addresses", errUsage)
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.require("from"); err != nil {
+		return err
+	}
+	applier, err := newApplier(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	by := e.operator()
+	var ch *store.LoginChange
+	var c *store.Customer
+	err = e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
+		if c, err = customerByArg(tx, pos[0]); err != nil {
+			return err
+		}
+		ch, err = decide(applier, tx, c.ID, by)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("customer %d (%s) has no pending login change: %w", c.ID, terminalSafe(c.Name), err)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if e.log != nil {
+		e.log.Info("login change decided by an operator", "command", name, "customer", c.ID, "login_change", ch.ID,
+			"new", ch.NewEmail, "outcome", ch.Outcome, "user", by)
+	}
+	fmt.Fprintf(e.stdout, "login change %d of customer %d (%s) to %s: %s\n", ch.ID, c.ID, terminalSafe(c.Name),
+		terminalSafe(ch.NewEmail), loginState(ch))
+	return nil
+}
+
+// customerByArg finds a customer by number or by one of their addresses.
+func customerByArg(tx *store.Tx, arg string) (*store.Customer, error) {
+	if id, err := strconv.ParseUint(arg, 10, 64); err == nil {
+		c, err := tx.Customer(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("no customer %d", id)
+		}
+		return c, err
+	}
+	return findCustomer(tx, store.NormalizeAddress(arg))
+}
+
+// loginState says where a login change stands, for the operator.
+func loginState(ch *store.LoginChange) string {
+	at := func(t time.Time) string { return t.In(amsterdam()).Format("2006-01-02 15:04") }
+	switch {
+	case ch.Outcome == store.LoginApplied:
+		return "took effect " + at(ch.Settled) + " (" + ch.Detail + ")"
+	case !ch.Pending():
+		return ch.Outcome + " " + at(ch.Settled) + byWhom(ch.By) + " (" + ch.Detail + ")"
+	}
+	s := "pending, asked " + at(ch.Requested)
+	if ch.NewConfirmed.IsZero() {
+		s += "; the new address has not confirmed"
+		if !ch.ConfirmBy.IsZero() {
+			s += " (its link works until " + at(ch.ConfirmBy) + ")"
+		}
+	} else {
+		s += "; the new address confirmed " + at(ch.NewConfirmed)
+	}
+	switch {
+	case !ch.Approved.IsZero():
+		s += "; approved by " + ch.ApprovedBy + ": takes effect once the new address confirms"
+	case !ch.OldConfirmed.IsZero():
+		s += "; the old login agreed: takes effect once the new address confirms"
+	default:
+		s += "; takes effect " + at(ch.Until) + " unless the old login or staff cancel it"
+	}
+	return s
+}
