@@ -41,9 +41,7 @@ func readMIME(ctx context.Context, body []byte, lim Limits) (*enmime.Envelope, e
 		env *enmime.Envelope
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		var res result
+	run := func() (res result) {
 		defer func() {
 			if r := recover(); r != nil {
 				switch r {
@@ -56,12 +54,20 @@ func readMIME(ctx context.Context, body []byte, lim Limits) (*enmime.Envelope, e
 					res.err = fmt.Errorf("parser panic: %v", r)
 				}
 			}
-			done <- res
 		}()
 		res.env, res.err = parser.ReadEnvelope(&guardedReader{r: bytes.NewReader(body), g: g})
-	}()
-	var expired <-chan time.Time
+		return res
+	}
 	d := lim.deadline(len(body))
+	if d == 0 && ctx.Done() == nil {
+		// Nothing can stop it: it runs here (the tests of linear growth measure the CPU
+		// time of the calling thread).
+		res := run()
+		return res.env, res.err
+	}
+	done := make(chan result, 1)
+	go func() { done <- run() }()
+	var expired <-chan time.Time
 	if d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()

@@ -2,6 +2,7 @@ package mailparse
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -757,11 +758,21 @@ var linearShapes = map[string]func(n int) []byte{
 	"deep nesting, unclosed": func(n int) []byte { return []byte(deepMultipart(n / 60)) },
 	"deep nesting, closed":   func(n int) []byte { return []byte(closeAll(deepMultipart(n/70), n/70)) },
 	"many siblings":          func(n int) []byte { return []byte(siblings(n / 220)) },
+	// Issue 12: boundaries in encoded words that the old nesting check did not see (enmime:
+	// exponential), and tiny parts (enmime: quadratic). Past the bounds they are refused.
+	"nesting with encoded-word boundaries": func(n int) []byte { return encodedWordNesting(n / 75) },
+	"tiny parts without a header":          func(n int) []byte { return flatParts(n / 10) },
+	"tiny parts with a header":             func(n int) []byte { return tinyParts(n / 40) },
 }
 
 // costlyShapes cost the most per byte (a part per 220 bytes, HTML to text): they are measured
 // at a quarter of the size, to keep the test short.
 var costlyShapes = map[string]bool{"long html body": true, "deep nesting, closed": true, "many siblings": true}
+
+// parseHere is Parse on the calling goroutine, as growth.Linear measures it: without the
+// deadline, which runs the MIME parser on a goroutine of its own (the bounds and the work
+// budget stay).
+func parseHere(raw []byte) { ParseContext(context.Background(), raw, arrival, Limits{Deadline: -1}) }
 
 // TestParseLinear: whatever part of an email is made huge, parsing costs (CPU time and bytes
 // allocated, not wall time) about 16 times more at 16 times the size — a quadratic step would
@@ -774,7 +785,7 @@ func TestParseLinear(t *testing.T) {
 			if costlyShapes[name] {
 				n = 8 << 10
 			}
-			growth.Linear(t, n, shape, func(raw []byte) { Parse(raw, arrival) })
+			growth.Linear(t, n, shape, parseHere)
 		})
 	}
 }
@@ -783,7 +794,7 @@ func TestParseLinear(t *testing.T) {
 // linear time (TestParseLinear's "folded header"; checked first here, so that a quadratic
 // unfolding fails in a second instead of hanging).
 func TestFoldedHeaderLinear(t *testing.T) {
-	growth.Linear(t, 32<<10, linearShapes["folded header"], func(raw []byte) { Parse(raw, arrival) })
+	growth.Linear(t, 32<<10, linearShapes["folded header"], parseHere)
 	if t.Failed() {
 		return
 	}

@@ -215,49 +215,6 @@ func TestParseRefusesCostlyStructure(t *testing.T) {
 	}
 }
 
-// work is what reading raw costs, in counts rather than time: the bytes the structure walk
-// examines, enmime's reads of the input and the allocations of a Parse.
-func work(t *testing.T, raw []byte) (scanned, reads int, allocs float64) {
-	t.Helper()
-	st, err := scanStructure(stripMboxLine(raw), Limits{}.withDefaults())
-	g := &guard{budget: -1}
-	if err == nil {
-		_, _ = enmime.NewParser(enmime.SetCustomParseMediaType(g.mediaType)).ReadEnvelope(&guardedReader{r: bytes.NewReader(stripMboxLine(raw)), g: g})
-	}
-	allocs = testing.AllocsPerRun(2, func() { Parse(raw, arrival) })
-	return st.Work, g.reads, allocs
-}
-
-// TestParseWorkGrowsLinearly: for every shape of the attacks, an email four times the size
-// costs at most six times the work (linear growth is four; before, these shapes cost 16 times
-// — parts — or without bound — nesting). Counted, not timed.
-func TestParseWorkGrowsLinearly(t *testing.T) {
-	shapes := []struct {
-		name string
-		make func(n int) []byte
-		n    int
-	}{
-		{"tiny parts, refused", flatParts, 2500},
-		{"tiny parts, read", flatParts, 200},
-		{"parts with a header", tinyParts, 200},
-		{"encoded-word nesting", encodedWordNesting, 9},
-		{"header fields", manyFields, 1000},
-		{"one big part", func(n int) []byte { return []byte(plainText(strings.Repeat("tekst ", n))) }, 20000},
-	}
-	for _, sh := range shapes {
-		s1, r1, a1 := work(t, sh.make(sh.n))
-		s4, r4, a4 := work(t, sh.make(4*sh.n))
-		t.Logf("%s: n=%d: %d bytes walked, %d reads, %.0f allocations; 4n: %d, %d, %.0f", sh.name, sh.n, s1, r1, a1, s4, r4, a4)
-		if s4 > 6*s1+4096 || r4 > 6*r1+16 || a4 > 6*a1+64 {
-			t.Errorf("%s: the work of 4n is more than six times that of n", sh.name)
-		}
-	}
-}
-
-func plainText(body string) string {
-	return "From: a@example.com\r\nSubject: tekst\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n"
-}
-
 // TestParseWorkBudget: the net behind the bounds. With the structure walk switched off, the
 // 40-deep encoded-word nesting goes to enmime, whose reads of the input double with every
 // level: the work budget stops it at once (no clock involved) and the email is set aside.
