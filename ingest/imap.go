@@ -45,6 +45,11 @@ type session struct {
 	st     *store.MailboxState
 	dirty  bool
 	stopWD func() bool // the shutdown watchdog
+	// hard is done when the session must stop now: a stop grace after the poller was told to
+	// stop (or when the session ends). Reading an email stops with it: the gateway does not
+	// wait for a runaway parse past its stop grace.
+	hard     context.Context
+	stopHard context.CancelFunc
 
 	// A FETCH answer whose UID go-imap already handed to our command (after an unsolicited
 	// FETCH of flags) reaches the unilateral handler instead: bodies of wanted UIDs are kept
@@ -71,6 +76,7 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := &session{p: p, mail: make(chan struct{}, 1)}
+	s.hard, s.stopHard = context.WithCancel(context.Background())
 	opts := &imapclient.Options{
 		TLSConfig:   p.cfg.TLSConfig,
 		Dialer:      &net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second},
@@ -114,6 +120,7 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		hint := ""
 		var refused *imap.Error
+		s.stopHard()
 		if p.cfg.TLS == TLSStart && errors.As(err, &refused) {
 			// The only command DialStartTLS sends is STARTTLS: a NO or BAD, whatever its text,
 			// is the server refusing it. Never a fall-back to a login in clear: the operator chooses.
@@ -126,11 +133,15 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 	// timeout, and a cancelled ctx leaves the batch in hand a grace period before it does.
 	done := s.guard(p.cfg.DialTimeout)
 	s.stopWD = context.AfterFunc(ctx, func() {
-		time.AfterFunc(p.cfg.StopGrace, func() { s.c.Close() })
+		time.AfterFunc(p.cfg.StopGrace, func() {
+			s.c.Close()
+			s.stopHard()
+		})
 	})
 	fail := func(err error) (*session, error) {
 		done()
 		s.stopWD()
+		s.stopHard()
 		s.c.Close()
 		return nil, err
 	}
@@ -251,6 +262,7 @@ func (s *session) guard(d time.Duration) func() {
 
 func (s *session) close() {
 	defer s.stopWD()
+	defer s.stopHard()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -268,6 +280,10 @@ type meta struct {
 	uid     imap.UID
 	size    int64
 	arrival time.Time
+	// From the record of earlier readings (parsenet.go): unread says why the email is not
+	// read again (it is held); alone, that it is read in a batch of its own.
+	unread string
+	alone  bool
 }
 
 // sync ingests every message above the checkpoint, batch by batch.
@@ -297,10 +313,21 @@ func (s *session) sync(ctx context.Context) error {
 	if err := s.markSkipped(ctx, skipped); err != nil {
 		return err
 	}
+	before, err := s.loadAttempts()
+	if err != nil {
+		return err
+	}
+	for i := range metas {
+		metas[i].unread = before.unread[metas[i].uid]
+		metas[i].alone = metas[i].unread == "" && before.alone(metas[i].uid)
+	}
 	var batches [][]meta
 	for len(metas) > 0 {
+		// An email read alone, or not read again, is a batch of its own.
+		apart := func(m meta) bool { return m.alone || m.unread != "" }
 		n, bytes := 0, int64(0)
-		for n < len(metas) && n < p.cfg.BatchSize && (n == 0 || bytes+metas[n].size <= p.cfg.BatchBytes) {
+		for n < len(metas) && n < p.cfg.BatchSize &&
+			(n == 0 || (bytes+metas[n].size <= p.cfg.BatchBytes && !apart(metas[0]) && !apart(metas[n]))) {
 			if metas[n].size <= p.cfg.MaxMessageBytes {
 				bytes += metas[n].size
 			}
@@ -500,6 +527,8 @@ type fetched struct {
 	// packed in the transaction).
 	packed *store.PackedRaw
 	env    *imap.Envelope // for messages whose body is not fetched
+	// abandoned: its reading was cut off by the gateway's stop (the batch is not committed).
+	abandoned bool
 	// Exactly one reason when email is nil:
 	tooLarge    bool   // above MaxMessageBytes: left in the mailbox
 	unfetchable string // the server would not hand out the body (its answer)
@@ -551,7 +580,7 @@ func (s *session) pipeline(ctx context.Context, batches [][]meta) (bool, error) 
 // message whose body did not come is fetched again on its own, and if it still does not come
 // it is held — as unfetchable (still in the mailbox) or as vanished (expunged by someone else)
 // — never skipped in silence.
-func (s *session) prepare(metas []meta) ([]*fetched, error) {
+func (s *session) prepare(metas []meta) (_ []*fetched, err error) {
 	p := s.p
 	items := make([]*fetched, len(metas))
 	byUID := map[imap.UID]*fetched{}
@@ -568,10 +597,25 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 			bytes += m.size
 		}
 	}
+	// The crash net (parsenet.go): the batch is on record as being read before its first
+	// email is parsed. A batch that is not committed takes its record away, unless its email
+	// read alone was cut off by the stop (it is then not read again).
+	alone := len(metas) == 1 && metas[0].alone
+	if len(small) > 0 {
+		if err := s.beginReading(items, alone); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if (err != nil || alone) && !(alone && items[0].abandoned) {
+				s.endReading(items, alone)
+			}
+		}()
+	}
+	parsing := func() { s.batchStep(items, BatchParse, s.parseLimit(items)) }
 	s.batchStep(items, BatchFetch, s.fetchTimeout(bytes))
 	s.want(small)
 	defer s.want(nil)
-	if err := s.fetchBodies(small, byUID, bytes); err != nil && !isServerNo(err) {
+	if err := s.fetchBodies(small, byUID, bytes, parsing); err != nil && !isServerNo(err) {
 		return nil, err
 	}
 	var noBody []imap.UID
@@ -579,7 +623,7 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 		it := byUID[uid]
 		if it.email == nil {
 			if raw := s.takeStray(uid); raw != nil {
-				it.email = mailparse.Parse(raw, it.arrival)
+				it.email = s.read(it, raw)
 			}
 		}
 		if it.email != nil {
@@ -589,13 +633,13 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 		// unsolicited FETCH (a flag change) may have stood in for the body in the answer.
 		// Each is a command of its own, and progress.
 		s.batchStep(items, BatchFetch, s.fetchTimeout(it.size))
-		err := s.fetchBodies([]imap.UID{uid}, byUID, it.size)
+		err := s.fetchBodies([]imap.UID{uid}, byUID, it.size, parsing)
 		if err != nil && !isServerNo(err) {
 			return nil, err
 		}
 		if it.email == nil {
 			if raw := s.takeStray(uid); raw != nil {
-				it.email = mailparse.Parse(raw, it.arrival)
+				it.email = s.read(it, raw)
 				continue
 			}
 			noBody = append(noBody, uid)
@@ -627,6 +671,9 @@ func (s *session) prepare(metas []meta) ([]*fetched, error) {
 	}
 	if err := s.fetchEnvelopes(large, byUID); err != nil && !isServerNo(err) {
 		return nil, err
+	}
+	if s.hard.Err() != nil {
+		return nil, errStopped
 	}
 	return items, nil
 }
@@ -676,30 +723,47 @@ func (s *session) existing(uids []imap.UID) (map[imap.UID]bool, error) {
 }
 
 // fetchBodies streams BODY.PEEK[] of the UIDs (one UID FETCH) and parses each message as
-// it arrives, on as many workers as there are CPUs, while the next one is read.
-func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, bytes int64) error {
+// it arrives, on as many workers as there are CPUs, while the next one is read. parsing is
+// called when the FETCH is done and the parses of the last bodies are still under way.
+func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, bytes int64, parsing func()) (err error) {
 	if len(uids) == 0 {
 		return nil // an empty set would make the library close the connection
 	}
-	defer s.guard(s.fetchTimeout(bytes))()
+	fetchDone := s.guard(s.fetchTimeout(bytes))
+	defer fetchDone()
 	type job struct {
 		f   *fetched
 		raw []byte
 	}
 	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
+	var unparsed atomic.Int64 // queued or being parsed
 	for range max(1, min(runtime.GOMAXPROCS(0), len(uids))) {
 		wg.Go(func() {
 			for j := range jobs {
-				j.f.email = mailparse.Parse(j.raw, j.f.arrival)
+				j.f.email = s.read(j.f, j.raw)
+				unparsed.Add(-1)
+				if s.hard.Err() != nil && errors.Is(j.f.email.Err, context.Canceled) {
+					j.f.abandoned = true
+					continue
+				}
 				// Packing failing is not the email's fault: the transaction packs again
 				// and reports the error there.
 				j.f.packed, _ = s.p.db.PackRaw(j.f.email.SHA256, j.raw)
 			}
 		})
 	}
-	defer wg.Wait()
-	defer close(jobs)
+	defer func() {
+		close(jobs)
+		if err == nil && unparsed.Load() > 0 {
+			fetchDone() // the FETCH is done; the parses have their own limits
+			parsing()
+		}
+		wg.Wait()
+		if err == nil && s.hard.Err() != nil {
+			err = errStopped
+		}
+	}()
 	section := &imap.FetchItemBodySection{Peek: true}
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
@@ -748,6 +812,7 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 			f.arrival = arrival
 		}
 		queued[f] = true
+		unparsed.Add(1)
 		jobs <- job{f, raw}
 	}
 	if err := cmd.Close(); err != nil {
@@ -831,6 +896,9 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 			next.LastUID = uint32(items[len(items)-1].uid)
 			next.PendingMark = fromUIDSet(pending)
 			next.Updated = p.cfg.Applier.Now()
+			if err := clearReadings(tx, &next, next.LastUID); err != nil {
+				return fmt.Errorf("clear the record of emails being read: %w", err)
+			}
 			return tx.PutMailbox(&next)
 		})
 		var pe *errPoison

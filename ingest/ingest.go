@@ -24,6 +24,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -73,6 +74,11 @@ type Config struct {
 	// the checkpoint moves past it, so a later run does not take it in either (import
 	// -since). Zero: every email is taken in.
 	Since time.Time
+
+	// Parse bounds the work of reading one email (zero fields: mailparse's defaults). An
+	// email beyond them is held as unparseable; the tests of the safety nets switch bounds
+	// off here.
+	Parse mailparse.Limits
 
 	Applier *Applier
 	Logger  *slog.Logger
@@ -125,6 +131,7 @@ type Event struct {
 // Batch steps.
 const (
 	BatchFetch  = "fetch"  // reading the bodies from the server and parsing them
+	BatchParse  = "parse"  // the bodies are read; parsing the last of them
 	BatchCommit = "commit" // applying the emails and writing them to the store
 	BatchDone   = "done"   // committed; the outcomes follow
 )
@@ -137,7 +144,8 @@ type Batch struct {
 	Count       int    // emails in the batch
 	Step        string // BatchFetch, BatchCommit or BatchDone
 	// Limit is how long the step may take before it counts as stalled: the command timeout
-	// (for a fetch, with the minute per 64 MiB the fetch itself is given).
+	// (for a fetch, with the minute per 64 MiB the fetch itself is given; for a parse, with
+	// the time its largest email may take to read).
 	Limit time.Duration
 }
 

@@ -591,6 +591,12 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return nil
 	}),
+	string(bParseAttempts): jsonRecord(0, func(k []byte, a *ParseAttempts) error {
+		if a.Mailbox != string(k) {
+			return fmt.Errorf("record names mailbox %q", a.Mailbox)
+		}
+		return nil
+	}),
 	string(bLimitNotices): func(_ *bolt.Tx, k, v []byte) error {
 		if len(k) != 18 {
 			return fmt.Errorf("key of %d bytes, want customer(8) and YYYY-MM-DD", len(k))

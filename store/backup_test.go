@@ -54,6 +54,9 @@ func fill(t *testing.T, db *DB) {
 		if err := tx.PutMailbox(&MailboxState{Name: "INBOX", UIDValidity: 7, LastUID: 3, Updated: t0}); err != nil {
 			return err
 		}
+		if err := tx.PutParseAttempts(&ParseAttempts{Mailbox: "INBOX", UIDValidity: 7, Batches: []UIDRange{{Start: 4, Stop: 6}}}); err != nil {
+			return err
+		}
 		if err := tx.MarkLimitNotice(c.ID, DateOf(t0)); err != nil {
 			return err
 		}

@@ -32,12 +32,23 @@
 //	notification_msgids  canonical Message-ID of a notification -> id(8) (a bounce finds what it is about)
 //	bounced              address                     -> until(8)       (no automatic mail after a hard bounce)
 //	uids                 mailbox 0x00 uidvalidity(4) uid(4) -> 1       (every UID taken in: the gap alarm)
+//	parse_attempts       mailbox name                -> ParseAttempts  (emails being read: ingest's crash net)
 //
 // Message-IDs: records (Message, Held, Notification) keep every id as the sender wrote it, only
 // the angle brackets stripped, because they go back out in In-Reply-To and References and mail
 // clients thread by the exact bytes. The indexes above key on CanonicalMessageID (lower-cased),
 // so a reply that quotes an id in another case still finds its ticket; databases written before
 // ids kept their case hold lower-cased ids in their records, and their index keys are the same.
+//
+// parse_attempts is how a gateway that died while reading an email does not die on it again at
+// every start (issue 12). ingest writes a batch's UID range, in a transaction of its own (so
+// fsynced), before it parses the batch's emails; the transaction that commits the batch and
+// moves the checkpoint removes what lies at or below the checkpoint. A start that finds a range
+// above the checkpoint reads those emails again one at a time, each written as Alone before its
+// parse and cleared after it; an email found as Alone, or listed in Suspects (its reading ran
+// longer than ingest's suspect time, written when it did), is held without being read again.
+// Cost: one extra synced write per batch; two per email only while recovering. A record of
+// another UIDVALIDITY is void.
 //
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same

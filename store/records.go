@@ -784,6 +784,28 @@ func (tx *Tx) PutMailbox(s *MailboxState) error {
 	return tx.put(bMailboxes, []byte(s.Name), s)
 }
 
+// ParseAttempts returns what the gateway was reading in the named mailbox (ParseAttempts);
+// an empty record when nothing.
+func (tx *Tx) ParseAttempts(mailbox string) (*ParseAttempts, error) {
+	var a ParseAttempts
+	err := tx.get(bParseAttempts, []byte(mailbox), &a)
+	if errors.Is(err, ErrNotFound) {
+		return &ParseAttempts{Mailbox: mailbox}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// PutParseAttempts stores a; an empty one is removed.
+func (tx *Tx) PutParseAttempts(a *ParseAttempts) error {
+	if a.Empty() {
+		return tx.tx.Bucket(bParseAttempts).Delete([]byte(a.Mailbox))
+	}
+	return tx.put(bParseAttempts, []byte(a.Mailbox), a)
+}
+
 // Counts are the sizes of the main buckets, for status lines and backups' manifests.
 type Counts struct {
 	Customers, Tickets, Messages, Held, Outbox int

@@ -55,11 +55,12 @@ var (
 	bHeldPending   = []byte("held_pending")
 	bLoginChanges  = []byte("login_changes")
 	bLoginPending  = []byte("login_pending")
+	bParseAttempts = []byte("parse_attempts")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
 	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue, bHeldPending,
-	bLoginChanges, bLoginPending}
+	bLoginChanges, bLoginPending, bParseAttempts}
 
 // Errors callers branch on.
 var (

@@ -522,6 +522,35 @@ type MailboxState struct {
 	Updated     time.Time `json:"updated"`
 }
 
+// ParseAttempts is what the gateway was reading in a mailbox, so that an email whose reading
+// brought the gateway down is not read again at the next start (ingest's crash net; see the
+// package doc). Only UIDs above the mailbox's checkpoint count; the commit that moves the
+// checkpoint past them removes them.
+type ParseAttempts struct {
+	Mailbox     string `json:"mailbox"`
+	UIDValidity uint32 `json:"uidvalidity"`
+	// Batches are batches of emails being read: written, and synced to disk, before the
+	// reading starts. After a stop, their emails are read again one at a time.
+	Batches []UIDRange `json:"batches,omitempty"`
+	// Alone is the email being read on its own, one of a batch that was being read when the
+	// gateway stopped; 0 for none. It is not read a third time.
+	Alone uint32 `json:"alone,omitempty"`
+	// Suspects are emails whose reading ran long: they are not read again.
+	Suspects []ParseSuspect `json:"suspects,omitempty"`
+}
+
+// ParseSuspect is an email whose reading ran long.
+type ParseSuspect struct {
+	UID  uint32    `json:"uid"`
+	Note string    `json:"note"` // what happened, for the held email's detail
+	At   time.Time `json:"at"`
+}
+
+// Empty reports whether a holds nothing.
+func (a *ParseAttempts) Empty() bool {
+	return len(a.Batches) == 0 && a.Alone == 0 && len(a.Suspects) == 0
+}
+
 // UIDRange is an inclusive range of IMAP UIDs.
 type UIDRange struct {
 	Start uint32 `json:"start"`

@@ -37,6 +37,9 @@ const (
 const raceEnv = "GORACE=atexit_sleep_ms=0"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testGatewayEnv) != "" {
+		os.Exit(testGatewayMain()) // this process is a gateway of a test (parsenet_test.go)
+	}
 	if sock := os.Getenv("HELPDESK_TEST_CTL_PROBE"); sock != "" {
 		os.Exit(ctlProbe(sock)) // TestControlSocketChecksPeers: a raw client as another user
 	}

@@ -116,7 +116,7 @@ func runImport(e *env, args []string) error {
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(nil, cfg.IMAPAddr), Mailbox: *mailbox,
 		// MoveTo stays empty: an archive is left where it is (its mail is flagged \Seen).
-		MaxMessageBytes: cfg.MaxMessageBytes, Since: from, Applier: applier, Logger: log,
+		MaxMessageBytes: cfg.MaxMessageBytes, Since: from, Parse: e.parseLimits, Applier: applier, Logger: log,
 	}, e.db, events)
 	if err != nil {
 		return err

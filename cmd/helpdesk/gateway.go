@@ -14,6 +14,7 @@ import (
 
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
@@ -46,6 +47,9 @@ type gatewayOptions struct {
 	imapTLS, smtpTLS *tls.Config
 	events           chan<- ingest.Event
 	backoffMin       time.Duration
+	// parse: the bounds of reading an email (zero: the defaults); the tests of the safety
+	// nets switch bounds off (env.parseLimits).
+	parse mailparse.Limits
 }
 
 func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Time, o gatewayOptions) (*gateway, error) {
@@ -66,8 +70,8 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
-		BacklogAge: cfg.IMAPBacklog,
-		Applier:    applier, Logger: log.With("component", "ingest"),
+		BacklogAge: cfg.IMAPBacklog, Parse: o.parse,
+		Applier: applier, Logger: log.With("component", "ingest"),
 	}, db, events)
 	if err != nil {
 		return nil, err
@@ -266,8 +270,11 @@ func (h *imapHealth) progress(now time.Time) string {
 		return "ok"
 	}
 	what := "fetching"
-	if worst.Step == ingest.BatchCommit {
+	switch worst.Step {
+	case ingest.BatchCommit:
 		what = "committing"
+	case ingest.BatchParse:
+		what = "reading the emails of"
 	}
 	return fmt.Sprintf("stalled: no progress for %s %s a batch of %d email(s) (uids %d-%d), over the limit of %s",
 		now.Sub(worst.since).Round(time.Second), what, worst.Count, worst.First, worst.Last, worst.Limit)
@@ -478,7 +485,7 @@ func runServe(e *env, args []string) error {
 	if !cfg.RequireAuth && len(cfg.Staff) > 0 {
 		log.Warn("require_auth = false: staff email is applied on its From address alone, which anyone can forge; use only behind a server that rejects forged staff mail")
 	}
-	gw, err := newGateway(cfg, db, log, e.now, gatewayOptions{})
+	gw, err := newGateway(cfg, db, log, e.now, gatewayOptions{parse: e.parseLimits})
 	if err != nil {
 		return err
 	}

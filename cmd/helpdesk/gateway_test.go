@@ -280,11 +280,21 @@ func addBakkerij(t *testing.T, p *peers) {
 // judges ages: deadlines, health) given by the test.
 func serveWithClock(t *testing.T, environ []string, out *syncBuffer, now func() time.Time) (exited chan error, stop func() int) {
 	t.Helper()
+	return serveAdjusted(t, environ, out, now, nil)
+}
+
+// serveAdjusted is serveWithClock with the env changed by adjust first (parse limits).
+func serveAdjusted(t *testing.T, environ []string, out *syncBuffer, now func() time.Time, adjust func(*env)) (exited chan error, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	exited = make(chan error, 1)
 	codes := make(chan int, 1)
+	e := &env{ctx: ctx, stdout: out, stderr: out, environ: environ, now: now}
+	if adjust != nil {
+		adjust(e)
+	}
 	go func() {
-		code := run(&env{ctx: ctx, stdout: out, stderr: out, environ: environ, now: now}, []string{"serve"})
+		code := run(e, []string{"serve"})
 		codes <- code
 		exited <- fmt.Errorf("exit status %d", code)
 	}()

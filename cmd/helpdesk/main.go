@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/infobits/helpdesk/ingest/mailparse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -88,6 +89,9 @@ type env struct {
 	user           string // the control-socket client's operator (see operator)
 	now            func() time.Time
 	log            *slog.Logger
+	// parseLimits bound the reading of an email (zero: the defaults); only the tests of the
+	// safety nets set them (runProcess).
+	parseLimits mailparse.Limits
 }
 
 // logger is where a command logs what it did: the gateway's log when it runs in the gateway,
@@ -107,6 +111,13 @@ func (e *env) logger() (*slog.Logger, error) {
 var errUsage = errors.New("usage")
 
 func main() {
+	os.Exit(runProcess(os.Args[1:], nil))
+}
+
+// runProcess is the process around run: the memory limit, the signals, the environment.
+// adjust, when not nil, changes the env first: tests run a gateway process of their own
+// through it (their test binary started again), to kill it as the real one is killed.
+func runProcess(args []string, adjust func(*env)) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit: the collector works harder before the heap outgrows it, so a burst of
 		// mail does not double the memory the gateway holds; a single large email still gets
@@ -116,7 +127,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), now: time.Now}
-	os.Exit(run(e, os.Args[1:]))
+	if adjust != nil {
+		adjust(e)
+	}
+	return run(e, args)
 }
 
 // run dispatches argv and returns the exit status: 0 ok, 1 failed, 2 usage.

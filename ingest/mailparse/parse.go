@@ -216,6 +216,22 @@ func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits
 	return e
 }
 
+// Unread is an email the gateway does not read as MIME — one whose reading brought it down
+// before: its raw bytes, the header fields (read by the small linear header reader, not the
+// MIME parser) for staff to recognise it by, and Err = why.
+func Unread(raw []byte, arrival time.Time, why error) (e *Email) {
+	e = &Email{Raw: raw, SHA256: sha256.Sum256(raw), Arrival: arrival}
+	defer func() {
+		if r := recover(); r != nil {
+			e.Header = nil
+		}
+		e.Err = why
+	}()
+	e.Header = readHeader(raw)
+	e.readEnvelopeHeaders()
+	return e
+}
+
 // Report is what a delivery report (RFC 3464) or a bounce says: which message it is about
 // and what happened to it.
 type Report struct {
