@@ -25,12 +25,15 @@ import (
 //     read or before it was committed) reads that batch's emails again one at a time, each
 //     recorded as being read alone (Alone) before and cleared right after: one email per
 //     commit, two extra synced writes per email, only in this recovery.
-//   - An email that was being read alone when the process died again, or whose reading ran
-//     longer than suspectAfter (recorded when it does: Suspects), is not read again: it is
+//   - An email that was being read alone when the process died twice more, or whose reading
+//     ran longer than suspectAfter (recorded when it does: Suspects), is not read again: it is
 //     held as unparseable, its raw bytes kept, and the emails behind it are taken in.
 //
 // A SIGKILL that happens to land while an ordinary email is read costs a slower restart, not
-// a held email: only a second death on the same email alone, or a reading that ran long, does.
+// a held email. Recovery reads little else than the emails alone, so a kill at a random moment
+// then is likely to land while one is read: one such death is no proof, two on the same email
+// are (an email that kills the process does so every time, at once). A reading that runs
+// long needs no second death: it is recorded while it runs.
 
 // suspectAfter is how long reading an email may run before it is recorded as a suspect: a
 // normal email takes milliseconds, the biggest allowed a second on a busy machine.
@@ -63,8 +66,8 @@ func (s *session) loadAttempts() (attempts, error) {
 			out.unread[imap.UID(sp.UID)] = sp.Note
 		}
 	}
-	if a.Alone > st.LastUID {
-		out.unread[imap.UID(a.Alone)] = "the gateway stopped while reading it twice: in a batch, then on its own"
+	if a.Alone > st.LastUID && a.AloneDeaths >= 1 {
+		out.unread[imap.UID(a.Alone)] = "the gateway stopped while reading it three times: in a batch, then twice on its own"
 	}
 	batches := slices.Clone(a.Batches)
 	out.alone = func(uid imap.UID) bool {
@@ -108,7 +111,12 @@ func (s *session) beginReading(items []*fetched, alone bool) error {
 	first, last := uint32(items[0].uid), uint32(items[len(items)-1].uid)
 	err := s.updateAttempts(func(a *store.ParseAttempts) {
 		if alone {
-			a.Alone = first
+			// Still on record: the last reading of it alone ended with the process.
+			if a.Alone == first {
+				a.AloneDeaths++
+			} else {
+				a.Alone, a.AloneDeaths = first, 0
+			}
 			return
 		}
 		a.Batches = append(a.Batches, store.UIDRange{Start: first, Stop: last})
@@ -126,7 +134,7 @@ func (s *session) endReading(items []*fetched, alone bool) {
 	first, last := uint32(items[0].uid), uint32(items[len(items)-1].uid)
 	err := s.updateAttempts(func(a *store.ParseAttempts) {
 		if alone && a.Alone == first {
-			a.Alone = 0
+			a.Alone, a.AloneDeaths = 0, 0
 		}
 		a.Batches = slices.DeleteFunc(a.Batches, func(r store.UIDRange) bool { return r.Start == first && r.Stop == last })
 	})
@@ -148,7 +156,7 @@ func clearReadings(tx *store.Tx, st *store.MailboxState, upTo uint32) error {
 	}
 	a.Batches = slices.DeleteFunc(a.Batches, func(r store.UIDRange) bool { return r.Stop <= upTo })
 	if a.Alone <= upTo {
-		a.Alone = 0
+		a.Alone, a.AloneDeaths = 0, 0
 	}
 	a.Suspects = slices.DeleteFunc(a.Suspects, func(sp store.ParseSuspect) bool { return sp.UID <= upTo })
 	return tx.PutParseAttempts(a)

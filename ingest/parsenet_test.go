@@ -246,11 +246,11 @@ func checkNoReadings(t *testing.T, f *fixture) {
 }
 
 // TestReadAgainAloneAfterDeath: what a gateway that died while reading a batch left in the
-// store — the batch on record (written before its reading), and for one email of an earlier
-// recovery the mark that it was being read alone when the process died again. The next start
-// reads the batch's emails one at a time, each in a batch and commit of its own, holds the
-// one read alone at the death without reading it, and takes the others in. (The deaths
-// themselves, by SIGKILL of the real binary, are TestParseCrashHeldAtNextStart's.)
+// store — the batch on record (written before its reading), and for one email of earlier
+// recoveries the mark that it was being read alone when the process died, twice. The next
+// start reads the batch's emails one at a time, each in a batch and commit of its own, holds
+// the one read alone at the deaths without reading it, and takes the others in. (The deaths
+// themselves, by SIGKILL, are TestParseCrashHeldAtNextStart's.)
 func TestReadAgainAloneAfterDeath(t *testing.T) {
 	f := newMemFixture(t, imaptest.Quirks{}, nil)
 	first := f.deliver(normalMail("voor"))
@@ -266,7 +266,7 @@ func TestReadAgainAloneAfterDeath(t *testing.T) {
 			return fmt.Errorf("checkpoint %+v, %v; want uid %d", st, err, first)
 		}
 		return tx.PutParseAttempts(&store.ParseAttempts{Mailbox: "INBOX", UIDValidity: st.UIDValidity,
-			Batches: []store.UIDRange{{Start: uint32(uA), Stop: uint32(uC)}}, Alone: uint32(uB)})
+			Batches: []store.UIDRange{{Start: uint32(uA), Stop: uint32(uC)}}, Alone: uint32(uB), AloneDeaths: 1})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestReadAgainAloneAfterDeath(t *testing.T) {
 	events := drain(f.events)
 	got := outcomesByUID(events)
 	checkTaken(t, "read alone before the attack", got[uA])
-	checkHeldUnparseable(t, f, "read alone at the death", got[uB], attack, "the gateway stopped while reading it twice")
+	checkHeldUnparseable(t, f, "read alone at two deaths", got[uB], attack, "the gateway stopped while reading it three times")
 	checkTaken(t, "read alone after the attack", got[uC])
 	checkTaken(t, "after the batch", got[uD])
 	// One email per batch while recovering, the rest as usual.

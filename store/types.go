@@ -533,8 +533,10 @@ type ParseAttempts struct {
 	// reading starts. After a stop, their emails are read again one at a time.
 	Batches []UIDRange `json:"batches,omitempty"`
 	// Alone is the email being read on its own, one of a batch that was being read when the
-	// gateway stopped; 0 for none. It is not read a third time.
-	Alone uint32 `json:"alone,omitempty"`
+	// gateway stopped; 0 for none. AloneDeaths counts the earlier readings of it alone that
+	// the gateway did not survive: at two it is not read again.
+	Alone       uint32 `json:"alone,omitempty"`
+	AloneDeaths int    `json:"alone_deaths,omitempty"`
 	// Suspects are emails whose reading ran long: they are not read again.
 	Suspects []ParseSuspect `json:"suspects,omitempty"`
 }
