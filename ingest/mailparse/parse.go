@@ -227,8 +227,9 @@ func Unread(raw []byte, arrival time.Time, why error) (e *Email) {
 		}
 		e.Err = why
 	}()
-	e.Header = readHeader(raw)
-	e.readEnvelopeHeaders()
+	e.pos = map[string][]int{}
+	e.Header = readHeaderPos(raw, e.pos)
+	e.readEnvelopeHeaders(false)
 	return e
 }
 
