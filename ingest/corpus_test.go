@@ -17,16 +17,13 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// corpusDir finds the shared real-world corpus: HELPDESK_CORPUS, or ../../shared/corpus from
-// the package directory. The test is skipped, saying so, when it is absent.
+// corpusDir is the real-world corpus in the repository's testdata/corpus (see its README.md);
+// a corpus that is not there fails the test: it is part of the repository.
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("HELPDESK_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "corpus")
-	}
+	dir := filepath.Join("..", "testdata", "corpus")
 	if _, err := os.Stat(filepath.Join(dir, "bounces")); err != nil {
-		t.Skipf("real-world corpus not found at %s (set HELPDESK_CORPUS to its directory): %v", dir, err)
+		t.Fatalf("real-world corpus missing from the repository (testdata/corpus): %v", err)
 	}
 	return dir
 }

@@ -177,12 +177,12 @@ func FuzzDecide(f *testing.F) {
 	// The real-world corpus too, when fuzzing: as seeds of every `go test` run it would only
 	// slow them down.
 	if fl := flag.Lookup("test.fuzz"); fl != nil && fl.Value.String() != "" {
-		dir := os.Getenv("HELPDESK_CORPUS")
-		if dir == "" {
-			dir = filepath.Join("..", "..", "..", "shared", "corpus")
-		}
+		dir := filepath.Join("..", "..", "testdata", "corpus")
 		for _, sub := range []string{"bounces", "mail-gem"} {
 			more, _ := filepath.Glob(filepath.Join(dir, sub, "*.eml"))
+			if len(more) == 0 {
+				f.Fatalf("no emails in %s: the real-world corpus is part of the repository", filepath.Join(dir, sub))
+			}
 			seeds = append(seeds, more...)
 		}
 	}
