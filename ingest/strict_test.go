@@ -458,3 +458,45 @@ func TestReopenChecksOpenLimit(t *testing.T) {
 		t.Errorf("ticket 1: %s with %d messages, want reopened with the reply", tk.Status, tk.Messages)
 	}
 }
+
+// TestDuplicateHeaderObsoleteSpelling: item 3 with the field name spelled as RFC 5322 section
+// 4.5 allows (white space before the colon). enmime, DKIM verifiers and Postfix read "Subject
+// : [Infobits #2]" as a Subject; the gateway's header reader skipped it, so the staff email
+// had one Subject for the duplicate check while enmime's topmost Subject was read — and the
+// lunch email answered the butcher's ticket. Held as duplicate_header now, ticket 2 untouched;
+// a second From spelled so is held too.
+func TestDuplicateHeaderObsoleteSpelling(t *testing.T) {
+	f := newStaffFixture(t, nil)
+	strictTwoTickets(f)
+	before2 := snapshotTicket(f, 2)
+
+	for _, spelling := range []string{"Subject : [Infobits #2]", "Subject\t: [Infobits #2]"} {
+		f.deliver(rawMail("Zin in lunch vrijdag? Ik trakteer.",
+			staffPassAR,
+			spelling,
+			"From: Jan <"+staffJan+">",
+			"To: collega@infobits.example",
+			"Subject: Lunch vrijdag?",
+			"Date: Fri, 27 Nov 2026 10:00:00 +0100",
+			fmt.Sprintf("Message-ID: <lunch-%d@infobits.example>", len(f.held()))))
+		f.once()
+		before2.same(t, fmt.Sprintf("%q on a staff email", spelling), snapshotTicket(f, 2))
+		h := f.lastHeld()
+		if h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 Subject fields") ||
+			!strings.Contains(h.Detail, `"[Infobits #2]"`) {
+			t.Fatalf("%q: held = %+v, want duplicate_header naming both subjects", spelling, h)
+		}
+	}
+
+	f.deliver(rawMail("Nieuw rekeningnummer: NL00EVIL0123456789.",
+		"Authentication-Results: mx.infobits.example; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example",
+		"From : kassa@slagerijjansen.nl",
+		"From: boekhouding@evil.example",
+		"Subject: Re: [Infobits #2] Weegschaal",
+		"Message-ID: <twofrom-obs@evil.example>"))
+	f.once()
+	before2.same(t, "a second From spelled \"From :\"", snapshotTicket(f, 2))
+	if h := f.lastHeld(); h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 From fields") {
+		t.Fatalf("held = %+v, want duplicate_header naming the From fields", h)
+	}
+}

@@ -572,10 +572,18 @@ func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
 		}
 		flush()
 		i := strings.IndexByte(line, ':')
-		if i <= 0 || strings.ContainsAny(line[:i], " \t") {
+		// RFC 5322 section 4.5 (obs-optional, obs-subject, ...): white space may stand
+		// between the field name and the colon, and "Subject : x" is a Subject. enmime, DKIM
+		// verifiers (relaxed canonicalization) and Postfix read it so; skipping it hid a
+		// second Subject from the duplicate check while enmime's Subject was read.
+		var fieldName string
+		if i > 0 {
+			fieldName = strings.TrimRight(line[:i], " \t")
+		}
+		if fieldName == "" || strings.ContainsAny(fieldName, " \t") {
 			continue // not a header field; a mbox "From " line or garbage
 		}
-		name, value = line[:i], append(value, line[i+1:])
+		name, value = fieldName, append(value, line[i+1:])
 	}
 	flush()
 	return h
