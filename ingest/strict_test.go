@@ -500,3 +500,45 @@ func TestDuplicateHeaderObsoleteSpelling(t *testing.T) {
 		t.Fatalf("held = %+v, want duplicate_header naming the From fields", h)
 	}
 }
+
+// TestStrictFromGroupAndUnicodeSpace: item 4, two more Froms that are not the customer's
+// address but were read as it. A group ("Bakkerij: info@bakkerijdevries.nl;") is no RFC 5322
+// From (a mailbox-list, section 3.6.2): a DMARC verifier that finds no domain in it writes
+// no verdict, and the gateway took the member as the sender. A no-break space after the
+// address was trimmed away as if it were white space, leaving the customer's address; it is
+// part of the field (another address, or none). Both are held for no customer, ticket 1 is
+// untouched, and neither can be released into it.
+func TestStrictFromGroupAndUnicodeSpace(t *testing.T) {
+	for _, c := range []struct{ name, from string }{
+		{"group", "Bakkerij: info@bakkerijdevries.nl;"},
+		{"group without a name", ":info@bakkerijdevries.nl;"},
+		{"no-break space", "info@bakkerijdevries.nl\u00a0"},
+		{"no-break space in angle brackets", "Piet <info@bakkerijdevries.nl>\u00a0, \u00a0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newStaffFixture(t, nil)
+			ack1, _ := strictTwoTickets(f)
+			before := snapshotTicket(f, 1)
+			f.deliver(buildMail(mailOpts{from: c.from, subject: "Re: [Infobits #1] Kassa start niet op", msgID: "attack@evil.example",
+				inReplyTo: ack1, body: "Ons rekeningnummer is gewijzigd: NL00EVIL0123456789."}))
+			f.once()
+			// An unknown-sender reply may go to the look-alike address, never to the customer.
+			lookalike := func(s ticketState) ticketState {
+				s.outbox = slices.DeleteFunc(s.outbox, func(n string) bool {
+					return strings.HasPrefix(n, store.KindUnknownSender+"→info@bakkerijdevries.nl\u00a0 ")
+				})
+				return s
+			}
+			before.same(t, c.from, lookalike(snapshotTicket(f, 1)))
+			h := f.lastHeld()
+			if h.CustomerID != 0 || h.RawSHA256 == "" || (h.Reason != store.HeldNoSender && h.Reason != store.HeldUnknownSender) ||
+				h.From == "info@bakkerijdevries.nl" {
+				t.Errorf("held = %+v, want no_sender or unknown_sender, for no customer", h)
+			}
+			if _, err := f.release(h.ID, false); err == nil {
+				t.Errorf("held email %d (%s) was released into a ticket", h.ID, h.Reason)
+			}
+			before.same(t, "the release of "+c.from, lookalike(snapshotTicket(f, 1)))
+		})
+	}
+}

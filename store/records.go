@@ -20,8 +20,11 @@ import (
 // U+212A KELVIN SIGN lower-cases to "k". Records written before were lower-cased that way; an
 // address stored so stays as it was stored, and is found by mail from that same lower-case
 // form (a stored key has no ASCII capitals, so ASCII lower-casing leaves it whole): no
-// migration is needed, and none could restore the case that was folded away.
-func NormalizeAddress(addr string) string { return asciiLower(strings.TrimSpace(addr)) }
+// migration is needed, and none could restore the case that was folded away. Only ASCII white
+// space is trimmed: strings.TrimSpace also cut U+00A0 and the other Unicode spaces, so that
+// mail from "info@bakkerijdevries.nl" followed by a no-break space (a domain net/mail reads
+// whole, RFC 6532) was found as that customer's.
+func NormalizeAddress(addr string) string { return asciiLower(strings.Trim(addr, " \t\r\n")) }
 
 // asciiLower lower-cases the ASCII letters of s only.
 func asciiLower(s string) string {

@@ -385,6 +385,12 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 	var addrs []*mail.Address
 	for _, v := range from {
 		list, err := ParseAddressList(v)
+		if err == nil && isGroup(v) {
+			// RFC 5322 section 3.6.2: From is a mailbox-list, never a group. A DMARC
+			// verifier that finds no domain in "Bakkerij: piet@bakkerij.nl;" writes no
+			// verdict; the member is not read as the sender.
+			err = errors.New("a group in From")
+		}
 		if err != nil {
 			// Strict (issue 12): a From that does not parse names no sender. Counted, so that
 			// "From: ok@x, garbage" is not read as the one address it does hold.
@@ -463,6 +469,35 @@ func ParseAddressList(v string) ([]*mail.Address, error) {
 		out = append(out, &mail.Address{Name: a.Name, Address: ASCIILower(spec)})
 	}
 	return out, nil
+}
+
+// isGroup reports whether an address-list field holds a group (RFC 5322 section 3.4:
+// display-name ":" [group-list] ";"): a ':' outside quoted strings, comments and angle
+// brackets, which is where net/mail reads one.
+func isGroup(v string) bool {
+	quoted, comment, angle := false, 0, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && (quoted || comment > 0):
+			i++ // a quoted-pair
+		case quoted:
+			quoted = c != '"'
+		case c == '(':
+			comment++
+		case c == ')' && comment > 0:
+			comment--
+		case comment > 0:
+		case c == '"':
+			quoted = true
+		case c == '<':
+			angle++
+		case c == '>' && angle > 0:
+			angle--
+		case c == ':' && angle == 0:
+			return true
+		}
+	}
+	return false
 }
 
 // addrSpec writes an address net/mail returned (its local part unquoted) as an addr-spec
@@ -551,7 +586,10 @@ func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
 	flush := func() {
 		if name != "" {
 			k := canonicalKey(name)
-			h[k] = append(h[k], strings.TrimSpace(strings.Join(value, " ")))
+			// Only the white space of RFC 5322 (and line ends) is trimmed: strings.TrimSpace
+			// also cut U+00A0 and the like, which are part of the value ("piet@bakkerij.nl"
+			// followed by a no-break space is another address, or none).
+			h[k] = append(h[k], strings.Trim(strings.Join(value, " "), wsp))
 			if pos != nil {
 				pos[k] = append(pos[k], n)
 			}
@@ -566,7 +604,7 @@ func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if name != "" {
-				value = append(value, strings.TrimSpace(line))
+				value = append(value, strings.Trim(line, wsp))
 			}
 			continue
 		}
@@ -588,6 +626,9 @@ func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
 	flush()
 	return h
 }
+
+// wsp is the white space around a header field's value: RFC 5322 WSP, and line ends.
+const wsp = " \t\r\n"
 
 // headerEnd returns the offset of the body, or -1 when there is no empty line.
 func headerEnd(raw []byte) int {
