@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -21,9 +22,9 @@ import (
 // through the API, and compares.
 
 type answerFixture struct {
-	t       *testing.T
-	db      *store.DB
-	applier *ingest.Applier
+	t    *testing.T
+	db   *store.DB
+	desk *desk.Desk
 }
 
 func newAnswerFixture(t *testing.T) *answerFixture {
@@ -40,12 +41,12 @@ func newAnswerFixture(t *testing.T) *answerFixture {
 	})
 	rules := testRules(t, policy.Limits{})
 	rules.Staff = append(rules.Staff, "els@infobits.example")
-	f := &answerFixture{t: t, db: db, applier: &ingest.Applier{Policy: policy.New(rules), MessageIDDomain: "infobits.example",
+	f := &answerFixture{t: t, db: db, desk: &desk.Desk{Policy: policy.New(rules), MessageIDDomain: "infobits.example",
 		Now: func() time.Time { return arrival.Add(time.Hour) }}}
 	f.update(func(tx *store.Tx) error {
-		for _, c := range []*store.Customer{
-			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8},
-			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24, Answer: store.AnswerSite, Lang: "en"},
+		for _, c := range []*helpdesk.Customer{
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: helpdesk.SLA8},
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24, Answer: helpdesk.AnswerSite, Lang: "en"},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err
@@ -64,11 +65,11 @@ func (f *answerFixture) update(fn func(tx *store.Tx) error) {
 }
 
 // apply puts an email through Apply and returns what it became.
-func (f *answerFixture) apply(o mailOpts, at time.Time) ingest.Outcome {
+func (f *answerFixture) apply(o mailOpts, at time.Time) desk.Outcome {
 	f.t.Helper()
-	var out ingest.Outcome
+	var out desk.Outcome
 	f.update(func(tx *store.Tx) (err error) {
-		out, err = f.applier.Apply(tx, mailparse.Parse(buildMail(o), at), store.Source{}, false)
+		out, err = f.desk.Apply(tx, parse.Parse(buildMail(o), at), helpdesk.Source{}, false)
 		return err
 	})
 	return out
@@ -80,8 +81,8 @@ type answered struct {
 	firstResponse              time.Time
 	met                        bool
 	messages                   int
-	last                       store.Message // the answer in the thread (ids and subject cleared)
-	notes                      []store.Notification
+	last                       helpdesk.Message // the answer in the thread (ids and subject cleared)
+	notes                      []helpdesk.Notification
 }
 
 func (f *answerFixture) state(id uint64, customerMsgID string) answered {
@@ -99,14 +100,14 @@ func (f *answerFixture) state(id uint64, customerMsgID string) answered {
 			return err
 		}
 		m := *ms[len(ms)-1]
-		m.TicketID, m.MessageID, m.Subject, m.InReplyTo, m.References, m.RawSHA256, m.Size, m.HeaderDate, m.Source = 0, "", "", nil, nil, "", 0, time.Time{}, store.Source{}
+		m.TicketID, m.MessageID, m.Subject, m.InReplyTo, m.References, m.RawSHA256, m.Size, m.HeaderDate, m.Source = 0, "", "", nil, nil, "", 0, time.Time{}, helpdesk.Source{}
 		a.last = m
 		ns, err := tx.TicketNotifications(id)
 		if err != nil {
 			return err
 		}
 		for _, n := range ns {
-			if n.Kind == store.KindAck {
+			if n.Kind == helpdesk.KindAck {
 				continue
 			}
 			if n.InReplyTo != customerMsgID || !slices.Equal(n.References, []string{customerMsgID}) {
@@ -131,11 +132,11 @@ func TestAnswerFromAPIEqualsEmail(t *testing.T) {
 		wantKind             string // the notification R14 asks for; "" none
 		wantStatus           string
 	}{
-		{"answer by email (R14)", "info@bakkerijdevries.nl", "Goedemorgen,\n\nHerstart de kassa.\n\nJan", store.KindAnswer, store.StatusAnswered},
-		{"answer on the site (R14)", "kassa@slagerijjansen.nl", "Vervang de bonrol.", store.KindAnswerSite, store.StatusAnswered},
-		{"#close with an answer", "info@bakkerijdevries.nl", "#close\n#urgent\nOpgelost.", store.KindAnswer, store.StatusClosed},
-		{"#note only", "kassa@slagerijjansen.nl", "#note Klant belt terug.", "", store.StatusOpen},
-		{"#assign only", "info@bakkerijdevries.nl", "#assign els@infobits.example", "", store.StatusOpen},
+		{"answer by email (R14)", "info@bakkerijdevries.nl", "Goedemorgen,\n\nHerstart de kassa.\n\nJan", helpdesk.KindAnswer, helpdesk.StatusAnswered},
+		{"answer on the site (R14)", "kassa@slagerijjansen.nl", "Vervang de bonrol.", helpdesk.KindAnswerSite, helpdesk.StatusAnswered},
+		{"#close with an answer", "info@bakkerijdevries.nl", "#close\n#urgent\nOpgelost.", helpdesk.KindAnswer, helpdesk.StatusClosed},
+		{"#note only", "kassa@slagerijjansen.nl", "#note Klant belt terug.", "", helpdesk.StatusOpen},
+		{"#assign only", "info@bakkerijdevries.nl", "#assign els@infobits.example", "", helpdesk.StatusOpen},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAnswerFixture(t)
@@ -154,9 +155,9 @@ func TestAnswerFromAPIEqualsEmail(t *testing.T) {
 				t.Fatalf("staff email: %s %s", byMail.Action, byMail.Detail)
 			}
 			// On the website.
-			var byAPI ingest.Outcome
+			var byAPI desk.Outcome
 			f.update(func(tx *store.Tx) (err error) {
-				byAPI, err = f.applier.AnswerFromAPI(tx, ids[1], "Jan Bakker <Jan@Infobits.example>", tc.text, answerAt)
+				byAPI, err = f.desk.AnswerFromAPI(tx, ids[1], "Jan Bakker <Jan@Infobits.example>", tc.text, answerAt)
 				return err
 			})
 			if byAPI.Action != "staff_answer" || byAPI.TicketID != ids[1] || byAPI.Notified != byMail.Notified || !byAPI.Arrival.Equal(answerAt) {
@@ -200,21 +201,21 @@ func TestAnswerFromAPIRefused(t *testing.T) {
 		from, text string
 		want       error
 	}{
-		{"customer as author", id, "info@bakkerijdevries.nl", "Zelf opgelost.", ingest.ErrNotStaff},
-		{"no address", id, "Jan", "x", ingest.ErrNotStaff},
-		{"unknown ticket", 99, "jan@infobits.example", "x", store.ErrNotFound},
-		{"unknown command", id, "jan@infobits.example", "#sluit\nKlaar.", ingest.ErrStaffCommand},
-		{"#assign to a stranger", id, "jan@infobits.example", "#assign piet@example.com", ingest.ErrStaffCommand},
+		{"customer as author", id, "info@bakkerijdevries.nl", "Zelf opgelost.", desk.ErrNotStaff},
+		{"no address", id, "Jan", "x", desk.ErrNotStaff},
+		{"unknown ticket", 99, "jan@infobits.example", "x", helpdesk.ErrNotFound},
+		{"unknown command", id, "jan@infobits.example", "#sluit\nKlaar.", desk.ErrStaffCommand},
+		{"#assign to a stranger", id, "jan@infobits.example", "#assign piet@example.com", desk.ErrStaffCommand},
 	} {
 		err := f.db.Update(context.Background(), func(tx *store.Tx) error {
-			_, err := f.applier.AnswerFromAPI(tx, tc.ticket, tc.from, tc.text, arrival)
+			_, err := f.desk.AnswerFromAPI(tx, tc.ticket, tc.from, tc.text, arrival)
 			return err
 		})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}
-	if a := f.state(id, "q@customer"); a.messages != 1 || a.status != store.StatusOpen || len(a.notes) != 0 {
+	if a := f.state(id, "q@customer"); a.messages != 1 || a.status != helpdesk.StatusOpen || len(a.notes) != 0 {
 		t.Errorf("refused answers changed the ticket: %+v", a)
 	}
 }

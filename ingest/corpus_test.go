@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -102,7 +104,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 	files := readCorpus(t, dir)
 	f := newFixture(t, kind, nil)
 	for i, addr := range corpusCustomers {
-		f.addCustomer(&store.Customer{Name: fmt.Sprintf("Corpus %d", i), Emails: []string{addr}, Tier: store.SLA8})
+		f.addCustomer(&helpdesk.Customer{Name: fmt.Sprintf("Corpus %d", i), Emails: []string{addr}, Tier: helpdesk.SLA8})
 	}
 	// The premise: no registered address sends a bounce.
 	bounceAddrs := map[string]string{} // From and Return-Path of bounces -> a file
@@ -111,7 +113,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 		if !cf.bounce {
 			continue
 		}
-		e := mailparse.Parse(cf.raw, arrival)
+		e := parse.Parse(cf.raw, arrival)
 		for _, a := range []string{e.From, e.ReturnPath} {
 			if a == "" {
 				continue
@@ -130,7 +132,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Vraag voor de bounce", msgID: "corpus-q@b"}))
 	f.once()
 	ob := f.outbox()
-	if len(ob) != 1 || ob[0].Kind != store.KindAck {
+	if len(ob) != 1 || ob[0].Kind != helpdesk.KindAck {
 		t.Fatalf("outbox after the first question = %+v", ob)
 	}
 	ack := ob[0]
@@ -162,7 +164,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 	}
 	t.Logf("ingested %d emails in %v", len(files), time.Since(start).Round(time.Millisecond))
 
-	outcomes := map[uint32]*ingest.Outcome{}
+	outcomes := map[uint32]*desk.Outcome{}
 	for _, ev := range drain(events) {
 		if o := ev.Outcome; o != nil {
 			if outcomes[o.UID] != nil {
@@ -171,7 +173,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 			outcomes[o.UID] = o
 		}
 	}
-	unread := map[string]bool{store.HeldUnfetchable: true, store.HeldVanished: true, store.HeldTooLarge: true}
+	unread := map[string]bool{helpdesk.HeldUnfetchable: true, helpdesk.HeldVanished: true, helpdesk.HeldTooLarge: true}
 	// Expected duplicates: files identical after CRLF conversion, or with the same identity
 	// (Message-ID, sender, subject) as an earlier one — what the gateway's dedupe collapses —
 	// among the emails the server handed out (one it would not is held unread, and deduped
@@ -183,7 +185,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 		if o := outcomes[cf.uid]; o != nil && o.Action == "held" && unread[o.Reason] {
 			continue
 		}
-		e := mailparse.Parse(cf.raw, arrival)
+		e := parse.Parse(cf.raw, arrival)
 		if first, ok := hashes[e.SHA256]; ok {
 			wantDup[cf.name] = first
 			sameBytes++
@@ -246,7 +248,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 	}
 	var emptyRaw []string
 	for _, h := range f.held() {
-		if h.RawSHA256 == "" && h.Reason != store.HeldTooLarge && h.Reason != store.HeldUnfetchable && h.Reason != store.HeldVanished {
+		if h.RawSHA256 == "" && h.Reason != helpdesk.HeldTooLarge && h.Reason != helpdesk.HeldUnfetchable && h.Reason != helpdesk.HeldVanished {
 			emptyRaw = append(emptyRaw, fmt.Sprintf("held %d (%s)", h.ID, h.Reason))
 		}
 		// (Sizes may differ a little: a server may normalise bare CRs, as Dovecot does.)
@@ -271,16 +273,16 @@ func testCorpus(t *testing.T, kind, dir string) {
 	}
 	report := false
 	for _, m := range f.messages(ack.TicketID) {
-		if m.Direction == store.DirectionReport && m.Source.UID == planted.uid {
+		if m.Direction == helpdesk.DirectionReport && m.Source.UID == planted.uid {
 			report = true
 		}
 	}
 	if !report {
 		t.Errorf("ticket %d has no report message of the planted bounce", ack.TicketID)
 	}
-	var notes []*store.Notification
+	var notes []*helpdesk.Notification
 	for _, n := range f.outbox() {
-		if n.ID == ack.ID && n.Status != store.NotifyFailed {
+		if n.ID == ack.ID && n.Status != helpdesk.NotifyFailed {
 			t.Errorf("acknowledgement after its bounce: status %s, want failed", n.Status)
 		}
 		notes = append(notes, n)
@@ -306,7 +308,7 @@ func testCorpus(t *testing.T, kind, dir string) {
 		senders := map[string]bool{} // addresses of emails that are no bounce
 		for _, cf := range files {
 			if !cf.bounce {
-				senders[mailparse.Parse(cf.raw, arrival).From] = true
+				senders[parse.Parse(cf.raw, arrival).From] = true
 			}
 		}
 		for _, n := range notes {

@@ -13,11 +13,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/internal/growth"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/policy"
 )
 
 // hostileCase is one crafted email and what it must become: a ticket whose thread message is
@@ -33,7 +34,7 @@ type hostileCase struct {
 	// want are more strings the text (or subject) must contain, e.g. decoded characters.
 	want []string
 	// check looks at the ticket's thread message further.
-	check func(t *testing.T, tk *store.Ticket, m *store.Message)
+	check func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message)
 	// notOnMem: go-imap's in-memory server cannot hand this email out as it was appended.
 	notOnMem bool
 }
@@ -118,29 +119,29 @@ func buildHostileCases() []hostileCase {
 			raw: hostileMail("Geen MIME", "", "Het caf\xe9 nomimemarker \xc3\xa9 gemengd.\r\n")},
 		{name: "8-bit UTF-8 subject (RFC 6532)", marker: "Café € subjmarker", inSubject: true,
 			raw: plainMail("Café € subjmarker ünïcødé", "text/plain; charset=utf-8", "8bit", "Tekst.\r\n"),
-			check: func(t *testing.T, tk *store.Ticket, m *store.Message) {
+			check: func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message) {
 				if tk.Subject != "Café € subjmarker ünïcødé" {
 					t.Errorf("subject = %q", tk.Subject)
 				}
 			}},
-		{name: "missing From", held: store.HeldNoSender,
+		{name: "missing From", held: helpdesk.HeldNoSender,
 			raw: []byte("To: support@infobits.example\r\nSubject: Zonder afzender\r\nMessage-ID: <nofrom@x>\r\n\r\nWie?\r\n")},
-		{name: "empty From", held: store.HeldNoSender,
+		{name: "empty From", held: helpdesk.HeldNoSender,
 			raw: []byte("From: \r\nTo: support@infobits.example\r\nSubject: Lege afzender\r\nMessage-ID: <emptyfrom@x>\r\n\r\nWie?\r\n")},
-		{name: "two From addresses", held: store.HeldNoSender,
+		{name: "two From addresses", held: helpdesk.HeldNoSender,
 			raw: []byte("From: " + hostileFrom + ", kassa@slagerijjansen.nl\r\nTo: support@infobits.example\r\nSubject: Twee afzenders\r\n" +
 				"Message-ID: <twofrom@x>\r\n\r\nWie van de twee?\r\n")},
-		{name: "two From headers", held: store.HeldDuplicateHeader, // issue 12: readers disagree on which counts
+		{name: "two From headers", held: helpdesk.HeldDuplicateHeader, // issue 12: readers disagree on which counts
 			raw: []byte("From: " + hostileFrom + "\r\nFrom: kassa@slagerijjansen.nl\r\nTo: support@infobits.example\r\nSubject: Twee From-regels\r\n" +
 				"Message-ID: <twofromlines@x>\r\n\r\nWie van de twee?\r\n")},
-		{name: "nested multiparts depth 30", held: store.HeldUnparseable, raw: nestedMultipart(30, true)},
-		{name: "nested multiparts depth 200, unclosed", held: store.HeldUnparseable, raw: nestedMultipart(200, false)},
+		{name: "nested multiparts depth 30", held: helpdesk.HeldUnparseable, raw: nestedMultipart(30, true)},
+		{name: "nested multiparts depth 200, unclosed", held: helpdesk.HeldUnparseable, raw: nestedMultipart(200, false)},
 		{name: "zero-byte attachment", marker: "zeromarker",
 			raw: hostileMail("Lege bijlage", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n",
 				"--z\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de lege bijlage zeromarker.\r\n"+
 					"--z\r\nContent-Type: application/octet-stream; name=\"leeg.bin\"\r\nContent-Disposition: attachment; filename=\"leeg.bin\"\r\n"+
 					"Content-Transfer-Encoding: base64\r\n\r\n\r\n--z--\r\n"),
-			check: func(t *testing.T, tk *store.Ticket, m *store.Message) {
+			check: func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message) {
 				if len(m.Attachment) != 1 || m.Attachment[0].Filename != "leeg.bin" || m.Attachment[0].Size != 0 {
 					t.Errorf("attachments = %+v, want leeg.bin of 0 bytes", m.Attachment)
 				}
@@ -150,7 +151,7 @@ func buildHostileCases() []hostileCase {
 				"--g\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHet logbestand bigmarker zit erbij.\r\n"+
 					"--g\r\nContent-Type: application/octet-stream; name=\"kassa.log\"\r\nContent-Disposition: attachment; filename=\"kassa.log\"\r\n"+
 					"Content-Transfer-Encoding: base64\r\n\r\n"+wrap76(base64.StdEncoding.EncodeToString(big))+"--g--\r\n"),
-			check: func(t *testing.T, tk *store.Ticket, m *store.Message) {
+			check: func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message) {
 				if len(m.Attachment) != 1 || m.Attachment[0].Size != 5<<20 || m.Attachment[0].Filename != "kassa.log" {
 					t.Errorf("attachments = %+v, want kassa.log of %d bytes", m.Attachment, 5<<20)
 				}
@@ -174,12 +175,12 @@ func buildHostileCases() []hostileCase {
 		{name: "CR/LF in display name", marker: "namemarker",
 			raw: []byte("From: =?utf-8?q?Piet=0D=0ABcc=3A_x=40y?= <" + hostileFrom + ">\r\nTo: support@infobits.example\r\n" +
 				"Subject: Naam met regeleinde\r\nMessage-ID: <name-crlf@bakkerij>\r\n\r\nnamemarker\r\n"),
-			check: func(t *testing.T, tk *store.Ticket, m *store.Message) {
+			check: func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message) {
 				if strings.ContainsAny(m.FromName, "\r\n") || !strings.HasPrefix(m.FromName, "Piet") {
 					t.Errorf("from name %q has a line break, or is not the decoded name", m.FromName)
 				}
 			}},
-		{name: "CR/LF in display name, ':' unencoded", held: store.HeldNoSender,
+		{name: "CR/LF in display name, ':' unencoded", held: helpdesk.HeldNoSender,
 			raw: []byte("From: =?utf-8?q?Piet=0D=0ABcc:_x@y?= <" + hostileFrom + ">\r\nTo: support@infobits.example\r\n" +
 				"Subject: Naam met regeleinde\r\nMessage-ID: <name-crlf2@bakkerij>\r\n\r\nnamemarker2\r\n")},
 		{name: "2 MB header line", marker: "longmarker",
@@ -188,12 +189,12 @@ func buildHostileCases() []hostileCase {
 			raw: []byte("From: " + hostileFrom + "\r\nTo: support@infobits.example\r\nSubject: Alleen kopregels headermarker\r\nMessage-ID: <onlyheaders@bakkerij>\r\n")},
 		{name: "null byte in body", marker: "nulmarker", want: []string{"voor", "na"},
 			raw: plainMail("Nul", "text/plain; charset=utf-8", "8bit", "voor\x00na nulmarker\x00\x00\r\n"),
-			check: func(t *testing.T, tk *store.Ticket, m *store.Message) {
+			check: func(t *testing.T, tk *helpdesk.Ticket, m *helpdesk.Message) {
 				if strings.ContainsRune(m.Text, 0) {
 					t.Errorf("text %q keeps a NUL", m.Text)
 				}
 			}},
-		{name: "too large", held: store.HeldTooLarge,
+		{name: "too large", held: helpdesk.HeldTooLarge,
 			raw: plainMail("Te groot", "text/plain; charset=utf-8", "", strings.Repeat(strings.Repeat("x", 998)+"\r\n", hostileMaxBytes/1000+100))},
 	}
 }
@@ -209,18 +210,18 @@ const hostileMaxBytes = 8 << 20
 //
 // It runs against the in-memory server and Dovecot (skipped when absent) at once. It sets no
 // time limit beyond hang guards of minutes (a busy machine must not fail it): that no part of
-// an email can be made huge enough to stall the gateway is TestParseLinear's (mailparse),
+// an email can be made huge enough to stall the gateway is TestParseLinear's (mail/parse),
 // by counts — the cost at 16 times the size — not by the clock; deep nesting is checked
 // here the same way.
 func TestHostileInputKept(t *testing.T) {
 	// Deep nesting is refused, and refused without enmime's re-reading per level: the cost
 	// of refusing grows with the input, not with its square.
 	for _, closed := range []bool{true, false} {
-		if e := mailparse.Parse(nestedMultipart(200, closed), arrival); e.Err == nil {
+		if e := parse.Parse(nestedMultipart(200, closed), arrival); e.Err == nil {
 			t.Errorf("200 nested multiparts (closed %v): no error; want it refused", closed)
 		}
 		growth.Linear(t, 200, func(n int) []byte { return nestedMultipart(n, closed) },
-			func(raw []byte) { mailparse.Parse(raw, arrival) })
+			func(raw []byte) { parse.Parse(raw, arrival) })
 	}
 	for _, kind := range []string{"mem", "dovecot"} {
 		t.Run(kind, func(t *testing.T) {
@@ -236,7 +237,7 @@ func testHostile(t *testing.T, kind string) {
 	rules.AutoRepliesPerHour = 1000 // every acknowledgement, to check each for injected headers
 	f := newFixture(t, kind, func(c *ingest.Config) {
 		c.MaxMessageBytes = hostileMaxBytes
-		c.Applier.Policy = policy.New(rules)
+		c.Desk.Policy = policy.New(rules)
 	})
 	cases := hostileCases()
 	byUID := map[uint32]*hostileCase{}
@@ -277,7 +278,7 @@ func testHostile(t *testing.T, kind string) {
 	// The gateway keeps going: the next ordinary email is a ticket.
 	f.deliver(buildMail(mailOpts{from: hostileFrom, subject: "Gewone vraag na alles", msgID: "after-hostile@b", body: "Gewoon."}))
 	onceWithin(t, f)
-	var last *ingest.Outcome
+	var last *desk.Outcome
 	for _, ev := range drain(f.events) {
 		if ev.Outcome != nil {
 			last = ev.Outcome
@@ -320,7 +321,7 @@ func onceWithin(t *testing.T, f *fixture) {
 	}
 }
 
-func checkHostile(t *testing.T, f *fixture, c *hostileCase, o *ingest.Outcome) {
+func checkHostile(t *testing.T, f *fixture, c *hostileCase, o *desk.Outcome) {
 	if c.held != "" {
 		if o.Action != "held" || o.Reason != c.held {
 			t.Fatalf("outcome = %s %s (%s), want held %s", o.Action, o.Reason, o.Detail, c.held)
@@ -330,7 +331,7 @@ func checkHostile(t *testing.T, f *fixture, c *hostileCase, o *ingest.Outcome) {
 				if h.Detail == "" || strings.ContainsAny(h.Subject, "\r\n") || !utf8.ValidString(h.Subject) {
 					t.Errorf("held record = %+v", h)
 				}
-				if c.held != store.HeldTooLarge && h.RawSHA256 == "" {
+				if c.held != helpdesk.HeldTooLarge && h.RawSHA256 == "" {
 					t.Errorf("held record keeps no raw message: %+v", h)
 				}
 				return
@@ -341,7 +342,7 @@ func checkHostile(t *testing.T, f *fixture, c *hostileCase, o *ingest.Outcome) {
 	if o.Action != "new_ticket" || o.TicketID == 0 {
 		t.Fatalf("outcome = %s %s (%s), want a new ticket", o.Action, o.Reason, o.Detail)
 	}
-	var tk *store.Ticket
+	var tk *helpdesk.Ticket
 	for _, x := range f.tickets() {
 		if x.ID == o.TicketID {
 			tk = x
@@ -350,7 +351,7 @@ func checkHostile(t *testing.T, f *fixture, c *hostileCase, o *ingest.Outcome) {
 	if tk == nil {
 		t.Fatalf("ticket %d not found", o.TicketID)
 	}
-	var m *store.Message
+	var m *helpdesk.Message
 	for _, x := range f.messages(tk.ID) {
 		if x.Source.UID == o.UID {
 			m = x

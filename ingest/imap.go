@@ -18,7 +18,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/charset"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -42,7 +44,7 @@ type session struct {
 	canMove bool
 	// st is the checkpoint as committed (loaded at the first sync of the session); dirty: its
 	// pending flags were set on the server but the store still lists them.
-	st     *store.MailboxState
+	st     *helpdesk.MailboxState
 	dirty  bool
 	stopWD func() bool // the shutdown watchdog
 	// hard is done when the session must stop now: a stop grace after the poller was told to
@@ -423,7 +425,7 @@ func (s *session) checkValidity(ctx context.Context) error {
 	if !first && !reset {
 		return nil
 	}
-	now := s.p.cfg.Applier.Now()
+	now := s.p.cfg.Desk.Now()
 	quiet := now.Add(-s.p.cfg.BacklogAge)
 	if reset {
 		s.p.log.Warn("mailbox was reset on the server; re-reading it (already stored emails are skipped)",
@@ -475,7 +477,7 @@ func (s *session) passSkipped(ctx context.Context, uids []imap.UID) error {
 		return nil
 	}
 	next := *s.st
-	next.LastUID, next.Updated = top, s.p.cfg.Applier.Now()
+	next.LastUID, next.Updated = top, s.p.cfg.Desk.Now()
 	if err := s.p.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.PutMailbox(&next) }); err != nil {
 		return fmt.Errorf("move the checkpoint of %s past the emails passed over: %w", s.st.Name, err)
 	}
@@ -522,7 +524,7 @@ func (s *session) list(last uint32) ([]meta, []imap.UID, error) {
 // fetched is one message of a batch, ready to commit.
 type fetched struct {
 	meta
-	email *mailparse.Email // nil when not fetched
+	email *parse.Email // nil when not fetched
 	// packed is the email's raw bytes compressed for the store, on the parse worker (nil:
 	// packed in the transaction).
 	packed *store.PackedRaw
@@ -850,33 +852,33 @@ func (e *errPoison) Error() string { return fmt.Sprintf("uid %d: %s", e.uid, e.r
 // commit writes the batch and the new checkpoint in one transaction. An email whose handling
 // panics is held with the reason instead, and the batch is committed without it: one
 // poisonous email never blocks the ones behind it.
-func (s *session) commit(items []*fetched) ([]Outcome, error) {
+func (s *session) commit(items []*fetched) ([]desk.Outcome, error) {
 	p := s.p
 	st := s.st
 	poisoned := map[imap.UID]string{}
 	for attempt := 0; attempt <= len(items); attempt++ {
-		var outcomes []Outcome
+		var outcomes []desk.Outcome
 		next := *st
 		err := p.db.Update(context.Background(), func(tx *store.Tx) error {
 			outcomes = outcomes[:0]
 			pending := toUIDSet(st.PendingMark) // flags still owed from earlier batches
 			for _, it := range items {
-				src := store.Source{Mailbox: st.Name, UIDValidity: st.UIDValidity, UID: uint32(it.uid)}
+				src := helpdesk.Source{Mailbox: st.Name, UIDValidity: st.UIDValidity, UID: uint32(it.uid)}
 				// Backlog: no automatic replies to mail that was waiting before the first sync
 				// (or a reset); the part of it older than the backlog age is history.
 				quiet := it.arrival.Before(st.QuietBefore)
-				history := quiet && it.arrival.Before(p.cfg.Applier.Now().Add(-p.cfg.BacklogAge))
-				var o Outcome
+				history := quiet && it.arrival.Before(p.cfg.Desk.Now().Add(-p.cfg.BacklogAge))
+				var o desk.Outcome
 				var err error
 				switch {
 				case it.vanished:
-					o, err = s.holdUnread(tx, it, src, store.HeldVanished,
+					o, err = s.holdUnread(tx, it, src, helpdesk.HeldVanished,
 						"expunged from the mailbox by someone else before the gateway could read it")
 				case it.unfetchable != "":
-					o, err = s.holdUnread(tx, it, src, store.HeldUnfetchable,
+					o, err = s.holdUnread(tx, it, src, helpdesk.HeldUnfetchable,
 						"the IMAP server would not hand out the message ("+it.unfetchable+"); left unread in the mailbox")
 				case it.tooLarge:
-					o, err = s.holdUnread(tx, it, src, store.HeldTooLarge,
+					o, err = s.holdUnread(tx, it, src, helpdesk.HeldTooLarge,
 						fmt.Sprintf("%d bytes, above the limit of %d; left unread in the mailbox", it.size, p.cfg.MaxMessageBytes))
 				case poisoned[it.uid] != "":
 					o, err = s.holdPoisoned(tx, it, src, poisoned[it.uid])
@@ -895,7 +897,7 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 			}
 			next.LastUID = uint32(items[len(items)-1].uid)
 			next.PendingMark = fromUIDSet(pending)
-			next.Updated = p.cfg.Applier.Now()
+			next.Updated = p.cfg.Desk.Now()
 			if err := clearReadings(tx, &next, next.LastUID); err != nil {
 				return fmt.Errorf("clear the record of emails being read: %w", err)
 			}
@@ -916,69 +918,69 @@ func (s *session) commit(items []*fetched) ([]Outcome, error) {
 	return nil, errors.New("commit: every email of the batch failed")
 }
 
-func (s *session) applySafely(tx *store.Tx, it *fetched, src store.Source, quiet, history bool) (o Outcome, err error) {
+func (s *session) applySafely(tx *store.Tx, it *fetched, src helpdesk.Source, quiet, history bool) (o desk.Outcome, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &errPoison{uid: it.uid, reason: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
 	if history {
-		return s.p.cfg.Applier.ApplyHistory(tx, it.email, it.packed, src)
+		return s.p.cfg.Desk.ApplyHistory(tx, it.email, it.packed, src)
 	}
-	return s.p.cfg.Applier.ApplyPacked(tx, it.email, it.packed, src, quiet)
+	return s.p.cfg.Desk.ApplyPacked(tx, it.email, it.packed, src, quiet)
 }
 
-func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src store.Source, reason string) (Outcome, error) {
+func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src helpdesk.Source, reason string) (desk.Outcome, error) {
 	e := it.email
 	hash, err := tx.PutRaw(e.Raw)
 	if err != nil {
-		return Outcome{}, err
+		return desk.Outcome{}, err
 	}
-	h := &store.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: store.HeldInternal,
+	h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: helpdesk.HeldInternal,
 		Detail:   "the gateway failed on this email (" + reason + "); report it to the developers",
 		Received: e.Arrival, RawSHA256: hash, Size: int64(len(e.Raw)), Source: src}
 	if err := tx.Hold(h); err != nil {
-		return Outcome{}, err
+		return desk.Outcome{}, err
 	}
-	if err := tx.MarkIngested(e.SHA256, store.Ref{HeldID: h.ID}); err != nil {
-		return Outcome{}, err
+	if err := tx.MarkIngested(e.SHA256, helpdesk.Ref{HeldID: h.ID}); err != nil {
+		return desk.Outcome{}, err
 	}
-	return Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From, Action: "held", HeldID: h.ID,
+	return desk.Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From, Action: "held", HeldID: h.ID,
 		Reason: h.Reason, Detail: h.Detail}, nil
 }
 
 // holdUnread records an email whose body the gateway did not read (too large, refused by the
 // server, vanished), from its envelope when there is one. It stays on the server, unflagged.
 // The same email found again after a mailbox reset is not held twice.
-func (s *session) holdUnread(tx *store.Tx, it *fetched, src store.Source, reason, detail string) (Outcome, error) {
-	h := &store.Held{Reason: reason, Detail: detail, Received: it.arrival, Size: it.size, Source: src}
+func (s *session) holdUnread(tx *store.Tx, it *fetched, src helpdesk.Source, reason, detail string) (desk.Outcome, error) {
+	h := &helpdesk.Held{Reason: reason, Detail: detail, Received: it.arrival, Size: it.size, Source: src}
 	if env := it.env; env != nil {
-		h.MessageID = mailparse.BareMessageID(env.MessageID) // as written: it may be quoted back
-		h.Subject = mailparse.CleanLine(env.Subject)
+		h.MessageID = parse.BareMessageID(env.MessageID) // as written: it may be quoted back
+		h.Subject = parse.CleanLine(env.Subject)
 		if len(env.From) > 0 {
-			h.From = store.NormalizeAddress(env.From[0].Addr())
+			h.From = helpdesk.NormalizeAddress(env.From[0].Addr())
 		}
 	}
 	key, hasKey := store.IdentityKey(h.MessageID, h.From, h.Subject)
 	if hasKey {
 		if ref, dup, err := tx.IngestedIdentity(key); err != nil {
-			return Outcome{}, err
+			return desk.Outcome{}, err
 		} else if dup {
-			return Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "duplicate", HeldID: ref.HeldID}, nil
+			return desk.Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "duplicate", HeldID: ref.HeldID}, nil
 		}
 	}
 	if err := tx.Hold(h); err != nil {
-		return Outcome{}, err
+		return desk.Outcome{}, err
 	}
-	if hasKey && reason != store.HeldUnfetchable { // an unfetchable one may be readable later
-		if err := tx.MarkIngestedIdentity(key, store.Ref{HeldID: h.ID}); err != nil {
-			return Outcome{}, err
+	if hasKey && reason != helpdesk.HeldUnfetchable { // an unfetchable one may be readable later
+		if err := tx.MarkIngestedIdentity(key, helpdesk.Ref{HeldID: h.ID}); err != nil {
+			return desk.Outcome{}, err
 		}
 	}
-	out := Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
+	out := desk.Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
 		Reason: h.Reason, Detail: h.Detail, Arrival: it.arrival}
-	if reason == store.HeldTooLarge && !it.arrival.Before(s.st.QuietBefore) {
-		n, err := s.p.cfg.Applier.tooLargeNotice(tx, h, it.size, s.p.cfg.MaxMessageBytes)
+	if reason == helpdesk.HeldTooLarge && !it.arrival.Before(s.st.QuietBefore) {
+		n, err := s.p.cfg.Desk.TooLargeNotice(tx, h, it.size, s.p.cfg.MaxMessageBytes)
 		if err != nil {
 			return out, err
 		}
@@ -1057,7 +1059,7 @@ func (s *session) wait(ctx context.Context) error {
 	return nil
 }
 
-func toUIDSet(rs []store.UIDRange) imap.UIDSet {
+func toUIDSet(rs []helpdesk.UIDRange) imap.UIDSet {
 	var set imap.UIDSet
 	for _, r := range rs {
 		set.AddRange(imap.UID(r.Start), imap.UID(r.Stop))
@@ -1065,10 +1067,10 @@ func toUIDSet(rs []store.UIDRange) imap.UIDSet {
 	return set
 }
 
-func fromUIDSet(set imap.UIDSet) []store.UIDRange {
-	var out []store.UIDRange
+func fromUIDSet(set imap.UIDSet) []helpdesk.UIDRange {
+	var out []helpdesk.UIDRange
 	for _, r := range set {
-		out = append(out, store.UIDRange{Start: uint32(r.Start), Stop: uint32(r.Stop)})
+		out = append(out, helpdesk.UIDRange{Start: uint32(r.Start), Stop: uint32(r.Stop)})
 	}
 	return out
 }

@@ -1,6 +1,6 @@
 // Package ingest reads the support mailbox over IMAP and turns every email into a ticket, a
-// reply, a staff answer or a held email, through mailparse (parse), policy (decide) and store
-// (write). It owns the IMAP session: login, SELECT, batched UID FETCH of BODY.PEEK[], IDLE or
+// reply, a staff answer or a held email, through mail/parse (read) and the desk (decide with
+// rules/policy, write to the store). It owns the IMAP session: login, SELECT, batched UID FETCH of BODY.PEEK[], IDLE or
 // polling, reconnect with backoff, and the UIDVALIDITY/UID checkpoint.
 //
 // Exactly once: a batch of emails, their tickets, held records, outbox rows and the new UID
@@ -24,7 +24,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -67,7 +68,7 @@ type Config struct {
 	GapInterval time.Duration
 	// BacklogAge: at the first sync of a mailbox (and after it was reset), mail that arrived
 	// more than this long before is ingested without automatic replies — the gateway must
-	// not answer a mailbox's whole history — and as history (Applier.ApplyHistory: its new
+	// not answer a mailbox's whole history — and as history (desk.Desk.ApplyHistory: its new
 	// tickets are closed, without a deadline). Default 24 h.
 	BacklogAge time.Duration
 	// Since: mail that arrived (INTERNALDATE) before it is passed over — not taken in, and
@@ -75,13 +76,13 @@ type Config struct {
 	// -since). Zero: every email is taken in.
 	Since time.Time
 
-	// Parse bounds the work of reading one email (zero fields: mailparse's defaults). An
+	// Parse bounds the work of reading one email (zero fields: parse's defaults). An
 	// email beyond them is held as unparseable; the tests of the safety nets switch bounds
 	// off here.
-	Parse mailparse.Limits
+	Parse parse.Limits
 
-	Applier *Applier
-	Logger  *slog.Logger
+	Desk   *desk.Desk
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -114,11 +115,11 @@ type Poller struct {
 
 // Event reports progress to an optional listener (tests, the demo, metrics).
 type Event struct {
-	Outcome *Outcome // one email committed
-	Synced  bool     // the mailbox was brought up to date
-	Idling  bool     // the server accepted IDLE: new mail is pushed from now on
-	Gap     int      // emails still above the checkpoint after two syncs: not taken in
-	Err     error    // a session failed (the poller reconnects)
+	Outcome *desk.Outcome // one email committed
+	Synced  bool          // the mailbox was brought up to date
+	Idling  bool          // the server accepted IDLE: new mail is pushed from now on
+	Gap     int           // emails still above the checkpoint after two syncs: not taken in
+	Err     error         // a session failed (the poller reconnects)
 	// Listed and Skipped: a sync's listing found this many emails to take in, and this many
 	// that arrived before Config.Since (passed over). Sent before the emails' outcomes, when
 	// either is not zero.
@@ -156,8 +157,8 @@ func New(cfg Config, db *store.DB, events chan<- Event) (*Poller, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("ingest: no IMAP address")
 	}
-	if cfg.Applier == nil {
-		return nil, errors.New("ingest: no applier")
+	if cfg.Desk == nil {
+		return nil, errors.New("ingest: no desk")
 	}
 	if cfg.PollInterval < 0 || cfg.CommandTimeout < 0 || cfg.DialTimeout < 0 {
 		return nil, errors.New("ingest: negative interval or timeout")

@@ -12,10 +12,12 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/ingest/imaptest"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/rules/calendar"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -167,9 +169,9 @@ func newFixtureOn(t *testing.T, srv *server, tweak func(*ingest.Config)) *fixtur
 		db.Close()
 	})
 	err = db.Update(context.Background(), func(tx *store.Tx) error {
-		for _, c := range []*store.Customer{
-			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: store.SLA8},
-			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24},
+		for _, c := range []*helpdesk.Customer{
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8},
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err
@@ -184,7 +186,7 @@ func newFixtureOn(t *testing.T, srv *server, tweak func(*ingest.Config)) *fixtur
 	f.cfg = ingest.Config{
 		Addr: srv.addr, User: srv.user, Password: srv.pass, TLS: ingest.TLSNone,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		Applier: &ingest.Applier{
+		Desk: &desk.Desk{
 			Policy:          policy.New(testRules(t, policy.Limits{})),
 			MessageIDDomain: "infobits.example",
 			Now:             func() time.Time { return arrival.Add(time.Hour) },
@@ -217,9 +219,9 @@ func (f *fixture) once() {
 	}
 }
 
-func (f *fixture) tickets() []*store.Ticket {
+func (f *fixture) tickets() []*helpdesk.Ticket {
 	f.t.Helper()
-	var ts []*store.Ticket
+	var ts []*helpdesk.Ticket
 	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		ts, err = tx.Tickets()
 		return err
@@ -229,9 +231,9 @@ func (f *fixture) tickets() []*store.Ticket {
 	return ts
 }
 
-func (f *fixture) messages(id uint64) []*store.Message {
+func (f *fixture) messages(id uint64) []*helpdesk.Message {
 	f.t.Helper()
-	var ms []*store.Message
+	var ms []*helpdesk.Message
 	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		ms, err = tx.Messages(id)
 		return err
@@ -241,9 +243,9 @@ func (f *fixture) messages(id uint64) []*store.Message {
 	return ms
 }
 
-func (f *fixture) held() []*store.Held {
+func (f *fixture) held() []*helpdesk.Held {
 	f.t.Helper()
-	var hs []*store.Held
+	var hs []*helpdesk.Held
 	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		hs, err = tx.HeldEmails()
 		return err
@@ -253,9 +255,9 @@ func (f *fixture) held() []*store.Held {
 	return hs
 }
 
-func (f *fixture) outbox() []*store.Notification {
+func (f *fixture) outbox() []*helpdesk.Notification {
 	f.t.Helper()
-	var ns []*store.Notification
+	var ns []*helpdesk.Notification
 	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		ns, err = tx.Outbox()
 		return err
@@ -280,16 +282,16 @@ func TestThreadLifecycle(t *testing.T) {
 			t.Fatalf("tickets = %d, want 1", len(ts))
 		}
 		tk := ts[0]
-		if tk.Subject != "Kassa start niet op" || tk.Status != store.StatusOpen || tk.Tier != store.SLA8 || !tk.Created.Equal(arrival) {
+		if tk.Subject != "Kassa start niet op" || tk.Status != helpdesk.StatusOpen || tk.Tier != helpdesk.SLA8 || !tk.Created.Equal(arrival) {
 			t.Errorf("ticket = %+v (created must be the INTERNALDATE %v)", tk, arrival)
 		}
 		hs := f.held()
-		if len(hs) != 1 || hs[0].Reason != store.HeldUnknownSender || hs[0].From != "onbekend@example.com" || hs[0].RawSHA256 == "" {
+		if len(hs) != 1 || hs[0].Reason != helpdesk.HeldUnknownSender || hs[0].From != "onbekend@example.com" || hs[0].RawSHA256 == "" {
 			t.Fatalf("held = %+v", hs)
 		}
 		ob := f.outbox()
-		if len(ob) != 2 || ob[0].Kind != store.KindAck || ob[0].To != "piet@bakkerijdevries.nl" || ob[0].TicketID != tk.ID ||
-			ob[1].Kind != store.KindUnknownSender || ob[1].To != "onbekend@example.com" {
+		if len(ob) != 2 || ob[0].Kind != helpdesk.KindAck || ob[0].To != "piet@bakkerijdevries.nl" || ob[0].TicketID != tk.ID ||
+			ob[1].Kind != helpdesk.KindUnknownSender || ob[1].To != "onbekend@example.com" {
 			t.Fatalf("outbox = %+v", ob)
 		}
 		ack := ob[0]
@@ -300,15 +302,15 @@ func TestThreadLifecycle(t *testing.T) {
 		f.deliver(buildMail(mailOpts{from: "Jan <jan@infobits.example>", subject: "Re: [Infobits #1] Kassa start niet op", msgID: "a1@infobits", body: "Herstart de kassa."}))
 		f.once()
 
-		if ts := f.tickets(); len(ts) != 1 || ts[0].Status != store.StatusAnswered || ts[0].Messages != 3 {
+		if ts := f.tickets(); len(ts) != 1 || ts[0].Status != helpdesk.StatusAnswered || ts[0].Messages != 3 {
 			t.Fatalf("after reply and answer: %+v", ts[0])
 		}
 		ms := f.messages(1)
-		if ms[1].Direction != store.DirectionIn || ms[1].Text != "Nog een detail.\n" || ms[2].Direction != store.DirectionOut {
+		if ms[1].Direction != helpdesk.DirectionIn || ms[1].Text != "Nog een detail.\n" || ms[2].Direction != helpdesk.DirectionOut {
 			t.Errorf("thread = %+v %+v", ms[1], ms[2])
 		}
 		ob = f.outbox()
-		if len(ob) != 3 || ob[2].Kind != store.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
+		if len(ob) != 3 || ob[2].Kind != helpdesk.KindAnswer || ob[2].To != "piet@bakkerijdevries.nl" ||
 			ob[2].Data.Text != "Herstart de kassa." || ob[2].InReplyTo != "q2@bakkerij" || ob[2].Automatic {
 			t.Fatalf("answer notification = %+v", ob[2])
 		}
@@ -330,7 +332,7 @@ func TestReplyToClosedTicketReopens(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			tk.Status = store.StatusClosed
+			tk.Status = helpdesk.StatusClosed
 			return tx.PutTicket(tk)
 		})
 		if err != nil {
@@ -339,7 +341,7 @@ func TestReplyToClosedTicketReopens(t *testing.T) {
 		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "RE: [infobits#1] Bon printer", msgID: "p2@b"}))
 		f.once()
 		ts := f.tickets()
-		if len(ts) != 1 || ts[0].Status != store.StatusOpen || ts[0].Messages != 2 {
+		if len(ts) != 1 || ts[0].Status != helpdesk.StatusOpen || ts[0].Messages != 2 {
 			t.Fatalf("tickets = %+v", ts)
 		}
 		if n := len(f.outbox()); n != 1 {
@@ -468,7 +470,7 @@ func TestPendingFlagsFinishedAfterCrash(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			st.PendingMark = []store.UIDRange{{Start: 1, Stop: 2}}
+			st.PendingMark = []helpdesk.UIDRange{{Start: 1, Stop: 2}}
 			return tx.PutMailbox(st)
 		})
 		if err != nil {
@@ -581,7 +583,7 @@ func TestTooLargeIsHeldAndLeft(t *testing.T) {
 			t.Errorf("tickets = %d, want 2", n)
 		}
 		hs := f.held()
-		if len(hs) != 1 || hs[0].Reason != store.HeldTooLarge || hs[0].From != "info@bakkerijdevries.nl" || hs[0].Subject != "Groot" || hs[0].MessageID != "big@b" {
+		if len(hs) != 1 || hs[0].Reason != helpdesk.HeldTooLarge || hs[0].From != "info@bakkerijdevries.nl" || hs[0].Subject != "Groot" || hs[0].MessageID != "big@b" {
 			t.Fatalf("held = %+v", hs)
 		}
 		if _, unseen := f.srv.status(t, "INBOX"); unseen != 1 {
@@ -591,7 +593,7 @@ func TestTooLargeIsHeldAndLeft(t *testing.T) {
 		told := func() int {
 			n := 0
 			for _, x := range f.outbox() {
-				if x.Kind == store.KindTooLarge && x.To == "info@bakkerijdevries.nl" {
+				if x.Kind == helpdesk.KindTooLarge && x.To == "info@bakkerijdevries.nl" {
 					n++
 				}
 			}
@@ -650,7 +652,7 @@ func TestUnfetchableMessageIsHeld(t *testing.T) {
 		t.Errorf("tickets = %d, want 2", n)
 	}
 	hs := f.held()
-	if len(hs) != 1 || hs[0].Reason != store.HeldUnfetchable || hs[0].Source.UID != 2 || hs[0].Subject != "Vraag 1" ||
+	if len(hs) != 1 || hs[0].Reason != helpdesk.HeldUnfetchable || hs[0].Source.UID != 2 || hs[0].Subject != "Vraag 1" ||
 		!strings.Contains(hs[0].Detail, "corrupt") {
 		t.Fatalf("held = %+v", hs)
 	}
@@ -713,9 +715,9 @@ func TestBacklogIsQuiet(t *testing.T) {
 func TestBacklogIsHistory(t *testing.T) {
 	forEachServer(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, func(c *ingest.Config) {
-			a := *c.Applier
+			a := *c.Desk
 			a.Policy = policy.New(testRules(t, policy.Limits{TicketsPerMonth: 2, OpenTickets: 1}))
-			c.Applier = &a
+			c.Desk = &a
 		})
 		const jansen = "kassa@slagerijjansen.nl" // SLA24
 		oct := time.Date(2026, 10, 5, 10, 0, 0, 0, time.UTC)
@@ -732,14 +734,14 @@ func TestBacklogIsHistory(t *testing.T) {
 			t.Fatalf("tickets = %d, want 4 from the backlog and the new one; held: %+v", len(ts), f.held())
 		}
 		for _, tk := range ts[:4] {
-			if tk.Status != store.StatusClosed || !tk.Due.IsZero() {
+			if tk.Status != helpdesk.StatusClosed || !tk.Due.IsZero() {
 				t.Errorf("backlog ticket %d %q: status %s, due %v; want closed without a deadline", tk.ID, tk.Subject, tk.Status, tk.Due)
 			}
 		}
 		if ms := f.messages(1); len(ms) != 2 {
 			t.Errorf("ticket 1 has %d messages, want the question and the backlog reply", len(ms))
 		}
-		if tk := ts[4]; tk.Subject != "Nieuw" || tk.Status != store.StatusOpen || tk.Due.IsZero() {
+		if tk := ts[4]; tk.Subject != "Nieuw" || tk.Status != helpdesk.StatusOpen || tk.Due.IsZero() {
 			t.Errorf("new ticket = %q %s due %v, want Nieuw open with a deadline", tk.Subject, tk.Status, tk.Due)
 		}
 		if h := f.held(); len(h) != 0 {
@@ -764,10 +766,10 @@ func TestBacklogIsHistory(t *testing.T) {
 		// 12): the reply is held, the archived ticket stays closed.
 		f.deliver(buildMail(mailOpts{from: jansen, subject: "Re: Oud 1", msgID: "again@j", inReplyTo: "old1@j"}))
 		f.once()
-		if tk := f.ticket(2); tk.Status != store.StatusClosed || tk.Messages != 1 {
+		if tk := f.ticket(2); tk.Status != helpdesk.StatusClosed || tk.Messages != 1 {
 			t.Errorf("archived ticket after the customer's reply: %s with %d messages, want closed with 1", tk.Status, tk.Messages)
 		}
-		if h := f.held(); len(h) != 1 || h[0].Reason != store.HeldOverLimit || !strings.Contains(h[0].Detail, "open tickets") {
+		if h := f.held(); len(h) != 1 || h[0].Reason != helpdesk.HeldOverLimit || !strings.Contains(h[0].Detail, "open tickets") {
 			t.Errorf("held = %+v, want the reply held over the open-tickets limit", h)
 		}
 	})
@@ -786,7 +788,7 @@ func TestAutoReplyLimits(t *testing.T) {
 	if n := len(f.held()); n != 4 {
 		t.Errorf("held = %d, want every stranger's email kept", n)
 	}
-	if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != store.KindUnknownSender {
+	if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != helpdesk.KindUnknownSender {
 		t.Errorf("outbox = %+v, want one unknown-sender reply (and no acknowledgement for a suppress request)", ob)
 	}
 	if ts := f.tickets(); len(ts) != 1 {
@@ -799,7 +801,7 @@ func TestAutoReplyLimits(t *testing.T) {
 		extra: []string{"Auto-Submitted: auto-replied"}}))
 	f.once()
 	tk := f.ticket(1)
-	if tk.Status != store.StatusAnswered || tk.Messages != 3 || tk.Replies != 1 {
+	if tk.Status != helpdesk.StatusAnswered || tk.Messages != 3 || tk.Replies != 1 {
 		t.Errorf("ticket after an out-of-office reply: status %s, %d messages, %d replies; want answered, 3, 1", tk.Status, tk.Messages, tk.Replies)
 	}
 }
@@ -846,11 +848,11 @@ func TestBounceLinkedToNotification(t *testing.T) {
 		t.Fatalf("tickets = %d, want 1: a bounce opens no ticket", n)
 	}
 	ms := f.messages(1)
-	if len(ms) != 2 || ms[1].Direction != store.DirectionReport {
+	if len(ms) != 2 || ms[1].Direction != helpdesk.DirectionReport {
 		t.Fatalf("thread = %+v, want the report on the ticket", ms)
 	}
 	ob := f.outbox()
-	if len(ob) != 1 || ob[0].Status != store.NotifyFailed || !strings.Contains(ob[0].LastError, "5.1.1") {
+	if len(ob) != 1 || ob[0].Status != helpdesk.NotifyFailed || !strings.Contains(ob[0].LastError, "5.1.1") {
 		t.Fatalf("notification after the bounce = %+v", ob)
 	}
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nog een vraag", msgID: "q2@b"}))
@@ -872,36 +874,36 @@ func TestBounceOfRecoveryHeld(t *testing.T) {
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "wachtwoord vergeten", msgID: "rb@b"}))
 	f.once()
 	ob := f.outbox()
-	if len(ob) != 1 || ob[0].Kind != store.KindPasswordReset {
+	if len(ob) != 1 || ob[0].Kind != helpdesk.KindPasswordReset {
 		t.Fatalf("queued %v, want one password reset", staffKinds(ob))
 	}
 	drain(f.events)
 	f.deliver(bounceOf("info@bakkerijdevries.nl", ob[0].MessageID, "5.1.1"))
 	f.once()
-	var out *ingest.Outcome
+	var out *desk.Outcome
 	for _, ev := range drain(f.events) {
 		if ev.Outcome != nil {
 			out = ev.Outcome
 		}
 	}
-	if out == nil || out.Action != "bounce" || out.HeldID == 0 || out.Reason != store.HeldBounce ||
+	if out == nil || out.Action != "bounce" || out.HeldID == 0 || out.Reason != helpdesk.HeldBounce ||
 		!strings.Contains(out.Detail, "delivery report about notification") {
-		t.Fatalf("outcome = %+v, want action bounce held with reason %q and what it reports", out, store.HeldBounce)
+		t.Fatalf("outcome = %+v, want action bounce held with reason %q and what it reports", out, helpdesk.HeldBounce)
 	}
-	var h *store.Held
+	var h *helpdesk.Held
 	for _, x := range f.held() {
 		if x.ID == out.HeldID {
 			h = x
 		}
 	}
-	if h == nil || h.Reason != store.HeldBounce || !strings.Contains(h.Detail, "5.1.1") {
+	if h == nil || h.Reason != helpdesk.HeldBounce || !strings.Contains(h.Detail, "5.1.1") {
 		t.Fatalf("held %d = %+v, want the report kept with reason bounce and its status", out.HeldID, h)
 	}
 	if n := len(f.tickets()); n != 0 {
 		t.Errorf("tickets = %d, want none: a report opens no ticket", n)
 	}
 	ob = f.outbox()
-	if len(ob) != 1 || ob[0].Status != store.NotifyFailed {
+	if len(ob) != 1 || ob[0].Status != helpdesk.NotifyFailed {
 		t.Errorf("outbox after the bounce = %+v, want only the reset, marked failed", ob)
 	}
 }
@@ -996,11 +998,11 @@ func TestConnectionCutMidFetch(t *testing.T) {
 // and the emails before and after it in the same batch are taken in as usual.
 func TestPoisonousEmailDoesNotBlock(t *testing.T) {
 	f := newFixture(t, "mem", func(c *ingest.Config) {
-		a := *c.Applier
+		a := *c.Desk
 		rules := testRules(t, policy.Limits{})
 		rules.Calendars = &calendar.Set{} // no calendars at all: a new ticket panics
 		a.Policy = policy.New(rules)
-		c.Applier = &a
+		c.Desk = &a
 	})
 	f.deliver(buildMail(mailOpts{from: "vreemd@example.com", subject: "Ervoor", msgID: "p1@x"}))
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Giftig", msgID: "p2@b"}))
@@ -1014,7 +1016,7 @@ func TestPoisonousEmailDoesNotBlock(t *testing.T) {
 	for _, h := range hs {
 		reasons[h.Subject] = h.Reason
 	}
-	if reasons["Ervoor"] != store.HeldUnknownSender || reasons["Giftig"] != store.HeldInternal || reasons["Erna"] != store.HeldUnknownSender {
+	if reasons["Ervoor"] != helpdesk.HeldUnknownSender || reasons["Giftig"] != helpdesk.HeldInternal || reasons["Erna"] != helpdesk.HeldUnknownSender {
 		t.Errorf("held reasons = %v", reasons)
 	}
 	if _, unseen := f.srv.status(t, "INBOX"); unseen != 0 {

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -186,7 +187,7 @@ func TestAutoresponderLoopStops(t *testing.T) {
 					prev, len(f.tickets()))
 			}
 			if tc.threaded {
-				if tk := f.ticket(1); tk.Status != store.StatusOpen || tk.Messages != 1+replies {
+				if tk := f.ticket(1); tk.Status != helpdesk.StatusOpen || tk.Messages != 1+replies {
 					t.Errorf("ticket = status %s, %d messages; want open with the question and %d auto-replies", tk.Status, tk.Messages, replies)
 				}
 			}
@@ -248,7 +249,7 @@ func TestTwoGatewaysDoNotLoop(t *testing.T) {
 				if ab != 1 || ba != 0 {
 					t.Errorf("A→B %d, B→A %d; want A's acknowledgement only (B must not answer an Auto-Submitted message)", ab, ba)
 				}
-				if hs := b.held(); len(hs) != 1 || hs[0].Reason != store.HeldAutomatic || hs[0].From != a.addr {
+				if hs := b.held(); len(hs) != 1 || hs[0].Reason != helpdesk.HeldAutomatic || hs[0].From != a.addr {
 					t.Errorf("B held %+v; want A's acknowledgement kept as automatic", hs)
 				}
 			}
@@ -263,10 +264,10 @@ func newLoopGateway(t *testing.T, own, tag, domain, peer string) *loopGateway {
 	f := newFixture(t, "mem", func(c *ingest.Config) {
 		r := testRules(t, policy.Limits{})
 		r.Own, r.TicketTag, r.Staff = []string{own}, tag, []string{"jan@" + domain}
-		c.Applier.Policy = policy.New(r)
-		c.Applier.MessageIDDomain = domain
+		c.Desk.Policy = policy.New(r)
+		c.Desk.MessageIDDomain = domain
 	})
-	f.addCustomer(&store.Customer{Name: "Helpdesk van " + peer, Emails: []string{peer}, Tier: store.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Helpdesk van " + peer, Emails: []string{peer}, Tier: helpdesk.SLA8})
 	sink, w := newNotifier(t, f.db, own, tag)
 	return &loopGateway{fixture: f, addr: own, sink: sink, w: w}
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -29,14 +30,14 @@ func TestAnswerOnOldTicketQuotesOriginalID(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		tk := &store.Ticket{CustomerID: c.ID, Address: "info@bakkerijdevries.nl", Subject: "Kassa", Status: store.StatusOpen,
+		tk := &helpdesk.Ticket{CustomerID: c.ID, Address: "info@bakkerijdevries.nl", Subject: "Kassa", Status: helpdesk.StatusOpen,
 			Tier: c.Tier, Created: arrival}
 		if err := tx.CreateTicket(tk); err != nil {
 			return err
 		}
 		ticket = tk.ID
 		// What the gateway stored before: the id lower-cased.
-		return tx.AddMessage(tk, &store.Message{Direction: store.DirectionIn, From: "info@bakkerijdevries.nl",
+		return tx.AddMessage(tk, &helpdesk.Message{Direction: helpdesk.DirectionIn, From: "info@bakkerijdevries.nl",
 			MessageID: strings.ToLower(orig), Subject: "Kassa", Text: "Zwart scherm.", RawSHA256: hash, Size: int64(len(raw)), Date: arrival})
 	})
 
@@ -50,7 +51,7 @@ func TestAnswerOnOldTicketQuotesOriginalID(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ns) != 1 || ns[0].Kind != store.KindAnswer {
+		if len(ns) != 1 || ns[0].Kind != helpdesk.KindAnswer {
 			t.Fatalf("notifications %+v, want one answer", ns)
 		}
 		if n := ns[0]; n.InReplyTo != orig || !slices.Equal(n.References, []string{orig}) {
@@ -60,7 +61,7 @@ func TestAnswerOnOldTicketQuotesOriginalID(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if e := mailparse.Parse(raw, arrival); e.MessageID != orig {
+	if e := parse.Parse(raw, arrival); e.MessageID != orig {
 		t.Errorf("Parse().MessageID = %q, want %q as written", e.MessageID, orig)
 	}
 }

@@ -9,11 +9,12 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
-// One email must never stop ingest. mailparse bounds the work of reading an email by its size
+// One email must never stop ingest. mail/parse bounds the work of reading an email by its size
 // (structure bounds, a work budget, a deadline: the email is then held as unparseable and the
 // batch goes on). What is left is the process dying while it reads one — out of memory, a
 // fatal runtime error, an operator's SIGKILL of a gateway that seemed stuck — and the same
@@ -50,7 +51,7 @@ type attempts struct {
 // of the current UIDVALIDITY count.
 func (s *session) loadAttempts() (attempts, error) {
 	st := s.st
-	var a *store.ParseAttempts
+	var a *helpdesk.ParseAttempts
 	if err := s.p.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		a, err = tx.ParseAttempts(st.Name)
 		return err
@@ -71,7 +72,7 @@ func (s *session) loadAttempts() (attempts, error) {
 	}
 	batches := slices.Clone(a.Batches)
 	out.alone = func(uid imap.UID) bool {
-		return slices.ContainsFunc(batches, func(r store.UIDRange) bool {
+		return slices.ContainsFunc(batches, func(r helpdesk.UIDRange) bool {
 			return uint32(uid) > st.LastUID && r.Start <= uint32(uid) && uint32(uid) <= r.Stop
 		})
 	}
@@ -90,7 +91,7 @@ func (s *session) loadAttempts() (attempts, error) {
 // updateAttempts changes the record of the mailbox's readings in a transaction of its own.
 // It runs beside a commit (which replaces s.st): the mailbox and its UIDVALIDITY are the
 // session's, which the checkpoint has too (checkValidity).
-func (s *session) updateAttempts(change func(a *store.ParseAttempts)) error {
+func (s *session) updateAttempts(change func(a *helpdesk.ParseAttempts)) error {
 	name, validity := s.p.cfg.Mailbox, s.sel.UIDValidity
 	return s.p.db.Update(context.Background(), func(tx *store.Tx) error {
 		a, err := tx.ParseAttempts(name)
@@ -98,7 +99,7 @@ func (s *session) updateAttempts(change func(a *store.ParseAttempts)) error {
 			return err
 		}
 		if a.UIDValidity != validity {
-			*a = store.ParseAttempts{Mailbox: name, UIDValidity: validity}
+			*a = helpdesk.ParseAttempts{Mailbox: name, UIDValidity: validity}
 		}
 		change(a)
 		return tx.PutParseAttempts(a)
@@ -109,7 +110,7 @@ func (s *session) updateAttempts(change func(a *store.ParseAttempts)) error {
 // read on its own after a stop). It is on disk before the first of them is parsed.
 func (s *session) beginReading(items []*fetched, alone bool) error {
 	first, last := uint32(items[0].uid), uint32(items[len(items)-1].uid)
-	err := s.updateAttempts(func(a *store.ParseAttempts) {
+	err := s.updateAttempts(func(a *helpdesk.ParseAttempts) {
 		if alone {
 			// Still on record: the last reading of it alone ended with the process.
 			if a.Alone == first {
@@ -119,7 +120,7 @@ func (s *session) beginReading(items []*fetched, alone bool) error {
 			}
 			return
 		}
-		a.Batches = append(a.Batches, store.UIDRange{Start: first, Stop: last})
+		a.Batches = append(a.Batches, helpdesk.UIDRange{Start: first, Stop: last})
 	})
 	if err != nil {
 		return fmt.Errorf("record the reading of uids %d-%d: %w", first, last, err)
@@ -132,11 +133,11 @@ func (s *session) beginReading(items []*fetched, alone bool) error {
 // session failed): in this process, nothing is left being read.
 func (s *session) endReading(items []*fetched, alone bool) {
 	first, last := uint32(items[0].uid), uint32(items[len(items)-1].uid)
-	err := s.updateAttempts(func(a *store.ParseAttempts) {
+	err := s.updateAttempts(func(a *helpdesk.ParseAttempts) {
 		if alone && a.Alone == first {
 			a.Alone, a.AloneDeaths = 0, 0
 		}
-		a.Batches = slices.DeleteFunc(a.Batches, func(r store.UIDRange) bool { return r.Start == first && r.Stop == last })
+		a.Batches = slices.DeleteFunc(a.Batches, func(r helpdesk.UIDRange) bool { return r.Start == first && r.Stop == last })
 	})
 	if err != nil {
 		s.p.log.Warn("could not clear the record of emails being read; they are read one at a time at the next sync",
@@ -146,36 +147,36 @@ func (s *session) endReading(items []*fetched, alone bool) {
 
 // clearReadings removes, in the commit's transaction, what the record holds up to the new
 // checkpoint: those emails are committed.
-func clearReadings(tx *store.Tx, st *store.MailboxState, upTo uint32) error {
+func clearReadings(tx *store.Tx, st *helpdesk.MailboxState, upTo uint32) error {
 	a, err := tx.ParseAttempts(st.Name)
 	if err != nil || a.Empty() {
 		return err
 	}
 	if a.UIDValidity != st.UIDValidity {
-		return tx.PutParseAttempts(&store.ParseAttempts{Mailbox: st.Name})
+		return tx.PutParseAttempts(&helpdesk.ParseAttempts{Mailbox: st.Name})
 	}
-	a.Batches = slices.DeleteFunc(a.Batches, func(r store.UIDRange) bool { return r.Stop <= upTo })
+	a.Batches = slices.DeleteFunc(a.Batches, func(r helpdesk.UIDRange) bool { return r.Stop <= upTo })
 	if a.Alone <= upTo {
 		a.Alone, a.AloneDeaths = 0, 0
 	}
-	a.Suspects = slices.DeleteFunc(a.Suspects, func(sp store.ParseSuspect) bool { return sp.UID <= upTo })
+	a.Suspects = slices.DeleteFunc(a.Suspects, func(sp helpdesk.ParseSuspect) bool { return sp.UID <= upTo })
 	return tx.PutParseAttempts(a)
 }
 
 // read parses the raw bytes of one email of the batch: within the configured limits, stopped
 // by the session's hard stop, recorded as a suspect when it runs long. An email not to be read
 // again is not parsed.
-func (s *session) read(it *fetched, raw []byte) *mailparse.Email {
+func (s *session) read(it *fetched, raw []byte) *parse.Email {
 	if it.unread != "" {
-		return mailparse.Unread(raw, it.arrival, errors.New(it.unread+"; it is not read again automatically"))
+		return parse.Unread(raw, it.arrival, errors.New(it.unread+"; it is not read again automatically"))
 	}
 	uid := uint32(it.uid)
 	marked := make(chan struct{})
 	t := time.AfterFunc(suspectAfter, func() {
 		defer close(marked)
 		note := fmt.Sprintf("reading it took longer than %s and the gateway stopped before it was done", suspectAfter)
-		if err := s.updateAttempts(func(a *store.ParseAttempts) {
-			a.Suspects = append(a.Suspects, store.ParseSuspect{UID: uid, Note: note, At: time.Now()})
+		if err := s.updateAttempts(func(a *helpdesk.ParseAttempts) {
+			a.Suspects = append(a.Suspects, helpdesk.ParseSuspect{UID: uid, Note: note, At: time.Now()})
 		}); err != nil {
 			s.p.log.Warn("could not record an email whose reading runs long", "uid", uid, "err", err)
 			return
@@ -183,19 +184,19 @@ func (s *session) read(it *fetched, raw []byte) *mailparse.Email {
 		s.p.log.Warn("reading an email runs long; recorded, so that it is not read again should the gateway stop now",
 			"uid", uid, "size", len(raw), "after", suspectAfter)
 	})
-	e := mailparse.ParseContext(s.hard, raw, it.arrival, s.p.cfg.Parse)
+	e := parse.ParseContext(s.hard, raw, it.arrival, s.p.cfg.Parse)
 	if !t.Stop() {
 		<-marked
-		if s.hard.Err() == nil && !errors.Is(e.Err, mailparse.ErrWorkBudget) {
+		if s.hard.Err() == nil && !errors.Is(e.Err, parse.ErrWorkBudget) {
 			// It was slow, not stuck: done now, it needs no record.
-			if err := s.updateAttempts(func(a *store.ParseAttempts) {
-				a.Suspects = slices.DeleteFunc(a.Suspects, func(sp store.ParseSuspect) bool { return sp.UID == uid })
+			if err := s.updateAttempts(func(a *helpdesk.ParseAttempts) {
+				a.Suspects = slices.DeleteFunc(a.Suspects, func(sp helpdesk.ParseSuspect) bool { return sp.UID == uid })
 			}); err != nil {
 				s.p.log.Warn("could not clear the record of a slow email", "uid", uid, "err", err)
 			}
 		}
 	}
-	if errors.Is(e.Err, mailparse.ErrWorkBudget) {
+	if errors.Is(e.Err, parse.ErrWorkBudget) {
 		s.p.log.Error("an email took the MIME parser too much work; holding it as unparseable", "uid", uid, "size", len(raw), "err", e.Err)
 	}
 	return e
@@ -214,7 +215,7 @@ func (s *session) parseLimit(items []*fetched) time.Duration {
 	}
 	d := s.p.cfg.Parse.Deadline
 	if d == 0 {
-		d = mailparse.ParseDeadline(int(largest))
+		d = parse.ParseDeadline(int(largest))
 	}
 	return s.p.cfg.CommandTimeout + max(d, 0)
 }

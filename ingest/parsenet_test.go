@@ -11,9 +11,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -58,8 +60,8 @@ func normalMail(id string) []byte {
 }
 
 // outcomesByUID collects the outcomes among events.
-func outcomesByUID(events []ingest.Event) map[imap.UID]*ingest.Outcome {
-	out := map[imap.UID]*ingest.Outcome{}
+func outcomesByUID(events []ingest.Event) map[imap.UID]*desk.Outcome {
+	out := map[imap.UID]*desk.Outcome{}
 	for _, ev := range events {
 		if ev.Outcome != nil {
 			out[imap.UID(ev.Outcome.UID)] = ev.Outcome
@@ -70,10 +72,10 @@ func outcomesByUID(events []ingest.Event) map[imap.UID]*ingest.Outcome {
 
 // checkHeldUnparseable fails unless o is the email raw held as unparseable with a detail
 // naming why, its raw bytes kept byte for byte.
-func checkHeldUnparseable(t *testing.T, f *fixture, name string, o *ingest.Outcome, raw []byte, why string) {
+func checkHeldUnparseable(t *testing.T, f *fixture, name string, o *desk.Outcome, raw []byte, why string) {
 	t.Helper()
-	if o == nil || o.Action != "held" || o.Reason != store.HeldUnparseable || !strings.Contains(o.Detail, why) {
-		t.Errorf("%s: outcome %+v; want held as %s, the detail naming %q", name, o, store.HeldUnparseable, why)
+	if o == nil || o.Action != "held" || o.Reason != helpdesk.HeldUnparseable || !strings.Contains(o.Detail, why) {
+		t.Errorf("%s: outcome %+v; want held as %s, the detail naming %q", name, o, helpdesk.HeldUnparseable, why)
 		return
 	}
 	err := f.db.View(context.Background(), func(tx *store.Tx) error {
@@ -99,7 +101,7 @@ func checkHeldUnparseable(t *testing.T, f *fixture, name string, o *ingest.Outco
 }
 
 // checkTaken fails unless o made a ticket.
-func checkTaken(t *testing.T, name string, o *ingest.Outcome) {
+func checkTaken(t *testing.T, name string, o *desk.Outcome) {
 	t.Helper()
 	if o == nil || o.Action != "new_ticket" {
 		t.Errorf("%s: outcome %+v; want a new ticket: the email behind the attack is taken in", name, o)
@@ -125,12 +127,12 @@ func TestOneEmailNeverStopsIngest(t *testing.T) {
 		checkTaken(t, "the email behind them", got[uNext])
 		// Releasing one reads it again, within the same bounds: it answers, it does not hang
 		// (a release runs in a write transaction: a hang would stop the store).
-		for _, o := range []*ingest.Outcome{got[uNest], got[uParts]} {
+		for _, o := range []*desk.Outcome{got[uNest], got[uParts]} {
 			if o == nil {
 				continue
 			}
 			err := f.db.Update(context.Background(), func(tx *store.Tx) error {
-				_, err := f.cfg.Applier.Release(tx, o.HeldID, ingest.ReleaseOptions{By: "test"})
+				_, err := f.cfg.Desk.Release(tx, o.HeldID, desk.ReleaseOptions{By: "test"})
 				return err
 			})
 			if err == nil || !strings.Contains(err.Error(), "cannot become a ticket message: unparseable") {
@@ -147,10 +149,10 @@ func TestOneEmailNeverStopsIngest(t *testing.T) {
 // milliseconds). The tiny-parts attack, whose cost does not show in reads, meets the deadline.
 // Each time the email behind is taken in.
 func TestParseNetsHoldAndGoOn(t *testing.T) {
-	noWalk := mailparse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1}
+	noWalk := parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1}
 	for _, tc := range []struct {
 		name   string
-		limits mailparse.Limits
+		limits parse.Limits
 		raw    []byte
 		why    string
 	}{
@@ -170,7 +172,7 @@ func TestParseNetsHoldAndGoOn(t *testing.T) {
 	}
 }
 
-func withNets(l mailparse.Limits, reads int, deadline time.Duration) mailparse.Limits {
+func withNets(l parse.Limits, reads int, deadline time.Duration) parse.Limits {
 	l.Reads, l.Deadline = reads, deadline
 	return l
 }
@@ -182,7 +184,7 @@ func withNets(l mailparse.Limits, reads int, deadline time.Duration) mailparse.L
 // raw kept, and the email behind it becomes a ticket.
 func TestStopDuringRunawayParse(t *testing.T) {
 	f := newMemFixture(t, imaptest.Quirks{}, func(c *ingest.Config) {
-		c.Parse = mailparse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: -1}
+		c.Parse = parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: -1}
 		c.StopGrace = time.Second
 	})
 	attack := encodedWordAttack(40)
@@ -207,7 +209,7 @@ func TestStopDuringRunawayParse(t *testing.T) {
 
 	// The next start: bounds at their defaults (it would be held either way), and the email
 	// is not parsed again — the record says so, and the detail tells staff.
-	f.cfg.Parse = mailparse.Limits{}
+	f.cfg.Parse = parse.Limits{}
 	p, err := ingest.New(f.cfg, f.db, f.events)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +228,7 @@ func TestStopDuringRunawayParse(t *testing.T) {
 func waitSuspect(t *testing.T, f *fixture, uid imap.UID) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		var a *store.ParseAttempts
+		var a *helpdesk.ParseAttempts
 		if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 			a, err = tx.ParseAttempts("INBOX")
 			return err
@@ -279,8 +281,8 @@ func TestReadAgainAloneAfterDeath(t *testing.T) {
 		if err != nil || st.LastUID != uint32(first) {
 			return fmt.Errorf("checkpoint %+v, %v; want uid %d", st, err, first)
 		}
-		return tx.PutParseAttempts(&store.ParseAttempts{Mailbox: "INBOX", UIDValidity: st.UIDValidity,
-			Batches: []store.UIDRange{{Start: uint32(uA), Stop: uint32(uC)}}, Alone: uint32(uB), AloneDeaths: 1})
+		return tx.PutParseAttempts(&helpdesk.ParseAttempts{Mailbox: "INBOX", UIDValidity: st.UIDValidity,
+			Batches: []helpdesk.UIDRange{{Start: uint32(uA), Stop: uint32(uC)}}, Alone: uint32(uB), AloneDeaths: 1})
 	}); err != nil {
 		t.Fatal(err)
 	}

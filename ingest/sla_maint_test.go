@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/ingest/policy"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/policy"
 )
 
 // TestCallbackMaintainedByNoOne: R13, R14 — a customer whose system is maintained by no one
@@ -22,15 +22,15 @@ import (
 func TestCallbackMaintainedByNoOne(t *testing.T) {
 	const staffList = "team@infobits.example"
 	f := newFixture(t, "mem", func(c *ingest.Config) {
-		a := *c.Applier
+		a := *c.Desk
 		r := testRules(t, policy.Limits{})
 		r.StaffList = staffList
 		a.Policy = policy.New(r)
-		c.Applier = &a
+		c.Desk = &a
 	})
-	f.addCustomer(&store.Customer{Name: "Niemand", Emails: []string{"n@niemand.nl"}, Tier: store.SLA8, Maintainer: store.MaintainerNone})
-	f.addCustomer(&store.Customer{Name: "Eigen", Emails: []string{"e@eigen.nl"}, Tier: store.SLA8})
-	f.addCustomer(&store.Customer{Name: "Leverancier", Emails: []string{"l@leverancier.nl"}, Tier: store.SLA8, Maintainer: store.MaintainerVendor})
+	f.addCustomer(&helpdesk.Customer{Name: "Niemand", Emails: []string{"n@niemand.nl"}, Tier: helpdesk.SLA8, Maintainer: helpdesk.MaintainerNone})
+	f.addCustomer(&helpdesk.Customer{Name: "Eigen", Emails: []string{"e@eigen.nl"}, Tier: helpdesk.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Leverancier", Emails: []string{"l@leverancier.nl"}, Tier: helpdesk.SLA8, Maintainer: helpdesk.MaintainerVendor})
 	sink, w := newNotifier(t, f.db, "support@infobits.example", "Infobits")
 	at := amsTime("2026-11-30 10:00")
 	f.deliverAt(at, mailOpts{from: "n@niemand.nl", subject: "Terugbellen a.u.b.", msgID: "cb1@n"})
@@ -40,14 +40,14 @@ func TestCallbackMaintainedByNoOne(t *testing.T) {
 
 	// The ticket: a callback for all three, prepaid (SLA8 without postpaid in the subject).
 	for id := uint64(1); id <= 3; id++ {
-		if tk := f.ticket(id); tk.Followup != store.FollowupCallback || tk.Payment != store.PaymentPrepaid {
-			t.Errorf("ticket %d: followup %s, payment %q; want %s, %s", id, tk.Followup, tk.Payment, store.FollowupCallback, store.PaymentPrepaid)
+		if tk := f.ticket(id); tk.Followup != helpdesk.FollowupCallback || tk.Payment != helpdesk.PaymentPrepaid {
+			t.Errorf("ticket %d: followup %s, payment %q; want %s, %s", id, tk.Followup, tk.Payment, helpdesk.FollowupCallback, helpdesk.PaymentPrepaid)
 		}
 	}
 	// The acknowledgement's notes: only the unmaintained system has no right.
 	notes := map[string][]string{}
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindAck {
+		if n.Kind == helpdesk.KindAck {
 			notes[n.To] = n.Data.Notes
 		}
 	}
@@ -66,7 +66,7 @@ func TestCallbackMaintainedByNoOne(t *testing.T) {
 	}
 	acks, staff := map[string]string{}, map[string]string{}
 	for _, m := range sink.Messages() {
-		e := mailparse.Parse(m.Data, at)
+		e := parse.Parse(m.Data, at)
 		switch {
 		case len(m.To) == 1 && m.To[0] == staffList:
 			staff[e.Subject] = e.Text

@@ -7,16 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/calendar"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
 // The SLA policy through the real ingest path: an email appended to an IMAP mailbox, the
 // gateway's commit, and what the store and the outbox then hold.
 
-var ams = calendar.Amsterdam()
+var ams = helpdesk.Amsterdam()
 
 func amsTime(s string) time.Time {
 	t, err := time.ParseInLocation("2006-01-02 15:04", s, ams)
@@ -26,7 +27,7 @@ func amsTime(s string) time.Time {
 	return t
 }
 
-func (f *fixture) addCustomer(c *store.Customer) *store.Customer {
+func (f *fixture) addCustomer(c *helpdesk.Customer) *helpdesk.Customer {
 	f.t.Helper()
 	if err := f.db.Update(context.Background(), func(tx *store.Tx) error { return tx.PutCustomer(c) }); err != nil {
 		f.t.Fatal(err)
@@ -39,9 +40,9 @@ func (f *fixture) deliverAt(at time.Time, o mailOpts) {
 	f.srv.append(f.t, "INBOX", buildMail(o), at)
 }
 
-func (f *fixture) ticket(id uint64) *store.Ticket {
+func (f *fixture) ticket(id uint64) *helpdesk.Ticket {
 	f.t.Helper()
-	var t *store.Ticket
+	var t *helpdesk.Ticket
 	if err := f.db.View(context.Background(), func(tx *store.Tx) (err error) {
 		t, err = tx.Ticket(id)
 		return err
@@ -54,9 +55,9 @@ func (f *fixture) ticket(id uint64) *store.Ticket {
 func newSLAFixture(t *testing.T, lim policy.Limits) *fixture {
 	t.Helper()
 	return newFixture(t, "mem", func(c *ingest.Config) {
-		a := *c.Applier
+		a := *c.Desk
 		a.Policy = policy.New(testRules(t, lim))
-		c.Applier = &a
+		c.Desk = &a
 	})
 }
 
@@ -65,13 +66,13 @@ func newSLAFixture(t *testing.T, lim policy.Limits) *fixture {
 // with a contract, an expired paid tier served as SLA24 (R3), and the rate zone at arrival.
 func TestDeadlineOnTicket(t *testing.T) {
 	f := newSLAFixture(t, policy.Limits{})
-	f.addCustomer(&store.Customer{Name: "Contract", Emails: []string{"c@contract.nl"}, Tier: store.SLA8, Contract: true})
-	f.addCustomer(&store.Customer{Name: "Geen contract", Emails: []string{"n@nocontract.nl"}, Tier: store.SLA8})
-	f.addCustomer(&store.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: store.SLA24, Contract: true})
-	f.addCustomer(&store.Customer{Name: "Verlopen", Emails: []string{"v@verlopen.nl"}, Tier: store.SLA4, Contract: true,
-		ValidUntil: store.Date{Year: 2026, Month: 10, Day: 31}})
-	f.addCustomer(&store.Customer{Name: "Onderhoud", Emails: []string{"o@onderhoud.nl"}, Tier: store.SLA4, Contract: true,
-		ValidUntil: store.Date{Year: 2026, Month: 11, Day: 27}}) // valid through the day of arrival
+	f.addCustomer(&helpdesk.Customer{Name: "Contract", Emails: []string{"c@contract.nl"}, Tier: helpdesk.SLA8, Contract: true})
+	f.addCustomer(&helpdesk.Customer{Name: "Geen contract", Emails: []string{"n@nocontract.nl"}, Tier: helpdesk.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: helpdesk.SLA24, Contract: true})
+	f.addCustomer(&helpdesk.Customer{Name: "Verlopen", Emails: []string{"v@verlopen.nl"}, Tier: helpdesk.SLA4, Contract: true,
+		ValidUntil: helpdesk.Date{Year: 2026, Month: 10, Day: 31}})
+	f.addCustomer(&helpdesk.Customer{Name: "Onderhoud", Emails: []string{"o@onderhoud.nl"}, Tier: helpdesk.SLA4, Contract: true,
+		ValidUntil: helpdesk.Date{Year: 2026, Month: 11, Day: 27}}) // valid through the day of arrival
 	friday := amsTime("2026-11-27 16:00")
 	for _, from := range []string{"c@contract.nl", "n@nocontract.nl", "g@gratis.nl", "v@verlopen.nl", "o@onderhoud.nl"} {
 		f.deliverAt(friday, mailOpts{from: from, subject: "Vraag van " + from, msgID: from})
@@ -79,15 +80,15 @@ func TestDeadlineOnTicket(t *testing.T) {
 	f.once()
 	cases := []struct {
 		id       uint64
-		tier     store.Tier
+		tier     helpdesk.Tier
 		calendar string
 		due      string
 	}{
-		{1, store.SLA8, store.CalendarContract, "2026-11-30 13:00"},
-		{2, store.SLA8, store.CalendarHelpdesk, "2026-11-30 16:00"},
-		{3, store.SLA24, store.CalendarHelpdesk, "2026-12-02 16:00"}, // contract counts only with a paid tier
-		{4, store.SLA24, store.CalendarHelpdesk, "2026-12-02 16:00"}, // expired on 31-10-2026 (R3)
-		{5, store.SLA4, store.CalendarContract, "2026-11-28 12:00"},  // Saturday morning counts
+		{1, helpdesk.SLA8, helpdesk.CalendarContract, "2026-11-30 13:00"},
+		{2, helpdesk.SLA8, helpdesk.CalendarHelpdesk, "2026-11-30 16:00"},
+		{3, helpdesk.SLA24, helpdesk.CalendarHelpdesk, "2026-12-02 16:00"}, // contract counts only with a paid tier
+		{4, helpdesk.SLA24, helpdesk.CalendarHelpdesk, "2026-12-02 16:00"}, // expired on 31-10-2026 (R3)
+		{5, helpdesk.SLA4, helpdesk.CalendarContract, "2026-11-28 12:00"},  // Saturday morning counts
 	}
 	for _, c := range cases {
 		tk := f.ticket(c.id)
@@ -101,7 +102,7 @@ func TestDeadlineOnTicket(t *testing.T) {
 	if len(ob) != 5 || !ob[0].Data.Due.Equal(amsTime("2026-11-30 13:00")) {
 		t.Fatalf("acknowledgement due = %v", ob[0].Data.Due)
 	}
-	if !slices.Contains(ob[3].Data.Notes, policy.NoteExpired) || ob[3].Data.ValidUntil != (store.Date{Year: 2026, Month: 10, Day: 31}) {
+	if !slices.Contains(ob[3].Data.Notes, policy.NoteExpired) || ob[3].Data.ValidUntil != (helpdesk.Date{Year: 2026, Month: 10, Day: 31}) {
 		t.Errorf("expired customer's acknowledgement notes = %v", ob[3].Data.Notes)
 	}
 }
@@ -111,10 +112,10 @@ func TestDeadlineOnTicket(t *testing.T) {
 // told why. Urgent tickets are listed first.
 func TestUrgent(t *testing.T) {
 	f := newSLAFixture(t, policy.Limits{})
-	f.addCustomer(&store.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: store.SLA8})
-	f.addCustomer(&store.Customer{Name: "Vier", Emails: []string{"v@vier.nl"}, Tier: store.SLA4})
-	f.addCustomer(&store.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: store.SLA24})
-	f.addCustomer(&store.Customer{Name: "Stichting", Emails: []string{"s@stichting.nl"}, Tier: store.SLA8, Philanthropic: true})
+	f.addCustomer(&helpdesk.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: helpdesk.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Vier", Emails: []string{"v@vier.nl"}, Tier: helpdesk.SLA4})
+	f.addCustomer(&helpdesk.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: helpdesk.SLA24})
+	f.addCustomer(&helpdesk.Customer{Name: "Stichting", Emails: []string{"s@stichting.nl"}, Tier: helpdesk.SLA8, Philanthropic: true})
 	f.deliverAt(amsTime("2026-11-30 10:00"), mailOpts{from: "a@acht.nl", subject: "SPOED: kassa kapot", msgID: "u1@a"})
 	f.deliverAt(amsTime("2026-11-30 18:30"), mailOpts{from: "v@vier.nl", subject: "Pinbetaling faalt (urgent!)", msgID: "u2@v"})
 	f.deliverAt(amsTime("2026-11-30 22:00"), mailOpts{from: "a@acht.nl", subject: "spoed", msgID: "u3@a"})
@@ -129,12 +130,12 @@ func TestUrgent(t *testing.T) {
 		zone      int
 		rateZone  string
 	}{
-		{1, store.PriorityUrgent, true, 1, "1"},
-		{2, store.PriorityUrgent, true, 2, "2"},      // 18:30 is rate zone 2
-		{3, store.PriorityUrgent, true, 1, "closed"}, // 22:00: zone 1 opens next (Tuesday 09:00)
-		{4, store.PriorityNormal, false, 0, "1"},     // SLA24: no urgent
-		{5, store.PriorityNormal, false, 0, "1"},     // "Spoedeisend" is not the word
-		{6, store.PriorityUrgent, false, 1, "1"},     // R4: free support, no surcharge
+		{1, helpdesk.PriorityUrgent, true, 1, "1"},
+		{2, helpdesk.PriorityUrgent, true, 2, "2"},      // 18:30 is rate zone 2
+		{3, helpdesk.PriorityUrgent, true, 1, "closed"}, // 22:00: zone 1 opens next (Tuesday 09:00)
+		{4, helpdesk.PriorityNormal, false, 0, "1"},     // SLA24: no urgent
+		{5, helpdesk.PriorityNormal, false, 0, "1"},     // "Spoedeisend" is not the word
+		{6, helpdesk.PriorityUrgent, false, 1, "1"},     // R4: free support, no surcharge
 	}
 	for _, c := range cases {
 		tk := f.ticket(c.id)
@@ -158,11 +159,11 @@ func TestUrgent(t *testing.T) {
 // is the customer's answer preference.
 func TestCallback(t *testing.T) {
 	f := newSLAFixture(t, policy.Limits{})
-	f.addCustomer(&store.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: store.SLA8})
-	f.addCustomer(&store.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: store.SLA24})
-	f.addCustomer(&store.Customer{Name: "Achterstand", Emails: []string{"b@achterstand.nl"}, Tier: store.SLA8, Arrears: true})
-	f.addCustomer(&store.Customer{Name: "Derde", Emails: []string{"d@derde.nl"}, Tier: store.SLA8, Maintainer: store.MaintainerThirdParty})
-	f.addCustomer(&store.Customer{Name: "Site", Emails: []string{"s@site.nl"}, Tier: store.SLA8, Answer: store.AnswerSite})
+	f.addCustomer(&helpdesk.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: helpdesk.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: helpdesk.SLA24})
+	f.addCustomer(&helpdesk.Customer{Name: "Achterstand", Emails: []string{"b@achterstand.nl"}, Tier: helpdesk.SLA8, Arrears: true})
+	f.addCustomer(&helpdesk.Customer{Name: "Derde", Emails: []string{"d@derde.nl"}, Tier: helpdesk.SLA8, Maintainer: helpdesk.MaintainerThirdParty})
+	f.addCustomer(&helpdesk.Customer{Name: "Site", Emails: []string{"s@site.nl"}, Tier: helpdesk.SLA8, Answer: helpdesk.AnswerSite})
 	at := amsTime("2026-11-30 10:00")
 	f.deliverAt(at, mailOpts{from: "a@acht.nl", subject: "Graag terugbellen postpaid", msgID: "c1@a"})
 	f.deliverAt(at, mailOpts{from: "a@acht.nl", subject: "AnyDesk sessie nodig", msgID: "c2@a"})
@@ -178,13 +179,13 @@ func TestCallback(t *testing.T) {
 		payment  string
 		note     string
 	}{
-		{1, store.FollowupCallback, store.PaymentPostpaid, policy.NoteCallback},
-		{2, store.FollowupCallback, store.PaymentPrepaid, policy.NoteCallback},
-		{3, store.FollowupCallback, store.PaymentPrepaid, policy.NotePrepaidOnly},
-		{4, store.FollowupCallback, store.PaymentPrepaid, policy.NotePrepaidOnly},
-		{5, store.FollowupCallback, store.PaymentPrepaid, policy.NoteCallbackNoRight},
-		{6, store.FollowupSite, "", policy.NoteAnswerOnSite},
-		{7, store.FollowupEmail, "", ""},
+		{1, helpdesk.FollowupCallback, helpdesk.PaymentPostpaid, policy.NoteCallback},
+		{2, helpdesk.FollowupCallback, helpdesk.PaymentPrepaid, policy.NoteCallback},
+		{3, helpdesk.FollowupCallback, helpdesk.PaymentPrepaid, policy.NotePrepaidOnly},
+		{4, helpdesk.FollowupCallback, helpdesk.PaymentPrepaid, policy.NotePrepaidOnly},
+		{5, helpdesk.FollowupCallback, helpdesk.PaymentPrepaid, policy.NoteCallbackNoRight},
+		{6, helpdesk.FollowupSite, "", policy.NoteAnswerOnSite},
+		{7, helpdesk.FollowupEmail, "", ""},
 	}
 	ob := f.outbox()
 	for _, c := range cases {
@@ -203,8 +204,8 @@ func TestCallback(t *testing.T) {
 // by arrival time, so a new month starts afresh; other tiers are not limited.
 func TestSLA24Limits(t *testing.T) {
 	f := newSLAFixture(t, policy.Limits{TicketsPerMonth: 2, OpenTickets: 2, RepliesPerTicket: 1})
-	free := f.addCustomer(&store.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: store.SLA24})
-	paid := f.addCustomer(&store.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: store.SLA8})
+	free := f.addCustomer(&helpdesk.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: helpdesk.SLA24})
+	paid := f.addCustomer(&helpdesk.Customer{Name: "Acht", Emails: []string{"a@acht.nl"}, Tier: helpdesk.SLA8})
 	nov := amsTime("2026-11-30 10:00")
 	for i := range 4 {
 		f.deliverAt(nov, mailOpts{from: "g@gratis.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("g%d@g", i)})
@@ -219,12 +220,12 @@ func TestSLA24Limits(t *testing.T) {
 		t.Fatalf("tickets per customer = %v, want SLA24 2, SLA8 4", byCustomer)
 	}
 	hs := f.held()
-	if len(hs) != 2 || hs[0].Reason != store.HeldOverLimit || hs[0].CustomerID != free.ID || hs[0].RawSHA256 == "" {
+	if len(hs) != 2 || hs[0].Reason != helpdesk.HeldOverLimit || hs[0].CustomerID != free.ID || hs[0].RawSHA256 == "" {
 		t.Fatalf("held = %+v", hs)
 	}
 	notices := 0
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindOverLimit {
+		if n.Kind == helpdesk.KindOverLimit {
 			notices++
 			if n.To != "g@gratis.nl" || n.Data.LimitKind != policy.LimitTicketsPerMonth || n.Data.LimitValue != 2 {
 				t.Errorf("limit notice = %+v", n)
@@ -257,7 +258,7 @@ func TestSLA24Limits(t *testing.T) {
 	// A new day: the customer is told again.
 	n := 0
 	for _, note := range f.outbox() {
-		if note.Kind == store.KindOverLimit {
+		if note.Kind == helpdesk.KindOverLimit {
 			n++
 		}
 	}
@@ -267,7 +268,7 @@ func TestSLA24Limits(t *testing.T) {
 	// Close one: now December has room.
 	if err := f.db.Update(context.Background(), func(tx *store.Tx) error {
 		tk, _ := tx.Ticket(1)
-		tk.Status = store.StatusClosed
+		tk.Status = helpdesk.StatusClosed
 		return tx.PutTicket(tk)
 	}); err != nil {
 		t.Fatal(err)
@@ -283,20 +284,20 @@ func TestSLA24Limits(t *testing.T) {
 // once; an unknown sender cannot be released.
 func TestRelease(t *testing.T) {
 	f := newSLAFixture(t, policy.Limits{TicketsPerMonth: 1})
-	f.addCustomer(&store.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: store.SLA24})
+	f.addCustomer(&helpdesk.Customer{Name: "Gratis", Emails: []string{"g@gratis.nl"}, Tier: helpdesk.SLA24})
 	at := amsTime("2026-11-30 10:00")
 	f.deliverAt(at, mailOpts{from: "g@gratis.nl", subject: "Eerste", msgID: "e1@g"})
 	f.deliverAt(at, mailOpts{from: "g@gratis.nl", subject: "Tweede", msgID: "e2@g"})
 	f.deliverAt(at, mailOpts{from: "vreemd@example.com", subject: "Hallo", msgID: "x@x"})
 	f.once()
 	hs := f.held()
-	if len(hs) != 2 || hs[0].Reason != store.HeldOverLimit || hs[1].Reason != store.HeldUnknownSender {
+	if len(hs) != 2 || hs[0].Reason != helpdesk.HeldOverLimit || hs[1].Reason != helpdesk.HeldUnknownSender {
 		t.Fatalf("held = %+v", hs)
 	}
-	release := func(id uint64) (ingest.Outcome, error) {
-		var out ingest.Outcome
+	release := func(id uint64) (desk.Outcome, error) {
+		var out desk.Outcome
 		err := f.db.Update(context.Background(), func(tx *store.Tx) (err error) {
-			out, err = f.cfg.Applier.Release(tx, id, ingest.ReleaseOptions{})
+			out, err = f.cfg.Desk.Release(tx, id, desk.ReleaseOptions{})
 			return err
 		})
 		return out, err

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk"
 )
 
 // Sender spoofing of customers (issue 5; SPEC R10 "a reply may only be added by the ticket's
@@ -54,7 +54,7 @@ func spoofReport(from, msgID string, headers ...string) []byte {
 
 // spoofState is what a spoofed email must leave alone: ticket 1, its thread and the outbox.
 type spoofState struct {
-	ticket   store.Ticket
+	ticket   helpdesk.Ticket
 	thread   []string
 	statuses []string
 	queued   int
@@ -126,7 +126,7 @@ func TestSpoofedReplyHeld(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newStaffFixture(t, nil)
 			staffOpenTicket(f)
-			acks := staffOfKind(f.outbox(), store.KindAck)
+			acks := staffOfKind(f.outbox(), helpdesk.KindAck)
 			if len(acks) != 1 {
 				t.Fatalf("outbox %v, want one acknowledgement", staffKinds(f.outbox()))
 			}
@@ -134,7 +134,7 @@ func TestSpoofedReplyHeld(t *testing.T) {
 			if c.answered {
 				f.deliver(buildMail(staffMail(1, "a1@infobits", "Herstart de kassa.", staffPassAR)))
 				f.once()
-				if st := f.ticket(1).Status; st != store.StatusAnswered {
+				if st := f.ticket(1).Status; st != helpdesk.StatusAnswered {
 					t.Fatalf("status %s after the staff answer, want answered; held %+v", st, f.held())
 				}
 			}
@@ -166,7 +166,7 @@ func TestSpoofedReplyHeld(t *testing.T) {
 				t.Fatalf("held = %+v, want the spoofed email held", hs)
 			}
 			h := hs[len(hs)-1]
-			if h.Reason != store.HeldSpoofed || !strings.Contains(h.Detail, "dmarc=fail") ||
+			if h.Reason != helpdesk.HeldSpoofed || !strings.Contains(h.Detail, "dmarc=fail") ||
 				!strings.Contains(h.Detail, "mx.infobits.example") || h.RawSHA256 == "" {
 				t.Errorf("held = %+v, want reason spoofed, the trusted server's dmarc=fail in the detail, the raw email kept", h)
 			}
@@ -176,11 +176,11 @@ func TestSpoofedReplyHeld(t *testing.T) {
 				msgID: "genuine@bakkerij", inReplyTo: ackID, body: "Echt van ons.", extra: []string{spoofTrustedPass}}))
 			f.once()
 			ms := f.messages(1)
-			if last := ms[len(ms)-1]; len(ms) != len(before.thread)+1 || last.Direction != store.DirectionIn ||
+			if last := ms[len(ms)-1]; len(ms) != len(before.thread)+1 || last.Direction != helpdesk.DirectionIn ||
 				last.From != spoofCustomer || last.Text != "Echt van ons.\n" {
 				t.Errorf("the genuine reply was not added: thread %d→%d messages, last %+v", len(before.thread), len(ms), last)
 			}
-			if st := f.ticket(1).Status; st != store.StatusOpen {
+			if st := f.ticket(1).Status; st != helpdesk.StatusOpen {
 				t.Errorf("status %s after the genuine reply, want open", st)
 			}
 		})
@@ -221,7 +221,7 @@ func TestForeignAuthResultsIgnored(t *testing.T) {
 				t.Fatalf("held = %+v, want nothing held: the foreign header is ignored", hs)
 			}
 			ms := f.messages(1)
-			if last := ms[len(ms)-1]; len(ms) != threadBefore+1 || last.Direction != store.DirectionIn ||
+			if last := ms[len(ms)-1]; len(ms) != threadBefore+1 || last.Direction != helpdesk.DirectionIn ||
 				last.From != spoofCustomer || last.Text != "Nog een detail.\n" {
 				t.Errorf("reply not added to ticket 1: thread %d→%d, last %+v", threadBefore, len(ms), last)
 			}
@@ -230,11 +230,11 @@ func TestForeignAuthResultsIgnored(t *testing.T) {
 				t.Fatalf("tickets = %+v, want ticket 2 for the new question", ts)
 			}
 			got := f.staffNewSince(queued)
-			acks := staffOfKind(got, store.KindAck)
+			acks := staffOfKind(got, helpdesk.KindAck)
 			if len(acks) != 1 || acks[0].To != spoofCustomer || acks[0].TicketID != 2 {
 				t.Errorf("queued %v, want the acknowledgement of ticket 2 to the customer", staffKinds(got))
 			}
-			if n := len(staffOfKind(got, store.KindStaffReply)); n != 1 {
+			if n := len(staffOfKind(got, helpdesk.KindStaffReply)); n != 1 {
 				t.Errorf("queued %v, want the staff list told of the reply", staffKinds(got))
 			}
 		})
@@ -282,7 +282,7 @@ func TestForeignPassDoesNotRescue(t *testing.T) {
 				t.Fatalf("held = %+v, want both emails held", hs)
 			}
 			for _, h := range hs {
-				if h.Reason != store.HeldSpoofed || h.From != spoofCustomer || !strings.Contains(h.Detail, "dmarc=fail for bakkerijdevries.nl by mx.infobits.example") {
+				if h.Reason != helpdesk.HeldSpoofed || h.From != spoofCustomer || !strings.Contains(h.Detail, "dmarc=fail for bakkerijdevries.nl by mx.infobits.example") {
 					t.Errorf("held = %+v, want spoofed with the trusted server's verdict", h)
 				}
 			}
@@ -302,14 +302,14 @@ func TestAmbiguousFromHeld(t *testing.T) {
 	cases := []struct {
 		name, from, headerFrom, reason, detail string
 	}{
-		{"address with two @", "<" + spoofCustomer + "@evil.example>", "evil.example", store.HeldNoSender, "no RFC 5322 address"},
-		{"server judged another From", spoofCustomer, "evil.example", store.HeldSpoofed, "read another From"},
+		{"address with two @", "<" + spoofCustomer + "@evil.example>", "evil.example", helpdesk.HeldNoSender, "no RFC 5322 address"},
+		{"server judged another From", spoofCustomer, "evil.example", helpdesk.HeldSpoofed, "read another From"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newStaffFixture(t, nil)
 			staffOpenTicket(f)
-			acks := staffOfKind(f.outbox(), store.KindAck)
+			acks := staffOfKind(f.outbox(), helpdesk.KindAck)
 			if len(acks) != 1 {
 				t.Fatalf("outbox %v, want one acknowledgement", staffKinds(f.outbox()))
 			}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/rules/policy"
 )
 
 // Staff by email, answers on the site, spoofing and recovery by email (issue 4; SPEC R10,
@@ -40,9 +40,9 @@ func newStaffFixture(t *testing.T, mod func(*policy.Rules)) *fixture {
 		if mod != nil {
 			mod(&r)
 		}
-		a := *c.Applier
+		a := *c.Desk
 		a.Policy = policy.New(r)
-		c.Applier = &a
+		c.Desk = &a
 	})
 }
 
@@ -54,20 +54,20 @@ func staffMail(id uint64, msgID, body string, headers ...string) mailOpts {
 }
 
 // staffOpenTicket has info@bakkerijdevries.nl (SLA8) open ticket 1 at arrival and returns it.
-func staffOpenTicket(f *fixture) *store.Ticket {
+func staffOpenTicket(f *fixture) *helpdesk.Ticket {
 	f.t.Helper()
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Kassa start niet op", msgID: "q1@bakkerij",
 		body: "De kassa start niet op."}))
 	f.once()
 	ts := f.tickets()
-	if len(ts) != 1 || ts[0].ID != 1 || ts[0].Status != store.StatusOpen {
+	if len(ts) != 1 || ts[0].ID != 1 || ts[0].Status != helpdesk.StatusOpen {
 		f.t.Fatalf("tickets = %+v, want ticket 1 open", ts)
 	}
 	return ts[0]
 }
 
 // staffKinds lists the kinds and recipients of notifications, for failure messages.
-func staffKinds(ns []*store.Notification) []string {
+func staffKinds(ns []*helpdesk.Notification) []string {
 	var out []string
 	for _, n := range ns {
 		out = append(out, n.Kind+"→"+n.To)
@@ -75,8 +75,8 @@ func staffKinds(ns []*store.Notification) []string {
 	return out
 }
 
-func staffOfKind(ns []*store.Notification, kind string) []*store.Notification {
-	var out []*store.Notification
+func staffOfKind(ns []*helpdesk.Notification, kind string) []*helpdesk.Notification {
+	var out []*helpdesk.Notification
 	for _, n := range ns {
 		if n.Kind == kind {
 			out = append(out, n)
@@ -86,7 +86,7 @@ func staffOfKind(ns []*store.Notification, kind string) []*store.Notification {
 }
 
 // staffNewSince returns the notifications queued after the first n.
-func (f *fixture) staffNewSince(n int) []*store.Notification {
+func (f *fixture) staffNewSince(n int) []*helpdesk.Notification {
 	f.t.Helper()
 	return f.outbox()[n:]
 }
@@ -119,16 +119,16 @@ func TestStaffAnswerByEmail(t *testing.T) {
 		t.Fatalf("held = %+v", hs)
 	}
 	tk := f.ticket(1)
-	if tk.Status != store.StatusAnswered || tk.Messages != 2 || !tk.FirstResponse.Equal(due) || !tk.FirstResponseMet {
+	if tk.Status != helpdesk.StatusAnswered || tk.Messages != 2 || !tk.FirstResponse.Equal(due) || !tk.FirstResponseMet {
 		t.Errorf("ticket 1: status %s, %d messages, first response %v met %v; want answered, 2, %v, true",
 			tk.Status, tk.Messages, tk.FirstResponse, tk.FirstResponseMet, due)
 	}
 	ms := f.messages(1)
-	if m := ms[1]; m.Direction != store.DirectionOut || m.Text != "Herstart de kassa." || m.From != staffJan {
+	if m := ms[1]; m.Direction != helpdesk.DirectionOut || m.Text != "Herstart de kassa." || m.From != staffJan {
 		t.Errorf("staff message = direction %s from %s text %q; want out from jan, the answer", m.Direction, m.From, m.Text)
 	}
 	tk = f.ticket(2)
-	if tk.Status != store.StatusAnswered || !tk.FirstResponse.Equal(late) || tk.FirstResponseMet {
+	if tk.Status != helpdesk.StatusAnswered || !tk.FirstResponse.Equal(late) || tk.FirstResponseMet {
 		t.Errorf("ticket 2: status %s, first response %v met %v; want answered, %v, false", tk.Status, tk.FirstResponse,
 			tk.FirstResponseMet, late)
 	}
@@ -142,7 +142,7 @@ func TestStaffAnswerByEmail(t *testing.T) {
 		text   string
 	}{{1, "Herstart de kassa."}, {2, "Controleer de kabel."}} {
 		n := got[i]
-		if n.Kind != store.KindAnswer || n.To != "info@bakkerijdevries.nl" || n.TicketID != want.ticket ||
+		if n.Kind != helpdesk.KindAnswer || n.To != "info@bakkerijdevries.nl" || n.TicketID != want.ticket ||
 			n.Data.Text != want.text || n.Automatic {
 			t.Errorf("answer %d = %s to %s ticket %d text %q automatic %v; want answer to the customer with %q",
 				i, n.Kind, n.To, n.TicketID, n.Data.Text, n.Automatic, want.text)
@@ -166,7 +166,7 @@ func TestStaffAnswerByEmail(t *testing.T) {
 // that an answer waits on the site, not the answer text; the answer is kept on the ticket.
 func TestStaffAnswerOnSite(t *testing.T) {
 	f := newStaffFixture(t, nil)
-	f.addCustomer(&store.Customer{Name: "Site", Emails: []string{"s@site.nl"}, Tier: store.SLA8, Answer: store.AnswerSite})
+	f.addCustomer(&helpdesk.Customer{Name: "Site", Emails: []string{"s@site.nl"}, Tier: helpdesk.SLA8, Answer: helpdesk.AnswerSite})
 	f.deliver(buildMail(mailOpts{from: "S@Site.nl", subject: "Kassa start niet op", msgID: "s1@site"}))
 	f.once()
 	before := len(f.outbox())
@@ -177,14 +177,14 @@ func TestStaffAnswerOnSite(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("queued %v, want one notification", staffKinds(got))
 	}
-	if n := got[0]; n.Kind != store.KindAnswerSite || n.To != "s@site.nl" || n.TicketID != 1 || n.Data.Text != "" {
+	if n := got[0]; n.Kind != helpdesk.KindAnswerSite || n.To != "s@site.nl" || n.TicketID != 1 || n.Data.Text != "" {
 		t.Errorf("notification = %s to %s ticket %d text %q; want answer_site to s@site.nl without the text",
 			n.Kind, n.To, n.TicketID, n.Data.Text)
 	}
-	if tk := f.ticket(1); tk.Status != store.StatusAnswered {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusAnswered {
 		t.Errorf("status %s, want answered", tk.Status)
 	}
-	if ms := f.messages(1); ms[1].Direction != store.DirectionOut || ms[1].Text != "Het geheime antwoord." {
+	if ms := f.messages(1); ms[1].Direction != helpdesk.DirectionOut || ms[1].Text != "Het geheime antwoord." {
 		t.Errorf("staff message = %+v, want the answer kept on the ticket", ms[1])
 	}
 }
@@ -205,28 +205,28 @@ func TestStaffCommands(t *testing.T) {
 		answer    string // the text the customer gets; "" nothing
 	}{
 		{name: "close with answer", body: "#close\n\nHerstart de kassa.",
-			status: store.StatusClosed, direction: store.DirectionOut, text: "Herstart de kassa.", answer: "Herstart de kassa."},
+			status: helpdesk.StatusClosed, direction: helpdesk.DirectionOut, text: "Herstart de kassa.", answer: "Herstart de kassa."},
 		{name: "close alone", body: "#close",
-			status: store.StatusClosed, direction: store.DirectionNote, text: "#close"},
+			status: helpdesk.StatusClosed, direction: helpdesk.DirectionNote, text: "#close"},
 		{name: "reopen", setup: staffClose, body: "#reopen",
-			status: store.StatusOpen, direction: store.DirectionNote, text: "#reopen"},
+			status: helpdesk.StatusOpen, direction: helpdesk.DirectionNote, text: "#reopen"},
 		{name: "urgent with answer", body: "#urgent\nWe bellen u zo.",
-			status: store.StatusAnswered, priority: store.PriorityUrgent, direction: store.DirectionOut,
+			status: helpdesk.StatusAnswered, priority: helpdesk.PriorityUrgent, direction: helpdesk.DirectionOut,
 			text: "We bellen u zo.", answer: "We bellen u zo."},
 		{name: "normal", setup: staffUrgent, body: "#normal",
-			status: store.StatusOpen, priority: store.PriorityNormal, direction: store.DirectionNote, text: "#normal"},
+			status: helpdesk.StatusOpen, priority: helpdesk.PriorityNormal, direction: helpdesk.DirectionNote, text: "#normal"},
 		{name: "assign", body: "#assign jan@infobits.example",
-			status: store.StatusOpen, assignee: staffJan, direction: store.DirectionNote, text: "#assign jan@infobits.example"},
+			status: helpdesk.StatusOpen, assignee: staffJan, direction: helpdesk.DirectionNote, text: "#assign jan@infobits.example"},
 		{name: "assign with name and answer", body: "#ASSIGN Jan <Jan@Infobits.example>\nIk kijk ernaar.",
-			status: store.StatusAnswered, assignee: staffJan, direction: store.DirectionOut,
+			status: helpdesk.StatusAnswered, assignee: staffJan, direction: helpdesk.DirectionOut,
 			text: "Ik kijk ernaar.", answer: "Ik kijk ernaar."},
 		{name: "note", body: "#note klant belt morgen terug\nNiet doorsturen: licentie verlopen.",
-			status: store.StatusOpen, direction: store.DirectionNote,
+			status: helpdesk.StatusOpen, direction: helpdesk.DirectionNote,
 			text: "klant belt morgen terug\nNiet doorsturen: licentie verlopen."},
 		{name: "commands then note", body: "#urgent\n#note\nAlleen voor ons.",
-			status: store.StatusOpen, priority: store.PriorityUrgent, direction: store.DirectionNote, text: "Alleen voor ons."},
+			status: helpdesk.StatusOpen, priority: helpdesk.PriorityUrgent, direction: helpdesk.DirectionNote, text: "Alleen voor ons."},
 		{name: "commands only", body: "#urgent\n\n#assign jan@infobits.example\n",
-			status: store.StatusOpen, priority: store.PriorityUrgent, assignee: staffJan, direction: store.DirectionNote,
+			status: helpdesk.StatusOpen, priority: helpdesk.PriorityUrgent, assignee: staffJan, direction: helpdesk.DirectionNote,
 			text: "#urgent #assign jan@infobits.example"},
 	}
 	for _, c := range cases {
@@ -265,14 +265,14 @@ func TestStaffCommands(t *testing.T) {
 				}
 				return
 			}
-			if len(got) != 1 || got[0].Kind != store.KindAnswer || got[0].To != "info@bakkerijdevries.nl" || got[0].Data.Text != c.answer {
+			if len(got) != 1 || got[0].Kind != helpdesk.KindAnswer || got[0].To != "info@bakkerijdevries.nl" || got[0].Data.Text != c.answer {
 				t.Errorf("queued %v (text %q), want the answer %q to the customer", staffKinds(got), staffText(got), c.answer)
 			}
 		})
 	}
 }
 
-func staffText(ns []*store.Notification) []string {
+func staffText(ns []*helpdesk.Notification) []string {
 	var out []string
 	for _, n := range ns {
 		out = append(out, n.Data.Text)
@@ -292,7 +292,7 @@ func staffClose(t *testing.T, f *fixture) {
 	t.Helper()
 	f.deliver(buildMail(staffMail(1, "close@infobits", "#close", staffPassAR)))
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusClosed {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusClosed {
 		t.Fatalf("setup: status %s, want closed", tk.Status)
 	}
 }
@@ -302,7 +302,7 @@ func staffUrgent(t *testing.T, f *fixture) {
 	t.Helper()
 	f.deliver(buildMail(staffMail(1, "urgent@infobits", "#urgent", staffPassAR)))
 	f.once()
-	if tk := f.ticket(1); tk.Priority != store.PriorityUrgent {
+	if tk := f.ticket(1); tk.Priority != helpdesk.PriorityUrgent {
 		t.Fatalf("setup: priority %s, want urgent", tk.Priority)
 	}
 }
@@ -337,11 +337,11 @@ func TestStaffCommandErrors(t *testing.T) {
 					tk.Status, tk.Priority, tk.Messages, tk.Assignee, tk.FirstResponse)
 			}
 			hs := f.held()
-			if len(hs) != 1 || hs[0].Reason != store.HeldStaffCommand || hs[0].From != staffJan || hs[0].RawSHA256 == "" {
+			if len(hs) != 1 || hs[0].Reason != helpdesk.HeldStaffCommand || hs[0].From != staffJan || hs[0].RawSHA256 == "" {
 				t.Fatalf("held = %+v, want the email kept as staff_command", hs)
 			}
 			got := f.staffNewSince(queued)
-			if len(got) != 1 || got[0].Kind != store.KindStaffError || got[0].To != staffJan {
+			if len(got) != 1 || got[0].Kind != helpdesk.KindStaffError || got[0].To != staffJan {
 				t.Fatalf("queued %v, want only a staff_error to jan", staffKinds(got))
 			}
 			for _, want := range c.errHas {
@@ -363,11 +363,11 @@ func TestStaffCommandErrors(t *testing.T) {
 		if hs := f.held(); len(hs) != 0 {
 			t.Fatalf("held = %+v", hs)
 		}
-		if tk := f.ticket(1); tk.Status != store.StatusAnswered {
+		if tk := f.ticket(1); tk.Status != helpdesk.StatusAnswered {
 			t.Errorf("status %s, want answered (not closed)", tk.Status)
 		}
 		got := f.staffNewSince(queued)
-		if len(got) != 1 || got[0].Kind != store.KindAnswer || got[0].Data.Text != body {
+		if len(got) != 1 || got[0].Kind != helpdesk.KindAnswer || got[0].Data.Text != body {
 			t.Errorf("queued %v text %q, want the whole text as the answer", staffKinds(got), staffText(got))
 		}
 	})
@@ -405,11 +405,11 @@ func TestForgedStaffRefused(t *testing.T) {
 					tk.Status, tk.Messages, tk.Assignee, tk.FirstResponse)
 			}
 			hs := f.held()
-			if len(hs) != 1 || hs[0].Reason != store.HeldStaffUnverified || hs[0].RawSHA256 == "" {
+			if len(hs) != 1 || hs[0].Reason != helpdesk.HeldStaffUnverified || hs[0].RawSHA256 == "" {
 				t.Fatalf("held = %+v, want the email kept as staff_unverified", hs)
 			}
 			got := f.staffNewSince(queued)
-			if len(got) != 1 || got[0].Kind != store.KindStaffRefused || got[0].To != staffListAddr || got[0].Data.Error == "" {
+			if len(got) != 1 || got[0].Kind != helpdesk.KindStaffRefused || got[0].To != staffListAddr || got[0].Data.Error == "" {
 				t.Errorf("queued %v, want only a staff_refused to the staff list, with the reason", staffKinds(got))
 			}
 		})
@@ -421,7 +421,7 @@ func TestForgedStaffRefused(t *testing.T) {
 		f.deliver(buildMail(staffMail(1, "ok@infobits", "Herstart de kassa.",
 			"Authentication-Results: MX.Infobits.Example; dkim=pass header.d=infobits.example")))
 		f.once()
-		if tk := f.ticket(1); tk.Status != store.StatusAnswered {
+		if tk := f.ticket(1); tk.Status != helpdesk.StatusAnswered {
 			t.Errorf("status %s, want answered (aligned DKIM pass from the trusted server); held %+v", tk.Status, f.held())
 		}
 	})
@@ -435,10 +435,10 @@ func TestForgedStaffRefused(t *testing.T) {
 		if hs := f.held(); len(hs) != 0 {
 			t.Fatalf("held = %+v", hs)
 		}
-		if tk := f.ticket(1); tk.Status != store.StatusClosed {
+		if tk := f.ticket(1); tk.Status != helpdesk.StatusClosed {
 			t.Errorf("status %s, want closed", tk.Status)
 		}
-		if got := f.staffNewSince(queued); len(got) != 1 || got[0].Kind != store.KindAnswer {
+		if got := f.staffNewSince(queued); len(got) != 1 || got[0].Kind != helpdesk.KindAnswer {
 			t.Errorf("queued %v, want the answer", staffKinds(got))
 		}
 	})
@@ -458,10 +458,10 @@ func TestForgedStaffRefused(t *testing.T) {
 			t.Errorf("forged staff email (dmarc=fail) applied with the check off: status %s, %d messages, held %+v",
 				tk.Status, tk.Messages, hs)
 		}
-		if len(hs) == 1 && hs[0].Reason != store.HeldStaffUnverified {
+		if len(hs) == 1 && hs[0].Reason != helpdesk.HeldStaffUnverified {
 			t.Errorf("held reason %s, want staff_unverified", hs[0].Reason)
 		}
-		if got := staffOfKind(f.staffNewSince(queued), store.KindAnswer); len(got) != 0 {
+		if got := staffOfKind(f.staffNewSince(queued), helpdesk.KindAnswer); len(got) != 0 {
 			t.Errorf("the customer got the forged answer: %v", staffKinds(got))
 		}
 	})
@@ -479,7 +479,7 @@ func TestSpoofedCustomer(t *testing.T) {
 		t.Errorf("tickets = %+v, want none", ts)
 	}
 	hs := f.held()
-	if len(hs) != 1 || hs[0].Reason != store.HeldSpoofed || hs[0].From != "info@bakkerijdevries.nl" {
+	if len(hs) != 1 || hs[0].Reason != helpdesk.HeldSpoofed || hs[0].From != "info@bakkerijdevries.nl" {
 		t.Fatalf("held = %+v, want spoofed", hs)
 	}
 	if ob := f.outbox(); len(ob) != 0 {
@@ -492,7 +492,7 @@ func TestSpoofedCustomer(t *testing.T) {
 	if len(ts) != 1 || ts[0].Subject != "Nieuw rekeningnummer" {
 		t.Fatalf("tickets = %+v, want one for the email without Authentication-Results", ts)
 	}
-	if acks := staffOfKind(f.outbox(), store.KindAck); len(acks) != 1 || acks[0].To != "info@bakkerijdevries.nl" {
+	if acks := staffOfKind(f.outbox(), helpdesk.KindAck); len(acks) != 1 || acks[0].To != "info@bakkerijdevries.nl" {
 		t.Errorf("acknowledgements = %v", staffKinds(acks))
 	}
 }
@@ -504,11 +504,11 @@ func TestStaffList(t *testing.T) {
 	f := newStaffFixture(t, nil)
 	staffOpenTicket(f)
 	ob := f.outbox()
-	news := staffOfKind(ob, store.KindStaffNew)
+	news := staffOfKind(ob, helpdesk.KindStaffNew)
 	if len(news) != 1 || news[0].To != staffListAddr || news[0].TicketID != 1 || news[0].Data.Text != "De kassa start niet op.\n" {
 		t.Fatalf("outbox %v, want a staff_new to the staff list for ticket 1 with the question", staffKinds(ob))
 	}
-	if acks := staffOfKind(ob, store.KindAck); len(acks) != 1 || acks[0].To != "info@bakkerijdevries.nl" {
+	if acks := staffOfKind(ob, helpdesk.KindAck); len(acks) != 1 || acks[0].To != "info@bakkerijdevries.nl" {
 		t.Errorf("outbox %v, want the customer's acknowledgement too", staffKinds(ob))
 	}
 
@@ -517,11 +517,11 @@ func TestStaffList(t *testing.T) {
 	f.deliverAt(arrival.Add(time.Hour), mailOpts{from: "Jan <jan@infobits.example>", subject: "Re: nieuwe vraag",
 		msgID: "reply@infobits", inReplyTo: news[0].MessageID, body: "Herstart de kassa.", extra: []string{staffPassAR}})
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusAnswered {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusAnswered {
 		t.Fatalf("status %s, want answered; held %+v", tk.Status, f.held())
 	}
 	got := f.staffNewSince(queued)
-	if len(got) != 1 || got[0].Kind != store.KindAnswer || got[0].To != "info@bakkerijdevries.nl" || got[0].Data.Text != "Herstart de kassa." {
+	if len(got) != 1 || got[0].Kind != helpdesk.KindAnswer || got[0].To != "info@bakkerijdevries.nl" || got[0].Data.Text != "Herstart de kassa." {
 		t.Fatalf("queued %v, want the answer to the customer", staffKinds(got))
 	}
 
@@ -530,11 +530,11 @@ func TestStaffList(t *testing.T) {
 	f.deliverAt(arrival.Add(2*time.Hour), mailOpts{from: "info@bakkerijdevries.nl", subject: "Re: [Infobits #1] Kassa start niet op",
 		msgID: "q3@bakkerij", inReplyTo: got[0].MessageID, body: "Werkt nog steeds niet."})
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusOpen || tk.Messages != 3 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusOpen || tk.Messages != 3 {
 		t.Errorf("after the customer's reply: status %s, %d messages; want open, 3", tk.Status, tk.Messages)
 	}
 	got = f.staffNewSince(queued)
-	if len(got) != 1 || got[0].Kind != store.KindStaffReply || got[0].To != staffListAddr || got[0].TicketID != 1 ||
+	if len(got) != 1 || got[0].Kind != helpdesk.KindStaffReply || got[0].To != staffListAddr || got[0].TicketID != 1 ||
 		got[0].Data.Text != "Werkt nog steeds niet.\n" {
 		t.Errorf("queued %v, want a staff_reply to the staff list with the reply", staffKinds(got))
 	}
@@ -542,7 +542,7 @@ func TestStaffList(t *testing.T) {
 	f.deliverAt(arrival.Add(3*time.Hour), mailOpts{from: "jan@infobits.example", subject: "Re: reactie",
 		msgID: "reply2@infobits", inReplyTo: got[0].MessageID, body: "Dan kom ik langs.", extra: []string{staffPassAR}})
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusAnswered || tk.Messages != 4 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusAnswered || tk.Messages != 4 {
 		t.Errorf("after the second answer: status %s, %d messages; want answered, 4", tk.Status, tk.Messages)
 	}
 }
@@ -562,7 +562,7 @@ func TestRecoveryByEmail(t *testing.T) {
 			t.Fatalf("queued %v, want one password reset", staffKinds(ob))
 		}
 		n := ob[0]
-		if n.Kind != store.KindPasswordReset || n.To != "info@bakkerijdevries.nl" || n.Data.TokenPurpose != store.PurposePassword ||
+		if n.Kind != helpdesk.KindPasswordReset || n.To != "info@bakkerijdevries.nl" || n.Data.TokenPurpose != helpdesk.PurposePassword ||
 			n.Data.CustomerID != 1 {
 			t.Errorf("notification = %s to %s purpose %q customer %d; want password_reset to the login address, password, 1",
 				n.Kind, n.To, n.Data.TokenPurpose, n.Data.CustomerID)
@@ -574,7 +574,7 @@ func TestRecoveryByEmail(t *testing.T) {
 		f := newStaffFixture(t, nil)
 		f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: "RE: PASSWORD Forgotten", msgID: "r2@slagerij"}))
 		f.once()
-		if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != store.KindPasswordReset || ob[0].To != "kassa@slagerijjansen.nl" {
+		if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != helpdesk.KindPasswordReset || ob[0].To != "kassa@slagerijjansen.nl" {
 			t.Errorf("queued %v, want one password reset to kassa@slagerijjansen.nl", staffKinds(ob))
 		}
 		staffRecoveryHeld(t, f, 1)
@@ -586,7 +586,7 @@ func TestRecoveryByEmail(t *testing.T) {
 			f := newStaffFixture(t, nil)
 			f.deliver(buildMail(mailOpts{from: "kassa@slagerijjansen.nl", subject: subj, msgID: "rp@slagerij"}))
 			f.once()
-			if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != store.KindPasswordReset {
+			if ob := f.outbox(); len(ob) != 1 || ob[0].Kind != helpdesk.KindPasswordReset {
 				t.Errorf("subject %q: queued %v, want one password reset", subj, staffKinds(ob))
 			}
 			staffRecoveryHeld(t, f, 1)
@@ -610,7 +610,7 @@ func TestRecoveryByEmail(t *testing.T) {
 				mailOpts{from: from, subject: "wachtwoord vergeten", msgID: fmt.Sprintf("rl%d@bakkerij", i)})
 		}
 		f.once()
-		if resets := staffOfKind(f.outbox(), store.KindPasswordReset); len(resets) != 2 {
+		if resets := staffOfKind(f.outbox(), helpdesk.KindPasswordReset); len(resets) != 2 {
 			t.Errorf("password resets = %d (%v), want 2: the third request in the hour queues nothing",
 				len(resets), staffKinds(f.outbox()))
 		}
@@ -618,7 +618,7 @@ func TestRecoveryByEmail(t *testing.T) {
 		// The hour after the first link, one more is allowed again.
 		f.deliverAt(arrival.Add(61*time.Minute), mailOpts{from: "info@bakkerijdevries.nl", subject: "wachtwoord vergeten", msgID: "rl9@bakkerij"})
 		f.once()
-		if resets := staffOfKind(f.outbox(), store.KindPasswordReset); len(resets) != 3 {
+		if resets := staffOfKind(f.outbox(), helpdesk.KindPasswordReset); len(resets) != 3 {
 			t.Errorf("password resets = %d, want 3 after the first one's hour", len(resets))
 		}
 	})
@@ -628,7 +628,7 @@ func TestRecoveryByEmail(t *testing.T) {
 func staffRecoveryHeld(t *testing.T, f *fixture, n int) {
 	t.Helper()
 	hs := f.held()
-	if len(hs) != n || slices.ContainsFunc(hs, func(h *store.Held) bool { return h.Reason != store.HeldRecovery }) {
+	if len(hs) != n || slices.ContainsFunc(hs, func(h *helpdesk.Held) bool { return h.Reason != helpdesk.HeldRecovery }) {
 		t.Errorf("held = %+v, want %d recovery", hs, n)
 	}
 	if ts := f.tickets(); len(ts) != 0 {

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -33,7 +34,7 @@ func strictTwoTickets(f *fixture) (ack1, ack2 string) {
 	if ts := f.tickets(); len(ts) != 2 || ts[1].Address != "kassa@slagerijjansen.nl" {
 		f.t.Fatalf("tickets = %+v, want ticket 2 of the butcher", ts)
 	}
-	for _, n := range staffOfKind(f.outbox(), store.KindAck) {
+	for _, n := range staffOfKind(f.outbox(), helpdesk.KindAck) {
 		switch n.TicketID {
 		case 1:
 			ack1 = n.MessageID
@@ -46,7 +47,7 @@ func strictTwoTickets(f *fixture) (ack1, ack2 string) {
 
 // ticketState is what an attack must leave alone: a ticket, its thread and the outbox.
 type ticketState struct {
-	ticket store.Ticket
+	ticket helpdesk.Ticket
 	thread []string
 	outbox []string
 }
@@ -77,17 +78,17 @@ func (s ticketState) same(t *testing.T, what string, after ticketState) {
 	}
 }
 
-func (f *fixture) release(id uint64, asStaff bool) (ingest.Outcome, error) {
+func (f *fixture) release(id uint64, asStaff bool) (desk.Outcome, error) {
 	f.t.Helper()
-	var out ingest.Outcome
+	var out desk.Outcome
 	err := f.db.Update(context.Background(), func(tx *store.Tx) (err error) {
-		out, err = f.cfg.Applier.Release(tx, id, ingest.ReleaseOptions{AsStaff: asStaff, By: "operator"})
+		out, err = f.cfg.Desk.Release(tx, id, desk.ReleaseOptions{AsStaff: asStaff, By: "operator"})
 		return err
 	})
 	return out, err
 }
 
-func (f *fixture) lastHeld() *store.Held {
+func (f *fixture) lastHeld() *helpdesk.Held {
 	f.t.Helper()
 	hs := f.held()
 	if len(hs) == 0 {
@@ -124,12 +125,12 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 	f.once()
 	before2.same(t, "a second Subject on a staff email", snapshotTicket(f, 2))
 	h := f.lastHeld()
-	if h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 Subject fields") ||
+	if h.Reason != helpdesk.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 Subject fields") ||
 		!strings.Contains(h.Detail, `"[Infobits #2]"`) || !strings.Contains(h.Detail, `"Lunch vrijdag?"`) || h.RawSHA256 == "" {
 		t.Fatalf("held = %+v, want duplicate_header naming both subjects, the raw email kept", h)
 	}
 	_, err := f.release(h.ID, true)
-	if err == nil || !strings.Contains(err.Error(), store.HeldStaffNoTicket) {
+	if err == nil || !strings.Contains(err.Error(), helpdesk.HeldStaffNoTicket) {
 		t.Errorf("release = %v, want refused: the signed subject names no ticket", err)
 	}
 	before2.same(t, "the release of the lunch email", snapshotTicket(f, 2))
@@ -148,7 +149,7 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 		t.Errorf("tickets = %d, want 2", n)
 	}
 	h = f.lastHeld()
-	if h.Reason != store.HeldDuplicateHeader {
+	if h.Reason != helpdesk.HeldDuplicateHeader {
 		t.Fatalf("held = %+v, want duplicate_header", h)
 	}
 	out, err := f.release(h.ID, false)
@@ -173,11 +174,11 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 	f.once()
 	before2.same(t, "a second From", snapshotTicket(f, 2))
 	h = f.lastHeld()
-	if h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 From fields") {
+	if h.Reason != helpdesk.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 From fields") {
 		t.Fatalf("held = %+v, want duplicate_header naming the From fields", h)
 	}
 	if _, err := f.release(h.ID, false); err == nil || !strings.Contains(err.Error(), "boekhouding@evil.example") ||
-		!strings.Contains(err.Error(), store.HeldUnknownSender) {
+		!strings.Contains(err.Error(), helpdesk.HeldUnknownSender) {
 		t.Errorf("release = %v, want refused for the signed From, an unknown sender", err)
 	}
 	before2.same(t, "the release of the two-From email", snapshotTicket(f, 2))
@@ -186,7 +187,7 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 	f.deliver(buildMail(mailOpts{from: "Jan <" + staffJan + ">", subject: "Re: [Infobits #2] Weegschaal", msgID: "a2@infobits",
 		body: "Kalibreer de weegschaal opnieuw.", extra: []string{staffPassAR}}))
 	f.once()
-	if tk := f.ticket(2); tk.Status != store.StatusAnswered {
+	if tk := f.ticket(2); tk.Status != helpdesk.StatusAnswered {
 		t.Errorf("ticket 2 is %s after a staff answer with one Subject, want answered; held %+v", tk.Status, f.lastHeld())
 	}
 }
@@ -199,13 +200,13 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 // with commas, quoted local parts, capitals — still reach the customer's ticket.
 func TestStrictFrom(t *testing.T) {
 	attacks := []struct{ name, from, reason string }{
-		{"encoded word", "=?utf-8?q?info=40bakkerijdevries.nl?=", store.HeldNoSender},
-		{"quoted display name only", `"info@bakkerijdevries.nl"`, store.HeldNoSender},
-		{"quoted display name, empty address", `"info@bakkerijdevries.nl" <>`, store.HeldNoSender},
-		{"comment", "attacker (info@bakkerijdevries.nl)", store.HeldNoSender},
-		{"spaces in the angle address", `"your secret past" <power quadrant info@bakkerijdevries.nl>`, store.HeldNoSender},
-		{"unquoted comma", "Vries, Piet <info@bakkerijdevries.nl>", store.HeldNoSender},
-		{"Kelvin sign", "Piet <info@ba\u212akerijdevries.nl>", store.HeldUnknownSender},
+		{"encoded word", "=?utf-8?q?info=40bakkerijdevries.nl?=", helpdesk.HeldNoSender},
+		{"quoted display name only", `"info@bakkerijdevries.nl"`, helpdesk.HeldNoSender},
+		{"quoted display name, empty address", `"info@bakkerijdevries.nl" <>`, helpdesk.HeldNoSender},
+		{"comment", "attacker (info@bakkerijdevries.nl)", helpdesk.HeldNoSender},
+		{"spaces in the angle address", `"your secret past" <power quadrant info@bakkerijdevries.nl>`, helpdesk.HeldNoSender},
+		{"unquoted comma", "Vries, Piet <info@bakkerijdevries.nl>", helpdesk.HeldNoSender},
+		{"Kelvin sign", "Piet <info@ba\u212akerijdevries.nl>", helpdesk.HeldUnknownSender},
 	}
 	for _, c := range attacks {
 		t.Run(c.name, func(t *testing.T) {
@@ -218,7 +219,7 @@ func TestStrictFrom(t *testing.T) {
 			// The unknown-sender reply goes to the look-alike address, never to the customer.
 			lookalike := func(s ticketState) ticketState {
 				s.outbox = slices.DeleteFunc(s.outbox, func(n string) bool {
-					return c.reason == store.HeldUnknownSender && strings.HasPrefix(n, store.KindUnknownSender+"→info@ba\u212akerijdevries.nl ")
+					return c.reason == helpdesk.HeldUnknownSender && strings.HasPrefix(n, helpdesk.KindUnknownSender+"→info@ba\u212akerijdevries.nl ")
 				})
 				return s
 			}
@@ -227,7 +228,7 @@ func TestStrictFrom(t *testing.T) {
 			if h.Reason != c.reason || h.CustomerID != 0 || h.RawSHA256 == "" {
 				t.Errorf("held = %+v, want %s for no customer", h, c.reason)
 			}
-			if c.reason == store.HeldNoSender && (h.From != "" || !strings.Contains(h.Detail, "no RFC 5322 address")) {
+			if c.reason == helpdesk.HeldNoSender && (h.From != "" || !strings.Contains(h.Detail, "no RFC 5322 address")) {
 				t.Errorf("held from %q: %q, want no sender read and the From quoted", h.From, h.Detail)
 			}
 			if _, err := f.release(h.ID, false); err == nil {
@@ -251,7 +252,7 @@ func TestStrictFrom(t *testing.T) {
 			inReplyTo: ack1, body: fmt.Sprintf("Aanvulling %d.", i)}))
 		f.once()
 		ms := f.messages(1)
-		if len(ms) != n+1 || ms[n].Direction != store.DirectionIn || !strings.HasSuffix(ms[n].From, "@bakkerijdevries.nl") {
+		if len(ms) != n+1 || ms[n].Direction != helpdesk.DirectionIn || !strings.HasSuffix(ms[n].From, "@bakkerijdevries.nl") {
 			t.Errorf("From: %s: reply not added to ticket 1 (thread %d→%d); held %+v", from, n, len(ms), f.held())
 		}
 	}
@@ -266,7 +267,7 @@ func TestStrictFrom(t *testing.T) {
 // another address (compared exactly beyond ASCII).
 func TestStrictFromIDN(t *testing.T) {
 	f := newStaffFixture(t, nil)
-	f.addCustomer(&store.Customer{Name: "Bäckerij", Emails: []string{"jan@bäckerij.nl"}, Tier: store.SLA8})
+	f.addCustomer(&helpdesk.Customer{Name: "Bäckerij", Emails: []string{"jan@bäckerij.nl"}, Tier: helpdesk.SLA8})
 	ar := "Authentication-Results: mx.infobits.example; dkim=pass header.d=xn--bckerij-5wa.nl; dmarc=pass header.from=xn--bckerij-5wa.nl"
 	f.deliver(buildMail(mailOpts{from: "Jan <Jan@bäckerij.nl>", subject: "Kassa", msgID: "idn@b", body: "Vraag.", extra: []string{ar}}))
 	f.deliver(buildMail(mailOpts{from: "Jan <jan@BÄCKERIJ.nl>", subject: "Kassa 2", msgID: "idn2@b", body: "Vraag.", extra: []string{ar}}))
@@ -275,7 +276,7 @@ func TestStrictFromIDN(t *testing.T) {
 	if len(ts) != 1 || ts[0].Address != "jan@bäckerij.nl" || ts[0].Subject != "Kassa" {
 		t.Fatalf("tickets = %+v, want the IDN customer's ticket", ts)
 	}
-	if h := f.lastHeld(); h.Reason != store.HeldSpoofed && h.Reason != store.HeldUnknownSender {
+	if h := f.lastHeld(); h.Reason != helpdesk.HeldSpoofed && h.Reason != helpdesk.HeldUnknownSender {
 		t.Errorf("held = %+v, want the capital-Ä address not taken as the customer's", h)
 	}
 }
@@ -307,7 +308,7 @@ func TestAuthResultsRun(t *testing.T) {
 			"Message-ID: <second-field@evil.example>", "In-Reply-To: <"+ack1+">"))
 		f.once()
 		before.same(t, "dmarc=fail in the second field", snapshotTicket(f, 1))
-		if h := f.lastHeld(); h.Reason != store.HeldSpoofed || !strings.Contains(h.Detail, "dmarc=fail for bakkerijdevries.nl by mx.infobits.example") {
+		if h := f.lastHeld(); h.Reason != helpdesk.HeldSpoofed || !strings.Contains(h.Detail, "dmarc=fail for bakkerijdevries.nl by mx.infobits.example") {
 			t.Errorf("held = %+v, want spoofed with the second field's verdict", h)
 		}
 
@@ -342,16 +343,16 @@ func TestAuthResultsRun(t *testing.T) {
 			f.deliver(answer("forged-"+strings.ReplaceAll(c.name, " ", "-")+"@evil.example", "#close\nBetaal aan NL00EVIL0123456789.", c.header...))
 			f.once()
 			after := snapshotTicket(f, 2)
-			after.outbox = slices.DeleteFunc(after.outbox, func(s string) bool { return strings.HasPrefix(s, store.KindStaffRefused+"→") })
+			after.outbox = slices.DeleteFunc(after.outbox, func(s string) bool { return strings.HasPrefix(s, helpdesk.KindStaffRefused+"→") })
 			before.same(t, c.name, after)
-			if h := f.lastHeld(); h.Reason != store.HeldStaffUnverified {
+			if h := f.lastHeld(); h.Reason != helpdesk.HeldStaffUnverified {
 				t.Errorf("%s: held = %+v, want staff_unverified", c.name, h)
 			}
 		}
 
 		f.deliver(answer("real@infobits.example", "Kalibreer de weegschaal opnieuw.", received, spf, staffPass, earlier))
 		f.once()
-		if tk := f.ticket(2); tk.Status != store.StatusAnswered {
+		if tk := f.ticket(2); tk.Status != helpdesk.StatusAnswered {
 			t.Errorf("ticket 2 is %s; want answered by the staff email with dmarc=pass in its second field; held %+v", tk.Status, f.held())
 		}
 	})
@@ -382,7 +383,7 @@ func TestAutomaticRepliesCountForLimit(t *testing.T) {
 		t.Fatalf("held = %d, want 7 automatic replies past the limit", len(hs))
 	}
 	for _, h := range hs {
-		if h.Reason != store.HeldOverLimit || h.Detail != "SLA24 limit: 5 replies per ticket (5 so far)" {
+		if h.Reason != helpdesk.HeldOverLimit || h.Detail != "SLA24 limit: 5 replies per ticket (5 so far)" {
 			t.Errorf("held = %+v, want over_limit", h)
 		}
 	}
@@ -395,7 +396,7 @@ func TestAutomaticRepliesCountForLimit(t *testing.T) {
 	if tk := f.ticket(1); tk.Messages != 6 {
 		t.Errorf("ticket 1 has %d messages, want the customer's reply held too", tk.Messages)
 	}
-	if got := staffOfKind(f.outbox()[queued:], store.KindOverLimit); len(got) != 1 || got[0].To != butcher {
+	if got := staffOfKind(f.outbox()[queued:], helpdesk.KindOverLimit); len(got) != 1 || got[0].To != butcher {
 		t.Errorf("outbox %v, want one limit notice to the customer", staffKinds(f.outbox()[queued:]))
 	}
 }
@@ -423,38 +424,38 @@ func TestReopenChecksOpenLimit(t *testing.T) {
 	}
 	f.deliver(buildMail(mailOpts{from: butcher, subject: "Weegschaal", msgID: "w@s"}))
 	f.once()
-	setStatus(1, store.StatusClosed)
+	setStatus(1, helpdesk.StatusClosed)
 	f.deliver(buildMail(mailOpts{from: butcher, subject: "Printer", msgID: "p@s"}))
 	f.once()
-	if ts := f.tickets(); len(ts) != 2 || ts[1].Status != store.StatusOpen {
+	if ts := f.tickets(); len(ts) != 2 || ts[1].Status != helpdesk.StatusOpen {
 		t.Fatalf("tickets = %+v, want ticket 2 open", ts)
 	}
 	queued := len(f.outbox())
 
 	f.deliver(buildMail(mailOpts{from: butcher, subject: "Re: [Infobits #1] Weegschaal", msgID: "again@s", body: "Weer stuk."}))
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusClosed || tk.Messages != 1 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusClosed || tk.Messages != 1 {
 		t.Errorf("ticket 1: %s with %d messages, want closed with 1: reopening it would pass the open-tickets limit", tk.Status, tk.Messages)
 	}
 	h := f.lastHeld()
-	if h.Reason != store.HeldOverLimit || h.Detail != "SLA24 limit: 1 open tickets at a time (1 open)" {
+	if h.Reason != helpdesk.HeldOverLimit || h.Detail != "SLA24 limit: 1 open tickets at a time (1 open)" {
 		t.Errorf("held = %+v, want over the open-tickets limit", h)
 	}
-	if got := staffOfKind(f.outbox()[queued:], store.KindOverLimit); len(got) != 1 || got[0].Data.LimitKind != policy.LimitOpenTickets {
+	if got := staffOfKind(f.outbox()[queued:], helpdesk.KindOverLimit); len(got) != 1 || got[0].Data.LimitKind != policy.LimitOpenTickets {
 		t.Errorf("outbox %v, want the open-tickets limit notice", staffKinds(f.outbox()[queued:]))
 	}
 
 	f.deliver(buildMail(mailOpts{from: butcher, subject: "Automatisch antwoord: [Infobits #1] Weegschaal", msgID: "ooo@s",
 		extra: []string{"Auto-Submitted: auto-replied"}}))
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusClosed || tk.Messages != 2 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusClosed || tk.Messages != 2 {
 		t.Errorf("ticket 1: %s with %d messages, want the out-of-office reply stored, the ticket still closed", tk.Status, tk.Messages)
 	}
 
-	setStatus(2, store.StatusClosed)
+	setStatus(2, helpdesk.StatusClosed)
 	f.deliver(buildMail(mailOpts{from: butcher, subject: "Re: [Infobits #1] Weegschaal", msgID: "again2@s", body: "Nog steeds stuk."}))
 	f.once()
-	if tk := f.ticket(1); tk.Status != store.StatusOpen || tk.Messages != 3 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusOpen || tk.Messages != 3 {
 		t.Errorf("ticket 1: %s with %d messages, want reopened with the reply", tk.Status, tk.Messages)
 	}
 }

@@ -7,14 +7,15 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
 
 // Attachments (issue 11): a staff answer's files reach the customer as attachments, a
 // customer's files reach staff with the notice about their email. The files stay in the raw
-// email they came with; notify reads them out of it when it sends (mailparse.Parts: the bytes
+// email they came with; notify reads them out of it when it sends (parse.Parts: the bytes
 // as attached, transfer encoding undone) and attaches them again, with their names and types.
 // What is not carried is named in the text, with the reason.
 
@@ -22,7 +23,7 @@ import (
 // the customer by email and staff notices do; "an answer waits on the site" only names them.
 func carries(kind string) bool {
 	switch kind {
-	case store.KindAnswer, store.KindStaffNew, store.KindStaffReply:
+	case helpdesk.KindAnswer, helpdesk.KindStaffNew, helpdesk.KindStaffReply:
 		return true
 	}
 	return false
@@ -32,7 +33,7 @@ func carries(kind string) bool {
 // carried, its bytes.
 type attachment struct {
 	info templates.File
-	part mailparse.Part
+	part parse.Part
 }
 
 // attachments is what a notification sends of its files.
@@ -65,7 +66,7 @@ func (a *attachments) leaveOut(note, limit string) {
 // every one for an answer, all of them or none for a staff notice (AttachMax bounds their
 // total). A file that cannot be read is named, not carried, and nothing fails: the
 // notification itself matters more than its files.
-func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) attachments {
+func (w *Worker) loadAttachments(ctx context.Context, n *helpdesk.Notification) attachments {
 	var a attachments
 	if len(n.Data.Attachments) == 0 {
 		return a
@@ -77,7 +78,7 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 	if !carries(n.Kind) {
 		return a
 	}
-	if n.Kind != store.KindAnswer {
+	if n.Kind != helpdesk.KindAnswer {
 		// A staff notice carries all of the files or none: when their sizes as stored
 		// already pass the limit, the raw email (up to max_message_bytes) is not inflated
 		// and decoded only to be left out.
@@ -90,7 +91,7 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 			return a
 		}
 	}
-	parts := map[string][]mailparse.Part{}
+	parts := map[string][]parse.Part{}
 	var unreadable error
 	if err := w.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		for _, na := range n.Data.Attachments {
@@ -103,7 +104,7 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 				parts[na.Raw] = nil
 				continue
 			}
-			ps, err := mailparse.Parts(raw)
+			ps, err := parse.Parts(raw)
 			if err != nil {
 				unreadable = err // the parts read before the error are kept
 			}
@@ -115,7 +116,7 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 	}
 	var total int64
 	for i, na := range n.Data.Attachments {
-		p, ok := mailparse.FindPart(parts[na.Raw], mailparse.Attachment{Filename: na.Filename,
+		p, ok := parse.FindPart(parts[na.Raw], parse.Attachment{Filename: na.Filename,
 			ContentType: na.ContentType, Size: na.Size, SHA256: na.SHA256}, na.Index)
 		if !ok {
 			if unreadable == nil {
@@ -133,7 +134,7 @@ func (w *Worker) loadAttachments(ctx context.Context, n *store.Notification) att
 		a.files[i].info.Bytes = int64(len(p.Content))
 		total += int64(len(p.Content))
 	}
-	if n.Kind != store.KindAnswer && total > w.cfg.AttachMax {
+	if n.Kind != helpdesk.KindAnswer && total > w.cfg.AttachMax {
 		a.leaveOut(templates.FilesAboveLimit, templates.FormatSize(w.cfg.AttachMax, n.Lang))
 	}
 	return a

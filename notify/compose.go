@@ -14,8 +14,8 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/templates"
 )
 
@@ -27,7 +27,7 @@ import (
 // files are attached after the text (multipart/mixed), each base64-encoded with its own type
 // and parameters (a text file keeps its charset) and its name: the recipient's mail client
 // decodes the bytes the sender attached.
-func compose(from *mail.Address, n *store.Notification, r templates.Rendered, lang string, now time.Time, files []mailparse.Part) ([]byte, string, error) {
+func compose(from *mail.Address, n *helpdesk.Notification, r templates.Rendered, lang string, now time.Time, files []parse.Part) ([]byte, string, error) {
 	to, err := mail.ParseAddress(n.To)
 	if err != nil {
 		return nil, "", fmt.Errorf("recipient %q: %w", n.To, err)
@@ -54,7 +54,7 @@ func compose(from *mail.Address, n *store.Notification, r templates.Rendered, la
 	case n.Automatic:
 		h.Set("Auto-Submitted", "auto-replied")  // RFC 3834 §5
 		h.Set("X-Auto-Response-Suppress", "All") // no out-of-office replies from Exchange
-	case n.Kind != store.KindAnswer:
+	case n.Kind != helpdesk.KindAnswer:
 		// Staff notices and "an answer waits on the site" are generated, not replies: still
 		// no mail client should answer them automatically (RFC 3834 §5).
 		h.Set("Auto-Submitted", "auto-generated")
@@ -108,7 +108,7 @@ func writeAlternative(buf *bytes.Buffer, h gomail.Header, r templates.Rendered) 
 // (multipart/alternative), then one part per file. The parts are framed here rather than by
 // go-message, whose writer refuses text parts in charsets other than UTF-8 — and a customer's
 // log file in windows-1252 must arrive as it was sent.
-func composeMixed(buf *bytes.Buffer, h gomail.Header, r templates.Rendered, files []mailparse.Part) error {
+func composeMixed(buf *bytes.Buffer, h gomail.Header, r templates.Rendered, files []parse.Part) error {
 	boundary := randomBoundary()
 	h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary})
 	h.Set("MIME-Version", "1.0")

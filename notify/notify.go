@@ -27,7 +27,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -228,7 +229,7 @@ func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 	}()
 	tried := map[uint64]bool{}
 	for {
-		var due []*store.Notification
+		var due []*helpdesk.Notification
 		at := w.cfg.Now()
 		if all {
 			at = time.Time{}
@@ -240,7 +241,7 @@ func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 		}); err != nil {
 			return res, fmt.Errorf("read outbox: %w", err)
 		}
-		due = slices.DeleteFunc(due, func(n *store.Notification) bool { return tried[n.ID] })
+		due = slices.DeleteFunc(due, func(n *helpdesk.Notification) bool { return tried[n.ID] })
 		if len(due) == 0 {
 			return res, nil
 		}
@@ -272,7 +273,7 @@ type drain struct {
 }
 
 type refusal struct {
-	n     *store.Notification
+	n     *helpdesk.Notification
 	cause error
 	log   *slog.Logger
 }
@@ -288,7 +289,7 @@ const relayRefusedAfter = 3
 // or answered 421, the failed attempt and its error are recorded on it; after a
 // configuration failure (classify) its LastError tells why, no attempt counted (the server
 // refused the account, not the message); a send cut off by ctx is no attempt at all.
-func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) error {
+func (w *Worker) deliver(ctx context.Context, d *drain, n *helpdesk.Notification) error {
 	now := w.cfg.Now()
 	log := w.log.With("notification", n.ID, "kind", n.Kind, "to", n.To, "ticket", n.TicketID)
 
@@ -352,7 +353,7 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 			return err
 		}
 		countAttempt(n, now)
-		n.Status, n.Sent, n.LastError, n.NextAttempt = store.NotifySent, now, "", time.Time{}
+		n.Status, n.Sent, n.LastError, n.NextAttempt = helpdesk.NotifySent, now, "", time.Time{}
 		d.res.Sent++
 		log.Info("notification sent", "attempts", n.Attempts)
 		return w.save(ctx, n)
@@ -418,7 +419,7 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *store.Notification) e
 // different recipients were all refused, the drain stops and they all stay queued. Until then
 // the verdict waits; if a recipient is accepted meanwhile (relayWorks), or the drain ends
 // (failRefused), the held-back notifications fail as usual.
-func (w *Worker) refused(ctx context.Context, d *drain, n *store.Notification, rcpt string, cause error, log *slog.Logger) error {
+func (w *Worker) refused(ctx context.Context, d *drain, n *helpdesk.Notification, rcpt string, cause error, log *slog.Logger) error {
 	if d.refusedTo == nil {
 		d.refusedTo = map[string]bool{}
 	}
@@ -479,7 +480,7 @@ type links struct{ link, cancel string }
 // A login change (issue 12): the new address's confirmation link works for TokenTTL; the old
 // login's notice carries a link to agree and one to cancel, which work until the change would
 // take effect (Until) — at least TokenTTL.
-func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time.Time) (links, error) {
+func (w *Worker) issueToken(ctx context.Context, n *helpdesk.Notification, now time.Time) (links, error) {
 	type want struct {
 		purpose string
 		expires time.Time
@@ -487,14 +488,14 @@ func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time
 	var ws []want
 	change := n.Data.LoginChange
 	switch {
-	case change != 0 && n.Kind == store.KindLoginConfirm:
-		ws = []want{{store.PurposeLogin, now.Add(w.cfg.TokenTTL)}}
-	case change != 0 && n.Kind == store.KindLoginNotice:
+	case change != 0 && n.Kind == helpdesk.KindLoginConfirm:
+		ws = []want{{helpdesk.PurposeLogin, now.Add(w.cfg.TokenTTL)}}
+	case change != 0 && n.Kind == helpdesk.KindLoginNotice:
 		until := n.Data.Until
 		if until.Before(now.Add(w.cfg.TokenTTL)) {
 			until = now.Add(w.cfg.TokenTTL)
 		}
-		ws = []want{{store.PurposeLoginAllow, until}, {store.PurposeLoginCancel, until}}
+		ws = []want{{helpdesk.PurposeLoginAllow, until}, {helpdesk.PurposeLoginCancel, until}}
 	case n.Data.TokenPurpose != "" && change == 0:
 		ws = []want{{n.Data.TokenPurpose, now.Add(w.cfg.TokenTTL)}}
 	default:
@@ -522,7 +523,7 @@ func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time
 	}
 	url := func(purpose, raw string) string {
 		path := LoginPath
-		if purpose == store.PurposePassword {
+		if purpose == helpdesk.PurposePassword {
 			path = PasswordPath
 		}
 		return strings.TrimRight(w.cfg.SiteURL, "/") + path + "?token=" + raw
@@ -535,10 +536,10 @@ func (w *Worker) issueToken(ctx context.Context, n *store.Notification, now time
 }
 
 // render builds the message of n and returns it with the envelope recipient.
-func (w *Worker) render(n *store.Notification, now time.Time, link links, files *attachments) (msg []byte, rcpt string, err error) {
+func (w *Worker) render(n *helpdesk.Notification, now time.Time, link links, files *attachments) (msg []byte, rcpt string, err error) {
 	data := w.data(n)
 	data.Link, data.CancelLink = link.link, link.cancel
-	var carried []mailparse.Part
+	var carried []parse.Part
 	if files != nil {
 		for _, f := range files.files {
 			data.Files = append(data.Files, f.info)
@@ -580,7 +581,7 @@ func attachNote(a *attachments) string {
 }
 
 // countAttempt records that the server gave a verdict on n (or that n cannot be sent).
-func countAttempt(n *store.Notification, now time.Time) {
+func countAttempt(n *helpdesk.Notification, now time.Time) {
 	n.Attempts++
 	if n.Created.IsZero() {
 		n.Created = now // GiveUpAfter counts from the first attempt
@@ -588,20 +589,20 @@ func countAttempt(n *store.Notification, now time.Time) {
 }
 
 // fail records a permanent failure.
-func (w *Worker) fail(ctx context.Context, n *store.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
+func (w *Worker) fail(ctx context.Context, n *helpdesk.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
 	countAttempt(n, now)
-	n.Status, n.LastError, n.NextAttempt = store.NotifyFailed, cause.Error(), time.Time{}
+	n.Status, n.LastError, n.NextAttempt = helpdesk.NotifyFailed, cause.Error(), time.Time{}
 	res.Failed++
 	log.Error("notification failed permanently", "err", cause)
 	return w.save(ctx, n)
 }
 
 // retry records a temporary failure and schedules the next attempt, or gives up.
-func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
+func (w *Worker) retry(ctx context.Context, n *helpdesk.Notification, now time.Time, cause error, res *Result, log *slog.Logger) error {
 	countAttempt(n, now)
 	n.LastError = cause.Error()
 	if now.Sub(n.Created) > w.cfg.GiveUpAfter {
-		n.Status = store.NotifyFailed
+		n.Status = helpdesk.NotifyFailed
 		n.NextAttempt = time.Time{}
 		n.LastError = fmt.Sprintf("gave up after %d attempts: %v", n.Attempts, cause)
 		res.Failed++
@@ -623,7 +624,7 @@ func (w *Worker) retry(ctx context.Context, n *store.Notification, now time.Time
 // next attempt is not pushed back: Run waits before it redials (its backoff), and once the
 // server is back the queue goes out in order, n first. A connection failure is no verdict on
 // n, so it never makes n give up (GiveUpAfter).
-func (w *Worker) unreached(ctx context.Context, n *store.Notification, now time.Time, cause error) error {
+func (w *Worker) unreached(ctx context.Context, n *helpdesk.Notification, now time.Time, cause error) error {
 	countAttempt(n, now)
 	n.LastError = cause.Error()
 	return w.save(ctx, n)
@@ -631,12 +632,12 @@ func (w *Worker) unreached(ctx context.Context, n *store.Notification, now time.
 
 // hold keeps n queued as it was, no attempt counted, and records why it was not sent (so
 // `ticket show` tells the operator): the server refused the configuration, not the message.
-func (w *Worker) hold(ctx context.Context, n *store.Notification, cause error) error {
+func (w *Worker) hold(ctx context.Context, n *helpdesk.Notification, cause error) error {
 	n.LastError = cause.Error()
 	return w.save(ctx, n)
 }
 
-func (w *Worker) save(ctx context.Context, n *store.Notification) error {
+func (w *Worker) save(ctx context.Context, n *helpdesk.Notification) error {
 	err := w.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.PutNotification(n) })
 	if err != nil {
 		return fmt.Errorf("record notification %d: %w", n.ID, err)
@@ -663,7 +664,7 @@ func validFor(d time.Duration, lang string) string {
 }
 
 // data is what the templates see of a notification.
-func (w *Worker) data(n *store.Notification) templates.Data {
+func (w *Worker) data(n *helpdesk.Notification) templates.Data {
 	d := templates.Data{TicketID: n.TicketID, TicketSubject: n.Data.TicketSubject,
 		CustomerName: n.Data.CustomerName, ContactName: n.Data.ContactName, DueTime: n.Data.Due, Text: n.Data.Text,
 		StaffName: n.Data.StaffName, OrigSubject: n.Data.OrigSubject, Address: n.Data.Address,

@@ -21,6 +21,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
@@ -130,20 +131,20 @@ func ctxT(tb testing.TB) context.Context {
 var msgSeq int
 
 // ackNote is an ack for ticket id to addr, as ingest would queue it.
-func ackNote(id uint64, to string) *store.Notification {
+func ackNote(id uint64, to string) *helpdesk.Notification {
 	msgSeq++
-	return &store.Notification{
-		Kind: store.KindAck, TicketID: id, To: to, Lang: "nl", Automatic: true,
+	return &helpdesk.Notification{
+		Kind: helpdesk.KindAck, TicketID: id, To: to, Lang: "nl", Automatic: true,
 		MessageID:  fmt.Sprintf("ack-%d-%d@helpdesk.infobits.example", id, msgSeq),
 		InReplyTo:  fmt.Sprintf("question-%d@bakkerij.example", id),
 		References: []string{fmt.Sprintf("question-%d@bakkerij.example", id)},
 		Created:    start,
-		Data: store.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: fmt.Sprintf("Vraag %d", id),
+		Data: helpdesk.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: fmt.Sprintf("Vraag %d", id),
 			Address: to},
 	}
 }
 
-func (e *env) enqueue(tb testing.TB, ns ...*store.Notification) []uint64 {
+func (e *env) enqueue(tb testing.TB, ns ...*helpdesk.Notification) []uint64 {
 	tb.Helper()
 	err := e.db.Update(ctxT(tb), func(tx *store.Tx) error {
 		for _, n := range ns {
@@ -163,9 +164,9 @@ func (e *env) enqueue(tb testing.TB, ns ...*store.Notification) []uint64 {
 	return ids
 }
 
-func (e *env) note(tb testing.TB, id uint64) *store.Notification {
+func (e *env) note(tb testing.TB, id uint64) *helpdesk.Notification {
 	tb.Helper()
-	var n *store.Notification
+	var n *helpdesk.Notification
 	err := e.db.View(ctxT(tb), func(tx *store.Tx) (err error) {
 		n, err = tx.Notification(id)
 		return err
@@ -176,9 +177,9 @@ func (e *env) note(tb testing.TB, id uint64) *store.Notification {
 	return n
 }
 
-func (e *env) outbox(tb testing.TB) []*store.Notification {
+func (e *env) outbox(tb testing.TB) []*helpdesk.Notification {
 	tb.Helper()
-	var out []*store.Notification
+	var out []*helpdesk.Notification
 	err := e.db.View(ctxT(tb), func(tx *store.Tx) (err error) {
 		out, err = tx.Outbox()
 		return err
@@ -280,12 +281,12 @@ func (p parsed) msgIDs(tb testing.TB, key string) []string {
 
 func TestAckDelivered(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
-	n := &store.Notification{
-		Kind: store.KindAck, TicketID: 12, To: custAddr, Lang: "nl", Automatic: true,
+	n := &helpdesk.Notification{
+		Kind: helpdesk.KindAck, TicketID: 12, To: custAddr, Lang: "nl", Automatic: true,
 		MessageID: "ack-12@helpdesk.infobits.example", InReplyTo: "vraag-1@bakkerij.example",
 		References: []string{"eerder-0@bakkerij.example", "vraag-1@bakkerij.example"},
 		Created:    start,
-		Data: store.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: "Kassa café",
+		Data: helpdesk.NotifyData{CustomerName: "Bakkerij de Vries", TicketSubject: "Kassa café",
 			Due: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Address: custAddr},
 	}
 	ids := e.enqueue(t, n)
@@ -351,7 +352,7 @@ func TestAckDelivered(t *testing.T) {
 	}
 
 	got := e.note(t, ids[0])
-	if got.Status != store.NotifySent || !got.Sent.Equal(start) || got.Attempts != 1 || got.LastError != "" {
+	if got.Status != helpdesk.NotifySent || !got.Sent.Equal(start) || got.Attempts != 1 || got.LastError != "" {
 		t.Errorf("stored: status %q sent %v attempts %d error %q; want sent at %v after 1 attempt",
 			got.Status, got.Sent, got.Attempts, got.LastError, start)
 	}
@@ -370,11 +371,11 @@ func TestAckDelivered(t *testing.T) {
 
 func TestAnswerDelivered(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
-	n := &store.Notification{
-		Kind: store.KindAnswer, TicketID: 7, To: custAddr, Lang: "en", Automatic: false,
+	n := &helpdesk.Notification{
+		Kind: helpdesk.KindAnswer, TicketID: 7, To: custAddr, Lang: "en", Automatic: false,
 		MessageID: "answer-7@helpdesk.infobits.example", InReplyTo: "q-7@bakkerij.example",
 		References: []string{"q-7@bakkerij.example"}, Created: start,
-		Data: store.NotifyData{CustomerName: "Mr Smith", TicketSubject: "Printer offline",
+		Data: helpdesk.NotifyData{CustomerName: "Mr Smith", TicketSubject: "Printer offline",
 			Text: "Hello,\n\nPlease restart the printer.\nKind regards", StaffName: "Jan"},
 	}
 	e.enqueue(t, n)
@@ -464,7 +465,7 @@ func TestTemporaryFailureRetriedLater(t *testing.T) {
 		t.Errorf("Drain = %+v, want 1 retrying", res)
 	}
 	got := e.note(t, id)
-	if got.Status != store.NotifyQueued || got.Attempts != 1 || !got.NextAttempt.Equal(start.Add(5*time.Minute)) {
+	if got.Status != helpdesk.NotifyQueued || got.Attempts != 1 || !got.NextAttempt.Equal(start.Add(5*time.Minute)) {
 		t.Errorf("after a 451: status %q attempts %d next %v; want queued, 1, %v",
 			got.Status, got.Attempts, got.NextAttempt, start.Add(5*time.Minute))
 	}
@@ -499,7 +500,7 @@ func TestTemporaryFailureRetriedLater(t *testing.T) {
 		t.Errorf("retry sent Message-Id %q, want the original %q", id, n.MessageID)
 	}
 	got = e.note(t, id)
-	if got.Status != store.NotifySent || got.Attempts != 3 || !got.Sent.Equal(e.clock.Now()) ||
+	if got.Status != helpdesk.NotifySent || got.Attempts != 3 || !got.Sent.Equal(e.clock.Now()) ||
 		got.LastError != "" || !got.NextAttempt.IsZero() {
 		t.Errorf("after delivery: %+v", got)
 	}
@@ -522,12 +523,12 @@ func TestPermanentFailureRecordedOthersDelivered(t *testing.T) {
 		t.Errorf("delivered to %q", rcpts)
 	}
 	failed := e.note(t, ids[0])
-	if failed.Status != store.NotifyFailed || !strings.Contains(failed.LastError, "554") ||
+	if failed.Status != helpdesk.NotifyFailed || !strings.Contains(failed.LastError, "554") ||
 		!strings.Contains(failed.LastError, "Message rejected as spam") || !failed.NextAttempt.IsZero() {
 		t.Errorf("refused notification: status %q error %q next %v", failed.Status, failed.LastError, failed.NextAttempt)
 	}
 	for _, id := range ids[1:] {
-		if got := e.note(t, id); got.Status != store.NotifySent {
+		if got := e.note(t, id); got.Status != helpdesk.NotifySent {
 			t.Errorf("notification %d: status %q", id, got.Status)
 		}
 	}
@@ -539,7 +540,7 @@ func TestPermanentFailureRecordedOthersDelivered(t *testing.T) {
 
 func TestServerDownNothingLost(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
-	var ns []*store.Notification
+	var ns []*helpdesk.Notification
 	for i := range 5 {
 		ns = append(ns, ackNote(uint64(10+i), fmt.Sprintf("k%d@example.com", i)))
 	}
@@ -562,7 +563,7 @@ func TestServerDownNothingLost(t *testing.T) {
 	// outage); the ones behind it were not tried.
 	for i, n := range e.outbox(t) {
 		switch {
-		case n.Status != store.NotifyQueued:
+		case n.Status != helpdesk.NotifyQueued:
 			t.Errorf("notification %d: status %q with the server down", n.ID, n.Status)
 		case i == 0 && (n.Attempts != 1 || !strings.Contains(n.LastError, e.sink.Addr()) ||
 			!strings.Contains(n.LastError, "connection refused") || !n.NextAttempt.IsZero()):
@@ -614,7 +615,7 @@ func TestServerDownNothingLost(t *testing.T) {
 		if seen[n.MessageID] != 1 {
 			t.Errorf("%s received %d times", n.MessageID, seen[n.MessageID])
 		}
-		if got := e.note(t, n.ID); got.Status != store.NotifySent {
+		if got := e.note(t, n.ID); got.Status != helpdesk.NotifySent {
 			t.Errorf("notification %d: status %q", n.ID, got.Status)
 		}
 	}
@@ -648,7 +649,7 @@ func TestConnectionLostMidDrain(t *testing.T) {
 	if res != (notify.Result{Sent: 2, Retrying: 1}) {
 		t.Errorf("Drain = %+v, want 2 sent, 1 retrying", res)
 	}
-	if got := e.note(t, ids[1]); got.Status != store.NotifyQueued || got.LastError == "" {
+	if got := e.note(t, ids[1]); got.Status != helpdesk.NotifyQueued || got.LastError == "" {
 		t.Errorf("message on the dead connection: status %q error %q; want queued for a retry", got.Status, got.LastError)
 	}
 	if n := e.sink.Connections(); n != 2 {
@@ -658,7 +659,7 @@ func TestConnectionLostMidDrain(t *testing.T) {
 		t.Errorf("retry Drain = %+v", res)
 	}
 	for _, id := range ids {
-		if got := e.note(t, id); got.Status != store.NotifySent {
+		if got := e.note(t, id); got.Status != helpdesk.NotifySent {
 			t.Errorf("notification %d: %q", id, got.Status)
 		}
 	}
@@ -676,7 +677,7 @@ func TestServiceUnavailableStopsDrain(t *testing.T) {
 	attempted := 0
 	for _, id := range ids {
 		got := e.note(t, id)
-		if got.Status != store.NotifyQueued {
+		if got.Status != helpdesk.NotifyQueued {
 			t.Errorf("notification %d: %q", id, got.Status)
 		}
 		attempted += got.Attempts
@@ -692,7 +693,7 @@ func TestServiceUnavailableStopsDrain(t *testing.T) {
 
 func TestConnectionReused(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
-	var ns []*store.Notification
+	var ns []*helpdesk.Notification
 	for i := range 50 {
 		ns = append(ns, ackNote(uint64(100+i), fmt.Sprintf("k%d@example.com", i)))
 	}
@@ -732,7 +733,7 @@ func TestStartTLSAuth(t *testing.T) {
 		if !m.TLS || m.User != smtpUser {
 			t.Errorf("message sent with TLS %v as user %q; want TLS as %q", m.TLS, m.User, smtpUser)
 		}
-		if got := e.note(t, id); got.Status != store.NotifySent {
+		if got := e.note(t, id); got.Status != helpdesk.NotifySent {
 			t.Errorf("status %q", got.Status)
 		}
 	})
@@ -751,7 +752,7 @@ func TestStartTLSAuth(t *testing.T) {
 		if strings.Contains(err.Error(), "wrong") {
 			t.Errorf("error %q shows the password", err)
 		}
-		if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 ||
+		if got := e.note(t, id); got.Status != helpdesk.NotifyQueued || got.Attempts != 0 ||
 			!strings.Contains(got.LastError, "535") {
 			t.Errorf("status %q attempts %d error %q; want queued, no attempt, the 535 on record",
 				got.Status, got.Attempts, got.LastError)
@@ -772,7 +773,7 @@ func TestStartTLSAuth(t *testing.T) {
 		if _, err := w.Drain(ctxT(t), false); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("Drain to an untrusted server: %v; want a certificate error", err)
 		}
-		if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, "certificate") {
+		if got := e.note(t, id); got.Status != helpdesk.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, "certificate") {
 			t.Errorf("status %q attempts %d error %q; want queued, the failed attempt and the certificate error on record",
 				got.Status, got.Attempts, got.LastError)
 		}
@@ -810,7 +811,7 @@ func TestRunDeliversOnEnqueue(t *testing.T) {
 		t.Errorf("Run returned %v", err)
 	}
 	for _, n := range e.outbox(t) {
-		if n.Status != store.NotifySent || !n.Sent.Equal(start) {
+		if n.Status != helpdesk.NotifySent || !n.Sent.Equal(start) {
 			t.Errorf("notification %d: status %q sent %v", n.ID, n.Status, n.Sent)
 		}
 	}
@@ -839,7 +840,7 @@ func TestRunBacksOffWhileServerDown(t *testing.T) {
 	if err := e.sink.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	var ns []*store.Notification
+	var ns []*helpdesk.Notification
 	for i := range 20 {
 		ns = append(ns, ackNote(uint64(i+1), fmt.Sprintf("k%d@example.com", i)))
 	}
@@ -869,7 +870,7 @@ func TestRunBacksOffWhileServerDown(t *testing.T) {
 	}
 	for i, n := range e.outbox(t) {
 		switch {
-		case n.Status != store.NotifyQueued:
+		case n.Status != helpdesk.NotifyQueued:
 			t.Errorf("notification %d: status %q while the server is unreachable", n.ID, n.Status)
 		case i == 0 && (n.Attempts != 1 || !strings.Contains(n.LastError, "connection refused")):
 			t.Errorf("notification %d: attempts %d error %q; want the one failed attempt and its error",
@@ -902,11 +903,11 @@ func TestGiveUpAfter(t *testing.T) {
 		t.Errorf("Drain = %+v, want 1 failed, 1 retrying", res)
 	}
 	got := e.note(t, ids[0])
-	if got.Status != store.NotifyFailed || !strings.Contains(got.LastError, "gave up") ||
+	if got.Status != helpdesk.NotifyFailed || !strings.Contains(got.LastError, "gave up") ||
 		!strings.Contains(got.LastError, "450") {
 		t.Errorf("old notification: status %q error %q; want failed, gave up, with the 450", got.Status, got.LastError)
 	}
-	if got := e.note(t, ids[1]); got.Status != store.NotifyQueued {
+	if got := e.note(t, ids[1]); got.Status != helpdesk.NotifyQueued {
 		t.Errorf("notification without a creation time: status %q error %q; want queued", got.Status, got.LastError)
 	}
 }
@@ -958,7 +959,7 @@ func TestUndeliverableFailsWithoutRetry(t *testing.T) {
 		t.Errorf("Drain = %+v, want 2 failed", res)
 	}
 	for _, id := range ids {
-		if got := e.note(t, id); got.Status != store.NotifyFailed || got.LastError == "" {
+		if got := e.note(t, id); got.Status != helpdesk.NotifyFailed || got.LastError == "" {
 			t.Errorf("notification %d: status %q error %q", id, got.Status, got.LastError)
 		}
 	}
@@ -1014,7 +1015,7 @@ func TestEnvelopeAndMessageID(t *testing.T) {
 func BenchmarkDrain(b *testing.B) {
 	const batch = 1000
 	e := newEnv(b, smtptest.Options{}, nil)
-	ns := make([]*store.Notification, batch)
+	ns := make([]*helpdesk.Notification, batch)
 	sent := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -1128,7 +1129,7 @@ func (e *env) assertHeld(tb testing.TB, ids []uint64, reply string) {
 	tb.Helper()
 	for i, id := range ids {
 		got := e.note(tb, id)
-		if got.Status != store.NotifyQueued || got.Attempts != 0 {
+		if got.Status != helpdesk.NotifyQueued || got.Attempts != 0 {
 			tb.Errorf("notification %d: status %q attempts %d; want queued, no attempt counted",
 				id, got.Status, got.Attempts)
 		}
@@ -1172,7 +1173,7 @@ func TestAuthRequiredKeepsOutboxQueued(t *testing.T) {
 		t.Fatalf("Drain with credentials = %+v, %v; want 3 sent", res, err)
 	}
 	for _, id := range ids {
-		if got := e.note(t, id); got.Status != store.NotifySent || got.Attempts != 1 || got.LastError != "" {
+		if got := e.note(t, id); got.Status != helpdesk.NotifySent || got.Attempts != 1 || got.LastError != "" {
 			t.Errorf("notification %d: status %q attempts %d error %q; want sent at the first attempt",
 				id, got.Status, got.Attempts, got.LastError)
 		}
@@ -1219,7 +1220,7 @@ func TestConfigRefusalKeepsOutboxQueued(t *testing.T) {
 				t.Errorf("Drain after the fix = %+v, want 3 sent", res)
 			}
 			for _, id := range ids {
-				if got := e.note(t, id); got.Status != store.NotifySent || got.Attempts != 1 {
+				if got := e.note(t, id); got.Status != helpdesk.NotifySent || got.Attempts != 1 {
 					t.Errorf("notification %d: status %q attempts %d", id, got.Status, got.Attempts)
 				}
 			}
@@ -1255,14 +1256,14 @@ func TestMessageRefusalFailsOnlyThatOne(t *testing.T) {
 				t.Fatalf("Drain = %+v, %v; want 2 sent, 1 failed, no error", res, err)
 			}
 			failed := e.note(t, ids[0])
-			if failed.Status != store.NotifyFailed || failed.Attempts != 1 ||
+			if failed.Status != helpdesk.NotifyFailed || failed.Attempts != 1 ||
 				!strings.Contains(failed.LastError, strconv.Itoa(tc.code)) || !strings.Contains(failed.LastError, tc.msg) ||
 				!strings.Contains(failed.LastError, tc.stage.String()) {
 				t.Errorf("refused notification: status %q attempts %d error %q; want failed with the %s reply",
 					failed.Status, failed.Attempts, failed.LastError, tc.stage)
 			}
 			for _, id := range ids[1:] {
-				if got := e.note(t, id); got.Status != store.NotifySent {
+				if got := e.note(t, id); got.Status != helpdesk.NotifySent {
 					t.Errorf("notification %d: status %q", id, got.Status)
 				}
 			}
@@ -1312,7 +1313,7 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 			t.Errorf("Drain = %+v, want 3 failed", res)
 		}
 		for _, id := range ids {
-			if got := e.note(t, id); got.Status != store.NotifyFailed {
+			if got := e.note(t, id); got.Status != helpdesk.NotifyFailed {
 				t.Errorf("notification %d: %q", id, got.Status)
 			}
 		}
@@ -1325,7 +1326,7 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 			t.Errorf("Drain = %+v, want 3 failed", res)
 		}
 		for _, id := range ids {
-			if got := e.note(t, id); got.Status != store.NotifyFailed || got.Attempts != 1 {
+			if got := e.note(t, id); got.Status != helpdesk.NotifyFailed || got.Attempts != 1 {
 				t.Errorf("notification %d: status %q attempts %d", id, got.Status, got.Attempts)
 			}
 		}
@@ -1339,9 +1340,9 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 			t.Errorf("Drain = %+v, want 2 sent, 2 failed", res)
 		}
 		for i, id := range ids {
-			want := store.NotifySent
+			want := helpdesk.NotifySent
 			if i < 2 {
-				want = store.NotifyFailed
+				want = helpdesk.NotifyFailed
 			}
 			if got := e.note(t, id); got.Status != want {
 				t.Errorf("notification %d: %q, want %q", id, got.Status, want)
@@ -1460,7 +1461,7 @@ func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
 			if err == nil || res != (notify.Result{}) {
 				t.Errorf("Drain = %+v, %v; want an error and nothing counted", res, err)
 			}
-			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 {
+			if got := e.note(t, id); got.Status != helpdesk.NotifyQueued || got.Attempts != 0 {
 				t.Errorf("status %q attempts %d; want queued, no attempt counted", got.Status, got.Attempts)
 			}
 		})
@@ -1481,7 +1482,7 @@ func TestLoginPhaseHonoursTimeout(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), addr) {
 				t.Errorf("Drain = %+v, %v; want an error naming the server", res, err)
 			}
-			if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, addr) {
+			if got := e.note(t, id); got.Status != helpdesk.NotifyQueued || got.Attempts != 1 || !strings.Contains(got.LastError, addr) {
 				t.Errorf("status %q attempts %d error %q; want queued, the failed attempt and its error on record",
 					got.Status, got.Attempts, got.LastError)
 			}
@@ -1571,7 +1572,7 @@ func TestStuckTransactionEndsWithContext(t *testing.T) {
 	if err == nil || res != (notify.Result{}) {
 		t.Errorf("Drain = %+v, %v; want an error and nothing counted", res, err)
 	}
-	if got := e.note(t, id); got.Status != store.NotifyQueued || got.Attempts != 0 || !got.NextAttempt.IsZero() {
+	if got := e.note(t, id); got.Status != helpdesk.NotifyQueued || got.Attempts != 0 || !got.NextAttempt.IsZero() {
 		t.Errorf("status %q attempts %d next %v; want queued as it was", got.Status, got.Attempts, got.NextAttempt)
 	}
 }
@@ -1593,7 +1594,7 @@ func TestReplyAfterCancelStillCounts(t *testing.T) {
 	if res != (notify.Result{Sent: 1}) || err != nil {
 		t.Errorf("Drain = %+v, %v; want 1 sent", res, err)
 	}
-	if got := e.note(t, id); got.Status != store.NotifySent {
+	if got := e.note(t, id); got.Status != helpdesk.NotifySent {
 		t.Errorf("status %q, want sent", got.Status)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
@@ -27,9 +28,9 @@ import (
 const recSite = "https://helpdesk.infobits.example"
 
 // recCustomer stores the customer whose account is being recovered.
-func recCustomer(t *testing.T, db *store.DB, emails ...string) *store.Customer {
+func recCustomer(t *testing.T, db *store.DB, emails ...string) *helpdesk.Customer {
 	t.Helper()
-	c := &store.Customer{Name: "Bakkerij de Vries", Emails: emails, Tier: store.SLA8}
+	c := &helpdesk.Customer{Name: "Bakkerij de Vries", Emails: emails, Tier: helpdesk.SLA8}
 	if err := db.Update(ctxT(t), func(tx *store.Tx) error { return tx.PutCustomer(c) }); err != nil {
 		t.Fatal(err)
 	}
@@ -37,10 +38,10 @@ func recCustomer(t *testing.T, db *store.DB, emails ...string) *store.Customer {
 }
 
 // recReset is a password-reset notification as ingest queues it.
-func recReset(c *store.Customer) *store.Notification {
-	return &store.Notification{Kind: store.KindPasswordReset, To: c.Login(), Lang: "nl", Automatic: true,
+func recReset(c *helpdesk.Customer) *helpdesk.Notification {
+	return &helpdesk.Notification{Kind: helpdesk.KindPasswordReset, To: c.Login(), Lang: "nl", Automatic: true,
 		MessageID: "reset-1@helpdesk.infobits.example", Created: start,
-		Data: store.NotifyData{CustomerName: c.Name, CustomerID: c.ID, TokenPurpose: store.PurposePassword}}
+		Data: helpdesk.NotifyData{CustomerName: c.Name, CustomerID: c.ID, TokenPurpose: helpdesk.PurposePassword}}
 }
 
 // recToken finds the recovery link under path in both parts of a received message and
@@ -66,9 +67,9 @@ func recToken(t *testing.T, raw []byte, path string) string {
 	return tokens[0]
 }
 
-func recRedeem(t *testing.T, db *store.DB, raw string, now time.Time) (*store.Token, error) {
+func recRedeem(t *testing.T, db *store.DB, raw string, now time.Time) (*helpdesk.Token, error) {
 	t.Helper()
-	var tok *store.Token
+	var tok *helpdesk.Token
 	err := db.Update(ctxT(t), func(tx *store.Tx) (err error) {
 		tok, err = tx.RedeemToken(raw, now)
 		return err
@@ -120,7 +121,7 @@ func TestPasswordResetLink(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redeem the emailed token: %v", err)
 	}
-	if got.CustomerID != c.ID || got.Purpose != store.PurposePassword {
+	if got.CustomerID != c.ID || got.Purpose != helpdesk.PurposePassword {
 		t.Errorf("token = %+v, want password for customer %d", got, c.ID)
 	}
 	if _, err := recRedeem(t, e.db, tok, start.Add(11*time.Minute)); !errors.Is(err, store.ErrTokenInvalid) {
@@ -147,17 +148,17 @@ func TestPasswordResetLinkExpires(t *testing.T) {
 func TestLoginChangeLinks(t *testing.T) {
 	e := newEnv(t, smtptest.Options{}, nil)
 	c := recCustomer(t, e.db, "oud@bakkerij.example")
-	ch := &store.LoginChange{CustomerID: c.ID, NewEmail: "nieuw@bakkerij.example", OldLogin: c.Login(),
+	ch := &helpdesk.LoginChange{CustomerID: c.ID, NewEmail: "nieuw@bakkerij.example", OldLogin: c.Login(),
 		Requested: start, Until: start.Add(72 * time.Hour)}
 	if err := e.db.Update(ctxT(t), func(tx *store.Tx) error { return tx.PutLoginChange(ch) }); err != nil {
 		t.Fatal(err)
 	}
-	confirm := &store.Notification{Kind: store.KindLoginConfirm, To: "nieuw@bakkerij.example", Lang: "nl", Automatic: true,
+	confirm := &helpdesk.Notification{Kind: helpdesk.KindLoginConfirm, To: "nieuw@bakkerij.example", Lang: "nl", Automatic: true,
 		MessageID: "confirm-1@helpdesk.infobits.example", Created: start,
-		Data: store.NotifyData{TokenPurpose: store.PurposeLogin, LoginChange: ch.ID, Until: ch.Until}}
-	notice := &store.Notification{Kind: store.KindLoginNotice, To: c.Login(), Lang: "nl", Automatic: true,
+		Data: helpdesk.NotifyData{TokenPurpose: helpdesk.PurposeLogin, LoginChange: ch.ID, Until: ch.Until}}
+	notice := &helpdesk.Notification{Kind: helpdesk.KindLoginNotice, To: c.Login(), Lang: "nl", Automatic: true,
 		MessageID: "notice-1@helpdesk.infobits.example", Created: start,
-		Data: store.NotifyData{CustomerName: c.Name, CustomerID: c.ID, NewEmail: ch.NewEmail, LoginChange: ch.ID, Until: ch.Until}}
+		Data: helpdesk.NotifyData{CustomerName: c.Name, CustomerID: c.ID, NewEmail: ch.NewEmail, LoginChange: ch.ID, Until: ch.Until}}
 	ids := e.enqueue(t, confirm, notice)
 	if res := e.drain(t, false); res != (notify.Result{Sent: 2}) {
 		t.Fatalf("Drain = %+v; stored %+v %+v", res, e.note(t, ids[0]), e.note(t, ids[1]))
@@ -185,17 +186,17 @@ func TestLoginChangeLinks(t *testing.T) {
 	}
 	recNotStored(t, e, ids[1], links[0][1], links[1][1])
 	later := start.Add(71 * time.Hour) // after TokenTTL, before the change would take effect
-	for i, want := range []string{store.PurposeLoginAllow, store.PurposeLoginCancel} {
+	for i, want := range []string{helpdesk.PurposeLoginAllow, helpdesk.PurposeLoginCancel} {
 		got, err := recRedeem(t, e.db, links[i][1], later)
 		if err != nil || got.Purpose != want || got.LoginChange != ch.ID {
 			t.Errorf("notice link %d = %+v, %v; want a %s token of change %d working until it takes effect", i, got, err, want, ch.ID)
 		}
 	}
 	got, err := recRedeem(t, e.db, tok, start.Add(time.Minute))
-	if err != nil || got.Purpose != store.PurposeLogin || got.LoginChange != ch.ID || !got.Expires.Equal(start.Add(time.Hour)) {
+	if err != nil || got.Purpose != helpdesk.PurposeLogin || got.LoginChange != ch.ID || !got.Expires.Equal(start.Add(time.Hour)) {
 		t.Errorf("confirmation token = %+v, %v; want a login token of change %d valid for TokenTTL", got, err, ch.ID)
 	}
-	var after *store.LoginChange
+	var after *helpdesk.LoginChange
 	if err := e.db.View(ctxT(t), func(tx *store.Tx) (err error) { after, err = tx.LoginChange(ch.ID); return err }); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestPasswordResetWithoutSiteURL(t *testing.T) {
 		t.Errorf("Drain = %+v, want 1 failed", res)
 	}
 	got := e.note(t, id)
-	if got.Status != store.NotifyFailed || !strings.Contains(got.LastError, "site_url") {
+	if got.Status != helpdesk.NotifyFailed || !strings.Contains(got.LastError, "site_url") {
 		t.Errorf("stored: status %s error %q; want failed naming site_url", got.Status, got.LastError)
 	}
 	if n := len(e.sink.Messages()); n != 0 {

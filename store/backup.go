@@ -24,8 +24,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/infobits/helpdesk/ingest/calendar"
-	"github.com/infobits/helpdesk/store/retention"
+	"github.com/infobits/helpdesk"
 )
 
 // Backups (SPEC R20). A backup is two plain files in a folder (a synced Dropbox or OneDrive
@@ -89,14 +88,14 @@ func (d *DB) Backup(ctx context.Context, dir string, at time.Time, version strin
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("backup folder %s is not a directory", dir)
 	}
-	base := retention.Base(at)
-	gzName, jsonName := base+retention.ExtBackup, base+retention.ExtManifest
+	base := helpdesk.BackupBase(at)
+	gzName, jsonName := base+helpdesk.ExtBackup, base+helpdesk.ExtManifest
 	for _, n := range []string{gzName, jsonName} {
 		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
 			return nil, fmt.Errorf("%s already exists in %s (one backup a second)", n, dir)
 		}
 	}
-	m := &Manifest{Time: at.In(calendar.Amsterdam()).Format(time.RFC3339), Version: version, File: gzName}
+	m := &Manifest{Time: at.In(helpdesk.Amsterdam()).Format(time.RFC3339), Version: version, File: gzName}
 	// A database opened with NoSync (tests only) writes its backups without fsync too.
 	noSync := d.bolt.NoSync
 	err = writeAtomic(dir, gzName, noSync, func(w io.Writer) error {
@@ -160,7 +159,7 @@ var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // renamed, and the folder fsynced (noSync: no fsync, for tests). On failure the partial file
 // is removed.
 func writeAtomic(dir, name string, noSync bool, write func(io.Writer) error) (err error) {
-	partial := filepath.Join(dir, name+retention.ExtPartial)
+	partial := filepath.Join(dir, name+helpdesk.ExtPartial)
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, backupFileMode)
 	if err != nil {
 		return err
@@ -188,12 +187,12 @@ func writeAtomic(dir, name string, noSync bool, write func(io.Writer) error) (er
 	if noSync {
 		return nil
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// syncDir makes a rename in dir durable. File systems that cannot fsync a directory (some
+// SyncDir makes a rename in dir durable. File systems that cannot fsync a directory (some
 // FUSE and network file systems) answer EINVAL or ENOTSUP: nothing more can be done there.
-func syncDir(dir string) error {
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -227,11 +226,11 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 
 // ManifestPath is the manifest beside a .db.gz backup.
 func ManifestPath(gzPath string) (string, error) {
-	stem, ok := strings.CutSuffix(gzPath, retention.ExtBackup)
+	stem, ok := strings.CutSuffix(gzPath, helpdesk.ExtBackup)
 	if !ok {
-		return "", fmt.Errorf("%s: not a backup: want a %s file with its %s manifest beside it", gzPath, retention.ExtBackup, retention.ExtManifest)
+		return "", fmt.Errorf("%s: not a backup: want a %s file with its %s manifest beside it", gzPath, helpdesk.ExtBackup, helpdesk.ExtManifest)
 	}
-	return stem + retention.ExtManifest, nil
+	return stem + helpdesk.ExtManifest, nil
 }
 
 // CheckBackup reads the manifest beside gzPath and checks the file against it: size and
@@ -387,7 +386,7 @@ func Restore(gzPath, dbPath string, at time.Time, lockTimeout time.Duration) (*R
 	}
 	res := &RestoreResult{Manifest: m, Counts: counts}
 	if exists {
-		res.Previous = dbPath + ".before-restore-" + retention.Stamp(at)
+		res.Previous = dbPath + ".before-restore-" + helpdesk.BackupStamp(at)
 		if _, err := os.Lstat(res.Previous); err == nil {
 			return nil, fmt.Errorf("%s already exists; the database is unchanged", res.Previous)
 		}
@@ -403,7 +402,7 @@ func Restore(gzPath, dbPath string, at time.Time, lockTimeout time.Duration) (*R
 		return nil, fmt.Errorf("put the restored copy in place: %w (the old database is %s)", err, res.Previous)
 	}
 	done = true
-	return res, syncDir(dir)
+	return res, SyncDir(dir)
 }
 
 // lockExclusive takes the lock bbolt takes on a database file (flock, exclusive), waiting at
@@ -436,85 +435,6 @@ func lockExclusive(path string, timeout time.Duration) (unlock func(), err error
 	}, nil
 }
 
-// PruneBackups applies the retention rule (package retention) to the backup folder dir as of
-// the date of asOf and, unless dryRun, deletes what it does not keep: a backup's .json goes
-// with its .db.gz. Only plain files named exactly as the gateway names them are looked at;
-// everything else in the folder is never touched. It returns every decision, oldest first.
-func PruneBackups(dir string, asOf time.Time, dryRun bool) ([]retention.Decision, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("backup folder: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if e.Type().IsRegular() {
-			names = append(names, e.Name())
-		}
-	}
-	plan := retention.Plan(names, asOf)
-	if dryRun {
-		return plan, nil
-	}
-	var errs []error
-	removed := false
-	for _, d := range plan {
-		if d.Action != retention.Delete {
-			continue
-		}
-		// The .db.gz first: a manifest without its .db.gz is recognisably no backup.
-		files := d.Files
-		for i, f := range files {
-			if strings.HasSuffix(f, retention.ExtBackup) {
-				files = append([]string{f}, append(files[:i:i], files[i+1:]...)...)
-				break
-			}
-		}
-		for _, f := range files {
-			if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			} else {
-				removed = true
-			}
-		}
-	}
-	if removed {
-		if err := syncDir(dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return plan, errors.Join(errs...)
-}
-
-// LatestBackup returns the time of the newest complete backup in dir (from its name), and
-// false when there is none.
-func LatestBackup(dir string) (time.Time, bool, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("backup folder: %w", err)
-	}
-	have := map[string]int{}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		if base, _, kind, ok := retention.Parse(e.Name()); ok && (kind == retention.Backup || kind == retention.Manifest) {
-			have[base]++
-		}
-	}
-	var latest time.Time
-	found := false
-	for base, n := range have {
-		if n != 2 {
-			continue
-		}
-		_, at, _, _ := retention.Parse(base + retention.ExtBackup)
-		if !found || at.After(latest) {
-			latest, found = at, true
-		}
-	}
-	return latest, found, nil
-}
-
 // --- verify ---
 
 // recordCheck checks one key/value of a bucket; tx is there to follow references.
@@ -530,17 +450,17 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return nil
 	},
-	string(bCustomers):     jsonRecord(8, func(k []byte, c *Customer) error { return sameID(k, c.ID) }),
+	string(bCustomers):     jsonRecord(8, func(k []byte, c *helpdesk.Customer) error { return sameID(k, c.ID) }),
 	string(bCustomerAddr):  indexTo(0, func(k, v []byte) ([]byte, []byte) { return bCustomers, v }),
 	string(bCustomerPhone): indexTo(0, func(k, v []byte) ([]byte, []byte) { return bCustomers, v }),
-	string(bTickets):       jsonRecord(8, func(k []byte, t *Ticket) error { return sameID(k, t.ID) }),
+	string(bTickets):       jsonRecord(8, func(k []byte, t *helpdesk.Ticket) error { return sameID(k, t.ID) }),
 	string(bTicketsByCust): indexTo(16, func(k, v []byte) ([]byte, []byte) { return bTickets, k[8:] }),
 	string(bDue):           indexTo(16, func(k, v []byte) ([]byte, []byte) { return bTickets, k[8:] }),
 	string(bMessages): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 12 {
 			return fmt.Errorf("key of %d bytes, want 12", len(k))
 		}
-		var m Message
+		var m helpdesk.Message
 		if err := decode(v, &m); err != nil {
 			return err
 		}
@@ -570,11 +490,11 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return nil
 	},
-	string(bIngested):    jsonRecord[Ref](32, nil),
-	string(bIngestedIDs): jsonRecord[Ref](32, nil),
+	string(bIngested):    jsonRecord[helpdesk.Ref](32, nil),
+	string(bIngestedIDs): jsonRecord[helpdesk.Ref](32, nil),
 	string(bMessageIDs):  indexTo(0, func(k, v []byte) ([]byte, []byte) { return bTickets, v }),
-	string(bHeld):        jsonRecord(8, func(k []byte, h *Held) error { return sameID(k, h.ID) }),
-	string(bOutbox):      jsonRecord(8, func(k []byte, n *Notification) error { return sameID(k, n.ID) }),
+	string(bHeld):        jsonRecord(8, func(k []byte, h *helpdesk.Held) error { return sameID(k, h.ID) }),
+	string(bOutbox):      jsonRecord(8, func(k []byte, n *helpdesk.Notification) error { return sameID(k, n.ID) }),
 	string(bOutboxQueue): indexTo(16, func(k, v []byte) ([]byte, []byte) { return bOutbox, k[8:] }),
 	string(bTicketNotes): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 16 {
@@ -585,13 +505,13 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return exists(tx, bOutbox, k[8:])
 	},
-	string(bMailboxes): jsonRecord(0, func(k []byte, s *MailboxState) error {
+	string(bMailboxes): jsonRecord(0, func(k []byte, s *helpdesk.MailboxState) error {
 		if s.Name != string(k) {
 			return fmt.Errorf("record names mailbox %q", s.Name)
 		}
 		return nil
 	}),
-	string(bParseAttempts): jsonRecord(0, func(k []byte, a *ParseAttempts) error {
+	string(bParseAttempts): jsonRecord(0, func(k []byte, a *helpdesk.ParseAttempts) error {
 		if a.Mailbox != string(k) {
 			return fmt.Errorf("record names mailbox %q", a.Mailbox)
 		}
@@ -601,11 +521,11 @@ var bucketChecks = map[string]recordCheck{
 		if len(k) != 18 {
 			return fmt.Errorf("key of %d bytes, want customer(8) and YYYY-MM-DD", len(k))
 		}
-		_, err := ParseDate(string(k[8:]))
+		_, err := helpdesk.ParseDate(string(k[8:]))
 		return err
 	},
 	string(bAutoReplies): separatorKey(8),
-	string(bTokens):      jsonRecord[Token](32, nil),
+	string(bTokens):      jsonRecord[helpdesk.Token](32, nil),
 	string(bTokensByCust): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) < 8+1+32 || k[len(k)-33] != 0 {
 			return fmt.Errorf("key of %d bytes, want customer(8) purpose 0x00 sha256(32)", len(k))
@@ -620,7 +540,7 @@ var bucketChecks = map[string]recordCheck{
 		return nil
 	},
 	string(bUIDs):         separatorKey(8),
-	string(bLoginChanges): jsonRecord(8, func(k []byte, c *LoginChange) error { return sameID(k, c.ID) }),
+	string(bLoginChanges): jsonRecord(8, func(k []byte, c *helpdesk.LoginChange) error { return sameID(k, c.ID) }),
 	string(bLoginPending): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 8 || len(v) != 8 {
 			return fmt.Errorf("key of %d bytes and value of %d, want customer(8) -> login change(8)", len(k), len(v))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infobits/helpdesk"
 )
 
 // TestDueQueue: the SLA-due queue lists the tickets awaiting their first response, earliest
@@ -19,7 +21,7 @@ func TestDueQueue(t *testing.T) {
 	ids := map[string]uint64{}
 	err := db.Update(context.Background(), func(tx *Tx) error {
 		for i, name := range []string{"c", "a", "b", "none"} {
-			tk := &Ticket{CustomerID: 1, Subject: name, Status: StatusOpen, Created: t0}
+			tk := &helpdesk.Ticket{CustomerID: 1, Subject: name, Status: helpdesk.StatusOpen, Created: t0}
 			if name != "none" {
 				tk.Due = t0.Add(time.Duration(map[string]int{"a": 1, "b": 2, "c": 3}[name]) * time.Hour)
 			}
@@ -51,7 +53,7 @@ func TestDueQueue(t *testing.T) {
 	if got := queue(); got != "abc" {
 		t.Fatalf("DueQueue = %q, want abc (by deadline; no deadline not queued)", got)
 	}
-	update := func(name string, f func(*Ticket)) {
+	update := func(name string, f func(*helpdesk.Ticket)) {
 		if err := db.Update(context.Background(), func(tx *Tx) error {
 			tk, err := tx.Ticket(ids[name])
 			if err != nil {
@@ -63,12 +65,12 @@ func TestDueQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	update("a", func(tk *Ticket) { tk.Status, tk.FirstResponse = StatusAnswered, t0 })
-	update("b", func(tk *Ticket) { tk.Status = StatusClosed })
+	update("a", func(tk *helpdesk.Ticket) { tk.Status, tk.FirstResponse = helpdesk.StatusAnswered, t0 })
+	update("b", func(tk *helpdesk.Ticket) { tk.Status = helpdesk.StatusClosed })
 	if got := queue(); got != "c" {
 		t.Errorf("after answering a and closing b: DueQueue = %q, want c", got)
 	}
-	update("b", func(tk *Ticket) { tk.Status = StatusOpen })
+	update("b", func(tk *helpdesk.Ticket) { tk.Status = helpdesk.StatusOpen })
 	if got := queue(); got != "bc" {
 		t.Errorf("after reopening b: DueQueue = %q, want bc", got)
 	}
@@ -147,7 +149,7 @@ func scaleStore(b *testing.B, path string, customers, tickets, perTicket int) (d
 	start := time.Now()
 	err = db.Update(context.Background(), func(tx *Tx) error {
 		for c := range customers {
-			if err := tx.PutCustomer(&Customer{Name: fmt.Sprint("klant ", c), Emails: []string{fmt.Sprintf("k%d@winkel.nl", c)}, Tier: SLA8}); err != nil {
+			if err := tx.PutCustomer(&helpdesk.Customer{Name: fmt.Sprint("klant ", c), Emails: []string{fmt.Sprintf("k%d@winkel.nl", c)}, Tier: helpdesk.SLA8}); err != nil {
 				return err
 			}
 		}
@@ -161,10 +163,10 @@ func scaleStore(b *testing.B, path string, customers, tickets, perTicket int) (d
 	for first := 0; first < tickets; first += perTx {
 		err := db.Update(context.Background(), func(tx *Tx) error {
 			for i := first; i < min(first+perTx, tickets); i++ {
-				tk := &Ticket{CustomerID: uint64(i%customers + 1), Subject: fmt.Sprint("Vraag ", i), Status: StatusOpen,
+				tk := &helpdesk.Ticket{CustomerID: uint64(i%customers + 1), Subject: fmt.Sprint("Vraag ", i), Status: helpdesk.StatusOpen,
 					Created: t0.Add(time.Duration(i) * time.Minute), Due: t0.Add(time.Duration(i)*time.Minute + 8*time.Hour)}
 				if i%3 == 0 {
-					tk.FirstResponse, tk.Status = tk.Created.Add(time.Hour), StatusAnswered
+					tk.FirstResponse, tk.Status = tk.Created.Add(time.Hour), helpdesk.StatusAnswered
 				}
 				if err := tx.CreateTicket(tk); err != nil {
 					return err
@@ -178,7 +180,7 @@ func scaleStore(b *testing.B, path string, customers, tickets, perTicket int) (d
 						return err
 					}
 					rawBytes += int64(len(raw))
-					msg := &Message{Direction: DirectionIn, From: from, Date: tk.Created, Subject: tk.Subject,
+					msg := &helpdesk.Message{Direction: helpdesk.DirectionIn, From: from, Date: tk.Created, Subject: tk.Subject,
 						MessageID: msgID, Text: text, RawSHA256: sum, Size: int64(len(raw))}
 					if err := tx.AddMessage(tk, msg); err != nil {
 						return err

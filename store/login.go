@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Login changes (R17). The store keeps the records and the one-pending-per-customer index;
@@ -12,7 +14,7 @@ import (
 // PutLoginChange creates (ID 0) or replaces a login change and keeps login_pending in step:
 // a pending change is the customer's pending one; a settled one is removed from there. A
 // second pending change for a customer is ErrLoginPending.
-func (tx *Tx) PutLoginChange(c *LoginChange) error {
+func (tx *Tx) PutLoginChange(c *helpdesk.LoginChange) error {
 	if c.ID == 0 {
 		id, err := tx.nextID(bLoginChanges)
 		if err != nil {
@@ -20,7 +22,7 @@ func (tx *Tx) PutLoginChange(c *LoginChange) error {
 		}
 		c.ID = id
 	}
-	c.NewEmail = NormalizeAddress(c.NewEmail)
+	c.NewEmail = helpdesk.NormalizeAddress(c.NewEmail)
 	idx := tx.tx.Bucket(bLoginPending)
 	key := u64(c.CustomerID)
 	cur := idx.Get(key)
@@ -43,8 +45,8 @@ func (tx *Tx) PutLoginChange(c *LoginChange) error {
 var ErrLoginPending = errors.New("a login change is pending")
 
 // LoginChange returns login change id, or ErrNotFound.
-func (tx *Tx) LoginChange(id uint64) (*LoginChange, error) {
-	var c LoginChange
+func (tx *Tx) LoginChange(id uint64) (*helpdesk.LoginChange, error) {
+	var c helpdesk.LoginChange
 	if err := tx.get(bLoginChanges, u64(id), &c); err != nil {
 		return nil, err
 	}
@@ -52,17 +54,17 @@ func (tx *Tx) LoginChange(id uint64) (*LoginChange, error) {
 }
 
 // PendingLoginChange returns the customer's login change that is not settled, or ErrNotFound.
-func (tx *Tx) PendingLoginChange(customerID uint64) (*LoginChange, error) {
+func (tx *Tx) PendingLoginChange(customerID uint64) (*helpdesk.LoginChange, error) {
 	v := tx.tx.Bucket(bLoginPending).Get(u64(customerID))
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	return tx.LoginChange(binary.BigEndian.Uint64(v))
 }
 
 // PendingLoginChanges returns every login change not settled, by customer.
-func (tx *Tx) PendingLoginChanges() ([]*LoginChange, error) {
-	var out []*LoginChange
+func (tx *Tx) PendingLoginChanges() ([]*helpdesk.LoginChange, error) {
+	var out []*helpdesk.LoginChange
 	c := tx.tx.Bucket(bLoginPending).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		ch, err := tx.LoginChange(binary.BigEndian.Uint64(v))
@@ -75,10 +77,10 @@ func (tx *Tx) PendingLoginChanges() ([]*LoginChange, error) {
 }
 
 // CustomerLoginChanges returns a customer's login changes, the oldest first.
-func (tx *Tx) CustomerLoginChanges(customerID uint64) ([]*LoginChange, error) {
-	var out []*LoginChange
+func (tx *Tx) CustomerLoginChanges(customerID uint64) ([]*helpdesk.LoginChange, error) {
+	var out []*helpdesk.LoginChange
 	err := tx.tx.Bucket(bLoginChanges).ForEach(func(k, v []byte) error {
-		var ch LoginChange
+		var ch helpdesk.LoginChange
 		if err := decode(v, &ch); err != nil {
 			return fmt.Errorf("login change %d: %w", binary.BigEndian.Uint64(k), err)
 		}
@@ -92,12 +94,12 @@ func (tx *Tx) CustomerLoginChanges(customerID uint64) ([]*LoginChange, error) {
 
 // SetLogin makes addr the customer's login address (R1: the first of their addresses); the
 // others stay theirs. An address of another customer is ErrAddressTaken.
-func (tx *Tx) SetLogin(customerID uint64, addr string) (*Customer, error) {
+func (tx *Tx) SetLogin(customerID uint64, addr string) (*helpdesk.Customer, error) {
 	c, err := tx.Customer(customerID)
 	if err != nil {
 		return nil, fmt.Errorf("customer %d: %w", customerID, err)
 	}
-	emails := []string{NormalizeAddress(addr)}
+	emails := []string{helpdesk.NormalizeAddress(addr)}
 	for _, e := range c.Emails {
 		if e != emails[0] {
 			emails = append(emails, e)

@@ -10,41 +10,19 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/infobits/helpdesk"
 )
-
-// NormalizeAddress is the form addresses are compared and indexed in (R1: case-insensitive):
-// without surrounding white space, ASCII letters lower-cased and nothing else changed. Unicode
-// case folding (strings.ToLower, used before issue 12) made a look-alike address a customer's:
-// U+212A KELVIN SIGN lower-cases to "k". Records written before were lower-cased that way; an
-// address stored so stays as it was stored, and is found by mail from that same lower-case
-// form (a stored key has no ASCII capitals, so ASCII lower-casing leaves it whole): no
-// migration is needed, and none could restore the case that was folded away. Only ASCII white
-// space is trimmed: strings.TrimSpace also cut U+00A0 and the other Unicode spaces, so that
-// mail from "info@bakkerijdevries.nl" followed by a no-break space (a domain net/mail reads
-// whole, RFC 6532) was found as that customer's.
-func NormalizeAddress(addr string) string { return asciiLower(strings.Trim(addr, " \t\r\n")) }
-
-// asciiLower lower-cases the ASCII letters of s only.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
 
 // --- customers ---
 
 // PutCustomer creates (ID 0) or replaces a customer, keeping the address index in step. An
 // address that belongs to another customer gives ErrAddressTaken.
-func (tx *Tx) PutCustomer(c *Customer) error {
+func (tx *Tx) PutCustomer(c *helpdesk.Customer) error {
 	emails := make([]string, 0, len(c.Emails))
 	for _, e := range c.Emails {
-		if e = NormalizeAddress(e); e != "" && !slices.Contains(emails, e) {
+		if e = helpdesk.NormalizeAddress(e); e != "" && !slices.Contains(emails, e) {
 			emails = append(emails, e) // one entry per address, the login first (R1)
 		}
 	}
@@ -63,7 +41,7 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 	// name with it.
 	var contacts map[string]string
 	for a, n := range c.Contacts {
-		if a = NormalizeAddress(a); n != "" && slices.Contains(c.Emails, a) {
+		if a = helpdesk.NormalizeAddress(a); n != "" && slices.Contains(c.Emails, a) {
 			if contacts == nil {
 				contacts = map[string]string{}
 			}
@@ -90,7 +68,7 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 		}
 		c.ID = id
 	} else {
-		var old Customer
+		var old helpdesk.Customer
 		switch err := tx.get(bCustomers, u64(c.ID), &old); {
 		case err == nil:
 			for _, e := range old.Emails {
@@ -107,7 +85,7 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 					}
 				}
 			}
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, helpdesk.ErrNotFound):
 			// A record created under a chosen id: keep NextSequence past it, or a later
 			// new customer would get this id and overwrite it.
 			b := tx.tx.Bucket(bCustomers)
@@ -135,17 +113,17 @@ func (tx *Tx) PutCustomer(c *Customer) error {
 
 // CustomerByPhone returns the customer who registered the (normalised) number, or
 // ErrNotFound (R19).
-func (tx *Tx) CustomerByPhone(phone string) (*Customer, error) {
+func (tx *Tx) CustomerByPhone(phone string) (*helpdesk.Customer, error) {
 	v := tx.tx.Bucket(bCustomerPhone).Get([]byte(phone))
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	return tx.Customer(binary.BigEndian.Uint64(v))
 }
 
 // Customer returns the customer with the id, or ErrNotFound.
-func (tx *Tx) Customer(id uint64) (*Customer, error) {
-	var c Customer
+func (tx *Tx) Customer(id uint64) (*helpdesk.Customer, error) {
+	var c helpdesk.Customer
 	if err := tx.get(bCustomers, u64(id), &c); err != nil {
 		return nil, err
 	}
@@ -154,19 +132,19 @@ func (tx *Tx) Customer(id uint64) (*Customer, error) {
 
 // CustomerByAddress returns the customer one of whose addresses is addr (any case), or
 // ErrNotFound (R1).
-func (tx *Tx) CustomerByAddress(addr string) (*Customer, error) {
-	v := tx.tx.Bucket(bCustomerAddr).Get([]byte(NormalizeAddress(addr)))
+func (tx *Tx) CustomerByAddress(addr string) (*helpdesk.Customer, error) {
+	v := tx.tx.Bucket(bCustomerAddr).Get([]byte(helpdesk.NormalizeAddress(addr)))
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	return tx.Customer(binary.BigEndian.Uint64(v))
 }
 
 // Customers returns every customer in id order.
-func (tx *Tx) Customers() ([]*Customer, error) {
-	var out []*Customer
+func (tx *Tx) Customers() ([]*helpdesk.Customer, error) {
+	var out []*helpdesk.Customer
 	err := tx.tx.Bucket(bCustomers).ForEach(func(k, v []byte) error {
-		var c Customer
+		var c helpdesk.Customer
 		if err := decode(v, &c); err != nil {
 			return fmt.Errorf("decode customer %x: %w", k, err)
 		}
@@ -179,7 +157,7 @@ func (tx *Tx) Customers() ([]*Customer, error) {
 // --- tickets ---
 
 // CreateTicket stores a new ticket and gives it the next ticket number.
-func (tx *Tx) CreateTicket(t *Ticket) error {
+func (tx *Tx) CreateTicket(t *helpdesk.Ticket) error {
 	if t.ID != 0 {
 		return fmt.Errorf("create ticket: already has id %d", t.ID)
 	}
@@ -201,11 +179,11 @@ func (tx *Tx) CreateTicket(t *Ticket) error {
 
 // PutTicket replaces an existing ticket, keeping the SLA-due queue in step. Its customer never
 // changes.
-func (tx *Tx) PutTicket(t *Ticket) error {
-	var old Ticket
+func (tx *Tx) PutTicket(t *helpdesk.Ticket) error {
+	var old helpdesk.Ticket
 	switch err := tx.get(bTickets, u64(t.ID), &old); {
-	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("ticket %d: %w", t.ID, ErrNotFound)
+	case errors.Is(err, helpdesk.ErrNotFound):
+		return fmt.Errorf("ticket %d: %w", t.ID, helpdesk.ErrNotFound)
 	case err != nil:
 		return err
 	}
@@ -225,8 +203,8 @@ func (tx *Tx) PutTicket(t *Ticket) error {
 
 // dueKey is a ticket's key in the SLA-due queue: tickets that wait for their first response
 // (not closed, not answered yet), by deadline. Nil for the others.
-func dueKey(t *Ticket) []byte {
-	if t.Due.IsZero() || !t.FirstResponse.IsZero() || t.Status == StatusClosed {
+func dueKey(t *helpdesk.Ticket) []byte {
+	if t.Due.IsZero() || !t.FirstResponse.IsZero() || t.Status == helpdesk.StatusClosed {
 		return nil
 	}
 	return key2(uint64(t.Due.UnixNano()), t.ID)
@@ -235,8 +213,8 @@ func dueKey(t *Ticket) []byte {
 // DueQueue returns up to n tickets that wait for their first response, the earliest deadline
 // first (R6): what staff should answer next. Its cost depends on n, not on the number of
 // tickets.
-func (tx *Tx) DueQueue(n int) ([]*Ticket, error) {
-	var out []*Ticket
+func (tx *Tx) DueQueue(n int) ([]*helpdesk.Ticket, error) {
+	var out []*helpdesk.Ticket
 	c := tx.tx.Bucket(bDue).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
 		t, err := tx.Ticket(binary.BigEndian.Uint64(k[8:]))
@@ -249,8 +227,8 @@ func (tx *Tx) DueQueue(n int) ([]*Ticket, error) {
 }
 
 // Ticket returns ticket id, or ErrNotFound.
-func (tx *Tx) Ticket(id uint64) (*Ticket, error) {
-	var t Ticket
+func (tx *Tx) Ticket(id uint64) (*helpdesk.Ticket, error) {
+	var t helpdesk.Ticket
 	if err := tx.get(bTickets, u64(id), &t); err != nil {
 		return nil, err
 	}
@@ -258,10 +236,10 @@ func (tx *Tx) Ticket(id uint64) (*Ticket, error) {
 }
 
 // Tickets returns every ticket in number order.
-func (tx *Tx) Tickets() ([]*Ticket, error) {
-	var out []*Ticket
+func (tx *Tx) Tickets() ([]*helpdesk.Ticket, error) {
+	var out []*helpdesk.Ticket
 	err := tx.tx.Bucket(bTickets).ForEach(func(k, v []byte) error {
-		var t Ticket
+		var t helpdesk.Ticket
 		if err := decode(v, &t); err != nil {
 			return fmt.Errorf("decode ticket %x: %w", k, err)
 		}
@@ -273,9 +251,9 @@ func (tx *Tx) Tickets() ([]*Ticket, error) {
 
 // CustomerTickets returns the customer's tickets in number order, through the index: the cost
 // depends on the customer's tickets, not on all tickets.
-func (tx *Tx) CustomerTickets(customerID uint64) ([]*Ticket, error) {
+func (tx *Tx) CustomerTickets(customerID uint64) ([]*helpdesk.Ticket, error) {
 	prefix := u64(customerID)
-	var out []*Ticket
+	var out []*helpdesk.Ticket
 	c := tx.tx.Bucket(bTicketsByCust).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		t, err := tx.Ticket(binary.BigEndian.Uint64(k[8:]))
@@ -291,7 +269,7 @@ func (tx *Tx) CustomerTickets(customerID uint64) ([]*Ticket, error) {
 
 // AddMessage appends m to ticket m.TicketID's thread, numbers it, indexes its Message-ID for
 // threading and updates the ticket's count. The caller updates other ticket fields.
-func (tx *Tx) AddMessage(t *Ticket, m *Message) error {
+func (tx *Tx) AddMessage(t *helpdesk.Ticket, m *helpdesk.Message) error {
 	m.TicketID = t.ID
 	t.Messages++
 	m.Seq = uint32(t.Messages)
@@ -315,11 +293,11 @@ func (tx *Tx) CustomerReplies(ticketID uint64) (int, error) {
 	n := 0
 	c := tx.tx.Bucket(bMessages).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var m Message
+		var m helpdesk.Message
 		if err := decode(v, &m); err != nil {
 			return 0, fmt.Errorf("decode message %x: %w", k, err)
 		}
-		if m.Direction == DirectionIn {
+		if m.Direction == helpdesk.DirectionIn {
 			n++
 		}
 	}
@@ -331,12 +309,12 @@ func msgKey(ticket uint64, seq uint32) []byte {
 }
 
 // Messages returns ticket id's thread in order.
-func (tx *Tx) Messages(ticketID uint64) ([]*Message, error) {
+func (tx *Tx) Messages(ticketID uint64) ([]*helpdesk.Message, error) {
 	prefix := u64(ticketID)
-	var out []*Message
+	var out []*helpdesk.Message
 	c := tx.tx.Bucket(bMessages).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var m Message
+		var m helpdesk.Message
 		if err := decode(v, &m); err != nil {
 			return nil, fmt.Errorf("decode message %x: %w", k, err)
 		}
@@ -345,23 +323,11 @@ func (tx *Tx) Messages(ticketID uint64) ([]*Message, error) {
 	return out, nil
 }
 
-// CanonicalMessageID is the form Message-IDs are compared in, the key of the message_ids,
-// notification_msgids and ingested_ids indexes: without angle brackets and surrounding space,
-// lower-cased (seen in practice: clients change the case of ids they quote). It is never
-// written into a header or a record: those keep the id as the sender wrote it, because mail
-// clients thread by the exact bytes.
-func CanonicalMessageID(id string) string {
-	id = strings.TrimSpace(id)
-	id = strings.TrimPrefix(id, "<")
-	id = strings.TrimSuffix(id, ">")
-	return strings.ToLower(strings.TrimSpace(id))
-}
-
 // IndexMessageID records that the Message-ID belongs to the ticket's thread, so that a reply
 // naming it in In-Reply-To or References, in any case, finds the ticket (R10). The first
 // ticket to claim an id keeps it.
 func (tx *Tx) IndexMessageID(msgID string, ticketID uint64) error {
-	if msgID = CanonicalMessageID(msgID); msgID == "" {
+	if msgID = helpdesk.CanonicalMessageID(msgID); msgID == "" {
 		return nil
 	}
 	b := tx.tx.Bucket(bMessageIDs)
@@ -377,13 +343,13 @@ func (tx *Tx) IndexMessageID(msgID string, ticketID uint64) error {
 // TicketByMessageID returns the ticket whose thread or notifications carry the Message-ID
 // (compared in its canonical form), or ErrNotFound.
 func (tx *Tx) TicketByMessageID(msgID string) (uint64, error) {
-	msgID = CanonicalMessageID(msgID)
+	msgID = helpdesk.CanonicalMessageID(msgID)
 	if msgID == "" || len(msgID) > 1000 {
-		return 0, ErrNotFound
+		return 0, helpdesk.ErrNotFound
 	}
 	v := tx.tx.Bucket(bMessageIDs).Get([]byte(msgID))
 	if v == nil {
-		return 0, ErrNotFound
+		return 0, helpdesk.ErrNotFound
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
@@ -468,7 +434,7 @@ func (tx *Tx) RawHead(hexHash string, n int64) ([]byte, error) {
 	}
 	v := tx.tx.Bucket(bRaw).Get(sum)
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	switch v[0] {
 	case rawPlain:
@@ -488,20 +454,20 @@ func (tx *Tx) RawHead(hexHash string, n int64) ([]byte, error) {
 
 // Ingested returns what an email with these raw bytes became, if it was ingested before.
 // With the UID checkpoint it makes ingest exactly-once, also across UIDVALIDITY resets.
-func (tx *Tx) Ingested(sum [32]byte) (Ref, bool, error) {
+func (tx *Tx) Ingested(sum [32]byte) (helpdesk.Ref, bool, error) {
 	v := tx.tx.Bucket(bIngested).Get(sum[:])
 	if v == nil {
-		return Ref{}, false, nil
+		return helpdesk.Ref{}, false, nil
 	}
-	var r Ref
+	var r helpdesk.Ref
 	if err := decode(v, &r); err != nil {
-		return Ref{}, false, fmt.Errorf("decode ingested %x: %w", sum, err)
+		return helpdesk.Ref{}, false, fmt.Errorf("decode ingested %x: %w", sum, err)
 	}
 	return r, true, nil
 }
 
 // MarkIngested records what the email with these raw bytes became.
-func (tx *Tx) MarkIngested(sum [32]byte, r Ref) error {
+func (tx *Tx) MarkIngested(sum [32]byte, r helpdesk.Ref) error {
 	return tx.put(bIngested, sum[:], r)
 }
 
@@ -510,27 +476,27 @@ func (tx *Tx) MarkIngested(sum [32]byte, r Ref) error {
 // these. Emails without a Message-ID have none. The id counts in its canonical form (the key of
 // databases written before ids kept their case).
 func IdentityKey(msgID, from, subject string) ([32]byte, bool) {
-	if msgID = CanonicalMessageID(msgID); msgID == "" {
+	if msgID = helpdesk.CanonicalMessageID(msgID); msgID == "" {
 		return [32]byte{}, false
 	}
 	return sha256.Sum256([]byte(msgID + "\x00" + from + "\x00" + subject)), true
 }
 
 // IngestedIdentity returns what an email with this identity became, if one was ingested.
-func (tx *Tx) IngestedIdentity(key [32]byte) (Ref, bool, error) {
+func (tx *Tx) IngestedIdentity(key [32]byte) (helpdesk.Ref, bool, error) {
 	v := tx.tx.Bucket(bIngestedIDs).Get(key[:])
 	if v == nil {
-		return Ref{}, false, nil
+		return helpdesk.Ref{}, false, nil
 	}
-	var r Ref
+	var r helpdesk.Ref
 	if err := decode(v, &r); err != nil {
-		return Ref{}, false, fmt.Errorf("decode ingested identity %x: %w", key, err)
+		return helpdesk.Ref{}, false, fmt.Errorf("decode ingested identity %x: %w", key, err)
 	}
 	return r, true, nil
 }
 
 // MarkIngestedIdentity records what the email with this identity became.
-func (tx *Tx) MarkIngestedIdentity(key [32]byte, r Ref) error {
+func (tx *Tx) MarkIngestedIdentity(key [32]byte, r helpdesk.Ref) error {
 	return tx.put(bIngestedIDs, key[:], r)
 }
 
@@ -538,7 +504,7 @@ func (tx *Tx) MarkIngestedIdentity(key [32]byte, r Ref) error {
 
 // Hold keeps an email that did not become a ticket message, with its reason. Unless it needs
 // no report (NoReport), it waits in held_pending for the next notice to the staff list.
-func (tx *Tx) Hold(h *Held) error {
+func (tx *Tx) Hold(h *helpdesk.Held) error {
 	id, err := tx.nextID(bHeld)
 	if err != nil {
 		return err
@@ -552,7 +518,7 @@ func (tx *Tx) Hold(h *Held) error {
 
 // indexHeldPending keeps h's entry in held_pending in step with its state: there while it
 // waits for a notice to staff, gone once reported, handled or not to be reported.
-func (tx *Tx) indexHeldPending(h *Held) error {
+func (tx *Tx) indexHeldPending(h *helpdesk.Held) error {
 	b := tx.tx.Bucket(bHeldPending)
 	if h.NoReport || !h.Reported.IsZero() || h.Handled() {
 		return b.Delete(u64(h.ID))
@@ -561,8 +527,8 @@ func (tx *Tx) indexHeldPending(h *Held) error {
 }
 
 // HeldPending returns up to n held emails the staff list has not been told of, oldest first.
-func (tx *Tx) HeldPending(n int) ([]*Held, error) {
-	var out []*Held
+func (tx *Tx) HeldPending(n int) ([]*helpdesk.Held, error) {
+	var out []*helpdesk.Held
 	c := tx.tx.Bucket(bHeldPending).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
 		h, err := tx.Held(binary.BigEndian.Uint64(k))
@@ -591,10 +557,10 @@ func (tx *Tx) SetLastHeldNotice(at time.Time) error {
 }
 
 // HeldEmails returns every held email in arrival order of holding.
-func (tx *Tx) HeldEmails() ([]*Held, error) {
-	var out []*Held
+func (tx *Tx) HeldEmails() ([]*helpdesk.Held, error) {
+	var out []*helpdesk.Held
 	err := tx.tx.Bucket(bHeld).ForEach(func(k, v []byte) error {
-		var h Held
+		var h helpdesk.Held
 		if err := decode(v, &h); err != nil {
 			return fmt.Errorf("decode held %x: %w", k, err)
 		}
@@ -608,14 +574,14 @@ func (tx *Tx) HeldEmails() ([]*Held, error) {
 
 // Enqueue adds a notification to the outbox, due at n.NextAttempt (zero: now). Its
 // Message-ID is indexed to its ticket, so that a customer's reply to it threads (R10).
-func (tx *Tx) Enqueue(n *Notification) error {
+func (tx *Tx) Enqueue(n *helpdesk.Notification) error {
 	id, err := tx.nextID(bOutbox)
 	if err != nil {
 		return err
 	}
 	n.ID = id
 	if n.Status == "" {
-		n.Status = NotifyQueued
+		n.Status = helpdesk.NotifyQueued
 	}
 	if n.TicketID != 0 {
 		if err := tx.tx.Bucket(bTicketNotes).Put(key2(n.TicketID, id), nil); err != nil {
@@ -625,12 +591,12 @@ func (tx *Tx) Enqueue(n *Notification) error {
 			return err
 		}
 	}
-	if n.Status == NotifyQueued {
+	if n.Status == helpdesk.NotifyQueued {
 		if err := tx.tx.Bucket(bOutboxQueue).Put(queueKey(n), nil); err != nil {
 			return err
 		}
 	}
-	if k := CanonicalMessageID(n.MessageID); k != "" && len(k) < 1000 {
+	if k := helpdesk.CanonicalMessageID(n.MessageID); k != "" && len(k) < 1000 {
 		if err := tx.tx.Bucket(bNotifMsgIDs).Put([]byte(k), u64(id)); err != nil {
 			return err
 		}
@@ -641,14 +607,14 @@ func (tx *Tx) Enqueue(n *Notification) error {
 
 // NotificationByMessageID returns the notification that was sent with the Message-ID, or
 // ErrNotFound: what a delivery report is about. The id is compared in its canonical form.
-func (tx *Tx) NotificationByMessageID(msgID string) (*Notification, error) {
-	msgID = CanonicalMessageID(msgID)
+func (tx *Tx) NotificationByMessageID(msgID string) (*helpdesk.Notification, error) {
+	msgID = helpdesk.CanonicalMessageID(msgID)
 	if msgID == "" || len(msgID) >= 1000 {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	v := tx.tx.Bucket(bNotifMsgIDs).Get([]byte(msgID))
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, helpdesk.ErrNotFound
 	}
 	return tx.Notification(binary.BigEndian.Uint64(v))
 }
@@ -656,19 +622,19 @@ func (tx *Tx) NotificationByMessageID(msgID string) (*Notification, error) {
 // SetBounced records that automatic mail to the address bounced for good: none is sent to it
 // until the moment given.
 func (tx *Tx) SetBounced(addr string, until time.Time) error {
-	return tx.tx.Bucket(bBounced).Put([]byte(NormalizeAddress(addr)), u64(uint64(until.UnixNano())))
+	return tx.tx.Bucket(bBounced).Put([]byte(helpdesk.NormalizeAddress(addr)), u64(uint64(until.UnixNano())))
 }
 
 // BouncedUntil returns until when automatic mail to the address is suspended (zero: it is not).
 func (tx *Tx) BouncedUntil(addr string) (time.Time, error) {
-	v := tx.tx.Bucket(bBounced).Get([]byte(NormalizeAddress(addr)))
+	v := tx.tx.Bucket(bBounced).Get([]byte(helpdesk.NormalizeAddress(addr)))
 	if len(v) != 8 {
 		return time.Time{}, nil
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), nil
 }
 
-func queueKey(n *Notification) []byte {
+func queueKey(n *helpdesk.Notification) []byte {
 	var at uint64
 	if !n.NextAttempt.IsZero() {
 		at = uint64(n.NextAttempt.UnixNano())
@@ -677,8 +643,8 @@ func queueKey(n *Notification) []byte {
 }
 
 // Notification returns the outbox entry id.
-func (tx *Tx) Notification(id uint64) (*Notification, error) {
-	var n Notification
+func (tx *Tx) Notification(id uint64) (*helpdesk.Notification, error) {
+	var n helpdesk.Notification
 	if err := tx.get(bOutbox, u64(id), &n); err != nil {
 		return nil, err
 	}
@@ -686,18 +652,18 @@ func (tx *Tx) Notification(id uint64) (*Notification, error) {
 }
 
 // PutNotification updates an outbox entry, moving it in the queue index.
-func (tx *Tx) PutNotification(n *Notification) error {
+func (tx *Tx) PutNotification(n *helpdesk.Notification) error {
 	old, err := tx.Notification(n.ID)
 	if err != nil {
 		return fmt.Errorf("notification %d: %w", n.ID, err)
 	}
 	q := tx.tx.Bucket(bOutboxQueue)
-	if old.Status == NotifyQueued {
+	if old.Status == helpdesk.NotifyQueued {
 		if err := q.Delete(queueKey(old)); err != nil {
 			return err
 		}
 	}
-	if n.Status == NotifyQueued {
+	if n.Status == helpdesk.NotifyQueued {
 		if err := q.Put(queueKey(n), nil); err != nil {
 			return err
 		}
@@ -708,8 +674,8 @@ func (tx *Tx) PutNotification(n *Notification) error {
 
 // DueNotifications returns up to limit queued notifications whose next attempt is at or
 // before now, earliest first. A zero now returns every queued one.
-func (tx *Tx) DueNotifications(now time.Time, limit int) ([]*Notification, error) {
-	var out []*Notification
+func (tx *Tx) DueNotifications(now time.Time, limit int) ([]*helpdesk.Notification, error) {
+	var out []*helpdesk.Notification
 	c := tx.tx.Bucket(bOutboxQueue).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 		at := binary.BigEndian.Uint64(k[:8])
@@ -739,10 +705,10 @@ func (tx *Tx) NextDue() (time.Time, bool) {
 }
 
 // Outbox returns every notification in id order.
-func (tx *Tx) Outbox() ([]*Notification, error) {
-	var out []*Notification
+func (tx *Tx) Outbox() ([]*helpdesk.Notification, error) {
+	var out []*helpdesk.Notification
 	err := tx.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
-		var n Notification
+		var n helpdesk.Notification
 		if err := decode(v, &n); err != nil {
 			return fmt.Errorf("decode notification %x: %w", k, err)
 		}
@@ -753,9 +719,9 @@ func (tx *Tx) Outbox() ([]*Notification, error) {
 }
 
 // TicketNotifications returns the notifications sent (or to be sent) about a ticket.
-func (tx *Tx) TicketNotifications(ticketID uint64) ([]*Notification, error) {
+func (tx *Tx) TicketNotifications(ticketID uint64) ([]*helpdesk.Notification, error) {
 	prefix := u64(ticketID)
-	var out []*Notification
+	var out []*helpdesk.Notification
 	c := tx.tx.Bucket(bTicketNotes).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		n, err := tx.Notification(binary.BigEndian.Uint64(k[8:]))
@@ -770,11 +736,11 @@ func (tx *Tx) TicketNotifications(ticketID uint64) ([]*Notification, error) {
 // --- mailbox sync state ---
 
 // Mailbox returns the checkpoint of the named mailbox; a mailbox never seen has a zero state.
-func (tx *Tx) Mailbox(name string) (*MailboxState, error) {
-	var s MailboxState
+func (tx *Tx) Mailbox(name string) (*helpdesk.MailboxState, error) {
+	var s helpdesk.MailboxState
 	err := tx.get(bMailboxes, []byte(name), &s)
-	if errors.Is(err, ErrNotFound) {
-		return &MailboxState{Name: name}, nil
+	if errors.Is(err, helpdesk.ErrNotFound) {
+		return &helpdesk.MailboxState{Name: name}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -783,17 +749,17 @@ func (tx *Tx) Mailbox(name string) (*MailboxState, error) {
 }
 
 // PutMailbox stores the checkpoint of a mailbox.
-func (tx *Tx) PutMailbox(s *MailboxState) error {
+func (tx *Tx) PutMailbox(s *helpdesk.MailboxState) error {
 	return tx.put(bMailboxes, []byte(s.Name), s)
 }
 
 // ParseAttempts returns what the gateway was reading in the named mailbox (ParseAttempts);
 // an empty record when nothing.
-func (tx *Tx) ParseAttempts(mailbox string) (*ParseAttempts, error) {
-	var a ParseAttempts
+func (tx *Tx) ParseAttempts(mailbox string) (*helpdesk.ParseAttempts, error) {
+	var a helpdesk.ParseAttempts
 	err := tx.get(bParseAttempts, []byte(mailbox), &a)
-	if errors.Is(err, ErrNotFound) {
-		return &ParseAttempts{Mailbox: mailbox}, nil
+	if errors.Is(err, helpdesk.ErrNotFound) {
+		return &helpdesk.ParseAttempts{Mailbox: mailbox}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -802,7 +768,7 @@ func (tx *Tx) ParseAttempts(mailbox string) (*ParseAttempts, error) {
 }
 
 // PutParseAttempts stores a; an empty one is removed.
-func (tx *Tx) PutParseAttempts(a *ParseAttempts) error {
+func (tx *Tx) PutParseAttempts(a *helpdesk.ParseAttempts) error {
 	if a.Empty() {
 		return tx.tx.Bucket(bParseAttempts).Delete([]byte(a.Mailbox))
 	}
@@ -826,19 +792,19 @@ func (tx *Tx) Counts() Counts {
 // --- SLA24 limit notices ---
 
 // LimitNoticeSent reports whether the customer was sent a limit notice on the day (R11).
-func (tx *Tx) LimitNoticeSent(customerID uint64, day Date) (bool, error) {
+func (tx *Tx) LimitNoticeSent(customerID uint64, day helpdesk.Date) (bool, error) {
 	return tx.tx.Bucket(bLimitNotices).Get(append(u64(customerID), day.String()...)) != nil, nil
 }
 
 // MarkLimitNotice records that the customer was sent a limit notice on the day.
-func (tx *Tx) MarkLimitNotice(customerID uint64, day Date) error {
+func (tx *Tx) MarkLimitNotice(customerID uint64, day helpdesk.Date) error {
 	// A non-empty value: bbolt's Get may return nil for an empty one.
 	return tx.tx.Bucket(bLimitNotices).Put(append(u64(customerID), day.String()...), []byte{1})
 }
 
 // Held returns held email id, or ErrNotFound.
-func (tx *Tx) Held(id uint64) (*Held, error) {
-	var h Held
+func (tx *Tx) Held(id uint64) (*helpdesk.Held, error) {
+	var h helpdesk.Held
 	if err := tx.get(bHeld, u64(id), &h); err != nil {
 		return nil, err
 	}
@@ -846,9 +812,9 @@ func (tx *Tx) Held(id uint64) (*Held, error) {
 }
 
 // PutHeld updates a held email (released, dismissed, reported).
-func (tx *Tx) PutHeld(h *Held) error {
+func (tx *Tx) PutHeld(h *helpdesk.Held) error {
 	if tx.tx.Bucket(bHeld).Get(u64(h.ID)) == nil {
-		return fmt.Errorf("held email %d: %w", h.ID, ErrNotFound)
+		return fmt.Errorf("held email %d: %w", h.ID, helpdesk.ErrNotFound)
 	}
 	if err := tx.indexHeldPending(h); err != nil {
 		return err
@@ -859,14 +825,14 @@ func (tx *Tx) PutHeld(h *Held) error {
 // --- automatic replies per address (RFC 3834 §2: limit them) ---
 
 func autoReplyKey(addr string, at time.Time) []byte {
-	k := append([]byte(NormalizeAddress(addr)), 0)
+	k := append([]byte(helpdesk.NormalizeAddress(addr)), 0)
 	return binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
 }
 
 // AutoRepliesSince counts the automatic replies of a kind ("" for every kind) recorded for an
 // address since a moment.
 func (tx *Tx) AutoRepliesSince(addr, kind string, since time.Time) (int, error) {
-	prefix := append([]byte(NormalizeAddress(addr)), 0)
+	prefix := append([]byte(helpdesk.NormalizeAddress(addr)), 0)
 	n := 0
 	c := tx.tx.Bucket(bAutoReplies).Cursor()
 	for k, v := c.Seek(autoReplyKey(addr, since)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -881,7 +847,7 @@ func (tx *Tx) AutoRepliesSince(addr, kind string, since time.Time) (int, error) 
 // a day are removed as new ones come, so the bucket stays small.
 func (tx *Tx) RecordAutoReply(addr, kind string, at time.Time) error {
 	b := tx.tx.Bucket(bAutoReplies)
-	prefix := append([]byte(NormalizeAddress(addr)), 0)
+	prefix := append([]byte(helpdesk.NormalizeAddress(addr)), 0)
 	old := autoReplyKey(addr, at.Add(-48*time.Hour))
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, old) < 0; k, _ = c.Next() {

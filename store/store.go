@@ -15,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/infobits/helpdesk"
 )
 
 // schemaVersion is the format version of the whole file, kept in meta/schema.
@@ -66,8 +68,6 @@ var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTic
 var (
 	// ErrLocked: another process (usually a running gateway) holds the database file.
 	ErrLocked = errors.New("database is in use by another process")
-	// ErrNotFound: no record with that key.
-	ErrNotFound = errors.New("not found")
 	// ErrAddressTaken: the address already belongs to another customer (R1).
 	ErrAddressTaken = errors.New("address belongs to another customer")
 	// ErrPhoneTaken: the number is registered by another customer (R19).
@@ -331,7 +331,7 @@ func (d *DB) deflateInto(buf *bytes.Buffer, src []byte) error {
 func (tx *Tx) get(bucket, key []byte, v any) error {
 	b := tx.tx.Bucket(bucket).Get(key)
 	if b == nil {
-		return ErrNotFound
+		return helpdesk.ErrNotFound
 	}
 	if err := decode(b, v); err != nil {
 		return fmt.Errorf("decode %s record %x: %w", bucket, key, err)

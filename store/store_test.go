@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/infobits/helpdesk"
 )
 
 var ctx = context.Background()
@@ -58,7 +60,7 @@ func view(t *testing.T, db *DB, fn func(*Tx) error) {
 	}
 }
 
-func ticketIDs(ts []*Ticket) []uint64 {
+func ticketIDs(ts []*helpdesk.Ticket) []uint64 {
 	var ids []uint64
 	for _, t := range ts {
 		ids = append(ids, t.ID)
@@ -66,7 +68,7 @@ func ticketIDs(ts []*Ticket) []uint64 {
 	return ids
 }
 
-func notificationIDs(ns []*Notification) []uint64 {
+func notificationIDs(ns []*helpdesk.Notification) []uint64 {
 	var ids []uint64
 	for _, n := range ns {
 		ids = append(ids, n.ID)
@@ -77,8 +79,8 @@ func notificationIDs(ns []*Notification) []uint64 {
 // R1: a customer is found by any of their addresses, in any case; an address has one owner.
 func TestCustomerAddressIndex(t *testing.T) {
 	db := newDB(t)
-	bakker := &Customer{Name: "Bakkerij de Vries", Emails: []string{" Info@BakkerijDeVries.NL", "piet@bakkerijdevries.nl"}, Tier: SLA8}
-	slager := &Customer{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: SLA24}
+	bakker := &helpdesk.Customer{Name: "Bakkerij de Vries", Emails: []string{" Info@BakkerijDeVries.NL", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8}
+	slager := &helpdesk.Customer{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24}
 	update(t, db, func(tx *Tx) error {
 		if err := tx.PutCustomer(bakker); err != nil {
 			return err
@@ -108,17 +110,17 @@ func TestCustomerAddressIndex(t *testing.T) {
 		for _, l := range lookups {
 			c, err := tx.CustomerByAddress(l.addr)
 			switch {
-			case l.want == 0 && !errors.Is(err, ErrNotFound):
+			case l.want == 0 && !errors.Is(err, helpdesk.ErrNotFound):
 				t.Errorf("CustomerByAddress(%q) = %v, %v, want ErrNotFound", l.addr, c, err)
 			case l.want != 0 && (err != nil || c.ID != l.want):
 				t.Errorf("CustomerByAddress(%q) = %v, %v, want customer %d", l.addr, c, err, l.want)
 			}
 		}
 		got, err := tx.Customer(1)
-		if err != nil || got.Name != "Bakkerij de Vries" || got.Tier != SLA8 || got.Login() != "info@bakkerijdevries.nl" {
+		if err != nil || got.Name != "Bakkerij de Vries" || got.Tier != helpdesk.SLA8 || got.Login() != "info@bakkerijdevries.nl" {
 			t.Errorf("Customer(1) = %+v, %v, want Bakkerij de Vries, SLA8, login info@", got, err)
 		}
-		if _, err := tx.Customer(99); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.Customer(99); !errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("Customer(99) error = %v, want ErrNotFound", err)
 		}
 		all, err := tx.Customers()
@@ -131,12 +133,12 @@ func TestCustomerAddressIndex(t *testing.T) {
 	// Another customer may not take an address that is in use, in any case (R1).
 	taken := []struct {
 		name string
-		c    *Customer
+		c    *helpdesk.Customer
 	}{
-		{"new customer, same address", &Customer{Name: "Copy", Emails: []string{"info@bakkerijdevries.nl"}}},
-		{"new customer, address in upper case", &Customer{Name: "Copy", Emails: []string{"PIET@BAKKERIJDEVRIES.NL"}}},
-		{"new customer, second address taken", &Customer{Name: "Copy", Emails: []string{"new@example.com", "kassa@slagerijjansen.nl"}}},
-		{"existing customer takes another's address", &Customer{ID: 2, Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl", "info@bakkerijdevries.nl"}}},
+		{"new customer, same address", &helpdesk.Customer{Name: "Copy", Emails: []string{"info@bakkerijdevries.nl"}}},
+		{"new customer, address in upper case", &helpdesk.Customer{Name: "Copy", Emails: []string{"PIET@BAKKERIJDEVRIES.NL"}}},
+		{"new customer, second address taken", &helpdesk.Customer{Name: "Copy", Emails: []string{"new@example.com", "kassa@slagerijjansen.nl"}}},
+		{"existing customer takes another's address", &helpdesk.Customer{ID: 2, Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl", "info@bakkerijdevries.nl"}}},
 	}
 	for _, tc := range taken {
 		err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(tc.c) })
@@ -146,7 +148,7 @@ func TestCustomerAddressIndex(t *testing.T) {
 	}
 	view(t, db, func(tx *Tx) error {
 		// Nothing of the refused writes is left behind.
-		if c, err := tx.CustomerByAddress("new@example.com"); !errors.Is(err, ErrNotFound) {
+		if c, err := tx.CustomerByAddress("new@example.com"); !errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("CustomerByAddress(new@example.com) after refused PutCustomer = %v, %v, want ErrNotFound", c, err)
 		}
 		if cs, _ := tx.Customers(); len(cs) != 2 {
@@ -155,7 +157,7 @@ func TestCustomerAddressIndex(t *testing.T) {
 		return nil
 	})
 
-	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(&Customer{Name: "No mail"}) }); err == nil {
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(&helpdesk.Customer{Name: "No mail"}) }); err == nil {
 		t.Errorf("PutCustomer(no addresses) = nil, want an error")
 	}
 
@@ -170,7 +172,7 @@ func TestCustomerAddressIndex(t *testing.T) {
 		return tx.PutCustomer(c)
 	})
 	view(t, db, func(tx *Tx) error {
-		if c, err := tx.CustomerByAddress("piet@bakkerijdevries.nl"); !errors.Is(err, ErrNotFound) {
+		if c, err := tx.CustomerByAddress("piet@bakkerijdevries.nl"); !errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("CustomerByAddress(piet@) after removing it = %v, %v, want ErrNotFound", c, err)
 		}
 		if c, err := tx.CustomerByAddress("info@bakkerijdevries.nl"); err != nil || c.Name != "Bakkerij de Vries B.V." {
@@ -193,11 +195,11 @@ func TestCustomerAddressIndex(t *testing.T) {
 // Tickets are numbered 1, 2, 3 without gaps: a failed transaction gives its number back.
 func TestTicketNumbering(t *testing.T) {
 	db := newDB(t)
-	newTicket := func(customer uint64, subject string) *Ticket {
-		return &Ticket{CustomerID: customer, Address: "a@example.com", Subject: subject, Status: StatusOpen,
-			Priority: PriorityNormal, Tier: SLA24, Created: t0}
+	newTicket := func(customer uint64, subject string) *helpdesk.Ticket {
+		return &helpdesk.Ticket{CustomerID: customer, Address: "a@example.com", Subject: subject, Status: helpdesk.StatusOpen,
+			Priority: helpdesk.PriorityNormal, Tier: helpdesk.SLA24, Created: t0}
 	}
-	var a, b *Ticket
+	var a, b *helpdesk.Ticket
 	update(t, db, func(tx *Tx) error {
 		a, b = newTicket(1, "eerste"), newTicket(2, "tweede")
 		if err := tx.CreateTicket(a); err != nil {
@@ -210,7 +212,7 @@ func TestTicketNumbering(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	var rolledBack *Ticket
+	var rolledBack *helpdesk.Ticket
 	err := db.Update(ctx, func(tx *Tx) error {
 		rolledBack = newTicket(1, "teruggedraaid")
 		if err := tx.CreateTicket(rolledBack); err != nil {
@@ -222,7 +224,7 @@ func TestTicketNumbering(t *testing.T) {
 		t.Fatalf("Update(CreateTicket, fail) = %v with ticket %d, want boom with ticket 3", err, rolledBack.ID)
 	}
 
-	var c *Ticket
+	var c *helpdesk.Ticket
 	update(t, db, func(tx *Tx) error {
 		c = newTicket(1, "derde")
 		return tx.CreateTicket(c)
@@ -248,7 +250,7 @@ func TestTicketNumbering(t *testing.T) {
 				t.Errorf("CustomerTickets(%d) = %v, %v, want %v", tc.customer, got, err, tc.want)
 			}
 		}
-		if _, err := tx.Ticket(4); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.Ticket(4); !errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("Ticket(4) error = %v, want ErrNotFound", err)
 		}
 		return nil
@@ -259,8 +261,8 @@ func TestTicketNumbering(t *testing.T) {
 		name string
 		fn   func(tx *Tx) error
 	}{
-		{"CreateTicket(with id)", func(tx *Tx) error { return tx.CreateTicket(&Ticket{ID: 2, CustomerID: 1}) }},
-		{"PutTicket(unknown id)", func(tx *Tx) error { return tx.PutTicket(&Ticket{ID: 42, CustomerID: 1}) }},
+		{"CreateTicket(with id)", func(tx *Tx) error { return tx.CreateTicket(&helpdesk.Ticket{ID: 2, CustomerID: 1}) }},
+		{"PutTicket(unknown id)", func(tx *Tx) error { return tx.PutTicket(&helpdesk.Ticket{ID: 42, CustomerID: 1}) }},
 	}
 	for _, tc := range errs {
 		if err := db.Update(ctx, tc.fn); err == nil {
@@ -268,11 +270,11 @@ func TestTicketNumbering(t *testing.T) {
 		}
 	}
 	update(t, db, func(tx *Tx) error {
-		c.Status = StatusClosed
+		c.Status = helpdesk.StatusClosed
 		return tx.PutTicket(c)
 	})
 	view(t, db, func(tx *Tx) error {
-		if got, err := tx.Ticket(3); err != nil || got.Status != StatusClosed {
+		if got, err := tx.Ticket(3); err != nil || got.Status != helpdesk.StatusClosed {
 			t.Errorf("Ticket(3).Status after PutTicket = %+v, %v, want closed", got, err)
 		}
 		return nil
@@ -282,17 +284,17 @@ func TestTicketNumbering(t *testing.T) {
 // R10: a thread's messages are numbered, and their Message-IDs find the ticket again.
 func TestMessagesAndThreading(t *testing.T) {
 	db := newDB(t)
-	t1 := &Ticket{CustomerID: 1, Subject: "kassa", Status: StatusOpen}
-	t2 := &Ticket{CustomerID: 2, Subject: "printer", Status: StatusOpen}
+	t1 := &helpdesk.Ticket{CustomerID: 1, Subject: "kassa", Status: helpdesk.StatusOpen}
+	t2 := &helpdesk.Ticket{CustomerID: 2, Subject: "printer", Status: helpdesk.StatusOpen}
 	longID := strings.Repeat("x", 2000) + "@example.com"
 	update(t, db, func(tx *Tx) error {
-		for _, tk := range []*Ticket{t1, t2} {
+		for _, tk := range []*helpdesk.Ticket{t1, t2} {
 			if err := tx.CreateTicket(tk); err != nil {
 				return err
 			}
 		}
 		for i, id := range []string{"m1@example.com", "M2.Gmail@Example.COM", ""} {
-			m := &Message{Direction: DirectionIn, From: "a@example.com", MessageID: id, Subject: "kassa", Text: strings.Repeat("x", i)}
+			m := &helpdesk.Message{Direction: helpdesk.DirectionIn, From: "a@example.com", MessageID: id, Subject: "kassa", Text: strings.Repeat("x", i)}
 			if err := tx.AddMessage(t1, m); err != nil {
 				return err
 			}
@@ -301,10 +303,10 @@ func TestMessagesAndThreading(t *testing.T) {
 			}
 		}
 		// Ticket 2 quotes a Message-ID that ticket 1 already claimed: the first claim wins.
-		if err := tx.AddMessage(t2, &Message{Direction: DirectionIn, MessageID: "m1@example.com"}); err != nil {
+		if err := tx.AddMessage(t2, &helpdesk.Message{Direction: helpdesk.DirectionIn, MessageID: "m1@example.com"}); err != nil {
 			return err
 		}
-		if err := tx.AddMessage(t2, &Message{Direction: DirectionOut, MessageID: longID}); err != nil {
+		if err := tx.AddMessage(t2, &helpdesk.Message{Direction: helpdesk.DirectionOut, MessageID: longID}); err != nil {
 			return err
 		}
 		return tx.IndexMessageID("m2.GMAIL@example.com", t2.ID) // the same id in another case
@@ -344,7 +346,7 @@ func TestMessagesAndThreading(t *testing.T) {
 		} {
 			got, err := tx.TicketByMessageID(tc.id)
 			if tc.want == 0 {
-				if !errors.Is(err, ErrNotFound) {
+				if !errors.Is(err, helpdesk.ErrNotFound) {
 					t.Errorf("TicketByMessageID(%.30q) = %d, %v, want ErrNotFound", tc.id, got, err)
 				}
 				continue
@@ -426,7 +428,7 @@ func TestRaw(t *testing.T) {
 		if n := tx.tx.Bucket(bRaw).Stats().KeyN; n != len(cases) {
 			t.Errorf("raw bucket holds %d entries, want %d (one per distinct content)", n, len(cases))
 		}
-		if _, err := tx.Raw(strings.Repeat("ab", 32)); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.Raw(strings.Repeat("ab", 32)); !errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("Raw(unknown hash) error = %v, want ErrNotFound", err)
 		}
 		if _, err := tx.Raw("not hex"); err == nil {
@@ -447,16 +449,16 @@ func TestIngested(t *testing.T) {
 		return nil
 	})
 	update(t, db, func(tx *Tx) error {
-		if err := tx.MarkIngested(sumA, Ref{TicketID: 4, Seq: 2}); err != nil {
+		if err := tx.MarkIngested(sumA, helpdesk.Ref{TicketID: 4, Seq: 2}); err != nil {
 			return err
 		}
-		return tx.MarkIngested(sumB, Ref{HeldID: 7})
+		return tx.MarkIngested(sumB, helpdesk.Ref{HeldID: 7})
 	})
 	view(t, db, func(tx *Tx) error {
 		for _, tc := range []struct {
 			sum  [32]byte
-			want Ref
-		}{{sumA, Ref{TicketID: 4, Seq: 2}}, {sumB, Ref{HeldID: 7}}} {
+			want helpdesk.Ref
+		}{{sumA, helpdesk.Ref{TicketID: 4, Seq: 2}}, {sumB, helpdesk.Ref{HeldID: 7}}} {
 			if r, ok, err := tx.Ingested(tc.sum); !ok || err != nil || r != tc.want {
 				t.Errorf("Ingested(%x) = %+v, %v, %v, want %+v, true", tc.sum[:4], r, ok, err, tc.want)
 			}
@@ -468,9 +470,9 @@ func TestIngested(t *testing.T) {
 // Emails that do not become ticket messages are kept, in order, with their reason (R11, R15).
 func TestHold(t *testing.T) {
 	db := newDB(t)
-	in := []*Held{
-		{MessageID: "x@example.com", From: "stranger@example.com", Subject: "hallo", Reason: HeldUnknownSender, Received: t0, Size: 10},
-		{MessageID: "y@example.com", From: "mailer-daemon@example.com", Subject: "Undelivered", Reason: HeldAutomatic, Received: t0.Add(time.Minute)},
+	in := []*helpdesk.Held{
+		{MessageID: "x@example.com", From: "stranger@example.com", Subject: "hallo", Reason: helpdesk.HeldUnknownSender, Received: t0, Size: 10},
+		{MessageID: "y@example.com", From: "mailer-daemon@example.com", Subject: "Undelivered", Reason: helpdesk.HeldAutomatic, Received: t0.Add(time.Minute)},
 	}
 	update(t, db, func(tx *Tx) error {
 		for _, h := range in {
@@ -497,10 +499,10 @@ func TestHold(t *testing.T) {
 // The outbox: queued notifications come out earliest first; updates move them in the queue.
 func TestOutbox(t *testing.T) {
 	db := newDB(t)
-	later, soon := &Notification{Kind: KindAck, TicketID: 5, To: "a@example.com", MessageID: "n1@helpdesk", NextAttempt: t0.Add(2 * time.Hour)},
-		&Notification{Kind: KindAnswer, TicketID: 5, To: "a@example.com", MessageID: "n2@helpdesk", NextAttempt: t0.Add(time.Hour)}
-	now := &Notification{Kind: KindUnknownSender, To: "stranger@example.com", MessageID: "n3@helpdesk"}                // zero: due at once
-	other := &Notification{Kind: KindAck, TicketID: 6, To: "b@example.com", MessageID: "n4@helpdesk", NextAttempt: t0} // ticket 6
+	later, soon := &helpdesk.Notification{Kind: helpdesk.KindAck, TicketID: 5, To: "a@example.com", MessageID: "n1@helpdesk", NextAttempt: t0.Add(2 * time.Hour)},
+		&helpdesk.Notification{Kind: helpdesk.KindAnswer, TicketID: 5, To: "a@example.com", MessageID: "n2@helpdesk", NextAttempt: t0.Add(time.Hour)}
+	now := &helpdesk.Notification{Kind: helpdesk.KindUnknownSender, To: "stranger@example.com", MessageID: "n3@helpdesk"}                // zero: due at once
+	other := &helpdesk.Notification{Kind: helpdesk.KindAck, TicketID: 6, To: "b@example.com", MessageID: "n4@helpdesk", NextAttempt: t0} // ticket 6
 
 	view(t, db, func(tx *Tx) error {
 		if at, ok := tx.NextDue(); ok {
@@ -509,20 +511,20 @@ func TestOutbox(t *testing.T) {
 		return nil
 	})
 	update(t, db, func(tx *Tx) error {
-		for _, n := range []*Notification{later, soon, now, other} {
+		for _, n := range []*helpdesk.Notification{later, soon, now, other} {
 			if err := tx.Enqueue(n); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if later.ID != 1 || soon.ID != 2 || now.ID != 3 || other.ID != 4 || later.Status != NotifyQueued {
+	if later.ID != 1 || soon.ID != 2 || now.ID != 3 || other.ID != 4 || later.Status != helpdesk.NotifyQueued {
 		t.Fatalf("Enqueue ids = %d %d %d %d, status %q, want 1 2 3 4, queued", later.ID, soon.ID, now.ID, other.ID, later.Status)
 	}
 
 	due := func(at time.Time, limit int) []uint64 {
 		t.Helper()
-		var ns []*Notification
+		var ns []*helpdesk.Notification
 		view(t, db, func(tx *Tx) (err error) {
 			ns, err = tx.DueNotifications(at, limit)
 			return err
@@ -578,7 +580,7 @@ func TestOutbox(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			n.Status, n.Sent, n.Attempts = NotifySent, t0, 1
+			n.Status, n.Sent, n.Attempts = helpdesk.NotifySent, t0, 1
 			if err := tx.PutNotification(n); err != nil {
 				return err
 			}
@@ -601,7 +603,7 @@ func TestOutbox(t *testing.T) {
 			t.Errorf("NextDue() = %v, %v, want %v, true", at, ok, t0.Add(30*time.Minute))
 		}
 		n, err := tx.Notification(3)
-		if err != nil || n.Status != NotifySent || !n.Sent.Equal(t0) {
+		if err != nil || n.Status != helpdesk.NotifySent || !n.Sent.Equal(t0) {
 			t.Errorf("Notification(3) = %+v, %v, want sent at %v", n, err, t0)
 		}
 		all, err := tx.Outbox()
@@ -613,7 +615,7 @@ func TestOutbox(t *testing.T) {
 
 	// Giving up on one removes it from the queue; the last one sent empties it.
 	update(t, db, func(tx *Tx) error {
-		for id, status := range map[uint64]string{1: NotifyFailed, 2: NotifySent} {
+		for id, status := range map[uint64]string{1: helpdesk.NotifyFailed, 2: helpdesk.NotifySent} {
 			n, err := tx.Notification(id)
 			if err != nil {
 				return err
@@ -634,7 +636,9 @@ func TestOutbox(t *testing.T) {
 		}
 		return nil
 	})
-	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutNotification(&Notification{ID: 99, Status: NotifySent}) }); !errors.Is(err, ErrNotFound) {
+	if err := db.Update(ctx, func(tx *Tx) error {
+		return tx.PutNotification(&helpdesk.Notification{ID: 99, Status: helpdesk.NotifySent})
+	}); !errors.Is(err, helpdesk.ErrNotFound) {
 		t.Errorf("PutNotification(unknown) = %v, want ErrNotFound", err)
 	}
 }
@@ -644,14 +648,14 @@ func TestMailbox(t *testing.T) {
 	db := newDB(t)
 	view(t, db, func(tx *Tx) error {
 		got, err := tx.Mailbox("INBOX")
-		if want := (&MailboxState{Name: "INBOX"}); err != nil || !reflect.DeepEqual(got, want) {
+		if want := (&helpdesk.MailboxState{Name: "INBOX"}); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Mailbox(INBOX) on a new database = %+v, %v, want %+v", got, err, want)
 		}
 		return nil
 	})
-	in := &MailboxState{Name: "INBOX", UIDValidity: 42, LastUID: 17, UIDNext: 20,
-		PendingMark: []UIDRange{{Start: 15, Stop: 17}}, Updated: t0}
-	other := &MailboxState{Name: "Support/Inbox", UIDValidity: 1, LastUID: 3, Updated: t0}
+	in := &helpdesk.MailboxState{Name: "INBOX", UIDValidity: 42, LastUID: 17, UIDNext: 20,
+		PendingMark: []helpdesk.UIDRange{{Start: 15, Stop: 17}}, Updated: t0}
+	other := &helpdesk.MailboxState{Name: "Support/Inbox", UIDValidity: 1, LastUID: 3, Updated: t0}
 	update(t, db, func(tx *Tx) error {
 		if err := tx.PutMailbox(in); err != nil {
 			return err
@@ -659,7 +663,7 @@ func TestMailbox(t *testing.T) {
 		return tx.PutMailbox(other)
 	})
 	view(t, db, func(tx *Tx) error {
-		for _, want := range []*MailboxState{in, other} {
+		for _, want := range []*helpdesk.MailboxState{in, other} {
 			if got, err := tx.Mailbox(want.Name); err != nil || !reflect.DeepEqual(got, want) {
 				t.Errorf("Mailbox(%s) = %+v, %v, want %+v", want.Name, got, err, want)
 			}
@@ -688,13 +692,13 @@ func TestOutboxWake(t *testing.T) {
 		wake bool
 	}{
 		{"commit without notifications", func(tx *Tx) error {
-			return tx.Hold(&Held{Reason: HeldUnknownSender})
+			return tx.Hold(&helpdesk.Held{Reason: helpdesk.HeldUnknownSender})
 		}, nil, false},
 		{"commit that enqueues", func(tx *Tx) error {
-			return tx.Enqueue(&Notification{Kind: KindAck, To: "a@example.com", MessageID: "w1@helpdesk"})
+			return tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, To: "a@example.com", MessageID: "w1@helpdesk"})
 		}, nil, true},
 		{"enqueue rolled back", func(tx *Tx) error {
-			if err := tx.Enqueue(&Notification{Kind: KindAck, To: "a@example.com", MessageID: "w2@helpdesk"}); err != nil {
+			if err := tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, To: "a@example.com", MessageID: "w2@helpdesk"}); err != nil {
 				return err
 			}
 			return boom
@@ -704,7 +708,7 @@ func TestOutboxWake(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			n.Status = NotifySent
+			n.Status = helpdesk.NotifySent
 			return tx.PutNotification(n)
 		}, nil, false},
 		{"notification queued again", func(tx *Tx) error {
@@ -712,11 +716,11 @@ func TestOutboxWake(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			n.Status, n.NextAttempt = NotifyQueued, t0
+			n.Status, n.NextAttempt = helpdesk.NotifyQueued, t0
 			return tx.PutNotification(n)
 		}, nil, true},
 		{"another enqueue", func(tx *Tx) error {
-			return tx.Enqueue(&Notification{Kind: KindAck, To: "a@example.com", MessageID: "w3@helpdesk"})
+			return tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, To: "a@example.com", MessageID: "w3@helpdesk"})
 		}, nil, true},
 	}
 	for _, s := range steps {
@@ -729,7 +733,9 @@ func TestOutboxWake(t *testing.T) {
 	}
 	// The channel is buffered: two commits before the worker reads leave one wake-up.
 	for range 2 {
-		update(t, db, func(tx *Tx) error { return tx.Enqueue(&Notification{Kind: KindAck, To: "b@example.com"}) })
+		update(t, db, func(tx *Tx) error {
+			return tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, To: "b@example.com"})
+		})
 	}
 	if !woken() || woken() {
 		t.Errorf("OutboxWake after two enqueuing commits: want exactly one wake-up waiting")
@@ -769,23 +775,23 @@ func TestReopen(t *testing.T) {
 	}
 	var rawHash string
 	err = db.Update(ctx, func(tx *Tx) error {
-		if err := tx.PutCustomer(&Customer{Name: "Bakkerij", Emails: []string{"info@bakkerij.nl"}, Tier: SLA8, ValidUntil: Date{2027, 1, 31}}); err != nil {
+		if err := tx.PutCustomer(&helpdesk.Customer{Name: "Bakkerij", Emails: []string{"info@bakkerij.nl"}, Tier: helpdesk.SLA8, ValidUntil: helpdesk.Date{Year: 2027, Month: 1, Day: 31}}); err != nil {
 			return err
 		}
-		tk := &Ticket{CustomerID: 1, Subject: "kassa", Status: StatusOpen, Created: t0, Due: t0.Add(8 * time.Hour)}
+		tk := &helpdesk.Ticket{CustomerID: 1, Subject: "kassa", Status: helpdesk.StatusOpen, Created: t0, Due: t0.Add(8 * time.Hour)}
 		if err := tx.CreateTicket(tk); err != nil {
 			return err
 		}
-		if err := tx.AddMessage(tk, &Message{Direction: DirectionIn, MessageID: "m1@bakkerij.nl", Text: "hallo"}); err != nil {
+		if err := tx.AddMessage(tk, &helpdesk.Message{Direction: helpdesk.DirectionIn, MessageID: "m1@bakkerij.nl", Text: "hallo"}); err != nil {
 			return err
 		}
 		if rawHash, err = tx.PutRaw([]byte("raw mail")); err != nil {
 			return err
 		}
-		if err := tx.Enqueue(&Notification{Kind: KindAck, TicketID: tk.ID, To: "info@bakkerij.nl", MessageID: "n1@helpdesk", NextAttempt: t0}); err != nil {
+		if err := tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, TicketID: tk.ID, To: "info@bakkerij.nl", MessageID: "n1@helpdesk", NextAttempt: t0}); err != nil {
 			return err
 		}
-		return tx.PutMailbox(&MailboxState{Name: "INBOX", UIDValidity: 9, LastUID: 4})
+		return tx.PutMailbox(&helpdesk.MailboxState{Name: "INBOX", UIDValidity: 9, LastUID: 4})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -799,7 +805,7 @@ func TestReopen(t *testing.T) {
 
 	db = openAt(t, path)
 	view(t, db, func(tx *Tx) error {
-		if c, err := tx.CustomerByAddress("INFO@bakkerij.nl"); err != nil || c.ValidUntil != (Date{2027, 1, 31}) {
+		if c, err := tx.CustomerByAddress("INFO@bakkerij.nl"); err != nil || c.ValidUntil != (helpdesk.Date{Year: 2027, Month: 1, Day: 31}) {
 			t.Errorf("CustomerByAddress after reopen = %+v, %v, want valid until 2027-01-31", c, err)
 		}
 		if tk, err := tx.Ticket(1); err != nil || tk.Messages != 1 || !tk.Due.Equal(t0.Add(8*time.Hour)) {
@@ -824,7 +830,7 @@ func TestReopen(t *testing.T) {
 	})
 	// Numbering goes on where it was.
 	update(t, db, func(tx *Tx) error {
-		tk := &Ticket{CustomerID: 1}
+		tk := &helpdesk.Ticket{CustomerID: 1}
 		if err := tx.CreateTicket(tk); err != nil {
 			return err
 		}
@@ -840,10 +846,10 @@ func TestReopen(t *testing.T) {
 func TestUnknownFormat(t *testing.T) {
 	db := newDB(t)
 	update(t, db, func(tx *Tx) error {
-		if err := tx.PutCustomer(&Customer{Name: "ok", Emails: []string{"ok@example.com"}}); err != nil {
+		if err := tx.PutCustomer(&helpdesk.Customer{Name: "ok", Emails: []string{"ok@example.com"}}); err != nil {
 			return err
 		}
-		return tx.CreateTicket(&Ticket{CustomerID: 1})
+		return tx.CreateTicket(&helpdesk.Ticket{CustomerID: 1})
 	})
 	corrupt := func(bucket, key, value []byte) {
 		t.Helper()
@@ -875,7 +881,7 @@ func TestUnknownFormat(t *testing.T) {
 	}
 	for _, tc := range cases {
 		err := db.View(ctx, tc.fn)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrNotFound) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, helpdesk.ErrNotFound) {
 			t.Errorf("%s = %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
@@ -905,27 +911,27 @@ func TestOpenNewerSchema(t *testing.T) {
 func TestParseTierAndDate(t *testing.T) {
 	tiers := []struct {
 		in    string
-		want  Tier
+		want  helpdesk.Tier
 		hours int
 		bad   bool
 	}{
-		{"SLA24", SLA24, 24, false}, {"sla8", SLA8, 8, false}, {" Sla4 ", SLA4, 4, false}, {"SLA2", "", 0, true}, {"", "", 0, true},
+		{"SLA24", helpdesk.SLA24, 24, false}, {"sla8", helpdesk.SLA8, 8, false}, {" Sla4 ", helpdesk.SLA4, 4, false}, {"SLA2", "", 0, true}, {"", "", 0, true},
 	}
 	for _, tc := range tiers {
-		got, err := ParseTier(tc.in)
+		got, err := helpdesk.ParseTier(tc.in)
 		if (err != nil) != tc.bad || got != tc.want || (!tc.bad && got.Hours() != tc.hours) {
 			t.Errorf("ParseTier(%q) = %q (%dh), %v, want %q (%dh), error %v", tc.in, got, got.Hours(), err, tc.want, tc.hours, tc.bad)
 		}
 	}
 	dates := []struct {
 		in   string
-		want Date
+		want helpdesk.Date
 		bad  bool
 	}{
-		{"2026-11-30", Date{2026, 11, 30}, false}, {"", Date{}, false}, {"30-11-2026", Date{}, true}, {"2026-02-30", Date{}, true},
+		{"2026-11-30", helpdesk.Date{Year: 2026, Month: 11, Day: 30}, false}, {"", helpdesk.Date{}, false}, {"30-11-2026", helpdesk.Date{}, true}, {"2026-02-30", helpdesk.Date{}, true},
 	}
 	for _, tc := range dates {
-		got, err := ParseDate(tc.in)
+		got, err := helpdesk.ParseDate(tc.in)
 		if (err != nil) != tc.bad || got != tc.want {
 			t.Errorf("ParseDate(%q) = %v, %v, want %v, error %v", tc.in, got, err, tc.want, tc.bad)
 		}
@@ -949,7 +955,7 @@ func TestCustomerDuplicateAddresses(t *testing.T) {
 		{nil, nil},
 	}
 	for _, tc := range cases {
-		c := &Customer{Name: "x", Emails: slicesClone(tc.in)}
+		c := &helpdesk.Customer{Name: "x", Emails: slicesClone(tc.in)}
 		err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(c) })
 		if tc.want == nil {
 			if err == nil {
@@ -975,12 +981,12 @@ func TestCustomerDuplicateAddresses(t *testing.T) {
 func TestCustomerChosenID(t *testing.T) {
 	db := newDB(t)
 	update(t, db, func(tx *Tx) error {
-		return tx.PutCustomer(&Customer{ID: 2, Name: "imported", Emails: []string{"imported@example.com"}})
+		return tx.PutCustomer(&helpdesk.Customer{ID: 2, Name: "imported", Emails: []string{"imported@example.com"}})
 	})
 	var ids []uint64
 	update(t, db, func(tx *Tx) error {
 		for _, addr := range []string{"a@example.com", "b@example.com"} {
-			c := &Customer{Name: addr, Emails: []string{addr}}
+			c := &helpdesk.Customer{Name: addr, Emails: []string{addr}}
 			if err := tx.PutCustomer(c); err != nil {
 				return err
 			}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/infobits/helpdesk"
 )
 
 // TokenHash is the key a token is stored under.
@@ -23,7 +25,7 @@ func tokenIndexKey(customerID uint64, purpose string, hash []byte) []byte {
 // single use. Only its SHA-256 is stored; the raw value is returned for the link and is
 // nowhere else. Every older unused token of the customer for the same purpose is voided.
 func (tx *Tx) IssueToken(purpose string, customerID uint64, newEmail string, now time.Time, ttl time.Duration) (string, error) {
-	return tx.issue(&Token{Purpose: purpose, CustomerID: customerID, NewEmail: newEmail, Created: now, Expires: now.Add(ttl)})
+	return tx.issue(&helpdesk.Token{Purpose: purpose, CustomerID: customerID, NewEmail: newEmail, Created: now, Expires: now.Add(ttl)})
 }
 
 // IssueChangeToken creates a token of a login change (R17): PurposeLogin for the new
@@ -36,17 +38,17 @@ func (tx *Tx) IssueChangeToken(purpose string, changeID uint64, now, expires tim
 	if err != nil {
 		return "", fmt.Errorf("login change %d: %w", changeID, err)
 	}
-	if purpose == PurposeLogin && expires.After(ch.ConfirmBy) {
+	if purpose == helpdesk.PurposeLogin && expires.After(ch.ConfirmBy) {
 		ch.ConfirmBy = expires
 		if err := tx.PutLoginChange(ch); err != nil {
 			return "", err
 		}
 	}
-	return tx.issue(&Token{Purpose: purpose, CustomerID: ch.CustomerID, NewEmail: ch.NewEmail, Created: now,
+	return tx.issue(&helpdesk.Token{Purpose: purpose, CustomerID: ch.CustomerID, NewEmail: ch.NewEmail, Created: now,
 		Expires: expires, LoginChange: changeID})
 }
 
-func (tx *Tx) issue(t *Token) (string, error) {
+func (tx *Tx) issue(t *helpdesk.Token) (string, error) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	raw := base64.RawURLEncoding.EncodeToString(b[:])
@@ -55,10 +57,10 @@ func (tx *Tx) issue(t *Token) (string, error) {
 	prefix := tokenIndexKey(t.CustomerID, t.Purpose, nil)
 	c := idx.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		var old Token
+		var old helpdesk.Token
 		h := k[len(prefix):]
 		switch err := tx.get(bTokens, h, &old); {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, helpdesk.ErrNotFound):
 			continue
 		case err != nil:
 			return "", err
@@ -84,14 +86,14 @@ func (tx *Tx) issue(t *Token) (string, error) {
 // It changes nothing else: what a token does (a password reset, a step of a login change) is
 // the caller's business, in the same transaction. Every failure is ErrTokenInvalid (with the
 // reason wrapped for logs).
-func (tx *Tx) RedeemToken(raw string, now time.Time) (*Token, error) {
+func (tx *Tx) RedeemToken(raw string, now time.Time) (*helpdesk.Token, error) {
 	if len(raw) < 40 || len(raw) > 64 {
 		return nil, fmt.Errorf("%w: malformed", ErrTokenInvalid)
 	}
 	sum := TokenHash(raw)
-	var t Token
+	var t helpdesk.Token
 	switch err := tx.get(bTokens, sum[:], &t); {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		return nil, fmt.Errorf("%w: unknown", ErrTokenInvalid)
 	case err != nil:
 		return nil, err

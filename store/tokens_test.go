@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Recovery tokens (issue 4 "Tokens"; SPEC R16–R18): 256 random bits, URL-safe, stored only
@@ -19,9 +21,9 @@ import (
 var tokURLSafe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // tokCustomer stores a customer with the given addresses and returns it.
-func tokCustomer(t *testing.T, db *DB, name string, emails ...string) *Customer {
+func tokCustomer(t *testing.T, db *DB, name string, emails ...string) *helpdesk.Customer {
 	t.Helper()
-	c := &Customer{Name: name, Emails: emails, Tier: SLA8}
+	c := &helpdesk.Customer{Name: name, Emails: emails, Tier: helpdesk.SLA8}
 	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutCustomer(c) }); err != nil {
 		t.Fatalf("PutCustomer(%s): %v", name, err)
 	}
@@ -43,8 +45,8 @@ func tokIssue(t *testing.T, db *DB, purpose string, customerID uint64, newEmail 
 
 // tokRedeem redeems raw at now in its own transaction, as the website's call would: an error
 // rolls the transaction back.
-func tokRedeem(db *DB, raw string, now time.Time) (*Token, error) {
-	var tok *Token
+func tokRedeem(db *DB, raw string, now time.Time) (*helpdesk.Token, error) {
+	var tok *helpdesk.Token
 	err := db.Update(ctx, func(tx *Tx) (err error) {
 		tok, err = tx.RedeemToken(raw, now)
 		return err
@@ -52,9 +54,9 @@ func tokRedeem(db *DB, raw string, now time.Time) (*Token, error) {
 	return tok, err
 }
 
-func tokCustomerOf(t *testing.T, db *DB, id uint64) *Customer {
+func tokCustomerOf(t *testing.T, db *DB, id uint64) *helpdesk.Customer {
 	t.Helper()
-	var c *Customer
+	var c *helpdesk.Customer
 	if err := db.View(ctx, func(tx *Tx) (err error) {
 		c, err = tx.Customer(id)
 		return err
@@ -75,7 +77,7 @@ func TestTokenStoredOnlyAsHash(t *testing.T) {
 	}
 	c := tokCustomer(t, db, "Bakkerij", "info@bakkerij.example")
 	var raws []string
-	for _, purpose := range []string{PurposePassword, PurposeLogin} {
+	for _, purpose := range []string{helpdesk.PurposePassword, helpdesk.PurposeLogin} {
 		raw := tokIssue(t, db, purpose, c.ID, "nieuw@bakkerij.example", t0, time.Hour)
 		if !tokURLSafe.MatchString(raw) {
 			t.Errorf("token %q: want 43 URL-safe characters (256 bits, base64url without padding)", raw)
@@ -119,13 +121,13 @@ func TestTokenStoredOnlyAsHash(t *testing.T) {
 func TestTokenSingleUse(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	c := tokCustomer(t, db, "Bakkerij", "info@bakkerij.example")
-	raw := tokIssue(t, db, PurposePassword, c.ID, "", t0, time.Hour)
+	raw := tokIssue(t, db, helpdesk.PurposePassword, c.ID, "", t0, time.Hour)
 
 	tok, err := tokRedeem(db, raw, t0.Add(10*time.Minute))
 	if err != nil {
 		t.Fatalf("first redeem: %v", err)
 	}
-	if tok.Purpose != PurposePassword || tok.CustomerID != c.ID || !tok.Used.Equal(t0.Add(10*time.Minute)) {
+	if tok.Purpose != helpdesk.PurposePassword || tok.CustomerID != c.ID || !tok.Used.Equal(t0.Add(10*time.Minute)) {
 		t.Errorf("redeemed token = %+v, want password for customer %d, used at redeem time", tok, c.ID)
 	}
 	if _, err := tokRedeem(db, raw, t0.Add(11*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
@@ -138,8 +140,8 @@ func TestTokenExpiry(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	a := tokCustomer(t, db, "A", "a@a.example")
 	b := tokCustomer(t, db, "B", "b@b.example")
-	ra := tokIssue(t, db, PurposePassword, a.ID, "", t0, time.Hour)
-	rb := tokIssue(t, db, PurposePassword, b.ID, "", t0, time.Hour)
+	ra := tokIssue(t, db, helpdesk.PurposePassword, a.ID, "", t0, time.Hour)
+	rb := tokIssue(t, db, helpdesk.PurposePassword, b.ID, "", t0, time.Hour)
 
 	if _, err := tokRedeem(db, ra, t0.Add(time.Hour)); !errors.Is(err, ErrTokenInvalid) {
 		t.Errorf("redeem at expiry = %v, want ErrTokenInvalid", err)
@@ -158,11 +160,11 @@ func TestTokenNewVoidsOlder(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	a := tokCustomer(t, db, "A", "a@a.example")
 	b := tokCustomer(t, db, "B", "b@b.example")
-	first := tokIssue(t, db, PurposePassword, a.ID, "", t0, time.Hour)
-	second := tokIssue(t, db, PurposePassword, a.ID, "", t0.Add(time.Minute), time.Hour)
-	login := tokIssue(t, db, PurposeLogin, a.ID, "nieuw@a.example", t0.Add(time.Minute), time.Hour)
-	other := tokIssue(t, db, PurposePassword, b.ID, "", t0.Add(time.Minute), time.Hour)
-	third := tokIssue(t, db, PurposePassword, a.ID, "", t0.Add(2*time.Minute), time.Hour)
+	first := tokIssue(t, db, helpdesk.PurposePassword, a.ID, "", t0, time.Hour)
+	second := tokIssue(t, db, helpdesk.PurposePassword, a.ID, "", t0.Add(time.Minute), time.Hour)
+	login := tokIssue(t, db, helpdesk.PurposeLogin, a.ID, "nieuw@a.example", t0.Add(time.Minute), time.Hour)
+	other := tokIssue(t, db, helpdesk.PurposePassword, b.ID, "", t0.Add(time.Minute), time.Hour)
+	third := tokIssue(t, db, helpdesk.PurposePassword, a.ID, "", t0.Add(2*time.Minute), time.Hour)
 
 	now := t0.Add(3 * time.Minute)
 	for name, raw := range map[string]string{"first": first, "second": second} {
@@ -181,7 +183,7 @@ func TestTokenNewVoidsOlder(t *testing.T) {
 func TestTokenMalformedOrUnknown(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	c := tokCustomer(t, db, "A", "a@a.example")
-	raw := tokIssue(t, db, PurposePassword, c.ID, "", t0, time.Hour)
+	raw := tokIssue(t, db, helpdesk.PurposePassword, c.ID, "", t0, time.Hour)
 	flipped := []byte(raw)
 	if flipped[10] == 'A' {
 		flipped[10] = 'B'
@@ -214,7 +216,7 @@ func TestTokenMalformedOrUnknown(t *testing.T) {
 func TestSetLogin(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	c := tokCustomer(t, db, "Bakkerij", "oud@bakkerij.example", "piet@bakkerij.example")
-	raw := tokIssue(t, db, PurposeLogin, c.ID, "Nieuw@Bakkerij.example", t0, time.Hour)
+	raw := tokIssue(t, db, helpdesk.PurposeLogin, c.ID, "Nieuw@Bakkerij.example", t0, time.Hour)
 	if _, err := tokRedeem(db, raw, t0.Add(time.Minute)); err != nil {
 		t.Fatalf("redeem: %v", err)
 	}
@@ -267,23 +269,23 @@ func TestSetLogin(t *testing.T) {
 func TestLoginChangeTokens(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	a := tokCustomer(t, db, "A", "a@a.example")
-	first := &LoginChange{CustomerID: a.ID, NewEmail: "Nieuw@a.example", OldLogin: "a@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+	first := &helpdesk.LoginChange{CustomerID: a.ID, NewEmail: "Nieuw@a.example", OldLogin: "a@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
 	var old, again, cancel string
 	err := db.Update(ctx, func(tx *Tx) (err error) {
 		if err := tx.PutLoginChange(first); err != nil {
 			return err
 		}
-		if old, err = tx.IssueChangeToken(PurposeLogin, first.ID, t0, t0.Add(time.Hour)); err != nil {
+		if old, err = tx.IssueChangeToken(helpdesk.PurposeLogin, first.ID, t0, t0.Add(time.Hour)); err != nil {
 			return err
 		}
-		if cancel, err = tx.IssueChangeToken(PurposeLoginCancel, first.ID, t0, first.Until); err != nil {
+		if cancel, err = tx.IssueChangeToken(helpdesk.PurposeLoginCancel, first.ID, t0, first.Until); err != nil {
 			return err
 		}
-		second := &LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+		second := &helpdesk.LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
 		if err := tx.PutLoginChange(second); !errors.Is(err, ErrLoginPending) {
 			t.Errorf("a second pending change = %v, want ErrLoginPending", err)
 		}
-		again, err = tx.IssueChangeToken(PurposeLogin, first.ID, t0.Add(time.Minute), t0.Add(2*time.Hour))
+		again, err = tx.IssueChangeToken(helpdesk.PurposeLogin, first.ID, t0.Add(time.Minute), t0.Add(2*time.Hour))
 		return err
 	})
 	if err != nil {
@@ -292,7 +294,7 @@ func TestLoginChangeTokens(t *testing.T) {
 	if _, err := tokRedeem(db, old, t0.Add(2*time.Minute)); !errors.Is(err, ErrTokenInvalid) {
 		t.Errorf("the resent link's older token = %v, want ErrTokenInvalid", err)
 	}
-	var ch *LoginChange
+	var ch *helpdesk.LoginChange
 	if err := db.View(ctx, func(tx *Tx) (err error) { ch, err = tx.PendingLoginChange(a.ID); return err }); err != nil {
 		t.Fatal(err)
 	}
@@ -300,17 +302,17 @@ func TestLoginChangeTokens(t *testing.T) {
 		t.Errorf("pending change = %+v", ch)
 	}
 	// Settled: the customer may ask again; the new change's link voids none of the first's.
-	ch.Settled, ch.Outcome = t0.Add(3*time.Minute), LoginCancelled
+	ch.Settled, ch.Outcome = t0.Add(3*time.Minute), helpdesk.LoginCancelled
 	var third string
 	err = db.Update(ctx, func(tx *Tx) (err error) {
 		if err := tx.PutLoginChange(ch); err != nil {
 			return err
 		}
-		next := &LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
+		next := &helpdesk.LoginChange{CustomerID: a.ID, NewEmail: "ander@a.example", Requested: t0, Until: t0.Add(72 * time.Hour)}
 		if err := tx.PutLoginChange(next); err != nil {
 			return err
 		}
-		third, err = tx.IssueChangeToken(PurposeLogin, next.ID, t0.Add(4*time.Minute), t0.Add(time.Hour))
+		third, err = tx.IssueChangeToken(helpdesk.PurposeLogin, next.ID, t0.Add(4*time.Minute), t0.Add(time.Hour))
 		return err
 	})
 	if err != nil {

@@ -117,14 +117,14 @@ type HeldItem struct {
 	ID       uint64
 	From     string
 	Subject  string
-	Reason   string // a store.Held* code; the template says what it means and what to do
+	Reason   string // a helpdesk.Held* code; the template says what it means and what to do
 	Detail   string
 	Received time.Time
 	When     string // Received in words, set by Render
 }
 
 // Auth is why an email's authentication was refused, for the template to say in its own
-// language: Code names the sentence (the codes of ingest/authres.Reason), the other fields fill
+// language: Code names the sentence (the codes of mail/authres.Reason), the other fields fill
 // it in. An empty Code: only Error is known (a notice queued by an older version).
 type Auth struct {
 	Code   string

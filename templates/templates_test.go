@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/authres"
+	"github.com/infobits/helpdesk/mail/authres"
 	"github.com/infobits/helpdesk/templates"
 )
 
@@ -204,7 +204,7 @@ func TestGreeting(t *testing.T) {
 }
 
 // Issue 11: the refusal notice to staff says why in its own language, for every reason
-// ingest/authres gives; the English sentence of an older queued notice (Error) is the fallback.
+// mail/authres gives; the English sentence of an older queued notice (Error) is the fallback.
 func TestStaffRefusedReasons(t *testing.T) {
 	s := load(t, "")
 	d := templates.Sample()
@@ -246,7 +246,7 @@ func TestStaffRefusedReasons(t *testing.T) {
 				}
 			}
 		}
-		// Every code has its sentence: ingest/authres words the same reason in English.
+		// Every code has its sentence: mail/authres words the same reason in English.
 		if got := (authres.Reason{Code: code}).String(); got == code {
 			t.Errorf("authres.Reason{%s}.String() = %q, want a sentence", code, got)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
 )
@@ -30,11 +31,11 @@ func accountGateway(t *testing.T, p *peers, clk *stepClock, extra ...string) (ba
 		t.Fatal(err)
 	}
 	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		for _, c := range []*store.Customer{
-			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8},
-			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24},
-			{Name: "Café de Hoek", Emails: []string{"info@cafedehoek.nl"}, Tier: store.SLA24},
-			{Name: "Drukkerij Smit", Emails: []string{"info@drukkerijsmit.nl"}, Tier: store.SLA8},
+		for _, c := range []*helpdesk.Customer{
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: helpdesk.SLA8},
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24},
+			{Name: "Café de Hoek", Emails: []string{"info@cafedehoek.nl"}, Tier: helpdesk.SLA24},
+			{Name: "Drukkerij Smit", Emails: []string{"info@drukkerijsmit.nl"}, Tier: helpdesk.SLA8},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -351,7 +351,7 @@ func TestBackupPruneCommand(t *testing.T) {
 
 // nextBackupTime around the changes of daylight saving time in Amsterdam.
 func TestNextBackupTime(t *testing.T) {
-	ams := calendar.Amsterdam()
+	ams := helpdesk.Amsterdam()
 	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
 	for _, tc := range []struct {
 		name         string
@@ -394,7 +394,7 @@ func TestNextBackupTime(t *testing.T) {
 // microseconds; one backup each calendar day at the configured time, and one at start only
 // when none was made in the last 24 hours.
 func TestBackupScheduleFakeClock(t *testing.T) {
-	ams := calendar.Amsterdam()
+	ams := helpdesk.Amsterdam()
 	run := func(start, end time.Time, last time.Duration) (took []time.Time, whys []string) {
 		now := start
 		ctx, cancel := context.WithCancel(context.Background())

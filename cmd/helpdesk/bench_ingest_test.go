@@ -37,6 +37,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/store"
@@ -541,7 +542,7 @@ func benchIngest(b *testing.B, w benchWorkload) {
 }
 
 // BenchmarkIngestInProcess runs the same import in this process — ingest.Poller with the
-// applier `import` builds (Quiet: no notifications), a durable store — so that -cpuprofile and
+// dk `import` builds (Quiet: no notifications), a durable store — so that -cpuprofile and
 // -memprofile see it:
 //
 //	go test -run '^$' -bench 'IngestInProcess/W1' -benchtime 1x -cpuprofile cpu.out ./cmd/helpdesk/
@@ -583,8 +584,8 @@ func benchIngestInProcess(b *testing.B, w benchWorkload) {
 		}
 		if err := db.Update(context.Background(), func(tx *store.Tx) error {
 			for i, a := range benchSenders(w.senders) {
-				if err := tx.PutCustomer(&store.Customer{Name: fmt.Sprintf("Winkel %03d", i), Emails: []string{a},
-					Tier: store.SLA8, ValidUntil: store.Date{Year: 2099, Month: 12, Day: 31}, Contract: true}); err != nil {
+				if err := tx.PutCustomer(&helpdesk.Customer{Name: fmt.Sprintf("Winkel %03d", i), Emails: []string{a},
+					Tier: helpdesk.SLA8, ValidUntil: helpdesk.Date{Year: 2099, Month: 12, Day: 31}, Contract: true}); err != nil {
 					return err
 				}
 			}
@@ -592,14 +593,14 @@ func benchIngestInProcess(b *testing.B, w benchWorkload) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		applier, err := newApplier(&cfg, time.Now)
+		dk, err := newDesk(&cfg, time.Now)
 		if err != nil {
 			b.Fatal(err)
 		}
-		applier.Quiet = true
+		dk.Quiet = true
 		events := make(chan ingest.Event, w.count+1024)
 		poller, err := ingest.New(ingest.Config{Addr: d.Addr, User: d.User, Password: d.Password, TLS: ingest.TLSNone,
-			Mailbox: w.mailbox, MaxMessageBytes: cfg.MaxMessageBytes, Applier: applier,
+			Mailbox: w.mailbox, MaxMessageBytes: cfg.MaxMessageBytes, Desk: dk,
 			Logger: slog.New(slog.DiscardHandler)}, db, events)
 		if err != nil {
 			b.Fatal(err)

@@ -13,13 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk/backups"
+	"github.com/infobits/helpdesk/rules/retention"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/retention"
 )
 
 // Backups, restore and verify (SPEC R20). The files and the retention rule live in store and
-// store/retention; this file holds the commands and serve's daily schedule.
+// rules/retention; this file holds the commands and serve's daily schedule.
 
 const (
 	backupArgs      = "[-dir DIR]"
@@ -70,7 +71,7 @@ func runBackup(e *env, args []string) error {
 		return err
 	}
 	printBackupManifest(e.stdout, dir, m)
-	plan, err := store.PruneBackups(dir, now, false)
+	plan, err := backups.Prune(dir, now, false)
 	printPrunePlan(e.stdout, plan)
 	if err != nil {
 		return fmt.Errorf("the backup was written, but pruning failed: %w", err)
@@ -81,7 +82,7 @@ func runBackup(e *env, args []string) error {
 func printBackupManifest(w io.Writer, dir string, m *store.Manifest) {
 	fmt.Fprintf(w, "wrote %s (%s; %s uncompressed; sha256 %s)\n", filepath.Join(dir, m.File), backupSize(m.Size), backupSize(m.DBSize), m.SHA256)
 	fmt.Fprintf(w, "wrote %s (snapshot %s, schema %d, %s)\n",
-		filepath.Join(dir, strings.TrimSuffix(m.File, retention.ExtBackup)+retention.ExtManifest), m.Time, m.Schema, m.Counts.Counts())
+		filepath.Join(dir, strings.TrimSuffix(m.File, helpdesk.ExtBackup)+helpdesk.ExtManifest), m.Time, m.Schema, m.Counts.Counts())
 }
 
 func printPrunePlan(w io.Writer, plan []retention.Decision) {
@@ -118,13 +119,13 @@ func runBackupPrune(e *env, args []string) error {
 	}
 	asOf := e.now()
 	if *at != "" {
-		d, err := time.ParseInLocation(time.DateOnly, *at, calendar.Amsterdam())
+		d, err := time.ParseInLocation(time.DateOnly, *at, helpdesk.Amsterdam())
 		if err != nil {
 			return fmt.Errorf("%w: -at %q: want a date YYYY-MM-DD", errUsage, *at)
 		}
 		asOf = d.Add(12 * time.Hour)
 	}
-	plan, err := store.PruneBackups(dir, asOf, *dry)
+	plan, err := backups.Prune(dir, asOf, *dry)
 	if *dry {
 		for _, d := range plan {
 			if d.Action == retention.Delete {
@@ -224,7 +225,7 @@ func parseBackupTime(s string) (hour, minute int, err error) {
 // of the gap; on the day they go back, a time in the repeated hour runs at its first
 // occurrence, once. So there is exactly one run each calendar day.
 func nextBackupTime(now time.Time, hour, minute int) time.Time {
-	loc := calendar.Amsterdam()
+	loc := helpdesk.Amsterdam()
 	y, m, d := now.In(loc).Date()
 	for i := 0; ; i++ {
 		if t := backupWallTime(y, m, d+i, hour, minute, loc); t.After(now) {
@@ -305,7 +306,7 @@ func newBackupSchedule(cfg *Config, db *store.DB, log *slog.Logger, now func() t
 			return false
 		}
 	}
-	s.latest = func() (time.Time, bool, error) { return store.LatestBackup(s.dir) }
+	s.latest = func() (time.Time, bool, error) { return backups.Latest(s.dir) }
 	s.take = func(ctx context.Context, why string) { s.backup(ctx, db, why) }
 	return s, nil
 }
@@ -366,7 +367,7 @@ func (s *backupSchedule) backup(ctx context.Context, db *store.DB, why string) {
 	s.log.Info("backup written", "file", filepath.Join(s.dir, m.File), "why", why, "size", m.Size, "db_size", m.DBSize,
 		"sha256", m.SHA256, "customers", m.Counts.Customers, "tickets", m.Counts.Tickets, "messages", m.Counts.Messages,
 		"duration", time.Since(start).Round(time.Millisecond).String())
-	plan, err := store.PruneBackups(s.dir, now, false)
+	plan, err := backups.Prune(s.dir, now, false)
 	var deleted, kept []string
 	for _, d := range plan {
 		switch d.Action {

@@ -12,9 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 )
 
 // The customer commands (R1–R5, R13, R14, R19). A customer field is set the same way by a flag
@@ -42,13 +43,13 @@ type customerField struct {
 	usage  string
 	// set parses the value(s) and stores them in c. An empty value sets the default. The error
 	// names the bad value and what is allowed; the caller prefixes the flag or column name.
-	set func(c *store.Customer, vals []string) error
+	set func(c *helpdesk.Customer, vals []string) error
 }
 
 var customerFields = []customerField{
 	{flag: "email", column: "email", list: true,
 		usage: "an `address` of the customer; repeat or comma-separate for more; the first is the login (R1)",
-		set: func(c *store.Customer, vals []string) error {
+		set: func(c *helpdesk.Customer, vals []string) error {
 			es, err := parseEmails(vals)
 			if err == nil && len(es) == 0 {
 				err = errRequired
@@ -60,7 +61,7 @@ var customerFields = []customerField{
 			return nil
 		}},
 	{flag: "name", column: "name", usage: "customer `name`",
-		set: func(c *store.Customer, vals []string) error {
+		set: func(c *helpdesk.Customer, vals []string) error {
 			n := oneLine(first(vals))
 			if n == "" {
 				return errRequired
@@ -69,13 +70,13 @@ var customerFields = []customerField{
 			return nil
 		}},
 	{flag: "sla", column: "sla", usage: "service `level`: SLA24 (free, the default), SLA8 (paid) or SLA4 (maintenance contract) (R2)",
-		set: func(c *store.Customer, vals []string) error {
+		set: func(c *helpdesk.Customer, vals []string) error {
 			v := first(vals)
 			if v == "" {
-				c.Tier = store.SLA24
+				c.Tier = helpdesk.SLA24
 				return nil
 			}
-			t, err := store.ParseTier(v)
+			t, err := helpdesk.ParseTier(v)
 			if err != nil {
 				return fmt.Errorf("%q: want SLA24, SLA8 or SLA4", v)
 			}
@@ -83,48 +84,48 @@ var customerFields = []customerField{
 			return nil
 		}},
 	{flag: "valid-until", column: "valid_until", usage: "last `day` of the paid tier, YYYY-MM-DD (or DD-MM-YYYY); empty: no end date (R3)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.ValidUntil, err = parseDay(first(vals))
 			return err
 		}},
 	{flag: "contract", column: "contract", isBool: true, usage: "the customer has a support contract (R8, R19)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Contract, err = parseBool(first(vals))
 			return err
 		}},
 	{flag: "licence", column: "licence", usage: "licence `type`: L, S or N (InfokasV3 L/S/N), TSPos or other; empty: unknown (R2)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Licence, err = parseLicence(first(vals))
 			return err
 		}},
 	{flag: "philanthropic", column: "philanthropic", isBool: true, usage: "a philanthropic institution with a free licence and free support (R4)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Philanthropic, err = parseBool(first(vals))
 			return err
 		}},
 	{flag: "arrears", column: "arrears", isBool: true, usage: "payment status: in arrears; callbacks are prepaid only (R5, R13)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Arrears, err = parseBool(first(vals))
 			return err
 		}},
 	{flag: "maintainer", column: "maintainer", usage: "who maintains the system: vendor (the default), third-party or none (R13)",
-		set: func(c *store.Customer, vals []string) (err error) {
-			c.Maintainer, err = parseChoice(first(vals), store.MaintainerVendor, store.MaintainerThirdParty, store.MaintainerNone)
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
+			c.Maintainer, err = parseChoice(first(vals), helpdesk.MaintainerVendor, helpdesk.MaintainerThirdParty, helpdesk.MaintainerNone)
 			return err
 		}},
 	{flag: "phone", column: "phones", list: true, usage: "a registered phone `number` (+31…, 0031… or 0…); repeat or comma-separate for more (R19)",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Phones, err = parsePhones(vals)
 			return err
 		}},
 	{flag: "lang", column: "lang", usage: "`language` of the customer's mail: nl (the default) or en",
-		set: func(c *store.Customer, vals []string) (err error) {
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
 			c.Lang, err = parseChoice(first(vals), "nl", "en")
 			return err
 		}},
 	{flag: "answer", column: "answer", usage: "how answers reach the customer: email (the default) or site (a notification that the answer waits on the site) (R14)",
-		set: func(c *store.Customer, vals []string) (err error) {
-			c.Answer, err = parseChoice(first(vals), store.AnswerEmail, store.AnswerSite)
+		set: func(c *helpdesk.Customer, vals []string) (err error) {
+			c.Answer, err = parseChoice(first(vals), helpdesk.AnswerEmail, helpdesk.AnswerSite)
 			return err
 		}},
 }
@@ -133,9 +134,9 @@ var customerFields = []customerField{
 var errRequired = errors.New("is required")
 
 // newCustomer is a customer with every field at its default.
-func newCustomer(now time.Time) *store.Customer {
-	return &store.Customer{Tier: store.SLA24, Maintainer: store.MaintainerVendor, Lang: "nl",
-		Answer: store.AnswerEmail, Created: now}
+func newCustomer(now time.Time) *helpdesk.Customer {
+	return &helpdesk.Customer{Tier: helpdesk.SLA24, Maintainer: helpdesk.MaintainerVendor, Lang: "nl",
+		Answer: helpdesk.AnswerEmail, Created: now}
 }
 
 func first(vals []string) string {
@@ -155,7 +156,7 @@ func parseEmails(vals []string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an email address", v)
 		}
-		if n := store.NormalizeAddress(a.Address); !slices.Contains(out, n) {
+		if n := helpdesk.NormalizeAddress(a.Address); !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
@@ -181,15 +182,15 @@ func parsePhones(vals []string) ([]string, error) {
 
 // parseDay reads a calendar date as YYYY-MM-DD or, as Dutch spreadsheets write it, DD-MM-YYYY;
 // empty is the zero Date.
-func parseDay(s string) (store.Date, error) {
+func parseDay(s string) (helpdesk.Date, error) {
 	s = strings.TrimSpace(s)
-	if d, err := store.ParseDate(s); err == nil {
+	if d, err := helpdesk.ParseDate(s); err == nil {
 		return d, nil
 	}
 	if t, err := time.Parse("02-01-2006", s); err == nil {
-		return store.DateOf(t), nil
+		return helpdesk.DateOf(t), nil
 	}
-	return store.Date{}, fmt.Errorf("%q: want a date YYYY-MM-DD", s)
+	return helpdesk.Date{}, fmt.Errorf("%q: want a date YYYY-MM-DD", s)
 }
 
 // parseBool reads yes/no in the forms spreadsheets and people write; empty is false.
@@ -239,15 +240,15 @@ func parseLicence(s string) (string, error) {
 	}
 	switch k {
 	case "l", "infokasl":
-		return store.LicenceInfokasL, nil
+		return helpdesk.LicenceInfokasL, nil
 	case "s", "infokass":
-		return store.LicenceInfokasS, nil
+		return helpdesk.LicenceInfokasS, nil
 	case "n", "infokasn":
-		return store.LicenceInfokasN, nil
+		return helpdesk.LicenceInfokasN, nil
 	case "tspos":
-		return store.LicenceTSPos, nil
+		return helpdesk.LicenceTSPos, nil
 	case "other", "overig", "anders":
-		return store.LicenceOther, nil
+		return helpdesk.LicenceOther, nil
 	}
 	return "", fmt.Errorf("%q: want L, S or N (InfokasV3), TSPos or other", s)
 }
@@ -255,13 +256,13 @@ func parseLicence(s string) (string, error) {
 // licenceName is how a licence type is shown to people.
 func licenceName(l string) string {
 	switch l {
-	case store.LicenceInfokasL:
+	case helpdesk.LicenceInfokasL:
 		return "InfokasV3 L"
-	case store.LicenceInfokasS:
+	case helpdesk.LicenceInfokasS:
 		return "InfokasV3 S"
-	case store.LicenceInfokasN:
+	case helpdesk.LicenceInfokasN:
 		return "InfokasV3 N"
-	case store.LicenceTSPos:
+	case helpdesk.LicenceTSPos:
 		return "TS Pos"
 	case "":
 		return "-"
@@ -315,7 +316,7 @@ func customerFlags(fs *flag.FlagSet, set bool) map[string]*fieldValue {
 }
 
 // applyFlags sets the fields whose flags were given, in table order.
-func applyFlags(c *store.Customer, fs *flag.FlagSet, vals map[string]*fieldValue) error {
+func applyFlags(c *helpdesk.Customer, fs *flag.FlagSet, vals map[string]*fieldValue) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, f := range customerFields {
@@ -330,9 +331,9 @@ func applyFlags(c *store.Customer, fs *flag.FlagSet, vals map[string]*fieldValue
 }
 
 // findCustomer returns the customer with the address, with an error for people.
-func findCustomer(tx *store.Tx, addr string) (*store.Customer, error) {
+func findCustomer(tx *store.Tx, addr string) (*helpdesk.Customer, error) {
 	c, err := tx.CustomerByAddress(addr)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, helpdesk.ErrNotFound) {
 		return nil, fmt.Errorf("no customer has the address %s", addr)
 	}
 	return c, err
@@ -347,7 +348,7 @@ func oneAddress(pos []string) (string, error) {
 }
 
 // customerRows are a customer's fields as label and text, in the order shown and diffed.
-func customerRows(c *store.Customer) [][2]string {
+func customerRows(c *helpdesk.Customer) [][2]string {
 	return [][2]string{
 		{"emails", strings.Join(c.Emails, ", ")},
 		{"name", c.Name},
@@ -366,7 +367,7 @@ func customerRows(c *store.Customer) [][2]string {
 }
 
 // contactList is the customer's contact names as "Piet de Vries <piet@…>", in address order.
-func contactList(c *store.Customer) string {
+func contactList(c *helpdesk.Customer) string {
 	var out []string
 	for _, a := range c.Emails {
 		if n := c.ContactName(a); n != "" {
@@ -391,7 +392,7 @@ func contactName(s string) (string, error) {
 	return n, nil
 }
 
-func cloneCustomer(c *store.Customer) *store.Customer {
+func cloneCustomer(c *helpdesk.Customer) *helpdesk.Customer {
 	n := *c
 	n.Emails = slices.Clone(c.Emails)
 	n.Phones = slices.Clone(c.Phones)
@@ -471,7 +472,7 @@ func runCustomerSet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var old, c *store.Customer
+	var old, c *helpdesk.Customer
 	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
 		var err error
 		if old, err = findCustomer(tx, addr); err != nil {
@@ -552,14 +553,14 @@ func runCustomerShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var c *store.Customer
-	var pending *store.LoginChange
+	var c *helpdesk.Customer
+	var pending *helpdesk.LoginChange
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
 		if c, err = findCustomer(tx, addr); err != nil {
 			return err
 		}
 		pending, err = tx.PendingLoginChange(c.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, helpdesk.ErrNotFound) {
 			pending, err = nil, nil
 		}
 		return err
@@ -608,7 +609,7 @@ func runCustomerStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var c *store.Customer
+	var c *helpdesk.Customer
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
 		c, err = findCustomer(tx, addr)
 		return err
@@ -626,7 +627,7 @@ func runCustomerList(e *env, args []string) error {
 		return err
 	}
 	var cs []view.Customer
-	var recs []*store.Customer
+	var recs []*helpdesk.Customer
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
 		if cs, err = view.Customers(tx); err != nil {
 			return err

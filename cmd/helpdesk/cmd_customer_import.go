@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -90,9 +91,9 @@ type importRow struct {
 	contacts     []string // the contact cell: a name per address of the email cell ("" keeps, "-" removes)
 
 	// Decided in the transaction.
-	old     *store.Customer // the customer the row changes; nil when it adds one
-	cust    *store.Customer // the record to store
-	changes []string        // "sla SLA24 -> SLA8"
+	old     *helpdesk.Customer // the customer the row changes; nil when it adds one
+	cust    *helpdesk.Customer // the record to store
+	changes []string           // "sla SLA24 -> SLA8"
 }
 
 func (r *importRow) reject(format string, a ...any) {
@@ -311,7 +312,7 @@ func resolveRows(tx *store.Tx, rows []*importRow, columns []string, e *env) erro
 			switch {
 			case err == nil && (old == nil || o.ID != old.ID):
 				r.reject("number %s is registered by customer %d (%s)", p, o.ID, o.Name)
-			case err != nil && !errors.Is(err, store.ErrNotFound):
+			case err != nil && !errors.Is(err, helpdesk.ErrNotFound):
 				return err
 			}
 		}
@@ -339,11 +340,11 @@ func resolveRows(tx *store.Tx, rows []*importRow, columns []string, e *env) erro
 // rowCustomer is the customer a row names: by its id, or else by its addresses, all of which
 // must belong to that one customer; nil when the row names none (it adds a customer). A row
 // that names a customer ambiguously is rejected, naming every customer it points at.
-func rowCustomer(tx *store.Tx, r *importRow) (*store.Customer, error) {
-	var target *store.Customer
+func rowCustomer(tx *store.Tx, r *importRow) (*helpdesk.Customer, error) {
+	var target *helpdesk.Customer
 	if r.id != 0 {
 		c, err := tx.Customer(r.id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, helpdesk.ErrNotFound) {
 			r.reject("id %d: no such customer (leave the cell empty to add one)", r.id)
 			return nil, nil
 		}
@@ -352,11 +353,11 @@ func rowCustomer(tx *store.Tx, r *importRow) (*store.Customer, error) {
 		}
 		target = c
 	}
-	var owners []*store.Customer
+	var owners []*helpdesk.Customer
 	var owned []string // an address of each owner, in the same order
 	for _, a := range r.named() {
 		o, err := tx.CustomerByAddress(a)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, helpdesk.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -368,7 +369,7 @@ func rowCustomer(tx *store.Tx, r *importRow) (*store.Customer, error) {
 			}
 			continue
 		}
-		if !slices.ContainsFunc(owners, func(c *store.Customer) bool { return c.ID == o.ID }) {
+		if !slices.ContainsFunc(owners, func(c *helpdesk.Customer) bool { return c.ID == o.ID }) {
 			owners, owned = append(owners, o), append(owned, a)
 		}
 	}
@@ -470,7 +471,7 @@ func applyRow(r *importRow, columns []string) {
 }
 
 // changeLines are the fields that differ between two records, as "field old -> new".
-func changeLines(old, c *store.Customer) []string {
+func changeLines(old, c *helpdesk.Customer) []string {
 	before, after := customerRows(old), customerRows(c)
 	var out []string
 	for i := range before {
@@ -482,7 +483,7 @@ func changeLines(old, c *store.Customer) []string {
 }
 
 // setColumn sets a customer field from a CSV cell; list cells are ';'-separated.
-func setColumn(c *store.Customer, column, cell string) error {
+func setColumn(c *helpdesk.Customer, column, cell string) error {
 	for _, f := range customerFields {
 		if f.column != column {
 			continue

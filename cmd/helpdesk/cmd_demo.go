@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-message/charset"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtptest"
@@ -86,10 +88,10 @@ func runDemo(e *env, args []string) error {
 
 	fmt.Fprintln(out, "== Infobits helpdesk gateway — demo ==")
 	fmt.Fprintf(out, "IMAP server %s, SMTP server %s, database %s\n\n", mem.Addr, sink.Addr(), cfg.DB)
-	customers := []*store.Customer{
-		{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: store.SLA8, Contract: true, ValidUntil: store.Date{Year: 2027, Month: 12, Day: 31}},
-		{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24},
-		{Name: "Stichting De Buurtkast", Emails: []string{"info@buurtkast.nl"}, Tier: store.SLA8},
+	customers := []*helpdesk.Customer{
+		{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8, Contract: true, ValidUntil: helpdesk.Date{Year: 2027, Month: 12, Day: 31}},
+		{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24},
+		{Name: "Stichting De Buurtkast", Emails: []string{"info@buurtkast.nl"}, Tier: helpdesk.SLA8},
 	}
 	if err := db.Update(e.ctx, func(tx *store.Tx) error {
 		for _, c := range customers {
@@ -186,7 +188,7 @@ func demoRound(e *env, gw *gateway, mem *imaptest.MemServer, events chan ingest.
 	}
 }
 
-func describeOutcome(o *ingest.Outcome) string {
+func describeOutcome(o *desk.Outcome) string {
 	switch o.Action {
 	case "new_ticket":
 		return fmt.Sprintf("opened ticket #%d (acknowledgement queued)", o.TicketID)

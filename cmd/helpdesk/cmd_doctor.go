@@ -25,7 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/authres"
+	"github.com/infobits/helpdesk/mail/authres"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )

@@ -12,14 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/calendar"
 	"github.com/infobits/helpdesk/store"
 )
 
 // import takes an existing mailbox — an archive of past support mail — through the same
 // ingest path as the gateway's own mailbox: the real poller, with its checkpoint and dedupe,
-// and an applier that queues no notification at all. It is a database command: while a
+// and an dk that queues no notification at all. It is a database command: while a
 // gateway runs, the gateway runs it (over the control socket) beside its own poller.
 
 const importArgs = "-mailbox NAME [-since YYYY-MM-DD] [-rescan]"
@@ -44,7 +44,7 @@ func runImport(e *env, args []string) error {
 	}
 	var from time.Time
 	if *since != "" {
-		t, err := time.ParseInLocation(time.DateOnly, *since, calendar.Amsterdam())
+		t, err := time.ParseInLocation(time.DateOnly, *since, helpdesk.Amsterdam())
 		if err != nil {
 			return fmt.Errorf("%w: -since %q: want a day YYYY-MM-DD", errUsage, *since)
 		}
@@ -82,11 +82,11 @@ func runImport(e *env, args []string) error {
 	}
 	// "mailbox" is a key of ingest's own lines: the import's folder gets another.
 	log = log.With("component", "import", "import_mailbox", *mailbox)
-	applier, err := newApplier(cfg, e.now)
+	dk, err := newDesk(cfg, e.now)
 	if err != nil {
 		return err
 	}
-	applier.Quiet = true // an archive was answered long ago: nothing is sent about it
+	dk.Quiet = true // an archive was answered long ago: nothing is sent about it
 
 	// A look first, for a clear error: the mailbox that is not there, with the ones that are.
 	facts, err := probeIMAP(ctx, cfg, *mailbox, 0)
@@ -116,7 +116,7 @@ func runImport(e *env, args []string) error {
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(nil, cfg.IMAPAddr), Mailbox: *mailbox,
 		// MoveTo stays empty: an archive is left where it is (its mail is flagged \Seen).
-		MaxMessageBytes: cfg.MaxMessageBytes, Since: from, Parse: e.parseLimits, Applier: applier, Logger: log,
+		MaxMessageBytes: cfg.MaxMessageBytes, Since: from, Parse: e.parseLimits, Desk: dk, Logger: log,
 	}, e.db, events)
 	if err != nil {
 		return err

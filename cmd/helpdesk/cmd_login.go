@@ -6,29 +6,30 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/store"
 )
 
 // customer approve-login / cancel-login: staff decide a login change asked through the site
 // (R17, issue 12) — the staff notice of the change names these commands. The decision is
-// ingest's (Applier.ApproveLogin, CancelLogin); this is wiring.
+// the desk's (desk.Desk.ApproveLogin, CancelLogin); this is wiring.
 
 const loginChangeArgs = "ADDR|NUMBER"
 
 func runCustomerApproveLogin(e *env, args []string) error {
-	return runLoginDecision(e, "customer approve-login", args, func(a *ingest.Applier, tx *store.Tx, id uint64, by string) (*store.LoginChange, error) {
+	return runLoginDecision(e, "customer approve-login", args, func(a *desk.Desk, tx *store.Tx, id uint64, by string) (*helpdesk.LoginChange, error) {
 		return a.ApproveLogin(tx, id, by, e.now())
 	})
 }
 
 func runCustomerCancelLogin(e *env, args []string) error {
-	return runLoginDecision(e, "customer cancel-login", args, func(a *ingest.Applier, tx *store.Tx, id uint64, by string) (*store.LoginChange, error) {
+	return runLoginDecision(e, "customer cancel-login", args, func(a *desk.Desk, tx *store.Tx, id uint64, by string) (*helpdesk.LoginChange, error) {
 		return a.CancelLogin(tx, id, by, e.now())
 	})
 }
 
-func runLoginDecision(e *env, name string, args []string, decide func(*ingest.Applier, *store.Tx, uint64, string) (*store.LoginChange, error)) error {
+func runLoginDecision(e *env, name string, args []string, decide func(*desk.Desk, *store.Tx, uint64, string) (*helpdesk.LoginChange, error)) error {
 	fs, _ := newFlags(e, name, loginChangeArgs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -44,19 +45,19 @@ func runLoginDecision(e *env, name string, args []string, decide func(*ingest.Ap
 	if err := cfg.require("from"); err != nil {
 		return err
 	}
-	applier, err := newApplier(cfg, e.now)
+	dk, err := newDesk(cfg, e.now)
 	if err != nil {
 		return err
 	}
 	by := e.operator()
-	var ch *store.LoginChange
-	var c *store.Customer
+	var ch *helpdesk.LoginChange
+	var c *helpdesk.Customer
 	err = e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
 		if c, err = customerByArg(tx, pos[0]); err != nil {
 			return err
 		}
-		ch, err = decide(applier, tx, c.ID, by)
-		if errors.Is(err, store.ErrNotFound) {
+		ch, err = decide(dk, tx, c.ID, by)
+		if errors.Is(err, helpdesk.ErrNotFound) {
 			return fmt.Errorf("customer %d (%s) has no pending login change: %w", c.ID, terminalSafe(c.Name), err)
 		}
 		return err
@@ -74,22 +75,22 @@ func runLoginDecision(e *env, name string, args []string, decide func(*ingest.Ap
 }
 
 // customerByArg finds a customer by number or by one of their addresses.
-func customerByArg(tx *store.Tx, arg string) (*store.Customer, error) {
+func customerByArg(tx *store.Tx, arg string) (*helpdesk.Customer, error) {
 	if id, err := strconv.ParseUint(arg, 10, 64); err == nil {
 		c, err := tx.Customer(id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, helpdesk.ErrNotFound) {
 			return nil, fmt.Errorf("no customer %d", id)
 		}
 		return c, err
 	}
-	return findCustomer(tx, store.NormalizeAddress(arg))
+	return findCustomer(tx, helpdesk.NormalizeAddress(arg))
 }
 
 // loginState says where a login change stands, for the operator.
-func loginState(ch *store.LoginChange) string {
+func loginState(ch *helpdesk.LoginChange) string {
 	at := func(t time.Time) string { return t.In(amsterdam()).Format("2006-01-02 15:04") }
 	switch {
-	case ch.Outcome == store.LoginApplied:
+	case ch.Outcome == helpdesk.LoginApplied:
 		return "took effect " + at(ch.Settled) + " (" + ch.Detail + ")"
 	case !ch.Pending():
 		return ch.Outcome + " " + at(ch.Settled) + byWhom(ch.By) + " (" + ch.Detail + ")"

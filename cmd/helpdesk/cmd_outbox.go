@@ -7,8 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 )
 
 func runOutboxList(e *env, args []string) error {
@@ -19,7 +20,7 @@ func runOutboxList(e *env, args []string) error {
 		return err
 	}
 	switch *status {
-	case "", store.NotifyQueued, store.NotifySent, store.NotifyFailed:
+	case "", helpdesk.NotifyQueued, helpdesk.NotifySent, helpdesk.NotifyFailed:
 	default:
 		return fmt.Errorf("%w: -status %q: want queued, sent or failed", errUsage, *status)
 	}
@@ -48,9 +49,9 @@ func runOutboxList(e *env, args []string) error {
 	for i, n := range out {
 		when := shortTime(n.Sent)
 		switch {
-		case n.Status == store.NotifyQueued && !next[i].IsZero():
+		case n.Status == helpdesk.NotifyQueued && !next[i].IsZero():
 			when = "next " + shortTime(view.Time(next[i]))
-		case n.Status == store.NotifyQueued && n.Attempts > 0:
+		case n.Status == helpdesk.NotifyQueued && n.Attempts > 0:
 			// The server could not be reached: retried as soon as it can be (the worker's
 			// backoff), first in line.
 			when = "retrying"
@@ -95,23 +96,23 @@ func runOutboxRetry(e *env, args []string) error {
 				return err
 			}
 			for _, x := range ns {
-				if x.Status == store.NotifyFailed {
+				if x.Status == helpdesk.NotifyFailed {
 					ids = append(ids, x.ID)
 				}
 			}
 		}
 		for _, id := range ids {
 			x, err := tx.Notification(id)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, helpdesk.ErrNotFound) {
 				return fmt.Errorf("no notification %d", id)
 			}
 			if err != nil {
 				return err
 			}
-			if x.Status == store.NotifySent {
+			if x.Status == helpdesk.NotifySent {
 				return fmt.Errorf("notification %d was sent already (%s)", id, shortTime(view.Time(x.Sent)))
 			}
-			x.Status, x.NextAttempt = store.NotifyQueued, time.Time{}
+			x.Status, x.NextAttempt = helpdesk.NotifyQueued, time.Time{}
 			if err := tx.PutNotification(x); err != nil {
 				return err
 			}

@@ -13,10 +13,11 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 	"github.com/infobits/helpdesk/templates"
 )
 
@@ -94,9 +95,9 @@ func runTicketShow(e *env, args []string) error {
 	for i, m := range d.Messages {
 		who := "customer"
 		switch m.Direction {
-		case store.DirectionOut:
+		case helpdesk.DirectionOut:
 			who = "staff"
-		case store.DirectionNote:
+		case helpdesk.DirectionNote:
 			who = "staff note (internal)"
 		}
 		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, terminalSafe(m.From), shortTime(m.Date), terminalSafe(m.Subject))
@@ -130,14 +131,14 @@ func runTicketHeld(e *env, args []string) error {
 	fs, _ := newFlags(e, "ticket held", ticketHeldArgs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "also list the held emails staff released or dismissed")
-	reason := fs.String("reason", "", "only held emails with this `reason` ("+strings.Join(store.HeldReasons(), ", ")+")")
+	reason := fs.String("reason", "", "only held emails with this `reason` ("+strings.Join(helpdesk.HeldReasons(), ", ")+")")
 	since := fs.String("since", "", "only held emails that arrived on or after this `day` (YYYY-MM-DD, Amsterdam time)")
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
 	f := view.HeldFilter{All: *all, Reason: *reason}
-	if f.Reason != "" && !slices.Contains(store.HeldReasons(), f.Reason) {
-		return fmt.Errorf("%w: -reason %q: want one of %s", errUsage, f.Reason, strings.Join(store.HeldReasons(), ", "))
+	if f.Reason != "" && !slices.Contains(helpdesk.HeldReasons(), f.Reason) {
+		return fmt.Errorf("%w: -reason %q: want one of %s", errUsage, f.Reason, strings.Join(helpdesk.HeldReasons(), ", "))
 	}
 	if *since != "" {
 		t, err := time.ParseInLocation(time.DateOnly, *since, amsterdam())
@@ -193,11 +194,11 @@ func runTicketAttachment(e *env, args []string) error {
 	if err1 != nil || err2 != nil || id == 0 || n <= 0 {
 		return fmt.Errorf("%w: %q %q: want a ticket number and an attachment number", errUsage, pos[0], pos[1])
 	}
-	var f mailparse.Part
+	var f parse.Part
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
 		f, err = view.TicketFile(tx, id, n)
 		return err
-	}); errors.Is(err, store.ErrNotFound) {
+	}); errors.Is(err, helpdesk.ErrNotFound) {
 		return fmt.Errorf("no ticket %d (helpdesk ticket list shows them)", id)
 	} else if err != nil {
 		return err
@@ -273,13 +274,13 @@ func runTicketHeldDismiss(e *env, args []string) error {
 		}
 		ids = append(ids, id)
 	}
-	applier, err := e.commandApplier(args)
+	dk, err := e.commandDesk(args)
 	if err != nil {
 		return err
 	}
 	by := e.operator()
 	if err := e.db.Update(e.ctx, func(tx *store.Tx) error {
-		return applier.Dismiss(tx, ids, mailparse.CleanLine(*note), by)
+		return dk.Dismiss(tx, ids, parse.CleanLine(*note), by)
 	}); err != nil {
 		return err
 	}
@@ -351,7 +352,7 @@ func runTicketAssign(e *env, args []string) error {
 }
 
 // runTicketCommand is `ticket close|reopen|assign`: the staff email command of the same name,
-// applied by ingest through the path of a staff email (Applier.OperatorCommand), with a note
+// applied by the desk through the path of a staff email (desk.Desk.OperatorCommand), with a note
 // on the thread naming the operator. line builds the command from the arguments after the ID.
 func runTicketCommand(e *env, name, usage string, args []string, line func(rest []string) (string, error)) error {
 	fs, _ := newFlags(e, name, usage)
@@ -373,14 +374,14 @@ func runTicketCommand(e *env, name, usage string, args []string, line func(rest 
 	if err != nil {
 		return err
 	}
-	applier, err := e.commandApplier(args)
+	dk, err := e.commandDesk(args)
 	if err != nil {
 		return err
 	}
 	var change string
-	var t *store.Ticket
+	var t *helpdesk.Ticket
 	err = e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
-		change, err = applier.OperatorCommand(tx, id, cmdLine, e.operator(), "helpdesk "+name, e.now())
+		change, err = dk.OperatorCommand(tx, id, cmdLine, e.operator(), "helpdesk "+name, e.now())
 		if err != nil {
 			return err
 		}
@@ -388,14 +389,14 @@ func runTicketCommand(e *env, name, usage string, args []string, line func(rest 
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		return fmt.Errorf("no ticket %d (helpdesk ticket list shows them)", id)
-	case errors.Is(err, ingest.ErrStaffCommand):
-		staff := strings.Join(applier.Policy.Staff(), ", ")
+	case errors.Is(err, desk.ErrStaffCommand):
+		staff := strings.Join(dk.Policy.Staff(), ", ")
 		if staff == "" {
 			staff = "none configured"
 		}
-		return fmt.Errorf("%v; the staff addresses (staff) are: %s", strings.TrimPrefix(err.Error(), ingest.ErrStaffCommand.Error()+": "), staff)
+		return fmt.Errorf("%v; the staff addresses (staff) are: %s", strings.TrimPrefix(err.Error(), desk.ErrStaffCommand.Error()+": "), staff)
 	case err != nil:
 		return err
 	}

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/calendar"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -19,13 +19,13 @@ import (
 // offset. Empty means now.
 func parseMoment(s string, now func() time.Time) (time.Time, error) {
 	if s == "" {
-		return now().In(calendar.Amsterdam()), nil
+		return now().In(helpdesk.Amsterdam()), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.In(calendar.Amsterdam()), nil
+		return t.In(helpdesk.Amsterdam()), nil
 	}
 	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", time.DateOnly} {
-		if t, err := time.ParseInLocation(layout, s, calendar.Amsterdam()); err == nil {
+		if t, err := time.ParseInLocation(layout, s, helpdesk.Amsterdam()); err == nil {
 			return t, nil
 		}
 	}
@@ -40,7 +40,7 @@ func runDeadline(e *env, args []string) error {
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
-	tier, err := store.ParseTier(*sla)
+	tier, err := helpdesk.ParseTier(*sla)
 	if err != nil {
 		return fmt.Errorf("%w: -sla: %v", errUsage, err)
 	}
@@ -56,10 +56,10 @@ func runDeadline(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := &store.Customer{Tier: tier, Contract: *contract}
+	c := &helpdesk.Customer{Tier: tier, Contract: *contract}
 	cal, hours := cals.Helpdesk, cfg.HoursHelpdesk
 	name := policy.CalendarFor(c, arrival)
-	if name == store.CalendarContract {
+	if name == helpdesk.CalendarContract {
 		cal, hours = cals.Zone1, cfg.HoursZone1
 	}
 	due := cal.Deadline(arrival, tier.Hours())
@@ -92,8 +92,8 @@ func runRateZone(e *env, args []string) error {
 	return nil
 }
 
-// newApplier is the ingest applier the gateway and `ticket release` share.
-func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
+// newDesk is the ingest dk the gateway and `ticket release` share.
+func newDesk(cfg *Config, now func() time.Time) (*desk.Desk, error) {
 	from, err := cfg.fromAddress()
 	if err != nil {
 		return nil, err
@@ -105,10 +105,10 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 	_, domain, _ := strings.Cut(from.Address, "@")
 	var staffList string
 	if a, err := mail.ParseAddress(cfg.StaffList); err == nil {
-		staffList = store.NormalizeAddress(a.Address)
+		staffList = helpdesk.NormalizeAddress(a.Address)
 	}
 	pol := policy.New(policy.Rules{Staff: cfg.staffAddresses(), TicketTag: cfg.TicketTag,
-		Own: []string{store.NormalizeAddress(from.Address)}, Calendars: cals,
+		Own: []string{helpdesk.NormalizeAddress(from.Address)}, Calendars: cals,
 		UrgentWords: cfg.UrgentWords, CallbackWords: cfg.CallbackWords,
 		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
 			RepliesPerTicket: cfg.SLA24RepliesPerTicket},
@@ -116,13 +116,13 @@ func newApplier(cfg *Config, now func() time.Time) (*ingest.Applier, error) {
 		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour, BounceSuppress: cfg.BounceSuppress,
 		RecoveryPerCustomer: cfg.RecoveryCustomer, UnsolicitedPerHour: cfg.Unsolicited, StaffNoticesPerHour: cfg.StaffNotices,
 		LoginCooling: cfg.LoginCooling})
-	return &ingest.Applier{Policy: pol, MessageIDDomain: domain, Now: now}, nil
+	return &desk.Desk{Policy: pol, MessageIDDomain: domain, Now: now}, nil
 }
 
-// commandApplier is the ingest applier of a command that changes tickets or held emails as
+// commandDesk is the ingest dk of a command that changes tickets or held emails as
 // ingest would (ticket release, ticket held dismiss, ticket close|reopen|assign): the
 // configuration must name from, the sender of what it queues.
-func (e *env) commandApplier(args []string) (*ingest.Applier, error) {
+func (e *env) commandDesk(args []string) (*desk.Desk, error) {
 	cfg, err := e.config(args)
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func (e *env) commandApplier(args []string) (*ingest.Applier, error) {
 	if err := cfg.require("from"); err != nil {
 		return nil, err
 	}
-	return newApplier(cfg, e.now)
+	return newDesk(cfg, e.now)
 }
 
 func runTicketRelease(e *env, args []string) error {
@@ -147,14 +147,14 @@ func runTicketRelease(e *env, args []string) error {
 	if err != nil || id == 0 {
 		return fmt.Errorf("%w: %q is not a held email's number", errUsage, pos[0])
 	}
-	applier, err := e.commandApplier(args)
+	dk, err := e.commandDesk(args)
 	if err != nil {
 		return err
 	}
 	by := e.operator()
-	var out ingest.Outcome
+	var out desk.Outcome
 	if err := e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
-		out, err = applier.Release(tx, id, ingest.ReleaseOptions{AsStaff: *asStaff, By: by})
+		out, err = dk.Release(tx, id, desk.ReleaseOptions{AsStaff: *asStaff, By: by})
 		return err
 	}); err != nil {
 		return err

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/calendar"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/rules/calendar"
 )
 
 // Config is every setting of the gateway. Each field has a key in the config file and an
@@ -299,7 +299,7 @@ func (c Config) calendars() (*calendar.Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("closed_days: %q is not a date YYYY-MM-DD", d)
 		}
-		rules.Closed = append(rules.Closed, calendar.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()})
+		rules.Closed = append(rules.Closed, helpdesk.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()})
 	}
 	for _, part := range strings.Split(c.ChangedHours, ";") {
 		if part = strings.TrimSpace(part); part == "" {
@@ -315,9 +315,9 @@ func (c Config) calendars() (*calendar.Set, error) {
 			return nil, fmt.Errorf("changed_hours: %q: %w", part, err)
 		}
 		if rules.Changed == nil {
-			rules.Changed = map[calendar.Date][]calendar.Interval{}
+			rules.Changed = map[helpdesk.Date][]calendar.Interval{}
 		}
-		rules.Changed[calendar.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()}] = ivs
+		rules.Changed[helpdesk.Date{Year: day.Year(), Month: day.Month(), Day: day.Day()}] = ivs
 	}
 	set, err := calendar.NewSet(map[string]string{calendar.Helpdesk: c.HoursHelpdesk, calendar.Zone1: c.HoursZone1,
 		calendar.Zone2: c.HoursZone2}, rules)
@@ -340,7 +340,7 @@ func (c Config) staffAddresses() []string {
 	var out []string
 	for _, s := range c.Staff {
 		if a, err := mail.ParseAddress(s); err == nil {
-			out = append(out, store.NormalizeAddress(a.Address))
+			out = append(out, helpdesk.NormalizeAddress(a.Address))
 		}
 	}
 	return out

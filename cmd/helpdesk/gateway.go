@@ -12,23 +12,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
 
 // gateway is the wired product: poller → store → worker, and what the HTTP API needs of
-// them (the applier, the metrics, the health of each part).
+// them (the desk, the metrics, the health of each part).
 type gateway struct {
-	db      *store.DB
-	poller  *ingest.Poller
-	worker  *notify.Worker
-	applier *ingest.Applier
-	log     *slog.Logger
-	now     func() time.Time
+	db     *store.DB
+	poller *ingest.Poller
+	worker *notify.Worker
+	desk   *desk.Desk
+	log    *slog.Logger
+	now    func() time.Time
 
 	// events is the poller's progress; pumpEvents feeds it to the metrics and the IMAP
 	// health, then forwards it to the listener of the tests and the demo, when there is one.
@@ -49,7 +51,7 @@ type gatewayOptions struct {
 	backoffMin       time.Duration
 	// parse: the bounds of reading an email (zero: the defaults); the tests of the safety
 	// nets switch bounds off (env.parseLimits).
-	parse mailparse.Limits
+	parse parse.Limits
 }
 
 func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Time, o gatewayOptions) (*gateway, error) {
@@ -61,7 +63,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	applier, err := newApplier(cfg, now)
+	dk, err := newDesk(cfg, now)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +73,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
 		BacklogAge: cfg.IMAPBacklog, Parse: o.parse,
-		Applier: applier, Logger: log.With("component", "ingest"),
+		Desk: dk, Logger: log.With("component", "ingest"),
 	}, db, events)
 	if err != nil {
 		return nil, err
@@ -85,7 +87,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{db: db, poller: poller, worker: worker, applier: applier, log: log, now: now,
+	return &gateway{db: db, poller: poller, worker: worker, desk: dk, log: log, now: now,
 		events: events, forward: o.events, metrics: &api.Metrics{},
 		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute)}, nil
 }
@@ -95,7 +97,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 func (g *gateway) reportHeld(ctx context.Context) time.Time {
 	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
-		next, err = g.applier.ReportHeld(tx, g.heldEvery)
+		next, err = g.desk.ReportHeld(tx, g.heldEvery)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
@@ -130,7 +132,7 @@ func (g *gateway) runHeldReports(ctx context.Context) {
 func (g *gateway) settleLogins(ctx context.Context) time.Time {
 	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
-		next, err = g.applier.SettleLoginChanges(tx, g.now())
+		next, err = g.desk.SettleLoginChanges(tx, g.now())
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
@@ -306,7 +308,7 @@ func (g *gateway) health(ctx context.Context) map[string]string {
 			return out
 		}
 	}
-	var queued []*store.Notification
+	var queued []*helpdesk.Notification
 	if err := g.db.View(ctx, func(tx *store.Tx) (err error) {
 		queued, err = tx.DueNotifications(time.Time{}, 1<<20) // every queued one: usually few
 		return err
@@ -314,7 +316,7 @@ func (g *gateway) health(ctx context.Context) map[string]string {
 		out["smtp"] = "unknown: the outbox cannot be read: " + oneLine(err.Error())
 		return out
 	}
-	var oldest *store.Notification
+	var oldest *helpdesk.Notification
 	for _, n := range queued {
 		if oldest == nil || n.Created.Before(oldest.Created) {
 			oldest = n
@@ -348,7 +350,7 @@ func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
 		return nil, fmt.Errorf("http_addr = %s (HELPDESK_HTTP_ADDR): cannot listen: %v; choose a free address, or set it empty to turn the HTTP API off", cfg.HTTPAddr, err)
 	}
 	hlog := g.log.With("component", "http")
-	h := api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.applier, g.metrics)
+	h := api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.desk, g.metrics)
 	a := &httpAPI{addr: ln.Addr(), done: make(chan struct{}), srv: &http.Server{Handler: h,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(hlog.Handler(), slog.LevelWarn)}}

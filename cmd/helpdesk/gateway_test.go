@@ -21,7 +21,9 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtptest"
@@ -80,7 +82,7 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int, tweaks .
 		tb.Fatal(err)
 	}
 	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
+		return tx.PutCustomer(&helpdesk.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: helpdesk.SLA8})
 	}); err != nil {
 		tb.Fatal(err)
 	}
@@ -270,7 +272,7 @@ func addBakkerij(t *testing.T, p *peers) {
 	}
 	defer db.Close()
 	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
+		return tx.PutCustomer(&helpdesk.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: helpdesk.SLA8})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +474,7 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 	stop := gw.pumpEvents()
 	sent := []ingest.Event{
 		{Synced: true},
-		{Outcome: &ingest.Outcome{Action: "new_ticket", Arrival: now.Add(-time.Second)}},
+		{Outcome: &desk.Outcome{Action: "new_ticket", Arrival: now.Add(-time.Second)}},
 		{Err: errors.New("read tcp: connection reset by peer")},
 	}
 	for _, ev := range sent {
@@ -514,7 +516,7 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 	}
 	gw.imap.observe(ingest.Event{Synced: true}, now)
 	var metrics strings.Builder
-	srv := httptest.NewServer(api.New(api.Config{}, db, gw.applier, gw.metrics))
+	srv := httptest.NewServer(api.New(api.Config{}, db, gw.desk, gw.metrics))
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -533,7 +535,7 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 	// server failing for > 5 min is TestHealthzSMTPDown's).
 	enqueue := func(age time.Duration, lastErr string) {
 		if err := db.Update(ctx, func(tx *store.Tx) error {
-			return tx.Enqueue(&store.Notification{Kind: store.KindAck, To: "a@example.com", MessageID: fmt.Sprintf("%d@x", age),
+			return tx.Enqueue(&helpdesk.Notification{Kind: helpdesk.KindAck, To: "a@example.com", MessageID: fmt.Sprintf("%d@x", age),
 				Created: now.Add(-age), LastError: lastErr, Attempts: 1})
 		}); err != nil {
 			t.Fatal(err)

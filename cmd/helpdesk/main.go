@@ -2,7 +2,7 @@
 // turns emails into tickets in a bbolt database and sends notifications over SMTP.
 //
 // This package holds flags, configuration, wiring and the control socket only; the rules live
-// in ingest, ingest/policy, store, notify and templates. Run `helpdesk help` for the commands.
+// in ingest, rules/policy, store, notify and templates. Run `helpdesk help` for the commands.
 package main
 
 import (
@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -91,7 +91,7 @@ type env struct {
 	log            *slog.Logger
 	// parseLimits bound the reading of an email (zero: the defaults); only the tests of the
 	// safety nets set them (runProcess).
-	parseLimits mailparse.Limits
+	parseLimits parse.Limits
 }
 
 // logger is where a command logs what it did: the gateway's log when it runs in the gateway,

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtptest"
@@ -686,7 +687,7 @@ func TestProgressLines(t *testing.T) {
 	stop := p.run()
 	p.observe(ingest.Event{Listed: 10000})
 	for range 1200 {
-		p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "new_ticket"}})
+		p.observe(ingest.Event{Outcome: &desk.Outcome{Action: "new_ticket"}})
 	}
 	mu.Lock()
 	clock = start.Add(4 * time.Second)
@@ -698,11 +699,11 @@ func TestProgressLines(t *testing.T) {
 		t.Errorf("after 2 s: %q, want %q", got, want)
 	}
 	for range 8799 {
-		p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "held", Reason: "unknown_sender", HeldID: 1}})
+		p.observe(ingest.Event{Outcome: &desk.Outcome{Action: "held", Reason: "unknown_sender", HeldID: 1}})
 	}
 	// A delivery report about a notification without a ticket is kept as a held email: it
 	// counts as a bounce and under held, as `ticket held` lists it.
-	p.observe(ingest.Event{Outcome: &ingest.Outcome{Action: "bounce", Reason: "bounce", HeldID: 2}})
+	p.observe(ingest.Event{Outcome: &desk.Outcome{Action: "bounce", Reason: "bounce", HeldID: 2}})
 	mu.Lock()
 	clock = start.Add(20 * time.Second)
 	mu.Unlock()

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk"
 )
 
 // Issue 11 part 8: an outage is visible — on the notification (`outbox list`), on /healthz,
@@ -136,7 +136,7 @@ func TestOutageSMTPDown(t *testing.T) {
 			t.Fatalf("no failed attempt in the outbox:\n%s\n%s", mustRun(t, p.env(), "outbox", "list"), out.String())
 		}
 	}
-	if n.Status != store.NotifyQueued || !strings.Contains(n.Error, "connection refused") || !strings.Contains(n.Error, p.sink.Addr()) {
+	if n.Status != helpdesk.NotifyQueued || !strings.Contains(n.Error, "connection refused") || !strings.Contains(n.Error, p.sink.Addr()) {
 		t.Errorf("outbox list -json during the outage: %+v; want queued, the refused connection to %s", n, p.sink.Addr())
 	}
 	text := mustRun(t, p.env(), "outbox", "list")
@@ -170,7 +170,7 @@ func TestOutageSMTPDown(t *testing.T) {
 		t.Fatalf("the acknowledgement was not sent after the server came back: %v\n%s", err, out.String())
 	}
 	waitHealthz(t, base, nil, func(h healthz) bool { return h.code == http.StatusOK })
-	if ns := outboxJSON(t, p); len(ns) != 1 || ns[0].Status != store.NotifySent || ns[0].Attempts <= n.Attempts || ns[0].Error != "" {
+	if ns := outboxJSON(t, p); len(ns) != 1 || ns[0].Status != helpdesk.NotifySent || ns[0].Attempts <= n.Attempts || ns[0].Error != "" {
 		t.Errorf("outbox after recovery: %+v; want sent, one attempt more than %d, no error", ns, n.Attempts)
 	}
 }

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
 
-// Issue 12 item 1: one email must never stop ingest. The bounds (mailparse's structure walk)
+// Issue 12 item 1: one email must never stop ingest. The bounds (parse's structure walk)
 // hold the attacks without the clock; these tests switch them off to show what stands behind
 // them: /healthz sees a stalled parse, the parse deadline holds the email, SIGTERM is honoured
 // while a parse runs away, and an email a gateway died reading is held at the next start.
@@ -32,7 +33,7 @@ const testGatewayEnv = "HDTEST_GATEWAY_UNBOUNDED_PARSE"
 
 func testGatewayMain() int {
 	return runProcess(os.Args[1:], func(e *env) {
-		e.parseLimits = mailparse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: -1}
+		e.parseLimits = parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: -1}
 	})
 }
 
@@ -84,7 +85,7 @@ func heldEmail(t *testing.T, p *peers, msgID string) *listedHeld {
 func checkHeldAttack(t *testing.T, p *peers, msgID, why string) *listedHeld {
 	t.Helper()
 	h := heldEmail(t, p, msgID)
-	if h == nil || h.Reason != store.HeldUnparseable || !strings.Contains(h.Detail, why) {
+	if h == nil || h.Reason != helpdesk.HeldUnparseable || !strings.Contains(h.Detail, why) {
 		t.Errorf("held email %s: %+v; want unparseable, %q in the detail", msgID, h, why)
 		return h
 	}
@@ -145,7 +146,7 @@ func TestParseStallHealth(t *testing.T) {
 	clk := &stepClock{t: time.Now()}
 	out := &syncBuffer{}
 	exited, stop := serveAdjusted(t, p.env(), out, clk.Now, func(e *env) {
-		e.parseLimits = mailparse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: 10 * time.Second}
+		e.parseLimits = parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: 10 * time.Second}
 	})
 	m := waitOutput(t, out, regexp.MustCompile(`"msg":"http listening"[^\n]*"addr":"([^"]+)"`), exited)
 	base := "http://" + m[1]

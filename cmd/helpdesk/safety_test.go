@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -119,7 +120,7 @@ func TestWebsiteSeesOnlyTheCustomersView(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.PutCustomer(&store.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: store.SLA8})
+		return tx.PutCustomer(&helpdesk.Customer{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl"}, Tier: helpdesk.SLA8})
 	}); err != nil {
 		t.Fatal(err)
 	}

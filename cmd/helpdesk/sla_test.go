@@ -12,7 +12,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
-	"github.com/infobits/helpdesk/ingest/calendar"
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -74,7 +74,7 @@ func TestAcknowledgementTellsThePolicy(t *testing.T) {
 	env := p.env("HELPDESK_IMAP_BACKLOG_AGE=8760h")
 	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8", "-contract")
 	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
-	friday := time.Date(2026, 11, 27, 16, 0, 0, 0, calendar.Amsterdam())
+	friday := time.Date(2026, 11, 27, 16, 0, 0, 0, helpdesk.Amsterdam())
 	for _, m := range []string{
 		customerMail("info@bakkerijdevries.nl", "Kassa start niet op", "d1@b", "", "Zwart scherm."),
 		customerMail("kassa@slagerijjansen.nl", "SPOED weegschaal", "d2@s", "", "Help."),

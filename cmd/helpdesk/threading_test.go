@@ -10,7 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -22,7 +22,7 @@ const (
 )
 
 // waitOutcome waits for the gateway to take in the email with the Message-ID.
-func (lg *liveGateway) waitOutcome(tb testing.TB, msgID string) *ingest.Outcome {
+func (lg *liveGateway) waitOutcome(tb testing.TB, msgID string) *desk.Outcome {
 	tb.Helper()
 	timer := time.NewTimer(60 * time.Second)
 	defer timer.Stop()

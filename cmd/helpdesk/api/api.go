@@ -6,8 +6,8 @@
 // It owns HTTP only: routing, the bearer token, size-limited JSON bodies, status codes and
 // error bodies, and the metrics' text format. It must never hold business rules of its own —
 // what an answer does, who gets which notification, when a recovery link is sent, whether a
-// token is good are decided by ingest, ingest/policy and store, and the JSON shapes are
-// store/view's — and it never speaks IMAP or SMTP: what it queues, notify sends.
+// token is good are decided by ingest, rules/policy and store, and the JSON shapes are
+// desk/view's — and it never speaks IMAP or SMTP: what it queues, notify sends.
 //
 // Three properties are the package's own. No route reveals another customer's data than the
 // one its path names. The routes that show a customer's tickets show only what that customer
@@ -37,14 +37,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 )
 
-// Config is what the handler needs besides the store and the applier.
+// Config is what the handler needs besides the store and the desk.
 type Config struct {
 	// Token is the bearer token of the /api/ routes; empty turns them off (404 "api
 	// disabled"). /healthz and /metrics need no token.
@@ -71,7 +72,7 @@ const (
 type server struct {
 	cfg     Config
 	db      *store.DB
-	applier *ingest.Applier
+	desk    *desk.Desk
 	metrics *Metrics
 	mux     *http.ServeMux
 	token   [32]byte // SHA-256 of the token: compared in constant time, whatever the length
@@ -79,7 +80,7 @@ type server struct {
 }
 
 // New returns the handler of every route. m may be nil (counters stay zero).
-func New(cfg Config, db *store.DB, applier *ingest.Applier, m *Metrics) http.Handler {
+func New(cfg Config, db *store.DB, dk *desk.Desk, m *Metrics) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -89,7 +90,7 @@ func New(cfg Config, db *store.DB, applier *ingest.Applier, m *Metrics) http.Han
 	if m == nil {
 		m = &Metrics{}
 	}
-	s := &server{cfg: cfg, db: db, applier: applier, metrics: m, mux: http.NewServeMux(),
+	s := &server{cfg: cfg, db: db, desk: dk, metrics: m, mux: http.NewServeMux(),
 		token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Logger}
 	s.mux.HandleFunc("GET /healthz", s.health)
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
@@ -282,7 +283,7 @@ func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, t := range ts {
-			if t.Status != store.StatusClosed {
+			if t.Status != helpdesk.StatusClosed {
 				g.ticketsOpen++
 			}
 		}
@@ -316,9 +317,9 @@ type customerStatusBody struct {
 
 // customerByPath finds the customer the path's {addr} names, normalised; it answers 404
 // itself.
-func (s *server) customerByPath(w http.ResponseWriter, r *http.Request, tx *store.Tx) (*store.Customer, error) {
-	c, err := tx.CustomerByAddress(store.NormalizeAddress(r.PathValue("addr")))
-	if errors.Is(err, store.ErrNotFound) {
+func (s *server) customerByPath(w http.ResponseWriter, r *http.Request, tx *store.Tx) (*helpdesk.Customer, error) {
+	c, err := tx.CustomerByAddress(helpdesk.NormalizeAddress(r.PathValue("addr")))
+	if errors.Is(err, helpdesk.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such customer")
 	}
 	return c, err
@@ -326,19 +327,19 @@ func (s *server) customerByPath(w http.ResponseWriter, r *http.Request, tx *stor
 
 func (s *server) customerStatus(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
-	var c *store.Customer
+	var c *helpdesk.Customer
 	err := s.db.View(r.Context(), func(tx *store.Tx) (err error) {
 		c, err = s.customerByPath(w, r, tx)
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		return
 	case err != nil:
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, customerStatusBody{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(store.SLA24)),
+	writeJSON(w, http.StatusOK, customerStatusBody{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(helpdesk.SLA24)),
 		EffectiveSLA: string(policy.EffectiveTier(c, now)), ValidUntil: c.ValidUntil.String(),
 		Status: policy.StatusLine(c, policy.Today(now))})
 }
@@ -354,7 +355,7 @@ func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		return
 	case err != nil:
 		s.internal(w, r, err)
@@ -390,7 +391,7 @@ func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such ticket")
 	case err != nil:
 		s.internal(w, r, err)
@@ -414,13 +415,13 @@ func (s *server) attachment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "an attachment number is a positive whole number")
 		return
 	}
-	var p mailparse.Part
+	var p parse.Part
 	err = s.db.View(r.Context(), func(tx *store.Tx) (err error) {
 		p, err = view.CustomerTicketFile(tx, id, n)
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such ticket")
 		return
 	case errors.Is(err, view.ErrNoAttachment):
@@ -502,7 +503,7 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	var d *view.TicketDetail
 	err := s.db.Update(r.Context(), func(tx *store.Tx) error {
-		if _, err := s.applier.AnswerFromAPI(tx, id, req.From, req.Text, now); err != nil {
+		if _, err := s.desk.AnswerFromAPI(tx, id, req.From, req.Text, now); err != nil {
 			return err
 		}
 		var err error
@@ -512,12 +513,12 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, d)
-	case errors.Is(err, ingest.ErrNotStaff):
+	case errors.Is(err, desk.ErrNotStaff):
 		writeError(w, http.StatusForbidden, "from is not a staff address")
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, helpdesk.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such ticket")
-	case errors.Is(err, ingest.ErrStaffCommand):
-		writeError(w, http.StatusBadRequest, "nothing applied: "+strings.TrimPrefix(err.Error(), ingest.ErrStaffCommand.Error()+": "))
+	case errors.Is(err, desk.ErrStaffCommand):
+		writeError(w, http.StatusBadRequest, "nothing applied: "+strings.TrimPrefix(err.Error(), desk.ErrStaffCommand.Error()+": "))
 	default:
 		s.internal(w, r, err)
 	}
@@ -563,7 +564,7 @@ func parseAddress(w http.ResponseWriter, field, s string) (string, bool) {
 		writeError(w, http.StatusBadRequest, field+": not an email address")
 		return "", false
 	}
-	return store.NormalizeAddress(a.Address), true
+	return helpdesk.NormalizeAddress(a.Address), true
 }
 
 // recoveryPassword asks for a reset link to the login address of the customer who has the
@@ -580,12 +581,12 @@ func (s *server) recoveryPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var res ingest.RecoveryResult
+	var res desk.RecoveryResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		res, err = s.applier.RequestPasswordReset(tx, addr, now)
+		res, err = s.desk.RequestPasswordReset(tx, addr, now)
 		return err
 	})
-	s.logRecovery(r, store.KindPasswordReset, res, err)
+	s.logRecovery(r, helpdesk.KindPasswordReset, res, err)
 	writeJSON(w, http.StatusAccepted, statusBody{Status: passwordAccepted})
 }
 
@@ -607,18 +608,18 @@ func (s *server) recoveryLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var res ingest.RecoveryResult
+	var res desk.RecoveryResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		res, err = s.applier.RequestLoginChange(tx, req.Customer, addr, now)
+		res, err = s.desk.RequestLoginChange(tx, req.Customer, addr, now)
 		return err
 	})
-	s.logRecovery(r, store.KindLoginConfirm, res, err)
+	s.logRecovery(r, helpdesk.KindLoginConfirm, res, err)
 	writeJSON(w, http.StatusAccepted, statusBody{Status: loginAccepted})
 }
 
 // logRecovery tells the operator what a recovery request did, and counts what was not sent
 // (/metrics); the client is never told.
-func (s *server) logRecovery(r *http.Request, kind string, res ingest.RecoveryResult, err error) {
+func (s *server) logRecovery(r *http.Request, kind string, res desk.RecoveryResult, err error) {
 	if err != nil {
 		s.log.Error("recovery request failed; the client was answered as always", "kind", kind, "err", err)
 		return
@@ -641,7 +642,7 @@ func (s *server) logRecovery(r *http.Request, kind string, res ingest.RecoveryRe
 	s.log.Info("recovery request", attrs...)
 }
 
-// redeem uses a recovery link once (ingest.Applier.Redeem: atomic). A password link says
+// redeem uses a recovery link once (ingest.Desk.Redeem: atomic). A password link says
 // whose password the site may set; a login change's links confirm the new address, agree or
 // cancel (the old login), and the answer says whether the change took effect. Every kind of
 // bad token gets the one answer "invalid or expired link".
@@ -651,9 +652,9 @@ func (s *server) redeem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var res ingest.RedeemResult
+	var res desk.RedeemResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		res, err = s.applier.Redeem(tx, strings.TrimSpace(req.Token), now)
+		res, err = s.desk.Redeem(tx, strings.TrimSpace(req.Token), now)
 		return err
 	})
 	switch {

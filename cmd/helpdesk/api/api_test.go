@@ -16,16 +16,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/calendar"
-	"github.com/infobits/helpdesk/ingest/mailparse"
-	"github.com/infobits/helpdesk/ingest/policy"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/calendar"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 )
 
-// The HTTP API against a real store in a temp dir, the real ingest applier and the real
+// The HTTP API against a real store in a temp dir, the real desk and the real
 // handler behind httptest: every route's status codes and JSON.
 
 const token = "dGVzdC10b2tlbi1mb3ItdGhlLWhlbHBkZXNrLWFwaQ"
@@ -51,7 +52,7 @@ func (c *clock) add(d time.Duration) {
 type fixture struct {
 	t       *testing.T
 	db      *store.DB
-	applier *ingest.Applier
+	desk    *desk.Desk
 	clock   *clock
 	metrics *api.Metrics
 	srv     *httptest.Server
@@ -60,7 +61,7 @@ type fixture struct {
 	health map[string]string
 }
 
-var ams = calendar.Amsterdam()
+var ams = helpdesk.Amsterdam()
 
 // start is Friday 27 November 2026, 10:00 in Amsterdam.
 var start = time.Date(2026, 11, 27, 10, 0, 0, 0, ams)
@@ -84,20 +85,20 @@ func newFixture(t *testing.T, tweak func(*api.Config)) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: start}
-	// As cmd/helpdesk's newApplier builds it.
+	// As cmd/helpdesk's newDesk builds it.
 	pol := policy.New(policy.Rules{Staff: []string{"jan@infobits.example", "els@infobits.example"}, TicketTag: "Infobits",
 		Own: []string{"support@infobits.example"}, Calendars: cals, RequireStaffAuth: true,
 		UrgentWords: []string{"SPOED"}, CallbackWords: []string{"terugbellen"}, RecoveryPerHour: 3})
 	f := &fixture{t: t, db: db, clock: clk, metrics: &api.Metrics{},
-		applier: &ingest.Applier{Policy: pol, MessageIDDomain: "infobits.example", Now: clk.now},
-		health:  map[string]string{"imap": "ok", "smtp": "ok", "store": "ok"}}
+		desk:   &desk.Desk{Policy: pol, MessageIDDomain: "infobits.example", Now: clk.now},
+		health: map[string]string{"imap": "ok", "smtp": "ok", "store": "ok"}}
 	f.update(func(tx *store.Tx) error {
-		for _, c := range []*store.Customer{
-			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: store.SLA8,
-				ValidUntil: store.Date{Year: 2027, Month: 12, Day: 31}, Contract: true, Phones: []string{"+31612345678"}},
-			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: store.SLA24, Answer: store.AnswerSite},
-			{Name: "Café Verlopen", Emails: []string{"info@cafeverlopen.nl"}, Tier: store.SLA8,
-				ValidUntil: store.Date{Year: 2026, Month: 10, Day: 31}},
+		for _, c := range []*helpdesk.Customer{
+			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8,
+				ValidUntil: helpdesk.Date{Year: 2027, Month: 12, Day: 31}, Contract: true, Phones: []string{"+31612345678"}},
+			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24, Answer: helpdesk.AnswerSite},
+			{Name: "Café Verlopen", Emails: []string{"info@cafeverlopen.nl"}, Tier: helpdesk.SLA8,
+				ValidUntil: helpdesk.Date{Year: 2026, Month: 10, Day: 31}},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err
@@ -115,7 +116,7 @@ func newFixture(t *testing.T, tweak func(*api.Config)) *fixture {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	f.srv = httptest.NewServer(api.New(cfg, db, f.applier, f.metrics))
+	f.srv = httptest.NewServer(api.New(cfg, db, f.desk, f.metrics))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -140,7 +141,7 @@ func (f *fixture) deliver(from, subject, msgID, body string) {
 	raw := fmt.Sprintf("From: %s\r\nTo: support@infobits.example\r\nSubject: %s\r\nDate: Fri, 27 Nov 2026 09:00:00 +0100\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
 		from, subject, msgID, body)
 	f.update(func(tx *store.Tx) error {
-		out, err := f.applier.Apply(tx, mailparse.Parse([]byte(raw), f.clock.now().Add(-time.Hour)), store.Source{}, false)
+		out, err := f.desk.Apply(tx, parse.Parse([]byte(raw), f.clock.now().Add(-time.Hour)), helpdesk.Source{}, false)
 		if err == nil && out.Action != "new_ticket" {
 			err = fmt.Errorf("delivered email became %s (%s)", out.Action, out.Detail)
 		}
@@ -148,9 +149,9 @@ func (f *fixture) deliver(from, subject, msgID, body string) {
 	})
 }
 
-func (f *fixture) outbox() []*store.Notification {
+func (f *fixture) outbox() []*helpdesk.Notification {
 	f.t.Helper()
-	var ns []*store.Notification
+	var ns []*helpdesk.Notification
 	f.view(func(tx *store.Tx) (err error) {
 		ns, err = tx.Outbox()
 		return err
@@ -169,9 +170,9 @@ func (f *fixture) kinds(kinds ...string) []string {
 	return out
 }
 
-func (f *fixture) ticket(id uint64) *store.Ticket {
+func (f *fixture) ticket(id uint64) *helpdesk.Ticket {
 	f.t.Helper()
-	var t *store.Ticket
+	var t *helpdesk.Ticket
 	f.view(func(tx *store.Tx) (err error) {
 		t, err = tx.Ticket(id)
 		return err
@@ -445,7 +446,7 @@ func TestBodies(t *testing.T) {
 	expect(t, "login: wrong type", f.call("POST", "/api/recovery/login", `{"customer": "1", "email": "x@example.com"}`), http.StatusBadRequest)
 	expect(t, "login: no customer", f.call("POST", "/api/recovery/login", `{"email": "x@example.com"}`), http.StatusBadRequest)
 	expect(t, "answer: unknown field", f.call("POST", "/api/tickets/1/answers", `{"from": "jan@infobits.example", "text": "x", "to": "y"}`), http.StatusBadRequest)
-	if n := len(f.kinds(store.KindPasswordReset, store.KindLoginConfirm, store.KindAnswer)); n != 0 {
+	if n := len(f.kinds(helpdesk.KindPasswordReset, helpdesk.KindLoginConfirm, helpdesk.KindAnswer)); n != 0 {
 		t.Errorf("refused requests queued %d notifications", n)
 	}
 }
@@ -463,13 +464,13 @@ func TestAnswerEmailPreference(t *testing.T) {
 		} `json:"messages"`
 	}
 	r.json(t, &d)
-	if d.ID != 1 || d.Status != store.StatusAnswered || len(d.Messages) != 2 || d.Messages[1].Direction != "out" ||
+	if d.ID != 1 || d.Status != helpdesk.StatusAnswered || len(d.Messages) != 2 || d.Messages[1].Direction != "out" ||
 		d.Messages[1].From != "jan@infobits.example" || d.Messages[1].Text != "Goedemorgen Piet,\n\nHerstart de kassa.\n\nJan" {
 		t.Errorf("answered ticket = %+v", d)
 	}
-	var answers []*store.Notification
+	var answers []*helpdesk.Notification
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindAnswer || n.Kind == store.KindAnswerSite {
+		if n.Kind == helpdesk.KindAnswer || n.Kind == helpdesk.KindAnswerSite {
 			answers = append(answers, n)
 		}
 	}
@@ -479,12 +480,12 @@ func TestAnswerEmailPreference(t *testing.T) {
 	n := answers[0]
 	// R14 "email": the whole answer, to the address the ticket came from, threaded under the
 	// customer's email.
-	if n.Kind != store.KindAnswer || n.To != "piet@bakkerijdevries.nl" || !strings.Contains(n.Data.Text, "Herstart de kassa.") ||
-		n.Status != store.NotifyQueued || n.InReplyTo != "vraag-1@bakkerijdevries.nl" || n.Data.StaffName != "Jan Bakker" {
+	if n.Kind != helpdesk.KindAnswer || n.To != "piet@bakkerijdevries.nl" || !strings.Contains(n.Data.Text, "Herstart de kassa.") ||
+		n.Status != helpdesk.NotifyQueued || n.InReplyTo != "vraag-1@bakkerijdevries.nl" || n.Data.StaffName != "Jan Bakker" {
 		t.Errorf("answer notification = %+v", n)
 	}
 	tk := f.ticket(1)
-	if tk.Status != store.StatusAnswered || !tk.FirstResponse.Equal(start.Add(30*time.Minute)) || !tk.FirstResponseMet {
+	if tk.Status != helpdesk.StatusAnswered || !tk.FirstResponse.Equal(start.Add(30*time.Minute)) || !tk.FirstResponseMet {
 		t.Errorf("ticket: status %s, first response %v (met %v)", tk.Status, tk.FirstResponse, tk.FirstResponseMet)
 	}
 }
@@ -493,16 +494,16 @@ func TestAnswerSitePreference(t *testing.T) {
 	f := newFixture(t, nil)
 	r := f.call("POST", "/api/tickets/2/answers", `{"from": "els@infobits.example", "text": "Vervang de bonrol."}`)
 	expect(t, "answer", r, http.StatusCreated)
-	got := f.kinds(store.KindAnswer, store.KindAnswerSite)
+	got := f.kinds(helpdesk.KindAnswer, helpdesk.KindAnswerSite)
 	if !slices.Equal(got, []string{"answer_site kassa@slagerijjansen.nl"}) {
 		t.Fatalf("queued %v, want one answer_site", got)
 	}
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindAnswerSite && n.Data.Text != "" {
+		if n.Kind == helpdesk.KindAnswerSite && n.Data.Text != "" {
 			t.Errorf("answer_site carries the answer text %q (R14: it waits on the site)", n.Data.Text)
 		}
 	}
-	if tk := f.ticket(2); tk.Status != store.StatusAnswered || tk.FirstResponse.IsZero() {
+	if tk := f.ticket(2); tk.Status != helpdesk.StatusAnswered || tk.FirstResponse.IsZero() {
 		t.Errorf("ticket 2: status %s, first response %v", tk.Status, tk.FirstResponse)
 	}
 }
@@ -512,16 +513,16 @@ func TestAnswerCommands(t *testing.T) {
 	r := f.call("POST", "/api/tickets/1/answers", `{"from": "jan@infobits.example", "text": "#close\n#assign els@infobits.example\nOpgelost na de update."}`)
 	expect(t, "answer with #close", r, http.StatusCreated)
 	tk := f.ticket(1)
-	if tk.Status != store.StatusClosed || tk.Assignee != "els@infobits.example" || tk.FirstResponse.IsZero() {
+	if tk.Status != helpdesk.StatusClosed || tk.Assignee != "els@infobits.example" || tk.FirstResponse.IsZero() {
 		t.Errorf("ticket after #close: status %s, assignee %q, first response %v", tk.Status, tk.Assignee, tk.FirstResponse)
 	}
-	if got := f.kinds(store.KindAnswer); len(got) != 1 {
+	if got := f.kinds(helpdesk.KindAnswer); len(got) != 1 {
 		t.Errorf("answers queued: %v", got)
 	}
 	// A note is never sent to the customer.
 	r = f.call("POST", "/api/tickets/2/answers", `{"from": "jan@infobits.example", "text": "#note\nKlant belt morgen terug."}`)
 	expect(t, "note", r, http.StatusCreated)
-	if got := f.kinds(store.KindAnswer, store.KindAnswerSite); len(got) != 1 {
+	if got := f.kinds(helpdesk.KindAnswer, helpdesk.KindAnswerSite); len(got) != 1 {
 		t.Errorf("a note queued a notification: %v", got)
 	}
 	// An unknown command: nothing of the answer is applied.
@@ -549,10 +550,10 @@ func TestAnswerRefused(t *testing.T) {
 	if e := r.errorText(t); e != "no such ticket" {
 		t.Errorf("unknown ticket: %q", e)
 	}
-	if tk := f.ticket(1); tk.Status != store.StatusOpen || tk.Messages != 1 {
+	if tk := f.ticket(1); tk.Status != helpdesk.StatusOpen || tk.Messages != 1 {
 		t.Errorf("refused answers changed ticket 1: %+v", tk)
 	}
-	if got := f.kinds(store.KindAnswer, store.KindAnswerSite); len(got) != 0 {
+	if got := f.kinds(helpdesk.KindAnswer, helpdesk.KindAnswerSite); len(got) != 0 {
 		t.Errorf("refused answers queued %v", got)
 	}
 }
@@ -582,11 +583,11 @@ func TestRecoveryPasswordEqualResponses(t *testing.T) {
 	}
 	sameResponse(t, "known and unknown address", known, unknown)
 	// R16: the link goes to the login address, whichever of the customer's addresses asked.
-	if got := f.kinds(store.KindPasswordReset); !slices.Equal(got, []string{"password_reset info@bakkerijdevries.nl"}) {
+	if got := f.kinds(helpdesk.KindPasswordReset); !slices.Equal(got, []string{"password_reset info@bakkerijdevries.nl"}) {
 		t.Errorf("queued %v, want one password_reset to the login", got)
 	}
 	for _, n := range f.outbox() {
-		if n.Kind == store.KindPasswordReset && (n.Data.TokenPurpose != store.PurposePassword || n.Data.CustomerID != 1) {
+		if n.Kind == helpdesk.KindPasswordReset && (n.Data.TokenPurpose != helpdesk.PurposePassword || n.Data.CustomerID != 1) {
 			t.Errorf("password_reset data = %+v", n.Data)
 		}
 	}
@@ -600,12 +601,12 @@ func TestRecoveryRateLimit(t *testing.T) {
 		sameResponse(t, fmt.Sprintf("request %d", i+2), first, r)
 	}
 	// recovery_per_hour = 3, counted per login address.
-	if got := f.kinds(store.KindPasswordReset); len(got) != 3 {
+	if got := f.kinds(helpdesk.KindPasswordReset); len(got) != 3 {
 		t.Errorf("queued %d links in an hour, want 3: %v", len(got), got)
 	}
 	f.clock.add(61 * time.Minute)
 	sameResponse(t, "an hour later", first, f.call("POST", "/api/recovery/password", `{"email": "info@bakkerijdevries.nl"}`))
-	if got := f.kinds(store.KindPasswordReset); len(got) != 4 {
+	if got := f.kinds(helpdesk.KindPasswordReset); len(got) != 4 {
 		t.Errorf("an hour later: %d links, want 4", len(got))
 	}
 }
@@ -617,21 +618,21 @@ func TestRecoveryLogin(t *testing.T) {
 		t.Fatalf("status %d; %s", ok.status, ok.body)
 	}
 	// R17: a confirmation to the new address, a notice to the old login.
-	got := f.kinds(store.KindLoginConfirm, store.KindLoginNotice)
+	got := f.kinds(helpdesk.KindLoginConfirm, helpdesk.KindLoginNotice)
 	want := []string{"login_confirm piet.de.vries@example.com", "login_notice info@bakkerijdevries.nl"}
 	if !slices.Equal(got, want) {
 		t.Errorf("queued %v, want %v", got, want)
 	}
 	for _, n := range f.outbox() {
 		switch {
-		case n.Kind != store.KindLoginConfirm && n.Kind != store.KindLoginNotice:
+		case n.Kind != helpdesk.KindLoginConfirm && n.Kind != helpdesk.KindLoginNotice:
 		case n.Data.LoginChange == 0:
 			t.Errorf("%s names no login change: %+v", n.Kind, n.Data)
-		case n.Kind == store.KindLoginConfirm && (n.Data.TokenPurpose != store.PurposeLogin || n.Data.CustomerName != "" ||
+		case n.Kind == helpdesk.KindLoginConfirm && (n.Data.TokenPurpose != helpdesk.PurposeLogin || n.Data.CustomerName != "" ||
 			n.Data.CustomerID != 0 || n.Data.ContactName != "" || n.Data.NewEmail != "" || n.Lang != "nl"):
 			// Issue 12: the address is the requester's choice; the mail names nothing of the account.
 			t.Errorf("login_confirm data = %+v", n.Data)
-		case n.Kind == store.KindLoginNotice && (n.Data.NewEmail != "piet.de.vries@example.com" || n.Data.CustomerID != 1 ||
+		case n.Kind == helpdesk.KindLoginNotice && (n.Data.NewEmail != "piet.de.vries@example.com" || n.Data.CustomerID != 1 ||
 			!n.Data.Until.Equal(start.Add(72*time.Hour))):
 			t.Errorf("login_notice data = %+v", n.Data)
 		}
@@ -646,10 +647,10 @@ func TestRecoveryLogin(t *testing.T) {
 		`{"customer": 1, "email": "aanvaller@example.com"}`} {
 		sameResponse(t, body, ok, f.call("POST", "/api/recovery/login", body))
 	}
-	if got := f.kinds(store.KindLoginConfirm, store.KindLoginNotice); len(got) != 2 {
+	if got := f.kinds(helpdesk.KindLoginConfirm, helpdesk.KindLoginNotice); len(got) != 2 {
 		t.Errorf("queued %v after refused requests", got)
 	}
-	var ch *store.LoginChange
+	var ch *helpdesk.LoginChange
 	f.view(func(tx *store.Tx) (err error) { ch, err = tx.PendingLoginChange(1); return err })
 	if ch.NewEmail != "piet.de.vries@example.com" || !ch.Pending() {
 		t.Errorf("pending change = %+v, want the first request's", ch)
@@ -671,7 +672,7 @@ func TestRedeem(t *testing.T) {
 	f := newFixture(t, nil)
 	redeem := func(tok string) response { return f.call("POST", "/api/recovery/redeem", `{"token": "`+tok+`"}`) }
 
-	tok := f.issue(store.PurposePassword, 1, "")
+	tok := f.issue(helpdesk.PurposePassword, 1, "")
 	r := redeem(tok)
 	expect(t, "first use", r, http.StatusOK)
 	var got map[string]any
@@ -687,12 +688,12 @@ func TestRedeem(t *testing.T) {
 	}
 	sameResponse(t, "used twice", invalid, redeem(tok))
 
-	expired := f.issue(store.PurposePassword, 2, "")
+	expired := f.issue(helpdesk.PurposePassword, 2, "")
 	f.clock.add(time.Hour)
 	sameResponse(t, "expired", invalid, redeem(expired))
 
-	old := f.issue(store.PurposePassword, 2, "")
-	newer := f.issue(store.PurposePassword, 2, "")
+	old := f.issue(helpdesk.PurposePassword, 2, "")
+	newer := f.issue(helpdesk.PurposePassword, 2, "")
 	sameResponse(t, "voided by a newer one", invalid, redeem(old))
 	expect(t, "the newer one", redeem(newer), http.StatusOK)
 
@@ -710,13 +711,13 @@ func (f *fixture) changeTokens(customer uint64, newEmail string) (confirm, allow
 			return err
 		}
 		now := f.clock.now()
-		if confirm, err = tx.IssueChangeToken(store.PurposeLogin, ch.ID, now, now.Add(time.Hour)); err != nil {
+		if confirm, err = tx.IssueChangeToken(helpdesk.PurposeLogin, ch.ID, now, now.Add(time.Hour)); err != nil {
 			return err
 		}
-		if allow, err = tx.IssueChangeToken(store.PurposeLoginAllow, ch.ID, now, ch.Until); err != nil {
+		if allow, err = tx.IssueChangeToken(helpdesk.PurposeLoginAllow, ch.ID, now, ch.Until); err != nil {
 			return err
 		}
-		cancel, err = tx.IssueChangeToken(store.PurposeLoginCancel, ch.ID, now, ch.Until)
+		cancel, err = tx.IssueChangeToken(helpdesk.PurposeLoginCancel, ch.ID, now, ch.Until)
 		return err
 	})
 	return confirm, allow, cancel
@@ -747,7 +748,7 @@ func TestRedeemLogin(t *testing.T) {
 		t.Errorf("redeem the old login's agreement = %v, want %v", got, want)
 	}
 	// The new address is the login (customer show); the old ones stay.
-	var c *store.Customer
+	var c *helpdesk.Customer
 	f.view(func(tx *store.Tx) (err error) {
 		c, err = tx.CustomerByAddress("info@bakkerijdevries.nl")
 		return err
@@ -756,7 +757,7 @@ func TestRedeemLogin(t *testing.T) {
 		t.Errorf("emails after the login change = %v", vc.Emails)
 	}
 	expect(t, "status by the new login", f.call("GET", "/api/customers/piet.de.vries@example.com/status", ""), http.StatusOK)
-	if got := f.kinds(store.KindLoginChanged); !slices.Equal(got, []string{"login_changed info@bakkerijdevries.nl", "login_changed piet.de.vries@example.com"}) {
+	if got := f.kinds(helpdesk.KindLoginChanged); !slices.Equal(got, []string{"login_changed info@bakkerijdevries.nl", "login_changed piet.de.vries@example.com"}) {
 		t.Errorf("told of the change: %v, want the old and the new login", got)
 	}
 

@@ -9,10 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/mailparse"
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
-	"github.com/infobits/helpdesk/store/view"
 )
 
 // mailFile is an attachment of a test email.
@@ -47,7 +48,7 @@ func TestTicketAttachment(t *testing.T) {
 		// Ticket 2 is the site customer's; they reply with a log file and a PDF.
 		raw := mailWithFiles("kassa@slagerijjansen.nl", "Re: [Infobits #2] Bonprinter drukt niet", "bon-2@slagerijjansen.nl", "Zie bijlagen.",
 			mailFile{"kassa café.log", "text/plain; charset=windows-1252", logFile}, mailFile{"printer.pdf", "application/pdf", pdf})
-		out, err := f.applier.Apply(tx, mailparse.Parse([]byte(raw), f.clock.now()), store.Source{}, false)
+		out, err := f.desk.Apply(tx, parse.Parse([]byte(raw), f.clock.now()), helpdesk.Source{}, false)
 		if err != nil || out.Action != "reply" || out.TicketID != 2 {
 			return fmt.Errorf("customer reply became %+v (%v)", out, err)
 		}
@@ -55,11 +56,11 @@ func TestTicketAttachment(t *testing.T) {
 		// trusts no authentication server).
 		raw = mailWithFiles("Jan <jan@infobits.example>", "Re: [Infobits #2] Bonprinter drukt niet", "note-1@infobits.example",
 			"#note\r\nAlleen voor ons.", mailFile{"intern.txt", "text/plain; charset=utf-8", secret})
-		held, err := f.applier.Apply(tx, mailparse.Parse([]byte(raw), f.clock.now()), store.Source{}, false)
+		held, err := f.desk.Apply(tx, parse.Parse([]byte(raw), f.clock.now()), helpdesk.Source{}, false)
 		if err != nil || held.HeldID == 0 {
 			return fmt.Errorf("staff note became %+v (%v), want held as unverified", held, err)
 		}
-		out, err = f.applier.Release(tx, held.HeldID, ingest.ReleaseOptions{AsStaff: true, By: "test"})
+		out, err = f.desk.Release(tx, held.HeldID, desk.ReleaseOptions{AsStaff: true, By: "test"})
 		if err != nil || out.TicketID != 2 {
 			return fmt.Errorf("released note became %+v (%v)", out, err)
 		}

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/rules/policy"
 )
 
 // Metrics counts what ingest reports, for GET /metrics (Prometheus text exposition format
@@ -140,13 +140,13 @@ func (m *Metrics) write(w io.Writer, g storeGauges) error {
 	labelled("helpdesk_ingest_emails_total", "outcome", knownOutcomes(), emails)
 
 	family("helpdesk_ingest_held_total", "counter", "Emails held for staff instead of becoming a ticket message, by reason.")
-	labelled("helpdesk_ingest_held_total", "reason", store.HeldReasons(), held)
+	labelled("helpdesk_ingest_held_total", "reason", helpdesk.HeldReasons(), held)
 
 	family("helpdesk_tickets_open", "gauge", "Tickets not closed (open or answered).")
 	fmt.Fprintf(&b, "helpdesk_tickets_open %d\n", g.ticketsOpen)
 
 	family("helpdesk_notifications", "gauge", "Notifications in the outbox, by state.")
-	for _, st := range []string{store.NotifyQueued, store.NotifySent, store.NotifyFailed} {
+	for _, st := range []string{helpdesk.NotifyQueued, helpdesk.NotifySent, helpdesk.NotifyFailed} {
 		fmt.Fprintf(&b, "helpdesk_notifications{status=\"%s\"} %d\n", st, g.notifications[st])
 	}
 

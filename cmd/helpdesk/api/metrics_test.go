@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/store"
 )
 
 // exposition is a parsed /metrics answer: sample "name{labels}" → value, and the TYPE of each
@@ -92,14 +93,14 @@ func TestMetrics(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, ev := range []ingest.Event{
 		{Synced: true},
-		{Outcome: &ingest.Outcome{Action: "new_ticket", Arrival: now.Add(-300 * time.Millisecond)}},
-		{Outcome: &ingest.Outcome{Action: "new_ticket", Arrival: now.Add(-100 * time.Millisecond)}}, // on the 0.1 bound: le is inclusive
-		{Outcome: &ingest.Outcome{Action: "reply", Arrival: now.Add(-3 * time.Second)}},
-		{Outcome: &ingest.Outcome{Action: "held", Reason: store.HeldUnknownSender, Arrival: now.Add(-100 * time.Second)}},
-		{Outcome: &ingest.Outcome{Action: "held", Reason: store.HeldTooLarge}},                  // arrival unknown
-		{Outcome: &ingest.Outcome{Action: "staff_answer", Arrival: now.Add(-10 * time.Minute)}}, // above every bound
-		{Outcome: &ingest.Outcome{Action: "duplicate", Arrival: now.Add(-48 * time.Hour)}},      // a replay: no latency
-		{Outcome: &ingest.Outcome{Action: "reply", Arrival: now.Add(time.Second)}},              // server clock ahead: 0
+		{Outcome: &desk.Outcome{Action: "new_ticket", Arrival: now.Add(-300 * time.Millisecond)}},
+		{Outcome: &desk.Outcome{Action: "new_ticket", Arrival: now.Add(-100 * time.Millisecond)}}, // on the 0.1 bound: le is inclusive
+		{Outcome: &desk.Outcome{Action: "reply", Arrival: now.Add(-3 * time.Second)}},
+		{Outcome: &desk.Outcome{Action: "held", Reason: helpdesk.HeldUnknownSender, Arrival: now.Add(-100 * time.Second)}},
+		{Outcome: &desk.Outcome{Action: "held", Reason: helpdesk.HeldTooLarge}},               // arrival unknown
+		{Outcome: &desk.Outcome{Action: "staff_answer", Arrival: now.Add(-10 * time.Minute)}}, // above every bound
+		{Outcome: &desk.Outcome{Action: "duplicate", Arrival: now.Add(-48 * time.Hour)}},      // a replay: no latency
+		{Outcome: &desk.Outcome{Action: "reply", Arrival: now.Add(time.Second)}},              // server clock ahead: 0
 		{Err: errors.New("imap: connection reset")},
 		{Err: errors.New("imap: dial: connection refused")},
 		{Idling: true},
@@ -196,7 +197,7 @@ func TestMetricsZero(t *testing.T) {
 // break the format.
 func TestMetricsLabelEscaping(t *testing.T) {
 	f := newFixture(t, nil)
-	f.metrics.Observe(ingest.Event{Outcome: &ingest.Outcome{Action: "held", Reason: "odd \"reason\" \\ with\nnewline"}}, time.Now())
+	f.metrics.Observe(ingest.Event{Outcome: &desk.Outcome{Action: "held", Reason: "odd \"reason\" \\ with\nnewline"}}, time.Now())
 	r := f.call("GET", "/metrics", "")
 	const want = `helpdesk_ingest_held_total{reason="odd \"reason\" \\ with\nnewline"} 1` + "\n"
 	if !strings.Contains(string(r.body), want) {
@@ -208,7 +209,7 @@ func TestMetricsLabelEscaping(t *testing.T) {
 // TestMetricsZeroValue: a Metrics needs no constructor, and New takes nil.
 func TestMetricsZeroValue(t *testing.T) {
 	var m api.Metrics
-	m.Observe(ingest.Event{Outcome: &ingest.Outcome{Action: "reply"}}, time.Now())
+	m.Observe(ingest.Event{Outcome: &desk.Outcome{Action: "reply"}}, time.Now())
 	m.Observe(ingest.Event{}, time.Now())
 	_ = api.New(api.Config{}, nil, nil, nil)
 }

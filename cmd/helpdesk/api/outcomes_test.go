@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/policy"
-	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/rules/policy"
 )
 
 // TestMetricsEveryOutcomeAtZero: issue 4, /metrics — before any email, every outcome ingest
@@ -49,7 +50,7 @@ func TestMetricsEveryOutcomeAtZero(t *testing.T) {
 	}
 
 	// A delivery report counts under its own outcome, not under held.
-	f.metrics.Observe(ingest.Event{Outcome: &ingest.Outcome{Action: policy.ActionBounce.String(), Arrival: time.Now()}}, time.Now())
+	f.metrics.Observe(ingest.Event{Outcome: &desk.Outcome{Action: policy.ActionBounce.String(), Arrival: time.Now()}}, time.Now())
 	e = f.scrape(t)
 	if v := e.samples[`helpdesk_ingest_emails_total{outcome="bounce"}`]; v != 1 {
 		t.Errorf(`outcome="bounce" = %v after one delivery report, want 1`, v)
@@ -62,8 +63,8 @@ func TestMetricsEveryOutcomeAtZero(t *testing.T) {
 	}
 	// One about a notification without a ticket is kept as a held email (reason bounce): the
 	// held counter counts every email `ticket held` lists.
-	f.metrics.Observe(ingest.Event{Outcome: &ingest.Outcome{Action: policy.ActionBounce.String(), HeldID: 7,
-		Reason: store.HeldBounce, Arrival: time.Now()}}, time.Now())
+	f.metrics.Observe(ingest.Event{Outcome: &desk.Outcome{Action: policy.ActionBounce.String(), HeldID: 7,
+		Reason: helpdesk.HeldBounce, Arrival: time.Now()}}, time.Now())
 	e = f.scrape(t)
 	if v := e.samples[`helpdesk_ingest_held_total{reason="bounce"}`]; v != 1 {
 		t.Errorf(`held_total{reason="bounce"} = %v after a report held without a ticket, want 1`, v)

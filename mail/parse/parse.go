@@ -1,0 +1,789 @@
+package parse
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/jhillyerd/enmime/v2"
+)
+
+// Email is an inbound email as the gateway understands it. Strings are valid UTF-8.
+type Email struct {
+	Raw     []byte
+	SHA256  [32]byte
+	Arrival time.Time // IMAP INTERNALDATE: when it reached the mailbox
+
+	// From is the sender address as an RFC 5322 addr-spec (a local part that is no dot-atom
+	// quoted), its ASCII letters lower-cased and nothing else changed (issue 12: Unicode case
+	// folding turned a domain with U+212A KELVIN SIGN into a customer's); empty when the From
+	// field does not parse strictly (see ParseAddressList).
+	From     string
+	FromName string
+	// FromCount is how many addresses the From header(s) hold; more than one is ambiguous.
+	FromCount int
+	// Duplicates names the fields that RFC 5322 section 3.6 allows once (OnceOnly) but that
+	// occur more than once, in OnceOnly's order. Readers disagree on which copy counts: the
+	// envelope fields above are read from the topmost copy, a DKIM verifier signs the
+	// bottom-most (RFC 6376 section 5.4.2), so such an email is not what it seems (issue 12).
+	Duplicates []string
+	// ReturnPath is the envelope sender the delivering server recorded; HasReturnPath tells
+	// an empty one ("<>", a bounce) from a missing header.
+	ReturnPath    string
+	HasReturnPath bool
+	To            []string
+
+	Subject    string
+	Date       time.Time // the Date header, zero when missing or unreadable
+	MessageID  string    // as written, without brackets (BareMessageID); empty when missing
+	InReplyTo  []string  // as written, without brackets
+	References []string  // as written, without brackets
+	Text       string
+	HTML       string
+	Attach     []Attachment
+
+	// Header holds every header field, names canonicalised (textproto), values unfolded but
+	// not decoded, in order.
+	Header map[string][]string
+	// pos holds, for each value in Header, the field's position in the header (0 the topmost),
+	// for Runs.
+	pos map[string][]int
+
+	// Report is set when the email is a delivery report or a bounce about some message.
+	Report *Report
+
+	// Warnings lists what was repaired while reading (bad base64, charset guesses, ...).
+	Warnings []string
+	// Err is set when the email could not be read as MIME at all; Raw is still whole.
+	Err error
+}
+
+// Attachment is one attachment or inline file.
+type Attachment struct {
+	Filename    string
+	ContentType string
+	Size        int64
+	SHA256      string
+}
+
+// Get returns the first value of a header field, undecoded, or "".
+func (e *Email) Get(name string) string {
+	if v := e.Header[canonicalKey(name)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// SuppressAutoReply reports whether the sender asked for no automatic replies
+// (X-Auto-Response-Suppress, Microsoft's convention): the email is a person's, but it gets no
+// acknowledgement.
+func (e *Email) SuppressAutoReply() bool {
+	v := strings.ToLower(e.Get("X-Auto-Response-Suppress"))
+	return v != "" && v != "none"
+}
+
+// Values returns every value of a header field in order.
+func (e *Email) Values(name string) []string { return e.Header[canonicalKey(name)] }
+
+// Runs returns the values of a header field grouped into runs of adjacent fields, topmost
+// first: for "Authentication-Results" over
+//
+//	Received: ...
+//	Authentication-Results: mx; dmarc=...
+//	Authentication-Results: mx; dkim=...
+//	Received: ...
+//	Authentication-Results: mx; dmarc=pass
+//
+// it returns [["mx; dmarc=...", "mx; dkim=..."], ["mx; dmarc=pass"]]. An Email not made by
+// Parse (no positions known) gives all values as one run.
+func (e *Email) Runs(name string) [][]string {
+	k := canonicalKey(name)
+	vs := e.Header[k]
+	if len(vs) == 0 {
+		return nil
+	}
+	pos := e.pos[k]
+	if len(pos) != len(vs) {
+		return [][]string{vs}
+	}
+	var out [][]string
+	start := 0
+	for i := 1; i <= len(vs); i++ {
+		if i == len(vs) || pos[i] != pos[i-1]+1 {
+			out = append(out, vs[start:i:i])
+			start = i
+		}
+	}
+	return out
+}
+
+// Parse reads raw as an email that arrived at the given time, within the default Limits. It
+// always returns an Email; see Email.Err and Email.Warnings for what went wrong.
+func Parse(raw []byte, arrival time.Time) *Email {
+	return ParseContext(context.Background(), raw, arrival, Limits{})
+}
+
+// ParseContext is Parse within lim, and stops when ctx is done: the Email then has Err
+// wrapping ctx.Err() and says nothing about the email — the caller must not act on it.
+//
+// The work is bounded by the input, not by luck: the MIME structure is walked first
+// (scanStructure, linear) and an email beyond lim is not read as MIME (Err wraps
+// ErrTooComplex); the MIME parser then runs on its own goroutine under a work budget (reads
+// of the input) and a deadline that grows with the size, and an email that exceeds either is
+// set aside (Err wraps ErrWorkBudget). The parser cannot be interrupted from outside; a
+// parser left behind at the deadline stops at its next read of the input, and the structural
+// bounds limit what it can still do until then.
+func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits) (e *Email) {
+	e = &Email{Raw: raw, SHA256: sha256.Sum256(raw), Arrival: arrival}
+	defer func() {
+		// The charset tables and header decoders are large; hostile input must never take
+		// the gateway down with them. Keep what was read and report the rest.
+		if r := recover(); r != nil {
+			e.Err = fmt.Errorf("parser panic: %v", r)
+		}
+	}()
+	lim = lim.withDefaults()
+	e.pos = map[string][]int{}
+	e.Header = readHeaderPos(raw, e.pos)
+	e.readEnvelopeHeaders(false)
+
+	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
+	// delivery agents). readHeader skips it; enmime would refuse the whole email.
+	body := stripMboxLine(raw)
+	var env *enmime.Envelope
+	_, err := scanStructure(body, lim)
+	if err == nil {
+		env, err = readMIME(ctx, body, lim)
+	}
+	if err != nil {
+		e.Err = err
+		if !errors.Is(err, ErrTooComplex) && !errors.Is(err, ErrWorkBudget) && ctx.Err() == nil {
+			e.Err = fmt.Errorf("read MIME structure: %w", err)
+		}
+		// A body we cannot structure is still text a person can read.
+		if i := headerEnd(raw); i >= 0 {
+			e.Text = clean(string(raw[i:]))
+		}
+		return e
+	}
+	if s := env.GetHeader("Subject"); s != "" && len(e.Values("Subject")) == 1 {
+		// enmime decodes the topmost copy; with several, readEnvelopeHeaders chose (and
+		// Duplicates says so).
+		e.Subject = cleanLine(s)
+	}
+	e.Text = clean(env.Text)
+	e.HTML = clean(env.HTML)
+	// Seen in practice: "Content-Type: multipart/mixed" without a boundary parameter. enmime
+	// then reads the body as one part, but as a nameless attachment; it is the customer's text.
+	bodyAsText := env.Text == "" && env.HTML == "" && env.Root != nil && len(env.Root.Content) > 0 &&
+		env.Root.FirstChild == nil && strings.HasPrefix(strings.ToLower(env.Root.ContentType), "multipart/")
+	if bodyAsText {
+		e.Text = clean(string(env.Root.Content))
+		e.Warnings = append(e.Warnings, "multipart body without boundary read as plain text")
+	}
+	for _, group := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
+		for _, p := range group {
+			if bodyAsText && p == env.Root {
+				continue
+			}
+			sum := sha256.Sum256(p.Content)
+			e.Attach = append(e.Attach, Attachment{
+				Filename:    cleanLine(p.FileName),
+				ContentType: cleanLine(p.ContentType),
+				Size:        int64(len(p.Content)),
+				SHA256:      hex.EncodeToString(sum[:]),
+			})
+		}
+	}
+	for _, pe := range env.Errors {
+		if pe.Name == enmime.ErrorPlainTextFromHTML {
+			continue
+		}
+		e.Warnings = append(e.Warnings, cleanLine(pe.Error()))
+	}
+	e.Report = readReport(env.Root, e.Text, e.looksLikeBounce())
+	return e
+}
+
+// Unread is an email the gateway does not read as MIME — one whose reading brought it down
+// before: its raw bytes, the header fields (read by the small linear header reader, not the
+// MIME parser) for staff to recognise it by, and Err = why.
+func Unread(raw []byte, arrival time.Time, why error) (e *Email) {
+	e = &Email{Raw: raw, SHA256: sha256.Sum256(raw), Arrival: arrival}
+	defer func() {
+		if r := recover(); r != nil {
+			e.Header = nil
+		}
+		e.Err = why
+	}()
+	e.pos = map[string][]int{}
+	e.Header = readHeaderPos(raw, e.pos)
+	e.readEnvelopeHeaders(false)
+	return e
+}
+
+// Report is what a delivery report (RFC 3464) or a bounce says: which message it is about
+// and what happened to it.
+type Report struct {
+	// MessageIDs are the Message-IDs (as written) of the returned message(s), from an attached
+	// message or its headers, or — for bounces that paste them — from the text.
+	MessageIDs []string
+	Action     string // failed, delayed, delivered, relayed, expanded (RFC 3464 §2.3.3)
+	Status     string // 5.1.1 ...
+	Recipient  string // the Final-Recipient address
+	Diagnostic string
+	// Feedback: an abuse or feedback report (RFC 5965 message/feedback-report).
+	Feedback bool
+}
+
+// Permanent reports whether the report says the delivery failed for good.
+func (r *Report) Permanent() bool {
+	return r.Action == "failed" || (r.Action == "" && strings.HasPrefix(r.Status, "5"))
+}
+
+var pastedMessageID = regexp.MustCompile(`(?im)^[ \t>]*message-id:\s*(<[^<>\s]{3,250}>)`)
+
+// looksLikeBounce: a bounce that pastes the returned message as text instead of attaching it
+// comes from a mailer daemon or postmaster, with an empty return path, or says so in its
+// subject.
+func (e *Email) looksLikeBounce() bool {
+	if e.HasReturnPath && e.ReturnPath == "" {
+		return true
+	}
+	for _, who := range []string{e.From, e.ReturnPath} {
+		local, _, _ := strings.Cut(who, "@")
+		if local == "mailer-daemon" || local == "postmaster" {
+			return true
+		}
+	}
+	subj := strings.ToLower(e.Subject)
+	for _, w := range []string{"undeliver", "returned", "delivery", "failure", "niet afgeleverd", "onbestelbaar", "bounce"} {
+		if strings.Contains(subj, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// readReport finds the delivery-status fields and the returned message's Message-ID in a
+// report's parts; nil when the email is no report.
+func readReport(root *enmime.Part, text string, bounce bool) *Report {
+	r := &Report{}
+	found := false
+	var walk func(p *enmime.Part, depth int)
+	walk = func(p *enmime.Part, depth int) {
+		for ; p != nil && depth < 20; p = p.NextSibling {
+			switch strings.ToLower(p.ContentType) {
+			case "message/delivery-status", "message/global-delivery-status":
+				found = true
+				readDeliveryStatus(p.Content, r)
+			case "message/feedback-report", "message/disposition-notification":
+				found, r.Feedback = true, true
+			case "message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global", "message/global-headers":
+				found = true
+				h := readHeader(p.Content)
+				if v := h["Message-Id"]; len(v) > 0 {
+					r.MessageIDs = append(r.MessageIDs, MessageIDs(v[0])...)
+				}
+			}
+			walk(p.FirstChild, depth+1)
+		}
+	}
+	if root != nil {
+		walk(root, 0)
+	}
+	if len(r.MessageIDs) == 0 && bounce {
+		// Only for what looks like a bounce: the regexp over every email's text cost a
+		// quarter of parsing big mail.
+		for _, m := range pastedMessageID.FindAllStringSubmatch(text[:min(len(text), 64<<10)], 5) {
+			r.MessageIDs = append(r.MessageIDs, MessageIDs(m[1])...)
+		}
+	}
+	if !found && len(r.MessageIDs) == 0 {
+		return nil
+	}
+	r.Diagnostic = cleanLine(r.Diagnostic)
+	return r
+}
+
+// readDeliveryStatus reads the first per-recipient block of a message/delivery-status part.
+func readDeliveryStatus(content []byte, r *Report) {
+	for _, block := range strings.Split(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n\n") {
+		h := readHeader([]byte(block + "\n\n"))
+		action := strings.ToLower(strings.TrimSpace(first(h["Action"])))
+		if action == "" {
+			continue // the per-message block
+		}
+		r.Action = action
+		r.Status = strings.TrimSpace(first(h["Status"]))
+		if rcpt := first(h["Final-Recipient"]); rcpt != "" {
+			_, addr, ok := strings.Cut(rcpt, ";")
+			if !ok {
+				addr = rcpt
+			}
+			r.Recipient = ASCIILower(strings.Trim(strings.TrimSpace(addr), "<>"))
+		}
+		r.Diagnostic = first(h["Diagnostic-Code"])
+		return
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// OnceOnly are the fields RFC 5322 section 3.6 allows at most once that the gateway reads or
+// that name whom an email is from or for (Bcc, which a received email should not carry, is
+// left out). An email with two of one of them is held (Email.Duplicates).
+var OnceOnly = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-Id", "In-Reply-To", "References"}
+
+// ReadBottomMost reads the envelope fields (From, To, Subject, Date, Message-ID, In-Reply-To,
+// References) again from the bottom-most copy of each: the copy a DKIM signature covers
+// (RFC 6376 section 5.4.2), so the one the sender's domain vouched for. It is what an email
+// held for duplicate fields becomes when the operator releases it (issue 12). Duplicates is
+// left as it is.
+func (e *Email) ReadBottomMost() { e.readEnvelopeHeaders(true) }
+
+// readEnvelopeHeaders fills the header-derived fields from e.Header, from the topmost copy of
+// a field or, with bottom, from the bottom-most.
+func (e *Email) readEnvelopeHeaders(bottom bool) {
+	e.Duplicates = nil
+	for _, name := range OnceOnly {
+		if len(e.Values(name)) > 1 {
+			e.Duplicates = append(e.Duplicates, name)
+		}
+	}
+	one := func(name string) string {
+		vs := e.Values(name)
+		switch {
+		case len(vs) == 0:
+			return ""
+		case bottom:
+			return vs[len(vs)-1]
+		}
+		return vs[0]
+	}
+	from := e.Values("From")
+	if bottom && len(from) > 1 {
+		from = from[len(from)-1:]
+	}
+	e.From, e.FromName, e.FromCount = "", "", 0
+	var addrs []*mail.Address
+	for _, v := range from {
+		list, err := ParseAddressList(v)
+		if err == nil && isGroup(v) {
+			// RFC 5322 section 3.6.2: From is a mailbox-list, never a group. A DMARC
+			// verifier that finds no domain in "Bakkerij: piet@bakkerij.nl;" writes no
+			// verdict; the member is not read as the sender.
+			err = errors.New("a group in From")
+		}
+		if err != nil {
+			// Strict (issue 12): a From that does not parse names no sender. Counted, so that
+			// "From: ok@x, garbage" is not read as the one address it does hold.
+			e.FromCount++
+			continue
+		}
+		addrs = append(addrs, list...)
+	}
+	e.FromCount += len(addrs)
+	if len(addrs) > 0 && e.FromCount == len(addrs) {
+		e.From = addrs[0].Address
+		e.FromName = cleanLine(addrs[0].Name)
+	}
+	e.HasReturnPath, e.ReturnPath = false, ""
+	if rp, ok := e.Header["Return-Path"]; ok && len(rp) > 0 {
+		e.HasReturnPath = true
+		v := strings.TrimSpace(rp[0]) // the topmost: the one our delivering server wrote
+		v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
+		e.ReturnPath = ASCIILower(strings.TrimSpace(v))
+	}
+	e.To = nil
+	to := e.Values("To")
+	if bottom && len(to) > 1 {
+		to = to[len(to)-1:]
+	}
+	for _, v := range to {
+		list, _ := ParseAddressList(v)
+		for _, a := range list {
+			e.To = append(e.To, a.Address)
+		}
+	}
+	e.Subject = cleanLine(decodeWords(one("Subject")))
+	e.Date = time.Time{}
+	if d := one("Date"); d != "" {
+		if t, err := mail.ParseDate(d); err == nil {
+			e.Date = t
+		}
+	}
+	e.MessageID = ""
+	if ids := MessageIDs(one("Message-Id")); len(ids) > 0 {
+		e.MessageID = ids[0]
+	}
+	e.InReplyTo = MessageIDs(one("In-Reply-To"))
+	refs := e.Values("References")
+	if bottom && len(refs) > 1 {
+		refs = refs[len(refs)-1:]
+	}
+	e.References = MessageIDs(strings.Join(refs, " "))
+}
+
+// ParseAddressList reads an address-list field (From, To) strictly, as RFC 5322 section 3.4
+// (with the obsolete forms Go's net/mail accepts, and RFC 2047 encoded words in display names
+// only): an error when the field does not parse. There is no fallback that finds an address
+// in a display name, a comment or an encoded word (issue 12: "piet@bakkerijdevries.nl" as a
+// quoted display name, in a comment, or as an encoded word with "=40" for "@" were all read as
+// that customer's address, and the words of "<power quadrant system@example.com>" as
+// system@example.com). 8-bit bytes that are not UTF-8 are read as windows-1252 first (the
+// display name of an old mailer); ASCII is left as it is, so no address can appear that way.
+//
+// Each address is an addr-spec (Address.Address) with its local part quoted when it is no
+// dot-atom (`"john doe"@example.com`, never the ambiguous `john doe@example.com`, and
+// `"a@b.example"@evil.example` stays evil.example's), ASCII letters lower-cased (ASCIILower).
+// Groups give their members; addresses without '@' are refused.
+func ParseAddressList(v string) ([]*mail.Address, error) {
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+	list, err := p.ParseList(fromWindows1252(v))
+	if err != nil {
+		return nil, fmt.Errorf("address list: %w", err)
+	}
+	out := make([]*mail.Address, 0, len(list))
+	for _, a := range list {
+		spec := addrSpec(a.Address)
+		if spec == "" {
+			return nil, fmt.Errorf("address list: %q is no addr-spec", a.Address)
+		}
+		out = append(out, &mail.Address{Name: a.Name, Address: ASCIILower(spec)})
+	}
+	return out, nil
+}
+
+// isGroup reports whether an address-list field holds a group (RFC 5322 section 3.4:
+// display-name ":" [group-list] ";"): a ':' outside quoted strings, comments and angle
+// brackets, which is where net/mail reads one.
+func isGroup(v string) bool {
+	quoted, comment, angle := false, 0, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && (quoted || comment > 0):
+			i++ // a quoted-pair
+		case quoted:
+			quoted = c != '"'
+		case c == '(':
+			comment++
+		case c == ')' && comment > 0:
+			comment--
+		case comment > 0:
+		case c == '"':
+			quoted = true
+		case c == '<':
+			angle++
+		case c == '>' && angle > 0:
+			angle--
+		case c == ':' && angle == 0:
+			return true
+		}
+	}
+	return false
+}
+
+// addrSpec writes an address net/mail returned (its local part unquoted) as an addr-spec
+// again: the local part quoted when it is no dot-atom. "" when it has no '@'.
+func addrSpec(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return ""
+	}
+	local, domain := addr[:i], addr[i+1:]
+	if isDotAtom(local) {
+		return local + "@" + domain
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range local {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteString(`"@`)
+	b.WriteString(domain)
+	return b.String()
+}
+
+// isDotAtom reports whether s is an RFC 5322 dot-atom (with RFC 6532 UTF-8 in atoms).
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= utf8.RuneSelf:
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ASCIILower lower-cases the ASCII letters of s and nothing else: addresses are compared in
+// ASCII case only (issue 12). Unicode case folding makes "K" (KELVIN SIGN) "k", so a
+// look-alike domain became a customer's.
+func ASCIILower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func decodeWords(s string) string {
+	dec := mime.WordDecoder{CharsetReader: charset.Reader}
+	if d, err := dec.DecodeHeader(s); err == nil {
+		return d
+	}
+	return s
+}
+
+// readHeader splits the header block leniently: unfolds continuation lines, skips lines
+// without a colon, and stops at the first empty line or the end of the input.
+func readHeader(raw []byte) map[string][]string { return readHeaderPos(raw, nil) }
+
+// readHeaderPos is readHeader that also records in pos, when it is not nil, the position of
+// each field in the header (0 the topmost), for every value in the same order.
+func readHeaderPos(raw []byte, pos map[string][]int) map[string][]string {
+	h := map[string][]string{}
+	n := 0 // fields read
+	end := headerEnd(raw)
+	if end < 0 {
+		end = len(raw)
+	}
+	block := string(raw[:end])
+	var name string
+	var value []string // the field's lines, joined once: appending to a string is quadratic
+	flush := func() {
+		if name != "" {
+			k := canonicalKey(name)
+			// Only the white space of RFC 5322 (and line ends) is trimmed: strings.TrimSpace
+			// also cut U+00A0 and the like, which are part of the value ("piet@bakkerij.nl"
+			// followed by a no-break space is another address, or none).
+			h[k] = append(h[k], strings.Trim(strings.Join(value, " "), wsp))
+			if pos != nil {
+				pos[k] = append(pos[k], n)
+			}
+			n++
+		}
+		name, value = "", value[:0]
+	}
+	for line := range strings.Lines(block) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if name != "" {
+				value = append(value, strings.Trim(line, wsp))
+			}
+			continue
+		}
+		flush()
+		i := strings.IndexByte(line, ':')
+		// RFC 5322 section 4.5 (obs-optional, obs-subject, ...): white space may stand
+		// between the field name and the colon, and "Subject : x" is a Subject. enmime, DKIM
+		// verifiers (relaxed canonicalization) and Postfix read it so; skipping it hid a
+		// second Subject from the duplicate check while enmime's Subject was read.
+		var fieldName string
+		if i > 0 {
+			fieldName = strings.TrimRight(line[:i], " \t")
+		}
+		if fieldName == "" || strings.ContainsAny(fieldName, " \t") {
+			continue // not a header field; a mbox "From " line or garbage
+		}
+		name, value = fieldName, append(value, line[i+1:])
+	}
+	flush()
+	return h
+}
+
+// wsp is the white space around a header field's value: RFC 5322 WSP, and line ends.
+const wsp = " \t\r\n"
+
+// headerEnd returns the offset of the body, or -1 when there is no empty line.
+func headerEnd(raw []byte) int {
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		if j := bytes.Index(raw, []byte("\n\n")); j >= 0 && j < i {
+			return j + 2
+		}
+		return i + 4
+	}
+	if j := bytes.Index(raw, []byte("\n\n")); j >= 0 {
+		return j + 2
+	}
+	return -1
+}
+
+func canonicalKey(name string) string {
+	b := []byte(strings.ToLower(strings.TrimSpace(name)))
+	upper := true
+	for i, c := range b {
+		if upper && 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+		upper = c == '-'
+	}
+	return string(b)
+}
+
+// BareMessageID is a Message-ID as written, without its angle brackets and surrounding
+// space. The case is kept: it goes back out in In-Reply-To and References, and a mail client
+// threads by the exact bytes (seen in practice: mutt hung a reply quoting a lower-cased Gmail
+// id under a missing parent). Comparing ids is the store's business (helpdesk.CanonicalMessageID).
+func BareMessageID(id string) string {
+	id = strings.TrimSpace(id)
+	id = strings.TrimPrefix(id, "<")
+	id = strings.TrimSuffix(id, ">")
+	// Records hold valid UTF-8 (a Message-ID is ASCII; notify leaves any other out of headers).
+	return strings.ToValidUTF8(strings.TrimSpace(id), "\uFFFD")
+}
+
+// HeaderMessageID reads the Message-ID of a raw email from its header alone, as written
+// (see BareMessageID); "" when it has none.
+func HeaderMessageID(raw []byte) string {
+	if v := readHeader(raw)["Message-Id"]; len(v) > 0 {
+		if ids := MessageIDs(v[0]); len(ids) > 0 {
+			return ids[0]
+		}
+	}
+	return ""
+}
+
+// MessageIDs reads the ids of a Message-ID, In-Reply-To or References field leniently:
+// every <...> token, or, when there are none, every word containing "@". go-message's reader
+// fails the whole field on one id without brackets; this one keeps what it can. The ids are
+// as written (BareMessageID), case kept.
+func MessageIDs(v string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			break
+		}
+		if id := BareMessageID(v[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
+			out = append(out, id)
+		}
+		v = v[i+j+1:]
+	}
+	if len(out) == 0 {
+		for _, w := range strings.Fields(v) {
+			if strings.Contains(w, "@") {
+				out = append(out, BareMessageID(w))
+			}
+		}
+	}
+	return out
+}
+
+// clean makes body text safe to store and show: valid UTF-8, no NUL or other control
+// characters except newline and tab, LF line ends.
+func clean(s string) string {
+	s = fromWindows1252(s)
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// fromWindows1252 makes text valid UTF-8. Text that already is stays as it is; text that is
+// not was written in an 8-bit charset without saying so, or under a charset it lied about
+// ("utf-8" over Latin-1 bytes, seen in practice), and is read as windows-1252 — Dutch and
+// English mail's usual 8-bit charset, of which Latin-1 is a subset — rather than shown as
+// replacement characters. Charset guessing by statistics is not used: it cost more than the
+// rest of parsing together and guessed wrong on short texts.
+func fromWindows1252(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n <= 1 {
+			b.WriteRune(windows1252(s[0]))
+			s = s[1:]
+			continue
+		}
+		b.WriteString(s[:n])
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// windows1252 maps a byte of windows-1252 to its rune.
+func windows1252(c byte) rune {
+	high := [32]rune{'€', '\uFFFD', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\uFFFD', 'Ž', '\uFFFD',
+		'\uFFFD', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\uFFFD', 'ž', 'Ÿ'}
+	if c >= 0x80 && c < 0xA0 {
+		return high[c-0x80]
+	}
+	return rune(c) // Latin-1 and ASCII map one to one
+}
+
+// cleanLine is clean for one-line values (subjects, names, file names): no line breaks, so
+// nothing a customer writes can become a header line of a notification.
+func cleanLine(s string) string {
+	s = fromWindows1252(s)
+	s = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\r' || r == '\n' {
+			return ' '
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	const max = 998
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+// CleanLine is exported for other packages that put customer text on one line.
+func CleanLine(s string) string { return cleanLine(s) }

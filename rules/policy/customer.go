@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/infobits/helpdesk"
+)
+
+// Today is the calendar date of t in Amsterdam: validity dates are Dutch dates (R3).
+func Today(t time.Time) helpdesk.Date {
+	return helpdesk.DateOf(t.In(helpdesk.Amsterdam()))
+}
+
+// Valid reports whether the customer's paid tier is valid on the date (R3): no end date, or
+// the date is not after the last valid day.
+func Valid(c *helpdesk.Customer, on helpdesk.Date) bool {
+	return c.ValidUntil.IsZero() || !c.ValidUntil.Before(on)
+}
+
+// EffectiveTier is the tier a customer is served at on a moment (R3): a paid tier past its
+// valid-until date is served as SLA24.
+func EffectiveTier(c *helpdesk.Customer, at time.Time) helpdesk.Tier {
+	if c.Tier.Paid() && !Valid(c, Today(at)) {
+		return helpdesk.SLA24
+	}
+	if c.Tier == "" {
+		return helpdesk.SLA24
+	}
+	return c.Tier
+}
+
+// StatusLine is the Dutch status line of R3 on a date: "geldig", "geldig tot 31-01-2027" or
+// "verlopen op 31-10-2026". The free tier (SLA24) has no end date: "geldig".
+func StatusLine(c *helpdesk.Customer, on helpdesk.Date) string {
+	if !c.Tier.Paid() || c.ValidUntil.IsZero() {
+		return "geldig"
+	}
+	d := fmt.Sprintf("%02d-%02d-%04d", c.ValidUntil.Day, c.ValidUntil.Month, c.ValidUntil.Year)
+	if Valid(c, on) {
+		return "geldig tot " + d
+	}
+	return "verlopen op " + d
+}
+
+// CalendarFor says which working hours count for a customer's deadline on a moment (R8):
+// the contract calendar (rate zone 1, Saturday morning included) while the customer has a
+// support contract and a valid paid tier; helpdesk opening hours for everyone else.
+func CalendarFor(c *helpdesk.Customer, at time.Time) string {
+	if c.Contract && EffectiveTier(c, at).Paid() {
+		return helpdesk.CalendarContract
+	}
+	return helpdesk.CalendarHelpdesk
+}
+
+// ErrBadPhone: the text is not a phone number.
+var ErrBadPhone = errors.New("not a phone number")
+
+// NormalizePhone writes a Dutch or international phone number as "+<country><number>":
+// "+31 6-1234 5678", "0031612345678" and "06 12345678" are all "+31612345678" (R19).
+func NormalizePhone(s string) (string, error) {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(s) {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/':
+		default:
+			return "", fmt.Errorf("%q: %w", s, ErrBadPhone)
+		}
+	}
+	n := b.String()
+	switch {
+	case strings.HasPrefix(n, "+"):
+		n = n[1:]
+	case strings.HasPrefix(n, "00"):
+		n = n[2:]
+	case strings.HasPrefix(n, "0"):
+		n = "31" + n[1:]
+	default:
+		return "", fmt.Errorf("%q: %w (want +31…, 0031… or 0…)", s, ErrBadPhone)
+	}
+	if strings.HasPrefix(n, "310") { // "+31 (0)6 …"
+		n = "31" + n[3:]
+	}
+	if len(n) < 8 || len(n) > 15 {
+		return "", fmt.Errorf("%q: %w (%d digits)", s, ErrBadPhone, len(n))
+	}
+	return "+" + n, nil
+}
+
+// CallerVerdict says whether a call from a customer's registered number is put through (R19):
+// a telephone support contract with a valid paid tier.
+func CallerVerdict(c *helpdesk.Customer, at time.Time) (through bool, reason string) {
+	switch eff := EffectiveTier(c, at); {
+	case !c.Contract:
+		return false, "no telephone support contract"
+	case c.Tier.Paid() && !eff.Paid():
+		return false, "the paid helpdesk tier " + StatusLine(c, Today(at))
+	case !eff.Paid():
+		return false, "SLA24 has no telephone support"
+	}
+	return true, "telephone support contract, " + string(c.Tier) + " " + StatusLine(c, Today(at))
+}
