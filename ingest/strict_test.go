@@ -483,7 +483,7 @@ func TestDuplicateHeaderObsoleteSpelling(t *testing.T) {
 		f.once()
 		before2.same(t, fmt.Sprintf("%q on a staff email", spelling), snapshotTicket(f, 2))
 		h := f.lastHeld()
-		if h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 Subject fields") ||
+		if h.Reason != helpdesk.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 Subject fields") ||
 			!strings.Contains(h.Detail, `"[Infobits #2]"`) {
 			t.Fatalf("%q: held = %+v, want duplicate_header naming both subjects", spelling, h)
 		}
@@ -497,7 +497,7 @@ func TestDuplicateHeaderObsoleteSpelling(t *testing.T) {
 		"Message-ID: <twofrom-obs@evil.example>"))
 	f.once()
 	before2.same(t, "a second From spelled \"From :\"", snapshotTicket(f, 2))
-	if h := f.lastHeld(); h.Reason != store.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 From fields") {
+	if h := f.lastHeld(); h.Reason != helpdesk.HeldDuplicateHeader || !strings.Contains(h.Detail, "2 From fields") {
 		t.Fatalf("held = %+v, want duplicate_header naming the From fields", h)
 	}
 }
@@ -526,13 +526,13 @@ func TestStrictFromGroupAndUnicodeSpace(t *testing.T) {
 			// An unknown-sender reply may go to the look-alike address, never to the customer.
 			lookalike := func(s ticketState) ticketState {
 				s.outbox = slices.DeleteFunc(s.outbox, func(n string) bool {
-					return strings.HasPrefix(n, store.KindUnknownSender+"→info@bakkerijdevries.nl\u00a0 ")
+					return strings.HasPrefix(n, helpdesk.KindUnknownSender+"→info@bakkerijdevries.nl\u00a0 ")
 				})
 				return s
 			}
 			before.same(t, c.from, lookalike(snapshotTicket(f, 1)))
 			h := f.lastHeld()
-			if h.CustomerID != 0 || h.RawSHA256 == "" || (h.Reason != store.HeldNoSender && h.Reason != store.HeldUnknownSender) ||
+			if h.CustomerID != 0 || h.RawSHA256 == "" || (h.Reason != helpdesk.HeldNoSender && h.Reason != helpdesk.HeldUnknownSender) ||
 				h.From == "info@bakkerijdevries.nl" {
 				t.Errorf("held = %+v, want no_sender or unknown_sender, for no customer", h)
 			}
