@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,10 +22,40 @@ import (
 	"github.com/infobits/helpdesk/templates"
 )
 
+// writeJSON prints v as indented JSON, terminal-safe: encoding/json escapes the C0 controls
+// but writes DEL, the C1 controls (U+009B is CSI) and the bidi controls raw, so `-json` output
+// of a hostile subject acted on the operator's terminal as the text output no longer did. They
+// are written as \uXXXX instead (see escaped): in a JSON string that is the same character, so
+// what a program reads is unchanged.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, jsonTerminalSafe(b.String()))
+	return err
+}
+
+// jsonTerminalSafe escapes, in JSON that encoding/json wrote, the characters a terminal must
+// not get raw. encoding/json writes them only inside strings (its own structure is ASCII, and
+// the only raw C0 it writes is the newline of its indentation, which is kept).
+func jsonTerminalSafe(s string) string {
+	bad := func(r rune) bool { return escaped(r, true) }
+	if !strings.ContainsFunc(s, bad) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	for _, r := range s {
+		if bad(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func runTicketList(e *env, args []string) error {

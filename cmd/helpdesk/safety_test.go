@@ -110,6 +110,50 @@ func TestHostileHeadersEscapedOnTerminal(t *testing.T) {
 	}
 }
 
+// TestJSONOutputEscapedOnTerminal: the `-json` forms of the same commands print no C1 or
+// bidi control raw either (encoding/json escapes only C0): each is written as \uXXXX, so the
+// JSON reads back to the very same text.
+func TestJSONOutputEscapedOnTerminal(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa\u009b31m\u202e@slagerijjansen.nl", "-name", "Slagerij \u009b2J\x7fJansen\u202e")
+	p.deliver(t, "From: <kassa\u009b31m\u202e@slagerijjansen.nl>\r\nTo: support@infobits.example\r\n"+
+		"Subject: =?utf-8?q?Factuur_=E2=80=AEfdp.exe?=\r\nDate: Fri, 27 Nov 2026 16:00:00 +0100\r\n"+
+		"Message-ID: <j1@slagerij>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
+		"Zie bijlage \u202egpj.exe\r\n")
+	p.deliver(t, "From: <a\u009bb\u2066@evil.example>\r\nTo: support@infobits.example\r\nSubject: =?utf-8?q?=E2=80=AEtxt.exe?=\r\n"+
+		"Date: Fri, 27 Nov 2026 16:02:00 +0100\r\nMessage-ID: <j2@evil>\r\n\r\nbody\r\n")
+	mustRun(t, env, "serve", "-once")
+
+	for _, args := range [][]string{
+		{"ticket", "list", "-json"}, {"ticket", "show", "-json", "1"}, {"ticket", "held", "-json"},
+		{"customer", "list", "-json"}, {"outbox", "list", "-json"},
+	} {
+		out := mustRun(t, env, args...)
+		if r, bad := forbidden(out); bad {
+			t.Errorf("%s printed %U raw:\n%q", strings.Join(args, " "), r, out)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Errorf("%s: not JSON: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	var d struct {
+		Subject  string `json:"subject"`
+		Customer string `json:"customer"`
+	}
+	out := mustRun(t, env, "ticket", "show", "-json", "1")
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Subject != "Factuur \u202efdp.exe" || d.Customer != "kassa\u009b31m\u202e@slagerijjansen.nl" {
+		t.Errorf("ticket show -json reads back as subject %q, customer %q: not the text the email had", d.Subject, d.Customer)
+	}
+	if !strings.Contains(out, `Factuur \u202efdp.exe`) || !strings.Contains(out, `kassa\u009b31m\u202e@`) {
+		t.Errorf("ticket show -json does not escape the subject and the address:\n%s", out)
+	}
+}
+
 // TestWebsiteSeesOnlyTheCustomersView: GET /api/tickets/{id} and the customer's ticket list,
 // on a running gateway, show the customer's email and the staff answer, but not the
 // internal note (#note), not the notices to the staff list, and no staff address.
