@@ -881,14 +881,16 @@ func (a *Desk) newMessageID() string {
 }
 
 // TooLargeNotice tells the sender of an email above the size limit, once a day at most, that
-// it was not read; returns the notifications queued.
-func (a *Desk) TooLargeNotice(tx *store.Tx, h *helpdesk.Held, size, limit int64) (int, error) {
+// it was not read; returns the notifications queued and those the limits suppressed. Like
+// every unsolicited notification it counts where policy.LimitUnsolicited looks (recordSent):
+// its address and the hourly total.
+func (a *Desk) TooLargeNotice(tx *store.Tx, h *helpdesk.Held, size, limit int64) (int, []policy.Suppression, error) {
 	if a.Quiet {
-		return 0, nil
+		return 0, nil, nil
 	}
-	notices, _, err := a.Policy.TooLargeNotice(h.From, h.Received, tx)
+	notices, suppressed, err := a.Policy.TooLargeNotice(h.From, h.Received, tx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for _, n := range notices {
 		note := &helpdesk.Notification{Kind: n.Kind, To: n.To, Lang: cmp.Or(a.Lang, "nl"), Automatic: true,
@@ -899,11 +901,11 @@ func (a *Desk) TooLargeNotice(tx *store.Tx, h *helpdesk.Held, size, limit int64)
 			note.Lang, note.Data.CustomerName, note.Data.ContactName = c.Language(), c.Name, c.ContactName(h.From)
 		}
 		if err := tx.Enqueue(note); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		if err := tx.RecordAutoReply(n.To, n.Kind, h.Received); err != nil {
-			return 0, err
+		if err := recordSent(tx, n.To, n.Kind, 0, h.Received); err != nil {
+			return 0, nil, err
 		}
 	}
-	return len(notices), nil
+	return len(notices), suppressed, nil
 }

@@ -980,11 +980,11 @@ func (s *session) holdUnread(tx *store.Tx, it *fetched, src helpdesk.Source, rea
 	out := desk.Outcome{UID: src.UID, MessageID: h.MessageID, From: h.From, Action: "held", HeldID: h.ID,
 		Reason: h.Reason, Detail: h.Detail, Arrival: it.arrival}
 	if reason == helpdesk.HeldTooLarge && !it.arrival.Before(s.st.QuietBefore) {
-		n, err := s.p.cfg.Desk.TooLargeNotice(tx, h, it.size, s.p.cfg.MaxMessageBytes)
+		n, suppressed, err := s.p.cfg.Desk.TooLargeNotice(tx, h, it.size, s.p.cfg.MaxMessageBytes)
 		if err != nil {
 			return out, err
 		}
-		out.Notified = n
+		out.Notified, out.Suppressed = n, suppressed
 	}
 	return out, nil
 }

@@ -357,3 +357,53 @@ func TestStaffMailboxLoopStops(t *testing.T) {
 		})
 	}
 }
+
+// TestTooLargeNoticesCountInTotal: item 6 — the notice to the sender of an email too large to
+// read answers anyone who can send mail, so it counts in the hourly total of unsolicited mail
+// (unsolicited_per_hour) like the unknown-sender reply, and one past the total is counted as
+// suppressed. It was checked against the total but never counted in it: strangers' large
+// emails did not use up the total, and the suppressed notices were not reported.
+func TestTooLargeNoticesCountInTotal(t *testing.T) {
+	f := newFixture(t, "mem", func(c *ingest.Config) {
+		c.MaxMessageBytes = 4096
+		r := testRules(t, policy.Limits{})
+		r.UnsolicitedPerHour = 2
+		c.Desk.Policy = policy.New(r)
+	})
+	for i, from := range []string{"a@one.example", "b@two.example"} {
+		f.deliver(buildMail(mailOpts{from: from, subject: "Groot", msgID: fmt.Sprintf("big%d@x", i), body: strings.Repeat("x", 10000)}))
+	}
+	f.once()
+	kinds := func() map[string]int {
+		n := map[string]int{}
+		for _, x := range f.outbox() {
+			n[x.Kind]++
+		}
+		return n
+	}
+	if n := kinds()[helpdesk.KindTooLarge]; n != 2 {
+		t.Fatalf("too_large notices = %d, want 2 (the total is 2)", n)
+	}
+	// The total is used up: a stranger's email gets no unknown-sender reply, a third large
+	// email no notice, and the event says what was not sent.
+	f.deliver(buildMail(mailOpts{from: "c@three.example", subject: "Vraag", msgID: "q@three"}))
+	f.deliver(buildMail(mailOpts{from: "d@four.example", subject: "Groot", msgID: "big3@x", body: strings.Repeat("y", 10000)}))
+	for len(f.events) > 0 {
+		<-f.events
+	}
+	f.once()
+	if k := kinds(); k[helpdesk.KindUnknownSender] != 0 || k[helpdesk.KindTooLarge] != 2 {
+		t.Errorf("outbox kinds = %v, want no unknown_sender reply and still 2 too_large notices past unsolicited_per_hour 2", k)
+	}
+	suppressed := map[string]string{}
+	for len(f.events) > 0 {
+		if ev := <-f.events; ev.Outcome != nil {
+			for _, s := range ev.Outcome.Suppressed {
+				suppressed[s.Kind] = s.Limit
+			}
+		}
+	}
+	if suppressed[helpdesk.KindTooLarge] != policy.LimitTotal || suppressed[helpdesk.KindUnknownSender] != policy.LimitTotal {
+		t.Errorf("suppressed in the events = %v, want too_large and unknown_sender for the total", suppressed)
+	}
+}
