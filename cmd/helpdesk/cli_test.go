@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv("HELPDESK_TEST_CTL_PROBE"); sock != "" {
 		os.Exit(ctlProbe(sock)) // TestControlSocketChecksPeers: a raw client as another user
 	}
+	if sock := os.Getenv("HELPDESK_TEST_CTL_FAKE"); sock != "" {
+		os.Exit(ctlFake(sock)) // TestCLIChecksListener: a listener of another user posing as the gateway
+	}
 	dir, err := os.MkdirTemp("", "helpdesk-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

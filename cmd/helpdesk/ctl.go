@@ -81,6 +81,13 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 		return 0, fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	defer conn.Close()
+	// The file checked above is a name; what answers is a process. The kernel says who
+	// listens (SO_PEERCRED: the credentials of the process that called listen): a socket
+	// swapped in after the check, or a file chowned over another user's listener, is refused
+	// before the command (and the operator's working directory) is sent.
+	if _, err := peerAllowed(conn, os.Getuid(), "you"); err != nil {
+		return 0, fmt.Errorf("control socket %s: refusing to use it: the process listening on it (%w); run the command as the gateway's user (sudo -u USER helpdesk ...)", sock, err)
+	}
 	stop := context.AfterFunc(e.ctx, func() { conn.Close() })
 	defer stop()
 	dir, _ := os.Getwd()
@@ -145,10 +152,12 @@ func checkSocket(path string, uid int) error {
 	return nil
 }
 
-// peerAllowed checks the credentials of a control-socket client (SO_PEERCRED, issue 12):
-// only the gateway's own user and root may run commands. The socket's mode 0600 says the same
-// to the kernel; this holds when the file's mode was changed, or the socket handed on.
-func peerAllowed(conn net.Conn, self int) (uid int, err error) {
+// peerAllowed checks the credentials of the other end of a control-socket connection
+// (SO_PEERCRED): in the gateway, of a client — only the gateway's own user and root may run
+// commands (the socket's mode 0600 says the same to the kernel; this holds when the file's
+// mode was changed, or the socket handed on); in the CLI, of the listening process — only
+// the CLI's own user or root is trusted with a command.
+func peerAllowed(conn net.Conn, self int, selfName string) (uid int, err error) {
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
 		return -1, errors.New("not a unix socket connection")
@@ -168,7 +177,7 @@ func peerAllowed(conn net.Conn, self int) (uid int, err error) {
 		return -1, fmt.Errorf("peer credentials: %w", cerr)
 	}
 	if int(cred.Uid) != self && cred.Uid != 0 {
-		return int(cred.Uid), fmt.Errorf("uid %d (pid %d) is neither the gateway's user (uid %d) nor root", cred.Uid, cred.Pid, self)
+		return int(cred.Uid), fmt.Errorf("uid %d (pid %d) is neither %s (uid %d) nor root", cred.Uid, cred.Pid, selfName, self)
 	}
 	return int(cred.Uid), nil
 }
@@ -280,7 +289,7 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 			s.log.Error("control command panicked", "panic", r)
 		}
 	}()
-	if uid, err := peerAllowed(conn, os.Getuid()); err != nil {
+	if uid, err := peerAllowed(conn, os.Getuid(), "the gateway's user"); err != nil {
 		s.log.Warn("control socket: connection refused", "uid", uid, "err", err)
 		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		code := 1

@@ -309,6 +309,87 @@ func TestControlSocketChecksPeers(t *testing.T) {
 	}
 }
 
+// TestCLIChecksListener: the CLI trusts the process that listens, not the socket file's
+// owner. Another user's listener posing as the gateway, whose socket file is then owned by
+// root with mode 0600 (as a socket swapped in after the CLI looked at the file would be),
+// gets no command: the CLI asks the kernel (SO_PEERCRED) who listens and refuses uid 65534,
+// before it sends the command and the operator's working directory. Needs root.
+func TestCLIChecksListener(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to listen as another user and to chown the socket")
+	}
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "helpdesk-fake-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil { // the fake listener binds its socket here
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "fake")
+	if err := copyFile(os.Args[0], fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPeers(t)
+	p.dir = dir
+	sock := filepath.Join(dir, "helpdesk.db.sock")
+	cmd := exec.Command(fake, "-test.run=^$")
+	cmd.Env = []string{"HELPDESK_TEST_CTL_FAKE=" + sock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	var fakeOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &fakeOut, &fakeOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(time.Minute) // a hang guard
+	for !strings.Contains(fakeOut.String(), "listening") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fake listener did not start: %s", fakeOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The file now looks like a socket the CLI may use: root's, 0600.
+	if err := os.Chown(sock, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, p.env(), "customer", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, "uid 65534") || !strings.Contains(r.stderr, "refusing to use it") {
+		t.Errorf("the CLI used another user's listener: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "got:") { // the fake echoes what it got
+		t.Errorf("the fake listener received the command:\n%s", r.stdout)
+	}
+}
+
+// ctlFake is the listener of TestCLIChecksListener, run as another user: it answers each
+// request with what it got, as output, and exit 0.
+func ctlFake(sock string) int {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Println("listen:", err)
+		return 1
+	}
+	fmt.Println("listening")
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return 1
+		}
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		code := 0
+		enc := json.NewEncoder(conn)
+		_ = enc.Encode(ctlFrame{Out: "got: " + line})
+		_ = enc.Encode(ctlFrame{Exit: &code})
+		conn.Close()
+	}
+}
+
 // ctlProbe is the raw client of TestControlSocketChecksPeers, run as another user: it sends
 // one command and prints what comes back.
 func ctlProbe(sock string) int {
