@@ -109,21 +109,14 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 		},
 	}
 	var err error
-	switch p.cfg.TLS {
-	case TLSImplicit:
-		s.c, err = imapclient.DialTLS(p.cfg.Addr, opts)
-	case TLSStart:
-		s.c, err = imapclient.DialStartTLS(p.cfg.Addr, opts)
-	case TLSNone:
-		s.c, err = imapclient.DialInsecure(p.cfg.Addr, opts)
-	default:
-		return nil, fmt.Errorf("imap tls mode %q: want tls, starttls or none", p.cfg.TLS)
+	if s.c, err = dial(p.cfg.Addr, p.cfg.TLS, opts); errors.Is(err, errTLSMode) {
+		return nil, err
 	}
 	if err != nil {
 		hint := ""
 		var refused *imap.Error
 		s.stopHard()
-		if p.cfg.TLS == TLSStart && errors.As(err, &refused) {
+		if p.cfg.TLS == helpdesk.TLSStart && errors.As(err, &refused) {
 			// The only command DialStartTLS sends is STARTTLS: a NO or BAD, whatever its text,
 			// is the server refusing it. Never a fall-back to a login in clear: the operator chooses.
 			hint = " (the server refused STARTTLS: if it speaks IMAPS, set imap_tls = tls and its port, usually 993)"

@@ -21,19 +21,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
-)
-
-// TLS modes for the IMAP connection.
-const (
-	TLSImplicit = "tls"      // IMAPS, port 993
-	TLSStart    = "starttls" // STARTTLS on port 143
-	TLSNone     = "none"     // plaintext: loopback only
 )
 
 // Config is what the poller needs. Zero values take the documented defaults.
@@ -86,7 +79,7 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	c.TLS = cmp.Or(c.TLS, TLSImplicit)
+	c.TLS = cmp.Or(c.TLS, helpdesk.TLSImplicit)
 	c.Mailbox = cmp.Or(c.Mailbox, "INBOX")
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.BatchBytes = cmp.Or(c.BatchBytes, 8<<20)
@@ -163,23 +156,10 @@ func New(cfg Config, db *store.DB, events chan<- Event) (*Poller, error) {
 	if cfg.PollInterval < 0 || cfg.CommandTimeout < 0 || cfg.DialTimeout < 0 {
 		return nil, errors.New("ingest: negative interval or timeout")
 	}
-	if cfg.TLS == TLSNone && !IsLoopback(cfg.Addr) {
+	if cfg.TLS == helpdesk.TLSNone && !helpdesk.IsLoopback(cfg.Addr) {
 		return nil, fmt.Errorf("ingest: plaintext IMAP (tls=none) is allowed only to a loopback address, not %s", cfg.Addr)
 	}
 	return &Poller{cfg: cfg, db: db, log: cfg.Logger, events: events}, nil
-}
-
-// IsLoopback reports whether host:port names the local machine.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (p *Poller) emit(ev Event) {
@@ -232,23 +212,12 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter: many gateways must not reconnect in step
 		p.log.Warn("imap session ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
-		if !sleep(ctx, wait) {
+		if !helpdesk.Sleep(ctx, wait) {
 			return nil
 		}
 		backoff = min(2*backoff, p.cfg.BackoffMax)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // session runs one connection: sync, then wait for mail and sync again, until an error.

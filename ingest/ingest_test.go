@@ -184,7 +184,7 @@ func newFixtureOn(t *testing.T, srv *server, tweak func(*ingest.Config)) *fixtur
 	}
 	f := &fixture{t: t, srv: srv, db: db, events: make(chan ingest.Event, 1000)}
 	f.cfg = ingest.Config{
-		Addr: srv.addr, User: srv.user, Password: srv.pass, TLS: ingest.TLSNone,
+		Addr: srv.addr, User: srv.user, Password: srv.pass, TLS: helpdesk.TLSNone,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Desk: &desk.Desk{
 			Policy:          policy.New(testRules(t, policy.Limits{})),

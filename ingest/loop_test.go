@@ -28,7 +28,7 @@ func newNotifier(t *testing.T, db *store.DB, from, tag string) (*smtptest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := notify.New(notify.Config{Addr: sink.Addr(), TLS: notify.TLSNone,
+	w, err := notify.New(notify.Config{Addr: sink.Addr(), TLS: helpdesk.TLSNone,
 		From: &mail.Address{Name: "Helpdesk " + tag, Address: from}, Templates: tpl, TicketTag: tag,
 		Timeout: 10 * time.Second, Now: func() time.Time { return arrival.Add(time.Hour) }}, db)
 	if err != nil {

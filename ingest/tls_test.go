@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 )
@@ -223,7 +224,7 @@ func TestIMAPImplicitTLS(t *testing.T) {
 		{"configured server name", []string{"imap.infobits.example"}, &tls.Config{RootCAs: ca.pool, ServerName: "imap.infobits.example"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, tc.hosts...), ImplicitTLS: true}, ingest.TLSImplicit, tc.client)
+			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, tc.hosts...), ImplicitTLS: true}, helpdesk.TLSImplicit, tc.client)
 			f.deliver(buildMail(tlsTestMail))
 			f.once()
 			assertTicket(t, f)
@@ -242,7 +243,7 @@ func TestIMAPImplicitTLS(t *testing.T) {
 // server refuses LOGIN in clear, as production servers do), and the email becomes a ticket.
 func TestIMAPStartTLS(t *testing.T) {
 	ca := newTestCA(t, "Infobits test CA")
-	f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, "127.0.0.1")}, ingest.TLSStart, &tls.Config{RootCAs: ca.pool})
+	f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, "127.0.0.1")}, helpdesk.TLSStart, &tls.Config{RootCAs: ca.pool})
 	f.deliver(buildMail(tlsTestMail))
 	f.once()
 	assertTicket(t, f)
@@ -264,7 +265,7 @@ func TestIMAPStartTLS(t *testing.T) {
 // makes a starttls poller fail with an error that says so. It does not fall back to logging
 // in in clear.
 func TestIMAPStartTLSNotOffered(t *testing.T) {
-	f, tp := newTLSFixture(t, imaptest.MemOptions{}, ingest.TLSStart, nil) // plaintext server, LOGIN allowed
+	f, tp := newTLSFixture(t, imaptest.MemOptions{}, helpdesk.TLSStart, nil) // plaintext server, LOGIN allowed
 	f.deliver(buildMail(tlsTestMail))
 	err := f.poller.Once(context.Background())
 	if err == nil {
@@ -296,18 +297,18 @@ func TestIMAPTLSUntrustedCertificate(t *testing.T) {
 		client *tls.Config
 		want   string // in the error, besides "certificate"
 	}{
-		{"tls, other CA", ingest.TLSImplicit, other.serverTLS(t, "127.0.0.1"), &tls.Config{RootCAs: trusted.pool}, "unknown authority"},
-		{"starttls, other CA", ingest.TLSStart, other.serverTLS(t, "127.0.0.1"), &tls.Config{RootCAs: trusted.pool}, "unknown authority"},
-		{"tls, wrong host", ingest.TLSImplicit, trusted.serverTLS(t, "imap.elders.example"),
+		{"tls, other CA", helpdesk.TLSImplicit, other.serverTLS(t, "127.0.0.1"), &tls.Config{RootCAs: trusted.pool}, "unknown authority"},
+		{"starttls, other CA", helpdesk.TLSStart, other.serverTLS(t, "127.0.0.1"), &tls.Config{RootCAs: trusted.pool}, "unknown authority"},
+		{"tls, wrong host", helpdesk.TLSImplicit, trusted.serverTLS(t, "imap.elders.example"),
 			&tls.Config{RootCAs: trusted.pool, ServerName: "imap.infobits.example"}, "valid for imap.elders.example, not imap.infobits.example"},
-		{"starttls, wrong host", ingest.TLSStart, trusted.serverTLS(t, "imap.elders.example"),
+		{"starttls, wrong host", helpdesk.TLSStart, trusted.serverTLS(t, "imap.elders.example"),
 			&tls.Config{RootCAs: trusted.pool, ServerName: "imap.infobits.example"}, "valid for imap.elders.example, not imap.infobits.example"},
 		// The address's host is checked when no name is configured.
-		{"tls, address not in certificate", ingest.TLSImplicit, trusted.serverTLS(t, "imap.infobits.example"), &tls.Config{RootCAs: trusted.pool}, "certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
-		{"tls, system roots", ingest.TLSImplicit, trusted.serverTLS(t, "127.0.0.1"), nil, "unknown authority"},
+		{"tls, address not in certificate", helpdesk.TLSImplicit, trusted.serverTLS(t, "imap.infobits.example"), &tls.Config{RootCAs: trusted.pool}, "certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
+		{"tls, system roots", helpdesk.TLSImplicit, trusted.serverTLS(t, "127.0.0.1"), nil, "unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: tc.srv, ImplicitTLS: tc.mode == ingest.TLSImplicit}, tc.mode, tc.client)
+			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: tc.srv, ImplicitTLS: tc.mode == helpdesk.TLSImplicit}, tc.mode, tc.client)
 			f.deliver(buildMail(tlsTestMail))
 			err := f.poller.Once(context.Background())
 			if err == nil {

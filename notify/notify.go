@@ -33,13 +33,6 @@ import (
 	"github.com/infobits/helpdesk/templates"
 )
 
-// TLS modes for the SMTP connection.
-const (
-	TLSImplicit = "tls"      // SMTPS, port 465
-	TLSStart    = "starttls" // submission, port 587
-	TLSNone     = "none"     // plaintext: loopback only
-)
-
 // Config is what the worker needs. Zero durations take the documented defaults.
 type Config struct {
 	Addr, User, Password string
@@ -110,7 +103,7 @@ func (w *Worker) noteServer(ctx context.Context, reached bool, err error) {
 
 // New checks the configuration and makes a Worker.
 func New(cfg Config, db *store.DB) (*Worker, error) {
-	cfg.TLS = cmp.Or(cfg.TLS, TLSStart)
+	cfg.TLS = cmp.Or(cfg.TLS, helpdesk.TLSStart)
 	cfg.RetryMin = cmp.Or(cfg.RetryMin, time.Minute)
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, time.Hour)
 	cfg.GiveUpAfter = cmp.Or(cfg.GiveUpAfter, 72*time.Hour)
@@ -130,9 +123,9 @@ func New(cfg Config, db *store.DB) (*Worker, error) {
 		return nil, errors.New("notify: no From address")
 	case cfg.Templates == nil:
 		return nil, errors.New("notify: no templates")
-	case cfg.TLS != TLSImplicit && cfg.TLS != TLSStart && cfg.TLS != TLSNone:
+	case !helpdesk.ValidTLS(cfg.TLS):
 		return nil, fmt.Errorf("notify: smtp tls mode %q: want tls, starttls or none", cfg.TLS)
-	case cfg.TLS == TLSNone && !isLoopback(cfg.Addr):
+	case cfg.TLS == helpdesk.TLSNone && !helpdesk.IsLoopback(cfg.Addr):
 		return nil, fmt.Errorf("notify: plaintext SMTP (tls=none) is allowed only to a loopback address, not %s", cfg.Addr)
 	}
 	if cfg.Hostname == "" {
@@ -140,15 +133,6 @@ func New(cfg Config, db *store.DB) (*Worker, error) {
 		cfg.Hostname = cmp.Or(dom, "localhost")
 	}
 	return &Worker{cfg: cfg, db: db, log: cfg.Logger}, nil
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Run delivers notifications as they are queued and retries as they fall due, until ctx is
@@ -892,8 +876,55 @@ type client struct {
 // ctx: when ctx is done, the command in progress ends (phaseConn.cutoff). AUTH
 // is never sent over plaintext to a non-loopback address (New refuses that configuration).
 func (w *Worker) dial(ctx context.Context) (*client, error) {
-	tlsCfg := w.cfg.TLSConfig
-	host, _, _ := net.SplitHostPort(w.cfg.Addr)
+	connErr := func(what string, err error) error {
+		if cerr := context.Cause(ctx); cerr != nil {
+			err = cerr
+		}
+		return fmt.Errorf("%w: SMTP server %s: %s: %w", errConn, w.cfg.Addr, what, err)
+	}
+	cl, err := open(ctx, w.cfg)
+	if err != nil {
+		var se *stepError
+		if errors.As(err, &se) && se.step == ProbeConnect {
+			return nil, fmt.Errorf("%w: connect to SMTP server %s (%s): %w", errConn, w.cfg.Addr, w.cfg.TLS, se.err)
+		}
+		if errors.As(err, &se) {
+			return nil, connErr(se.step, se.err)
+		}
+		return nil, err
+	}
+	if w.cfg.User != "" {
+		if err := cl.c.Auth(sasl.NewPlainClient("", w.cfg.User, w.cfg.Password)); err != nil {
+			cl.abort()
+			var serr *smtp.SMTPError
+			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
+				return nil, fmt.Errorf("%w: SMTP server %s refused login as %q: %w (check the SMTP user and password)",
+					errConn, w.cfg.Addr, w.cfg.User, &replyError{serr})
+			}
+			return nil, connErr("AUTH", err)
+		}
+	}
+	cl.conn.setLimit(time.Time{})
+	return cl, nil
+}
+
+// stepError is a failed step of opening a session: one of the Probe* steps.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// open connects to cfg.Addr and says EHLO, in cfg's TLS mode (helpdesk.TLS*) with the
+// certificate checked, all within cfg.Timeout, and ties the connection to ctx: when ctx is
+// done, the command in progress ends (phaseConn.cutoff). It is the one dial of the worker and
+// of Probe; its errors are *stepError. The session is still in its login phase: the caller
+// authenticates, then lifts the phase's deadline (conn.setLimit) or closes it (abort).
+func open(ctx context.Context, cfg Config) (*client, error) {
+	tlsCfg := cfg.TLSConfig
+	host, _, _ := net.SplitHostPort(cfg.Addr)
 	if tlsCfg == nil {
 		tlsCfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	} else if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
@@ -902,67 +933,53 @@ func (w *Worker) dial(ctx context.Context) (*client, error) {
 		tlsCfg = tlsCfg.Clone()
 		tlsCfg.ServerName = host
 	}
-	connErr := func(what string, err error) error {
-		if cerr := context.Cause(ctx); cerr != nil {
-			err = cerr
-		}
-		return fmt.Errorf("%w: SMTP server %s: %s: %w", errConn, w.cfg.Addr, what, err)
-	}
-
-	dialer := net.Dialer{Timeout: w.cfg.Timeout}
-	raw, err := dialer.DialContext(ctx, "tcp", w.cfg.Addr)
+	dialer := net.Dialer{Timeout: cfg.Timeout}
+	raw, err := dialer.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to SMTP server %s (%s): %w", errConn, w.cfg.Addr, w.cfg.TLS, err)
+		return nil, &stepError{ProbeConnect, err}
 	}
 	// The greeting, EHLO, STARTTLS, the TLS handshake and AUTH share one deadline.
 	// go-smtp sets its own deadline around every command (CommandTimeout), which the
 	// phaseConn caps at this one.
 	conn := &phaseConn{Conn: raw}
-	conn.setLimit(time.Now().Add(w.cfg.Timeout))
+	conn.setLimit(time.Now().Add(cfg.Timeout))
 	stop := context.AfterFunc(ctx, conn.cutoff)
-	cl := &client{conn: conn, timeout: 2 * w.cfg.Timeout, stop: stop}
-	abort := func(err error) (*client, error) {
-		cl.stop()
-		if cl.c != nil {
-			cl.c.Close()
-		} else {
-			raw.Close()
-		}
-		return nil, err
+	cl := &client{conn: conn, timeout: 2 * cfg.Timeout, stop: stop}
+	fail := func(step string, err error) (*client, error) {
+		cl.abort()
+		return nil, &stepError{step, err}
 	}
-
-	switch w.cfg.TLS {
-	case TLSImplicit:
+	switch cfg.TLS {
+	case helpdesk.TLSImplicit:
 		tc := tls.Client(conn, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return abort(connErr("TLS handshake", err))
+			return fail(ProbeTLS, err)
 		}
 		cl.c = smtp.NewClient(tc)
-	case TLSStart:
+	case helpdesk.TLSStart:
 		if cl.c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
-			return abort(connErr("STARTTLS", err))
+			return fail(ProbeStartTLS, err)
 		}
 	default:
 		cl.c = smtp.NewClient(conn)
 	}
-	cl.c.CommandTimeout = w.cfg.Timeout
-	cl.c.SubmissionTimeout = 2 * w.cfg.Timeout
+	cl.c.CommandTimeout = cfg.Timeout
+	cl.c.SubmissionTimeout = 2 * cfg.Timeout
 	// With STARTTLS, the TLS handshake runs here; a certificate problem shows up here.
-	if err := cl.c.Hello(w.cfg.Hostname); err != nil {
-		return abort(connErr("EHLO", err))
+	if err := cl.c.Hello(cfg.Hostname); err != nil {
+		return fail(ProbeHello, err)
 	}
-	if w.cfg.User != "" {
-		if err := cl.c.Auth(sasl.NewPlainClient("", w.cfg.User, w.cfg.Password)); err != nil {
-			var serr *smtp.SMTPError
-			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
-				return abort(fmt.Errorf("%w: SMTP server %s refused login as %q: %w (check the SMTP user and password)",
-					errConn, w.cfg.Addr, w.cfg.User, &replyError{serr}))
-			}
-			return abort(connErr("AUTH", err))
-		}
-	}
-	conn.setLimit(time.Time{})
 	return cl, nil
+}
+
+// abort closes a session that failed while it was being opened.
+func (cl *client) abort() {
+	cl.stop()
+	if cl.c != nil {
+		cl.c.Close()
+	} else {
+		cl.conn.Conn.Close()
+	}
 }
 
 // replyError shows an SMTP reply with its enhanced code (replyText) and unwraps to it.

@@ -104,7 +104,7 @@ func newEnv(tb testing.TB, opts smtptest.Options, mod func(*notify.Config)) *env
 	tb.Helper()
 	e := &env{db: openStore(tb), sink: smtptest.New(tb, opts), clock: &clock{t: start}}
 	e.cfg = notify.Config{
-		Addr: e.sink.Addr(), TLS: notify.TLSNone,
+		Addr: e.sink.Addr(), TLS: helpdesk.TLSNone,
 		From:      &mail.Address{Name: fromName, Address: fromAddr},
 		Templates: loadTemplates(tb), TicketTag: "Infobits", SiteURL: "https://helpdesk.infobits.example",
 		Timeout: 2 * time.Minute, Now: e.clock.Now, // a hang guard: tests that need it set their own
@@ -781,7 +781,7 @@ func TestStartTLSAuth(t *testing.T) {
 }
 
 func withTLS(cfg notify.Config, sink *smtptest.Server, password string) notify.Config {
-	cfg.TLS = notify.TLSStart
+	cfg.TLS = helpdesk.TLSStart
 	cfg.TLSConfig = sink.ClientTLSConfig()
 	cfg.User, cfg.Password = smtpUser, password
 	return cfg
@@ -914,7 +914,7 @@ func TestGiveUpAfter(t *testing.T) {
 
 func TestNewRefusesPlaintextToRemote(t *testing.T) {
 	db := openStore(t)
-	base := notify.Config{TLS: notify.TLSNone, From: &mail.Address{Address: fromAddr}, Templates: loadTemplates(t)}
+	base := notify.Config{TLS: helpdesk.TLSNone, From: &mail.Address{Address: fromAddr}, Templates: loadTemplates(t)}
 	for addr, ok := range map[string]bool{
 		"smtp.example.com:25": false,
 		"192.0.2.1:25":        false,
@@ -1446,7 +1446,7 @@ func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Re
 // context ends — in every TLS mode: the greeting, EHLO, STARTTLS and the TLS handshake
 // all honour the context.
 func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
-	for _, mode := range []string{notify.TLSNone, notify.TLSStart, notify.TLSImplicit} {
+	for _, mode := range []string{helpdesk.TLSNone, helpdesk.TLSStart, helpdesk.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, smtptest.Options{}, nil) // Timeout 2 min: only the context can end it
 			id := e.enqueue(t, ackNote(1, custAddr))[0]
@@ -1471,7 +1471,7 @@ func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
 // M2: the login phase as a whole is bounded by Config.Timeout, not by go-smtp's 5-minute
 // default (which DialStartTLS used for the greeting, EHLO and STARTTLS).
 func TestLoginPhaseHonoursTimeout(t *testing.T) {
-	for _, mode := range []string{notify.TLSNone, notify.TLSStart, notify.TLSImplicit} {
+	for _, mode := range []string{helpdesk.TLSNone, helpdesk.TLSStart, helpdesk.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, smtptest.Options{}, nil)
 			id := e.enqueue(t, ackNote(1, custAddr))[0]

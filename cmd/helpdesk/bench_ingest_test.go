@@ -599,7 +599,7 @@ func benchIngestInProcess(b *testing.B, w benchWorkload) {
 		}
 		dk.Quiet = true
 		events := make(chan ingest.Event, w.count+1024)
-		poller, err := ingest.New(ingest.Config{Addr: d.Addr, User: d.User, Password: d.Password, TLS: ingest.TLSNone,
+		poller, err := ingest.New(ingest.Config{Addr: d.Addr, User: d.User, Password: d.Password, TLS: helpdesk.TLSNone,
 			Mailbox: w.mailbox, MaxMessageBytes: cfg.MaxMessageBytes, Desk: dk,
 			Logger: slog.New(slog.DiscardHandler)}, db, events)
 		if err != nil {

@@ -57,9 +57,9 @@ func runDemo(e *env, args []string) error {
 		return err
 	}
 	cfg.DB = filepath.Join(dir, "helpdesk.db")
-	cfg.IMAPAddr, cfg.IMAPUser, cfg.IMAPPassword, cfg.IMAPTLS = mem.Addr, mem.User, mem.Password, "none"
+	cfg.IMAPAddr, cfg.IMAPUser, cfg.IMAPPassword, cfg.IMAPTLS = mem.Addr, mem.User, mem.Password, helpdesk.TLSNone
 	cfg.IMAPPoll = 5 * time.Second
-	cfg.SMTPAddr, cfg.SMTPTLS = sink.Addr(), "none"
+	cfg.SMTPAddr, cfg.SMTPTLS = sink.Addr(), helpdesk.TLSNone
 	cfg.From = "Infobits Helpdesk <" + demoSupport + ">"
 	cfg.Staff = []string{demoStaff}
 	// The demo has no receiving server that checks DKIM/DMARC, so staff email is taken on its

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -11,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,13 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/mail/authres"
+	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -205,28 +199,9 @@ func doctorDB(e *env, d *doctorReport, cfg *Config) {
 	d.ok("database", fmt.Sprintf("%s writable (%d customers, %d tickets, %d held, %d notifications)", cfg.DB, n.Customers, n.Tickets, n.Held, n.Outbox))
 }
 
-// imapFacts is what a look at the IMAP account found.
-type imapFacts struct {
-	names    []string // every mailbox of the account
-	messages uint32   // in the mailbox asked for, when it exists
-	exists   bool
-	canMove  bool
-	// authRes are the Authentication-Results values (topmost first) of each of the newest
-	// emails, when asked for (doctor); authFrom names the mailboxes they were read from.
-	authRes  [][]string
-	authFrom []string
-}
-
-// has reports whether the account has the mailbox (INBOX in any case, others exactly).
-func (f *imapFacts) has(name string) bool {
-	return slices.ContainsFunc(f.names, func(n string) bool {
-		return n == name || (strings.EqualFold(n, "INBOX") && strings.EqualFold(name, "INBOX"))
-	})
-}
-
-// list names the account's mailboxes for a message, at most 20.
-func (f *imapFacts) list() string {
-	names := slices.Clone(f.names)
+// mailboxList names the account's mailboxes for a message, at most 20.
+func mailboxList(a *ingest.Account) string {
+	names := slices.Clone(a.Mailboxes)
 	slices.Sort(names)
 	if len(names) > 20 {
 		return strings.Join(names[:20], ", ") + fmt.Sprintf(" and %d more", len(names)-20)
@@ -243,117 +218,44 @@ type probeError struct {
 func (e *probeError) Error() string { return e.msg + " (" + e.fix + ")" }
 func (e *probeError) Unwrap() error { return e.err }
 
-// probeIMAP connects to the configured IMAP server as the gateway does (same TLS mode and
-// certificate checks), logs in, lists the mailboxes and counts the messages of mailbox. With
-// newest > 0 it also reads the Authentication-Results fields of that many of the newest emails
-// of mailbox — and, when mailbox has fewer, of imap_move_to, where processed mail goes. It
-// changes nothing on the server (EXAMINE, BODY.PEEK).
-func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*imapFacts, error) {
-	if cfg.IMAPTLS == ingest.TLSNone && !ingest.IsLoopback(cfg.IMAPAddr) {
+// probeIMAP looks at the configured IMAP account as the gateway connects to it (ingest.Probe:
+// same TLS mode and certificate checks), for mailbox, reading the Authentication-Results of
+// the newest emails when newest > 0, and words a failure for the operator: what failed and
+// which setting to check. It changes nothing on the server.
+func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*ingest.Account, error) {
+	if cfg.IMAPTLS == helpdesk.TLSNone && !helpdesk.IsLoopback(cfg.IMAPAddr) {
 		return nil, &probeError{msg: fmt.Sprintf("imap_tls = none to %s: plaintext is allowed only to a loopback address", cfg.IMAPAddr),
 			fix: "use imap_tls = tls (port 993) or starttls (port 143)"}
 	}
-	opts := &imapclient.Options{TLSConfig: withServerName(nil, cfg.IMAPAddr), Dialer: &net.Dialer{Timeout: 15 * time.Second}}
-	var c *imapclient.Client
-	var err error
-	switch cfg.IMAPTLS {
-	case ingest.TLSImplicit:
-		c, err = imapclient.DialTLS(cfg.IMAPAddr, opts)
-	case ingest.TLSStart:
-		c, err = imapclient.DialStartTLS(cfg.IMAPAddr, opts)
-	case ingest.TLSNone:
-		c, err = imapclient.DialInsecure(cfg.IMAPAddr, opts)
-	default:
+	if !helpdesk.ValidTLS(cfg.IMAPTLS) {
 		return nil, &probeError{msg: fmt.Sprintf("imap_tls = %q", cfg.IMAPTLS), fix: "want tls (IMAPS, 993), starttls (143) or none (loopback only)"}
 	}
-	if err != nil {
-		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s (%s): %v", cfg.IMAPAddr, cfg.IMAPTLS, err),
-			fix: connectFix(err, "imap", cfg.IMAPAddr, cfg.IMAPTLS), err: err}
+	a, err := ingest.Probe(ctx, ingest.Config{Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
+		TLSConfig: withServerName(nil, cfg.IMAPAddr), Mailbox: mailbox, MoveTo: cfg.IMAPMoveTo,
+		DialTimeout: 15 * time.Second, CommandTimeout: probeTimeout}, newest)
+	var pe *ingest.ProbeError
+	if !errors.As(err, &pe) {
+		return a, err
 	}
-	// The library has no deadlines: the connection is closed when the look takes too long.
-	watchdog := time.AfterFunc(probeTimeout, func() { c.Close() })
-	defer watchdog.Stop()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	if err := c.Login(cfg.IMAPUser, cfg.IMAPPassword).Wait(); err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return nil, &probeError{msg: fmt.Sprintf("IMAP server %s refused login as %q: %s", cfg.IMAPAddr, cfg.IMAPUser, ie.Text),
-				fix: "check imap_user and imap_password (HELPDESK_IMAP_PASSWORD); Microsoft 365 and Google take an app password, not the account's own, and IMAP must be enabled for the mailbox", err: err}
+	switch pe.Step {
+	case ingest.ProbeConnect:
+		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s (%s): %v", cfg.IMAPAddr, cfg.IMAPTLS, pe.Err),
+			fix: connectFix(pe.Err, "imap", cfg.IMAPAddr, cfg.IMAPTLS), err: pe.Err}
+	case ingest.ProbeLogin:
+		if pe.Refused {
+			return nil, &probeError{msg: fmt.Sprintf("IMAP server %s refused login as %q: %s", cfg.IMAPAddr, cfg.IMAPUser, pe.Text),
+				fix: "check imap_user and imap_password (HELPDESK_IMAP_PASSWORD); Microsoft 365 and Google take an app password, not the account's own, and IMAP must be enabled for the mailbox", err: pe.Err}
 		}
-		return nil, &probeError{msg: fmt.Sprintf("IMAP login at %s: %v", cfg.IMAPAddr, err),
-			fix: "the server closed the connection: check imap_tls and the port", err: err}
+		return nil, &probeError{msg: fmt.Sprintf("IMAP login at %s: %v", cfg.IMAPAddr, pe.Err),
+			fix: "the server closed the connection: check imap_tls and the port", err: pe.Err}
+	case ingest.ProbeList:
+		return nil, &probeError{msg: fmt.Sprintf("list the mailboxes at %s: %v", cfg.IMAPAddr, pe.Err), fix: "the server refused LIST; ask its administrator", err: pe.Err}
+	case ingest.ProbeStatus:
+		return nil, &probeError{msg: fmt.Sprintf("IMAP mailbox %q at %s: %v", pe.Mailbox, cfg.IMAPAddr, pe.Err),
+			fix: "the server lists the mailbox but will not open it: check the account's rights on it", err: pe.Err}
 	}
-	facts := &imapFacts{canMove: c.Caps().Has(imap.CapMove)}
-	list, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		return nil, &probeError{msg: fmt.Sprintf("list the mailboxes at %s: %v", cfg.IMAPAddr, err), fix: "the server refused LIST; ask its administrator", err: err}
-	}
-	for _, l := range list {
-		facts.names = append(facts.names, l.Mailbox)
-	}
-	if facts.exists = facts.has(mailbox); facts.exists {
-		st, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
-		if err != nil {
-			return nil, &probeError{msg: fmt.Sprintf("IMAP mailbox %q at %s: %v", mailbox, cfg.IMAPAddr, err),
-				fix: "the server lists the mailbox but will not open it: check the account's rights on it", err: err}
-		}
-		if st.NumMessages != nil {
-			facts.messages = *st.NumMessages
-		}
-		boxes := []string{mailbox}
-		if cfg.IMAPMoveTo != "" && cfg.IMAPMoveTo != mailbox && facts.has(cfg.IMAPMoveTo) {
-			boxes = append(boxes, cfg.IMAPMoveTo)
-		}
-		for _, box := range boxes {
-			if len(facts.authRes) >= newest {
-				break
-			}
-			got, err := readAuthResults(c, box, newest-len(facts.authRes))
-			if err != nil {
-				return nil, &probeError{msg: fmt.Sprintf("read the headers of the newest emails of %q at %s: %v", box, cfg.IMAPAddr, err),
-					fix: "the server refused EXAMINE or FETCH: check the account's rights on the mailbox", err: err}
-			}
-			if len(got) > 0 {
-				facts.authRes = append(facts.authRes, got...)
-				facts.authFrom = append(facts.authFrom, box)
-			}
-		}
-	}
-	_ = c.Logout().Wait()
-	return facts, nil
-}
-
-// readAuthResults returns the Authentication-Results values (topmost first) of the newest n
-// emails of box, newest first. Only the start of each header section is read: the topmost
-// field is the first, and a hostile email's header cannot make the look expensive.
-func readAuthResults(c *imapclient.Client, box string, n int) ([][]string, error) {
-	sel, err := c.Select(box, &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil || sel.NumMessages == 0 {
-		return nil, err
-	}
-	first := uint32(1)
-	if sel.NumMessages > uint32(n) {
-		first = sel.NumMessages - uint32(n) + 1
-	}
-	var set imap.SeqSet
-	set.AddRange(first, sel.NumMessages)
-	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Authentication-Results"},
-		Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: 16 << 10}}
-	bufs, err := c.Fetch(set, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(b.SeqNum, a.SeqNum) })
-	var out [][]string
-	for _, b := range bufs {
-		raw := b.FindBodySection(section)
-		// A header section cut short still gives the fields before the cut.
-		h, _ := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(raw), strings.NewReader("\r\n\r\n")))).ReadMIMEHeader()
-		out = append(out, h.Values("Authentication-Results"))
-	}
-	return out, nil
+	return nil, &probeError{msg: fmt.Sprintf("read the headers of the newest emails of %q at %s: %v", pe.Mailbox, cfg.IMAPAddr, pe.Err),
+		fix: "the server refused EXAMINE or FETCH: check the account's rights on the mailbox", err: pe.Err}
 }
 
 func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
@@ -371,113 +273,84 @@ func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
 		}
 		return
 	}
-	how := map[string]string{ingest.TLSImplicit: "IMAPS, certificate checked", ingest.TLSStart: "STARTTLS, certificate checked", ingest.TLSNone: "plaintext on loopback"}[cfg.IMAPTLS]
-	if !facts.exists {
+	how := map[string]string{helpdesk.TLSImplicit: "IMAPS, certificate checked", helpdesk.TLSStart: "STARTTLS, certificate checked", helpdesk.TLSNone: "plaintext on loopback"}[cfg.IMAPTLS]
+	if !facts.Exists {
 		d.fail("IMAP", fmt.Sprintf("logged in at %s as %s (%s), but the mailbox %q does not exist", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox),
-			fmt.Sprintf("set imap_mailbox to one of: %s (names are case-sensitive)", facts.list()))
+			fmt.Sprintf("set imap_mailbox to one of: %s (names are case-sensitive)", mailboxList(facts)))
 		return
 	}
-	d.ok("IMAP", fmt.Sprintf("logged in at %s as %s (%s); mailbox %s has %d message(s)", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox, facts.messages))
+	d.ok("IMAP", fmt.Sprintf("logged in at %s as %s (%s); mailbox %s has %d message(s)", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox, facts.Messages))
 	doctorAuthServID(d, cfg, facts)
 	if cfg.IMAPMoveTo == "" {
 		return
 	}
 	switch {
-	case !facts.canMove:
+	case !facts.CanMove:
 		d.warn("IMAP", fmt.Sprintf("the server has no MOVE: imap_move_to %q is not used, processed mail stays in %s flagged \\Seen", cfg.IMAPMoveTo, cfg.IMAPMailbox),
 			"leave imap_move_to empty, or use a server with MOVE (RFC 6851)")
-	case !facts.has(cfg.IMAPMoveTo):
+	case !facts.Has(cfg.IMAPMoveTo):
 		d.warn("IMAP", fmt.Sprintf("the move-to folder %q does not exist yet: the gateway creates it at start", cfg.IMAPMoveTo),
-			fmt.Sprintf("create it in a mail client if the account may not create folders; existing folders: %s", facts.list()))
+			fmt.Sprintf("create it in a mail client if the account may not create folders; existing folders: %s", mailboxList(facts)))
 	default:
 		d.ok("IMAP", fmt.Sprintf("processed mail is moved to %s", cfg.IMAPMoveTo))
 	}
 }
 
-// doctorSMTP connects, says EHLO, does STARTTLS or TLS as configured and AUTH when a user is
-// set — as the notifier does — and quits without sending anything.
+// doctorSMTP opens a session as the notifier does (notify.Probe: EHLO, STARTTLS or TLS as
+// configured, AUTH when a user is set) and quits without sending anything.
 func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
 	if err := cfg.require("smtp_addr"); err != nil {
 		d.fail("SMTP", "not checked: "+err.Error(), "set it, e.g. smtp.example.com:587")
 		return
 	}
 	addr := cfg.SMTPAddr
-	if cfg.SMTPTLS == "none" && !ingest.IsLoopback(addr) {
+	if cfg.SMTPTLS == helpdesk.TLSNone && !helpdesk.IsLoopback(addr) {
 		d.fail("SMTP", fmt.Sprintf("smtp_tls = none to %s: plaintext is allowed only to a loopback address", addr),
 			"use smtp_tls = starttls (port 587) or tls (port 465)")
+		return
+	}
+	how, ok := map[string]string{helpdesk.TLSImplicit: "TLS, certificate checked", helpdesk.TLSStart: "STARTTLS, certificate checked",
+		helpdesk.TLSNone: "plaintext on loopback"}[cfg.SMTPTLS]
+	if !ok {
+		d.fail("SMTP", fmt.Sprintf("smtp_tls = %q", cfg.SMTPTLS), "want starttls (587), tls (465) or none (loopback only)")
 		return
 	}
 	hostname := "localhost"
 	if from, err := cfg.fromAddress(); err == nil {
 		_, hostname, _ = strings.Cut(from.Address, "@")
 	}
-	fail := func(what string, err error) {
-		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %s: %v", addr, cfg.SMTPTLS, what, err), connectFix(err, "smtp", addr, cfg.SMTPTLS))
-	}
-	dialer := net.Dialer{Timeout: 15 * time.Second}
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		fail("connect", err)
+	err := notify.Probe(ctx, notify.Config{Addr: addr, TLS: cfg.SMTPTLS, TLSConfig: withServerName(nil, addr), Hostname: hostname,
+		User: cfg.SMTPUser, Password: cfg.SMTPPassword, Timeout: probeTimeout})
+	var pe *notify.ProbeError
+	switch {
+	case err == nil:
+	case !errors.As(err, &pe):
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %v", addr, cfg.SMTPTLS, err), connectFix(err, "smtp", addr, cfg.SMTPTLS))
 		return
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(probeTimeout))
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	tlsCfg := withServerName(nil, addr)
-	var c *smtp.Client
-	how := "plaintext on loopback"
-	switch cfg.SMTPTLS {
-	case "tls":
-		tc := tls.Client(conn, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			fail("TLS handshake", err)
-			return
-		}
-		c, how = smtp.NewClient(tc), "TLS, certificate checked"
-	case "starttls":
-		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
-			fail("STARTTLS", err)
-			return
-		}
-		how = "STARTTLS, certificate checked"
-	case "none":
-		c = smtp.NewClient(conn)
+	case pe.Step == notify.ProbeNoAuth:
+		d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers no AUTH for smtp_user %q", addr, how, cfg.SMTPUser),
+			"use the submission port (587 with starttls, or 465 with tls), which takes AUTH; or leave smtp_user empty for a relay that needs none")
+		return
+	case pe.Step == notify.ProbeNoPlain:
+		d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers AUTH %s and the gateway uses PLAIN", addr, how, pe.Mechanisms),
+			"use the provider's submission server with AUTH PLAIN (smtp.office365.com:587, smtp.gmail.com:587)")
+		return
+	case pe.Step == notify.ProbeLogin:
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s refused login as %q: %v", addr, cfg.SMTPUser, pe.Err),
+			"check smtp_user and smtp_password (HELPDESK_SMTP_PASSWORD); Microsoft 365 needs SMTP AUTH enabled for the mailbox and, with two-factor sign-in, an app password; Google takes an app password")
+		return
 	default:
-		d.fail("SMTP", fmt.Sprintf("smtp_tls = %q", cfg.SMTPTLS), "want starttls (587), tls (465) or none (loopback only)")
-		return
-	}
-	defer c.Close()
-	// With STARTTLS the handshake, and so the certificate check, happens here.
-	if err := c.Hello(hostname); err != nil {
-		step := "EHLO"
-		if cfg.SMTPTLS == "starttls" {
+		step := pe.Step
+		if step == notify.ProbeHello && cfg.SMTPTLS == helpdesk.TLSStart {
 			step = "EHLO and STARTTLS"
 		}
-		fail(step, err)
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %s: %v", addr, cfg.SMTPTLS, step, pe.Err), connectFix(pe.Err, "smtp", addr, cfg.SMTPTLS))
 		return
 	}
 	auth := "no AUTH (smtp_user empty)"
 	if cfg.SMTPUser != "" {
-		ok, mechs := c.Extension("AUTH")
-		if !ok {
-			d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers no AUTH for smtp_user %q", addr, how, cfg.SMTPUser),
-				"use the submission port (587 with starttls, or 465 with tls), which takes AUTH; or leave smtp_user empty for a relay that needs none")
-			return
-		}
-		if !c.SupportsAuth("PLAIN") {
-			d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers AUTH %s and the gateway uses PLAIN", addr, how, mechs),
-				"use the provider's submission server with AUTH PLAIN (smtp.office365.com:587, smtp.gmail.com:587)")
-			return
-		}
-		if err := c.Auth(sasl.NewPlainClient("", cfg.SMTPUser, cfg.SMTPPassword)); err != nil {
-			d.fail("SMTP", fmt.Sprintf("SMTP server %s refused login as %q: %v", addr, cfg.SMTPUser, err),
-				"check smtp_user and smtp_password (HELPDESK_SMTP_PASSWORD); Microsoft 365 needs SMTP AUTH enabled for the mailbox and, with two-factor sign-in, an app password; Google takes an app password")
-			return
-		}
 		auth = "AUTH PLAIN as " + cfg.SMTPUser + " accepted"
 	}
-	_ = c.Quit()
 	d.ok("SMTP", fmt.Sprintf("connected to %s (%s), %s; nothing sent", addr, how, auth))
 }
 
@@ -533,9 +406,9 @@ const authSample = 20
 // whether authserv_id names it. An id the server never writes holds every staff answer as
 // staff_unverified — silently for the staff member, whose answers never reach a customer —
 // and leaves customer mail failing DMARC unrecognised.
-func doctorAuthServID(d *doctorReport, cfg *Config, facts *imapFacts) {
+func doctorAuthServID(d *doctorReport, cfg *Config, facts *ingest.Account) {
 	staffAuth := len(cfg.staffAddresses()) > 0 && cfg.RequireAuth
-	if len(facts.authRes) == 0 {
+	if len(facts.AuthResults) == 0 {
 		if staffAuth {
 			d.warn("authserv", fmt.Sprintf("%s has no email to check authserv_id %q against: whether the server writes it is unknown", cfg.IMAPMailbox, cfg.AuthServID),
 				"send an email from a staff address to the support address and run doctor again before staff answer by email")
@@ -550,7 +423,7 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *imapFacts) {
 	}
 	var ids []*seen
 	noID, noField, noIDDMARC := 0, 0, 0
-	for _, values := range facts.authRes {
+	for _, values := range facts.AuthResults {
 		id, dmarc, found := authres.Topmost(values)
 		switch {
 		case !found:
@@ -588,7 +461,7 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *imapFacts) {
 		parts = append(parts, fmt.Sprintf("no Authentication-Results in %d", noField))
 	}
 	seenText := fmt.Sprintf("the topmost Authentication-Results of the newest %d email(s) of %s: %s",
-		len(facts.authRes), strings.Join(facts.authFrom, " and "), strings.Join(parts, ", "))
+		len(facts.AuthResults), strings.Join(facts.AuthFrom, " and "), strings.Join(parts, ", "))
 
 	if i := slices.IndexFunc(ids, func(s *seen) bool { return authres.SameID(cfg.AuthServID, s.id) }); i >= 0 {
 		s := ids[i]

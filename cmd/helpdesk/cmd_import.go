@@ -93,9 +93,9 @@ func runImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !facts.exists {
+	if !facts.Exists {
 		return fmt.Errorf("IMAP mailbox %q does not exist on %s; the account has: %s (names are case-sensitive): give one of them with -mailbox",
-			*mailbox, cfg.IMAPAddr, facts.list())
+			*mailbox, cfg.IMAPAddr, mailboxList(facts))
 	}
 	if *rescan {
 		if err := e.db.Update(ctx, func(tx *store.Tx) error {
@@ -121,7 +121,7 @@ func runImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("import started", "messages", facts.messages, "since", *since, "rescan", *rescan)
+	log.Info("import started", "messages", facts.Messages, "since", *since, "rescan", *rescan)
 	consumed := make(chan struct{})
 	go func() {
 		defer close(consumed)

@@ -246,7 +246,7 @@ func (c Config) validateServe() error {
 	}
 	var errs []string
 	for _, m := range []struct{ key, val string }{{"imap_tls", c.IMAPTLS}, {"smtp_tls", c.SMTPTLS}} {
-		if m.val != "tls" && m.val != "starttls" && m.val != "none" {
+		if !helpdesk.ValidTLS(m.val) {
 			errs = append(errs, fmt.Sprintf("%s = %q: want tls, starttls or none", m.key, m.val))
 		}
 	}

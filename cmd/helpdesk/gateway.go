@@ -364,7 +364,7 @@ func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
 	if cfg.APIToken == "" {
 		hlog.Info("no api_token: the /api/ routes are off; /healthz and /metrics answer")
 	}
-	if !ingest.IsLoopback(cfg.HTTPAddr) {
+	if !helpdesk.IsLoopback(cfg.HTTPAddr) {
 		hlog.Warn("http_addr is not a loopback address: the bearer token and customer data cross the network in clear unless a TLS proxy stands in front")
 	}
 	return a, nil
