@@ -1,116 +1,21 @@
 package main
 
 import (
-	"bufio"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/rules/policy"
+	"github.com/infobits/helpdesk/desk/customers"
 	"github.com/infobits/helpdesk/store"
 )
 
-// `customer import`: customers from a spreadsheet (R1–R5, R13, R14, R19).
-//
-// Seen in practice (issue 11): a row whose first address was customer 1's second address
-// rewrote customer 1 — login address, contract, phone numbers and dates gone — and a
-// re-import reported "3 updated". So: a row changes only the customer it names without doubt
-// (its number in the id column, else its addresses, which must all be one customer's); an
-// empty cell keeps the field; nothing is removed unless a column says so; every change is
-// printed, and -dry-run prints the same without writing.
-
-// importColumns documents the CSV columns (help text and README).
-const importColumns = `The file is CSV (comma-separated, UTF-8, a header row first). Columns, in any order:
-  id             the customer number (as customer list shows it): the row changes that customer
-  email          the customer's addresses separated by ';'; for a new customer the first is the login
-  name           the customer's name
-  sla            SLA24 (default), SLA8 or SLA4
-  valid_until    last day of the paid tier, YYYY-MM-DD or DD-MM-YYYY
-  contract       support contract: true/false, yes/no, ja/nee, 1/0
-  licence        L, S, N (InfokasV3), TSPos or other
-  philanthropic  free licence with free support (boolean)
-  arrears        in arrears (boolean)
-  maintainer     vendor (default), third-party or none
-  phones         registered numbers separated by ';' (+31…, 0031… or 0…)
-  lang           nl (default) or en
-  answer         email (default) or site
-  contact        the name of the person behind each address of email, separated by ';'
-                 in the same order ("Piet de Vries" alone: the first address)
-  login          make this address the login (it is added if the customer does not have it)
-  remove_email   addresses to remove from the customer, separated by ';'
-  remove_phones  numbers to remove from the customer, separated by ';'
-The header needs email or id. A row changes the customer its id names or, without an id,
-the customer its addresses belong to; a row whose addresses belong to two customers is
-rejected. A row that names no customer adds one (email and name required).
-An empty cell keeps the customer's value (a new customer gets the default); "-" sets the
-default: no end date, unknown licence, no numbers, no contact name. Addresses and numbers in a cell are added
-to the customer's; only login changes the login and only remove_email and remove_phones remove.
-Every change is printed ("customer 1: sla SLA24 -> SLA8"); -dry-run prints the same and
-writes nothing. Every row is checked first; rejected lines are reported as "line N: reason".
-Without -partial a file with a bad row imports nothing (exit 1); with -partial the good rows
-are imported.
-`
-
-// clearCell in a cell sets the field's default; an empty cell keeps the field.
-const clearCell = "-"
+// `customer import`: customers from a spreadsheet (R1–R5, R13, R14, R19). What a row may
+// change, and the checks of rows against each other and the database, are
+// desk/customers.Import's; this is the command: the file, the transaction, the report.
 
 // errDryRun rolls back the import transaction of -dry-run, after every row was applied in it.
 var errDryRun = errors.New("dry run")
-
-// The import's own columns; the others are customerFields.
-const (
-	colID           = "id"
-	colEmail        = "email"
-	colName         = "name"
-	colPhones       = "phones"
-	colLogin        = "login"
-	colRemoveEmail  = "remove_email"
-	colRemovePhones = "remove_phones"
-	colContact      = "contact"
-)
-
-type importRow struct {
-	line  int
-	cells map[string]string // column → cell, trimmed
-	errs  []string
-
-	// Parsed cells.
-	id           uint64   // 0: no id given
-	emails       []string // the email cell, normalised
-	login        string   // the login cell, normalised
-	removeEmails []string
-	phones       []string // the phones cell ("-" or empty: none)
-	removePhones []string
-	contacts     []string // the contact cell: a name per address of the email cell ("" keeps, "-" removes)
-
-	// Decided in the transaction.
-	old     *helpdesk.Customer // the customer the row changes; nil when it adds one
-	cust    *helpdesk.Customer // the record to store
-	changes []string           // "sla SLA24 -> SLA8"
-}
-
-func (r *importRow) reject(format string, a ...any) {
-	r.errs = append(r.errs, fmt.Sprintf(format, a...))
-}
-
-// named are the addresses the row names its customer by: the email and login cells.
-func (r *importRow) named() []string {
-	out := slices.Clone(r.emails)
-	if r.login != "" && !slices.Contains(out, r.login) {
-		out = append(out, r.login)
-	}
-	return out
-}
-
-// importSummary counts what an import did (or, with -dry-run, would do).
-type importSummary struct{ created, updated, unchanged, rejected int }
 
 func runCustomerImport(e *env, args []string) error {
 	fs, _ := newFlags(e, "customer import", customerImportArgs)
@@ -119,7 +24,7 @@ func runCustomerImport(e *env, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(e.stdout, "usage: helpdesk customer import %s\n", customerImportArgs)
 		fs.PrintDefaults()
-		fmt.Fprint(e.stdout, "\n"+importColumns)
+		fmt.Fprint(e.stdout, "\n"+customers.ImportHelp)
 	}
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -134,48 +39,16 @@ func runCustomerImport(e *env, args []string) error {
 		return err
 	}
 	defer f.Close()
-	columns, rows, err := readImport(f)
+	im, err := customers.ReadImport(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	for _, r := range rows {
-		if r.errs == nil {
-			parseRow(r, columns)
-		}
-	}
-	// Rows against each other: an address or number on two rows is rejected on both.
-	crossCheck(rows, "address", (*importRow).named)
-	crossCheck(rows, "number", func(r *importRow) []string { return r.phones })
 
-	var sum importSummary
+	var sum customers.Summary
 	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
-		if err := resolveRows(tx, rows, columns, e); err != nil {
+		var err error
+		if sum, err = im.Apply(tx, *partial, e.now()); err != nil {
 			return err
-		}
-		sum = importSummary{}
-		for _, r := range rows {
-			if r.errs != nil {
-				sum.rejected++
-			}
-		}
-		if sum.rejected > 0 && !*partial {
-			return nil
-		}
-		for _, r := range rows {
-			switch {
-			case r.errs != nil:
-				continue
-			case r.old == nil:
-				sum.created++
-			case len(r.changes) == 0:
-				sum.unchanged++
-				continue // a re-import of the same row writes nothing
-			default:
-				sum.updated++
-			}
-			if err := tx.PutCustomer(r.cust); err != nil {
-				return fmt.Errorf("line %d: %w", r.line, err)
-			}
 		}
 		if *dryRun {
 			return errDryRun
@@ -185,31 +58,31 @@ func runCustomerImport(e *env, args []string) error {
 	if err != nil && !errors.Is(err, errDryRun) {
 		return fmt.Errorf("%s: nothing imported: %w", path, err)
 	}
-	failed := sum.rejected > 0 && !*partial
+	failed := sum.Rejected > 0 && !*partial
 	if !failed {
-		for _, r := range rows {
+		for _, r := range im.Rows {
 			switch {
-			case r.errs != nil:
-			case r.old == nil:
-				fmt.Fprintf(e.stdout, "customer %d created: %s <%s> %s\n", r.cust.ID, terminalSafe(r.cust.Name), terminalSafe(r.cust.Login()), r.cust.Tier)
+			case r.Errs != nil:
+			case r.Old == nil:
+				fmt.Fprintf(e.stdout, "customer %d created: %s <%s> %s\n", r.Cust.ID, terminalSafe(r.Cust.Name), terminalSafe(r.Cust.Login()), r.Cust.Tier)
 			default:
-				for _, c := range r.changes {
-					fmt.Fprintf(e.stdout, "customer %d: %s\n", r.cust.ID, terminalSafe(c))
+				for _, c := range r.Changes {
+					fmt.Fprintf(e.stdout, "customer %d: %s\n", r.Cust.ID, terminalSafe(c))
 				}
 			}
 		}
 	}
-	for _, r := range rows {
-		if r.errs != nil {
-			fmt.Fprintf(e.stderr, "line %d: %s\n", r.line, terminalSafe(strings.Join(r.errs, "; ")))
+	for _, r := range im.Rows {
+		if r.Errs != nil {
+			fmt.Fprintf(e.stderr, "line %d: %s\n", r.Line, terminalSafe(strings.Join(r.Errs, "; ")))
 		}
 	}
 	if failed {
 		fmt.Fprintf(e.stderr, "helpdesk customer import: %s: nothing imported: %d of %d rows rejected; fix them, or import the good rows with -partial\n",
-			path, sum.rejected, len(rows))
-		sum.created, sum.updated, sum.unchanged = 0, 0, 0
+			path, sum.Rejected, len(im.Rows))
+		sum.Created, sum.Updated, sum.Unchanged = 0, 0, 0
 	}
-	fmt.Fprintf(e.stdout, "imported: %d created, %d updated, %d unchanged, %d rejected\n", sum.created, sum.updated, sum.unchanged, sum.rejected)
+	fmt.Fprintf(e.stdout, "imported: %d created, %d updated, %d unchanged, %d rejected\n", sum.Created, sum.Updated, sum.Unchanged, sum.Rejected)
 	if *dryRun {
 		fmt.Fprintln(e.stdout, "-dry-run: nothing was written")
 	}
@@ -217,405 +90,4 @@ func runCustomerImport(e *env, args []string) error {
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-// parseRow checks every cell of a row on its own and keeps the parsed addresses and numbers.
-func parseRow(r *importRow, columns []string) {
-	scratch := newCustomer(time.Time{})
-	for _, col := range columns {
-		cell := r.cells[col]
-		if cell == "" {
-			continue
-		}
-		var err error
-		switch col {
-		case colID:
-			r.id, err = parseCustomerID(cell)
-		case colEmail:
-			if cell == clearCell {
-				err = errors.New(`"-": addresses are removed with the remove_email column`)
-				break
-			}
-			r.emails, err = parseEmails(strings.Split(cell, ";"))
-		case colLogin:
-			var es []string
-			if es, err = parseEmails([]string{cell}); err == nil {
-				r.login = es[0]
-			}
-		case colRemoveEmail:
-			r.removeEmails, err = parseEmails(strings.Split(cell, ";"))
-		case colRemovePhones:
-			r.removePhones, err = parsePhones(strings.Split(cell, ";"))
-		case colContact:
-			for _, n := range strings.Split(cell, ";") {
-				n = strings.TrimSpace(n)
-				if n != "" && n != clearCell && policy.CleanName(n) == "" {
-					err = fmt.Errorf("%q: want a name of at most 64 characters", n)
-				}
-				r.contacts = append(r.contacts, n)
-			}
-		default:
-			if cell == clearCell {
-				cell = ""
-			}
-			err = setColumn(scratch, col, cell)
-			if col == colPhones {
-				r.phones = scratch.Phones
-			}
-		}
-		if err != nil {
-			r.reject("%s %v", col, err)
-		}
-	}
-	for _, a := range r.removeEmails {
-		switch {
-		case a == r.login:
-			r.reject("address %s is in remove_email and in login", a)
-		case slices.Contains(r.emails, a):
-			r.reject("address %s is in remove_email and in email", a)
-		}
-	}
-	for _, p := range r.removePhones {
-		if slices.Contains(r.phones, p) {
-			r.reject("number %s is in remove_phones and in phones", p)
-		}
-	}
-}
-
-// parseCustomerID reads a customer number as customer list shows it ("12", also "#12").
-func parseCustomerID(s string) (uint64, error) {
-	id, err := strconv.ParseUint(strings.TrimPrefix(s, "#"), 10, 64)
-	if err != nil || id == 0 {
-		return 0, fmt.Errorf("%q: want a customer number", s)
-	}
-	return id, nil
-}
-
-// resolveRows finds the customer each good row changes, against the database as it is before
-// the import, and computes the record to store and its changes. Two rows for one customer are
-// both rejected: which one is right is not ours to guess.
-func resolveRows(tx *store.Tx, rows []*importRow, columns []string, e *env) error {
-	by := map[uint64][]*importRow{}
-	for _, r := range rows {
-		if r.errs != nil {
-			continue
-		}
-		old, err := rowCustomer(tx, r)
-		if err != nil {
-			return err
-		}
-		if r.errs != nil {
-			continue
-		}
-		for _, p := range r.phones {
-			o, err := tx.CustomerByPhone(p)
-			switch {
-			case err == nil && (old == nil || o.ID != old.ID):
-				r.reject("number %s is registered by customer %d (%s)", p, o.ID, o.Name)
-			case err != nil && !errors.Is(err, helpdesk.ErrNotFound):
-				return err
-			}
-		}
-		if old == nil {
-			r.cust = newCustomer(e.now())
-		} else {
-			r.old, r.cust = old, cloneCustomer(old)
-			by[old.ID] = append(by[old.ID], r)
-		}
-		applyRow(r, columns)
-		if r.old != nil {
-			r.changes = changeLines(r.old, r.cust)
-		}
-	}
-	for id, rs := range by {
-		if len(rs) > 1 {
-			for _, r := range rs {
-				r.reject("customer %d is also changed by line %s", id, otherLines(r, rs))
-			}
-		}
-	}
-	return nil
-}
-
-// rowCustomer is the customer a row names: by its id, or else by its addresses, all of which
-// must belong to that one customer; nil when the row names none (it adds a customer). A row
-// that names a customer ambiguously is rejected, naming every customer it points at.
-func rowCustomer(tx *store.Tx, r *importRow) (*helpdesk.Customer, error) {
-	var target *helpdesk.Customer
-	if r.id != 0 {
-		c, err := tx.Customer(r.id)
-		if errors.Is(err, helpdesk.ErrNotFound) {
-			r.reject("id %d: no such customer (leave the cell empty to add one)", r.id)
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		target = c
-	}
-	var owners []*helpdesk.Customer
-	var owned []string // an address of each owner, in the same order
-	for _, a := range r.named() {
-		o, err := tx.CustomerByAddress(a)
-		if errors.Is(err, helpdesk.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if target != nil {
-			if o.ID != target.ID {
-				r.reject("address %s belongs to customer %d (%s), not to customer %d", a, o.ID, o.Name, target.ID)
-			}
-			continue
-		}
-		if !slices.ContainsFunc(owners, func(c *helpdesk.Customer) bool { return c.ID == o.ID }) {
-			owners, owned = append(owners, o), append(owned, a)
-		}
-	}
-	if len(owners) > 1 {
-		var names []string
-		for i, o := range owners {
-			names = append(names, fmt.Sprintf("%s is customer %d (%s)", owned[i], o.ID, o.Name))
-		}
-		r.reject("the addresses belong to %d customers: %s; a row changes one customer (put its number in an id column)",
-			len(owners), strings.Join(names, ", "))
-		return nil, nil
-	}
-	if target == nil && len(owners) == 1 {
-		target = owners[0]
-	}
-	return target, nil
-}
-
-// applyRow sets the row's cells on r.cust: an empty cell keeps the field, "-" sets its
-// default; addresses and numbers are added; login and the remove columns are the only way to
-// change the login or remove anything.
-func applyRow(r *importRow, columns []string) {
-	c, isNew := r.cust, r.old == nil
-	for _, col := range columns {
-		cell := r.cells[col]
-		switch col {
-		case colID, colEmail, colLogin, colRemoveEmail, colRemovePhones, colContact:
-			continue
-		case colPhones:
-			switch cell {
-			case "":
-			case clearCell:
-				c.Phones = nil
-			default:
-				for _, p := range r.phones {
-					if !slices.Contains(c.Phones, p) {
-						c.Phones = append(c.Phones, p)
-					}
-				}
-			}
-			continue
-		}
-		if cell == "" {
-			continue // keeps the value, or the default of a new customer
-		}
-		if cell == clearCell {
-			cell = ""
-		}
-		_ = setColumn(c, col, cell) // checked by parseRow, but for name "-"
-	}
-	if c.Name == "" {
-		r.reject("name is required")
-	}
-
-	if r.login != "" && r.login != c.Login() {
-		c.Emails = append([]string{r.login}, slices.DeleteFunc(c.Emails, func(a string) bool { return a == r.login })...)
-	}
-	for _, a := range r.emails {
-		if !slices.Contains(c.Emails, a) {
-			c.Emails = append(c.Emails, a)
-		}
-	}
-	for _, a := range r.removeEmails {
-		if isNew {
-			break
-		}
-		if a == c.Login() {
-			r.reject("remove_email %s is the login address: name another address in the login column to remove it", a)
-			continue
-		}
-		c.Emails = slices.DeleteFunc(c.Emails, func(e string) bool { return e == a })
-	}
-	for _, p := range r.removePhones {
-		c.Phones = slices.DeleteFunc(c.Phones, func(q string) bool { return q == p })
-	}
-	if len(c.Emails) == 0 {
-		r.reject("email is required")
-		return
-	}
-	// The n-th contact name is the n-th address's of the email cell; a row without addresses
-	// names the login's.
-	addrs := r.emails
-	if len(addrs) == 0 {
-		addrs = []string{c.Login()}
-	}
-	if len(r.contacts) > len(addrs) {
-		r.reject("contact has %d names for %d addresses: give them in the order of the email cell, separated by ';'", len(r.contacts), len(addrs))
-		return
-	}
-	for i, n := range r.contacts {
-		switch n {
-		case "":
-		case clearCell:
-			c.SetContactName(addrs[i], "")
-		default:
-			c.SetContactName(addrs[i], policy.CleanName(n))
-		}
-	}
-}
-
-// changeLines are the fields that differ between two records, as "field old -> new".
-func changeLines(old, c *helpdesk.Customer) []string {
-	before, after := customerRows(old), customerRows(c)
-	var out []string
-	for i := range before {
-		if before[i][1] != after[i][1] {
-			out = append(out, fmt.Sprintf("%s %s -> %s", before[i][0], before[i][1], after[i][1]))
-		}
-	}
-	return out
-}
-
-// setColumn sets a customer field from a CSV cell; list cells are ';'-separated.
-func setColumn(c *helpdesk.Customer, column, cell string) error {
-	for _, f := range customerFields {
-		if f.column != column {
-			continue
-		}
-		vals := []string{cell}
-		if f.list {
-			vals = strings.Split(cell, ";")
-		}
-		return f.set(c, vals)
-	}
-	return fmt.Errorf("unknown column %q", column)
-}
-
-// crossCheck rejects every row that shares a value (an address, a number) with another row.
-func crossCheck(rows []*importRow, what string, values func(*importRow) []string) {
-	by := map[string][]*importRow{}
-	var order []string
-	for _, r := range rows {
-		if r.cells == nil {
-			continue
-		}
-		for _, v := range values(r) {
-			if by[v] == nil {
-				order = append(order, v)
-			}
-			by[v] = append(by[v], r)
-		}
-	}
-	for _, v := range order {
-		if rs := by[v]; len(rs) > 1 {
-			for _, r := range rs {
-				r.reject("%s %s is also on line %s", what, v, otherLines(r, rs))
-			}
-		}
-	}
-}
-
-func otherLines(r *importRow, rs []*importRow) string {
-	var ls []string
-	for _, o := range rs {
-		if o != r {
-			ls = append(ls, strconv.Itoa(o.line))
-		}
-	}
-	return strings.Join(ls, ", ")
-}
-
-// importColumn is the canonical name of a header cell ("Valid-Until" → "valid_until").
-func importColumn(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	h = strings.NewReplacer("-", "_", " ", "_").Replace(h)
-	switch h {
-	case "emails", "e_mail", "address", "addresses":
-		return colEmail
-	case "phone":
-		return colPhones
-	case "license":
-		return "licence"
-	case "customer", "customer_id", "klantnummer":
-		return colID
-	case "remove_emails", "remove_address", "remove_addresses":
-		return colRemoveEmail
-	case "remove_phone":
-		return colRemovePhones
-	case "contacts", "contact_name", "contactpersoon":
-		return colContact
-	}
-	return h
-}
-
-// importOnlyColumns are the columns of customer import that are not customer fields.
-var importOnlyColumns = []string{colID, colContact, colLogin, colRemoveEmail, colRemovePhones}
-
-// readImport reads the header and the rows. A bad header is an error; a bad row is a row
-// with errors.
-func readImport(f io.Reader) (columns []string, rows []*importRow, err error) {
-	br := bufio.NewReader(f)
-	if b, _ := br.Peek(3); string(b) == "\uFEFF" {
-		br.Discard(3) // the byte-order mark spreadsheets write
-	}
-	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, nil, errors.New("line 1: empty file; want a header row")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	var known []string
-	for _, f := range customerFields {
-		known = append(known, f.column)
-	}
-	known = append(known, importOnlyColumns...)
-	for _, h := range header {
-		col := importColumn(h)
-		switch {
-		case len(header) == 1 && strings.Contains(h, ";"):
-			return nil, nil, errors.New("line 1: the columns are separated by ';': separate them by ',' (and addresses and numbers within a cell by ';')")
-		case !slices.Contains(known, col):
-			return nil, nil, fmt.Errorf("line 1: unknown column %q (the columns are %s)", h, strings.Join(known, ", "))
-		case slices.Contains(columns, col):
-			return nil, nil, fmt.Errorf("line 1: column %q appears twice", col)
-		}
-		columns = append(columns, col)
-	}
-	if !slices.Contains(columns, colEmail) && !slices.Contains(columns, colID) {
-		return nil, nil, fmt.Errorf(`line 1: the required column "email" is missing (or "id", to name customers by number)`)
-	}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return columns, rows, nil
-		}
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			rows = append(rows, &importRow{line: pe.StartLine, errs: []string{pe.Err.Error()}})
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		line, _ := cr.FieldPos(0)
-		r := &importRow{line: line, cells: map[string]string{}}
-		if len(rec) != len(columns) {
-			r.reject("%d fields, want %d (the header's)", len(rec), len(columns))
-		} else {
-			for i, col := range columns {
-				r.cells[col] = strings.TrimSpace(rec[i])
-			}
-		}
-		rows = append(rows, r)
-	}
 }

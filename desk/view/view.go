@@ -207,6 +207,47 @@ func CustomerOf(c *helpdesk.Customer) Customer {
 	return out
 }
 
+// CustomerStatus is how a customer is served on a day (R3): the answer of
+// GET /api/customers/{addr}/status.
+type CustomerStatus struct {
+	Customer     uint64 `json:"customer"`
+	SLA          string `json:"sla"`
+	EffectiveSLA string `json:"effective_sla"` // the tier served on the day (R3)
+	ValidUntil   string `json:"valid_until"`   // YYYY-MM-DD, "" for no end date
+	Status       string `json:"status"`        // the Dutch status line of R3
+}
+
+// StatusOf is how c is served at the moment at, judged on its day in Amsterdam: the effective
+// tier and the R3 status line (policy.EffectiveTier, policy.StatusLine). It is the one place
+// the API and the customer commands (show, status, list) take them from.
+func StatusOf(c *helpdesk.Customer, at time.Time) CustomerStatus {
+	return CustomerStatus{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(helpdesk.SLA24)),
+		EffectiveSLA: string(policy.EffectiveTier(c, at)), ValidUntil: c.ValidUntil.String(),
+		Status: policy.StatusLine(c, policy.Today(at))}
+}
+
+// CustomerDetail is `customer show -json`: the record, and how it is served on the day.
+type CustomerDetail struct {
+	Customer
+	On           string `json:"on"`            // the day judged, YYYY-MM-DD
+	EffectiveSLA string `json:"effective_sla"` // the tier served on that day (R3)
+	Status       string `json:"status"`        // the Dutch status line of R3
+	// PendingLogin is the login change not settled yet (R17), if any.
+	PendingLogin *LoginChange `json:"pending_login,omitempty"`
+}
+
+// CustomerDetailOf is c as served at the moment at (StatusOf), with its pending login change
+// (nil for none).
+func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at time.Time) CustomerDetail {
+	st := StatusOf(c, at)
+	d := CustomerDetail{Customer: CustomerOf(c), On: policy.Today(at).String(), EffectiveSLA: st.EffectiveSLA, Status: st.Status}
+	if pending != nil {
+		v := LoginChangeOf(pending)
+		d.PendingLogin = &v
+	}
+	return d
+}
+
 // Customers lists every customer in number order.
 func Customers(tx *store.Tx) ([]Customer, error) {
 	cs, err := tx.Customers()

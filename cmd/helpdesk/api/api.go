@@ -19,7 +19,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -307,14 +306,6 @@ func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 
 // --- customers, tickets, caller ---
 
-type customerStatusBody struct {
-	Customer     uint64 `json:"customer"`
-	SLA          string `json:"sla"`
-	EffectiveSLA string `json:"effective_sla"` // the tier served today (R3)
-	ValidUntil   string `json:"valid_until"`   // YYYY-MM-DD, "" for no end date
-	Status       string `json:"status"`        // the Dutch R3 line
-}
-
 // customerByPath finds the customer the path's {addr} names, normalised; it answers 404
 // itself.
 func (s *server) customerByPath(w http.ResponseWriter, r *http.Request, tx *store.Tx) (*helpdesk.Customer, error) {
@@ -339,9 +330,7 @@ func (s *server) customerStatus(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, customerStatusBody{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(helpdesk.SLA24)),
-		EffectiveSLA: string(policy.EffectiveTier(c, now)), ValidUntil: c.ValidUntil.String(),
-		Status: policy.StatusLine(c, policy.Today(now))})
+	writeJSON(w, http.StatusOK, view.StatusOf(c, now))
 }
 
 func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {
