@@ -15,6 +15,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/backups"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
@@ -492,7 +493,7 @@ func runServe(e *env, args []string) error {
 		return err
 	}
 	// The daily backup (R20), when backup_dir is set; not for -once (cron runs `backup`).
-	backups, err := newBackupSchedule(cfg, db, log, e.now)
+	daily, err := backups.NewSchedule(cfg.BackupDir, cfg.BackupTime, db, backupVersion(), log, e.now)
 	if err != nil {
 		return err
 	}
@@ -539,7 +540,7 @@ func runServe(e *env, args []string) error {
 			web.shutdown(log)
 		}
 	}()
-	stopBackups := backups.start(runCtx)
+	stopBackups := daily.Start(runCtx)
 	err = gw.run(runCtx)
 	stopRun()
 	<-webDone
