@@ -15,6 +15,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/rules/calendar"
 	"github.com/infobits/helpdesk/rules/policy"
@@ -54,7 +55,7 @@ func buildMail(o mailOpts) []byte {
 // server is the IMAP peer of a test: go-imap's in-memory server or a real Dovecot.
 type server struct {
 	addr, user, pass string
-	mem              *imaptest.MemServer
+	mem              *imapmem.Server
 	dovecot          *imaptest.Dovecot
 }
 
@@ -69,7 +70,7 @@ func newServer(t *testing.T, kind string) *server {
 		d := imaptest.NewDovecot(t)
 		return &server{addr: d.Addr, user: d.User, pass: d.Password, dovecot: d}
 	default:
-		m := imaptest.NewMem(t, imaptest.MemOptions{Rev1Only: kind == "mem-rev1"})
+		m := imaptest.NewMem(t, imapmem.Options{Rev1Only: kind == "mem-rev1"})
 		return &server{addr: m.Addr, user: m.User, pass: m.Password, mem: m}
 	}
 }
@@ -150,9 +151,9 @@ func newFixture(t *testing.T, kind string, tweak func(*ingest.Config)) *fixture 
 }
 
 // newFixtureOn is newFixture on a server of the test's own, an in-memory one with quirks.
-func newMemFixture(t *testing.T, q imaptest.Quirks, tweak func(*ingest.Config)) *fixture {
+func newMemFixture(t *testing.T, q imapmem.Quirks, tweak func(*ingest.Config)) *fixture {
 	t.Helper()
-	m := imaptest.NewMem(t, imaptest.MemOptions{Quirks: q})
+	m := imaptest.NewMem(t, imapmem.Options{Quirks: q})
 	return newFixtureOn(t, &server{addr: m.Addr, user: m.User, pass: m.Password, mem: m}, tweak)
 }
 
@@ -629,7 +630,7 @@ func waitFor(t *testing.T, ch <-chan ingest.Event, match func(ingest.Event) bool
 // before its body; the body that follows must still be read — no UID passes the checkpoint
 // without its email (seen in review: the email was skipped as "expunged").
 func TestUnsolicitedFetchLosesNothing(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{FlagsBeforeBody: true}, nil)
+	f := newMemFixture(t, imapmem.Quirks{FlagsBeforeBody: true}, nil)
 	for i := range 3 {
 		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("u%d@b", i)}))
 	}
@@ -643,7 +644,7 @@ func TestUnsolicitedFetchLosesNothing(t *testing.T) {
 // not stall the mailbox: the others become tickets, the refused one is held with the server's
 // answer and left unread; nothing passes the checkpoint unaccounted for.
 func TestUnfetchableMessageIsHeld(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{RefuseBody: func(uid imap.UID) bool { return uid == 2 }}, nil)
+	f := newMemFixture(t, imapmem.Quirks{RefuseBody: func(uid imap.UID) bool { return uid == 2 }}, nil)
 	for i := range 3 {
 		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("c%d@b", i)}))
 	}
@@ -665,7 +666,7 @@ func TestUnfetchableMessageIsHeld(t *testing.T) {
 // connection dropped after the command timeout, and a cancelled Run returns, instead of
 // hanging the gateway (and its shutdown) forever.
 func TestStuckServerDropped(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{HangFetch: true}, func(c *ingest.Config) {
+	f := newMemFixture(t, imapmem.Quirks{HangFetch: true}, func(c *ingest.Config) {
 		c.CommandTimeout = 200 * time.Millisecond
 		c.StopGrace = 200 * time.Millisecond
 	})
@@ -959,7 +960,7 @@ func drain(ch chan ingest.Event) []ingest.Event {
 // TestConnectionCutMidFetch: the server drops the connection in the middle of a batch FETCH
 // (twice); the poller reconnects with backoff and every email becomes a ticket exactly once.
 func TestConnectionCutMidFetch(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{DropFetches: 2}, func(c *ingest.Config) { c.PollInterval = 100 * time.Millisecond })
+	f := newMemFixture(t, imapmem.Quirks{DropFetches: 2}, func(c *ingest.Config) { c.PollInterval = 100 * time.Millisecond })
 	for i := range 20 {
 		f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: fmt.Sprintf("Vraag %d", i), msgID: fmt.Sprintf("cut%d@b", i)}))
 	}

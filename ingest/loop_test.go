@@ -13,6 +13,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/notify"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
@@ -21,9 +22,9 @@ import (
 
 // newNotifier is the real notify worker on the fixture's store, sending to a recording SMTP
 // server: what the gateway would put on the wire, headers and all.
-func newNotifier(t *testing.T, db *store.DB, from, tag string) (*smtptest.Server, *notify.Worker) {
+func newNotifier(t *testing.T, db *store.DB, from, tag string) (*smtpsink.Server, *notify.Worker) {
 	t.Helper()
-	sink := smtptest.New(t, smtptest.Options{MaxMessageBytes: -1})
+	sink := smtptest.New(t, smtpsink.Options{MaxMessageBytes: -1})
 	tpl, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -41,13 +42,13 @@ func newNotifier(t *testing.T, db *store.DB, from, tag string) (*smtptest.Server
 type loopGateway struct {
 	*fixture
 	addr string
-	sink *smtptest.Server
+	sink *smtpsink.Server
 	w    *notify.Worker
 	sent int // sink messages already handed on
 }
 
 // round ingests what waits in the mailbox, sends the outbox and returns the messages sent.
-func (g *loopGateway) round(t *testing.T) []smtptest.Message {
+func (g *loopGateway) round(t *testing.T) []smtpsink.Message {
 	t.Helper()
 	g.once()
 	if _, err := g.w.Drain(context.Background(), true); err != nil {
@@ -72,7 +73,7 @@ func (g *loopGateway) notificationsTo(addr string) int {
 
 // asDelivered is a sent message as the receiving server files it: a Return-Path with the
 // envelope sender on top, optionally with header fields a relay removed.
-func asDelivered(m smtptest.Message, strip ...string) []byte {
+func asDelivered(m smtpsink.Message, strip ...string) []byte {
 	raw := m.Data
 	if len(strip) > 0 {
 		end := bytes.Index(raw, []byte("\r\n\r\n"))

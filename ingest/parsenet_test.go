@@ -14,7 +14,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
@@ -161,7 +161,7 @@ func TestParseNetsHoldAndGoOn(t *testing.T) {
 		{"deadline, tiny parts", withNets(noWalk, -1, 2*time.Second), tinyPartsAttack(100000), "not read within 2s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newMemFixture(t, imaptest.Quirks{}, func(c *ingest.Config) { c.Parse = tc.limits })
+			f := newMemFixture(t, imapmem.Quirks{}, func(c *ingest.Config) { c.Parse = tc.limits })
 			u := f.deliver(tc.raw)
 			uNext := f.deliver(normalMail("achter-" + strings.ReplaceAll(tc.name, " ", "-")))
 			onceWithin(t, f)
@@ -183,7 +183,7 @@ func withNets(l parse.Limits, reads int, deadline time.Duration) parse.Limits {
 // of the batch. The next start does not read that email again: it is held as unparseable,
 // raw kept, and the email behind it becomes a ticket.
 func TestStopDuringRunawayParse(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{}, func(c *ingest.Config) {
+	f := newMemFixture(t, imapmem.Quirks{}, func(c *ingest.Config) {
 		c.Parse = parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1, Reads: -1, Deadline: -1}
 		c.StopGrace = time.Second
 	})
@@ -268,7 +268,7 @@ func checkNoReadings(t *testing.T, f *fixture) {
 // the one read alone at the deaths without reading it, and takes the others in. (The deaths
 // themselves, by SIGKILL, are TestParseCrashHeldAtNextStart's.)
 func TestReadAgainAloneAfterDeath(t *testing.T) {
-	f := newMemFixture(t, imaptest.Quirks{}, nil)
+	f := newMemFixture(t, imapmem.Quirks{}, nil)
 	first := f.deliver(normalMail("voor"))
 	f.once()
 	drain(f.events)

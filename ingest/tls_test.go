@@ -19,6 +19,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 )
 
@@ -171,7 +172,7 @@ func (tp *tap) clientBytes(t *testing.T) []byte {
 // newTLSFixture starts an in-memory IMAP server with the options (user "helpdesk", password
 // tlsTestPassword), reached through a tap, and a poller in the TLS mode with the client
 // configuration.
-func newTLSFixture(t *testing.T, mo imaptest.MemOptions, mode string, client *tls.Config) (*fixture, *tap) {
+func newTLSFixture(t *testing.T, mo imapmem.Options, mode string, client *tls.Config) (*fixture, *tap) {
 	t.Helper()
 	mo.User, mo.Password = "helpdesk", tlsTestPassword
 	m := imaptest.NewMem(t, mo)
@@ -224,7 +225,7 @@ func TestIMAPImplicitTLS(t *testing.T) {
 		{"configured server name", []string{"imap.infobits.example"}, &tls.Config{RootCAs: ca.pool, ServerName: "imap.infobits.example"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, tc.hosts...), ImplicitTLS: true}, helpdesk.TLSImplicit, tc.client)
+			f, tp := newTLSFixture(t, imapmem.Options{TLS: ca.serverTLS(t, tc.hosts...), ImplicitTLS: true}, helpdesk.TLSImplicit, tc.client)
 			f.deliver(buildMail(tlsTestMail))
 			f.once()
 			assertTicket(t, f)
@@ -243,7 +244,7 @@ func TestIMAPImplicitTLS(t *testing.T) {
 // server refuses LOGIN in clear, as production servers do), and the email becomes a ticket.
 func TestIMAPStartTLS(t *testing.T) {
 	ca := newTestCA(t, "Infobits test CA")
-	f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: ca.serverTLS(t, "127.0.0.1")}, helpdesk.TLSStart, &tls.Config{RootCAs: ca.pool})
+	f, tp := newTLSFixture(t, imapmem.Options{TLS: ca.serverTLS(t, "127.0.0.1")}, helpdesk.TLSStart, &tls.Config{RootCAs: ca.pool})
 	f.deliver(buildMail(tlsTestMail))
 	f.once()
 	assertTicket(t, f)
@@ -265,7 +266,7 @@ func TestIMAPStartTLS(t *testing.T) {
 // makes a starttls poller fail with an error that says so. It does not fall back to logging
 // in in clear.
 func TestIMAPStartTLSNotOffered(t *testing.T) {
-	f, tp := newTLSFixture(t, imaptest.MemOptions{}, helpdesk.TLSStart, nil) // plaintext server, LOGIN allowed
+	f, tp := newTLSFixture(t, imapmem.Options{}, helpdesk.TLSStart, nil) // plaintext server, LOGIN allowed
 	f.deliver(buildMail(tlsTestMail))
 	err := f.poller.Once(context.Background())
 	if err == nil {
@@ -308,7 +309,7 @@ func TestIMAPTLSUntrustedCertificate(t *testing.T) {
 		{"tls, system roots", helpdesk.TLSImplicit, trusted.serverTLS(t, "127.0.0.1"), nil, "unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, tp := newTLSFixture(t, imaptest.MemOptions{TLS: tc.srv, ImplicitTLS: tc.mode == helpdesk.TLSImplicit}, tc.mode, tc.client)
+			f, tp := newTLSFixture(t, imapmem.Options{TLS: tc.srv, ImplicitTLS: tc.mode == helpdesk.TLSImplicit}, tc.mode, tc.client)
 			f.deliver(buildMail(tlsTestMail))
 			err := f.poller.Once(context.Background())
 			if err == nil {

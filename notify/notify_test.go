@@ -23,6 +23,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
@@ -92,7 +93,7 @@ func openStore(tb testing.TB) *store.DB {
 // env is one worker wired to a real store and a real SMTP sink.
 type env struct {
 	db     *store.DB
-	sink   *smtptest.Server
+	sink   *smtpsink.Server
 	clock  *clock
 	worker *notify.Worker
 	cfg    notify.Config
@@ -100,7 +101,7 @@ type env struct {
 
 // newEnv starts a sink with opts and a worker that sends to it in plaintext (loopback);
 // mod may change the worker's configuration.
-func newEnv(tb testing.TB, opts smtptest.Options, mod func(*notify.Config)) *env {
+func newEnv(tb testing.TB, opts smtpsink.Options, mod func(*notify.Config)) *env {
 	tb.Helper()
 	e := &env{db: openStore(tb), sink: smtptest.New(tb, opts), clock: &clock{t: start}}
 	e.cfg = notify.Config{
@@ -200,7 +201,7 @@ func (e *env) drain(tb testing.TB, all bool) notify.Result {
 }
 
 // wait returns the first n messages the sink accepted, failing if they do not arrive.
-func (e *env) wait(tb testing.TB, n int) []smtptest.Message {
+func (e *env) wait(tb testing.TB, n int) []smtpsink.Message {
 	tb.Helper()
 	msgs, err := e.sink.Wait(ctxT(tb), n)
 	if err != nil {
@@ -280,7 +281,7 @@ func (p parsed) msgIDs(tb testing.TB, key string) []string {
 }
 
 func TestAckDelivered(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	n := &helpdesk.Notification{
 		Kind: helpdesk.KindAck, TicketID: 12, To: custAddr, Lang: "nl", Automatic: true,
 		MessageID: "ack-12@helpdesk.infobits.example", InReplyTo: "vraag-1@bakkerij.example",
@@ -370,7 +371,7 @@ func TestAckDelivered(t *testing.T) {
 }
 
 func TestAnswerDelivered(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	n := &helpdesk.Notification{
 		Kind: helpdesk.KindAnswer, TicketID: 7, To: custAddr, Lang: "en", Automatic: false,
 		MessageID: "answer-7@helpdesk.infobits.example", InReplyTo: "q-7@bakkerij.example",
@@ -404,7 +405,7 @@ func TestAnswerDelivered(t *testing.T) {
 }
 
 func TestNoHeaderInjectionAndHTMLEscaped(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	n := ackNote(3, custAddr)
 	n.Data.TicketSubject = "Kassa\r\nBcc: evil@x"
 	n.Data.CustomerName = "<script>alert(1)</script>\r\nBcc: evil@x"
@@ -456,10 +457,10 @@ func sameSet(a, b []string) bool {
 }
 
 func TestTemporaryFailureRetriedLater(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.RetryMin = 5 * time.Minute })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.RetryMin = 5 * time.Minute })
 	n := ackNote(4, custAddr)
 	id := e.enqueue(t, n)[0]
-	e.sink.FailNext(smtptest.StageRcpt, 451, smtp.EnhancedCode{4, 3, 0}, "Mailbox busy", 2)
+	e.sink.FailNext(smtpsink.StageRcpt, 451, smtp.EnhancedCode{4, 3, 0}, "Mailbox busy", 2)
 
 	if res := e.drain(t, false); res != (notify.Result{Retrying: 1}) {
 		t.Errorf("Drain = %+v, want 1 retrying", res)
@@ -507,9 +508,9 @@ func TestTemporaryFailureRetriedLater(t *testing.T) {
 }
 
 func TestPermanentFailureRecordedOthersDelivered(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
-	e.sink.FailNext(smtptest.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message rejected as spam", 1)
+	e.sink.FailNext(smtpsink.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message rejected as spam", 1)
 
 	if res := e.drain(t, false); res != (notify.Result{Sent: 2, Failed: 1}) {
 		t.Errorf("Drain = %+v, want 2 sent, 1 failed", res)
@@ -539,7 +540,7 @@ func TestPermanentFailureRecordedOthersDelivered(t *testing.T) {
 }
 
 func TestServerDownNothingLost(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	var ns []*helpdesk.Notification
 	for i := range 5 {
 		ns = append(ns, ackNote(uint64(10+i), fmt.Sprintf("k%d@example.com", i)))
@@ -627,7 +628,7 @@ func TestServerDownNothingLost(t *testing.T) {
 func TestConnectionLostMidDrain(t *testing.T) {
 	var e *env
 	var once sync.Once
-	e = newEnv(t, smtptest.Options{}, func(c *notify.Config) {
+	e = newEnv(t, smtpsink.Options{}, func(c *notify.Config) {
 		c.Now = func() time.Time {
 			// Restart the server as soon as it has accepted the first message: the
 			// worker's open connection dies under it.
@@ -668,7 +669,7 @@ func TestConnectionLostMidDrain(t *testing.T) {
 // 421 means the server is closing the channel (RFC 5321 §3.8): the drain stops rather than
 // burning an attempt of every queued notification on it.
 func TestServiceUnavailableStopsDrain(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
 	e.sink.SetDown(true)
 	if _, err := e.worker.Drain(ctxT(t), false); err == nil || !strings.Contains(err.Error(), "421") {
@@ -692,7 +693,7 @@ func TestServiceUnavailableStopsDrain(t *testing.T) {
 }
 
 func TestConnectionReused(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	var ns []*helpdesk.Notification
 	for i := range 50 {
 		ns = append(ns, ackNote(uint64(100+i), fmt.Sprintf("k%d@example.com", i)))
@@ -716,7 +717,7 @@ func TestConnectionReused(t *testing.T) {
 }
 
 func TestStartTLSAuth(t *testing.T) {
-	tlsOpts := smtptest.Options{TLS: true, User: smtpUser, Password: smtpPass}
+	tlsOpts := smtpsink.Options{TLS: true, User: smtpUser, Password: smtpPass}
 	t.Run("ok", func(t *testing.T) {
 		e := newEnv(t, tlsOpts, nil)
 		// The sink's certificate is known only once it runs: make the worker now.
@@ -780,7 +781,7 @@ func TestStartTLSAuth(t *testing.T) {
 	})
 }
 
-func withTLS(cfg notify.Config, sink *smtptest.Server, password string) notify.Config {
+func withTLS(cfg notify.Config, sink *smtpsink.Server, password string) notify.Config {
 	cfg.TLS = helpdesk.TLSStart
 	cfg.TLSConfig = sink.ClientTLSConfig()
 	cfg.User, cfg.Password = smtpUser, password
@@ -788,7 +789,7 @@ func withTLS(cfg notify.Config, sink *smtptest.Server, password string) notify.C
 }
 
 func TestRunDeliversOnEnqueue(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -836,7 +837,7 @@ func (h logTap) WithGroup(string) slog.Handler      { return h }
 // the others are untouched, nothing is lost.
 func TestRunBacksOffWhileServerDown(t *testing.T) {
 	warn := make(chan string, 100)
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.Logger = slog.New(logTap{ch: warn}) })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.Logger = slog.New(logTap{ch: warn}) })
 	if err := e.sink.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -891,13 +892,13 @@ func TestRunBacksOffWhileServerDown(t *testing.T) {
 }
 
 func TestGiveUpAfter(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.GiveUpAfter = 72 * time.Hour })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.GiveUpAfter = 72 * time.Hour })
 	old := ackNote(1, "a@example.com")
 	old.Created = start.Add(-73 * time.Hour)
 	fresh := ackNote(2, "b@example.com")
 	fresh.Created = time.Time{} // queued without a creation time: counts from its first attempt
 	ids := e.enqueue(t, old, fresh)
-	e.sink.FailNext(smtptest.StageRcpt, 450, smtp.EnhancedCode{4, 2, 1}, "Try later", 2)
+	e.sink.FailNext(smtpsink.StageRcpt, 450, smtp.EnhancedCode{4, 2, 1}, "Try later", 2)
 
 	if res := e.drain(t, false); res != (notify.Result{Failed: 1, Retrying: 1}) {
 		t.Errorf("Drain = %+v, want 1 failed, 1 retrying", res)
@@ -950,7 +951,7 @@ func TestNewRefusesPlaintextToRemote(t *testing.T) {
 
 // A notification that cannot be rendered or addressed fails at once, without a connection.
 func TestUndeliverableFailsWithoutRetry(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	bad := ackNote(1, "not an address")
 	unknown := ackNote(2, "b@example.com")
 	unknown.Kind = "no_such_kind"
@@ -970,7 +971,7 @@ func TestUndeliverableFailsWithoutRetry(t *testing.T) {
 
 // An unknown language falls back to Dutch, and the message says so.
 func TestUnknownLanguageFallsBack(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	n := ackNote(5, custAddr)
 	n.Lang = "fr"
 	e.enqueue(t, n)
@@ -987,7 +988,7 @@ func TestUnknownLanguageFallsBack(t *testing.T) {
 // The envelope carries the bare address even when the outbox row has a display name, and a
 // notification queued without a usable Message-ID gets one, kept for its retries.
 func TestEnvelopeAndMessageID(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	named := ackNote(1, "Bakkerij de Vries <"+custAddr+">")
 	named.MessageID = "<ack-1@helpdesk.infobits.example>"
 	noID := ackNote(2, "b@example.com")
@@ -1014,7 +1015,7 @@ func TestEnvelopeAndMessageID(t *testing.T) {
 
 func BenchmarkDrain(b *testing.B) {
 	const batch = 1000
-	e := newEnv(b, smtptest.Options{}, nil)
+	e := newEnv(b, smtpsink.Options{}, nil)
 	ns := make([]*helpdesk.Notification, batch)
 	sent := 0
 	b.ResetTimer()
@@ -1145,7 +1146,7 @@ func (e *env) assertHeld(tb testing.TB, ids []uint64, reply string) {
 // configured everything goes out.
 func TestAuthRequiredKeepsOutboxQueued(t *testing.T) {
 	rec := newLogRecorder(slog.LevelError)
-	e := newEnv(t, smtptest.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
+	e := newEnv(t, smtpsink.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
 		func(c *notify.Config) { c.Logger = slog.New(rec) })
 	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
 
@@ -1185,19 +1186,19 @@ func TestAuthRequiredKeepsOutboxQueued(t *testing.T) {
 func TestConfigRefusalKeepsOutboxQueued(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		stage    smtptest.Stage
+		stage    smtpsink.Stage
 		code     int
 		enhanced smtp.EnhancedCode
 		msg      string
 	}{
-		{"sender not owned", smtptest.StageMail, 553, smtp.EnhancedCode{5, 7, 1}, "Sender address not owned by user"},
-		{"sender refused", smtptest.StageMail, 550, smtp.EnhancedCode{5, 1, 8}, "Bad sender address domain"},
-		{"auth required at RCPT", smtptest.StageRcpt, 530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"},
-		{"auth at RCPT by enhanced code", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 7, 0}, "Must authenticate"},
-		{"credentials at DATA", smtptest.StageData, 554, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid"},
+		{"sender not owned", smtpsink.StageMail, 553, smtp.EnhancedCode{5, 7, 1}, "Sender address not owned by user"},
+		{"sender refused", smtpsink.StageMail, 550, smtp.EnhancedCode{5, 1, 8}, "Bad sender address domain"},
+		{"auth required at RCPT", smtpsink.StageRcpt, 530, smtp.EnhancedCode{5, 7, 0}, "Authentication required"},
+		{"auth at RCPT by enhanced code", smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 7, 0}, "Must authenticate"},
+		{"credentials at DATA", smtpsink.StageData, 554, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, smtptest.Options{}, nil)
+			e := newEnv(t, smtpsink.Options{}, nil)
 			ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
 			e.sink.FailNext(tc.stage, tc.code, tc.enhanced, tc.msg, 1)
 			reply := fmt.Sprintf("%d %d.%d.%d %s", tc.code, tc.enhanced[0], tc.enhanced[1], tc.enhanced[2], tc.msg)
@@ -1233,21 +1234,21 @@ func TestConfigRefusalKeepsOutboxQueued(t *testing.T) {
 func TestMessageRefusalFailsOnlyThatOne(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		stage    smtptest.Stage
+		stage    smtpsink.Stage
 		code     int
 		enhanced smtp.EnhancedCode
 		msg      string
 	}{
-		{"user unknown", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown"},
-		{"mailbox disabled", smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 2, 1}, "Mailbox disabled"},
-		{"no enhanced code", smtptest.StageRcpt, 550, smtp.EnhancedCode{}, "No such user"},
-		{"recipient policy", smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient address rejected"},
-		{"content", smtptest.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected"},
-		{"too big", smtptest.StageData, 552, smtp.EnhancedCode{5, 3, 4}, "Message too big"},
-		{"spam", smtptest.StageData, 550, smtp.EnhancedCode{5, 7, 1}, "Message rejected as spam"},
+		{"user unknown", smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown"},
+		{"mailbox disabled", smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 2, 1}, "Mailbox disabled"},
+		{"no enhanced code", smtpsink.StageRcpt, 550, smtp.EnhancedCode{}, "No such user"},
+		{"recipient policy", smtpsink.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient address rejected"},
+		{"content", smtpsink.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected"},
+		{"too big", smtpsink.StageData, 552, smtp.EnhancedCode{5, 3, 4}, "Message too big"},
+		{"spam", smtpsink.StageData, 550, smtp.EnhancedCode{5, 7, 1}, "Message rejected as spam"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, smtptest.Options{}, nil)
+			e := newEnv(t, smtpsink.Options{}, nil)
 			ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"), ackNote(3, "c@example.com"))
 			e.sink.FailNext(tc.stage, tc.code, tc.enhanced, tc.msg, 1)
 
@@ -1275,10 +1276,10 @@ func TestMessageRefusalFailsOnlyThatOne(t *testing.T) {
 // like a series of bad mailboxes. Three different recipients all refused, none accepted:
 // the drain stops and they stay queued.
 func TestEveryRecipientRefusedIsRelayDenied(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"),
 		ackNote(4, "d@example.com"))
-	e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Relay access denied", 3)
+	e.sink.FailNext(smtpsink.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Relay access denied", 3)
 
 	res, err := e.worker.Drain(ctxT(t), false)
 	if err == nil || !strings.Contains(err.Error(), "554 5.7.1 Relay access denied") ||
@@ -1306,9 +1307,9 @@ func TestEveryRecipientRefusedIsRelayDenied(t *testing.T) {
 // times, for a relay refusal.
 func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 	t.Run("unknown users", func(t *testing.T) {
-		e := newEnv(t, smtptest.Options{}, nil)
+		e := newEnv(t, smtpsink.Options{}, nil)
 		ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"))
-		e.sink.FailNext(smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 3)
+		e.sink.FailNext(smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 3)
 		if res := e.drain(t, false); res != (notify.Result{Failed: 3}) {
 			t.Errorf("Drain = %+v, want 3 failed", res)
 		}
@@ -1319,9 +1320,9 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 		}
 	})
 	t.Run("one address", func(t *testing.T) {
-		e := newEnv(t, smtptest.Options{}, nil)
+		e := newEnv(t, smtpsink.Options{}, nil)
 		ids := e.enqueue(t, ackNote(1, custAddr), ackNote(2, custAddr), ackNote(3, custAddr))
-		e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 3)
+		e.sink.FailNext(smtpsink.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 3)
 		if res := e.drain(t, false); res != (notify.Result{Failed: 3}) {
 			t.Errorf("Drain = %+v, want 3 failed", res)
 		}
@@ -1332,10 +1333,10 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 		}
 	})
 	t.Run("refused before an accepted one", func(t *testing.T) {
-		e := newEnv(t, smtptest.Options{}, nil)
+		e := newEnv(t, smtpsink.Options{}, nil)
 		ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.net"), ackNote(3, "c@example.org"),
 			ackNote(4, "d@example.com"))
-		e.sink.FailNext(smtptest.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 2)
+		e.sink.FailNext(smtpsink.StageRcpt, 554, smtp.EnhancedCode{5, 7, 1}, "Recipient rejected", 2)
 		if res := e.drain(t, false); res != (notify.Result{Sent: 2, Failed: 2}) {
 			t.Errorf("Drain = %+v, want 2 sent, 2 failed", res)
 		}
@@ -1355,7 +1356,7 @@ func TestRecipientRefusalsThatAreNotRelayDenied(t *testing.T) {
 // asking the server again at once.
 func TestRunBacksOffAfterConfigRefusal(t *testing.T) {
 	rec := newLogRecorder(slog.LevelError)
-	e := newEnv(t, smtptest.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
+	e := newEnv(t, smtpsink.Options{User: smtpUser, Password: smtpPass, AllowInsecureAuth: true},
 		func(c *notify.Config) { c.Logger = slog.New(rec) })
 	ids := e.enqueue(t, ackNote(1, "a@example.com"), ackNote(2, "b@example.com"))
 
@@ -1448,7 +1449,7 @@ func drainAsync(tb testing.TB, w *notify.Worker, ctx context.Context) (notify.Re
 func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
 	for _, mode := range []string{helpdesk.TLSNone, helpdesk.TLSStart, helpdesk.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, smtptest.Options{}, nil) // Timeout 2 min: only the context can end it
+			e := newEnv(t, smtpsink.Options{}, nil) // Timeout 2 min: only the context can end it
 			id := e.enqueue(t, ackNote(1, custAddr))[0]
 			w := e.newWorker(t, func(c *notify.Config) { c.Addr, c.TLS = stalledServer(t), mode })
 
@@ -1473,7 +1474,7 @@ func TestDrainHonoursContextAgainstStalledServer(t *testing.T) {
 func TestLoginPhaseHonoursTimeout(t *testing.T) {
 	for _, mode := range []string{helpdesk.TLSNone, helpdesk.TLSStart, helpdesk.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, smtptest.Options{}, nil)
+			e := newEnv(t, smtpsink.Options{}, nil)
 			id := e.enqueue(t, ackNote(1, custAddr))[0]
 			addr := stalledServer(t)
 			w := e.newWorker(t, func(c *notify.Config) { c.Addr, c.TLS, c.Timeout = addr, mode, 200*time.Millisecond })
@@ -1559,7 +1560,7 @@ func TestStuckTransactionEndsWithContext(t *testing.T) {
 	release := make(chan struct{})
 	addr := scriptedServer(t, func(io.Writer) { <-release })
 	t.Cleanup(func() { close(release) }) // before the server's cleanup, which waits for it
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	id := e.enqueue(t, ackNote(1, custAddr))[0]
 	w := e.newWorker(t, func(c *notify.Config) { c.Addr = addr })
 
@@ -1586,7 +1587,7 @@ func TestReplyAfterCancelStillCounts(t *testing.T) {
 		cancel() // the shutdown comes while the server is busy with the message
 		fmt.Fprint(w, "250 2.0.0 Queued\r\n")
 	})
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	id := e.enqueue(t, ackNote(1, custAddr))[0]
 	w := e.newWorker(t, func(c *notify.Config) { c.Addr = addr })
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/notify"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -103,7 +103,7 @@ func recNotStored(t *testing.T, e *env, id uint64, tokens ...string) {
 // SITE_URL/wachtwoord/herstel?token=…; that token redeems once for that customer, and the
 // store keeps no copy of it.
 func TestPasswordResetLink(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	c := recCustomer(t, e.db, "info@bakkerij.example", "piet@bakkerij.example")
 	id := e.enqueue(t, recReset(c))[0]
 
@@ -131,7 +131,7 @@ func TestPasswordResetLink(t *testing.T) {
 
 // TestPasswordResetLinkExpires: the emailed link is valid for TokenTTL from sending.
 func TestPasswordResetLinkExpires(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.TokenTTL = 30 * time.Minute })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.TokenTTL = 30 * time.Minute })
 	c := recCustomer(t, e.db, "info@bakkerij.example")
 	e.enqueue(t, recReset(c))
 	e.drain(t, false)
@@ -146,7 +146,7 @@ func TestPasswordResetLinkExpires(t *testing.T) {
 // notice to the old login carries two links, to agree and to cancel, valid until the change
 // would take effect. Each is a token of the login change, only its hash stored.
 func TestLoginChangeLinks(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, nil)
+	e := newEnv(t, smtpsink.Options{}, nil)
 	c := recCustomer(t, e.db, "oud@bakkerij.example")
 	ch := &helpdesk.LoginChange{CustomerID: c.ID, NewEmail: "nieuw@bakkerij.example", OldLogin: c.Login(),
 		Requested: start, Until: start.Add(72 * time.Hour)}
@@ -270,7 +270,7 @@ func startGreylister(t *testing.T, refuse int) (*greylister, string) {
 // greylisting server may have delivered after all) no longer works.
 func TestPasswordResetRetryVoidsFirstToken(t *testing.T) {
 	g, addr := startGreylister(t, 1)
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.Addr = addr; c.RetryMin = time.Minute })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.Addr = addr; c.RetryMin = time.Minute })
 	c := recCustomer(t, e.db, "info@bakkerij.example")
 	id := e.enqueue(t, recReset(c))[0]
 
@@ -304,7 +304,7 @@ func TestPasswordResetRetryVoidsFirstToken(t *testing.T) {
 // TestPasswordResetWithoutSiteURL: a recovery link needs the website; without a site URL the
 // notification fails with an error that says so, and no message without a link goes out.
 func TestPasswordResetWithoutSiteURL(t *testing.T) {
-	e := newEnv(t, smtptest.Options{}, func(c *notify.Config) { c.SiteURL = "" })
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) { c.SiteURL = "" })
 	c := recCustomer(t, e.db, "info@bakkerij.example")
 	id := e.enqueue(t, recReset(c))[0]
 	if res := e.drain(t, false); res != (notify.Result{Failed: 1}) {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -58,7 +58,7 @@ func accountGateway(t *testing.T, p *peers, clk *stepClock, extra ...string) (ba
 var loginLink = regexp.MustCompile(`https://helpdesk\.infobits\.example/login/bevestig\?token=([A-Za-z0-9_-]{43})`)
 
 // links returns the tokens of the login links in a message's text, in order.
-func links(t *testing.T, m smtptest.Message) []string {
+func links(t *testing.T, m smtpsink.Message) []string {
 	t.Helper()
 	var out []string
 	for _, l := range loginLink.FindAllStringSubmatch(plainText(t, m.Data), -1) {
@@ -93,7 +93,7 @@ func waitCustomer(t *testing.T, base, addr string) {
 }
 
 // only returns the one message to an address among msgs, failing unless there is exactly one.
-func only(t *testing.T, msgs []smtptest.Message, to string) smtptest.Message {
+func only(t *testing.T, msgs []smtpsink.Message, to string) smtpsink.Message {
 	t.Helper()
 	got := sinkTo(msgs, to)
 	if len(got) != 1 {
@@ -202,7 +202,7 @@ func TestAccountTakeoverRefused(t *testing.T) {
 	// Customer 1: a staff member answers the staff notice with #approve-login.
 	httpCall(t, "POST", base+"/api/recovery/login", `{"customer": 1, "email": "piet@nieuw-adres.nl"}`, true)
 	msgs = waitSink(t, p, 11)
-	var staffNotice smtptest.Message
+	var staffNotice smtpsink.Message
 	for _, m := range sinkTo(msgs, staffList) {
 		if strings.Contains(plainText(t, m.Data), "piet@nieuw-adres.nl") {
 			staffNotice = m

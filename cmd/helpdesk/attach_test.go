@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -132,8 +133,8 @@ func receivedFiles(t *testing.T, raw []byte) (text string, files []gotFile) {
 }
 
 // sinkTo returns the messages to an address, in arrival order.
-func sinkTo(msgs []smtptest.Message, to string) []smtptest.Message {
-	var out []smtptest.Message
+func sinkTo(msgs []smtpsink.Message, to string) []smtpsink.Message {
+	var out []smtpsink.Message
 	for _, m := range msgs {
 		if slices.Contains(m.To, to) {
 			out = append(out, m)
@@ -143,7 +144,7 @@ func sinkTo(msgs []smtptest.Message, to string) []smtptest.Message {
 }
 
 // waitSink waits until the sink holds n messages in all.
-func waitSink(t *testing.T, p *peers, n int) []smtptest.Message {
+func waitSink(t *testing.T, p *peers, n int) []smtpsink.Message {
 	t.Helper()
 	msgs, err := p.sink.Wait(ctxTimeout(t, 30*time.Second), n)
 	if err != nil {
@@ -252,7 +253,7 @@ func TestAttachmentsTravel(t *testing.T) {
 // and says so, and is sent, not refused or retried for ever.
 func TestAttachmentsAboveLimits(t *testing.T) {
 	p := newPeers(t)
-	p.sink = smtptest.New(t, smtptest.Options{MaxMessageBytes: 60_000}) // advertises SIZE 60000
+	p.sink = smtptest.New(t, smtpsink.Options{MaxMessageBytes: 60_000}) // advertises SIZE 60000
 	env := p.env("HELPDESK_STAFF_LIST="+staffList, "HELPDESK_ATTACH_MAX_BYTES=20000")
 	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
 	photo := randomBytes(30_000, 4)
@@ -299,7 +300,7 @@ func TestAttachmentsAboveLimits(t *testing.T) {
 
 	// A server that does not announce SIZE but refuses the message for its size (552 5.3.4):
 	// sent again at once without the file.
-	p.sink.FailNext(smtptest.StageData, 552, smtp.EnhancedCode{5, 3, 4}, "Message too big for system", 1)
+	p.sink.FailNext(smtpsink.StageData, 552, smtp.EnhancedCode{5, 3, 4}, "Message too big for system", 1)
 	p.deliver(t, mailWithFiles("Jan <jan@infobits.example>", "Re: [Infobits #1] Scherm zwart", "a2@infobits", staffAuth,
 		"Nog een bestand.", testFile{name: "klein.pdf", ctype: "application/pdf", content: randomBytes(1_000, 6)}))
 	mustRun(t, env, "serve", "-once")

@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -73,7 +74,7 @@ func BenchmarkLiveArrival(b *testing.B) {
 		n = max(1, int(float64(n)*s))
 	}
 	d := imaptest.NewDovecot(b)
-	sink := smtptest.New(b, smtptest.Options{})
+	sink := smtptest.New(b, smtpsink.Options{})
 	bin := buildBenchBinary(b)
 	gwPushes := newPushLog()
 	proxy := startExistsProxy(b, d.Addr, gwPushes)

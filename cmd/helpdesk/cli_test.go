@@ -18,7 +18,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -68,17 +70,17 @@ func TestMain(m *testing.M) {
 // peers are the servers a gateway under test talks to.
 type peers struct {
 	imapAddr, imapUser, imapPass string
-	mem                          *imaptest.MemServer // nil with Dovecot
+	mem                          *imapmem.Server // nil with Dovecot
 	dovecot                      *imaptest.Dovecot
-	sink                         *smtptest.Server
+	sink                         *smtpsink.Server
 	dir                          string
 }
 
 func newPeers(t *testing.T) *peers {
 	t.Helper()
-	mem := imaptest.NewMem(t, imaptest.MemOptions{})
+	mem := imaptest.NewMem(t, imapmem.Options{})
 	return &peers{imapAddr: mem.Addr, imapUser: mem.User, imapPass: mem.Password, mem: mem,
-		sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()}
+		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
 }
 
 func (p *peers) deliver(t *testing.T, raw string) {
@@ -280,7 +282,7 @@ func TestServeOnceEndToEnd(t *testing.T) {
 func TestServeOnceDovecot(t *testing.T) {
 	d := imaptest.NewDovecot(t)
 	p := &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-		sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()}
+		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
 	scenario(t, p)
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
-	"github.com/infobits/helpdesk/ingest/imaptest"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -41,12 +41,12 @@ func runDemo(e *env, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	mem, err := imaptest.StartMem(imaptest.MemOptions{User: "helpdesk", Password: "demo"})
+	mem, err := imapmem.Start(imapmem.Options{User: "helpdesk", Password: "demo"})
 	if err != nil {
 		return fmt.Errorf("start IMAP server: %w", err)
 	}
 	defer mem.Close()
-	sink, err := smtptest.Start(smtptest.Options{})
+	sink, err := smtpsink.Start(smtpsink.Options{})
 	if err != nil {
 		return fmt.Errorf("start SMTP server: %w", err)
 	}
@@ -164,7 +164,7 @@ func runDemo(e *env, args []string) error {
 }
 
 // demoRound delivers emails, runs the gateway once and tells what each became.
-func demoRound(e *env, gw *gateway, mem *imaptest.MemServer, events chan ingest.Event, title string, mails []struct{ what, raw string }) error {
+func demoRound(e *env, gw *gateway, mem *imapmem.Server, events chan ingest.Event, title string, mails []struct{ what, raw string }) error {
 	fmt.Fprintf(e.stdout, "\n== %s: delivering %d emails to the support mailbox ==\n", title, len(mails))
 	for _, m := range mails {
 		if _, err := mem.Append("INBOX", []byte(m.raw), time.Time{}); err != nil {
@@ -208,7 +208,7 @@ func describeOutcome(o *desk.Outcome) string {
 
 // demoLive keeps the gateway running so a person can watch: mail sent to the support address
 // through the demo's SMTP server is delivered into the IMAP mailbox, and becomes a ticket.
-func demoLive(e *env, gw *gateway, mem *imaptest.MemServer, sink *smtptest.Server, events chan ingest.Event, cfg *Config) error {
+func demoLive(e *env, gw *gateway, mem *imapmem.Server, sink *smtpsink.Server, events chan ingest.Event, cfg *Config) error {
 	out := e.stdout
 	fmt.Fprintf(out, `
 == The gateway keeps running (Ctrl-C stops it) ==

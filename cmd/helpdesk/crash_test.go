@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -177,7 +178,7 @@ type sinkAck struct {
 }
 
 // acksAtSink groups the sink's messages by their Message-ID header.
-func acksAtSink(msgs []smtptest.Message) (map[string]*sinkAck, []string) {
+func acksAtSink(msgs []smtpsink.Message) (map[string]*sinkAck, []string) {
 	acks := map[string]*sinkAck{}
 	var bad []string
 	for _, m := range msgs {
@@ -223,7 +224,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	appendRand := rand.New(rand.NewPCG(seed, 2))
 
 	p := &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-		sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()}
+		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
 	// Every email gets its acknowledgement (the default allows 10 automatic replies per address
 	// per hour), mail appended before the first sync is answered too, and each start's HTTP
 	// API takes a free port (a fixed one could be held by anything else on the machine).

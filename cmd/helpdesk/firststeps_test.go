@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -62,7 +63,7 @@ func TestDoctorAuthServID(t *testing.T) {
 	t.Run("dovecot", func(t *testing.T) {
 		d := imaptest.NewDovecot(t)
 		run(t, &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-			sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()})
+			sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()})
 	})
 
 	t.Run("exchange online", func(t *testing.T) {

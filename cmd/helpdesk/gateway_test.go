@@ -25,7 +25,9 @@ import (
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
 )
@@ -34,7 +36,7 @@ import (
 type liveGateway struct {
 	appendMail func(raw []byte) error // delivers into the INBOX over a second IMAP connection
 	dovecot    *imaptest.Dovecot      // the IMAP server, when kind is "dovecot"
-	sink       *smtptest.Server
+	sink       *smtpsink.Server
 	events     chan ingest.Event
 	stop       func()
 }
@@ -50,7 +52,7 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int, tweaks .
 		d = imaptest.NewDovecot(tb)
 		addr, user, pass = d.Addr, d.User, d.Password
 	} else {
-		m := imaptest.NewMem(tb, imaptest.MemOptions{})
+		m := imaptest.NewMem(tb, imapmem.Options{})
 		addr, user, pass = m.Addr, m.User, m.Password
 	}
 	appender, err := imapclient.DialInsecure(addr, nil)
@@ -61,7 +63,7 @@ func startLiveGateway(tb testing.TB, kind string, autoreplyPerHour int, tweaks .
 	if err := appender.Login(user, pass).Wait(); err != nil {
 		tb.Fatal(err)
 	}
-	sink := smtptest.New(tb, smtptest.Options{})
+	sink := smtptest.New(tb, smtpsink.Options{})
 	cfg, _, err := loadConfig("", nil)
 	if err != nil {
 		tb.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -48,7 +49,7 @@ func TestImportedArchiveIsHistory(t *testing.T) {
 	}
 	c.Close()
 	p := &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-		sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()}
+		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
 	env := p.env()
 	const jansen = "kassa@slagerijjansen.nl"
 	mustRun(t, env, "customer", "add", "-email", jansen, "-name", "Slagerij Jansen") // SLA24

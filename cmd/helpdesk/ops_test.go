@@ -21,16 +21,18 @@ import (
 
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
 // Operations (issue 6): import, doctor, version, logs and the systemd unit, through the binary.
 
 // archivePeers are peers whose IMAP account also has the folder "Archief".
-func archivePeers(t *testing.T, smtpOpts smtptest.Options) *peers {
+func archivePeers(t *testing.T, smtpOpts smtpsink.Options) *peers {
 	t.Helper()
-	mem := imaptest.NewMem(t, imaptest.MemOptions{Mailboxes: []string{"Archief"}})
+	mem := imaptest.NewMem(t, imapmem.Options{Mailboxes: []string{"Archief"}})
 	return &peers{imapAddr: mem.Addr, imapUser: mem.User, imapPass: mem.Password, mem: mem,
 		sink: smtptest.New(t, smtpOpts), dir: t.TempDir()}
 }
@@ -151,7 +153,7 @@ var progressLine = regexp.MustCompile(`(?m)^imported (\d+)/(\d+) \((\d+)%\), [0-
 // -since passes the old mail over, also for later runs; a re-run imports nothing twice (the
 // checkpoint), -rescan re-reads everything and dedupe recognises what is there.
 func TestImportArchive(t *testing.T) {
-	p := archivePeers(t, smtptest.Options{})
+	p := archivePeers(t, smtpsink.Options{})
 	env := p.env()
 	addArchiveCustomers(t, env)
 	fillArchive(t, p)
@@ -261,7 +263,7 @@ func TestImportArchive(t *testing.T) {
 }
 
 func TestImportErrors(t *testing.T) {
-	p := archivePeers(t, smtptest.Options{})
+	p := archivePeers(t, smtpsink.Options{})
 	env := p.env()
 	mustRun(t, env, "customer", "list") // the database exists: stderr is the error alone
 	r := runBin(t, env, "import", "-mailbox", "Archive")
@@ -324,7 +326,7 @@ func startServe(t *testing.T, p *peers, env []string) (stderr *syncBuffer, stop 
 // TestImportWhileServing: the import runs inside the running gateway (over the control
 // socket), in the line form, while the gateway goes on answering its own mailbox.
 func TestImportWhileServing(t *testing.T) {
-	p := archivePeers(t, smtptest.Options{})
+	p := archivePeers(t, smtpsink.Options{})
 	env := p.env()
 	addArchiveCustomers(t, env)
 	for i := range 5 {
@@ -419,7 +421,7 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 // configuration asks for JSON logs (as a service's does): no per-email log line is written
 // between the redraws of the bar — only the bar, then the summary.
 func TestImportProgressBarOnTerminal(t *testing.T) {
-	p := archivePeers(t, smtptest.Options{})
+	p := archivePeers(t, smtpsink.Options{})
 	env := p.env()
 	addArchiveCustomers(t, env)
 	fillArchive(t, p)
@@ -507,8 +509,8 @@ func TestServeLogsOneJSONLinePerEmail(t *testing.T) {
 }
 
 func TestDoctor(t *testing.T) {
-	p := archivePeers(t, smtptest.Options{})
-	auth := smtptest.New(t, smtptest.Options{User: "support@infobits.example", Password: "smtp-secret", AllowInsecureAuth: true})
+	p := archivePeers(t, smtpsink.Options{})
+	auth := smtptest.New(t, smtpsink.Options{User: "support@infobits.example", Password: "smtp-secret", AllowInsecureAuth: true})
 	authEnv := func(extra ...string) []string {
 		return p.env(append([]string{"HELPDESK_SMTP_ADDR=" + auth.Addr(), "HELPDESK_SMTP_USER=support@infobits.example",
 			"HELPDESK_SMTP_PASSWORD=smtp-secret"}, extra...)...)
@@ -568,7 +570,7 @@ func TestDoctor(t *testing.T) {
 	})
 	t.Run("certificates are checked", func(t *testing.T) {
 		// A server whose certificate this machine does not trust (self-signed) is refused.
-		tlsSink := smtptest.New(t, smtptest.Options{TLS: true})
+		tlsSink := smtptest.New(t, smtpsink.Options{TLS: true})
 		check(t, runBin(t, p.env("HELPDESK_SMTP_ADDR="+tlsSink.Addr(), "HELPDESK_SMTP_TLS=starttls"), "doctor"), 1,
 			`(?m)^FAIL +SMTP +SMTP server .* \(starttls\): EHLO and STARTTLS: .*certificate`, `(?m)^ +fix: the server's certificate is not trusted by this machine`)
 		// IMAPS against a server that speaks plaintext on that port.

@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // TestDeadlineCommand: `helpdesk deadline` prints the deadline in RFC 3339 with the Amsterdam
@@ -214,7 +214,7 @@ func TestOutboxFailedAndRetry(t *testing.T) {
 	env := p.env()
 	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
 	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Printer", "pr@s", "", "Kapot."))
-	p.sink.FailNext(smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 1)
+	p.sink.FailNext(smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 1)
 	mustRun(t, env, "serve", "-once")
 	var list []map[string]any
 	json.Unmarshal([]byte(mustRun(t, env, "outbox", "list", "-json", "-status", "failed")), &list)

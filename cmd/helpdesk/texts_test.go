@@ -12,7 +12,7 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // Issue 11: texts a customer is glad to get, as they arrive at the SMTP server. The binary
@@ -55,8 +55,8 @@ func partOf(t *testing.T, raw []byte, ctype string) string {
 }
 
 // byRecipient is the messages at the sink by their first envelope recipient.
-func byRecipient(msgs []smtptest.Message) map[string][]smtptest.Message {
-	out := map[string][]smtptest.Message{}
+func byRecipient(msgs []smtpsink.Message) map[string][]smtpsink.Message {
+	out := map[string][]smtpsink.Message{}
 	for _, m := range msgs {
 		out[m.To[0]] = append(out[m.To[0]], m)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/infobits/helpdesk/desk"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // Message-IDs as Gmail and Outlook write them: mixed case, and in Gmail's case with '=', '+'
@@ -41,7 +41,7 @@ func (lg *liveGateway) waitOutcome(tb testing.TB, msgID string) *desk.Outcome {
 
 // waitSent waits for a message the SMTP sink accepted that is the notification kind wants
 // (auto: an automatic reply, the acknowledgement; else the answer) quoting the id.
-func waitSent(t *testing.T, sink *smtptest.Server, id string, auto bool) smtptest.Message {
+func waitSent(t *testing.T, sink *smtpsink.Server, id string, auto bool) smtpsink.Message {
 	t.Helper()
 	ctx := ctxTimeout(t, 60*time.Second)
 	for {
@@ -137,7 +137,7 @@ func TestNotificationsThreadUnderCustomerEmail(t *testing.T) {
 
 		for _, n := range []struct {
 			what string
-			m    smtptest.Message
+			m    smtpsink.Message
 		}{{"acknowledgement", ack}, {"answer", ans}} {
 			if len(n.m.To) != 1 || n.m.To[0] != "info@bakkerijdevries.nl" {
 				t.Fatalf("%s: %s went to %v, want the customer", tc.client, n.what, n.m.To)

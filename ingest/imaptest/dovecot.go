@@ -1,7 +1,8 @@
 // Package imaptest starts real IMAP servers for tests and benchmarks: a private Dovecot instance
 // (Dovecot 2.3, package dovecot-imapd; see StartDovecot and NewDovecot) listening on 127.0.0.1
 // with its own config, logs and mail under one directory, so that several instances can run side
-// by side without touching the system's Dovecot.
+// by side without touching the system's Dovecot; and NewMem, the in-memory server of package
+// imapmem tied to a test. It imports testing: only tests may import it.
 package imaptest
 
 import (

@@ -1,22 +1,27 @@
+// Package smtptest holds the test helpers around notify/smtpsink, the recording SMTP server:
+// New starts one for a test and closes it at the test's end. It imports testing: only tests
+// may import it.
 package smtptest
 
 import (
 	"sync/atomic"
 	"testing"
+
+	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // New starts a Server with Start and registers its Close with tb.Cleanup. It
 // fails the test (tb.Fatalf) if the server cannot start. Unless
 // opts.ErrorLog is set, go-smtp's internal errors are logged with tb.Logf
 // until the server is closed.
-func New(tb testing.TB, opts Options) *Server {
+func New(tb testing.TB, opts smtpsink.Options) *smtpsink.Server {
 	tb.Helper()
 	var lg *tbLogger
 	if opts.ErrorLog == nil {
 		lg = &tbLogger{tb: tb}
 		opts.ErrorLog = lg
 	}
-	s, err := Start(opts)
+	s, err := smtpsink.Start(opts)
 	if err != nil {
 		tb.Fatalf("smtptest: %v", err)
 	}

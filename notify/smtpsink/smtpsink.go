@@ -1,18 +1,15 @@
-// Package smtptest runs a recording SMTP server on 127.0.0.1 — the sink that
-// tests and `helpdesk demo` send notifications to. It can be scripted to
-// answer chosen 4xx/5xx replies.
+// Package smtpsink runs a recording SMTP server on 127.0.0.1 — the sink that tests and
+// `helpdesk demo` send notifications to. It can be scripted to answer chosen 4xx/5xx replies.
 //
-// The server is built on github.com/emersion/go-smtp. It records every
-// accepted message (envelope and raw data) in memory, can offer STARTTLS with
-// an in-memory self-signed certificate, can require AUTH PLAIN, and can be
-// told to fail the next transactions at MAIL, RCPT or DATA (FailNext), to
-// answer 421 to every MAIL (SetDown), or to stop listening altogether and come
-// back on the same address (Stop, Restart).
+// The server is built on github.com/emersion/go-smtp. It records every accepted message
+// (envelope and raw data) in memory, can offer STARTTLS with an in-memory self-signed
+// certificate, can require AUTH PLAIN, and can be told to fail the next transactions at MAIL,
+// RCPT or DATA (FailNext), to answer 421 to every MAIL (SetDown), or to stop listening
+// altogether and come back on the same address (Stop, Restart).
 //
-// Tests usually call New, which ties the server to a testing.TB; the
-// product's demo command calls Start and Close itself. Only testing.go
-// imports "testing".
-package smtptest
+// The demo command links it, so it must never import "testing": tests call notify/smtptest.New,
+// which ties a server to a testing.TB.
+package smtpsink
 
 import (
 	"context"
@@ -50,7 +47,7 @@ const (
 
 // ErrClosed is returned by Restart after Close, and by Wait when the server
 // is closed before enough messages arrived.
-var ErrClosed = errors.New("smtptest: server closed")
+var ErrClosed = errors.New("smtpsink: server closed")
 
 // Message is one message accepted by the server (the DATA reply was 250).
 type Message struct {
@@ -168,7 +165,7 @@ type instance struct {
 // in the background. Call Close to release it.
 func Start(opts Options) (*Server, error) {
 	if opts.User != "" && !opts.TLS && !opts.AllowInsecureAuth {
-		return nil, errors.New("smtptest: Options.User needs TLS or AllowInsecureAuth, else AUTH can never succeed")
+		return nil, errors.New("smtpsink: Options.User needs TLS or AllowInsecureAuth, else AUTH can never succeed")
 	}
 	s := &Server{
 		opts:     opts,
@@ -188,7 +185,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.TLS {
 		cert, pool, err := selfSignedCert()
 		if err != nil {
-			return nil, fmt.Errorf("smtptest: generating certificate: %w", err)
+			return nil, fmt.Errorf("smtpsink: generating certificate: %w", err)
 		}
 		s.tlsConfig = &tls.Config{
 			Certificates: []tls.Certificate{cert},
@@ -199,7 +196,7 @@ func Start(opts Options) (*Server, error) {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("smtptest: listen: %w", err)
+		return nil, fmt.Errorf("smtpsink: listen: %w", err)
 	}
 	s.addr = ln.Addr().String()
 	s.life.Lock()
@@ -247,7 +244,7 @@ func (in *instance) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := in.srv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("smtptest: shutdown: %w", err)
+		return fmt.Errorf("smtpsink: shutdown: %w", err)
 	}
 	return nil
 }
@@ -326,7 +323,7 @@ func (s *Server) Restart() error {
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("smtptest: restart: %w", err)
+		return fmt.Errorf("smtpsink: restart: %w", err)
 	}
 	s.run = s.serve(ln)
 	return nil
@@ -415,13 +412,13 @@ func (s *Server) Connections() int {
 // unknown. SetDown, when set, takes precedence.
 func (s *Server) FailNext(stage Stage, code int, enhanced smtp.EnhancedCode, msg string, times int) {
 	if stage < 0 || stage >= numStages {
-		panic(fmt.Sprintf("smtptest: FailNext: unknown stage %v", stage))
+		panic(fmt.Sprintf("smtpsink: FailNext: unknown stage %v", stage))
 	}
 	if code < 400 || code > 599 {
-		panic(fmt.Sprintf("smtptest: FailNext: code %d is not a 4xx or 5xx reply", code))
+		panic(fmt.Sprintf("smtpsink: FailNext: code %d is not a 4xx or 5xx reply", code))
 	}
 	if times < 1 {
-		panic(fmt.Sprintf("smtptest: FailNext: times = %d, want at least 1", times))
+		panic(fmt.Sprintf("smtpsink: FailNext: times = %d, want at least 1", times))
 	}
 	if msg == "" {
 		msg = fmt.Sprintf("Scripted failure at %v", stage)

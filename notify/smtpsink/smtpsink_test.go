@@ -1,4 +1,4 @@
-package smtptest_test
+package smtpsink_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -43,7 +44,7 @@ func setTimeouts(c *smtp.Client) {
 }
 
 // dial opens a plaintext client; it is closed at the end of the test.
-func dial(t *testing.T, s *smtptest.Server) *smtp.Client {
+func dial(t *testing.T, s *smtpsink.Server) *smtp.Client {
 	t.Helper()
 	c, err := smtp.Dial(s.Addr())
 	if err != nil {
@@ -54,7 +55,7 @@ func dial(t *testing.T, s *smtptest.Server) *smtp.Client {
 	return c
 }
 
-func dialTLS(t *testing.T, s *smtptest.Server) *smtp.Client {
+func dialTLS(t *testing.T, s *smtpsink.Server) *smtp.Client {
 	t.Helper()
 	c, err := smtp.DialStartTLS(s.Addr(), &tls.Config{RootCAs: s.CertPool()})
 	if err != nil {
@@ -90,7 +91,7 @@ func wantSMTPError(t *testing.T, err error, code int, enhanced smtp.EnhancedCode
 }
 
 func TestRecordsMessage(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") || s.Port() == 0 || s.Host() != "127.0.0.1" {
 		t.Fatalf("Addr %q Host %q Port %d", s.Addr(), s.Host(), s.Port())
 	}
@@ -153,7 +154,7 @@ func TestRecordsMessage(t *testing.T) {
 }
 
 func TestNullSender(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	c := dial(t, s)
 	if err := send(c, "", "alice@example.com"); err != nil {
 		t.Fatal(err)
@@ -168,10 +169,10 @@ func TestNullSender(t *testing.T) {
 }
 
 func TestWait(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 
 	type result struct {
-		msgs []smtptest.Message
+		msgs []smtpsink.Message
 		err  error
 	}
 	done := make(chan result, 1)
@@ -215,7 +216,7 @@ func TestWait(t *testing.T) {
 }
 
 func TestWaitReturnsOnClose(t *testing.T) {
-	s, err := smtptest.Start(smtptest.Options{})
+	s, err := smtpsink.Start(smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestWaitReturnsOnClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; !errors.Is(err, smtptest.ErrClosed) {
+	if err := <-done; !errors.Is(err, smtpsink.ErrClosed) {
 		t.Fatalf("Wait after Close = %v, want ErrClosed", err)
 	}
 	if _, ok := <-s.Notify(); ok {
@@ -237,21 +238,21 @@ func TestWaitReturnsOnClose(t *testing.T) {
 
 func TestFailNext(t *testing.T) {
 	cases := []struct {
-		stage    smtptest.Stage
+		stage    smtpsink.Stage
 		code     int
 		enhanced smtp.EnhancedCode
 		msg      string
 	}{
-		{smtptest.StageMail, 451, smtp.EnhancedCode{4, 3, 0}, "Try later (mail)"},
-		{smtptest.StageMail, 550, smtp.EnhancedCode{5, 7, 1}, "Sender rejected"},
-		{smtptest.StageRcpt, 450, smtp.EnhancedCode{4, 2, 1}, "Mailbox busy"},
-		{smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "No such user"},
-		{smtptest.StageData, 452, smtp.EnhancedCode{4, 3, 1}, "Out of storage"},
-		{smtptest.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Content rejected"},
+		{smtpsink.StageMail, 451, smtp.EnhancedCode{4, 3, 0}, "Try later (mail)"},
+		{smtpsink.StageMail, 550, smtp.EnhancedCode{5, 7, 1}, "Sender rejected"},
+		{smtpsink.StageRcpt, 450, smtp.EnhancedCode{4, 2, 1}, "Mailbox busy"},
+		{smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "No such user"},
+		{smtpsink.StageData, 452, smtp.EnhancedCode{4, 3, 1}, "Out of storage"},
+		{smtpsink.StageData, 554, smtp.EnhancedCode{5, 6, 0}, "Content rejected"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v_%d", tc.stage, tc.code), func(t *testing.T) {
-			s := smtptest.New(t, smtptest.Options{})
+			s := smtptest.New(t, smtpsink.Options{})
 			s.FailNext(tc.stage, tc.code, tc.enhanced, tc.msg, 2)
 
 			// Two failing transactions, on the same connection, then one
@@ -281,9 +282,9 @@ func TestFailNext(t *testing.T) {
 // A RCPT script is used once per transaction, whatever the number of
 // recipients, and a transaction refused at MAIL does not use it.
 func TestFailNextRcptPerTransaction(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
-	s.FailNext(smtptest.StageMail, 421, smtp.EnhancedCode{}, "", 1)
-	s.FailNext(smtptest.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "No such user", 1)
+	s := smtptest.New(t, smtpsink.Options{})
+	s.FailNext(smtpsink.StageMail, 421, smtp.EnhancedCode{}, "", 1)
+	s.FailNext(smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "No such user", 1)
 
 	c := dial(t, s)
 	// Transaction 1: refused at MAIL with the default text and X.0.0.
@@ -314,16 +315,16 @@ func TestFailNextRcptPerTransaction(t *testing.T) {
 }
 
 func TestFailNextPanicsOnBadArguments(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	for _, tc := range []struct {
-		stage smtptest.Stage
+		stage smtpsink.Stage
 		code  int
 		times int
 	}{
-		{smtptest.StageMail, 250, 1},
-		{smtptest.StageMail, 600, 1},
-		{smtptest.StageData, 550, 0},
-		{smtptest.Stage(7), 550, 1},
+		{smtpsink.StageMail, 250, 1},
+		{smtpsink.StageMail, 600, 1},
+		{smtpsink.StageData, 550, 0},
+		{smtpsink.Stage(7), 550, 1},
 	} {
 		func() {
 			defer func() {
@@ -337,7 +338,7 @@ func TestFailNextPanicsOnBadArguments(t *testing.T) {
 }
 
 func TestAuthRequired(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{User: user, Password: pass, AllowInsecureAuth: true})
+	s := smtptest.New(t, smtpsink.Options{User: user, Password: pass, AllowInsecureAuth: true})
 
 	// No AUTH: 530 at MAIL.
 	c := dial(t, s)
@@ -375,7 +376,7 @@ func TestAuthRequired(t *testing.T) {
 }
 
 func TestNoAuthWithoutUser(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{AllowInsecureAuth: true})
+	s := smtptest.New(t, smtpsink.Options{AllowInsecureAuth: true})
 	c := dial(t, s)
 	if ok, _ := c.Extension("AUTH"); ok {
 		t.Error("AUTH advertised without Options.User")
@@ -386,14 +387,14 @@ func TestNoAuthWithoutUser(t *testing.T) {
 }
 
 func TestStartRejectsUnusableAuth(t *testing.T) {
-	if s, err := smtptest.Start(smtptest.Options{User: user, Password: pass}); err == nil {
+	if s, err := smtpsink.Start(smtpsink.Options{User: user, Password: pass}); err == nil {
 		s.Close()
 		t.Fatal("Start with User but neither TLS nor AllowInsecureAuth succeeded")
 	}
 }
 
 func TestStartTLS(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{TLS: true, User: user, Password: pass})
+	s := smtptest.New(t, smtpsink.Options{TLS: true, User: user, Password: pass})
 	if s.CertPool() == nil || s.ClientTLSConfig() == nil {
 		t.Fatal("no CertPool/ClientTLSConfig with TLS set")
 	}
@@ -460,7 +461,7 @@ func TestStartTLS(t *testing.T) {
 }
 
 func TestCertPoolNilWithoutTLS(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	if s.CertPool() != nil || s.ClientTLSConfig() != nil {
 		t.Error("CertPool/ClientTLSConfig not nil without TLS")
 	}
@@ -471,8 +472,8 @@ func TestCertPoolNilWithoutTLS(t *testing.T) {
 }
 
 func TestSetDown(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
-	s.FailNext(smtptest.StageMail, 550, smtp.EnhancedCode{}, "", 1)
+	s := smtptest.New(t, smtpsink.Options{})
+	s.FailNext(smtpsink.StageMail, 550, smtp.EnhancedCode{}, "", 1)
 
 	open := dial(t, s) // opened while up
 	if err := open.Noop(); err != nil {
@@ -499,7 +500,7 @@ func TestSetDown(t *testing.T) {
 }
 
 func TestMaxMessageBytes(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{MaxMessageBytes: 64})
+	s := smtptest.New(t, smtpsink.Options{MaxMessageBytes: 64})
 	c := dial(t, s)
 	if ok, params := c.Extension("SIZE"); !ok || params != "64" {
 		t.Errorf("SIZE = %v %q", ok, params)
@@ -520,7 +521,7 @@ func TestMaxMessageBytes(t *testing.T) {
 }
 
 func TestConnectionsCountsSessions(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	c := dial(t, s)
 	for i := 0; i < 3; i++ {
 		if err := send(c, "a@example.com", "b@example.com"); err != nil {
@@ -539,7 +540,7 @@ func TestConnectionsCountsSessions(t *testing.T) {
 }
 
 func TestConcurrentSenders(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -578,7 +579,7 @@ func TestConcurrentSenders(t *testing.T) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	s, err := smtptest.Start(smtptest.Options{TLS: true})
+	s, err := smtpsink.Start(smtpsink.Options{TLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +606,7 @@ func TestCloseTwice(t *testing.T) {
 		}
 		c.Close()
 	}
-	if err := s.Restart(); !errors.Is(err, smtptest.ErrClosed) {
+	if err := s.Restart(); !errors.Is(err, smtpsink.ErrClosed) {
 		t.Errorf("Restart after Close = %v, want ErrClosed", err)
 	}
 	if err := s.Stop(); err != nil {
@@ -617,7 +618,7 @@ func TestCloseTwice(t *testing.T) {
 // registered its listener, must return and leave nothing running.
 func TestCloseRightAfterStart(t *testing.T) {
 	for i := 0; i < 50; i++ {
-		s, err := smtptest.Start(smtptest.Options{})
+		s, err := smtpsink.Start(smtpsink.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -628,7 +629,7 @@ func TestCloseRightAfterStart(t *testing.T) {
 }
 
 func TestStopRestart(t *testing.T) {
-	s := smtptest.New(t, smtptest.Options{})
+	s := smtptest.New(t, smtpsink.Options{})
 	addr := s.Addr()
 	c := dial(t, s)
 	if err := send(c, "a@example.com", "b@example.com"); err != nil {
@@ -672,8 +673,8 @@ func TestStopRestart(t *testing.T) {
 }
 
 func TestStageString(t *testing.T) {
-	for st, want := range map[smtptest.Stage]string{
-		smtptest.StageMail: "MAIL", smtptest.StageRcpt: "RCPT", smtptest.StageData: "DATA", smtptest.Stage(9): "Stage(9)",
+	for st, want := range map[smtpsink.Stage]string{
+		smtpsink.StageMail: "MAIL", smtpsink.StageRcpt: "RCPT", smtpsink.StageData: "DATA", smtpsink.Stage(9): "Stage(9)",
 	} {
 		if got := st.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(st), got, want)
@@ -685,7 +686,7 @@ func TestStageString(t *testing.T) {
 // waits for their sessions: no server goroutine outlives it.
 func TestCloseEndsSessions(t *testing.T) {
 	before := runtime.NumGoroutine()
-	s, err := smtptest.Start(smtptest.Options{TLS: true})
+	s, err := smtpsink.Start(smtpsink.Options{TLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}

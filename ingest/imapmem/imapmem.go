@@ -1,4 +1,8 @@
-package imaptest
+// Package imapmem runs go-imap's in-memory IMAP server on 127.0.0.1, with the quirks of real
+// servers a client must survive switched on at will. The demo runs on it and fast tests use it
+// (through imaptest.NewMem); interoperability tests use Dovecot (imaptest). The demo links it,
+// so it must never import "testing".
+package imapmem
 
 import (
 	"bytes"
@@ -10,7 +14,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,8 +21,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 )
 
-// MemOptions configure an in-process IMAP server.
-type MemOptions struct {
+// Options configure an in-process IMAP server.
+type Options struct {
 	User, Password string   // default "helpdesk" / "secret"
 	Mailboxes      []string // created besides INBOX
 	// Rev1Only advertises IMAP4rev1 alone (IDLE, but no MOVE or UIDPLUS), like a minimal
@@ -53,10 +56,10 @@ type Quirks struct {
 	DropFetches int
 }
 
-// MemServer is go-imap's reference server (imapserver + imapmemserver) on 127.0.0.1: the
+// Server is go-imap's reference server (imapserver + imapmemserver) on 127.0.0.1: the
 // real IMAP protocol over a real socket, with mailboxes held in memory. The demo runs on it,
 // and fast tests use it; interoperability tests use Dovecot.
-type MemServer struct {
+type Server struct {
 	Addr, User, Password string
 
 	user    *imapmemserver.User
@@ -74,8 +77,8 @@ type MemServer struct {
 	hold chan struct{}
 }
 
-// StartMem starts a server with one user whose INBOX (and opts.Mailboxes) exist.
-func StartMem(opts MemOptions) (*MemServer, error) {
+// Start starts a server with one user whose INBOX (and opts.Mailboxes) exist.
+func Start(opts Options) (*Server, error) {
 	if opts.User == "" {
 		opts.User, opts.Password = "helpdesk", "secret"
 	}
@@ -95,7 +98,7 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	m := &MemServer{User: opts.User, Password: opts.Password, user: u, closed: make(chan struct{})}
+	m := &Server{User: opts.User, Password: opts.Password, user: u, closed: make(chan struct{})}
 	m.srvOpts = &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &memSession{user: u, name: opts.User, password: opts.Password, quirks: opts.Quirks, closed: m.closed,
@@ -119,7 +122,7 @@ func StartMem(opts MemOptions) (*MemServer, error) {
 }
 
 // listen starts serving on addr; m.mu is held or m is not shared yet.
-func (m *MemServer) listen(addr string) error {
+func (m *Server) listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -139,13 +142,13 @@ func (m *MemServer) listen(addr string) error {
 // Stop stops listening and closes every connection, so that clients get "connection
 // refused" — the server is gone. The mailboxes are kept; Restart listens again on the same
 // address. Stop on a stopped or closed server does nothing.
-func (m *MemServer) Stop() error {
+func (m *Server) Stop() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stopLocked()
 }
 
-func (m *MemServer) stopLocked() error {
+func (m *Server) stopLocked() error {
 	if m.srv == nil {
 		return nil
 	}
@@ -161,7 +164,7 @@ func (m *MemServer) stopLocked() error {
 
 // Restart listens again on the same address after Stop, with the same mailboxes. It fails
 // after Close, or when the port was taken in the meantime.
-func (m *MemServer) Restart() error {
+func (m *Server) Restart() error {
 	select {
 	case <-m.closed:
 		return errors.New("imaptest: restart of a closed server")
@@ -179,7 +182,7 @@ func (m *MemServer) Restart() error {
 // that stops answering in the middle of a batch — until release is called; the held FETCHes
 // then answer as usual (over a connection Stop closed meanwhile, to no one). Close ends the
 // wait too.
-func (m *MemServer) HoldFetches() (release func()) {
+func (m *Server) HoldFetches() (release func()) {
 	ch := make(chan struct{})
 	m.mu.Lock()
 	m.hold = ch
@@ -198,26 +201,15 @@ func (m *MemServer) HoldFetches() (release func()) {
 }
 
 // held returns the channel a FETCH of a body must wait for, or nil.
-func (m *MemServer) held() chan struct{} {
+func (m *Server) held() chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.hold
 }
 
-// NewMem starts a server for a test and stops it when the test ends.
-func NewMem(tb testing.TB, opts MemOptions) *MemServer {
-	tb.Helper()
-	m, err := StartMem(opts)
-	if err != nil {
-		tb.Fatalf("start in-process IMAP server: %v", err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	return m
-}
-
 // Append delivers a message straight into a mailbox, as an MTA would; sessions that IDLE on
 // it are told (EXISTS). The arrival time (INTERNALDATE) is date, or now when zero.
-func (m *MemServer) Append(mailbox string, raw []byte, date time.Time) (imap.UID, error) {
+func (m *Server) Append(mailbox string, raw []byte, date time.Time) (imap.UID, error) {
 	data, err := m.user.Append(mailbox, bytes.NewReader(raw), &imap.AppendOptions{Time: date})
 	if err != nil {
 		return 0, fmt.Errorf("append to %s: %w", mailbox, err)
@@ -226,7 +218,7 @@ func (m *MemServer) Append(mailbox string, raw []byte, date time.Time) (imap.UID
 }
 
 // Status returns the message count and the unseen count of a mailbox.
-func (m *MemServer) Status(mailbox string) (messages, unseen uint32, err error) {
+func (m *Server) Status(mailbox string) (messages, unseen uint32, err error) {
 	st, err := m.user.Status(mailbox, &imap.StatusOptions{NumMessages: true, NumUnseen: true})
 	if err != nil {
 		return 0, 0, err
@@ -235,7 +227,7 @@ func (m *MemServer) Status(mailbox string) (messages, unseen uint32, err error) 
 }
 
 // Close stops the server and closes every connection.
-func (m *MemServer) Close() error {
+func (m *Server) Close() error {
 	m.closeOnce.Do(func() { close(m.closed) })
 	return m.Stop()
 }
@@ -252,7 +244,7 @@ type memSession struct {
 	closed                     <-chan struct{}
 	conn                       *imapserver.Conn
 	drops                      *atomic.Int32 // body FETCHes still to cut, shared by the sessions
-	srv                        *MemServer
+	srv                        *Server
 }
 
 func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {

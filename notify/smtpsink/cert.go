@@ -1,4 +1,4 @@
-package smtptest
+package smtpsink
 
 import (
 	"crypto/ecdsa"
@@ -26,7 +26,7 @@ func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{"helpdesk smtptest"}, CommonName: "localhost"},
+		Subject:               pkix.Name{Organization: []string{"helpdesk smtpsink"}, CommonName: "localhost"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
