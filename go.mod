@@ -1,6 +1,6 @@
 module github.com/infobits/helpdesk
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/emersion/go-imap/v2 v2.0.0-beta.8
@@ -10,6 +10,7 @@ require (
 	github.com/jhillyerd/enmime/v2 v2.3.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/net v0.50.0
+	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sys v0.45.0
 )
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
@@ -140,10 +141,16 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 		s.c.Close()
 		return nil, err
 	}
-	if err := s.c.Login(p.cfg.User, p.cfg.Password).Wait(); err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return fail(fmt.Errorf("%w: IMAP server %s refused login as %q: %s (check the IMAP user and password)", ErrLoginRefused, p.cfg.Addr, p.cfg.User, ie.Text))
+	if err := login(ctx, s.c, &p.cfg); err != nil {
+		var r *refusal
+		var te *tokenError
+		switch {
+		case errors.As(err, &r):
+			return fail(fmt.Errorf("%w: IMAP server %s refused login as %q: %s (%s)", ErrLoginRefused, p.cfg.Addr, p.cfg.User, r.ie.Text, loginFix(r)))
+		case errors.As(err, &te) && errors.Is(err, oauth.ErrRefused):
+			return fail(fmt.Errorf("%w: %w", ErrLoginRefused, te.err))
+		case errors.As(err, &te):
+			return fail(fmt.Errorf("IMAP login at %s: OAuth access token: %w", p.cfg.Addr, te.err))
 		}
 		return fail(fmt.Errorf("IMAP login at %s: %w", p.cfg.Addr, err))
 	}

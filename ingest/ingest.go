@@ -25,6 +25,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 )
@@ -32,10 +33,13 @@ import (
 // Config is what the poller needs. Zero values take the documented defaults.
 type Config struct {
 	Addr, User, Password string
-	TLS                  string      // TLSImplicit (default), TLSStart or TLSNone
-	TLSConfig            *tls.Config // nil: system roots, server name from Addr
-	Mailbox              string      // default "INBOX"
-	MoveTo               string      // optional folder processed mail is moved to
+	// OAuth, when set, gives the access tokens the poller signs in with (XOAUTH2 or
+	// OAUTHBEARER) instead of Password.
+	OAuth     *oauth.Source
+	TLS       string      // TLSImplicit (default), TLSStart or TLSNone
+	TLSConfig *tls.Config // nil: system roots, server name from Addr
+	Mailbox   string      // default "INBOX"
+	MoveTo    string      // optional folder processed mail is moved to
 	// BatchSize and BatchBytes bound one UID FETCH and one commit.
 	BatchSize  int   // default 500 messages
 	BatchBytes int64 // default 8 MiB

@@ -60,7 +60,8 @@ func (a *Account) Has(name string) bool {
 // The steps of Probe, as ProbeError names them.
 const (
 	ProbeConnect = "connect" // dialling, TLS or STARTTLS
-	ProbeLogin   = "login"   // LOGIN
+	ProbeToken   = "token"   // getting the OAuth access token from the provider
+	ProbeLogin   = "login"   // LOGIN, or AUTHENTICATE with the OAuth token
 	ProbeList    = "list"    // LIST of the mailboxes
 	ProbeStatus  = "status"  // STATUS of the mailbox
 	ProbeHeaders = "headers" // EXAMINE and FETCH of the newest emails' Authentication-Results
@@ -74,6 +75,7 @@ type ProbeError struct {
 	Mailbox string
 	Refused bool
 	Text    string
+	Fix     string // what to check after a refused OAuth login
 	Err     error
 }
 
@@ -105,11 +107,18 @@ func Probe(ctx context.Context, cfg Config, authSample int) (*Account, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
-	if err := c.Login(cfg.User, cfg.Password).Wait(); err != nil {
+	if err := login(ctx, c, &cfg); err != nil {
 		pe := &ProbeError{Step: ProbeLogin, Err: err}
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			pe.Refused, pe.Text = true, ie.Text
+		var r *refusal
+		var te *tokenError
+		switch {
+		case errors.As(err, &r):
+			pe.Refused, pe.Text = true, r.ie.Text
+			if r.oauth {
+				pe.Fix = loginFix(r)
+			}
+		case errors.As(err, &te):
+			pe.Step, pe.Err = ProbeToken, te.err
 		}
 		return nil, pe
 	}

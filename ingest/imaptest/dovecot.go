@@ -78,9 +78,10 @@ type Dovecot struct {
 	ownedBase bool   // baseDir lies outside Dir (Dir's path was too long) and is removed by Stop
 	mailUID   int
 	mailGID   int
-	mailUser  string // default_internal_user and default_login_user
-	mailGroup string // default_internal_group
-	token     string // in the greeting, to tell this instance from another one on the same port
+	mailUser  string  // default_internal_user and default_login_user
+	mailGroup string  // default_internal_group
+	token     string  // in the greeting, to tell this instance from another one on the same port
+	oauth2    *OAuth2 // nil: passwords only
 
 	mu     sync.Mutex    // serializes start and stop
 	cmd    *exec.Cmd     // the running master, nil when stopped
@@ -122,6 +123,10 @@ func NewDovecot(tb testing.TB) *Dovecot {
 // If Dovecot exits or does not greet within 10 s, StartDovecot stops it and returns an error
 // that includes the tail of its log. The caller must call Stop.
 func StartDovecot(dir, user, password string) (*Dovecot, error) {
+	return startDovecot(dir, user, password, nil)
+}
+
+func startDovecot(dir, user, password string, oauth2 *OAuth2) (*Dovecot, error) {
 	bin := DovecotBinary()
 	if bin == "" {
 		return nil, errors.New("dovecot not installed: apt-get install dovecot-imapd")
@@ -139,7 +144,7 @@ func StartDovecot(dir, user, password string) (*Dovecot, error) {
 	if strings.ContainsAny(abs, " \t\r\n\"'#{}") {
 		return nil, fmt.Errorf("dovecot dir %q: the path must not contain blanks, quotes, '#' or braces", abs)
 	}
-	d := &Dovecot{User: user, Password: password, Dir: abs, binary: bin, token: randomPassword()[:12]}
+	d := &Dovecot{User: user, Password: password, Dir: abs, binary: bin, token: randomPassword()[:12], oauth2: oauth2}
 	if err := d.prepare(); err != nil {
 		return nil, fmt.Errorf("dovecot in %s: %w", abs, err)
 	}
@@ -581,7 +586,7 @@ func (d *Dovecot) config() string {
 	w("listen = 127.0.0.1")
 	w("ssl = no")
 	w("disable_plaintext_auth = no")
-	w("auth_mechanisms = plain login")
+	w("auth_mechanisms = plain login%s", d.oauth2Mechanisms())
 	w("auth_failure_delay = 0")
 	w("default_internal_user = %s", d.mailUser)
 	w("default_login_user = %s", d.mailUser)
@@ -621,6 +626,7 @@ func (d *Dovecot) config() string {
 	w("  process_min_avail = 2")
 	w("  process_limit = 100")
 	w("}")
+	d.oauth2Config(w)
 	w("passdb {")
 	w("  driver = passwd-file")
 	w("  args = scheme=PLAIN username_format=%%u %s", filepath.Join(d.Dir, "passwd"))
