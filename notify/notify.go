@@ -24,10 +24,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
@@ -36,9 +36,12 @@ import (
 // Config is what the worker needs. Zero durations take the documented defaults.
 type Config struct {
 	Addr, User, Password string
-	TLS                  string      // TLSStart (default), TLSImplicit or TLSNone
-	TLSConfig            *tls.Config // nil: system roots, server name from Addr
-	From                 *mail.Address
+	// OAuth, when set (with User), gives the access tokens the worker logs in with (XOAUTH2
+	// or OAUTHBEARER) instead of Password.
+	OAuth     *oauth.Source
+	TLS       string      // TLSStart (default), TLSImplicit or TLSNone
+	TLSConfig *tls.Config // nil: system roots, server name from Addr
+	From      *mail.Address
 	// Hostname is the EHLO name; default the From address's domain.
 	Hostname  string
 	Templates *templates.Set
@@ -296,8 +299,10 @@ func (w *Worker) deliver(ctx context.Context, d *drain, n *helpdesk.Notification
 			switch {
 			case ctx.Err() != nil:
 				// Shutdown: not an attempt.
-			case errors.As(err, &serr) && !serr.Temporary():
-				// Refused at EHLO or AUTH: the same for every message.
+			case errors.As(err, &serr) && !serr.Temporary(),
+				errors.Is(err, oauth.ErrRefused), errors.Is(err, oauth.ErrNoMechanism):
+				// Refused at EHLO or AUTH, or the OAuth provider refused the token: the same
+				// for every message.
 				log.Error("SMTP server refuses this configuration; every notification stays queued",
 					"server", w.cfg.Addr, "err", err)
 				if herr := w.hold(ctx, n, err); herr != nil {
@@ -894,10 +899,17 @@ func (w *Worker) dial(ctx context.Context) (*client, error) {
 		return nil, err
 	}
 	if w.cfg.User != "" {
-		if err := cl.c.Auth(sasl.NewPlainClient("", w.cfg.User, w.cfg.Password)); err != nil {
+		if err := authenticate(ctx, cl, w.cfg); err != nil {
 			cl.abort()
 			var serr *smtp.SMTPError
-			if ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() {
+			var te *tokenError
+			switch {
+			case errors.As(err, &te) || errors.Is(err, oauth.ErrNoMechanism):
+				return nil, fmt.Errorf("%w: SMTP login at %s: %w", errConn, w.cfg.Addr, err)
+			case ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary() && w.cfg.OAuth != nil:
+				return nil, fmt.Errorf("%w: SMTP server %s refused the OAuth token for %q: %w (a freshly obtained token was refused too: check smtp_user, and that the app may send as this mailbox: Microsoft 365 SMTP.Send or SMTP.SendAsApp and SMTP AUTH enabled for the mailbox; Google: the account's own address)",
+					errConn, w.cfg.Addr, w.cfg.User, &replyError{serr})
+			case ctx.Err() == nil && errors.As(err, &serr) && !serr.Temporary():
 				return nil, fmt.Errorf("%w: SMTP server %s refused login as %q: %w (check the SMTP user and password)",
 					errConn, w.cfg.Addr, w.cfg.User, &replyError{serr})
 			}

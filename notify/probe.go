@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-sasl"
-
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/internal/oauth"
 )
 
 // The steps of opening an SMTP session, as ProbeError names them (the first four are the
@@ -19,10 +18,12 @@ const (
 	ProbeConnect  = "connect"
 	ProbeTLS      = "TLS handshake"
 	ProbeStartTLS = "STARTTLS"
-	ProbeHello    = "EHLO"          // with STARTTLS, the TLS handshake and the certificate check happen here
-	ProbeNoAuth   = "no AUTH"       // a user is set, but the server offers no AUTH
-	ProbeNoPlain  = "no AUTH PLAIN" // the server offers AUTH, but not PLAIN, the mechanism the worker uses
-	ProbeLogin    = "login"         // AUTH PLAIN refused
+	ProbeHello    = "EHLO"                           // with STARTTLS, the TLS handshake and the certificate check happen here
+	ProbeNoAuth   = "no AUTH"                        // a user is set, but the server offers no AUTH
+	ProbeNoPlain  = "no AUTH PLAIN"                  // the server offers AUTH, but not PLAIN, the mechanism the worker uses
+	ProbeNoOAuth  = "no AUTH XOAUTH2 or OAUTHBEARER" // OAuth is configured, but the server offers neither
+	ProbeToken    = "token"                          // the OAuth access token could not be had
+	ProbeLogin    = "login"                          // AUTH refused
 )
 
 // ProbeError is a failed step of Probe; Mechanisms are the AUTH mechanisms the server offers
@@ -71,12 +72,19 @@ func Probe(ctx context.Context, cfg Config) error {
 		case !ok:
 			cl.abort()
 			return &ProbeError{Step: ProbeNoAuth}
-		case !cl.c.SupportsAuth("PLAIN"):
+		case cfg.OAuth == nil && !cl.c.SupportsAuth("PLAIN"):
 			cl.abort()
 			return &ProbeError{Step: ProbeNoPlain, Mechanisms: mechs}
 		}
-		if err := cl.c.Auth(sasl.NewPlainClient("", cfg.User, cfg.Password)); err != nil {
+		if err := authenticate(ctx, cl, cfg); err != nil {
 			cl.abort()
+			var te *tokenError
+			switch {
+			case errors.Is(err, oauth.ErrNoMechanism):
+				return &ProbeError{Step: ProbeNoOAuth, Mechanisms: mechs, Err: err}
+			case errors.As(err, &te):
+				return &ProbeError{Step: ProbeToken, Err: te.err}
+			}
 			return &ProbeError{Step: ProbeLogin, Err: err}
 		}
 	}

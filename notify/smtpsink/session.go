@@ -59,6 +59,9 @@ func (ss *session) AuthMechanisms() []string {
 	if ss.s.opts.User == "" {
 		return nil
 	}
+	if ss.s.opts.Bearer != nil {
+		return append([]string{sasl.Plain}, ss.s.bearerMechs()...)
+	}
 	return []string{sasl.Plain}
 }
 
@@ -68,6 +71,11 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		return nil, smtp.ErrAuthUnsupported
 	}
 	if mech != sasl.Plain {
+		for _, m := range ss.s.bearerMechs() {
+			if m == mech {
+				return &bearerServer{ss: ss, mech: mech}, nil
+			}
+		}
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	return sasl.NewPlainServer(func(identity, username, password string) error {

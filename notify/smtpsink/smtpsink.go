@@ -71,6 +71,13 @@ type Options struct {
 	// Start rejects a User without TLS or AllowInsecureAuth.
 	User, Password string
 
+	// Bearer, with User, makes the server also offer XOAUTH2 and OAUTHBEARER (RFC 7628) and
+	// accept a login whose OAuth 2.0 bearer token it approves for the user — a test asks an
+	// introspection endpoint (RFC 7662), as a provider's server does. BearerMechanisms narrows
+	// the offer (Exchange Online offers only XOAUTH2); empty: both.
+	Bearer           func(user, token string) bool
+	BearerMechanisms []string
+
 	// TLS makes the server offer STARTTLS with a self-signed certificate for
 	// 127.0.0.1, ::1 and localhost, generated in memory by Start. Clients
 	// trust it through CertPool or ClientTLSConfig. TLS is not required:
@@ -510,4 +517,15 @@ func (s *Server) record(m Message) {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// bearerMechs returns the bearer token mechanisms offered: none without Options.Bearer.
+func (s *Server) bearerMechs() []string {
+	switch {
+	case s.opts.Bearer == nil:
+		return nil
+	case len(s.opts.BearerMechanisms) > 0:
+		return s.opts.BearerMechanisms
+	}
+	return []string{mechOAuthBearer, mechXOAuth2}
 }

@@ -367,3 +367,28 @@ func (s *Server) Port() int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// Introspect asks the introspection endpoint at introspectURL about token over HTTP (RFC 7662
+// §2.1), as Dovecot does: the user it is for, when it is active.
+func Introspect(introspectURL, token string) (user string, active bool, err error) {
+	resp, err := http.PostForm(introspectURL, url.Values{"token": {token}})
+	if err != nil {
+		return "", false, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Active   bool   `json:"active"`
+		Username string `json:"username"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return "", false, err
+	}
+	return v.Username, v.Active, nil
+}
+
+// Bearer is a check for smtpsink.Options.Bearer: the token is active for user, by the
+// introspection endpoint.
+func (s *Server) Bearer(user, token string) bool {
+	u, ok, err := Introspect(s.IntrospectURL(), token)
+	return err == nil && ok && u == user
+}
