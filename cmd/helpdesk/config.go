@@ -19,8 +19,10 @@ import (
 
 // Config is every setting of the gateway. Each field has a key in the config file and an
 // environment variable HELPDESK_<KEY> that wins over the file; the zero value of a field is
-// replaced by its default. The README's configuration table is checked against this struct
-// by a test, so the two cannot drift.
+// replaced by its default. docs/configuration.md is rendered from these fields (key, default,
+// help) by go generate, and TestConfigReference fails when the two differ.
+//
+//go:generate go test -run ^TestConfigReference$ -update-docs .
 type Config struct {
 	DB string `key:"db" default:"helpdesk.db" help:"bbolt database file; the control socket is this path + \".sock\""`
 
@@ -31,7 +33,7 @@ type Config struct {
 	IMAPTLS      string        `key:"imap_tls" default:"tls" help:"tls (IMAPS, 993), starttls (143) or none (loopback only)"`
 	IMAPMoveTo   string        `key:"imap_move_to" help:"folder processed mail is moved to (servers with MOVE); empty: it stays, flagged \\Seen"`
 	IMAPPoll     time.Duration `key:"imap_poll_interval" default:"1m" help:"poll interval without IDLE, and the safety re-check with it"`
-	IMAPBacklog  time.Duration `key:"imap_backlog_age" default:"24h" help:"first sync of a mailbox: older mail is stored as history, without automatic replies, its tickets closed"`
+	IMAPBacklog  time.Duration `key:"imap_backlog_age" default:"24h" help:"first sync of a mailbox: older mail is stored as history — no automatic replies, its new tickets closed without a deadline"`
 
 	SMTPAddr     string `key:"smtp_addr" help:"SMTP submission server host:port, e.g. smtp.example.com:587"`
 	SMTPUser     string `key:"smtp_user" help:"SMTP login; empty: no AUTH"`

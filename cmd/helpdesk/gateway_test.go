@@ -192,34 +192,6 @@ func benchIdleToSMTP(b *testing.B, kind string) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-// TestReadmeConfigTable: the README's configuration table is the Config struct.
-func TestReadmeConfigTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := regexp.MustCompile("(?m)^\\| `([a-z_0-9]+)` \\| `(HELPDESK_[A-Z_0-9]+)` \\| (—|`[^`]*`) \\|")
-	got := map[string][2]string{}
-	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
-		got[m[1]] = [2]string{m[2], strings.Trim(m[3], "`")}
-	}
-	for _, f := range configFields() {
-		def := f.def
-		if def == "" {
-			def = "—"
-		}
-		if g, ok := got[f.key]; !ok {
-			t.Errorf("README lacks config key %s", f.key)
-		} else if g != [2]string{f.env, def} {
-			t.Errorf("README row of %s = %v, want %s, default %s", f.key, g, f.env, def)
-		}
-		delete(got, f.key)
-	}
-	for k := range got {
-		t.Errorf("README documents %s, which Config does not have", k)
-	}
-}
-
 // TestExampleConfig: the annotated example parses and mentions every key.
 func TestExampleConfig(t *testing.T) {
 	const path = "../../deploy/helpdesk.conf.example"
