@@ -120,8 +120,8 @@ func TestNewDatabaseIsAnnounced(t *testing.T) {
 	}
 }
 
-// TestOneConfigPath: the README and the deploy files name one configuration file, the one
-// the unit file runs serve with.
+// TestOneConfigPath: the README, the docs and the deploy files name one configuration file,
+// the one the unit file runs serve with.
 func TestOneConfigPath(t *testing.T) {
 	unit, err := os.ReadFile("../../deploy/helpdesk.service")
 	if err != nil {
@@ -133,7 +133,11 @@ func TestOneConfigPath(t *testing.T) {
 	}
 	want := string(m[1])
 	use := regexp.MustCompile(`(?:-config[ =]|HELPDESK_CONFIG=)(/[^\s'"` + "`" + `)]+)`)
-	for _, f := range []string{"../../README.md", "../../deploy/helpdesk.service", "../../deploy/helpdesk.conf.example"} {
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	for _, f := range append([]string{"../../README.md", "../../deploy/helpdesk.service", "../../deploy/helpdesk.conf.example"}, docs...) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +149,7 @@ func TestOneConfigPath(t *testing.T) {
 				t.Errorf("%s names the config file %s, the unit file %s", f, u[1], want)
 			}
 		}
-		if n == 0 && f != "../../deploy/helpdesk.service" {
+		if n == 0 && (f == "../../README.md" || f == "../../deploy/helpdesk.conf.example" || f == "../../docs/operations.md") {
 			t.Errorf("%s names no config file", f)
 		}
 	}
