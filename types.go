@@ -88,6 +88,11 @@ func (d Date) Before(e Date) bool {
 	return d.Day < e.Day
 }
 
+// AddDays returns the date n days after d (before it for a negative n).
+func (d Date) AddDays(n int) Date {
+	return DateOf(time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC))
+}
+
 // MarshalJSON writes "YYYY-MM-DD" or "".
 func (d Date) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
@@ -394,6 +399,9 @@ const (
 	KindStaffHeld     = "staff_held"     // to the staff list: emails held since the last such notice
 	KindStaffLogin    = "staff_login"    // R17: to the staff list: a login change was asked for
 	KindLoginChanged  = "login_changed"  // R17: to the old and the new login: the change took effect
+	KindStaffWarning  = "staff_warning"  // to the staff list: a first-response deadline is near (R6–R9)
+	KindStaffBreach   = "staff_breach"   // to the staff list and the assignee: a deadline passed unanswered
+	KindStaffDigest   = "staff_digest"   // to the staff list: the daily digest of the queue
 )
 
 // Notification states.
@@ -445,8 +453,42 @@ type NotifyData struct {
 	// Attachments are the files of the email the notification is about: a staff answer's
 	// files for the customer, a customer's files for staff. Notify carries them or lists them.
 	Attachments []NotifyAttachment `json:"attachments,omitempty"`
-	// Held lists the held emails a staff_held notice reports.
+	// Held lists the held emails a staff_held notice reports, or a digest's held emails.
 	Held []HeldItem `json:"held,omitempty"`
+	// Assignee is the ticket's assignee (escalation notices).
+	Assignee string `json:"assignee,omitempty"`
+	// Digest is the daily digest's sections (staff_digest); Day the day it is of.
+	Digest []DigestSection `json:"digest,omitempty"`
+	Day    Date            `json:"day,omitzero"`
+}
+
+// The sections of the daily digest, in the order it shows them.
+const (
+	DigestBreached    = "breached"     // awaiting a first response, the deadline passed
+	DigestDueToday    = "due_today"    // awaiting a first response, due today
+	DigestDueTomorrow = "due_tomorrow" // awaiting a first response, due on the next working day
+	DigestUrgent      = "urgent"       // open and urgent (R12)
+	DigestUnassigned  = "unassigned"   // open, no one assigned
+	DigestAssignee    = "assignee"     // open, assigned to Assignee
+)
+
+// DigestSection is one section of the daily digest.
+type DigestSection struct {
+	Kind     string         `json:"kind"`
+	Assignee string         `json:"assignee,omitempty"` // DigestAssignee: whose tickets
+	Tickets  []DigestTicket `json:"tickets"`
+}
+
+// DigestTicket is one ticket line of the digest.
+type DigestTicket struct {
+	ID       uint64    `json:"id"`
+	Subject  string    `json:"subject"`
+	Customer string    `json:"customer,omitempty"`
+	Tier     Tier      `json:"sla,omitempty"`
+	Priority string    `json:"priority,omitempty"`
+	Status   string    `json:"status,omitempty"`
+	Due      time.Time `json:"due,omitzero"` // zero when answered or without a deadline
+	Assignee string    `json:"assignee,omitempty"`
 }
 
 // NotifyAttachment is a file a notification carries or names. Its bytes stay in the raw email

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/escalation"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 )
@@ -84,6 +85,8 @@ type Desk struct {
 	Quiet bool
 	// Now gives the time records are written; arrival times come from the email itself.
 	Now func() time.Time
+	// Escalation is when a ticket awaiting its first response warns the staff list (R6–R9).
+	Escalation escalation.Thresholds
 }
 
 // Apply stores one email in tx: dedupe, decide, write. src says where it came from; quiet

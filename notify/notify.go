@@ -653,16 +653,25 @@ func validFor(d time.Duration, lang string) string {
 }
 
 // data is what the templates see of a notification.
-func (w *Worker) data(n *helpdesk.Notification) templates.Data {
+func (w *Worker) data(n *helpdesk.Notification) templates.Data { return dataOf(&w.cfg, n) }
+
+// Render renders n through cfg's templates as the worker would send it (no recovery
+// links, no attachments): for a command that shows a notification instead of sending it
+// (helpdesk digest -print). Only cfg's Templates, From, TicketTag, SiteURL and TokenTTL count.
+func Render(cfg Config, n *helpdesk.Notification) (templates.Rendered, error) {
+	return cfg.Templates.Render(n.Kind, n.Lang, dataOf(&cfg, n))
+}
+
+func dataOf(cfg *Config, n *helpdesk.Notification) templates.Data {
 	d := templates.Data{TicketID: n.TicketID, TicketSubject: n.Data.TicketSubject,
 		CustomerName: n.Data.CustomerName, ContactName: n.Data.ContactName, DueTime: n.Data.Due, Text: n.Data.Text,
 		StaffName: n.Data.StaffName, OrigSubject: n.Data.OrigSubject, Address: n.Data.Address,
-		Helpdesk: cmp.Or(w.cfg.From.Name, w.cfg.From.Address), SiteURL: w.cfg.SiteURL,
+		Helpdesk: cmp.Or(cfg.From.Name, cfg.From.Address), SiteURL: cfg.SiteURL,
 		Tier: string(n.Data.Tier), Priority: n.Data.Priority, SurchargeZone: n.Data.SurchargeZone,
 		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
 		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue, Error: n.Data.Error,
 		Auth:     templates.Auth(n.Data.Auth),
-		NewEmail: n.Data.NewEmail, ValidFor: validFor(w.cfg.TokenTTL, n.Lang),
+		NewEmail: n.Data.NewEmail, ValidFor: validFor(cfg.TokenTTL, n.Lang),
 		CustomerID: n.Data.CustomerID, UntilTime: n.Data.Until}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)
@@ -671,10 +680,23 @@ func (w *Worker) data(n *helpdesk.Notification) templates.Data {
 		d.Held = append(d.Held, templates.HeldItem{ID: h.ID, From: h.From, Subject: h.Subject,
 			Reason: h.Reason, Detail: h.Detail, Received: h.Received})
 	}
+	d.Assignee = n.Data.Assignee
+	for _, sec := range n.Data.Digest {
+		ts := templates.DigestSection{Kind: sec.Kind, Assignee: sec.Assignee}
+		for _, t := range sec.Tickets {
+			ts.Tickets = append(ts.Tickets, templates.DigestTicket{Ref: fmt.Sprintf("[%s #%d]", cfg.TicketTag, t.ID),
+				ID: t.ID, Subject: t.Subject, Customer: t.Customer, Tier: string(t.Tier), Priority: t.Priority,
+				DueTime: t.Due, Assignee: t.Assignee})
+		}
+		d.Digest = append(d.Digest, ts)
+	}
+	if day := n.Data.Day; !day.IsZero() {
+		d.DayTime = time.Date(day.Year, day.Month, day.Day, 12, 0, 0, 0, time.UTC)
+	}
 	if n.TicketID != 0 {
-		d.Ref = fmt.Sprintf("[%s #%d]", w.cfg.TicketTag, n.TicketID)
-		if w.cfg.SiteURL != "" {
-			d.TicketURL = fmt.Sprintf("%s/tickets/%d", strings.TrimRight(w.cfg.SiteURL, "/"), n.TicketID)
+		d.Ref = fmt.Sprintf("[%s #%d]", cfg.TicketTag, n.TicketID)
+		if cfg.SiteURL != "" {
+			d.TicketURL = fmt.Sprintf("%s/tickets/%d", strings.TrimRight(cfg.SiteURL, "/"), n.TicketID)
 		}
 	}
 	return d

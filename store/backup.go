@@ -550,6 +550,8 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return exists(tx, bLoginChanges, v)
 	},
+	string(bEscalations):   checkEscalation,
+	string(bSearchPending): checkSearchPending,
 	string(bHeldPending): func(tx *bolt.Tx, k, v []byte) error {
 		if len(k) != 8 {
 			return fmt.Errorf("key of %d bytes, want 8", len(k))

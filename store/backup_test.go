@@ -73,6 +73,9 @@ func fill(t *testing.T, db *DB) {
 		if err := tx.SetBounced("weg@example.com", t0.Add(time.Hour)); err != nil {
 			return err
 		}
+		if err := tx.MarkEscalation(tk.ID, tk.Due, 1, t0); err != nil {
+			return err
+		}
 		return tx.MarkUID("INBOX", 7, 3)
 	})
 }

@@ -33,6 +33,8 @@
 //	bounced              address                     -> until(8)       (no automatic mail after a hard bounce)
 //	uids                 mailbox 0x00 uidvalidity(4) uid(4) -> 1       (every UID taken in: the gap alarm)
 //	parse_attempts       mailbox name                -> ParseAttempts  (emails being read: ingest's crash net)
+//	escalations          ticket(8) due(8) stage(1)   -> time(8)        (warning 1 / breach 2 queued: once per ticket and deadline)
+//	search_pending       ticket(8)                   -> sequence(8)    (tickets whose search document is out of date)
 //
 // Message-IDs: records (Message, Held, Notification) keep every id as the sender wrote it, only
 // the angle brackets stripped, because they go back out in In-Reply-To and References and mail

@@ -174,7 +174,10 @@ func (tx *Tx) CreateTicket(t *helpdesk.Ticket) error {
 			return err
 		}
 	}
-	return tx.put(bTickets, u64(t.ID), t)
+	if err := tx.put(bTickets, u64(t.ID), t); err != nil {
+		return err
+	}
+	return tx.markSearch(t.ID)
 }
 
 // PutTicket replaces an existing ticket, keeping the SLA-due queue in step. Its customer never
@@ -198,7 +201,10 @@ func (tx *Tx) PutTicket(t *helpdesk.Ticket) error {
 			return err
 		}
 	}
-	return tx.put(bTickets, u64(t.ID), t)
+	if err := tx.put(bTickets, u64(t.ID), t); err != nil {
+		return err
+	}
+	return tx.markSearch(t.ID)
 }
 
 // dueKey is a ticket's key in the SLA-due queue: tickets that wait for their first response

@@ -58,11 +58,13 @@ var (
 	bLoginChanges  = []byte("login_changes")
 	bLoginPending  = []byte("login_pending")
 	bParseAttempts = []byte("parse_attempts")
+	bEscalations   = []byte("escalations")
+	bSearchPending = []byte("search_pending")
 )
 
 var allBuckets = [][]byte{bMeta, bCustomers, bCustomerAddr, bCustomerPhone, bTickets, bTicketsByCust, bMessages,
 	bRaw, bIngested, bMessageIDs, bHeld, bOutbox, bOutboxQueue, bTicketNotes, bMailboxes, bLimitNotices, bIngestedIDs, bAutoReplies, bTokens, bTokensByCust, bNotifMsgIDs, bBounced, bUIDs, bDue, bHeldPending,
-	bLoginChanges, bLoginPending, bParseAttempts}
+	bLoginChanges, bLoginPending, bParseAttempts, bEscalations, bSearchPending}
 
 // Errors callers branch on.
 var (
@@ -96,6 +98,8 @@ type DB struct {
 
 	mu      sync.Mutex
 	waiters []chan struct{} // woken after a commit that queued notifications
+	// changeWaiters are woken after a commit that changed a ticket or its thread.
+	changeWaiters []chan struct{}
 
 	// deflaters reuses compressors: a new one allocates over a megabyte, more than
 	// compressing a small email costs.
@@ -162,6 +166,8 @@ type Tx struct {
 	tx       *bolt.Tx
 	db       *DB
 	enqueued bool
+	// searchMarked: a ticket or its thread changed (search_pending was written).
+	searchMarked bool
 }
 
 // Update runs fn in one read-write transaction, committed when fn returns nil. Commit is
@@ -171,17 +177,20 @@ func (d *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var queued bool
+	var queued, changed bool
 	err := d.bolt.Update(func(btx *bolt.Tx) error {
 		tx := &Tx{tx: btx, db: d}
 		if err := fn(tx); err != nil {
 			return err
 		}
-		queued = tx.enqueued
+		queued, changed = tx.enqueued, tx.searchMarked
 		return nil
 	})
 	if err == nil && queued {
 		d.wake()
+	}
+	if err == nil && changed {
+		d.wakeChanged()
 	}
 	return err
 }

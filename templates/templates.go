@@ -31,7 +31,7 @@ var embedded embed.FS
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
 		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held",
-		"staff_login", "login_changed"}
+		"staff_login", "login_changed", "staff_warning", "staff_breach", "staff_digest"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.
@@ -91,8 +91,36 @@ type Data struct {
 	Files      []File
 	FilesNote  string
 	FilesLimit string
-	// Held lists the held emails of a staff_held notice.
+	// Held lists the held emails of a staff_held notice (or of the digest).
 	Held []HeldItem
+	// Assignee is the ticket's assignee (staff_warning, staff_breach).
+	Assignee string
+	// Digest is the daily digest's sections (staff_digest); Day is its day in words, set by
+	// Render from DayTime.
+	Digest  []DigestSection
+	DayTime time.Time
+	Day     string
+}
+
+// DigestSection is one section of the daily digest: Kind is breached, due_today,
+// due_tomorrow, urgent, unassigned or assignee (with Assignee).
+type DigestSection struct {
+	Kind     string
+	Assignee string
+	Tickets  []DigestTicket
+}
+
+// DigestTicket is one line of the digest.
+type DigestTicket struct {
+	Ref      string // "[Infobits #12]"
+	ID       uint64
+	Subject  string
+	Customer string
+	Tier     string
+	Priority string
+	DueTime  time.Time
+	Due      string // DueTime in words, set by Render
+	Assignee string
 }
 
 // Why a notification names files instead of carrying them.
@@ -226,6 +254,15 @@ func Sample() Data {
 				Detail: "no customer has the address inkoop@nieuwe-klant.nl", Received: time.Date(2026, 11, 30, 9, 12, 0, 0, time.UTC)},
 			{ID: 8, From: "info@example.nl", Subject: "Nog een vraag", Reason: "over_limit",
 				Detail: "SLA24 limit: 3 tickets per calendar month (3 this month)", Received: time.Date(2026, 11, 30, 9, 14, 0, 0, time.UTC)},
+		},
+		Assignee: "piet@infobits.example", DayTime: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
+		Digest: []DigestSection{
+			{Kind: "breached", Tickets: []DigestTicket{{Ref: "[Infobits #120]", ID: 120, Subject: "Bonprinter print niet", Customer: "Slagerij Jansen",
+				Tier: "SLA8", Priority: "normal", DueTime: time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)}}},
+			{Kind: "due_today", Tickets: []DigestTicket{{Ref: "[Infobits #123]", ID: 123, Subject: "Kassa start niet op", Customer: "Bakkerij de Vries",
+				Tier: "SLA4", Priority: "urgent", DueTime: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Assignee: "piet@infobits.example"}}},
+			{Kind: "assignee", Assignee: "piet@infobits.example", Tickets: []DigestTicket{{Ref: "[Infobits #123]", ID: 123, Subject: "Kassa start niet op",
+				Customer: "Bakkerij de Vries", Tier: "SLA4", Priority: "urgent", DueTime: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}}},
 		}}
 }
 
@@ -260,6 +297,18 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 	d.Held = slices.Clone(d.Held)
 	for i := range d.Held {
 		d.Held[i].When = FormatDate(d.Held[i].Received.In(s.loc), lang)
+	}
+	d.Digest = slices.Clone(d.Digest)
+	for i := range d.Digest {
+		d.Digest[i].Tickets = slices.Clone(d.Digest[i].Tickets)
+		for j := range d.Digest[i].Tickets {
+			if dt := d.Digest[i].Tickets[j].DueTime; !dt.IsZero() {
+				d.Digest[i].Tickets[j].Due = FormatDate(dt.In(s.loc), lang)
+			}
+		}
+	}
+	if !d.DayTime.IsZero() {
+		d.Day = FormatDay(d.DayTime, lang)
 	}
 	var subj, text, html bytes.Buffer
 	if err := t.ExecuteTemplate(&subj, "subject", d); err != nil {
@@ -308,6 +357,14 @@ var (
 	dutchMonths = [...]string{"januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
 		"september", "oktober", "november", "december"}
 )
+
+// FormatDay writes a day: "maandag 30 november 2026", "Monday 30 November 2026".
+func FormatDay(t time.Time, lang string) string {
+	if lang == "en" {
+		return t.Format("Monday 2 January 2006")
+	}
+	return fmt.Sprintf("%s %d %s %d", dutchDays[t.Weekday()], t.Day(), dutchMonths[t.Month()-1], t.Year())
+}
 
 // FormatDate writes a moment the way a customer reads it: "maandag 30 november 2026 om 13:00"
 // in Dutch, "Monday 30 November 2026 at 13:00" in English, in t's location.

@@ -74,6 +74,14 @@ func TestRenderAll(t *testing.T) {
 		// Issue 11: every held email is reported with its reason and the exact next step.
 		"nl/staff_held": {"2 vastgehouden e-mails: wachten op een beslissing", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 		"en/staff_held": {"2 held emails awaiting a decision", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
+		// Escalation: the reference in the subject (a reply answers the customer), the deadline.
+		"nl/staff_warning": {"[Infobits #123] Deadline nadert (SPOED): Kassa start niet op (Bakkerij de Vries)", "De deadline is maandag 30 november 2026 om 13:00", "Toegewezen aan piet@infobits.example"},
+		"en/staff_warning": {"[Infobits #123] Deadline near (URGENT): Kassa start niet op (Bakkerij de Vries)", "The deadline is Monday 30 November 2026 at 13:00", "Assigned to piet@infobits.example"},
+		"nl/staff_breach":  {"[Infobits #123] Deadline verstreken (SPOED): Kassa start niet op (Bakkerij de Vries)", "is verstreken zonder eerste reactie: maandag 30 november 2026 om 13:00", "Herstart de kassa"},
+		"en/staff_breach":  {"[Infobits #123] Deadline passed (URGENT): Kassa start niet op (Bakkerij de Vries)", "passed without a first response: Monday 30 November 2026 at 13:00", "Herstart de kassa"},
+		// The daily digest: each line with the reference and subject; held emails.
+		"nl/staff_digest": {"Dagoverzicht maandag 30 november 2026: 1 verstreken, 2 vastgehouden", "[Infobits #120] Bonprinter print niet (Slagerij Jansen, SLA8), deadline vrijdag 27 november 2026 om 16:00", "Voor piet@infobits.example (1)"},
+		"en/staff_digest": {"Daily digest Monday 30 November 2026: 1 breached, 2 held", "[Infobits #123] Kassa start niet op (Bakkerij de Vries, SLA4, URGENT), due Monday 30 November 2026 at 13:00", "For piet@infobits.example (1)"},
 	}
 	for _, lang := range templates.Langs() {
 		for _, kind := range templates.Kinds() {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/rules/digest"
+	"github.com/infobits/helpdesk/rules/escalation"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
@@ -116,7 +118,25 @@ func newDesk(cfg *Config, now func() time.Time) (*desk.Desk, error) {
 		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour, BounceSuppress: cfg.BounceSuppress,
 		RecoveryPerCustomer: cfg.RecoveryCustomer, UnsolicitedPerHour: cfg.Unsolicited, StaffNoticesPerHour: cfg.StaffNotices,
 		LoginCooling: cfg.LoginCooling})
-	return &desk.Desk{Policy: pol, MessageIDDomain: domain, Now: now}, nil
+	th, err := escalation.Parse(cfg.EscalationWarn)
+	if err != nil {
+		return nil, fmt.Errorf("escalation_warn: %w", err)
+	}
+	return &desk.Desk{Policy: pol, MessageIDDomain: domain, Now: now, Escalation: th}, nil
+}
+
+// digestSchedule is when serve sends the daily digest (digest_time on the working days of the
+// helpdesk calendar).
+func (cfg *Config) digestSchedule() (digest.Schedule, error) {
+	clock, off, err := digest.ParseClock(cfg.DigestTime)
+	if err != nil {
+		return digest.Schedule{}, fmt.Errorf("digest_time: %w", err)
+	}
+	cals, err := cfg.calendars()
+	if err != nil {
+		return digest.Schedule{}, err
+	}
+	return digest.Schedule{Clock: clock, Off: off, Cal: cals.Helpdesk}, nil
 }
 
 // commandDesk is the ingest dk of a command that changes tickets or held emails as

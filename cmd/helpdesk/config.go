@@ -71,6 +71,8 @@ type Config struct {
 	LoginCooling     time.Duration `key:"login_change_cooling" default:"72h" help:"a login change asked through the site takes effect after this long unless the old login or staff stop it (the new address must confirm)"`
 	TokenTTL         time.Duration `key:"token_ttl" default:"1h" help:"how long a recovery link works"`
 	AttachMax        int64         `key:"attach_max_bytes" default:"10485760" help:"staff notices carry the customer's attachments up to this total; above it they are listed with the command that saves them"`
+	EscalationWarn   string        `key:"escalation_warn" default:"1h; SLA4 30m" help:"working time before a first-response deadline at which staff_list is warned: AMOUNT; TIER AMOUNT... (a duration, a share such as 25%, or off)"`
+	DigestTime       string        `key:"digest_time" default:"08:30" help:"time of day (Europe/Amsterdam, HH:MM) of the daily digest to staff_list on working days; off: none"`
 	HeldNotice       time.Duration `key:"held_notice_interval" default:"5m" help:"held emails are reported to staff_list at most once per this interval, a burst gathered into one notice"`
 	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`
 	APIToken         string        `key:"api_token" secret:"1" help:"bearer token of the /api/ routes; empty: the /api/ routes are off"`

@@ -19,6 +19,7 @@ import (
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
+	"github.com/infobits/helpdesk/rules/digest"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -43,6 +44,8 @@ type gateway struct {
 	heldWake chan struct{}
 	// heldEvery is the least time between two notices of held emails (held_notice_interval).
 	heldEvery time.Duration
+	// digest is when the daily digest goes (digest_time).
+	digest digest.Schedule
 }
 
 // gatewayOptions carries what only tests and the demo set.
@@ -68,6 +71,10 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
+	sched, err := cfg.digestSchedule()
+	if err != nil {
+		return nil, err
+	}
 	events := make(chan ingest.Event, 1024)
 	poller, err := ingest.New(ingest.Config{
 		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
@@ -90,7 +97,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	}
 	return &gateway{db: db, poller: poller, worker: worker, desk: dk, log: log, now: now,
 		events: events, forward: o.events, metrics: &api.Metrics{},
-		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute)}, nil
+		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute), digest: sched}, nil
 }
 
 // reportHeld queues the notice of held emails to the staff list when one is due (issue 11:
@@ -406,6 +413,7 @@ func (g *gateway) once(ctx context.Context) error {
 	stopEvents()
 	g.reportHeld(ctx)
 	g.settleLogins(ctx)
+	g.checkQueue(ctx)
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
@@ -439,6 +447,7 @@ func (g *gateway) run(parent context.Context) error {
 	})
 	wg.Go(func() { g.runHeldReports(ctx) })
 	wg.Go(func() { g.runLoginChanges(ctx) })
+	wg.Go(func() { g.runQueueChecks(ctx) })
 	<-ctx.Done()
 	g.log.Info("stopping: finishing the email in hand")
 	wg.Wait()

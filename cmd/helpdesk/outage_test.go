@@ -30,6 +30,13 @@ func (c *stepClock) Now() time.Time {
 	return c.t
 }
 
+// Set moves the clock to t.
+func (c *stepClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
 func (c *stepClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -557,3 +557,94 @@ func (s *Set) NextZone(t time.Time) int {
 	}
 	return 0
 }
+
+// Before returns the latest instant from which d of working time passes by to: the moment
+// an escalation warning d before a deadline is due (a deadline of Monday 09:30 with one
+// hour of warning on opening hours is warned on Friday at 16:30, not at night). It walks the
+// days back from to; d <= 0 returns to, and a calendar that is never open the zero time.
+func (c *Calendar) Before(to time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return to.In(c.loc)
+	}
+	if c.weekSeconds == 0 {
+		return time.Time{}
+	}
+	day, sec, nsec := c.local(to)
+	remaining := int64((d + time.Second - 1) / time.Second) // a fraction of a second counts whole
+	for guard := 0; guard < 1<<20; guard++ {
+		ivs := c.intervals(day)
+		for i := len(ivs) - 1; i >= 0; i-- {
+			iv := ivs[i]
+			end := min(sec, iv.End)
+			if end <= iv.Start {
+				continue
+			}
+			if avail := int64(end - iv.Start); remaining <= avail {
+				if end != sec {
+					nsec = 0 // the walk left to's own second: whole seconds from here
+				}
+				return c.at(day, end-int32(remaining), nsec)
+			} else {
+				remaining -= avail
+			}
+		}
+		day--
+		sec, nsec = 1<<30, 0
+	}
+	return time.Time{}
+}
+
+// WorkingTime returns the open time of the calendar between from and to (zero when to is
+// not after from), to the second: how much working time a first response took (R6–R9).
+// Whole weeks are counted, not walked, as in Add.
+func (c *Calendar) WorkingTime(from, to time.Time) time.Duration {
+	if !to.After(from) || c.weekSeconds == 0 {
+		return 0
+	}
+	d0, s0, _ := c.local(from)
+	d1, s1, _ := c.local(to)
+	if d0 == d1 {
+		return time.Duration(overlap(c.intervals(d0), s0, s1)) * time.Second
+	}
+	total := overlap(c.intervals(d0), s0, 1<<30)
+	day := d0 + 1
+	if k := (d1 - day) / 7; k > 0 {
+		total += c.openSeconds(day, day+7*k)
+		day += 7 * k
+	}
+	for ; day < d1; day++ {
+		total += seconds(c.intervals(day))
+	}
+	total += overlap(c.intervals(d1), 0, s1)
+	return time.Duration(total) * time.Second
+}
+
+// overlap is the open time of ivs within [from, to), seconds of one day.
+func overlap(ivs []Interval, from, to int32) int64 {
+	var n int64
+	for _, iv := range ivs {
+		if s, e := max(from, iv.Start), min(to, iv.End); e > s {
+			n += int64(e - s)
+		}
+	}
+	return n
+}
+
+// WorkingDay reports whether the calendar has open hours on the date (a holiday served as a
+// Sunday has none on the helpdesk calendar, R9).
+func (c *Calendar) WorkingDay(d helpdesk.Date) bool {
+	return len(c.intervals(daysFromCivil(d.Year, d.Month, d.Day))) > 0
+}
+
+// NextWorkingDay returns the first working day after d, within a year; the zero Date when
+// the calendar does not open in that time.
+func (c *Calendar) NextWorkingDay(d helpdesk.Date) helpdesk.Date {
+	day := daysFromCivil(d.Year, d.Month, d.Day)
+	for i := 1; i <= 370; i++ {
+		if len(c.intervals(day+int64(i))) > 0 {
+			y, m, dd := civilFromDays(day + int64(i))
+			return helpdesk.Date{Year: y, Month: m, Day: dd}
+		}
+	}
+	return helpdesk.Date{}
+}

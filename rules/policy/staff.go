@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/calendar"
 )
 
 // Staff commands (issue 4): on the first lines of a staff email, before the answer text.
@@ -164,3 +165,7 @@ func (p *Policy) StaffList() string { return p.rules.StaffList }
 
 // Staff returns the staff addresses (lower case): who may answer tickets and be #assigned.
 func (p *Policy) Staff() []string { return slices.Clone(p.rules.Staff) }
+
+// Calendars are the working-hours calendars the deadlines count (R6–R9); nil when none are
+// configured.
+func (p *Policy) Calendars() *calendar.Set { return p.rules.Calendars }
