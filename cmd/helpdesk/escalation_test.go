@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/notify/smtptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // amsAt is a moment in Amsterdam, "2006-01-02 15:04:05".
@@ -22,7 +22,7 @@ func amsAt(s string) time.Time {
 
 // escalationsTo are the warnings and breach notices the SMTP peer received for rcpt, by
 // subject.
-func escalationsTo(msgs []smtptest.Message, rcpt string) []string {
+func escalationsTo(msgs []smtpsink.Message, rcpt string) []string {
 	var out []string
 	for _, m := range sinkTo(msgs, rcpt) {
 		if s := headerOf(m.Data, "Subject"); strings.Contains(s, "Deadline") {

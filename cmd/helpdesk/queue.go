@@ -11,18 +11,17 @@ import (
 
 // checkQueue queues the escalation notices and the daily digest that are due at the
 // gateway's clock, in one transaction each, and returns when the next is due (zero: nothing
-// is coming).
-func (g *gateway) checkQueue(ctx context.Context) time.Time {
-	now := g.now()
+// is coming) and the moment it checked at.
+func (g *gateway) checkQueue(ctx context.Context) (next, now time.Time) {
+	now = g.now()
 	var done []desk.Escalated
-	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
 		done, next, err = g.desk.Escalate(tx, now)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
 		g.log.Error("the due queue could not be checked for escalations; will try again", "err", err)
-		return now.Add(time.Minute)
+		return now.Add(time.Minute), now
 	}
 	for _, e := range done {
 		g.log.Info("escalation queued", slog.String("stage", e.Stage.String()), slog.Uint64("ticket", e.TicketID),
@@ -36,7 +35,7 @@ func (g *gateway) checkQueue(ctx context.Context) time.Time {
 	})
 	if err != nil && ctx.Err() == nil {
 		g.log.Error("the daily digest could not be queued; will try again", "err", err)
-		return now.Add(time.Minute)
+		return now.Add(time.Minute), now
 	}
 	if sent {
 		g.log.Info("daily digest queued")
@@ -45,7 +44,7 @@ func (g *gateway) checkQueue(ctx context.Context) time.Time {
 		next = nextDigest
 	}
 	g.log.Debug("due queue checked", slog.Time("at", now), slog.Time("next", next))
-	return next
+	return next, now
 }
 
 // runQueueChecks checks the due queue while ctx lasts (R6–R9): at start (so a gateway that
@@ -56,19 +55,22 @@ func (g *gateway) runQueueChecks(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	changed := g.db.SearchWake()
-	next := g.checkQueue(ctx)
-	recheck := g.now().Add(time.Minute)
+	check := func() (next, recheck time.Time) {
+		next, at := g.checkQueue(ctx)
+		return next, at.Add(time.Minute) // from the moment checked, not a later reading
+	}
+	next, recheck := check()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-			next, recheck = g.checkQueue(ctx), g.now().Add(time.Minute)
+			next, recheck = check()
 			continue
 		case <-tick.C:
 		}
 		if now := g.now(); (!next.IsZero() && !now.Before(next)) || !now.Before(recheck) {
-			next, recheck = g.checkQueue(ctx), now.Add(time.Minute)
+			next, recheck = check()
 		}
 	}
 }
