@@ -402,7 +402,12 @@ const (
 	KindStaffWarning  = "staff_warning"  // to the staff list: a first-response deadline is near (R6–R9)
 	KindStaffBreach   = "staff_breach"   // to the staff list and the assignee: a deadline passed unanswered
 	KindStaffDigest   = "staff_digest"   // to the staff list: the daily digest of the queue
+	KindInvite        = "invite"         // an operator's invitation to the site: a link to set a password
 )
+
+// InviteTTL is how long the link of an invitation to the site works: a new customer may
+// read it days later. Recovery links work token_ttl.
+const InviteTTL = 7 * 24 * time.Hour
 
 // Notification states.
 const (
@@ -667,3 +672,26 @@ const (
 
 // Pending reports whether the change is not settled yet.
 func (c *LoginChange) Pending() bool { return c.Settled.IsZero() }
+
+// Password is a customer's password for the site, as a PHC string
+// ("$argon2id$v=19$m=...,t=...,p=...$salt$hash"): never the password itself. It is kept apart
+// from the Customer record, so that no listing, export or backup of customers shows it.
+type Password struct {
+	Hash string    `json:"hash"`
+	Set  time.Time `json:"set"`
+}
+
+// Session is a customer's login on the site, stored under the SHA-256 of its random id: the
+// id itself is only ever in the customer's cookie. It ends at logout, at a password change
+// (every session of the customer), after an idle time and after an absolute lifetime.
+type Session struct {
+	CustomerID uint64    `json:"customer_id"`
+	Address    string    `json:"address"` // the login address used
+	Created    time.Time `json:"created"`
+	LastSeen   time.Time `json:"last_seen"`
+	// CSRF is the form token of the session's pages: every POST of a logged-in customer
+	// carries it, besides the browser's own cross-origin checks.
+	CSRF string `json:"csrf"`
+	// Lang is the language the customer chose on the site ("" their record's).
+	Lang string `json:"lang,omitempty"`
+}

@@ -486,7 +486,7 @@ func (w *Worker) issueToken(ctx context.Context, n *helpdesk.Notification, now t
 		}
 		ws = []want{{helpdesk.PurposeLoginAllow, until}, {helpdesk.PurposeLoginCancel, until}}
 	case n.Data.TokenPurpose != "" && change == 0:
-		ws = []want{{n.Data.TokenPurpose, now.Add(w.cfg.TokenTTL)}}
+		ws = []want{{n.Data.TokenPurpose, now.Add(w.tokenTTL(n))}}
 	default:
 		return links{}, nil
 	}
@@ -499,7 +499,7 @@ func (w *Worker) issueToken(ctx context.Context, n *helpdesk.Notification, now t
 			if change != 0 {
 				raws[i], err = tx.IssueChangeToken(x.purpose, change, now, x.expires)
 			} else {
-				raws[i], err = tx.IssueToken(x.purpose, n.Data.CustomerID, n.Data.NewEmail, now, w.cfg.TokenTTL)
+				raws[i], err = tx.IssueToken(x.purpose, n.Data.CustomerID, n.Data.NewEmail, now, w.tokenTTL(n))
 			}
 			if err != nil {
 				return fmt.Errorf("issue %s token: %w", x.purpose, err)
@@ -635,9 +635,24 @@ func (w *Worker) save(ctx context.Context, n *helpdesk.Notification) error {
 }
 
 // validFor says how long a link works, in the customer's language.
+// tokenTTL is how long the link of n works: token_ttl, and at least InviteTTL for an
+// invitation.
+func (w *Worker) tokenTTL(n *helpdesk.Notification) time.Duration { return tokenTTL(&w.cfg, n) }
+
+func tokenTTL(cfg *Config, n *helpdesk.Notification) time.Duration {
+	if n.Kind == helpdesk.KindInvite {
+		return max(cfg.TokenTTL, helpdesk.InviteTTL)
+	}
+	return cfg.TokenTTL
+}
+
 func validFor(d time.Duration, lang string) string {
 	h, m := int(d.Hours()), int(d.Minutes())
 	switch {
+	case h%24 == 0 && h >= 48 && lang == "en":
+		return fmt.Sprintf("%d days", h/24)
+	case h%24 == 0 && h >= 48:
+		return fmt.Sprintf("%d dagen", h/24)
 	case lang == "en" && h == 1 && m == 60:
 		return "one hour"
 	case lang == "en" && m%60 == 0:
@@ -671,7 +686,7 @@ func dataOf(cfg *Config, n *helpdesk.Notification) templates.Data {
 		Followup: n.Data.Followup, Payment: n.Data.Payment, Notes: n.Data.Notes,
 		LimitKind: n.Data.LimitKind, LimitValue: n.Data.LimitValue, Error: n.Data.Error,
 		Auth:     templates.Auth(n.Data.Auth),
-		NewEmail: n.Data.NewEmail, ValidFor: validFor(cfg.TokenTTL, n.Lang),
+		NewEmail: n.Data.NewEmail, ValidFor: validFor(tokenTTL(cfg, n), n.Lang),
 		CustomerID: n.Data.CustomerID, UntilTime: n.Data.Until}
 	if v := n.Data.ValidUntil; !v.IsZero() {
 		d.ValidUntil = fmt.Sprintf("%02d-%02d-%04d", v.Day, v.Month, v.Year)

@@ -35,6 +35,9 @@
 //	parse_attempts       mailbox name                -> ParseAttempts  (emails being read: ingest's crash net)
 //	escalations          ticket(8) due(8) stage(1)   -> time(8)        (warning 1 / breach 2 queued: once per ticket and deadline)
 //	search_pending       ticket(8)                   -> sequence(8)    (tickets whose search document is out of date)
+//	passwords            customer(8)                 -> Password       (the site's login: an argon2id hash, never the password)
+//	sessions             sha256(session id)          -> Session        (the site's sessions: the id itself is only in the cookie)
+//	sessions_by_customer customer(8) sha256          -> 1              (a password change ends every session of the customer)
 //
 // Message-IDs: records (Message, Held, Notification) keep every id as the sender wrote it, only
 // the angle brackets stripped, because they go back out in In-Reply-To and References and mail

@@ -87,28 +87,14 @@ func (tx *Tx) issue(t *helpdesk.Token) (string, error) {
 // the caller's business, in the same transaction. Every failure is ErrTokenInvalid (with the
 // reason wrapped for logs).
 func (tx *Tx) RedeemToken(raw string, now time.Time) (*helpdesk.Token, error) {
-	if len(raw) < 40 || len(raw) > 64 {
-		return nil, fmt.Errorf("%w: malformed", ErrTokenInvalid)
-	}
-	sum := TokenHash(raw)
-	var t helpdesk.Token
-	switch err := tx.get(bTokens, sum[:], &t); {
-	case errors.Is(err, helpdesk.ErrNotFound):
-		return nil, fmt.Errorf("%w: unknown", ErrTokenInvalid)
-	case err != nil:
+	t, err := tx.PeekToken(raw, now)
+	if err != nil {
 		return nil, err
-	}
-	switch {
-	case !t.Used.IsZero():
-		return nil, fmt.Errorf("%w: used on %s", ErrTokenInvalid, t.Used.Format(time.RFC3339))
-	case t.Voided:
-		return nil, fmt.Errorf("%w: replaced by a newer one", ErrTokenInvalid)
-	case !now.Before(t.Expires):
-		return nil, fmt.Errorf("%w: expired at %s", ErrTokenInvalid, t.Expires.Format(time.RFC3339))
 	}
 	t.Used = now
-	if err := tx.put(bTokens, sum[:], &t); err != nil {
+	sum := TokenHash(raw)
+	if err := tx.put(bTokens, sum[:], t); err != nil {
 		return nil, err
 	}
-	return &t, nil
+	return t, nil
 }

@@ -31,7 +31,7 @@ var embedded embed.FS
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
 		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held",
-		"staff_login", "login_changed", "staff_warning", "staff_breach", "staff_digest"}
+		"staff_login", "login_changed", "staff_warning", "staff_breach", "staff_digest", "invite"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.

@@ -82,6 +82,9 @@ func TestRenderAll(t *testing.T) {
 		// The daily digest: each line with the reference and subject; held emails.
 		"nl/staff_digest": {"Dagoverzicht maandag 30 november 2026: 1 verstreken, 2 vastgehouden", "[Infobits #120] Bonprinter print niet (Slagerij Jansen, SLA8), deadline vrijdag 27 november 2026 om 16:00", "Voor piet@infobits.example (1)"},
 		"en/staff_digest": {"Daily digest Monday 30 November 2026: 1 breached, 2 held", "[Infobits #123] Kassa start niet op (Bakkerij de Vries, SLA4, URGENT), due Monday 30 November 2026 at 13:00", "For piet@infobits.example (1)"},
+		// helpdesk customer invite: the link to set a password on the site.
+		"nl/invite": {"Uw account op de helpdesksite", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="nl">`},
+		"en/invite": {"Your account on the helpdesk site", "https://helpdesk.example.nl/wachtwoord/herstel?token=abc", `<html lang="en">`},
 	}
 	for _, lang := range templates.Langs() {
 		for _, kind := range templates.Kinds() {

@@ -114,3 +114,45 @@ func loginState(ch *helpdesk.LoginChange) string {
 	}
 	return s
 }
+
+// runCustomerInvite queues the invitation to the site (desk.Desk.Invite): a link to set a
+// password, to the customer's login address; the running gateway sends it.
+func runCustomerInvite(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer invite", "ADDR")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	addr, err := oneAddress(pos)
+	if err != nil {
+		return err
+	}
+	cfg, err := e.config(args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.require("from", "site_url"); err != nil {
+		return err
+	}
+	dk, err := newDesk(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	var c *helpdesk.Customer
+	err = e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
+		c, err = dk.Invite(tx, addr, e.now())
+		if errors.Is(err, helpdesk.ErrNotFound) {
+			return fmt.Errorf("no customer has the address %s (helpdesk customer list shows them)", addr)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if e.log != nil {
+		e.log.Info("invitation to the site queued", "customer", c.ID, "to", c.Login(), "user", e.operator())
+	}
+	fmt.Fprintf(e.stdout, "invitation queued for customer %d (%s) to %s: a link to set a password on %s\n",
+		c.ID, terminalSafe(c.Name), terminalSafe(c.Login()), terminalSafe(cfg.SiteURL))
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -76,6 +77,8 @@ type Config struct {
 	HeldNotice       time.Duration `key:"held_notice_interval" default:"5m" help:"held emails are reported to staff_list at most once per this interval, a burst gathered into one notice"`
 	HTTPAddr         string        `key:"http_addr" default:"127.0.0.1:8025" help:"listen address of the HTTP API (/healthz, /metrics, /api/); empty: off"`
 	APIToken         string        `key:"api_token" secret:"1" help:"bearer token of the /api/ routes; empty: the /api/ routes are off"`
+	Site             bool          `key:"site" default:"on" help:"on: serve the customer's Helpdesk site (log in, tickets, Mijn account, the password and login links) on http_addr beside /api/; off: a website of your own uses the API"`
+	SitePhone        string        `key:"site_phone" help:"the helpdesk's telephone number, shown on the site's Helpdesk page to customers with a telephone support contract (R19)"`
 
 	// Backups (R20): serve's daily backup.
 	BackupDir  string `key:"backup_dir" help:"folder serve writes a daily backup to and prunes (R20); a synced Dropbox/OneDrive folder works; empty: no scheduled backups"`
@@ -277,6 +280,13 @@ func (c Config) validateServe() error {
 	if c.StaffList != "" {
 		if _, err := mail.ParseAddress(c.StaffList); err != nil {
 			errs = append(errs, fmt.Sprintf("staff_list %q: %v", c.StaffList, err))
+		}
+	}
+	if c.Site && c.HTTPAddr != "" && c.SiteURL != "" {
+		if u, err := url.Parse(c.SiteURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Sprintf("site_url = %q: want https://host (the address customers open)", c.SiteURL))
+		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
+			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
 		}
 	}
 	if c.TokenTTL < time.Minute {

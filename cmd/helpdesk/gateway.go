@@ -14,6 +14,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/cmd/helpdesk/api"
+	"github.com/infobits/helpdesk/cmd/helpdesk/site"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/desk/backups"
 	"github.com/infobits/helpdesk/ingest"
@@ -358,7 +359,16 @@ func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
 		return nil, fmt.Errorf("http_addr = %s (HELPDESK_HTTP_ADDR): cannot listen: %v; choose a free address, or set it empty to turn the HTTP API off", cfg.HTTPAddr, err)
 	}
 	hlog := g.log.With("component", "http")
-	h := api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.desk, g.metrics)
+	var h http.Handler = api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.desk, g.metrics)
+	if cfg.Site {
+		web, err := site.New(site.Config{SiteURL: cfg.SiteURL, Phone: cfg.SitePhone, MaxUpload: cfg.MaxMessageBytes,
+			Templates: cfg.Templates, Now: g.now, Logger: g.log.With("component", "site")}, g.db, g.desk)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("site: %w", err)
+		}
+		h = site.Mount(web, h)
+	}
 	a := &httpAPI{addr: ln.Addr(), done: make(chan struct{}), srv: &http.Server{Handler: h,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(hlog.Handler(), slog.LevelWarn)}}
@@ -368,7 +378,7 @@ func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
 			hlog.Error("http server stopped", "err", err)
 		}
 	}()
-	hlog.Info("http listening", "addr", a.addr.String(), "api", cfg.APIToken != "")
+	hlog.Info("http listening", "addr", a.addr.String(), "api", cfg.APIToken != "", "site", cfg.Site)
 	if cfg.APIToken == "" {
 		hlog.Info("no api_token: the /api/ routes are off; /healthz and /metrics answer")
 	}

@@ -52,6 +52,7 @@ func commands() []command {
 		{name: "customer import", args: customerImportArgs, summary: "add or update customers from a CSV file (-h: the columns)", db: true, run: runCustomerImport},
 		{name: "customer approve-login", args: loginChangeArgs, summary: "approve the customer's pending login change (R17): it takes effect once the new address confirms", db: true, run: runCustomerApproveLogin},
 		{name: "customer cancel-login", args: loginChangeArgs, summary: "cancel the customer's pending login change (R17)", db: true, run: runCustomerCancelLogin},
+		{name: "customer invite", args: "ADDR", summary: "email the customer a link to set a password on the site (onboarding; the link works 7 days)", db: true, run: runCustomerInvite},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},

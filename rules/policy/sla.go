@@ -83,8 +83,24 @@ func hasWord(ws []string, markers []string) bool {
 	return false
 }
 
-// plan decides tier, calendar, deadline, rate zone, urgency and follow-up of a new ticket.
+// plan decides tier, calendar, deadline, rate zone, urgency and follow-up of a new ticket
+// asked for by email: the subject's words ask for urgent help and a callback (R12, R13).
 func (p *Policy) plan(c *helpdesk.Customer, subject string, arrival time.Time) Plan {
+	ws := words(subject)
+	a := asked{urgent: hasWord(ws, p.rules.UrgentWords), callback: hasWord(ws, p.rules.CallbackWords),
+		postpaid: slices.Contains(ws, "postpaid")}
+	return p.planAsked(c, a, arrival)
+}
+
+// asked is what a customer asked for with a new ticket: in the subject's words (email) or the
+// site's form. followup "" is the customer's answer preference (R14).
+type asked struct {
+	urgent, callback, postpaid bool
+	followup                   string // helpdesk.FollowupSite or FollowupEmail; "" the customer's
+}
+
+// planAsked is plan for what the customer asked.
+func (p *Policy) planAsked(c *helpdesk.Customer, a asked, arrival time.Time) Plan {
 	cals := p.rules.Calendars
 	eff := EffectiveTier(c, arrival)
 	pl := Plan{Tier: eff, Priority: helpdesk.PriorityNormal, ValidUntil: c.ValidUntil}
@@ -100,10 +116,9 @@ func (p *Policy) plan(c *helpdesk.Customer, subject string, arrival time.Time) P
 		pl.Due = cal.Deadline(arrival, eff.Hours())
 		pl.RateZone = cals.ZoneName(arrival)
 	}
-	ws := words(subject)
 
 	// R12: urgent goes before planned work, with a surcharge; not on SLA24.
-	if hasWord(ws, p.rules.UrgentWords) {
+	if a.urgent {
 		if eff == helpdesk.SLA24 {
 			pl.Notes = append(pl.Notes, NoteUrgentSLA24)
 		} else {
@@ -117,7 +132,8 @@ func (p *Policy) plan(c *helpdesk.Customer, subject string, arrival time.Time) P
 	}
 
 	// R13, R14: a callback request, or the customer's answer preference.
-	if hasWord(ws, p.rules.CallbackWords) {
+	switch {
+	case a.callback:
 		pl.Followup = helpdesk.FollowupCallback
 		// R13: a customer whose system we do not maintain may ask, but has no right to a
 		// callback: their notice says so instead of promising the follow-up of R14.
@@ -127,17 +143,17 @@ func (p *Policy) plan(c *helpdesk.Customer, subject string, arrival time.Time) P
 			pl.Notes = append(pl.Notes, NoteCallbackNoRight)
 		}
 		pl.Payment = helpdesk.PaymentPrepaid
-		if slices.Contains(ws, "postpaid") {
-			if eff == helpdesk.SLA24 || c.Arrears {
+		if a.postpaid {
+			if !PostpaidAllowed(c, arrival) {
 				pl.Notes = append(pl.Notes, NotePrepaidOnly)
 			} else {
 				pl.Payment = helpdesk.PaymentPostpaid
 			}
 		}
-	} else if c.AnswerBy() == helpdesk.AnswerSite {
+	case a.followup == helpdesk.FollowupSite || (a.followup == "" && c.AnswerBy() == helpdesk.AnswerSite):
 		pl.Followup = helpdesk.FollowupSite
 		pl.Notes = append(pl.Notes, NoteAnswerOnSite)
-	} else {
+	default:
 		pl.Followup = helpdesk.FollowupEmail
 	}
 	if c.Philanthropic {
@@ -147,6 +163,18 @@ func (p *Policy) plan(c *helpdesk.Customer, subject string, arrival time.Time) P
 		}
 	}
 	return pl
+}
+
+// PostpaidAllowed reports whether a customer may choose a postpaid callback (R13): SLA24
+// customers and customers with a payment status can only choose prepaid.
+func PostpaidAllowed(c *helpdesk.Customer, at time.Time) bool {
+	return EffectiveTier(c, at) != helpdesk.SLA24 && !c.Arrears
+}
+
+// UrgentAllowed reports whether a customer may ask for urgent help (R12: urgent and SLA24 do
+// not go together).
+func UrgentAllowed(c *helpdesk.Customer, at time.Time) bool {
+	return EffectiveTier(c, at) != helpdesk.SLA24
 }
 
 // limitForNewTicket checks the SLA24 ticket limits of R11 against the customer's tickets, by

@@ -1,0 +1,435 @@
+package site
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/view"
+	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/rules/policy"
+	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/templates"
+)
+
+// recentClosed is how many closed tickets the Helpdesk page lists.
+const recentClosed = 10
+
+// Bounds of a form's text fields.
+const (
+	maxSubject = 200
+	maxText    = 64 << 10
+	maxFiles   = 10
+)
+
+// helpdesk is the personal Helpdesk page: the R3 status, the tier served today, the phone
+// number for a telephone support contract (R19), the open and recent tickets.
+func (s *Server) helpdesk(w http.ResponseWriter, r *http.Request, u *who) {
+	now := s.cfg.Now()
+	c := u.customer
+	st := view.StatusOf(c, now)
+	hp := &helpdeskPage{Customer: c.ID, Tier: st.SLA, Effective: st.EffectiveSLA, Status: statusText(st.Status, s.lang(w, r, u)),
+		Hours: helpdesk.Tier(st.EffectiveSLA).Hours()}
+	if through, _ := policy.CallerVerdict(c, now); through && s.cfg.Phone != "" {
+		hp.Phone, hp.Phones = s.cfg.Phone, c.Phones
+	}
+	err := s.db.View(r.Context(), func(tx *store.Tx) error {
+		ts, err := view.CustomerTickets(tx, c.Login())
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			row := rowOf(t)
+			if t.Status == helpdesk.StatusClosed {
+				hp.Closed = append(hp.Closed, row)
+			} else {
+				hp.Open = append(hp.Open, row)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.internal(w, r, u, err)
+		return
+	}
+	slices.SortStableFunc(hp.Closed, func(a, b ticketRow) int { return b.Created.Compare(a.Created) })
+	if len(hp.Closed) > recentClosed {
+		hp.Closed = hp.Closed[:recentClosed]
+	}
+	p := &page{Title: "helpdesk.title", Nav: "helpdesk", Helpdesk: hp}
+	if r.URL.Query().Get("gezet") != "" {
+		p.Notice = "notice.password_set"
+	}
+	s.render(w, r, u, http.StatusOK, "helpdesk", p)
+}
+
+func rowOf(t view.Ticket) ticketRow {
+	return ticketRow{ID: t.ID, Subject: t.Subject, Status: t.Status, Priority: t.Priority,
+		Created: timeOf(t.Created), Due: timeOf(t.Due), Followup: t.Followup}
+}
+
+func contacts() []string { return policy.Contacts() }
+
+func (s *Server) newTicketPage(u *who) *newTicketPage {
+	now := s.cfg.Now()
+	c := u.customer
+	return &newTicketPage{SLA24: !policy.UrgentAllowed(c, now), Postpaid: policy.PostpaidAllowed(c, now),
+		NoRight: c.MaintainedBy() != helpdesk.MaintainerVendor, Contacts: contacts(),
+		MaxUpload: templates.FormatSize(s.cfg.MaxUpload, u.customer.Language())}
+}
+
+// backupVideo is the request for the backup instruction video: a ticket like any other,
+// with its subject and text filled in.
+const backupVideo = "backup-video"
+
+func (s *Server) newTicketForm(w http.ResponseWriter, r *http.Request, u *who) {
+	form := map[string]string{"contact": policy.ContactEmail}
+	if u.customer.AnswerBy() == helpdesk.AnswerSite {
+		form["contact"] = policy.ContactSite
+	}
+	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(u), Form: form}
+	if r.URL.Query().Get("verzoek") == backupVideo {
+		lang := s.lang(w, r, u)
+		form["subject"], _ = s.pages.Text(lang, "backup.subject")
+		form["text"], _ = s.pages.Text(lang, "backup.text")
+	}
+	s.render(w, r, u, http.StatusOK, "ticket_new", p)
+}
+
+// readForm reads a multipart form of at most the upload bound plus the text fields, checks
+// its form token, and returns its files. ok false: it answered the request itself.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, refuse func(key string, args ...any)) ([]desk.Upload, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1<<20)
+	if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			if !s.checkCSRFValue(r.FormValue("csrf"), u) {
+				s.forbidden(w, r, u)
+				return nil, false
+			}
+			refuse("upload.too_large", templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
+			return nil, false
+		}
+		s.message(w, r, u, http.StatusBadRequest, "error.title", "error.form")
+		return nil, false
+	}
+	if !s.checkCSRF(r, u) {
+		s.forbidden(w, r, u)
+		return nil, false
+	}
+	var files []desk.Upload
+	var total int64
+	if r.MultipartForm != nil {
+		fhs := r.MultipartForm.File["attachment"]
+		if len(fhs) > maxFiles {
+			refuse("upload.too_many", maxFiles)
+			return nil, false
+		}
+		for _, fh := range fhs {
+			if fh.Size == 0 && fh.Filename == "" {
+				continue // the empty file field of a form sent without a file
+			}
+			total += fh.Size
+			if total > s.cfg.MaxUpload {
+				refuse("upload.too_large", templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
+				return nil, false
+			}
+			f, err := fh.Open()
+			if err != nil {
+				s.internal(w, r, u, fmt.Errorf("open upload: %w", err))
+				return nil, false
+			}
+			b, err := io.ReadAll(io.LimitReader(f, s.cfg.MaxUpload+1))
+			f.Close()
+			if err != nil {
+				s.internal(w, r, u, fmt.Errorf("read upload: %w", err))
+				return nil, false
+			}
+			files = append(files, desk.Upload{Name: fh.Filename, Type: fh.Header.Get("Content-Type"), Content: b})
+		}
+	}
+	return files, true
+}
+
+func (s *Server) checkCSRFValue(v string, u *who) bool {
+	r := &http.Request{}
+	r.PostForm = map[string][]string{"csrf": {v}}
+	return s.checkCSRF(r, u)
+}
+
+// createTicket creates a ticket through the rules of an email (desk.WebTicket): a refused
+// choice is explained on the form, which keeps what the customer wrote; nothing is stored.
+func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
+	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(u), Form: map[string]string{}}
+	refuse := func(key string, args ...any) {
+		p.Error, p.ErrorArgs = key, args
+		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket_new", p)
+	}
+	files, ok := s.readForm(w, r, u, refuse)
+	for _, k := range []string{"subject", "text", "contact", "anydesk", "urgent"} {
+		p.Form[k] = r.FormValue(k)
+	}
+	if !ok {
+		return
+	}
+	subject, text := strings.TrimSpace(p.Form["subject"]), strings.TrimSpace(p.Form["text"])
+	switch {
+	case subject == "":
+		refuse("new.subject_missing")
+		return
+	case text == "":
+		refuse("new.text_missing")
+		return
+	case utf8.RuneCountInString(subject) > maxSubject || len(text) > maxText || !utf8.ValidString(subject+text):
+		refuse("new.too_long")
+		return
+	}
+	anydesk := strings.TrimSpace(p.Form["anydesk"])
+	if anydesk != "" && !validAnyDesk(anydesk) {
+		refuse("new.anydesk")
+		return
+	}
+	post := desk.WebPost{Customer: u.customer, From: u.session.Address, Subject: subject, Text: text, Files: files,
+		At: s.cfg.Now(), Choices: policy.WebChoices{Urgent: p.Form["urgent"] != "", Contact: p.Form["contact"]}}
+	if strings.HasPrefix(post.Choices.Contact, "callback") {
+		post.AnyDesk = anydesk
+	}
+	var out desk.Outcome
+	var refusal *policy.Refusal
+	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+		out, refusal, err = s.desk.WebTicket(tx, post)
+		return err
+	})
+	switch {
+	case err != nil:
+		s.internal(w, r, u, err)
+		return
+	case refusal != nil:
+		s.log.Info("site ticket refused", "customer", u.customer.ID, "refusal", refusal.Code, "detail", refusal.Error())
+		s.refusal(refuse, refusal)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "site ticket", append(out.LogAttrs(), slog.Uint64("customer", u.customer.ID), slog.Int("files", len(files)))...)
+	http.Redirect(w, r, fmt.Sprintf("/tickets/%d?nieuw=1", out.TicketID), http.StatusSeeOther)
+}
+
+// refusal explains a refusal of the rules on the form.
+func (s *Server) refusal(refuse func(string, ...any), rf *policy.Refusal) {
+	if rf.Limit != nil {
+		refuse("refuse.limit."+rf.Limit.Kind, rf.Limit.Limit)
+		return
+	}
+	refuse("refuse." + rf.Code)
+}
+
+// validAnyDesk: an AnyDesk id (9 or 10 digits, spaces allowed) or alias (name@ad).
+func validAnyDesk(s string) bool {
+	digits := strings.ReplaceAll(s, " ", "")
+	if n := len(digits); n >= 8 && n <= 12 && strings.Trim(digits, "0123456789") == "" {
+		return true
+	}
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@._-", r)) {
+			return false
+		}
+	}
+	return strings.Contains(s, "@")
+}
+
+// ticketFor reads ticket {id} of the path as its customer may see it; another customer's
+// ticket is not found, as an unknown one is.
+func (s *Server) ticketFor(r *http.Request, u *who) (*view.TicketDetail, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		return nil, helpdesk.ErrNotFound
+	}
+	var d *view.TicketDetail
+	err = s.db.View(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.Ticket(id)
+		if err != nil {
+			return err
+		}
+		if t.CustomerID != u.customer.ID {
+			return fmt.Errorf("ticket %d is customer %d's: %w", id, t.CustomerID, helpdesk.ErrNotFound)
+		}
+		d, err = view.CustomerTicketDetail(tx, id)
+		return err
+	})
+	return d, err
+}
+
+func (s *Server) ticketPage(d *view.TicketDetail, u *who) *ticketPage {
+	tp := &ticketPage{ticketRow: ticketRow{ID: d.ID, Subject: d.Subject, Status: d.Status, Priority: d.Priority,
+		Created: timeOf(d.Created), Due: timeOf(d.Due), Followup: d.Followup}, Tier: d.SLA, Payment: d.Payment,
+		Surcharge: d.Surcharge, MaxUpload: templates.FormatSize(s.cfg.MaxUpload, u.customer.Language())}
+	for _, m := range d.Messages {
+		mr := messageRow{Staff: m.Direction == helpdesk.DirectionOut, From: m.From, Date: timeOf(m.Date), Text: m.Text}
+		for _, a := range m.Attachments {
+			mr.Files = append(mr.Files, fileRow{Number: a.Number, Name: a.Filename, Size: a.Size,
+				URL: fmt.Sprintf("/tickets/%d/bijlagen/%d", d.ID, a.Number)})
+		}
+		tp.Messages = append(tp.Messages, mr)
+	}
+	return tp
+}
+
+// ticket shows a ticket's thread as its customer may see it: no internal notes, no staff
+// addresses, the files to download.
+func (s *Server) ticket(w http.ResponseWriter, r *http.Request, u *who) {
+	d, err := s.ticketFor(r, u)
+	switch {
+	case errors.Is(err, helpdesk.ErrNotFound):
+		s.log.Info("ticket not shown", "customer", u.customer.ID, "path", r.URL.Path, "why", err)
+		s.notFound(w, r, u)
+		return
+	case err != nil:
+		s.internal(w, r, u, err)
+		return
+	}
+	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(d, u)}
+	switch {
+	case r.URL.Query().Get("nieuw") != "":
+		p.Notice = "notice.created"
+	case r.URL.Query().Get("reactie") != "":
+		p.Notice = "notice.replied"
+	}
+	s.render(w, r, u, http.StatusOK, "ticket", p)
+}
+
+// reply adds the customer's reply through the rules of an emailed reply (desk.WebReply): the
+// SLA24 reply limit applies (R11); a refused reply stays in the form.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, u *who) {
+	d, err := s.ticketFor(r, u)
+	switch {
+	case errors.Is(err, helpdesk.ErrNotFound):
+		s.notFound(w, r, u)
+		return
+	case err != nil:
+		s.internal(w, r, u, err)
+		return
+	}
+	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(d, u), Form: map[string]string{}}
+	refuse := func(key string, args ...any) {
+		p.Error, p.ErrorArgs = key, args
+		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket", p)
+	}
+	files, ok := s.readForm(w, r, u, refuse)
+	p.Form["text"] = r.FormValue("text")
+	if !ok {
+		return
+	}
+	text := strings.TrimSpace(p.Form["text"])
+	switch {
+	case text == "" && len(files) == 0:
+		refuse("new.text_missing")
+		return
+	case len(text) > maxText || !utf8.ValidString(text):
+		refuse("new.too_long")
+		return
+	}
+	var out desk.Outcome
+	var refusal *policy.Refusal
+	err = s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+		out, refusal, err = s.desk.WebReply(tx, d.ID, desk.WebPost{Customer: u.customer, From: u.session.Address,
+			Text: text, Files: files, At: s.cfg.Now()})
+		return err
+	})
+	switch {
+	case err != nil:
+		s.internal(w, r, u, err)
+		return
+	case refusal != nil:
+		s.log.Info("site reply refused", "customer", u.customer.ID, "ticket", d.ID, "refusal", refusal.Code, "detail", refusal.Error())
+		s.refusal(refuse, refusal)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "site reply", append(out.LogAttrs(), slog.Uint64("customer", u.customer.ID), slog.Int("files", len(files)))...)
+	http.Redirect(w, r, fmt.Sprintf("/tickets/%d?reactie=1", d.ID), http.StatusSeeOther)
+}
+
+// attachment serves file n of the customer's ticket as a download, byte for byte as it was
+// sent: the stored type, Content-Disposition attachment, nosniff, and a sandbox policy, so
+// that no file a sender chose is ever shown as a page of the site.
+func (s *Server) attachment(w http.ResponseWriter, r *http.Request, u *who) {
+	if _, err := s.ticketFor(r, u); err != nil {
+		if errors.Is(err, helpdesk.ErrNotFound) {
+			s.notFound(w, r, u)
+			return
+		}
+		s.internal(w, r, u, err)
+		return
+	}
+	id, _ := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n <= 0 {
+		s.notFound(w, r, u)
+		return
+	}
+	var part parse.Part
+	err = s.db.View(r.Context(), func(tx *store.Tx) (err error) {
+		part, err = view.CustomerTicketFile(tx, id, n)
+		return err
+	})
+	switch {
+	case errors.Is(err, view.ErrNoAttachment), errors.Is(err, helpdesk.ErrNotFound):
+		s.notFound(w, r, u)
+		return
+	case err != nil:
+		s.internal(w, r, u, err)
+		return
+	}
+	ctype := "application/octet-stream"
+	params := map[string]string{}
+	if cs := part.Params["charset"]; cs != "" {
+		params["charset"] = cs
+	}
+	if t := mime.FormatMediaType(part.ContentType, params); t != "" {
+		ctype = t
+	}
+	disp := "attachment"
+	if part.Filename != "" {
+		if d := mime.FormatMediaType("attachment", map[string]string{"filename": part.Filename}); d != "" {
+			disp = d
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", disp)
+	h.Set("Content-Length", strconv.Itoa(len(part.Content)))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "private, no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(part.Content)
+}
+
+func timeOf(t view.Time) time.Time { return time.Time(t) }
+
+// statusText is the R3 status line in the page's language: in Dutch exactly as `customer
+// status` prints it ("geldig", "geldig tot 31-12-2027", "verlopen op 31-10-2026").
+func statusText(line, lang string) string {
+	if lang != "en" {
+		return line
+	}
+	for nl, en := range map[string]string{"geldig tot ": "valid until ", "verlopen op ": "expired on "} {
+		if rest, ok := strings.CutPrefix(line, nl); ok {
+			return en + rest
+		}
+	}
+	if line == "geldig" {
+		return "valid"
+	}
+	return line
+}
