@@ -558,6 +558,19 @@ var bucketChecks = map[string]recordCheck{
 		}
 		return exists(tx, bHeld, k)
 	},
+	string(bPasswords): func(tx *bolt.Tx, k, v []byte) error {
+		if err := jsonRecord[helpdesk.Password](8, nil)(tx, k, v); err != nil {
+			return err
+		}
+		return exists(tx, bCustomers, k)
+	},
+	string(bSessions): jsonRecord[helpdesk.Session](32, nil),
+	string(bSessionsByCust): func(tx *bolt.Tx, k, v []byte) error {
+		if len(k) != 8+32 {
+			return fmt.Errorf("key of %d bytes, want customer(8) sha256(32)", len(k))
+		}
+		return exists(tx, bSessions, k[8:])
+	},
 }
 
 func jsonRecord[T any](keyLen int, check func(k []byte, r *T) error) recordCheck {

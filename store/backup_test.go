@@ -76,6 +76,12 @@ func fill(t *testing.T, db *DB) {
 		if err := tx.MarkEscalation(tk.ID, tk.Due, 1, t0); err != nil {
 			return err
 		}
+		if err := tx.SetPassword(c.ID, &helpdesk.Password{Hash: "$argon2id$v=19$m=47104,t=1,p=1$c2FsdA$aGFzaA", Set: t0}); err != nil {
+			return err
+		}
+		if _, err := tx.CreateSession(&helpdesk.Session{CustomerID: c.ID, Address: c.Login(), Created: t0, LastSeen: t0, CSRF: "x"}); err != nil {
+			return err
+		}
 		return tx.MarkUID("INBOX", 7, 3)
 	})
 }
