@@ -18,6 +18,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/authres"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/store"
@@ -97,8 +98,9 @@ func runDoctor(e *env, args []string) error {
 	}
 
 	doctorDB(e, d, cfg)
-	doctorIMAP(e.ctx, d, cfg)
-	doctorSMTP(e.ctx, d, cfg)
+	tokens, tokensOK := doctorOAuth(e.ctx, d, cfg)
+	doctorIMAP(e.ctx, d, cfg, tokens, tokensOK)
+	doctorSMTP(e.ctx, d, cfg, tokens, tokensOK)
 
 	if cfg.SiteURL == "" {
 		d.warn("site_url", "not set: password-reset and login links (the website's recovery API) and \"your answer waits on the site\" notices cannot be sent; they fail with that reason",
@@ -222,7 +224,7 @@ func (e *probeError) Unwrap() error { return e.err }
 // same TLS mode and certificate checks), for mailbox, reading the Authentication-Results of
 // the newest emails when newest > 0, and words a failure for the operator: what failed and
 // which setting to check. It changes nothing on the server.
-func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*ingest.Account, error) {
+func probeIMAP(ctx context.Context, cfg *Config, tokens *oauth.Source, mailbox string, newest int) (*ingest.Account, error) {
 	if cfg.IMAPTLS == helpdesk.TLSNone && !helpdesk.IsLoopback(cfg.IMAPAddr) {
 		return nil, &probeError{msg: fmt.Sprintf("imap_tls = none to %s: plaintext is allowed only to a loopback address", cfg.IMAPAddr),
 			fix: "use imap_tls = tls (port 993) or starttls (port 143)"}
@@ -230,7 +232,7 @@ func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*i
 	if !helpdesk.ValidTLS(cfg.IMAPTLS) {
 		return nil, &probeError{msg: fmt.Sprintf("imap_tls = %q", cfg.IMAPTLS), fix: "want tls (IMAPS, 993), starttls (143) or none (loopback only)"}
 	}
-	a, err := ingest.Probe(ctx, ingest.Config{Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
+	a, err := ingest.Probe(ctx, ingest.Config{Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, OAuth: tokens, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(nil, cfg.IMAPAddr), Mailbox: mailbox, MoveTo: cfg.IMAPMoveTo,
 		DialTimeout: 15 * time.Second, CommandTimeout: probeTimeout}, newest)
 	var pe *ingest.ProbeError
@@ -241,7 +243,14 @@ func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*i
 	case ingest.ProbeConnect:
 		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s (%s): %v", cfg.IMAPAddr, cfg.IMAPTLS, pe.Err),
 			fix: connectFix(pe.Err, "imap", cfg.IMAPAddr, cfg.IMAPTLS), err: pe.Err}
+	case ingest.ProbeToken:
+		return nil, &probeError{msg: fmt.Sprintf("IMAP login at %s: no OAuth access token: %v", cfg.IMAPAddr, pe.Err),
+			fix: "see the OAuth check", err: pe.Err}
 	case ingest.ProbeLogin:
+		if pe.Refused && pe.Fix != "" {
+			return nil, &probeError{msg: fmt.Sprintf("IMAP server %s refused the OAuth login as %q: %s", cfg.IMAPAddr, cfg.IMAPUser, pe.Text),
+				fix: pe.Fix, err: pe.Err}
+		}
 		if pe.Refused {
 			return nil, &probeError{msg: fmt.Sprintf("IMAP server %s refused login as %q: %s", cfg.IMAPAddr, cfg.IMAPUser, pe.Text),
 				fix: "check imap_user and imap_password (HELPDESK_IMAP_PASSWORD); Microsoft 365 and Google take an app password, not the account's own, and IMAP must be enabled for the mailbox", err: pe.Err}
@@ -258,12 +267,20 @@ func probeIMAP(ctx context.Context, cfg *Config, mailbox string, newest int) (*i
 		fix: "the server refused EXAMINE or FETCH: check the account's rights on the mailbox", err: pe.Err}
 }
 
-func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
-	if err := cfg.require("imap_addr", "imap_user", "imap_password"); err != nil {
+func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config, tokens *oauth.Source, tokensOK bool) {
+	need := []string{"imap_addr", "imap_user", "imap_password"}
+	if cfg.OAuthProvider != "" {
+		need = need[:2]
+	}
+	if err := cfg.require(need...); err != nil {
 		d.fail("IMAP", "not checked: "+err.Error(), "set them; secrets best as HELPDESK_IMAP_PASSWORD in the service's environment file")
 		return
 	}
-	facts, err := probeIMAP(ctx, cfg, cfg.IMAPMailbox, authSample)
+	if cfg.OAuthProvider != "" && !tokensOK {
+		d.fail("IMAP", "not checked: no OAuth access token (see the OAuth check)", "")
+		return
+	}
+	facts, err := probeIMAP(ctx, cfg, tokens, cfg.IMAPMailbox, authSample)
 	if err != nil {
 		var pe *probeError
 		if errors.As(err, &pe) {
@@ -274,6 +291,9 @@ func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
 		return
 	}
 	how := map[string]string{helpdesk.TLSImplicit: "IMAPS, certificate checked", helpdesk.TLSStart: "STARTTLS, certificate checked", helpdesk.TLSNone: "plaintext on loopback"}[cfg.IMAPTLS]
+	if tokens != nil {
+		how += ", OAuth token"
+	}
 	if !facts.Exists {
 		d.fail("IMAP", fmt.Sprintf("logged in at %s as %s (%s), but the mailbox %q does not exist", cfg.IMAPAddr, cfg.IMAPUser, how, cfg.IMAPMailbox),
 			fmt.Sprintf("set imap_mailbox to one of: %s (names are case-sensitive)", mailboxList(facts)))
@@ -298,7 +318,7 @@ func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config) {
 
 // doctorSMTP opens a session as the notifier does (notify.Probe: EHLO, STARTTLS or TLS as
 // configured, AUTH when a user is set) and quits without sending anything.
-func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
+func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config, tokens *oauth.Source, tokensOK bool) {
 	if err := cfg.require("smtp_addr"); err != nil {
 		d.fail("SMTP", "not checked: "+err.Error(), "set it, e.g. smtp.example.com:587")
 		return
@@ -315,12 +335,18 @@ func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
 		d.fail("SMTP", fmt.Sprintf("smtp_tls = %q", cfg.SMTPTLS), "want starttls (587), tls (465) or none (loopback only)")
 		return
 	}
+	if !cfg.smtpOAuth() {
+		tokens = nil
+	} else if !tokensOK {
+		d.fail("SMTP", "not checked: no OAuth access token (see the OAuth check)", "")
+		return
+	}
 	hostname := "localhost"
 	if from, err := cfg.fromAddress(); err == nil {
 		_, hostname, _ = strings.Cut(from.Address, "@")
 	}
 	err := notify.Probe(ctx, notify.Config{Addr: addr, TLS: cfg.SMTPTLS, TLSConfig: withServerName(nil, addr), Hostname: hostname,
-		User: cfg.SMTPUser, Password: cfg.SMTPPassword, Timeout: probeTimeout})
+		User: cfg.SMTPUser, Password: cfg.SMTPPassword, OAuth: tokens, Timeout: probeTimeout})
 	var pe *notify.ProbeError
 	switch {
 	case err == nil:
@@ -334,6 +360,17 @@ func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
 	case pe.Step == notify.ProbeNoPlain:
 		d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers AUTH %s and the gateway uses PLAIN", addr, how, pe.Mechanisms),
 			"use the provider's submission server with AUTH PLAIN (smtp.office365.com:587, smtp.gmail.com:587)")
+		return
+	case pe.Step == notify.ProbeNoOAuth:
+		d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers AUTH %s and neither XOAUTH2 nor OAUTHBEARER for the OAuth token", addr, how, pe.Mechanisms),
+			"use the provider's submission server (smtp.office365.com:587, smtp.gmail.com:587), or set smtp_password for a relay that takes a password")
+		return
+	case pe.Step == notify.ProbeToken:
+		d.fail("SMTP", fmt.Sprintf("SMTP login at %s: no OAuth access token: %v", addr, pe.Err), "see the OAuth check")
+		return
+	case pe.Step == notify.ProbeLogin && tokens != nil:
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s refused the OAuth login as %q: %v", addr, cfg.SMTPUser, pe.Err),
+			"a freshly obtained token was refused too: Microsoft 365 needs SMTP AUTH enabled for the mailbox and the SMTP.Send (or SMTP.SendAsApp) permission; smtp_user must be the mailbox the token is for")
 		return
 	case pe.Step == notify.ProbeLogin:
 		d.fail("SMTP", fmt.Sprintf("SMTP server %s refused login as %q: %v", addr, cfg.SMTPUser, pe.Err),
@@ -350,6 +387,9 @@ func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config) {
 	auth := "no AUTH (smtp_user empty)"
 	if cfg.SMTPUser != "" {
 		auth = "AUTH PLAIN as " + cfg.SMTPUser + " accepted"
+	}
+	if tokens != nil {
+		auth = "AUTH with the OAuth token as " + cfg.SMTPUser + " accepted"
 	}
 	d.ok("SMTP", fmt.Sprintf("connected to %s (%s), %s; nothing sent", addr, how, auth))
 }
@@ -494,4 +534,63 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *ingest.Account) {
 	default:
 		d.warn("authserv", fmt.Sprintf("authserv_id %s is not what the server writes, so customer mail failing DMARC is not recognised; %s", cfg.AuthServID, seenText), fix)
 	}
+}
+
+// doctorOAuth checks the OAuth sign-in, when oauth_provider is set: the configuration, the
+// token file of a refresh_token flow (there, 0600), and an access token from the provider
+// (by the same source the IMAP and SMTP checks then use). It shows the token's state and
+// expiry, never a token or secret. ok is false when no token could be had.
+func doctorOAuth(ctx context.Context, d *doctorReport, cfg *Config) (tokens *oauth.Source, ok bool) {
+	if cfg.OAuthProvider == "" {
+		return nil, false
+	}
+	src, err := cfg.oauthSource(time.Now)
+	if err != nil {
+		d.fail("OAuth", err.Error(), "set the oauth_* keys named; the README's OAuth section lists what each provider needs")
+		return nil, false
+	}
+	file := cfg.oauthTokenFile()
+	var signed string
+	if src.Flow() == oauth.FlowRefreshToken {
+		c, err := oauth.ReadConsent(file)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			d.fail("OAuth", fmt.Sprintf("%s, %s: no sign-in yet (%s does not exist)", cfg.OAuthProvider, src.Flow(), file),
+				"run `"+oauth.LoginCommand+"` as the gateway's user (sudo -u helpdesk ...): it shows an address and a code to sign in with, once")
+			return src, false
+		case err != nil:
+			d.fail("OAuth", err.Error(), "run `"+oauth.LoginCommand+"` to write it anew")
+			return src, false
+		}
+		signed = fmt.Sprintf("signed in %s", c.SignedIn.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04 MST"))
+		if !c.Rotated.IsZero() {
+			signed += fmt.Sprintf(", refresh token renewed by the provider %s", c.Rotated.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04 MST"))
+		}
+		signed += fmt.Sprintf(" (%s, mode %04o)", file, c.Mode)
+		if c.Mode&0o077 != 0 {
+			d.warn("OAuth", fmt.Sprintf("%s can be read by other users (mode %04o): it holds the refresh token to the mailbox", file, c.Mode),
+				"chmod 600 "+file)
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if _, err := src.Token(tctx); err != nil {
+		fix := ""
+		if !errors.Is(err, oauth.ErrRefused) {
+			fix = "the provider could not be reached: check the network and oauth_token_url; the gateway keeps trying"
+		}
+		d.fail("OAuth", err.Error(), fix)
+		return src, false
+	}
+	st := src.State()
+	expiry := "no expiry given"
+	if !st.Expiry.IsZero() {
+		expiry = fmt.Sprintf("expires %s (in %d min); renewed before then", st.Expiry.In(helpdesk.Amsterdam()).Format("15:04 MST"), int(time.Until(st.Expiry).Round(time.Minute)/time.Minute))
+	}
+	detail := fmt.Sprintf("%s, %s: access token obtained, %s", cfg.OAuthProvider, src.Flow(), expiry)
+	if signed != "" {
+		detail += "; " + signed
+	}
+	d.ok("OAuth", detail)
+	return src, true
 }

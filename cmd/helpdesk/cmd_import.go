@@ -89,7 +89,11 @@ func runImport(e *env, args []string) error {
 	dk.Quiet = true // an archive was answered long ago: nothing is sent about it
 
 	// A look first, for a clear error: the mailbox that is not there, with the ones that are.
-	facts, err := probeIMAP(ctx, cfg, *mailbox, 0)
+	tokens, err := cfg.oauthSource(e.now)
+	if err != nil {
+		return err
+	}
+	facts, err := probeIMAP(ctx, cfg, tokens, *mailbox, 0)
 	if err != nil {
 		return err
 	}
@@ -113,7 +117,7 @@ func runImport(e *env, args []string) error {
 	// The poller does not wait for a listener: the buffer outlasts any batch many times over.
 	events := make(chan ingest.Event, 1<<14)
 	poller, err := ingest.New(ingest.Config{
-		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
+		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, OAuth: tokens, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(nil, cfg.IMAPAddr), Mailbox: *mailbox,
 		// MoveTo stays empty: an archive is left where it is (its mail is flagged \Seen).
 		MaxMessageBytes: cfg.MaxMessageBytes, Since: from, Parse: e.parseLimits, Desk: dk, Logger: log,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/rules/calendar"
 )
 
@@ -40,6 +41,18 @@ type Config struct {
 	SMTPUser     string `key:"smtp_user" help:"SMTP login; empty: no AUTH"`
 	SMTPPassword string `key:"smtp_password" secret:"1" help:"SMTP password"`
 	SMTPTLS      string `key:"smtp_tls" default:"starttls" help:"starttls (587), tls (465) or none (loopback only)"`
+
+	// OAuth 2.0 sign-in (Microsoft 365, Google Workspace) instead of the passwords.
+	OAuthProvider         string   `key:"oauth_provider" help:"sign in to IMAP (and SMTP) with OAuth 2.0: microsoft, google or generic; empty: passwords"`
+	OAuthFlow             string   `key:"oauth_flow" default:"refresh_token" help:"refresh_token (a person's one-time consent by helpdesk oauth login) or client_credentials (Microsoft 365 app-only)"`
+	OAuthTenant           string   `key:"oauth_tenant" help:"microsoft: the directory (tenant) id or domain, e.g. infobits.onmicrosoft.com; empty: organizations (refresh_token only)"`
+	OAuthClientID         string   `key:"oauth_client_id" help:"the app registration's client (application) id"`
+	OAuthClientSecret     string   `key:"oauth_client_secret" secret:"1" help:"the app's client secret (client_credentials; Google's desktop app too)"`
+	OAuthClientSecretFile string   `key:"oauth_client_secret_file" help:"file holding the client secret, instead of oauth_client_secret"`
+	OAuthScopes           []string `key:"oauth_scopes" help:"scopes, separated by spaces or commas; empty: the provider's defaults for the flow"`
+	OAuthTokenURL         string   `key:"oauth_token_url" help:"the token endpoint: required for generic, an override for the others"`
+	OAuthDeviceURL        string   `key:"oauth_device_url" help:"the device authorization endpoint (RFC 8628) of helpdesk oauth login: generic, or an override"`
+	OAuthAuthURL          string   `key:"oauth_auth_url" help:"the authorization endpoint of the browser sign-in (Google; generic without a device endpoint)"`
 
 	From        string   `key:"from" help:"sender of notifications, e.g. Infobits Helpdesk <support@infobits.example>"`
 	Staff       []string `key:"staff" help:"comma-separated staff addresses: their email to a ticket is its answer"`
@@ -248,10 +261,19 @@ func (c Config) require(keys ...string) error {
 
 // validateServe checks what the gateway needs to run, all at once.
 func (c Config) validateServe() error {
-	if err := c.require("db", "imap_addr", "imap_user", "imap_password", "smtp_addr", "from"); err != nil {
+	need := []string{"db", "imap_addr", "imap_user", "imap_password", "smtp_addr", "from"}
+	if c.OAuthProvider != "" {
+		need = slices.DeleteFunc(need, func(k string) bool { return k == "imap_password" })
+	}
+	if err := c.require(need...); err != nil {
 		return err
 	}
 	var errs []string
+	if c.OAuthProvider != "" {
+		if _, err := c.oauthConfig(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	for _, m := range []struct{ key, val string }{{"imap_tls", c.IMAPTLS}, {"smtp_tls", c.SMTPTLS}} {
 		if !helpdesk.ValidTLS(m.val) {
 			errs = append(errs, fmt.Sprintf("%s = %q: want tls, starttls or none", m.key, m.val))
@@ -358,4 +380,50 @@ func (c Config) staffAddresses() []string {
 		}
 	}
 	return out
+}
+
+// oauthTokenFile is the file of the refresh token that `oauth login` writes: beside the
+// database, not in it (backups of the database go to synced folders).
+func (c Config) oauthTokenFile() string { return c.DB + ".oauth" }
+
+// oauthConfig is the OAuth configuration, checked; the client secret read from its file.
+func (c Config) oauthConfig() (oauth.Config, error) {
+	secret := c.OAuthClientSecret
+	if c.OAuthClientSecretFile != "" {
+		if secret != "" {
+			return oauth.Config{}, errors.New("oauth_client_secret and oauth_client_secret_file are both set: keep one")
+		}
+		b, err := os.ReadFile(c.OAuthClientSecretFile)
+		if err != nil {
+			return oauth.Config{}, fmt.Errorf("oauth_client_secret_file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	oc := oauth.Config{Provider: c.OAuthProvider, Flow: c.OAuthFlow, Tenant: c.OAuthTenant, ClientID: c.OAuthClientID,
+		ClientSecret: secret, TokenURL: c.OAuthTokenURL, DeviceURL: c.OAuthDeviceURL, AuthURL: c.OAuthAuthURL,
+		Scopes: strings.Fields(strings.Join(c.OAuthScopes, " ")), TokenFile: c.oauthTokenFile()}
+	if err := oc.Check(); err != nil {
+		return oc, err
+	}
+	return oc, nil
+}
+
+// oauthSource is the token source of the gateway, doctor and oauth login; nil without
+// oauth_provider.
+func (c Config) oauthSource(now func() time.Time) (*oauth.Source, error) {
+	if c.OAuthProvider == "" {
+		return nil, nil
+	}
+	oc, err := c.oauthConfig()
+	if err != nil {
+		return nil, err
+	}
+	oc.Now = now
+	return oauth.New(oc)
+}
+
+// smtpOAuth reports whether SMTP logs in with the OAuth token: with oauth_provider set, a
+// smtp_user and no smtp_password (a password keeps a relay that takes one working).
+func (c Config) smtpOAuth() bool {
+	return c.OAuthProvider != "" && c.SMTPUser != "" && c.SMTPPassword == ""
 }

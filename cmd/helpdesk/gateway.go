@@ -18,6 +18,7 @@ import (
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/desk/backups"
 	"github.com/infobits/helpdesk/ingest"
+	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/rules/digest"
@@ -76,9 +77,18 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
+	// One token source for IMAP and SMTP: one access token serves both.
+	tokens, err := cfg.oauthSource(now)
+	if err != nil {
+		return nil, err
+	}
+	var smtpTokens *oauth.Source
+	if cfg.smtpOAuth() {
+		smtpTokens = tokens
+	}
 	events := make(chan ingest.Event, 1024)
 	poller, err := ingest.New(ingest.Config{
-		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, TLS: cfg.IMAPTLS,
+		Addr: cfg.IMAPAddr, User: cfg.IMAPUser, Password: cfg.IMAPPassword, OAuth: tokens, TLS: cfg.IMAPTLS,
 		TLSConfig: withServerName(o.imapTLS, cfg.IMAPAddr), Mailbox: cfg.IMAPMailbox, MoveTo: cfg.IMAPMoveTo,
 		MaxMessageBytes: cfg.MaxMessageBytes, PollInterval: cfg.IMAPPoll, BackoffMin: o.backoffMin,
 		BacklogAge: cfg.IMAPBacklog, Parse: o.parse,
@@ -88,7 +98,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		return nil, err
 	}
 	worker, err := notify.New(notify.Config{
-		Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
+		Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, OAuth: smtpTokens, TLS: cfg.SMTPTLS,
 		TLSConfig: withServerName(o.smtpTLS, cfg.SMTPAddr), From: from, Templates: tpl,
 		TicketTag: cfg.TicketTag, SiteURL: cfg.SiteURL, TokenTTL: cfg.TokenTTL, AttachMax: cfg.AttachMax,
 		Now: now, Logger: log.With("component", "notify"),

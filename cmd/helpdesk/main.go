@@ -43,6 +43,7 @@ func commands() []command {
 		{name: "demo", args: "[-once]", summary: "run the gateway on embedded IMAP/SMTP servers with sample mail", run: runDemo},
 		{name: "import", args: importArgs, summary: "take an existing mailbox (an archive) through ingest, sending nothing", db: true, run: runImport},
 		{name: "doctor", args: "[-config FILE]", summary: "check a configuration end to end: IMAP, SMTP, database, templates, the server's authserv-id", run: runDoctor},
+		{name: "oauth login", args: "[-config FILE] [-port N]", summary: "sign in once to the mailbox's OAuth provider (Microsoft 365, Google); the refresh token is kept beside the database", run: runOAuthLogin},
 		{name: "version", args: "", summary: "print the version, commit and Go version", run: runVersion},
 		{name: "customer add", args: customerAddArgs, summary: "register a customer", db: true, run: runCustomerAdd},
 		{name: "customer set", args: customerSetArgs, summary: "change the given fields of a customer (-email, -phone replace the lists)", db: true, run: runCustomerSet},
@@ -82,6 +83,7 @@ func commands() []command {
 type env struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
+	stdin          io.Reader // nil: none (the control socket, tests)
 	environ        []string
 	cfg            *Config // loaded on first use (configOnce)
 	cfgPath        string
@@ -128,7 +130,7 @@ func runProcess(args []string, adjust func(*env)) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), now: time.Now}
+	e := &env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, environ: os.Environ(), now: time.Now}
 	if adjust != nil {
 		adjust(e)
 	}

@@ -130,18 +130,18 @@ func (s *Source) refresh(ctx context.Context) (*oauth2.Token, error) {
 	defer unlock()
 	c, err := ReadConsent(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %w: no OAuth sign-in yet (%s does not exist): run `%s`", ErrRefused, ErrConsent, path, LoginCommand)
+		return nil, consentErr("no OAuth sign-in yet (%s does not exist): run `%s`", path, LoginCommand)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: read the OAuth token file: %w; run `%s` to write it anew", ErrRefused, ErrConsent, err, LoginCommand)
+		return nil, consentErr("read the OAuth token file: %w; run `%s` to write it anew", err, LoginCommand)
 	}
 	conf := s.cfg.oauth2()
 	if c.ClientID != conf.ClientID || c.TokenURL != conf.Endpoint.TokenURL {
-		return nil, fmt.Errorf("%w: %w: the refresh token in %s was given to client %s at %s, but the configuration names client %s at %s: run `%s` again",
-			ErrRefused, ErrConsent, path, c.ClientID, c.TokenURL, conf.ClientID, conf.Endpoint.TokenURL, LoginCommand)
+		return nil, consentErr("the refresh token in %s was given to client %s at %s, but the configuration names client %s at %s: run `%s` again",
+			path, c.ClientID, c.TokenURL, conf.ClientID, conf.Endpoint.TokenURL, LoginCommand)
 	}
 	if c.RefreshToken == "" {
-		return nil, fmt.Errorf("%w: %w: %s holds no refresh token: run `%s`", ErrRefused, ErrConsent, path, LoginCommand)
+		return nil, consentErr("%s holds no refresh token: run `%s`", path, LoginCommand)
 	}
 	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: c.RefreshToken}).Token()
 	if err != nil {

@@ -81,7 +81,7 @@ func Login(ctx context.Context, cfg Config, opt LoginOptions) (*Consent, error) 
 		if cfg.Provider == Microsoft {
 			hint = "oauth_scopes must include offline_access (the default does)"
 		}
-		return nil, fmt.Errorf("%w: the provider gave an access token but no refresh token: %s", ErrRefused, hint)
+		return nil, refusedErr("the provider gave an access token but no refresh token: %s", hint)
 	}
 	c := &Consent{Provider: cfg.Provider, ClientID: cfg.ClientID, TokenURL: conf.Endpoint.TokenURL, Scopes: conf.Scopes,
 		SignedIn: cfg.Now().UTC(), RefreshToken: tok.RefreshToken}
@@ -113,9 +113,9 @@ func deviceLogin(ctx context.Context, cfg Config, conf *oauth2.Config, opt Login
 		var re *oauth2.RetrieveError
 		switch {
 		case errors.As(err, &re) && re.ErrorCode == "access_denied":
-			return nil, fmt.Errorf("%w: the sign-in was declined (access_denied); run `%s` again to retry", ErrRefused, LoginCommand)
+			return nil, refusedErr("the sign-in was declined (access_denied); run `%s` again to retry", LoginCommand)
 		case errors.As(err, &re) && re.ErrorCode == "expired_token", errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return nil, fmt.Errorf("%w: the code expired before the sign-in was completed; run `%s` again", ErrRefused, LoginCommand)
+			return nil, refusedErr("the code expired before the sign-in was completed; run `%s` again", LoginCommand)
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("sign-in not completed: %w", context.Cause(ctx))
 		}
@@ -155,9 +155,9 @@ func browserLogin(ctx context.Context, cfg Config, conf *oauth2.Config, opt Logi
 		}
 		if e := q.Get("error"); e != "" {
 			if e == "access_denied" {
-				return "", fmt.Errorf("%w: the sign-in was declined (access_denied); run `%s` again to retry", ErrRefused, LoginCommand)
+				return "", refusedErr("the sign-in was declined (access_denied); run `%s` again to retry", LoginCommand)
 			}
-			return "", fmt.Errorf("%w: the provider answered %s: %s", ErrRefused, e, q.Get("error_description"))
+			return "", refusedErr("the provider answered %s: %s", e, q.Get("error_description"))
 		}
 		if q.Get("code") == "" {
 			return "", errors.New("the address carries no code")

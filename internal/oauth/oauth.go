@@ -66,6 +66,27 @@ var ErrRefused = errors.New("OAuth sign-in refused")
 // comes wrapped with ErrRefused.
 var ErrConsent = errors.New("no valid OAuth consent")
 
+// refused is an error that only the operator can fix: it is ErrRefused (and ErrConsent when
+// consent is set), and its text says what to do, without the sentinels' words.
+type refused struct {
+	err     error
+	consent bool
+}
+
+func (e *refused) Error() string { return e.err.Error() }
+func (e *refused) Unwrap() error { return e.err }
+func (e *refused) Is(target error) bool {
+	return target == ErrRefused || (e.consent && target == ErrConsent)
+}
+
+func refusedErr(format string, args ...any) error {
+	return &refused{err: fmt.Errorf(format, args...)}
+}
+
+func consentErr(format string, args ...any) error {
+	return &refused{err: fmt.Errorf(format, args...), consent: true}
+}
+
 // Config says where and how to get tokens. Zero values take the provider's defaults.
 type Config struct {
 	Provider     string
@@ -322,23 +343,23 @@ func (s *Source) explainAt(err error, grant, addr string) error {
 	if re.Response != nil {
 		status = re.Response.StatusCode
 	}
-	what := fmt.Sprintf("OAuth provider (%s) refused the %s grant: HTTP %d %s", s.cfg.Provider, grant, status, describe(re))
+	what := fmt.Sprintf("the OAuth provider (%s) refused the %s: HTTP %d %s", s.cfg.Provider, grant, status, describe(re))
 	switch re.ErrorCode {
 	case "invalid_grant":
 		if grant == "refresh token" {
-			return fmt.Errorf("%w: %w: %s: the consent was revoked, has expired or the password changed; run `%s` to sign in again",
-				ErrRefused, ErrConsent, what, LoginCommand)
+			return consentErr("%s: the consent was revoked, has expired or the password changed; run `%s` to sign in again",
+				what, LoginCommand)
 		}
-		return fmt.Errorf("%w: %s", ErrRefused, what)
+		return refusedErr("%s", what)
 	case "invalid_client", "unauthorized_client":
-		return fmt.Errorf("%w: %s: check oauth_client_id and oauth_client_secret (a client secret expires: the app registration shows its end date)", ErrRefused, what)
+		return refusedErr("%s: check oauth_client_id and oauth_client_secret (a client secret expires: the app registration shows its end date)", what)
 	case "invalid_scope":
-		return fmt.Errorf("%w: %s: check oauth_scopes (empty: the provider's defaults) and the permissions granted to the app", ErrRefused, what)
+		return refusedErr("%s: check oauth_scopes (empty: the provider's defaults) and the permissions granted to the app", what)
 	case "invalid_request", "unsupported_grant_type":
-		return fmt.Errorf("%w: %s: check oauth_provider, oauth_tenant and oauth_token_url", ErrRefused, what)
+		return refusedErr("%s: check oauth_provider, oauth_tenant and oauth_token_url", what)
 	}
 	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
-		return fmt.Errorf("%w: %s", ErrRefused, what)
+		return refusedErr("%s", what)
 	}
 	return fmt.Errorf("%s (the gateway tries again)", what) // 5xx, 429: the provider's trouble
 }
@@ -357,8 +378,9 @@ func describe(re *oauth2.RetrieveError) string {
 			return r
 		}, d)
 		if len(d) > 300 {
-			d = d[:300] + "…"
+			d = strings.ToValidUTF8(d[:300], "") + "…"
 		}
+		d = strings.TrimRight(d, ". ")
 		s += ": " + d
 	}
 	return s
