@@ -555,7 +555,11 @@ func runServe(e *env, args []string) error {
 		<-ctlDone
 		return err
 	}
-	log.Info("gateway running", "imap", cfg.IMAPAddr, "mailbox", cfg.IMAPMailbox, "smtp", cfg.SMTPAddr,
+	signIn := "password"
+	if cfg.OAuthProvider != "" {
+		signIn = "oauth " + cfg.OAuthProvider + " " + cfg.OAuthFlow
+	}
+	log.Info("gateway running", "imap", cfg.IMAPAddr, "mailbox", cfg.IMAPMailbox, "smtp", cfg.SMTPAddr, "sign_in", signIn,
 		"db", cfg.DB, "control", socketPath(cfg.DB), "http", cfg.HTTPAddr)
 	// The HTTP server stops taking requests as soon as the gateway is told to stop (or stops
 	// by itself), while the gateway finishes the email in hand and flushes the outbox.

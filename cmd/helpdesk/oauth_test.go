@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,5 +229,53 @@ func TestOAuthClientCredentials(t *testing.T) {
 	r = runBin(t, env, "serve", "-once")
 	if r.code == 0 || !strings.Contains(r.stderr, "invalid_client") || !strings.Contains(r.stderr, "check oauth_client_id and oauth_client_secret") {
 		t.Errorf("serve with a wrong secret: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestOAuthLoginBrowser: `oauth login` for a provider whose device flow cannot be used
+// (Google's refuses the mail scope): it prints an address for the browser, which comes back to
+// the command's loopback listener; the gateway then signs in with the saved refresh token.
+func TestOAuthLoginBrowser(t *testing.T) {
+	p, ts := oauthPeers(t)
+	env := append(oauthEnv(t, p, ts, oauth.FlowRefreshToken), "HELPDESK_OAUTH_DEVICE_URL=", "HELPDESK_OAUTH_AUTH_URL="+ts.AuthURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "oauth", "login")
+	cmd.Env = append(env, raceEnv)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if u := strings.TrimSpace(line); strings.HasPrefix(u, ts.AuthURL()+"?") {
+			// The person's browser: the provider approves and sends it back to the command.
+			go func() {
+				if resp, err := http.Get(u); err == nil {
+					resp.Body.Close()
+				} else {
+					t.Errorf("browser: %v", err)
+				}
+			}()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("oauth login: %v\n%s\n%s", err, out.String(), stderr.String())
+	}
+	if !strings.Contains(out.String(), "ssh -L ") || !strings.Contains(out.String(), "signed in: the refresh token is in") ||
+		ts.Grants("authorization_code") != 1 {
+		t.Fatalf("oauth login said:\n%s", out.String())
+	}
+	noSecrets(t, ts, "oauth login", out.String()+stderr.String())
+	if r := runBin(t, env, "serve", "-once"); r.code != 0 {
+		t.Fatalf("serve after the browser sign-in: exit %d\n%s", r.code, r.stderr)
 	}
 }
