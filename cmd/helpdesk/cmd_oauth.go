@@ -74,12 +74,10 @@ func runOAuthLogin(e *env, args []string) error {
 			"(ssh -L %s), or paste here the address the browser shows when it cannot load that page.\nWaiting…\n",
 			terminalSafe(who), terminalSafe(p.URL), p.Redirect, sshForward(p.Redirect))
 	}
-	c, err := oauth.Login(ctx, oc, oauth.LoginOptions{Show: show, Pasted: pasted, Port: *port})
-	if err != nil {
+	if _, err := oauth.Login(ctx, oc, oauth.LoginOptions{Show: show, Pasted: pasted, Port: *port}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "signed in: the refresh token is in %s (mode 0600, for this user only; not in the database or its backups)\n", cfg.oauthTokenFile())
-	_ = c
 	if cfg.IMAPAddr != "" && cfg.IMAPUser != "" {
 		src, err := cfg.oauthSource(e.now)
 		if err != nil {

@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -397,12 +396,4 @@ func cleanNetErr(err error) error {
 
 func isLoopbackHost(h string) bool {
 	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1"
-}
-
-// scopeList renders scopes for messages.
-func scopeList(s []string) string {
-	if len(s) == 0 {
-		return "(none)"
-	}
-	return strings.Join(slices.Clone(s), " ")
 }
