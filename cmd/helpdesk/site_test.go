@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -401,4 +402,348 @@ func TestSiteCrossSite(t *testing.T) {
 	if o := mustRun(t, env, "ticket", "list"); strings.Contains(o, "Gratis") {
 		t.Errorf("a refused POST made a ticket:\n%s", o)
 	}
+}
+
+var ticketPath = regexp.MustCompile(`^/tickets/([0-9]+)\?nieuw=1$`)
+
+// newSiteTicket posts the new-ticket form and returns the ticket's number.
+func newSiteTicket(t *testing.T, v *visitor, fields map[string]string, files ...upload) string {
+	t.Helper()
+	fields["csrf"] = v.csrf("/tickets/nieuw")
+	r := v.postFiles("/tickets", fields, files...)
+	m := ticketPath.FindStringSubmatch(r.header.Get("Location"))
+	if r.status != http.StatusSeeOther || m == nil {
+		t.Fatalf("POST /tickets: %d %q\n%s", r.status, r.header.Get("Location"), r.text())
+	}
+	return m[1]
+}
+
+// TestSiteTickets: a ticket asked for on the site is the ticket an email would make — the
+// acknowledgement reaches the SMTP peer, its file is the ticket's attachment 1 for `ticket
+// attachment` too; staff answer by email, the notification links to the ticket page, which
+// shows the answer and its file; the customer replies with a file and downloads it back byte
+// for byte. Another customer sees none of it.
+func TestSiteTickets(t *testing.T) {
+	p := newPeers(t)
+	clk := siteClock()
+	base, env, _ := siteGateway(t, p, clk)
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+
+	pdf := []byte("%PDF-1.4\n% foutrapport van de bonprinter\n%%EOF\n")
+	id := newSiteTicket(t, v, map[string]string{"subject": "Bonprinter geeft foutcode E4", "text": "Sinds vanochtend\nprint de bonprinter niet meer.",
+		"contact": "site", "urgent": "on"}, upload{"foutrapport.pdf", "application/pdf", pdf})
+	r := v.get("/tickets/" + id + "?nieuw=1")
+	for _, want := range []string{"Uw ticket is aangemaakt", "Bonprinter geeft foutcode E4", "print de bonprinter niet meer", "foutrapport.pdf", "Spoed", "antwoord via de site"} {
+		if !strings.Contains(r.text(), want) {
+			t.Errorf("the new ticket's page does not say %q:\n%s", want, r.text())
+		}
+	}
+	// The acknowledgement at the SMTP peer, as for an email (R12: urgent with a surcharge).
+	ack := waitSubject(t, p, siteA, "[Infobits #"+id+"] Ontvangen: Bonprinter geeft foutcode E4")
+	if txt := plainText(t, ack.Data); !strings.Contains(txt, "spoed") {
+		t.Errorf("the acknowledgement does not mention urgent help:\n%s", txt)
+	}
+	waitSubject(t, p, staffList, "[Infobits #"+id+"] Nieuw ticket")
+	// The file is the ticket's attachment 1 for staff too.
+	if got := mustRun(t, env, "ticket", "attachment", id, "1", "-o", "-"); got != string(pdf) {
+		t.Errorf("ticket attachment %s 1 = %q, want the uploaded bytes", id, got)
+	}
+	show := mustRun(t, env, "ticket", "show", id, "-json")
+	if !strings.Contains(show, `"priority": "urgent"`) || !strings.Contains(show, `"followup": "site"`) || !strings.Contains(show, `"surcharge": true`) {
+		t.Errorf("ticket show does not have the choices:\n%s", show)
+	}
+
+	// Staff answer by email, with a file; the customer is told the answer waits on the site.
+	p.deliver(t, staffAuth+mailWithFiles("Jan <jan@infobits.example>", "Re: [Infobits #"+id+"] Bonprinter geeft foutcode E4", "antw-1@infobits.example", "",
+		"Goedemorgen,\r\n\r\nE4 betekent: papier op. Zie de handleiding.\r\n\r\nJan",
+		testFile{name: "handleiding E4.txt", ctype: "text/plain; charset=utf-8", content: []byte("Stap 1: open de klep.\n")}))
+	note := waitSubject(t, p, siteA, "[Infobits #"+id+"] Er staat een antwoord voor u klaar")
+	if txt := plainText(t, note.Data); !strings.Contains(txt, base+"/tickets/"+id) {
+		t.Fatalf("the notification does not link to the ticket page:\n%s", txt)
+	}
+	r = v.get("/tickets/" + id)
+	for _, want := range []string{"E4 betekent: papier op", "handleiding E4.txt", "Helpdesk"} {
+		if !strings.Contains(r.text(), want) {
+			t.Errorf("the ticket page does not show %q after the answer:\n%s", want, r.text())
+		}
+	}
+	if strings.Contains(r.body, "jan@infobits.example") {
+		t.Errorf("the ticket page shows the staff member's address")
+	}
+	// Download the staff answer's file.
+	r = v.get("/tickets/" + id + "/bijlagen/2")
+	if r.status != http.StatusOK || r.body != "Stap 1: open de klep.\n" {
+		t.Fatalf("GET attachment 2: %d %q", r.status, r.body)
+	}
+	for k, want := range map[string]string{"Content-Disposition": `attachment; filename="handleiding E4.txt"`,
+		"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"} {
+		if got := r.header.Get(k); got != want {
+			t.Errorf("attachment %s = %q, want %q", k, got, want)
+		}
+	}
+
+	// The customer replies with a file; it is added as an emailed reply is (staff told).
+	img := []byte{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 1, 2, 3}
+	r = v.postFiles("/tickets/"+id+"/reactie", map[string]string{"csrf": v.csrf("/tickets/" + id), "text": "Dank, het werkt weer. Foto erbij."},
+		upload{`C:\Users\piet\foto kassa.png`, "image/png", img})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("POST reactie: %d\n%s", r.status, r.text())
+	}
+	waitSubject(t, p, staffList, "[Infobits #"+id+"] Reactie van de klant")
+	r = v.get("/tickets/" + id + "/bijlagen/3")
+	if r.status != http.StatusOK || r.body != string(img) || r.header.Get("Content-Disposition") != `attachment; filename="foto kassa.png"` {
+		t.Errorf("GET attachment 3: %d %q %q", r.status, r.header.Get("Content-Disposition"), r.body)
+	}
+	if r := v.get("/tickets/" + id); !strings.Contains(r.text(), "Dank, het werkt weer") || !strings.Contains(r.text(), "Open") {
+		t.Errorf("the reply is not on the ticket page, or the ticket not open again:\n%s", r.text())
+	}
+	// The Helpdesk page lists it.
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "#"+id+" Bonprinter geeft foutcode E4") {
+		t.Errorf("the Helpdesk page does not list ticket %s:\n%s", id, r.text())
+	}
+
+	// Another customer: nothing of it, neither the page nor a file nor a reply.
+	mustRun(t, env, "customer", "invite", siteB)
+	w := newVisitor(t, base)
+	setPassword(t, w, emailedLink(t, p, siteB, 1), sitePW)
+	for _, path := range []string{"/tickets/" + id, "/tickets/" + id + "/bijlagen/1", "/tickets/" + id + "/bijlagen/2", "/tickets/999"} {
+		if r := w.get(path); r.status != http.StatusNotFound || strings.Contains(r.body, "Bonprinter") || strings.Contains(r.body, "PDF") {
+			t.Errorf("customer B GET %s: %d\n%s", path, r.status, r.text())
+		}
+	}
+	r = w.postFiles("/tickets/"+id+"/reactie", map[string]string{"csrf": w.csrf("/helpdesk"), "text": "Ik kaap dit ticket"})
+	if r.status != http.StatusNotFound {
+		t.Errorf("customer B replying to A's ticket: %d", r.status)
+	}
+	if show := mustRun(t, env, "ticket", "show", id); strings.Contains(show, "kaap") {
+		t.Errorf("customer B's reply landed on A's ticket")
+	}
+}
+
+// waitSubject waits for a message to addr whose subject starts with subject.
+func waitSubject(t *testing.T, p *peers, addr, subject string) smtpsink.Message {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, m := range sinkTo(p.sink.Messages(), addr) {
+			if strings.HasPrefix(headerOf(m.Data, "Subject"), subject) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for _, m := range sinkTo(p.sink.Messages(), addr) {
+				got = append(got, headerOf(m.Data, "Subject"))
+			}
+			t.Fatalf("no message to %s with subject %q; got %q", addr, subject, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSiteRefusals: the rules of an email refuse on the form what they would refuse by mail
+// (R11–R13), say why, keep what the customer wrote, and store nothing: urgent with SLA24,
+// postpaid with SLA24, a bad AnyDesk id, the SLA24 limits of open tickets and replies.
+func TestSiteRefusals(t *testing.T) {
+	p := newPeers(t)
+	clk := siteClock()
+	base, env, _ := siteGateway(t, p, clk, "HELPDESK_SLA24_OPEN_TICKETS=1", "HELPDESK_SLA24_REPLIES_PER_TICKET=1")
+	mustRun(t, env, "customer", "invite", siteB)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteB, 1), sitePW)
+
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "geldig") || strings.Contains(r.text(), "+31 20 123 4567") {
+		t.Errorf("SLA24's Helpdesk page: the status, and no phone number:\n%s", r.text())
+	}
+	post := func(fields map[string]string) reply {
+		fields["csrf"] = v.csrf("/tickets/nieuw")
+		return v.postFiles("/tickets", fields)
+	}
+	for _, c := range []struct {
+		fields map[string]string
+		says   string
+	}{
+		{map[string]string{"subject": "Kassa kapot", "text": "Help snel", "contact": "email", "urgent": "on"}, "Spoed en SLA24 gaan niet samen"},
+		{map[string]string{"subject": "Kassa kapot", "text": "Bel me", "contact": "callback-postpaid"}, "Achteraf betalen (postpaid) is alleen mogelijk"},
+		{map[string]string{"subject": "Kassa kapot", "text": "Bel me", "contact": "callback-prepaid", "anydesk": "<script>"}, "Dat is geen AnyDesk-ID"},
+		{map[string]string{"subject": "", "text": "x", "contact": "email"}, "Vul een onderwerp in"},
+	} {
+		r := post(c.fields)
+		if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), c.says) || !strings.Contains(r.text(), "Er is niets opgeslagen") && c.fields["subject"] != "" && c.fields["anydesk"] == "" {
+			t.Errorf("POST /tickets %v: %d, want 422 saying %q\n%s", c.fields, r.status, c.says, r.text())
+		}
+		if c.fields["text"] != "" && !strings.Contains(r.body, ">"+c.fields["text"]+"</textarea>") {
+			t.Errorf("the refused form lost the text %q", c.fields["text"])
+		}
+		if strings.Contains(r.body, "<script>") {
+			t.Errorf("the form echoes markup unescaped")
+		}
+	}
+	if o := mustRun(t, env, "ticket", "list"); strings.Contains(o, "Kassa kapot") {
+		t.Fatalf("a refused form made a ticket:\n%s", o)
+	}
+	// A prepaid callback is allowed; the AnyDesk id reaches staff in the text.
+	id := newSiteTicket(t, v, map[string]string{"subject": "Kassa kapot", "text": "Bel me", "contact": "callback-prepaid", "anydesk": "123 456 789"})
+	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `AnyDesk: 123 456 789`) || !strings.Contains(show, `"followup": "callback"`) || !strings.Contains(show, `"payment": "prepaid"`) {
+		t.Errorf("ticket show of the callback:\n%s", show)
+	}
+	// R11: one open ticket at a time, one reply per ticket.
+	r := post(map[string]string{"subject": "Tweede vraag", "text": "Nog iets", "contact": "email"})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "hoogstens 1 tickets tegelijk open") {
+		t.Errorf("a second open ticket on SLA24: %d\n%s", r.status, r.text())
+	}
+	reply := func(text string) reply {
+		return v.postFiles("/tickets/"+id+"/reactie", map[string]string{"csrf": v.csrf("/tickets/" + id), "text": text})
+	}
+	if r := reply("Eerste reactie"); r.status != http.StatusSeeOther {
+		t.Fatalf("the first reply: %d\n%s", r.status, r.text())
+	}
+	if r := reply("Tweede reactie"); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "hoogstens 1 reacties per ticket") {
+		t.Errorf("a reply over the SLA24 limit: %d\n%s", r.status, r.text())
+	}
+	if show := mustRun(t, env, "ticket", "show", id); strings.Contains(show, "Tweede reactie") || strings.Contains(show, "Tweede vraag") {
+		t.Errorf("a refused reply or ticket was stored:\n%s", show)
+	}
+	if o := mustRun(t, env, "ticket", "held"); strings.Contains(o, "Tweede") {
+		t.Errorf("a refused form was held (the customer was told on the form):\n%s", o)
+	}
+}
+
+// TestSiteAccount: Mijn account changes what customer set would (contact names, the answer
+// preference, the language, the phone numbers of R19) through the same rules; a password
+// change needs the current password and ends every other session. "Login vergeten" starts a
+// login change that only the safeguards of R17 let through: the new address confirms (GET
+// shows, POST confirms), and the old login's link stops it.
+func TestSiteAccount(t *testing.T) {
+	p := newPeers(t)
+	clk := siteClock()
+	base, env, _ := siteGateway(t, p, clk)
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	other := newVisitor(t, base) // the same customer on another computer
+	other.login(siteA, sitePW)
+
+	save := func(form url.Values) reply {
+		form.Set("csrf", v.csrf("/account"))
+		return v.post("/account", form)
+	}
+	r := save(url.Values{"form": {"profile"}, "contact": {"Piet de Vries", "Piet"}, "answer": {"site"}, "lang": {"en"}, "phones": {"06 1234 5678\n020-7654321"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("save the profile: %d\n%s", r.status, r.text())
+	}
+	saved := r.header.Get("Location")
+	c := showCustomer(t, env, siteA)
+	if c["answer"] != "site" || c["lang"] != "en" || fmt.Sprint(c["phones"]) != "[+31612345678 +31207654321]" || fmt.Sprint(c["contacts"]) != "map[info@bakkerijdevries.nl:Piet de Vries piet@bakkerijdevries.nl:Piet]" {
+		t.Errorf("customer show after the profile was saved: %v", c)
+	}
+	if r := v.get(saved); !strings.Contains(r.body, `<html lang="en">`) || !strings.Contains(r.text(), "Your details are saved") {
+		t.Errorf("the account page after choosing English:\n%s", r.text())
+	}
+	if r := save(url.Values{"form": {"profile"}, "answer": {"site"}, "lang": {"en"}, "phones": {"bel me maar"}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "A phone number is not right") {
+		t.Errorf("a bad phone number: %d\n%s", r.status, r.text())
+	}
+
+	// A password change needs the current one.
+	const newPW = "Appeltaart-met-slagroom"
+	if r := save(url.Values{"form": {"password"}, "current_password": {"geraden"}, "password": {newPW}, "password2": {newPW}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "current password is wrong") {
+		t.Fatalf("change the password with a wrong current one: %d\n%s", r.status, r.text())
+	}
+	if r := save(url.Values{"form": {"password"}, "current_password": {sitePW}, "password": {newPW}, "password2": {newPW}}); r.status != http.StatusSeeOther {
+		t.Fatalf("change the password: %d\n%s", r.status, r.text())
+	}
+	if r := v.get("/helpdesk"); r.status != http.StatusOK {
+		t.Errorf("the browser that changed the password was logged out: %d", r.status)
+	}
+	if r := other.get("/helpdesk"); r.status != http.StatusSeeOther {
+		t.Errorf("another session still works after a password change: %d", r.status)
+	}
+	if r := other.post("/inloggen", url.Values{"email": {siteA}, "password": {sitePW}}); r.status != http.StatusUnauthorized {
+		t.Errorf("the old password still works: %d", r.status)
+	}
+	other.login("piet@bakkerijdevries.nl", newPW) // any of the customer's addresses
+
+	// Login vergeten (R17): the same answer for a wrong number; a link to the new address.
+	w := newVisitor(t, base)
+	for _, num := range []string{"1", "99"} {
+		r := w.post("/login/vergeten", url.Values{"customer": {num}, "email": {"nieuw@bakkerijdevries.nl"}})
+		if r.status != http.StatusOK || !strings.Contains(r.text(), "Als het klantnummer bekend is") {
+			t.Errorf("login vergeten for customer %s: %d\n%s", num, r.status, r.text())
+		}
+	}
+	confirm := only(t, waitMessages(t, p, "nieuw@bakkerijdevries.nl", 1), "nieuw@bakkerijdevries.nl")
+	toks := siteLoginLinks(t, confirm)
+	if len(toks) != 1 {
+		t.Fatalf("the confirmation has %d login links", len(toks))
+	}
+	// Links in emails point to site_url; the test's gateway is there under its own address.
+	for range 2 { // a link scanner first: GET does nothing
+		if r := w.get("/login/bevestig?token=" + toks[0]); r.status != http.StatusOK || !strings.Contains(r.text(), "Bevestig dat dit e-mailadres") {
+			t.Fatalf("GET the confirmation link: %d\n%s", r.status, r.text())
+		}
+	}
+	r = w.post("/login/bevestig", url.Values{"token": {toks[0]}})
+	if r.status != http.StatusOK || !strings.Contains(r.text(), "De wijziging gaat in op") {
+		t.Fatalf("POST the confirmation: %d\n%s", r.status, r.text())
+	}
+	if login, pending := loginOf(t, env, siteA); login != siteA || !pending {
+		t.Fatalf("after the new address confirmed: login %s, pending %v; want unchanged and pending", login, pending)
+	}
+	if r := v.get("/account"); !strings.Contains(r.text(), "A change of your login to nieuw@bakkerijdevries.nl is pending") {
+		t.Errorf("the account page does not show the pending change:\n%s", r.text())
+	}
+	// The old login's notice: its cancel link stops the change.
+	notice := waitMessages(t, p, siteA, 2) // the invitation, the login notice
+	var cancel string
+	for _, m := range notice {
+		if ls := siteLoginLinks(t, m); len(ls) == 2 {
+			cancel = ls[1]
+		}
+	}
+	if cancel == "" {
+		t.Fatalf("no login notice with two links to %s", siteA)
+	}
+	if r := w.get("/login/bevestig?token=" + cancel); !strings.Contains(r.text(), "Stop the change") && !strings.Contains(r.text(), "Wijziging stoppen") {
+		t.Errorf("GET the cancel link:\n%s", r.text())
+	}
+	if r := w.post("/login/bevestig", url.Values{"token": {cancel}}); r.status != http.StatusOK || !strings.Contains(r.text(), "De wijziging is gestopt") {
+		t.Fatalf("POST the cancel link: %d\n%s", r.status, r.text())
+	}
+	clk.Advance(73 * time.Hour)
+	if login, pending := loginOf(t, env, siteA); login != siteA || pending {
+		t.Errorf("after the cancel: login %s, pending %v", login, pending)
+	}
+	// A password link is no login link, and the other way round.
+	if r := w.post("/login/bevestig", url.Values{"token": {toks[0]}}); r.status != http.StatusBadRequest {
+		t.Errorf("a used login link: %d", r.status)
+	}
+}
+
+// waitMessages waits until addr has at least n messages and returns them.
+func waitMessages(t *testing.T, p *peers, addr string, n int) []smtpsink.Message {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if msgs := sinkTo(p.sink.Messages(), addr); len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages to %s, want %d", len(sinkTo(p.sink.Messages(), addr)), addr, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var siteLoginLink = regexp.MustCompile(`http://[0-9.:]+/login/bevestig\?token=([A-Za-z0-9_-]{43})`)
+
+// siteLoginLinks returns the tokens of the login links in a message's text, in order.
+func siteLoginLinks(t *testing.T, m smtpsink.Message) []string {
+	t.Helper()
+	var out []string
+	for _, l := range siteLoginLink.FindAllStringSubmatch(plainText(t, m.Data), -1) {
+		out = append(out, l[1])
+	}
+	return out
 }
