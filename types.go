@@ -88,6 +88,11 @@ func (d Date) Before(e Date) bool {
 	return d.Day < e.Day
 }
 
+// Midnight is the start of the day d in Amsterdam.
+func (d Date) Midnight() time.Time {
+	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, Amsterdam())
+}
+
 // AddDays returns the date n days after d (before it for a negative n).
 func (d Date) AddDays(n int) Date {
 	return DateOf(time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk/backups"
 	"github.com/infobits/helpdesk/rules/retention"
+	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -176,7 +178,20 @@ func runRestore(e *env, args []string) error {
 	if res.Previous != "" {
 		fmt.Fprintf(e.stdout, "the previous database is kept as %s\n", res.Previous)
 	}
+	// The search index is derived from the database it was built with: it is rebuilt from the
+	// restored one at the next start.
+	if idx := search.Path(cfg.DB); fileExists(idx) {
+		if err := os.RemoveAll(idx); err != nil {
+			return fmt.Errorf("remove the search index of the previous database (%s): %w; remove it by hand, it is rebuilt at the next start", idx, err)
+		}
+		fmt.Fprintf(e.stdout, "removed the search index of the previous database; it is rebuilt from the restored one at the next start\n")
+	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // runVerify checks a backup or a database file and prints its counts.

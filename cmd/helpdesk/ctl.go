@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -212,6 +213,8 @@ type ctlServer struct {
 	log  *slog.Logger
 	now  func() time.Time
 	wg   sync.WaitGroup
+	// search is the gateway's search index (nil when it could not be opened).
+	search *search.Index
 }
 
 // listenCtl creates the socket. A stale socket left by a crashed gateway is replaced; one a
@@ -311,7 +314,7 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(conn)
 	e := &env{ctx: ctx, stdout: frameWriter{&mu, conn, enc, false}, stderr: frameWriter{&mu, conn, enc, true},
-		cfg: s.cfg, db: s.db, remote: true, dir: req.Dir, user: cmp.Or(req.User, "an unknown operator"), now: s.now, log: s.log}
+		cfg: s.cfg, db: s.db, search: s.search, remote: true, dir: req.Dir, user: cmp.Or(req.User, "an unknown operator"), now: s.now, log: s.log}
 	code := 2
 	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
 		s.log.Info("control command", "command", cmd.name, "user", e.user)

@@ -22,6 +22,7 @@ import (
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/rules/digest"
+	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -48,6 +49,9 @@ type gateway struct {
 	heldEvery time.Duration
 	// digest is when the daily digest goes (digest_time).
 	digest digest.Schedule
+	// search is the search index, kept up to date after every commit; nil when it could not
+	// be opened (the gateway works on without it).
+	search *search.Index
 }
 
 // gatewayOptions carries what only tests and the demo set.
@@ -369,7 +373,7 @@ func (g *gateway) listenHTTP(cfg *Config) (*httpAPI, error) {
 		return nil, fmt.Errorf("http_addr = %s (HELPDESK_HTTP_ADDR): cannot listen: %v; choose a free address, or set it empty to turn the HTTP API off", cfg.HTTPAddr, err)
 	}
 	hlog := g.log.With("component", "http")
-	var h http.Handler = api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health}, g.db, g.desk, g.metrics)
+	var h http.Handler = api.New(api.Config{Token: cfg.APIToken, Now: g.now, Logger: hlog, Health: g.health, Search: g.search}, g.db, g.desk, g.metrics)
 	if cfg.Site {
 		web, err := site.New(site.Config{SiteURL: cfg.SiteURL, Phone: cfg.SitePhone, MaxUpload: cfg.MaxMessageBytes,
 			Templates: cfg.Templates, Now: g.now, Logger: g.log.With("component", "site")}, g.db, g.desk)
@@ -434,6 +438,11 @@ func (g *gateway) once(ctx context.Context) error {
 	g.reportHeld(ctx)
 	g.settleLogins(ctx)
 	g.checkQueue(ctx)
+	if g.search != nil {
+		if _, err := g.search.CatchUp(ctx); err != nil {
+			g.log.Error("the search index could not be updated (the tickets are safe in the database)", "err", err)
+		}
+	}
 	res, err := g.worker.Drain(ctx, true)
 	g.log.Info("outbox drained", "sent", res.Sent, "failed", res.Failed, "retrying", res.Retrying)
 	if err != nil {
@@ -468,6 +477,9 @@ func (g *gateway) run(parent context.Context) error {
 	wg.Go(func() { g.runHeldReports(ctx) })
 	wg.Go(func() { g.runLoginChanges(ctx) })
 	wg.Go(func() { g.runQueueChecks(ctx) })
+	if g.search != nil {
+		wg.Go(func() { g.search.Run(ctx) })
+	}
 	<-ctx.Done()
 	g.log.Info("stopping: finishing the email in hand")
 	wg.Wait()
@@ -521,6 +533,13 @@ func runServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The search index is derived data: without it the gateway works on, and says so.
+	if idx, err := search.Open(search.Path(cfg.DB), db, log.With("component", "search")); err != nil {
+		log.Error("the search index cannot be opened: ticket search and GET /api/tickets are off until it can (helpdesk search reindex)", "err", err)
+	} else {
+		defer idx.Close()
+		gw.search = idx
+	}
 	// The daily backup (R20), when backup_dir is set; not for -once (cron runs `backup`).
 	daily, err := backups.NewSchedule(cfg.BackupDir, cfg.BackupTime, db, backupVersion(), log, e.now)
 	if err != nil {
@@ -544,6 +563,7 @@ func runServe(e *env, args []string) error {
 	}
 	ctx, stopCtl := context.WithCancel(e.ctx)
 	defer stopCtl()
+	ctl.search = gw.search
 	ctlDone := make(chan struct{})
 	go func() {
 		defer close(ctlDone)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -56,6 +57,7 @@ func commands() []command {
 		{name: "customer invite", args: "ADDR", summary: "email the customer a link to set a password on the site (onboarding; the link works 7 days)", db: true, run: runCustomerInvite},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
+		{name: "ticket search", args: ticketSearchArgs, summary: "find tickets by words in subjects, threads and attachment names (Dutch and English forms), best first", db: true, run: runTicketSearch},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
 		{name: "ticket attachment", args: ticketAttachmentArgs, summary: "write attachment N of a ticket (ticket show numbers them) to a file", db: true, run: runTicketAttachment},
 		{name: "ticket held", args: ticketHeldArgs, summary: "list emails that did not become ticket messages, with the reason", db: true, run: runTicketHeld},
@@ -64,6 +66,7 @@ func commands() []command {
 		{name: "ticket close", args: "ID", summary: "close a ticket, as a staff email's #close (noted on the thread with your user name)", db: true, run: runTicketClose},
 		{name: "ticket reopen", args: "ID", summary: "set a ticket open again, as #reopen", db: true, run: runTicketReopen},
 		{name: "ticket assign", args: "ID ADDR", summary: "assign a ticket to a staff address, as #assign ADDR", db: true, run: runTicketAssign},
+		{name: "search reindex", args: "", summary: "rebuild the search index from the database (it is derived data: nothing is lost)", db: true, run: runSearchReindex},
 		{name: "outbox list", args: "[-json] [-status queued|sent|failed]", summary: "list notifications with their state, attempts and last error", db: true, run: runOutboxList},
 		{name: "outbox retry", args: "ID... | -failed", summary: "queue failed notifications again, to be sent at once", db: true, run: runOutboxRetry},
 		{name: "backup", args: backupArgs, summary: "write a compressed, checksummed hot copy of the database to DIR, then prune (R20)", db: true, run: runBackup},
@@ -88,6 +91,7 @@ type env struct {
 	cfg            *Config // loaded on first use (configOnce)
 	cfgPath        string
 	db             *store.DB
+	search         *search.Index // the running gateway's search index (control socket)
 	remote         bool   // running inside the gateway for a control-socket client
 	dir            string // the control-socket client's working directory
 	user           string // the control-socket client's operator (see operator)

@@ -305,6 +305,22 @@ func Tickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 	} else if ts, err = tx.Tickets(); err != nil {
 		return nil, err
 	}
+	SortWork(ts)
+	cache := map[uint64]string{}
+	out := make([]Ticket, 0, len(ts))
+	for _, t := range ts {
+		l, err := login(tx, t.CustomerID, cache)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ticketOf(t, l))
+	}
+	return out, nil
+}
+
+// SortWork orders tickets as `ticket list` shows them: the work first (not closed), urgent
+// first, then by due time (no due time last), then by number.
+func SortWork(ts []*helpdesk.Ticket) {
 	slices.SortStableFunc(ts, func(a, b *helpdesk.Ticket) int {
 		if ca, cb := a.Status == helpdesk.StatusClosed, b.Status == helpdesk.StatusClosed; ca != cb {
 			if ca {
@@ -329,16 +345,15 @@ func Tickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	cache := map[uint64]string{}
-	out := make([]Ticket, 0, len(ts))
-	for _, t := range ts {
-		l, err := login(tx, t.CustomerID, cache)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ticketOf(t, l))
+}
+
+// ListTicket is a ticket as the lists show it, with its customer's login address.
+func ListTicket(tx *store.Tx, t *helpdesk.Ticket, cache map[uint64]string) (Ticket, error) {
+	l, err := login(tx, t.CustomerID, cache)
+	if err != nil {
+		return Ticket{}, err
 	}
-	return out, nil
+	return ticketOf(t, l), nil
 }
 
 // TicketDetailOf returns ticket id with its thread and notifications.

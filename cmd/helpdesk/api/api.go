@@ -41,6 +41,7 @@ import (
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/rules/policy"
+	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -56,6 +57,8 @@ type Config struct {
 	// Health reports each component ("imap", "ingest", "smtp", "store") as "ok" or a text
 	// saying what is wrong. nil: no components, always healthy.
 	Health func(ctx context.Context) map[string]string
+	// Search is the ticket index of GET /api/tickets; nil: that route answers 503.
+	Search *search.Index
 }
 
 // MaxBody is the largest request body accepted, in bytes; larger ones get 413.
@@ -95,6 +98,7 @@ func New(cfg Config, db *store.DB, dk *desk.Desk, m *Metrics) http.Handler {
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mux.HandleFunc("GET /api/customers/{addr}/status", s.customerStatus)
 	s.mux.HandleFunc("GET /api/customers/{addr}/tickets", s.customerTickets)
+	s.mux.HandleFunc("GET /api/tickets", s.tickets)
 	s.mux.HandleFunc("GET /api/tickets/{id}", s.ticket)
 	s.mux.HandleFunc("GET /api/tickets/{id}/attachments/{n}", s.attachment)
 	s.mux.HandleFunc("POST /api/tickets/{id}/answers", s.answer)
@@ -351,6 +355,71 @@ func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ts)
+}
+
+// ticketList is the answer of GET /api/tickets.
+type ticketList struct {
+	Tickets []search.Found `json:"tickets"`
+	Total   int            `json:"total"` // matches, of which at most limit are listed
+}
+
+// tickets lists tickets for the website or a staff tool: ?q= words (Dutch and English forms
+// alike, best first, with the matching line), ?status=, ?customer= an address, ?due_before= a
+// moment (RFC 3339, or a date: midnight in Amsterdam) — tickets awaiting their first response
+// due before it —, ?limit= (default 50, at most 500). Without q, the work first.
+func (s *server) tickets(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Search == nil {
+		writeError(w, http.StatusServiceUnavailable, "the search index is not available; helpdesk search reindex rebuilds it")
+		return
+	}
+	v := r.URL.Query()
+	q := search.Query{Text: v.Get("q"), Status: v.Get("status"), Limit: 50}
+	if q.Status != "" && !search.ValidStatus(q.Status) {
+		writeError(w, http.StatusBadRequest, "status is one of "+strings.Join(search.Statuses(), ", "))
+		return
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "limit is a whole number from 1 to 500")
+			return
+		}
+		q.Limit = n
+	}
+	if d := v.Get("due_before"); d != "" {
+		t, err := time.Parse(time.RFC3339, d)
+		if err != nil {
+			t, err = time.ParseInLocation(time.DateOnly, d, helpdesk.Amsterdam())
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "due_before is RFC 3339 (2026-11-30T13:00:00+01:00) or a date (2026-11-30)")
+			return
+		}
+		q.DueBefore = t
+	}
+	if a := v.Get("customer"); a != "" {
+		err := s.db.View(r.Context(), func(tx *store.Tx) error {
+			c, err := tx.CustomerByAddress(a)
+			if err == nil {
+				q.CustomerID = c.ID
+			}
+			return err
+		})
+		switch {
+		case errors.Is(err, helpdesk.ErrNotFound):
+			writeError(w, http.StatusNotFound, "no customer has this address")
+			return
+		case err != nil:
+			s.internal(w, r, err)
+			return
+		}
+	}
+	found, total, err := s.cfg.Search.Find(r.Context(), q)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ticketList{Tickets: append([]search.Found{}, found...), Total: total})
 }
 
 // ticketID reads the path's {id}; it answers 400 itself.

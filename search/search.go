@@ -1,0 +1,516 @@
+// Package search is the full-text index of the tickets: their subjects, thread texts (the
+// customer's emails, staff answers and notes) and attachment names, Dutch and English word
+// forms alike ("kassa" finds "kassa's", "printer" finds "printers"), ranked, with filters on
+// status, customer, arrival and deadline. It uses bleve (scorch) with the Dutch and English
+// stemming analyzers.
+//
+// The index is derived data, in a folder beside the database (DB + ".search"): the store marks
+// every ticket it changes (store's search_pending bucket, in the same transaction), and the
+// index takes the marked tickets in after the commit and then clears their marks. A gateway
+// that stopped between the two finishes at its next start; an index that is lost or broken is
+// rebuilt from the store (Rebuild, `helpdesk search reindex`). Its loss never loses a ticket:
+// nothing is kept only here. The index stores no text, only the terms: the matching line of a
+// hit is read from the store.
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/lang/nl"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/rules/escalation"
+	"github.com/infobits/helpdesk/store"
+)
+
+// Path is the index folder of the database at dbPath.
+func Path(dbPath string) string { return dbPath + ".search" }
+
+// analyzerNL is Dutch with the apostrophe plural and possessive taken off ("kassa's" is
+// "kassa"), which bleve's Dutch analyzer leaves on.
+const analyzerNL = "helpdesk_nl"
+
+// The fields of a ticket's document.
+const (
+	fSubject   = "subject"    // Dutch
+	fSubjectEN = "subject_en" // English
+	fBody      = "body"       // the thread's texts, Dutch
+	fBodyEN    = "body_en"
+	fFiles     = "files" // attachment names
+	fStatus    = "status"
+	fCustomer  = "customer"
+	fCreated   = "created"
+	fDue       = "due" // only while the ticket awaits its first response
+)
+
+func indexMapping() (mapping.IndexMapping, error) {
+	im := bleve.NewIndexMapping()
+	if err := im.AddCustomAnalyzer(analyzerNL, map[string]any{
+		"type": custom.Name, "tokenizer": unicode.Name,
+		"token_filters": []string{en.PossessiveName, lowercase.Name, nl.StopName, nl.SnowballStemmerName},
+	}); err != nil {
+		return nil, fmt.Errorf("search analyzer: %w", err)
+	}
+	text := func(analyzer string) *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer, f.Store, f.IncludeTermVectors, f.IncludeInAll, f.DocValues = analyzer, false, false, false, false
+		return f
+	}
+	kw := func() *mapping.FieldMapping {
+		f := bleve.NewKeywordFieldMapping()
+		f.Analyzer, f.Store, f.IncludeInAll, f.DocValues = keyword.Name, false, false, false
+		return f
+	}
+	date := func() *mapping.FieldMapping {
+		f := bleve.NewDateTimeFieldMapping()
+		f.Store, f.IncludeInAll, f.DocValues = false, false, false
+		return f
+	}
+	dm := bleve.NewDocumentStaticMapping()
+	dm.AddFieldMappingsAt(fSubject, text(analyzerNL))
+	dm.AddFieldMappingsAt(fSubjectEN, text(en.AnalyzerName))
+	dm.AddFieldMappingsAt(fBody, text(analyzerNL))
+	dm.AddFieldMappingsAt(fBodyEN, text(en.AnalyzerName))
+	dm.AddFieldMappingsAt(fFiles, text(analyzerNL))
+	dm.AddFieldMappingsAt(fStatus, kw())
+	dm.AddFieldMappingsAt(fCustomer, kw())
+	dm.AddFieldMappingsAt(fCreated, date())
+	dm.AddFieldMappingsAt(fDue, date())
+	im.DefaultMapping = dm
+	im.StoreDynamic, im.IndexDynamic, im.DocValuesDynamic = false, false, false
+	return im, nil
+}
+
+// Index is the open search index. It is safe for concurrent use.
+type Index struct {
+	path string
+	db   *store.DB
+	log  *slog.Logger
+
+	mu  sync.RWMutex // guards idx (Rebuild swaps it)
+	idx bleve.Index
+	// catchUp serialises the taking in of marked tickets.
+	catchUp sync.Mutex
+}
+
+// Open opens the index at path for the tickets of db, creating it when there is none (and
+// marking every ticket, so the next CatchUp fills it). An index that cannot be opened is
+// derived data: it is moved aside and made anew, with a warning. It blocks at most a few
+// seconds for the index's lock.
+func Open(path string, db *store.DB, log *slog.Logger) (*Index, error) {
+	x := &Index{path: path, db: db, log: log}
+	idx, err := bleve.OpenUsing(path, map[string]any{"bolt_timeout": "3s"})
+	switch {
+	case err == nil:
+		x.idx = idx
+		return x, nil
+	case errors.Is(err, bleve.ErrorIndexPathDoesNotExist):
+	default:
+		aside := fmt.Sprintf("%s.broken-%d", path, time.Now().Unix())
+		log.Warn("the search index cannot be opened; it is rebuilt from the database", "path", path, "moved_to", aside, "err", err)
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("search index %s cannot be opened (%v) nor moved aside: %w", path, err, rerr)
+		}
+	}
+	if err := x.create(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// create makes an empty index at x.path and marks every ticket for it.
+func (x *Index) create() error {
+	m, err := indexMapping()
+	if err != nil {
+		return err
+	}
+	idx, err := bleve.NewUsing(x.path, m, scorch.Name, scorch.Name, map[string]any{"bolt_timeout": "3s"})
+	if err != nil {
+		return fmt.Errorf("create search index %s: %w", x.path, err)
+	}
+	if err := x.db.Update(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.MarkAllSearch()
+		return err
+	}); err != nil {
+		idx.Close()
+		return fmt.Errorf("mark the tickets for the new search index: %w", err)
+	}
+	x.mu.Lock()
+	x.idx = idx
+	x.mu.Unlock()
+	return nil
+}
+
+// Close closes the index.
+func (x *Index) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.idx.Close()
+}
+
+// batchSize is how many tickets one batch of CatchUp takes in.
+const batchSize = 500
+
+// CatchUp takes in every ticket marked since the last time, in batches, and returns how many.
+// Marks are cleared only once their batch is on disk, and only when the ticket was not
+// changed again meanwhile.
+func (x *Index) CatchUp(ctx context.Context) (int, error) {
+	x.catchUp.Lock()
+	defer x.catchUp.Unlock()
+	total := 0
+	for {
+		var marks []store.SearchMark
+		var docs map[string]map[string]any
+		var gone []string
+		if err := x.db.View(ctx, func(tx *store.Tx) error {
+			marks = tx.SearchPending(batchSize)
+			docs = make(map[string]map[string]any, len(marks))
+			for _, m := range marks {
+				t, err := tx.Ticket(m.TicketID)
+				if errors.Is(err, helpdesk.ErrNotFound) {
+					gone = append(gone, docID(m.TicketID))
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				msgs, err := tx.Messages(t.ID)
+				if err != nil {
+					return err
+				}
+				docs[docID(t.ID)] = docOf(t, msgs)
+			}
+			return nil
+		}); err != nil {
+			return total, fmt.Errorf("read tickets to index: %w", err)
+		}
+		if len(marks) == 0 {
+			return total, nil
+		}
+		x.mu.RLock()
+		b := x.idx.NewBatch()
+		for id, d := range docs {
+			if err := b.Index(id, d); err != nil {
+				x.mu.RUnlock()
+				return total, fmt.Errorf("index ticket %s: %w", id, err)
+			}
+		}
+		for _, id := range gone {
+			b.Delete(id)
+		}
+		err := x.idx.Batch(b)
+		x.mu.RUnlock()
+		if err != nil {
+			return total, fmt.Errorf("write the search index: %w", err)
+		}
+		if err := x.db.Update(ctx, func(tx *store.Tx) error { return tx.ClearSearch(marks) }); err != nil {
+			return total, fmt.Errorf("clear search marks: %w", err)
+		}
+		total += len(marks)
+	}
+}
+
+// Run keeps the index up to date while ctx lasts: after every commit that changed a ticket.
+// A failure is logged and tried again at the next change or after a minute.
+func (x *Index) Run(ctx context.Context) {
+	wake := x.db.SearchWake()
+	retry := time.NewTicker(time.Minute)
+	defer retry.Stop()
+	for {
+		if n, err := x.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			x.log.Error("the search index could not be updated; will try again (the tickets are safe in the database)", "err", err)
+		} else if n > 0 {
+			x.log.Debug("search index updated", "tickets", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-retry.C:
+		}
+	}
+}
+
+// Rebuild makes the index anew from the store: every ticket is taken in again. It returns the
+// number of tickets indexed. Searches during a rebuild see the old index until the new one is
+// complete.
+func (x *Index) Rebuild(ctx context.Context) (int, error) {
+	x.catchUp.Lock()
+	tmp := x.path + ".new"
+	if err := os.RemoveAll(tmp); err != nil {
+		x.catchUp.Unlock()
+		return 0, fmt.Errorf("remove %s: %w", tmp, err)
+	}
+	fresh := &Index{path: tmp, db: x.db, log: x.log}
+	if err := fresh.create(); err != nil {
+		x.catchUp.Unlock()
+		return 0, err
+	}
+	n, err := fresh.CatchUp(ctx)
+	if err != nil {
+		fresh.Close()
+		x.catchUp.Unlock()
+		return n, err
+	}
+	if err := fresh.Close(); err != nil {
+		x.catchUp.Unlock()
+		return n, err
+	}
+	x.mu.Lock()
+	x.idx.Close()
+	old := x.path + ".old"
+	_ = os.RemoveAll(old)
+	err = os.Rename(x.path, old)
+	if err == nil {
+		err = os.Rename(tmp, x.path)
+	}
+	idx, oerr := bleve.OpenUsing(x.path, map[string]any{"bolt_timeout": "3s"})
+	if oerr == nil {
+		x.idx = idx
+	}
+	x.mu.Unlock()
+	x.catchUp.Unlock()
+	if err != nil || oerr != nil {
+		return n, fmt.Errorf("replace the search index: %w", errors.Join(err, oerr))
+	}
+	_ = os.RemoveAll(old)
+	return n, nil
+}
+
+func docID(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// docOf is a ticket's document: subject, every text of the thread (delivery reports left
+// out), attachment names, and the filter fields.
+func docOf(t *helpdesk.Ticket, msgs []*helpdesk.Message) map[string]any {
+	var body, files strings.Builder
+	for _, m := range msgs {
+		if m.Direction == helpdesk.DirectionReport {
+			continue
+		}
+		body.WriteString(m.Text)
+		body.WriteString("\n")
+		for _, a := range m.Attachment {
+			files.WriteString(a.Filename)
+			files.WriteString("\n")
+		}
+	}
+	d := map[string]any{fSubject: t.Subject, fSubjectEN: t.Subject, fBody: body.String(), fBodyEN: body.String(),
+		fFiles: files.String(), fStatus: t.Status, fCustomer: docID(t.CustomerID), fCreated: t.Created}
+	if escalation.Awaiting(t) {
+		d[fDue] = t.Due
+	}
+	return d
+}
+
+// Query is a search: words (any may be empty for a filter-only list) and filters.
+type Query struct {
+	Text       string
+	Status     string    // open, answered or closed; "" any
+	CustomerID uint64    // 0: any
+	Since      time.Time // arrived at or after; zero: any
+	DueBefore  time.Time // awaiting a first response, due before; zero: any
+	Limit      int       // 0: 50
+}
+
+// Hit is one ticket found, best first.
+type Hit struct {
+	TicketID uint64
+	Score    float64
+}
+
+// Search returns the tickets matching q, best first. Every word of q.Text must match, in
+// the subject, the thread or an attachment name, in any of its Dutch or English forms; a
+// match in the subject weighs twice.
+func (x *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
+	var must []query.Query
+	for _, w := range strings.Fields(q.Text) {
+		var any []query.Query
+		for _, f := range []string{fSubject, fSubjectEN, fBody, fBodyEN, fFiles} {
+			mq := bleve.NewMatchQuery(w)
+			mq.SetField(f)
+			if f == fSubject || f == fSubjectEN {
+				mq.SetBoost(2)
+			}
+			any = append(any, mq)
+		}
+		must = append(must, bleve.NewDisjunctionQuery(any...))
+	}
+	if q.Status != "" {
+		tq := bleve.NewTermQuery(q.Status)
+		tq.SetField(fStatus)
+		must = append(must, tq)
+	}
+	if q.CustomerID != 0 {
+		tq := bleve.NewTermQuery(docID(q.CustomerID))
+		tq.SetField(fCustomer)
+		must = append(must, tq)
+	}
+	if !q.Since.IsZero() {
+		rq := bleve.NewDateRangeQuery(q.Since, time.Time{})
+		rq.SetField(fCreated)
+		must = append(must, rq)
+	}
+	if !q.DueBefore.IsZero() {
+		rq := bleve.NewDateRangeQuery(time.Time{}, q.DueBefore)
+		rq.SetField(fDue)
+		must = append(must, rq)
+	}
+	var qq query.Query = bleve.NewMatchAllQuery()
+	if len(must) > 0 {
+		qq = bleve.NewConjunctionQuery(must...)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	req := bleve.NewSearchRequestOptions(qq, limit, 0, false)
+	if q.Text == "" {
+		req.SortBy([]string{"_id"})
+	}
+	x.mu.RLock()
+	res, err := x.idx.SearchInContext(ctx, req)
+	x.mu.RUnlock()
+	if err != nil {
+		return nil, 0, fmt.Errorf("search: %w", err)
+	}
+	out := make([]Hit, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		id, err := strconv.ParseUint(h.ID, 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, Hit{TicketID: id, Score: h.Score})
+	}
+	return out, int(res.Total), nil
+}
+
+// Size is the bytes the index takes on disk.
+func (x *Index) Size() (int64, error) {
+	var n int64
+	err := walkSize(x.path, &n)
+	return n, err
+}
+
+func walkSize(dir string, n *int64) error {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if e.IsDir() {
+			if err := walkSize(dir+"/"+e.Name(), n); err != nil {
+				return err
+			}
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			*n += fi.Size()
+		}
+	}
+	return nil
+}
+
+// MatchingLine returns the first line of the ticket — its subject, a line of its thread, an
+// attachment name — with a word of text in any of its Dutch or English forms, cut to about
+// 160 characters around the word; "" when none has (a filter-only search).
+func (x *Index) MatchingLine(text string, t *helpdesk.Ticket, msgs []*helpdesk.Message) string {
+	x.mu.RLock()
+	m := x.idx.Mapping()
+	x.mu.RUnlock()
+	var analyzers []analysis.Analyzer
+	for _, name := range []string{analyzerNL, en.AnalyzerName} {
+		if a := m.AnalyzerNamed(name); a != nil {
+			analyzers = append(analyzers, a)
+		}
+	}
+	want := map[string]bool{}
+	for _, a := range analyzers {
+		for _, tok := range a.Analyze([]byte(text)) {
+			want[string(tok.Term)] = true
+		}
+	}
+	if len(want) == 0 {
+		return ""
+	}
+	match := func(line string) (int, bool) {
+		for _, a := range analyzers {
+			for _, tok := range a.Analyze([]byte(line)) {
+				if want[string(tok.Term)] {
+					return tok.Start, true
+				}
+			}
+		}
+		return 0, false
+	}
+	lines := []string{t.Subject}
+	for _, msg := range msgs {
+		if msg.Direction == helpdesk.DirectionReport {
+			continue
+		}
+		lines = append(lines, strings.Split(msg.Text, "\n")...)
+	}
+	for _, msg := range msgs {
+		for _, a := range msg.Attachment {
+			lines = append(lines, a.Filename)
+		}
+	}
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if at, ok := match(l); ok {
+			return excerpt(l, at, 160)
+		}
+	}
+	return ""
+}
+
+// excerpt cuts line to about n bytes around byte offset at, on rune boundaries, marking cuts
+// with "…".
+func excerpt(line string, at, n int) string {
+	if len(line) <= n {
+		return line
+	}
+	start := max(0, at-n/3)
+	for start > 0 && !utf8.RuneStart(line[start]) {
+		start--
+	}
+	end := min(len(line), start+n)
+	for end < len(line) && !utf8.RuneStart(line[end]) {
+		end++
+	}
+	out := line[start:end]
+	if start > 0 {
+		out = "…" + out
+	}
+	if end < len(line) {
+		out += "…"
+	}
+	return out
+}
+
+// Statuses are the ticket statuses a filter may name.
+func Statuses() []string {
+	return []string{helpdesk.StatusOpen, helpdesk.StatusAnswered, helpdesk.StatusClosed}
+}
+
+// ValidStatus reports whether s is a ticket status.
+func ValidStatus(s string) bool { return slices.Contains(Statuses(), s) }
