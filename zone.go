@@ -21,3 +21,7 @@ var amsterdam = sync.OnceValue(func() *time.Location {
 	}
 	return loc
 })
+
+// Today is the calendar date of t in Amsterdam: the day validity dates (R3), limits (R11) and
+// the retention rule (R20) count.
+func Today(t time.Time) Date { return DateOf(t.In(Amsterdam())) }

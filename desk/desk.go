@@ -525,7 +525,7 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 			return out, fmt.Errorf("queue %s notification: %w", n.Kind, err)
 		}
 		if n.Kind == helpdesk.KindOverLimit && d.Customer != nil {
-			if err := tx.MarkLimitNotice(d.Customer.ID, policy.Today(e.Arrival)); err != nil {
+			if err := tx.MarkLimitNotice(d.Customer.ID, helpdesk.Today(e.Arrival)); err != nil {
 				return out, err
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 )
 
 // A staff answer given on the website (AnswerFromAPI) must do exactly what the same answer
@@ -29,16 +29,7 @@ type answerFixture struct {
 
 func newAnswerFixture(t *testing.T) *answerFixture {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			t.Errorf("database check: %v", err)
-		}
-		db.Close()
-	})
+	db := storetest.New(t)
 	rules := testRules(t, policy.Limits{})
 	rules.Staff = append(rules.Staff, "els@infobits.example")
 	f := &answerFixture{t: t, db: db, desk: &desk.Desk{Policy: policy.New(rules), MessageIDDomain: "infobits.example",

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/infobits/helpdesk/rules/calendar"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 )
 
 // mailOpts describe a test email.
@@ -159,17 +159,8 @@ func newMemFixture(t *testing.T, q imapmem.Quirks, tweak func(*ingest.Config)) *
 
 func newFixtureOn(t *testing.T, srv *server, tweak func(*ingest.Config)) *fixture {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			t.Errorf("database check: %v", err)
-		}
-		db.Close()
-	})
-	err = db.Update(context.Background(), func(tx *store.Tx) error {
+	db := storetest.New(t)
+	err := db.Update(context.Background(), func(tx *store.Tx) error {
 		for _, c := range []*helpdesk.Customer{
 			{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8},
 			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24},

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 	"github.com/infobits/helpdesk/templates"
 )
 
@@ -73,23 +73,6 @@ func loadTemplates(tb testing.TB) *templates.Set {
 	return tplSet
 }
 
-func openStore(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		tb.Fatalf("store.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			tb.Errorf("store check: %v", err)
-		}
-		if err := db.Close(); err != nil {
-			tb.Errorf("store close: %v", err)
-		}
-	})
-	return db
-}
-
 // env is one worker wired to a real store and a real SMTP sink.
 type env struct {
 	db     *store.DB
@@ -103,7 +86,7 @@ type env struct {
 // mod may change the worker's configuration.
 func newEnv(tb testing.TB, opts smtpsink.Options, mod func(*notify.Config)) *env {
 	tb.Helper()
-	e := &env{db: openStore(tb), sink: smtptest.New(tb, opts), clock: &clock{t: start}}
+	e := &env{db: storetest.New(tb), sink: smtptest.New(tb, opts), clock: &clock{t: start}}
 	e.cfg = notify.Config{
 		Addr: e.sink.Addr(), TLS: helpdesk.TLSNone,
 		From:      &mail.Address{Name: fromName, Address: fromAddr},
@@ -914,7 +897,7 @@ func TestGiveUpAfter(t *testing.T) {
 }
 
 func TestNewRefusesPlaintextToRemote(t *testing.T) {
-	db := openStore(t)
+	db := storetest.New(t)
 	base := notify.Config{TLS: helpdesk.TLSNone, From: &mail.Address{Address: fromAddr}, Templates: loadTemplates(t)}
 	for addr, ok := range map[string]bool{
 		"smtp.example.com:25": false,

@@ -21,7 +21,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
-	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
+
+	"github.com/infobits/helpdesk"
 )
 
 //go:embed nl/*.tmpl en/*.tmpl
@@ -178,10 +179,7 @@ type Set struct {
 // embedded ones of the same name, and renders every kind in every language with sample data:
 // a broken override is reported now, at start-up, not when a customer's mail is due.
 func Load(overrideDir string) (*Set, error) {
-	loc, err := time.LoadLocation("Europe/Amsterdam")
-	if err != nil {
-		return nil, fmt.Errorf("load time zone: %w", err)
-	}
+	loc := helpdesk.Amsterdam()
 	s := &Set{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}, loc: loc}
 	read := func(name string) (string, error) {
 		if overrideDir != "" {

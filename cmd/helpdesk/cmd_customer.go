@@ -248,7 +248,7 @@ func moment(e *env, at string) (time.Time, error) {
 	if err != nil || d.IsZero() {
 		return time.Time{}, fmt.Errorf("%w: -at %q: want a date YYYY-MM-DD", errUsage, at)
 	}
-	return time.Date(d.Year, d.Month, d.Day, 12, 0, 0, 0, amsterdam()), nil
+	return time.Date(d.Year, d.Month, d.Day, 12, 0, 0, 0, helpdesk.Amsterdam()), nil
 }
 
 func runCustomerShow(e *env, args []string) error {

@@ -88,7 +88,7 @@ func customerByArg(tx *store.Tx, arg string) (*helpdesk.Customer, error) {
 
 // loginState says where a login change stands, for the operator.
 func loginState(ch *helpdesk.LoginChange) string {
-	at := func(t time.Time) string { return t.In(amsterdam()).Format("2006-01-02 15:04") }
+	at := func(t time.Time) string { return t.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04") }
 	switch {
 	case ch.Outcome == helpdesk.LoginApplied:
 		return "took effect " + at(ch.Settled) + " (" + ch.Detail + ")"

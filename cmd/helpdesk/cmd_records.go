@@ -12,7 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	_ "time/tzdata" // Europe/Amsterdam on machines without zoneinfo
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
@@ -172,7 +171,7 @@ func runTicketHeld(e *env, args []string) error {
 		return fmt.Errorf("%w: -reason %q: want one of %s", errUsage, f.Reason, strings.Join(helpdesk.HeldReasons(), ", "))
 	}
 	if *since != "" {
-		t, err := time.ParseInLocation(time.DateOnly, *since, amsterdam())
+		t, err := time.ParseInLocation(time.DateOnly, *since, helpdesk.Amsterdam())
 		if err != nil {
 			return fmt.Errorf("%w: -since %q: want a day YYYY-MM-DD", errUsage, *since)
 		}
@@ -335,20 +334,11 @@ func noPositional(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// amsterdam is the zone times are shown in (the helpdesk's), whatever the machine's zone.
-func amsterdam() *time.Location {
-	loc, err := time.LoadLocation("Europe/Amsterdam")
-	if err != nil {
-		return time.UTC
-	}
-	return loc
-}
-
 func shortTime(t view.Time) string {
 	if time.Time(t).IsZero() {
 		return "-"
 	}
-	return time.Time(t).In(amsterdam()).Format("2006-01-02 15:04")
+	return time.Time(t).In(helpdesk.Amsterdam()).Format("2006-01-02 15:04")
 }
 
 func dash(s string) string {

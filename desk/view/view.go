@@ -223,7 +223,7 @@ type CustomerStatus struct {
 func StatusOf(c *helpdesk.Customer, at time.Time) CustomerStatus {
 	return CustomerStatus{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(helpdesk.SLA24)),
 		EffectiveSLA: string(policy.EffectiveTier(c, at)), ValidUntil: c.ValidUntil.String(),
-		Status: policy.StatusLine(c, policy.Today(at))}
+		Status: policy.StatusLine(c, helpdesk.Today(at))}
 }
 
 // CustomerDetail is `customer show -json`: the record, and how it is served on the day.
@@ -240,7 +240,7 @@ type CustomerDetail struct {
 // (nil for none).
 func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at time.Time) CustomerDetail {
 	st := StatusOf(c, at)
-	d := CustomerDetail{Customer: CustomerOf(c), On: policy.Today(at).String(), EffectiveSLA: st.EffectiveSLA, Status: st.Status}
+	d := CustomerDetail{Customer: CustomerOf(c), On: helpdesk.Today(at).String(), EffectiveSLA: st.EffectiveSLA, Status: st.Status}
 	if pending != nil {
 		v := LoginChangeOf(pending)
 		d.PendingLogin = &v

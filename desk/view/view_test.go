@@ -3,7 +3,6 @@ package view_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,28 +12,13 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 )
 
 var ctx = context.Background()
 
 // t0 is a fixed moment; tests never read the clock.
 var t0 = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
-
-// newDB opens a fresh database in t.TempDir() and checks it at cleanup.
-func newDB(t *testing.T) *store.DB {
-	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			t.Errorf("database check: %v", err)
-		}
-		db.Close()
-	})
-	return db
-}
 
 // fill stores two customers, tickets in a deliberately mixed order, a thread with an
 // attachment, notifications and a held email.
@@ -133,7 +117,7 @@ func sorted(s ...string) []string {
 // The CLI's JSON is a contract with scripts and the website: field names and shapes are fixed.
 // Customers show their addresses, login first (R1), tier (R2) and valid_until (R3).
 func TestJSONContract(t *testing.T) {
-	db := newDB(t)
+	db := storetest.New(t)
 	fill(t, db)
 	var tickets []view.Ticket
 	var detail *view.TicketDetail
@@ -277,7 +261,7 @@ func TestJSONContract(t *testing.T) {
 // oldest ticket; tickets without a deadline come last in their group, closed tickets after
 // all the others.
 func TestTicketOrder(t *testing.T) {
-	db := newDB(t)
+	db := storetest.New(t)
 	fill(t, db)
 	ids := func(ts []view.Ticket) []uint64 {
 		var out []uint64

@@ -9,11 +9,6 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Today is the calendar date of t in Amsterdam: validity dates are Dutch dates (R3).
-func Today(t time.Time) helpdesk.Date {
-	return helpdesk.DateOf(t.In(helpdesk.Amsterdam()))
-}
-
 // Valid reports whether the customer's paid tier is valid on the date (R3): no end date, or
 // the date is not after the last valid day.
 func Valid(c *helpdesk.Customer, on helpdesk.Date) bool {
@@ -23,7 +18,7 @@ func Valid(c *helpdesk.Customer, on helpdesk.Date) bool {
 // EffectiveTier is the tier a customer is served at on a moment (R3): a paid tier past its
 // valid-until date is served as SLA24.
 func EffectiveTier(c *helpdesk.Customer, at time.Time) helpdesk.Tier {
-	if c.Tier.Paid() && !Valid(c, Today(at)) {
+	if c.Tier.Paid() && !Valid(c, helpdesk.Today(at)) {
 		return helpdesk.SLA24
 	}
 	if c.Tier == "" {
@@ -100,9 +95,9 @@ func CallerVerdict(c *helpdesk.Customer, at time.Time) (through bool, reason str
 	case !c.Contract:
 		return false, "no telephone support contract"
 	case c.Tier.Paid() && !eff.Paid():
-		return false, "the paid helpdesk tier " + StatusLine(c, Today(at))
+		return false, "the paid helpdesk tier " + StatusLine(c, helpdesk.Today(at))
 	case !eff.Paid():
 		return false, "SLA24 has no telephone support"
 	}
-	return true, "telephone support contract, " + string(c.Tier) + " " + StatusLine(c, Today(at))
+	return true, "telephone support contract, " + string(c.Tier) + " " + StatusLine(c, helpdesk.Today(at))
 }

@@ -626,7 +626,7 @@ func (p *Policy) holdOverLimit(d Decision, c *helpdesk.Customer, hit *LimitHit, 
 	if d.Automatic {
 		return d, nil
 	}
-	sent, err := v.LimitNoticeSent(c.ID, Today(e.Arrival))
+	sent, err := v.LimitNoticeSent(c.ID, helpdesk.Today(e.Arrival))
 	if err != nil {
 		return d, fmt.Errorf("limit notices of customer %d: %w", c.ID, err)
 	}

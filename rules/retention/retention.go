@@ -2,11 +2,11 @@
 // "of every last weekday and of every first working day of the month a backup is kept; you then
 // always have a backup of the last 7 weekdays and of every first working day of the month".
 //
-// It also owns the names the gateway gives its backups, because the rule reads a backup's time
-// from its name: helpdesk-YYYYMMDD-HHMMSS.db.gz with its manifest helpdesk-YYYYMMDD-HHMMSS.json,
-// the snapshot time in Europe/Amsterdam.
+// The rule reads a backup's time from its name (helpdesk.ParseBackupName: the names are shared
+// with the store, which writes them).
 //
-// It is pure: file names in, decisions out. The caller lists the folder and deletes.
+// It is pure: file names in, decisions out; it never touches a file (desk/backups lists the
+// folder and deletes) and never links the store.
 package retention
 
 import (
@@ -22,23 +22,13 @@ import (
 // dayOf is the calendar day in a base name (the name's own digits: Amsterdam).
 func dayOf(base string) helpdesk.Date {
 	_, at, _, _ := helpdesk.ParseBackupName(base + helpdesk.ExtBackup)
-	return helpdesk.Date{Year: at.Year(), Month: at.Month(), Day: at.Day()}
+	return helpdesk.DateOf(at)
 }
 
 // civil turns a date into a time at noon UTC, for day arithmetic without daylight saving.
 func civil(d helpdesk.Date) time.Time {
 	return time.Date(d.Year, d.Month, d.Day, 12, 0, 0, 0, time.UTC)
 }
-
-// before reports whether a is an earlier day than b.
-func before(a, b helpdesk.Date) bool { return civil(a).Before(civil(b)) }
-
-func dateOf(t time.Time) helpdesk.Date {
-	return helpdesk.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
-}
-
-// Today is the date of t in Amsterdam: the DATE retention is applied as of.
-func Today(t time.Time) helpdesk.Date { return dateOf(t.In(helpdesk.Amsterdam())) }
 
 // WorkingDay reports whether d is Monday–Friday and not a Dutch public holiday.
 func WorkingDay(d helpdesk.Date) bool {
@@ -51,7 +41,7 @@ func WorkingDay(d helpdesk.Date) bool {
 func FirstWorkingDay(year int, month time.Month) helpdesk.Date {
 	d := helpdesk.Date{Year: year, Month: month, Day: 1}
 	for !WorkingDay(d) {
-		d = dateOf(civil(d).AddDate(0, 0, 1))
+		d = helpdesk.DateOf(civil(d).AddDate(0, 0, 1))
 	}
 	return d
 }
@@ -133,9 +123,9 @@ func Plan(names []string, asOf time.Time) []Decision {
 	}
 	slices.Sort(bases) // names sort as their times do
 
-	today := Today(asOf)
-	windowStart := dateOf(civil(today).AddDate(0, 0, -6))
-	inWindow := func(d helpdesk.Date) bool { return !before(d, windowStart) && !before(today, d) }
+	today := helpdesk.Today(asOf)
+	windowStart := helpdesk.DateOf(civil(today).AddDate(0, 0, -6))
+	inWindow := func(d helpdesk.Date) bool { return !d.Before(windowStart) && !today.Before(d) }
 
 	// The newest complete backup of each day, the newest of all, and each month's first
 	// working day that has one.
@@ -186,7 +176,7 @@ func Plan(names []string, asOf time.Time) []Decision {
 		if b == newest {
 			reasons = append(reasons, "newest backup")
 		}
-		if before(today, d) {
+		if today.Before(d) {
 			reasons = append(reasons, fmt.Sprintf("made after %s, the date pruned as of", today))
 		}
 		isNewestOfDay := newestOfDay[d] == b

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/infobits/helpdesk/rules/calendar"
 	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 )
 
 // The HTTP API against a real store in a temp dir, the real desk and the real
@@ -70,16 +70,7 @@ var start = time.Date(2026, 11, 27, 10, 0, 0, 0, ams)
 // #1 from Bakkerij de Vries (answers by email), #2 from Slagerij Jansen (answers on the site).
 func newFixture(t *testing.T, tweak func(*api.Config)) *fixture {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			t.Errorf("database check: %v", err)
-		}
-		db.Close()
-	})
+	db := storetest.New(t)
 	cals, err := calendar.NewSet(nil, calendar.Rules{DutchHolidays: true})
 	if err != nil {
 		t.Fatal(err)
