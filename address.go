@@ -12,17 +12,25 @@ import "strings"
 // space is trimmed: strings.TrimSpace also cut U+00A0 and the other Unicode spaces, so that
 // mail from "info@bakkerijdevries.nl" followed by a no-break space (a domain net/mail reads
 // whole, RFC 6532) was found as that customer's.
-func NormalizeAddress(addr string) string { return asciiLower(strings.Trim(addr, " \t\r\n")) }
+func NormalizeAddress(addr string) string { return ASCIILower(strings.Trim(addr, " \t\r\n")) }
 
-// asciiLower lower-cases the ASCII letters of s only.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+// ASCIILower lower-cases the ASCII letters of s and nothing else: addresses, domain names
+// (A-labels) and protocol keywords are compared in ASCII case only. Unicode case folding makes
+// "K" (U+212A KELVIN SIGN) "k", so a look-alike domain would become a customer's. It does not
+// allocate when s has no capital.
+func ASCIILower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
-	return string(b)
+	return s
 }
 
 // CanonicalMessageID is the form Message-IDs are compared in, the key of the message_ids,

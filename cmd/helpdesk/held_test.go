@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -185,36 +182,4 @@ func countHeldNotices(p *peers) int {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// TestTicketAttachmentWhileServing: with the gateway running, `ticket attachment` runs in it
-// over the control socket and the file is written on the client's side, byte for byte.
-func TestTicketAttachmentWhileServing(t *testing.T) {
-	p := newPeers(t)
-	env := p.env()
-	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
-	photo := randomBytes(20_000, 7)
-	p.deliver(t, mailWithFiles("info@bakkerijdevries.nl", "Scherm", "s1@bakkerij", "", "Foto.",
-		testFile{name: "../../etc/scherm.jpg", ctype: "image/jpeg", content: photo}))
-	_, stop := startServe(t, p, env)
-	defer stop()
-	waitSink(t, p, 1)
-	dir := t.TempDir()
-	r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1")
-	if r.code != 0 {
-		t.Fatalf("ticket attachment while serving: exit %d: %s", r.code, r.stderr)
-	}
-	// The sender's path is not followed: the file lands in the current directory.
-	got, err := os.ReadFile(filepath.Join(dir, "_.._etc_scherm.jpg"))
-	if err != nil || !bytes.Equal(got, photo) {
-		entries, _ := os.ReadDir(dir)
-		t.Fatalf("written file: %v (%d bytes); directory holds %v", err, len(got), entries)
-	}
-	// Never over an existing file without -o.
-	if r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1"); r.code != 1 || !strings.Contains(r.stderr, "exists") {
-		t.Errorf("second write: exit %d, %q; want a refusal", r.code, r.stderr)
-	}
-	if out := mustRun(t, env, "ticket", "attachment", "1", "1", "-o", "-"); out != string(photo) {
-		t.Errorf("-o - over the control socket: %d bytes, want %d", len(out), len(photo))
-	}
 }

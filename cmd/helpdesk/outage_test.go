@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -231,24 +229,4 @@ func TestOutageStalledBatch(t *testing.T) {
 		t.Fatalf("no acknowledgement after the server answered: %v\n%s", err, out.String())
 	}
 	waitHealthz(t, base, nil, func(h healthz) bool { return h.code == http.StatusOK })
-}
-
-// TestLogDurationsReadable: a duration in a log line reads "30s" in JSON as in text, in a
-// group too — not 30000000000.
-func TestLogDurationsReadable(t *testing.T) {
-	for _, tc := range []struct{ format, want string }{
-		{"json", `"retry_in":"30s","backoff":{"min":"1.5s","max":"2m0s"}`},
-		{"text", `retry_in=30s backoff.min=1.5s backoff.max=2m0s`},
-	} {
-		var buf bytes.Buffer
-		log, err := newLogger(&buf, tc.format, "info")
-		if err != nil {
-			t.Fatal(err)
-		}
-		log.With("component", "notify").Warn("outbox: delivery interrupted; will retry", "retry_in", 30*time.Second,
-			slog.Group("backoff", slog.Duration("min", 1500*time.Millisecond), "max", 2*time.Minute))
-		if !strings.Contains(buf.String(), tc.want) {
-			t.Errorf("%s log line:\n%s\nwant %s", tc.format, buf.String(), tc.want)
-		}
-	}
 }

@@ -3,17 +3,13 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-smtp"
 
 	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
 // TestDeadlineCommand: `helpdesk deadline` prints the deadline in RFC 3339 with the Amsterdam
@@ -173,71 +169,5 @@ func TestReleaseCommand(t *testing.T) {
 	mustRun(t, env, "serve", "-once") // sends the released ticket's acknowledgement
 	if _, err := p.sink.Wait(ctxTimeout(t, 10*time.Second), 3); err != nil {
 		t.Errorf("no acknowledgement for the released ticket: %v", err)
-	}
-}
-
-// TestTemplatesPreview: the operator sees what customers will get, overrides included; a
-// broken override is reported with the file's name (and serve would refuse to start).
-func TestTemplatesPreview(t *testing.T) {
-	p := newPeers(t)
-	out := mustRun(t, p.env(), "templates", "preview", "ack")
-	if !strings.HasPrefix(out, "Subject: [Infobits #123] Ontvangen: Kassa start niet op") || !strings.Contains(out, "maandag 30 november 2026 om 13:00") {
-		t.Errorf("preview ack:\n%s", out)
-	}
-	if out := mustRun(t, p.env(), "templates", "preview", "password_reset", "-lang", "en", "-html"); !strings.Contains(out, `<html lang="en">`) || !strings.Contains(out, "Set a new password") {
-		t.Errorf("preview -html:\n%s", out)
-	}
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "nl"), 0o755)
-	os.WriteFile(filepath.Join(dir, "nl", "ack.txt.tmpl"), []byte(`{{define "subject"}}Bedankt: {{.TicketSubject}}{{end}}{{define "body"}}Dank!{{end}}`), 0o644)
-	if out := mustRun(t, p.env("HELPDESK_TEMPLATES_DIR="+dir), "templates", "preview", "ack"); !strings.HasPrefix(out, "Subject: Bedankt: Kassa start niet op") {
-		t.Errorf("preview with an override:\n%s", out)
-	}
-	os.WriteFile(filepath.Join(dir, "nl", "ack.txt.tmpl"), []byte(`{{define "subject"}}{{.NoSuchField}}{{end}}`), 0o644)
-	r := runBin(t, p.env("HELPDESK_TEMPLATES_DIR="+dir), "templates", "preview", "ack")
-	if r.code == 0 || !strings.Contains(r.stderr, "ack") {
-		t.Errorf("broken override: exit %d, %q", r.code, r.stderr)
-	}
-	r = runBin(t, p.env("HELPDESK_TEMPLATES_DIR="+dir), "serve", "-once")
-	if r.code == 0 || !strings.Contains(r.stderr, "template") {
-		t.Errorf("serve with a broken override: exit %d, %q", r.code, r.stderr)
-	}
-	if r := runBin(t, p.env(), "templates", "preview", "nope"); r.code != 2 {
-		t.Errorf("unknown template: exit %d", r.code)
-	}
-}
-
-// TestOutboxFailedAndRetry: a 5xx is recorded as failed on the ticket and in `helpdesk
-// outbox`; after the operator fixed the cause, `outbox retry` sends it.
-func TestOutboxFailedAndRetry(t *testing.T) {
-	p := newPeers(t)
-	env := p.env()
-	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
-	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Printer", "pr@s", "", "Kapot."))
-	p.sink.FailNext(smtpsink.StageRcpt, 550, smtp.EnhancedCode{5, 1, 1}, "User unknown", 1)
-	mustRun(t, env, "serve", "-once")
-	var list []map[string]any
-	json.Unmarshal([]byte(mustRun(t, env, "outbox", "list", "-json", "-status", "failed")), &list)
-	if len(list) != 1 || list[0]["ticket"] != 1.0 || !strings.Contains(list[0]["error"].(string), "550") {
-		t.Fatalf("outbox list -status failed = %v", list)
-	}
-	var show map[string]any
-	json.Unmarshal([]byte(mustRun(t, env, "ticket", "show", "1", "-json")), &show)
-	if n := show["notifications"].([]any)[0].(map[string]any); n["status"] != "failed" {
-		t.Errorf("ticket show notification = %v", n)
-	}
-	if out := mustRun(t, env, "outbox", "retry", "-failed"); !strings.Contains(out, "1 notification(s) queued again") {
-		t.Errorf("outbox retry = %q", out)
-	}
-	mustRun(t, env, "serve", "-once")
-	if _, err := p.sink.Wait(ctxTimeout(t, 10*time.Second), 1); err != nil {
-		t.Fatalf("retried notification not sent: %v", err)
-	}
-	json.Unmarshal([]byte(mustRun(t, env, "outbox", "list", "-json")), &list)
-	if len(list) != 1 || list[0]["status"] != "sent" {
-		t.Errorf("outbox after retry = %v", list)
-	}
-	if r := runBin(t, env, "outbox", "retry", "1"); r.code != 1 || !strings.Contains(r.stderr, "sent already") {
-		t.Errorf("retry of a sent notification: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -43,6 +43,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Result is one parsed Authentication-Results header.
@@ -408,7 +410,7 @@ func verdict(r Result, domain string) (Verdict, Reason) {
 // same OrgDomain (a.github.io and b.github.io both give github.io) and are wrongly aligned.
 // Check uses OrgDomain only for its DKIM fallback; a DMARC result is matched exactly.
 func OrgDomain(domain string) string {
-	d := asciiLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
+	d := helpdesk.ASCIILower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
 	labels := strings.Split(d, ".")
 	n := len(labels)
 	if n <= 2 {
@@ -602,7 +604,7 @@ func (p *parser) resinfo() (Method, bool) {
 	}
 	p.i++ // '='
 	p.skipCFWS()
-	m := Method{Name: asciiLower(name), Result: asciiLower(p.token(stopKey)), Props: map[string]string{}}
+	m := Method{Name: helpdesk.ASCIILower(name), Result: helpdesk.ASCIILower(p.token(stopKey)), Props: map[string]string{}}
 	for {
 		p.skipCFWS()
 		switch p.peek() {
@@ -616,7 +618,7 @@ func (p *parser) resinfo() (Method, bool) {
 			p.quoted()
 			continue
 		}
-		key := asciiLower(p.token(stopKey))
+		key := helpdesk.ASCIILower(p.token(stopKey))
 		p.skipCFWS()
 		if p.peek() != '=' {
 			if key == "" { // a stray byte that is no key ("/", NUL, ...)
@@ -659,10 +661,10 @@ func normDomain(s string) string {
 	// ASCII letters are lowered first (DNS is case-insensitive in ASCII: "Bäckerij.nl" is
 	// "bäckerij.nl"); only then is a non-ASCII name converted, so the profile refuses just
 	// what needs Unicode mapping.
-	s = asciiLower(strings.TrimSuffix(s, "."))
+	s = helpdesk.ASCIILower(strings.TrimSuffix(s, "."))
 	if !isASCII(s) {
 		if a, err := idna.Registration.ToASCII(s); err == nil {
-			s = asciiLower(a)
+			s = helpdesk.ASCIILower(a)
 		}
 	}
 	return s
@@ -675,23 +677,6 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// asciiLower lower-cases ASCII letters only: protocol keywords and domain names (A-labels)
-// are ASCII, and Unicode case folding would let "K" (U+212A KELVIN SIGN) match "k".
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }
 
 // asciiEqualFold reports whether a and b are equal under ASCII case folding only.

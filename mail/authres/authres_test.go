@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/internal/growth"
 )
 
@@ -430,11 +431,11 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %v, but authserv-id %q", err, r.AuthServID)
 		}
 		for _, m := range r.Methods {
-			if m.Name == "" || m.Name != asciiLower(m.Name) || m.Result != asciiLower(m.Result) || m.Props == nil {
+			if m.Name == "" || m.Name != helpdesk.ASCIILower(m.Name) || m.Result != helpdesk.ASCIILower(m.Result) || m.Props == nil {
 				t.Fatalf("bad method %#v", m)
 			}
 			for k := range m.Props {
-				if k == "" || k != asciiLower(k) || k == "reason" {
+				if k == "" || k != helpdesk.ASCIILower(k) || k == "reason" {
 					t.Fatalf("bad property key %q", k)
 				}
 			}

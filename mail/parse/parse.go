@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Email is an inbound email as the gateway understands it. Strings are valid UTF-8.
@@ -332,7 +334,7 @@ func readDeliveryStatus(content []byte, r *Report) {
 			if !ok {
 				addr = rcpt
 			}
-			r.Recipient = ASCIILower(strings.Trim(strings.TrimSpace(addr), "<>"))
+			r.Recipient = helpdesk.ASCIILower(strings.Trim(strings.TrimSpace(addr), "<>"))
 		}
 		r.Diagnostic = first(h["Diagnostic-Code"])
 		return
@@ -409,7 +411,7 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 		e.HasReturnPath = true
 		v := strings.TrimSpace(rp[0]) // the topmost: the one our delivering server wrote
 		v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
-		e.ReturnPath = ASCIILower(strings.TrimSpace(v))
+		e.ReturnPath = helpdesk.ASCIILower(strings.TrimSpace(v))
 	}
 	e.To = nil
 	to := e.Values("To")
@@ -466,7 +468,7 @@ func ParseAddressList(v string) ([]*mail.Address, error) {
 		if spec == "" {
 			return nil, fmt.Errorf("address list: %q is no addr-spec", a.Address)
 		}
-		out = append(out, &mail.Address{Name: a.Name, Address: ASCIILower(spec)})
+		out = append(out, &mail.Address{Name: a.Name, Address: helpdesk.ASCIILower(spec)})
 	}
 	return out, nil
 }
@@ -539,24 +541,6 @@ func isDotAtom(s string) bool {
 		}
 	}
 	return true
-}
-
-// ASCIILower lower-cases the ASCII letters of s and nothing else: addresses are compared in
-// ASCII case only (issue 12). Unicode case folding makes "K" (KELVIN SIGN) "k", so a
-// look-alike domain became a customer's.
-func ASCIILower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }
 
 func decodeWords(s string) string {

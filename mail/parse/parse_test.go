@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/internal/growth"
 )
 
@@ -682,7 +683,7 @@ func FuzzParse(f *testing.F) {
 		// lower case, never a guess.
 		if e.From != "" {
 			l, err := ParseAddressList(e.From)
-			if err != nil || len(l) != 1 || l[0].Address != e.From || ASCIILower(e.From) != e.From {
+			if err != nil || len(l) != 1 || l[0].Address != e.From || helpdesk.ASCIILower(e.From) != e.From {
 				t.Fatalf("From %q does not read back as itself: %v %v", e.From, l, err)
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/infobits/helpdesk/mail/parse"
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/rules/calendar"
 )
 
@@ -99,7 +99,7 @@ func ParseStaffCommand(line string, staff []string) (Command, error) {
 		if err != nil {
 			return Command{}, fmt.Errorf("#assign wants a staff address (%q)", line)
 		}
-		who := parse.ASCIILower(addr.Address)
+		who := helpdesk.ASCIILower(addr.Address)
 		if !slices.Contains(staff, who) {
 			return Command{}, fmt.Errorf("#assign %s: not a staff address", who)
 		}
@@ -154,7 +154,7 @@ func domainOf(addr string) string {
 	if i < 0 {
 		return ""
 	}
-	return parse.ASCIILower(addr[i+1:])
+	return helpdesk.ASCIILower(addr[i+1:])
 }
 
 // RecoveryPerHour is the most recovery links one address gets in an hour (R16, R17).

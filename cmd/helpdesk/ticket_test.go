@@ -1,104 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/infobits/helpdesk/ingest/imaptest"
-	"github.com/infobits/helpdesk/notify/smtpsink"
-	"github.com/infobits/helpdesk/notify/smtptest"
 )
-
-// Issue 11 part 6: an imported archive is history, not work; staff commands from the CLI.
-
-func ticketList(t *testing.T, env []string) []map[string]any {
-	t.Helper()
-	var ts []map[string]any
-	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &ts); err != nil {
-		t.Fatal(err)
-	}
-	return ts
-}
-
-func ticketShow(t *testing.T, env []string, id int) map[string]any {
-	t.Helper()
-	var d map[string]any
-	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "show", "-json", fmt.Sprint(id))), &d); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// TestImportedArchiveIsHistory: an archive imported from Dovecot becomes closed tickets
-// without a deadline, below today's work in `ticket list`; they do not count against the SLA24
-// limits of the present (sla24_open_tickets = 2 by default; the archive has 4), so the same
-// customer's new email becomes a ticket and is acknowledged; the customer's reply to an
-// archived ticket opens it again.
-func TestImportedArchiveIsHistory(t *testing.T) {
-	d := imaptest.NewDovecot(t)
-	c, err := d.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("Archief", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	p := &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
-	env := p.env()
-	const jansen = "kassa@slagerijjansen.nl"
-	mustRun(t, env, "customer", "add", "-email", jansen, "-name", "Slagerij Jansen") // SLA24
-	long := time.Now().Add(-70 * 24 * time.Hour)
-	for i := range 4 {
-		raw := customerMail(jansen, fmt.Sprintf("Vraag %d", i), fmt.Sprintf("q%d@archief", i), "", "Een vraag.")
-		if _, err := d.AppendRaw("Archief", []byte(raw), long.Add(time.Duration(i)*time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := d.AppendRaw("Archief", []byte(customerMail(jansen, "Re: Vraag 0", "r0@archief", "In-Reply-To: <q0@archief>\r\n", "Nog iets.")), long.Add(5*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-
-	r := runBin(t, env, "import", "-mailbox", "Archief")
-	if r.code != 0 || summaryCount(t, r.stdout, "new tickets") != 4 || summaryCount(t, r.stdout, "replies") != 1 || summaryCount(t, r.stdout, "held") != 0 {
-		t.Fatalf("import: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	for _, tk := range ticketList(t, env) {
-		if tk["status"] != "closed" || tk["due"] != "" {
-			t.Errorf("imported ticket %v: status %v, due %q; want closed, no deadline", tk["id"], tk["status"], tk["due"])
-		}
-	}
-
-	// Today's email from the same SLA24 customer is today's work.
-	p.deliver(t, customerMail(jansen, "Kassa print niet", "new@jansen", "", "Help."))
-	mustRun(t, env, "serve", "-once")
-	if out := strings.TrimSpace(mustRun(t, env, "ticket", "held", "-json")); out != "[]" {
-		t.Errorf("held after today's email = %s: the archive counted against today's limits", out)
-	}
-	ts := ticketList(t, env)
-	if len(ts) != 5 || ts[0]["subject"] != "Kassa print niet" || ts[0]["status"] != "open" || ts[0]["due"] == "" {
-		t.Fatalf("ticket list = %v, want today's ticket first, open with a deadline", ts)
-	}
-	if msgs := p.sink.Messages(); len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "Kassa print niet") {
-		t.Errorf("the SMTP server received %d messages, want the one acknowledgement", len(msgs))
-	}
-
-	// The customer answers on an archived ticket (#2, "Vraag 1"): open again, listed as work.
-	p.deliver(t, customerMail(jansen, "Re: Vraag 1", "again@jansen", "In-Reply-To: <q1@archief>\r\n", "Het is er weer."))
-	mustRun(t, env, "serve", "-once")
-	if tk := ticketShow(t, env, 2); tk["status"] != "open" || len(tk["messages"].([]any)) != 2 {
-		t.Errorf("archived ticket after the customer's reply: status %v, %d messages; want open, 2", tk["status"], len(tk["messages"].([]any)))
-	}
-	ts = ticketList(t, env)
-	if ts[1]["id"] != float64(2) || ts[2]["status"] != "closed" {
-		t.Errorf("ticket list = %v, want the reopened archived ticket among the work, before the closed ones", ts)
-	}
-}
 
 // TestTicketCommands: `ticket close`, `reopen` and `assign` change a ticket as the staff email
 // commands do, with and without a running gateway (then through the control socket); each
@@ -188,4 +99,54 @@ func TestTicketCommands(t *testing.T) {
 	if len(outbox) != 1 || outbox[0]["kind"] != "ack" {
 		t.Errorf("outbox = %v, want only the acknowledgement", outbox)
 	}
+}
+
+// TestTicketAttachmentWhileServing: with the gateway running, `ticket attachment` runs in it
+// over the control socket and the file is written on the client's side, byte for byte.
+func TestTicketAttachmentWhileServing(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
+	photo := randomBytes(20_000, 7)
+	p.deliver(t, mailWithFiles("info@bakkerijdevries.nl", "Scherm", "s1@bakkerij", "", "Foto.",
+		testFile{name: "../../etc/scherm.jpg", ctype: "image/jpeg", content: photo}))
+	_, stop := startServe(t, p, env)
+	defer stop()
+	waitSink(t, p, 1)
+	dir := t.TempDir()
+	r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1")
+	if r.code != 0 {
+		t.Fatalf("ticket attachment while serving: exit %d: %s", r.code, r.stderr)
+	}
+	// The sender's path is not followed: the file lands in the current directory.
+	got, err := os.ReadFile(filepath.Join(dir, "_.._etc_scherm.jpg"))
+	if err != nil || !bytes.Equal(got, photo) {
+		entries, _ := os.ReadDir(dir)
+		t.Fatalf("written file: %v (%d bytes); directory holds %v", err, len(got), entries)
+	}
+	// Never over an existing file without -o.
+	if r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1"); r.code != 1 || !strings.Contains(r.stderr, "exists") {
+		t.Errorf("second write: exit %d, %q; want a refusal", r.code, r.stderr)
+	}
+	if out := mustRun(t, env, "ticket", "attachment", "1", "1", "-o", "-"); out != string(photo) {
+		t.Errorf("-o - over the control socket: %d bytes, want %d", len(out), len(photo))
+	}
+}
+
+func ticketList(t *testing.T, env []string) []map[string]any {
+	t.Helper()
+	var ts []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func ticketShow(t *testing.T, env []string, id int) map[string]any {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "show", "-json", fmt.Sprint(id))), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
