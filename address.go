@@ -4,7 +4,7 @@ import "strings"
 
 // NormalizeAddress is the form addresses are compared and indexed in (R1: case-insensitive):
 // without surrounding white space, ASCII letters lower-cased and nothing else changed. Unicode
-// case folding (strings.ToLower, used before issue 12) made a look-alike address a customer's:
+// case folding (strings.ToLower, used by earlier versions) made a look-alike address a customer's:
 // U+212A KELVIN SIGN lower-cases to "k". Records written before were lower-cased that way; an
 // address stored so stays as it was stored, and is found by mail from that same lower-case
 // form (a stored key has no ASCII capitals, so ASCII lower-casing leaves it whole): no

@@ -136,7 +136,7 @@ type Customer struct {
 	Answer     string    `json:"answer,omitempty"` // AnswerEmail (default) or AnswerSite (R14)
 	Created    time.Time `json:"created"`
 	// Contacts are the names of the people behind the addresses, by address (one of Emails),
-	// for greeting them (issue 11): set by staff, or learned from the display name of the
+	// for greeting them: set by staff, or learned from the display name of the
 	// first email from the address. Absent in records written before.
 	Contacts map[string]string `json:"contacts,omitempty"`
 }
@@ -341,7 +341,7 @@ const (
 	HeldBounce          = "bounce"           // a delivery report about a notification without a ticket
 	HeldInternal        = "internal_error"
 	// HeldDuplicateHeader: a field RFC 5322 allows once (From, Subject, ...) occurs more than
-	// once; readers disagree on which copy counts (issue 12). A release reads the bottom-most.
+	// once; readers disagree on which copy counts. A release reads the bottom-most.
 	HeldDuplicateHeader = "duplicate_header"
 )
 
@@ -426,7 +426,7 @@ const (
 type NotifyData struct {
 	CustomerName string `json:"customer_name,omitempty"`
 	// ContactName is the person behind the address the notification goes to, when known: the
-	// greeting names them rather than the company (issue 11).
+	// greeting names them rather than the company.
 	ContactName   string    `json:"contact_name,omitempty"`
 	TicketSubject string    `json:"ticket_subject,omitempty"`
 	Due           time.Time `json:"due,omitzero"`

@@ -195,7 +195,7 @@ func (a *Desk) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcome, 
 	}
 	e := parse.Parse(raw, h.Received)
 	if len(e.Duplicates) > 0 {
-		// Issue 12: the operator vouches for the email, and it is read as its sender's domain
+		// The operator vouches for the email, and it is read as its sender's domain
 		// signed it: the bottom-most copy of each field (RFC 6376 section 5.4.2), never a copy
 		// added on top of the signed ones.
 		e.ReadBottomMost()
@@ -265,7 +265,7 @@ func (a *Desk) Dismiss(tx *store.Tx, ids []uint64, note, by string) error {
 const heldPerNotice = 50
 
 // ReportHeld queues one notice to the staff list of the held emails it has not been told of
-// (issue 11: held mail is seen). A burst is gathered: after a notice, the next waits until
+// (held mail is seen). A burst is gathered: after a notice, the next waits until
 // every has passed. It returns when the next notice may go (zero: nothing is waiting). Without
 // a staff list nothing is sent; the emails stay in ticket held.
 func (a *Desk) ReportHeld(tx *store.Tx, every time.Duration) (time.Time, error) {
@@ -312,7 +312,7 @@ var (
 	ErrStaffCommand = errors.New("staff command not applied")
 )
 
-// AnswerFromAPI stores a staff answer given on the vendor's website (issue 4, R14) as if
+// AnswerFromAPI stores a staff answer given on the vendor's website (R14) as if
 // staff had emailed it: the same commands (#close, #note, ...), the same thread message, the
 // same first-response time and the same notification to the customer, threaded under their
 // last email. It builds the Decision policy builds for an authenticated staff email and goes
@@ -469,7 +469,7 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 			if d.Reopen && !history {
 				ticket.Status = helpdesk.StatusOpen
 			}
-			ticket.Replies++ // R11 counts every one, an out-of-office reply too (issue 12)
+			ticket.Replies++ // R11 counts every one, an out-of-office reply too
 		}
 		ticket.Updated = now
 		m := message(e, helpdesk.DirectionIn, rawHash, src)
@@ -549,7 +549,7 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 }
 
 // learnContact records the display name of a customer's email as the contact name of its
-// address when none is known (issue 11: greet the person), in the caller's transaction, so the
+// address when none is known (greet the person), in the caller's transaction, so the
 // acknowledgement of the first email already greets them. A name staff set is never
 // overwritten; an automatic reply's name (an autoresponder's) is not learned.
 func learnContact(tx *store.Tx, c *helpdesk.Customer, e *parse.Email, automatic bool) error {
@@ -791,7 +791,7 @@ func (a *Desk) notification(tx *store.Tx, n policy.Notice, e *parse.Email, d pol
 	}
 	switch n.Kind {
 	case helpdesk.KindAnswer, helpdesk.KindAnswerSite, helpdesk.KindStaffNew, helpdesk.KindStaffReply:
-		// Issue 11: the files of the email travel with it — a staff answer's to the customer
+		// The files of the email travel with it — a staff answer's to the customer
 		// (or named, when the answer waits on the site), a customer's to staff.
 		if m != nil && t != nil {
 			files, err := ticketFiles(tx, t.ID, m)

@@ -20,7 +20,7 @@ import (
 // The caller answers the requester identically whatever these return: whether an address
 // belongs to a customer is revealed only to that address's mailbox (R18).
 //
-// A login change (R17, issue 12) is a helpdesk.LoginChange. Knowing a customer number is not
+// A login change (R17) is a helpdesk.LoginChange. Knowing a customer number is not
 // enough to take the account: the change takes effect only when the new address confirmed
 // AND the old login agreed, or staff approved, or the cooling-off period (login_change_cooling)
 // passed without the old login or staff cancelling it (policy.LoginVerdict). A customer has
@@ -227,7 +227,7 @@ func (a *Desk) Redeem(tx *store.Tx, raw string, now time.Time) (RedeemResult, er
 	}
 	if t.LoginChange == 0 {
 		// A login link of an older version, which changed the login by itself: not honoured.
-		return res, fmt.Errorf("%w: a login link without a login change (issued before issue 12)", store.ErrTokenInvalid)
+		return res, fmt.Errorf("%w: a login link without a login change (issued by an earlier version)", store.ErrTokenInvalid)
 	}
 	ch, err := tx.LoginChange(t.LoginChange)
 	if err != nil {

@@ -131,7 +131,7 @@ func buildHostileCases() []hostileCase {
 		{name: "two From addresses", held: helpdesk.HeldNoSender,
 			raw: []byte("From: " + hostileFrom + ", kassa@slagerijjansen.nl\r\nTo: support@infobits.example\r\nSubject: Twee afzenders\r\n" +
 				"Message-ID: <twofrom@x>\r\n\r\nWie van de twee?\r\n")},
-		{name: "two From headers", held: helpdesk.HeldDuplicateHeader, // issue 12: readers disagree on which counts
+		{name: "two From headers", held: helpdesk.HeldDuplicateHeader, // readers disagree on which counts
 			raw: []byte("From: " + hostileFrom + "\r\nFrom: kassa@slagerijjansen.nl\r\nTo: support@infobits.example\r\nSubject: Twee From-regels\r\n" +
 				"Message-ID: <twofromlines@x>\r\n\r\nWie van de twee?\r\n")},
 		{name: "nested multiparts depth 30", held: helpdesk.HeldUnparseable, raw: nestedMultipart(30, true)},
@@ -171,7 +171,7 @@ func buildHostileCases() []hostileCase {
 		{name: "CR/LF in subject: bare CR", marker: "Hallo", inSubject: true,
 			raw: plainMail("Hallo\rBcc: x@y", "text/plain; charset=utf-8", "", "crlfmarker4\r\n")},
 		// ':' and '@' encoded: in a display name an encoded word may not hold them (RFC 2047
-		// section 5), and the strict From parse reads the unencoded form as a group (issue 12).
+		// section 5), and the strict From parse reads the unencoded form as a group.
 		{name: "CR/LF in display name", marker: "namemarker",
 			raw: []byte("From: =?utf-8?q?Piet=0D=0ABcc=3A_x=40y?= <" + hostileFrom + ">\r\nTo: support@infobits.example\r\n" +
 				"Subject: Naam met regeleinde\r\nMessage-ID: <name-crlf@bakkerij>\r\n\r\nnamemarker\r\n"),

@@ -53,7 +53,7 @@ func (f *fixture) pushedOneByOne(t *testing.T, tag string, n int) {
 	}
 }
 
-// TestMoveToPickupOnPush (issue 11 part 4): with imap_move_to set, every email is taken in on
+// TestMoveToPickupOnPush: with imap_move_to set, every email is taken in on
 // the server's push, not only the first. Moving empties the mailbox after each email, so the
 // next one's EXISTS repeats a count the poller had already seen.
 func TestMoveToPickupOnPush(t *testing.T) {

@@ -698,7 +698,7 @@ func TestBacklogIsQuiet(t *testing.T) {
 	}
 }
 
-// TestBacklogIsHistory: issue 11 part 6 — at the first sync, mail older than the backlog age
+// TestBacklogIsHistory: at the first sync, mail older than the backlog age
 // is the mailbox's past: its tickets are closed and have no deadline, a reply among it
 // reopens nothing, and they do not count against an SLA24 customer's limits today (open
 // tickets; tickets per month count by arrival, in their own month). New mail from the same
@@ -754,8 +754,8 @@ func TestBacklogIsHistory(t *testing.T) {
 		}
 
 		// The customer writes again on an archived ticket: as any closed one, that would open it
-		// again, and with "Nieuw" open the customer is at the open-tickets limit of 1 (issue
-		// 12): the reply is held, the archived ticket stays closed.
+		// again, and with "Nieuw" open the customer is at the open-tickets limit of 1
+		// (R11): the reply is held, the archived ticket stays closed.
 		f.deliver(buildMail(mailOpts{from: jansen, subject: "Re: Oud 1", msgID: "again@j", inReplyTo: "old1@j"}))
 		f.once()
 		if tk := f.ticket(2); tk.Status != helpdesk.StatusClosed || tk.Messages != 1 {
@@ -768,7 +768,7 @@ func TestBacklogIsHistory(t *testing.T) {
 }
 
 // TestAutoReplyLimits: RFC 3834 — a stranger writing again and again is told once a day, and a
-// customer's automatic mail never reopens a ticket (it counts as a reply: issue 12).
+// customer's automatic mail never reopens a ticket (it counts as a reply, R11).
 func TestAutoReplyLimits(t *testing.T) {
 	f := newFixture(t, "mem", nil)
 	for i := range 4 {
@@ -787,7 +787,7 @@ func TestAutoReplyLimits(t *testing.T) {
 		t.Fatalf("tickets = %d: X-Auto-Response-Suppress still opens a ticket", len(ts))
 	}
 	// Staff answer; the customer's out-of-office reply is recorded but does not reopen. It
-	// counts as a reply for the SLA24 limit like any other (issue 12).
+	// counts as a reply for the SLA24 limit like any other.
 	f.deliver(buildMail(mailOpts{from: "jan@infobits.example", subject: "Re: [Infobits #1] Vraag", msgID: "a@i", body: "Antwoord."}))
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Afwezig: Re: [Infobits #1] Vraag", msgID: "ooo@b",
 		extra: []string{"Auto-Submitted: auto-replied"}}))

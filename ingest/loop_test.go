@@ -273,7 +273,7 @@ func newLoopGateway(t *testing.T, own, tag, domain, peer string) *loopGateway {
 	return &loopGateway{fixture: f, addr: own, sink: sink, w: w}
 }
 
-// TestStaffMailboxLoopStops: issue 12 — a staff mailbox that sends every mail it gets back to
+// TestStaffMailboxLoopStops: a staff mailbox that sends every mail it gets back to
 // the helpdesk "as itself" (From rewritten to the staff member, the RFC 3834 markers
 // stripped) answered each "Niet verwerkt" notice with a new staff email, which earned another
 // notice: "Niet verwerkt: Niet verwerkt: …". The loop stops: at once when the mail comes back

@@ -19,7 +19,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// encodedWordAttack is issue 12's email of 3 kB that stopped the gateway for good: depth
+// encodedWordAttack is an email of 3 kB, seen in practice, that stopped the gateway for good: depth
 // multiparts inside each other, none closed, whose boundary parameters hide in RFC 2047
 // encoded words (enmime decodes them; the old nesting check looked for "boundary" in the raw
 // bytes). enmime's work doubles with every level: 24 levels took 21 s, 40 never finish.
@@ -39,7 +39,7 @@ func encodedWordAttack(depth int) []byte {
 	return []byte(b.String())
 }
 
-// tinyPartsAttack is issue 12's other email: n parts of a few bytes in one multipart. enmime
+// tinyPartsAttack is the other such email: n parts of a few bytes in one multipart. enmime
 // walks the list of parts for every part it adds: 160,000 parts stopped ingest for 7 min 45 s.
 func tinyPartsAttack(n int) []byte {
 	var b bytes.Buffer
@@ -108,7 +108,7 @@ func checkTaken(t *testing.T, name string, o *desk.Outcome) {
 	}
 }
 
-// TestOneEmailNeverStopsIngest (issue 12 item 1): both attacks through the ingest path, on
+// TestOneEmailNeverStopsIngest: both attacks through the ingest path, on
 // go-imap's server and on Dovecot. Each is held as unparseable, with the bound it exceeds in
 // the detail and its raw bytes kept; the customer's next email becomes a ticket in the same
 // run, and a release of the attack is refused at once. Nothing here waits on the clock: the

@@ -9,7 +9,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Sender spoofing of customers (issue 5; SPEC R10 "a reply may only be added by the ticket's
+// Sender spoofing of customers (SPEC R10 "a reply may only be added by the ticket's
 // customer or by staff") through the real ingest path. The gateway trusts only the topmost
 // Authentication-Results header whose authserv-id is the configured one (staffTrusted,
 // "mx.infobits.example", as in newStaffFixture); an explicit dmarc=fail for the From domain
@@ -74,7 +74,7 @@ func spoofSnapshot(f *fixture) spoofState {
 	return s
 }
 
-// TestSpoofedReplyHeld: issue 5 — "an email whose sender claim fails (DMARC/DKIM/SPF per the
+// TestSpoofedReplyHeld: "an email whose sender claim fails (DMARC/DKIM/SPF per the
 // trusted server's Authentication-Results) adds no reply in that customer's name". A reply to
 // the customer's existing ticket, recognised by its reference and In-Reply-To (R10), from the
 // customer's address but with dmarc=fail from the trusted server, is held as spoofed with the
@@ -187,11 +187,11 @@ func TestSpoofedReplyHeld(t *testing.T) {
 	}
 }
 
-// TestForeignAuthResultsIgnored: issue 5 — "Authentication-Results from anyone but the trusted
+// TestForeignAuthResultsIgnored: "Authentication-Results from anyone but the trusted
 // server are ignored": a dmarc=fail in a header of another authserv-id (the sender's own
 // server, a relay, or a lookalike id that merely starts with the trusted one) does not hold the
 // customer's email. With the trusted server's pass, or with no header from it at all (accepted
-// as before, issue 4), a reply joins the customer's ticket and a new question opens a ticket
+// as before), a reply joins the customer's ticket and a new question opens a ticket
 // with its acknowledgement, whether the foreign header is below or above the trusted one.
 func TestForeignAuthResultsIgnored(t *testing.T) {
 	cases := []struct {
@@ -241,7 +241,7 @@ func TestForeignAuthResultsIgnored(t *testing.T) {
 	}
 }
 
-// TestForeignPassDoesNotRescue: issue 5 — the reverse: when the trusted server says
+// TestForeignPassDoesNotRescue: the reverse: when the trusted server says
 // dmarc=fail, a pass in a header of another authserv-id (the attacker's own, above or below,
 // or a lookalike id) does not make the email the customer's. A new question and a reply to
 // the customer's ticket are both held as spoofed; no ticket, no thread message, no mail.
@@ -293,11 +293,11 @@ func TestForeignPassDoesNotRescue(t *testing.T) {
 // TestAmbiguousFromHeld: a From that parsers read differently — here
 // "<info@bakkerijdevries.nl@evil.example>", which the gateway's lenient parser once read as the
 // customer while the receiving server judged it evil.example's and found DMARC in order for
-// that domain. It is no RFC 5322 address, so the gateway reads no sender at all (issue 12:
-// From is read strictly) and holds it as no_sender. And where the gateway and the server read
+// that domain. It is no RFC 5322 address, so the gateway reads no sender at all (From is
+// read strictly) and holds it as no_sender. And where the gateway and the server read
 // a From differently in another way, a pass for another domain proves nothing about the From
-// the gateway read: the reply is held as spoofed. Ticket 1 is left alone either way (issue 5,
-// R10).
+// the gateway read: the reply is held as spoofed. Ticket 1 is left alone either way
+// (R10).
 func TestAmbiguousFromHeld(t *testing.T) {
 	cases := []struct {
 		name, from, headerFrom, reason, detail string

@@ -12,7 +12,7 @@ import (
 	"github.com/infobits/helpdesk/rules/policy"
 )
 
-// Staff by email, answers on the site, spoofing and recovery by email (issue 4; SPEC R10,
+// Staff by email, answers on the site, spoofing and recovery by email (SPEC R10,
 // R14, R16–R18) through the real ingest path: an email appended to an IMAP mailbox, the
 // gateway's commit, and what the store and the outbox then hold.
 
@@ -26,7 +26,7 @@ const (
 	staffFailAR = "Authentication-Results: mx.infobits.example; dkim=none; dmarc=fail header.from=infobits.example"
 )
 
-// newStaffFixture is the gateway with the issue-4 settings: a trusted authserv-id, staff
+// newStaffFixture is the gateway with the settings of staff by email: a trusted authserv-id, staff
 // power only with a passing result, a staff list, 2 recovery links per hour. mod may change
 // the rules further.
 func newStaffFixture(t *testing.T, mod func(*policy.Rules)) *fixture {
@@ -91,7 +91,7 @@ func (f *fixture) staffNewSince(n int) []*helpdesk.Notification {
 	return f.outbox()[n:]
 }
 
-// TestStaffAnswerByEmail: issue 4 "Staff by email" — an authenticated staff answer to a
+// TestStaffAnswerByEmail: an authenticated staff answer to a
 // ticket is stored as the answer (direction out), sets the status answered and the first
 // response time (the answer's arrival) with whether the SLA deadline (R6) was met, and the
 // customer gets the full answer by email (R14, default preference). A second answer does
@@ -189,7 +189,7 @@ func TestStaffAnswerOnSite(t *testing.T) {
 	}
 }
 
-// TestStaffCommands: issue 4 — every staff command on the first lines of a staff email, with
+// TestStaffCommands: every staff command on the first lines of a staff email, with
 // and without an answer: what the ticket then is, what the thread keeps, and what the
 // customer receives (a #note or a commands-only email: nothing).
 func TestStaffCommands(t *testing.T) {
@@ -307,8 +307,8 @@ func staffUrgent(t *testing.T, f *fixture) {
 	}
 }
 
-// TestStaffCommandErrors: issue 4 "Unknown commands are answered to the staff member with
-// an error, and nothing is half-applied" — an unknown command, or #assign to someone who is
+// TestStaffCommandErrors: unknown commands are answered to the staff member with an error,
+// and nothing is half-applied — an unknown command, or #assign to someone who is
 // not staff, leaves the ticket as it was (even the valid commands before it), keeps the
 // email held, tells the staff member which line, and sends the customer nothing.
 func TestStaffCommandErrors(t *testing.T) {
@@ -373,7 +373,7 @@ func TestStaffCommandErrors(t *testing.T) {
 	})
 }
 
-// TestForgedStaffRefused: issue 4 — "A From address is easy to forge": a staff From is
+// TestForgedStaffRefused: "A From address is easy to forge": a staff From is
 // believed only with a pass in the topmost Authentication-Results of the trusted server. A
 // refused email is kept (staff_unverified), nothing of it is applied, and the staff list is
 // told. With the check off (HELPDESK_REQUIRE_AUTH=false) a staff email needs no header.
@@ -467,7 +467,7 @@ func TestForgedStaffRefused(t *testing.T) {
 	})
 }
 
-// TestSpoofedCustomer: issue 4 — customer email with no Authentication-Results from the
+// TestSpoofedCustomer: customer email with no Authentication-Results from the
 // trusted server is accepted as before; an explicit DMARC fail for the customer's domain is
 // held as spoofed, opens no ticket and answers no one (not the forged address, not staff).
 func TestSpoofedCustomer(t *testing.T) {
@@ -497,7 +497,7 @@ func TestSpoofedCustomer(t *testing.T) {
 	}
 }
 
-// TestStaffList: issue 4 — the staff list hears of new tickets and customer replies, with
+// TestStaffList: the staff list hears of new tickets and customer replies, with
 // the ticket (its reference goes in the subject); a staff member's plain reply to such a
 // notice answers the customer; a customer reply to an answered ticket sets it open again.
 func TestStaffList(t *testing.T) {
@@ -550,7 +550,7 @@ func TestStaffList(t *testing.T) {
 // TestRecoveryByEmail: R16 — "wachtwoord vergeten" (or "password forgotten", any case) from
 // any of a customer's addresses queues a reset link to the login address; R18 — from an
 // address that is no customer's, nothing at all is sent (no unknown-sender reply either);
-// issue 4 — at most RecoveryPerHour links per address per hour. Every request is kept, held
+// At most RecoveryPerHour links per address per hour. Every request is kept, held
 // as recovery, and opens no ticket.
 func TestRecoveryByEmail(t *testing.T) {
 	t.Run("customer's second address", func(t *testing.T) {
@@ -580,7 +580,7 @@ func TestRecoveryByEmail(t *testing.T) {
 		staffRecoveryHeld(t, f, 1)
 	})
 
-	// Issue 11: punctuation as people type it, after a reply prefix.
+	// Punctuation as people type it, after a reply prefix.
 	for _, subj := range []string{"wachtwoord vergeten?", "RE: Wachtwoord vergeten!", "Fwd: wachtwoord vergeten..."} {
 		t.Run(subj, func(t *testing.T) {
 			f := newStaffFixture(t, nil)

@@ -13,9 +13,10 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Issue 12, items 3, 4, 5 and 7, replayed through the real ingest path (the in-memory IMAP
-// server, a bbolt file): what was read from a header, whose verdict counted, which limit
-// applied.
+// Hostile headers replayed through the real ingest path (the in-memory IMAP server, a bbolt
+// file): duplicate once-only fields (RFC 5322 §3.6), From read strictly, the run of trusted
+// Authentication-Results (RFC 8601), and the SLA24 limits (R11) — what was read from a header,
+// whose verdict counted, which limit applied.
 
 // rawMail is an email with exactly these header lines, in this order (buildMail puts its own
 // fields first), and a plain-text body.
@@ -97,7 +98,7 @@ func (f *fixture) lastHeld() *helpdesk.Held {
 	return hs[len(hs)-1]
 }
 
-// TestDuplicateHeaderHeld: issue 12 item 3 — "A genuine DKIM-signed email from a staff member
+// TestDuplicateHeaderHeld: "A genuine DKIM-signed email from a staff member
 // (Subject "Lunch vrijdag?") with `Subject: [Infobits #2]` added on top answered another
 // customer's ticket". Replayed: the trusted server's DMARC pass for the staff domain (the
 // signature covers the bottom-most Subject) above a header with two Subjects. It is held as
@@ -192,7 +193,7 @@ func TestDuplicateHeaderHeld(t *testing.T) {
 	}
 }
 
-// TestStrictFrom: issue 12 item 4 — each From of the issue that is not the customer's address
+// TestStrictFrom: each From form of the attacks that is not the customer's address
 // but was read as it (a DMARC verifier finds no domain in them, so it writes no verdict) is
 // held as no_sender, with the From in the detail: no reply joins the customer's ticket, nothing
 // is sent. A domain with U+212A KELVIN SIGN is not the customer's domain (ASCII lower-casing
@@ -261,7 +262,7 @@ func TestStrictFrom(t *testing.T) {
 	}
 }
 
-// TestStrictFromIDN: issue 12 item 4 with an internationalized domain — a customer at
+// TestStrictFromIDN: TestStrictFrom with an internationalized domain — a customer at
 // bäckerij.nl writes from the U-label, the trusted server names the A-label (OpenDMARC's
 // form): their new question is theirs, not spoofed; the same address with a capital Ä is
 // another address (compared exactly beyond ASCII).
@@ -281,7 +282,7 @@ func TestStrictFromIDN(t *testing.T) {
 	}
 }
 
-// TestAuthResultsRun: issue 12 item 5 — "Servers that write one Authentication-Results field
+// TestAuthResultsRun: "Servers that write one Authentication-Results field
 // per check (OpenDKIM and OpenDMARC both use the server's authserv-id) put the DMARC verdict in
 // the second field; only the topmost trusted field was read, so a forged customer reply with
 // dmarc=fail there was accepted." Replayed with the fields as Postfix with the two milters
@@ -358,7 +359,7 @@ func TestAuthResultsRun(t *testing.T) {
 	})
 }
 
-// TestAutomaticRepliesCountForLimit: issue 12 item 7 — "SLA24's reply limit counts every
+// TestAutomaticRepliesCountForLimit: "SLA24's reply limit counts every
 // customer reply stored on the ticket; Auto-Submitted replies get no automatic answer but still
 // count (12 such replies were all added past a limit of 5)." Replayed: 12 out-of-office replies
 // of an SLA24 customer to their ticket with a limit of 5: 5 join the thread, 7 are held
@@ -401,7 +402,7 @@ func TestAutomaticRepliesCountForLimit(t *testing.T) {
 	}
 }
 
-// TestReopenChecksOpenLimit: issue 12 item 7 — "A customer reply that reopens a closed ticket
+// TestReopenChecksOpenLimit: "A customer reply that reopens a closed ticket
 // is checked against the open-tickets limit." An SLA24 customer with the open-tickets limit of
 // 1 reached replies to their closed ticket: the reply is held over_limit, the closed ticket
 // stays closed, the customer is told which limit. With the open ticket closed, the same reply

@@ -13,7 +13,7 @@ import (
 	"github.com/infobits/helpdesk/templates"
 )
 
-// Attachments (issue 11): a staff answer's files reach the customer as attachments, a
+// Attachments: a staff answer's files reach the customer as attachments, a
 // customer's files reach staff with the notice about their email. The files stay in the raw
 // email they came with; notify reads them out of it when it sends (parse.Parts: the bytes
 // as attached, transfer encoding undone) and attaches them again, with their names and types.

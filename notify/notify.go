@@ -466,7 +466,7 @@ type links struct{ link, cancel string }
 // is stored, and the raw value exists only in the email. A retry issues a new one, which
 // voids the old (a link from a message that never arrived is worth nothing anyway).
 //
-// A login change (issue 12): the new address's confirmation link works for TokenTTL; the old
+// A login change: the new address's confirmation link works for TokenTTL; the old
 // login's notice carries a link to agree and one to cancel, which work until the change would
 // take effect (Until) — at least TokenTTL.
 func (w *Worker) issueToken(ctx context.Context, n *helpdesk.Notification, now time.Time) (links, error) {

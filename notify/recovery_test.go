@@ -22,7 +22,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Recovery links (issue 4 "Account recovery"; SPEC R16–R18): notify issues the token when it
+// Recovery links (SPEC R16–R18): notify issues the token when it
 // sends, so the raw token exists only in the email; the link is under the site URL.
 
 const recSite = "https://helpdesk.infobits.example"
@@ -141,7 +141,7 @@ func TestPasswordResetLinkExpires(t *testing.T) {
 	}
 }
 
-// TestLoginChangeLinks: R17, issue 12 — the confirmation goes to the new address with one
+// TestLoginChangeLinks: R17 — the confirmation goes to the new address with one
 // link (SITE_URL/login/bevestig?token=…) valid for TokenTTL, and names no customer; the
 // notice to the old login carries two links, to agree and to cancel, valid until the change
 // would take effect. Each is a token of the login change, only its hash stored.
@@ -265,8 +265,8 @@ func startGreylister(t *testing.T, refuse int) (*greylister, string) {
 	return g, ln.Addr().String()
 }
 
-// TestPasswordResetRetryVoidsFirstToken: issue 4 "a new token for the same purpose voids the
-// older ones" — a retry after a 4xx sends a new token; the link of the first attempt (which a
+// TestPasswordResetRetryVoidsFirstToken: a new token for the same purpose voids the older ones
+// (R16) — a retry after a 4xx sends a new token; the link of the first attempt (which a
 // greylisting server may have delivered after all) no longer works.
 func TestPasswordResetRetryVoidsFirstToken(t *testing.T) {
 	g, addr := startGreylister(t, 1)

@@ -46,7 +46,7 @@
 // ids kept their case hold lower-cased ids in their records, and their index keys are the same.
 //
 // parse_attempts is how a gateway that died while reading an email does not die on it again at
-// every start (issue 12). ingest writes a batch's UID range, in a transaction of its own (so
+// every start. ingest writes a batch's UID range, in a transaction of its own (so
 // fsynced), before it parses the batch's emails; the transaction that commits the batch and
 // moves the checkpoint removes what lies at or below the checkpoint. A start that finds a range
 // above the checkpoint reads those emails again one at a time, each written as Alone before its
@@ -58,5 +58,5 @@
 // Records are stored as one format-version byte followed by JSON, so a later version can read
 // what an earlier one wrote. Invariant: a record and its index entries change in the same
 // transaction, and the UID checkpoint of a batch commits together with the batch's tickets, held
-// emails and outbox rows (ARCHITECTURE: exactly-once ingest).
+// emails and outbox rows: each email is taken in exactly once.
 package store

@@ -291,9 +291,9 @@ func (tx *Tx) AddMessage(t *helpdesk.Ticket, m *helpdesk.Message) error {
 }
 
 // CustomerReplies counts the customer's emails (direction "in") on a ticket's thread after the
-// first: every one stored, automatic ones included — what the SLA24 reply limit counts (R11,
-// issue 12). Ticket.Replies did not count out-of-office replies before issue 12; this count
-// reads the thread, so tickets written before are counted right too.
+// first: every one stored, automatic ones included — what the SLA24 reply limit counts (R11).
+// Ticket.Replies of earlier versions did not count out-of-office replies; this count reads the
+// thread, so tickets they wrote are counted right too.
 func (tx *Tx) CustomerReplies(ticketID uint64) (int, error) {
 	prefix := u64(ticketID)
 	n := 0

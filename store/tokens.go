@@ -65,7 +65,7 @@ func (tx *Tx) issue(t *helpdesk.Token) (string, error) {
 		case err != nil:
 			return "", err
 		}
-		// Issue 12: a new login change must not void the link of a pending one.
+		// A new login change must not void the link of a pending one.
 		if old.Used.IsZero() && !old.Voided && old.LoginChange == t.LoginChange {
 			old.Voided = true
 			if err := tx.put(bTokens, bytes.Clone(h), &old); err != nil {

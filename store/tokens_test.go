@@ -14,7 +14,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Recovery tokens (issue 4 "Tokens"; SPEC R16–R18): 256 random bits, URL-safe, stored only
+// Recovery tokens (SPEC R16–R18): 256 random bits, URL-safe, stored only
 // as a SHA-256 hash, single use, expiring, a new one voids the older ones (of its login
 // change, for a login change's tokens).
 
@@ -212,7 +212,7 @@ func TestTokenMalformedOrUnknown(t *testing.T) {
 // TestSetLogin: R17 — a login change that takes effect makes the new address the login
 // (Emails[0], where account mail goes, R16) and keeps the old addresses as further ones, so
 // the customer's mail from them still finds their tickets (R1). Redeeming a login token by
-// itself changes nothing (issue 12: the new address's confirmation alone is not enough).
+// itself changes nothing (the new address's confirmation alone is not enough).
 func TestSetLogin(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "helpdesk.db"))
 	c := tokCustomer(t, db, "Bakkerij", "oud@bakkerij.example", "piet@bakkerij.example")
@@ -263,7 +263,7 @@ func TestSetLogin(t *testing.T) {
 	}
 }
 
-// TestLoginChangeTokens: issue 12 — one pending login change per customer; the tokens of a
+// TestLoginChangeTokens: one pending login change per customer; the tokens of a
 // login change void only older ones of the same change and purpose (a request never voids
 // another change's link); the new address's link sets when it must confirm by.
 func TestLoginChangeTokens(t *testing.T) {

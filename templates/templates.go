@@ -83,8 +83,8 @@ type Data struct {
 	// the team, not the customer the notice is about.
 	ToStaff bool
 	// OwnText is set by Render for an answer: the body is a staff member's own text, with
-	// their greeting and sign-off, so the layout adds neither (issue 11: a customer was
-	// greeted twice); the answer template adds the ticket reference and a footer.
+	// their greeting and sign-off, so the layout adds neither (seen in practice: a
+	// customer was greeted twice); the answer template adds the ticket reference and a footer.
 	OwnText bool
 	// Files are the attachments of the email the notification is about. FilesNote says why
 	// they are not attached: "" (they are, or there are none), FilesAboveLimit,
@@ -282,7 +282,7 @@ func (s *Set) Render(kind, lang string, d Data) (Rendered, error) {
 		d.Until = FormatDate(d.UntilTime.In(s.loc), lang)
 	}
 	if kind == "login_confirm" {
-		// Issue 12: it goes to an address anyone may name; it names no account. Whatever the
+		// It goes to an address anyone may name; it names no account. Whatever the
 		// data holds, the greeting is "Beste klant" and no name, number or address is shown.
 		d.CustomerName, d.ContactName, d.CustomerID, d.Address, d.NewEmail = "", "", 0, "", ""
 	}

@@ -63,7 +63,7 @@ func TestRenderAll(t *testing.T) {
 		"nl/login_confirm":  {"Bevestig uw nieuwe inlogadres", "Beste klant,", `<html lang="nl">`},
 		"en/login_confirm":  {"Confirm your new login address", "Dear customer,", `<html lang="en">`},
 		"nl/login_notice":   {"Verzoek om uw inlogadres te wijzigen", "https://helpdesk.example.nl/login/bevestig?token=def", `<html lang="nl">`},
-		// Issue 12: staff approve or cancel a login change by email or with the CLI.
+		// Staff approve or cancel a login change by email or with the CLI.
 		"nl/staff_login":   {"Inlogadres wijzigen: klant 12 (Bakkerij de Vries)", "helpdesk customer approve-login 12", "#approve-login"},
 		"en/staff_login":   {"Login address change: customer 12 (Bakkerij de Vries)", "helpdesk customer cancel-login 12", "#cancel-login"},
 		"nl/login_changed": {"Uw inlogadres is gewijzigd", "nu nieuw@example.nl", `<html lang="nl">`},
@@ -71,7 +71,7 @@ func TestRenderAll(t *testing.T) {
 		"nl/too_large":     {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
 		"en/too_large":     {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
 		"en/login_notice":  {"A request to change your login address", "https://helpdesk.example.nl/login/bevestig?token=def", `<html lang="en">`},
-		// Issue 11: every held email is reported with its reason and the exact next step.
+		// Every held email is reported with its reason and the exact next step.
 		"nl/staff_held": {"2 vastgehouden e-mails: wachten op een beslissing", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 		"en/staff_held": {"2 held emails awaiting a decision", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 		// Escalation: the reference in the subject (a reply answers the customer), the deadline.
@@ -104,9 +104,9 @@ func TestRenderAll(t *testing.T) {
 			}
 			// Every mail names the customer it is about, except the two that answer a staff
 			// member's own email (refused or in error), which name that email, and the answer,
-			// which is the staff member's text as written (issue 11), and the held notice, which is about
+			// which is the staff member's text as written, and the held notice, which is about
 			// emails that did not become tickets.
-			// The login confirmation goes to an address anyone may name (issue 12): it names no
+			// The login confirmation goes to an address anyone may name: it names no
 			// customer, number or address, whatever the data.
 			aboutCustomer := kind != "staff_error" && kind != "staff_refused" && kind != "answer" && kind != "staff_held" && kind != "login_confirm"
 			if !strings.Contains(r.Text, w.text) || (aboutCustomer && !strings.Contains(r.Text, d.CustomerName)) || !strings.Contains(r.Text, d.Helpdesk) {
@@ -176,7 +176,7 @@ func TestRenderFallbacks(t *testing.T) {
 	}
 }
 
-// Issue 11: greet the person when known, the company otherwise; an answer is the staff
+// Greet the person when known, the company otherwise; an answer is the staff
 // member's text as written, with its own greeting and sign-off: the layout adds neither, only
 // the ticket reference and a footer.
 func TestGreeting(t *testing.T) {
@@ -214,7 +214,7 @@ func TestGreeting(t *testing.T) {
 	}
 }
 
-// Issue 11: the refusal notice to staff says why in its own language, for every reason
+// The refusal notice to staff says why in its own language, for every reason
 // mail/authres gives; the English sentence of an older queued notice (Error) is the fallback.
 func TestStaffRefusedReasons(t *testing.T) {
 	s := load(t, "")

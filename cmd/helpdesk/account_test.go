@@ -16,7 +16,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Issue 12, items 2 and 6: a customer number is not enough to take an account (R17), and no
+// A customer number is not enough to take an account (R17), and no
 // one can make the gateway flood an inbox. Against a running gateway: its HTTP API through a
 // real listener, its SMTP peer, its IMAP mailbox and its CLI, on a clock the test moves.
 
@@ -110,7 +110,7 @@ func loginOf(t *testing.T, env []string, addr string) (login string, pending boo
 	return c["emails"].([]any)[0].(string), pending
 }
 
-// TestAccountTakeoverRefused replays issue 12's attack: POST /api/recovery/login with
+// TestAccountTakeoverRefused replays an attack seen in practice: POST /api/recovery/login with
 // customer 2's number and the attacker's address. The confirmation names nothing of the
 // account; redeeming it changes nothing (not even a password reset reaches the attacker);
 // a second request does not cancel the first; the old login's cancel link stops it for good.
@@ -257,7 +257,7 @@ func TestAccountTakeoverRefused(t *testing.T) {
 	}
 }
 
-// TestRecoveryFlood replays issue 12's flood: 40 login-change requests for one customer,
+// TestRecoveryFlood replays a flood seen in practice: 40 login-change requests for one customer,
 // each with another third party's address, and 40 password requests for it, then requests
 // walking the customer numbers. Every answer is the same; the mail sent is bounded per
 // address, per customer and in total; /metrics counts what was not sent.

@@ -23,7 +23,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
-// Issue 11, part 2: attachments travel. A staff answer's files reach the customer as files
+// Attachments travel. A staff answer's files reach the customer as files
 // (same bytes, names and types); a customer's files reach staff with the notice; what is not
 // carried is named with the reason and the command that saves it; `ticket attachment` writes
 // any of them out. Everything through the real binary, a real SMTP peer, and Go's own MIME

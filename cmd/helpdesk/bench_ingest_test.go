@@ -1,6 +1,6 @@
 package main
 
-// The performance benchmarks of issue 7: ingest against the raw IMAP fetch limit, and (in
+// The performance benchmarks: ingest against the raw IMAP fetch limit, and (in
 // bench_live_test.go) live arrival latency. They need Dovecot (apt-get install
 // dovecot-imapd) and skip without it. Everything is reproduced by
 //
@@ -8,7 +8,7 @@ package main
 //
 // Each benchmark prints Markdown table rows (lines starting with "|") for docs/BENCHMARKS.md
 // and reports the same figures with b.ReportMetric. Nothing is asserted about speed: the
-// figures are printed against the issue's targets. What is asserted is that the work was
+// figures are printed against the targets (docs/BENCHMARKS.md). What is asserted is that the work was
 // done: every email generated is a ticket message or a held email afterwards.
 //
 // HDBENCH_SCALE (default 1) multiplies the number of emails of every workload, for a quick
@@ -48,7 +48,7 @@ const (
 	// benchMaxMessageBytes is the gateway's max_message_bytes in the benchmarks: W3's 25 MB
 	// email must be fetched, not held as too large.
 	benchMaxMessageBytes = 32 * mib
-	// rssBase is the fixed part of the issue's memory target: 64 MiB + 2 × the largest email.
+	// rssBase is the fixed part of the memory target: 64 MiB + 2 × the largest email.
 	rssBase = 64 * mib
 )
 

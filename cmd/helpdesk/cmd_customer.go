@@ -110,7 +110,7 @@ func oneAddress(pos []string) (string, error) {
 }
 
 // contactFlag is the -contact flag of customer add and set: the name of the person behind an
-// address, to greet them by (issue 11).
+// address, to greet them by.
 func contactFlag(fs *flag.FlagSet, which string) *string {
 	return fs.String("contact", "", "`name` of the person behind "+which+", to greet them by in mail (\"\" removes it)")
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // customer approve-login / cancel-login: staff decide a login change asked through the site
-// (R17, issue 12) — the staff notice of the change names these commands. The decision is
+// (R17) — the staff notice of the change names these commands. The decision is
 // the desk's (desk.Desk.ApproveLogin, CancelLogin); this is wiring.
 
 const loginChangeArgs = "ADDR|NUMBER"

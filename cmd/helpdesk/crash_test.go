@@ -27,7 +27,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
-// The crash test (issue 5, "Crashes and faults"): the real `helpdesk serve` ingests 500 emails
+// The crash test ("Crashes and faults"): the real `helpdesk serve` ingests 500 emails
 // from a real Dovecot while it is killed with SIGKILL at random moments and started again.
 //
 // Replay a failure with CRASHTEST_SEED=<seed printed in the log>; the seed fixes the kill

@@ -28,7 +28,7 @@ import (
 // beside the database (mode 0600: only the gateway's user can connect) and the gateway runs
 // the same command function with its open database, streaming the output back.
 //
-// Both ends check the other (issue 12): the gateway serves only a peer (SO_PEERCRED) of its
+// Both ends check the other: the gateway serves only a peer (SO_PEERCRED) of its
 // own user or root, and the client uses only a socket owned by itself or root that neither
 // group nor others can write (checkSocket).
 //
@@ -127,7 +127,7 @@ func ctlCall(e *env, sock string, args []string) (int, error) {
 	}
 }
 
-// checkSocket refuses a control socket the client cannot trust (issue 12): one owned by
+// checkSocket refuses a control socket the client cannot trust: one owned by
 // another user than uid (the client) or root, or one that group or others may write to. Such
 // a socket may be another user's listener posing as the gateway — which would see the
 // operator's commands and could write files on the operator's side (ticket attachment) — or

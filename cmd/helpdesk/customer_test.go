@@ -395,7 +395,7 @@ func TestCustomerImport(t *testing.T) {
 	})
 }
 
-// Issue 11: a customer import never destroys data. A row changes only the customer it names
+// A customer import never destroys data. A row changes only the customer it names
 // without doubt; an empty cell keeps the field; the login changes and addresses and numbers go
 // only through their own columns; every change is printed, -dry-run prints the same and writes
 // nothing, and the same file twice makes no change the second time.
@@ -493,7 +493,7 @@ func TestCustomerImportKeepsData(t *testing.T) {
 	}
 }
 
-// Issue 11: an address can carry the name of the person behind it, to greet them by: set
+// An address can carry the name of the person behind it, to greet them by: set
 // with customer add/set -contact and the CSV column contact, shown by customer show.
 func TestCustomerContacts(t *testing.T) {
 	env := newPeers(t).env()

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Issue 11 part 9: first steps — doctor names the authserv-id the server writes.
+// First steps — doctor names the authserv-id the server writes.
 
 // staffMailWith is a staff member's email whose header starts with the given fields, as the
 // receiving server left it.

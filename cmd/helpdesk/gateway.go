@@ -115,7 +115,7 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute), digest: sched}, nil
 }
 
-// reportHeld queues the notice of held emails to the staff list when one is due (issue 11:
+// reportHeld queues the notice of held emails to the staff list when one is due (so
 // held mail is seen) and returns when the next may be.
 func (g *gateway) reportHeld(ctx context.Context) time.Time {
 	var next time.Time
@@ -150,8 +150,8 @@ func (g *gateway) runHeldReports(ctx context.Context) {
 	}
 }
 
-// settleLogins lets every login change whose time has come take effect or expire (R17,
-// issue 12) and returns when the next may be due (zero: none pending).
+// settleLogins lets every login change whose time has come take effect or expire (R17)
+// and returns when the next may be due (zero: none pending).
 func (g *gateway) settleLogins(ctx context.Context) time.Time {
 	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Issue 11, part 3: held mail is seen and handled — reported to the staff list with its reason
+// Held mail is seen and handled — reported to the staff list with its reason
 // and next step (a burst gathered into one notice), filtered and dismissed from the CLI, and a
 // refused release says exactly what makes it work. Through the real binary and SMTP peer.
 

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// TestServeWarnsWithoutRequireAuth: issue 4, staff by email — with HELPDESK_REQUIRE_AUTH=false
+// TestServeWarnsWithoutRequireAuth: staff by email — with HELPDESK_REQUIRE_AUTH=false
 // (and staff configured) serve logs a warning at start-up, before the first email, that staff
 // email is applied on a forgeable From address; with the default (require_auth = true and an
 // authserv_id) it does not. Staff email is how tickets are answered (R14), so the operator must
@@ -62,7 +62,7 @@ func TestServeWarnsWithoutRequireAuth(t *testing.T) {
 	}
 }
 
-// TestServeLogFormats: issue 6, logs "text on a terminal, JSON otherwise" — log_format text
+// TestServeLogFormats: logs are text on a terminal, JSON otherwise — log_format text
 // writes slog's text lines (key=value, no JSON) even into a pipe; auto, also as the default,
 // writes JSON into a pipe (a service manager's journal, a file) and text on a terminal.
 func TestServeLogFormats(t *testing.T) {

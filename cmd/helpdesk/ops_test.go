@@ -23,7 +23,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
-// Operations (issue 6): import, doctor, version, logs and the systemd unit, through the binary.
+// Operations: import, doctor, version, logs and the systemd unit, through the binary.
 
 // archivePeers are peers whose IMAP account also has the folder "Archief".
 func archivePeers(t *testing.T, smtpOpts smtpsink.Options) *peers {

@@ -12,7 +12,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Issue 11 part 8: an outage is visible — on the notification (`outbox list`), on /healthz,
+// An outage is visible — on the notification (`outbox list`), on /healthz,
 // and in the logs — while it lasts, and gone once it is over.
 
 // stepClock is the gateway's clock in a test: it stands still until the test moves it, so a

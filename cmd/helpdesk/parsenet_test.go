@@ -20,7 +20,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Issue 12 item 1: one email must never stop ingest. The bounds (parse's structure walk)
+// One email must never stop ingest. The bounds (parse's structure walk)
 // hold the attacks without the clock; these tests switch them off to show what stands behind
 // them: /healthz sees a stalled parse, the parse deadline holds the email, SIGTERM is honoured
 // while a parse runs away, and an email a gateway died reading is held at the next start.
@@ -37,7 +37,7 @@ func testGatewayMain() int {
 	})
 }
 
-// encodedWordAttack is issue 12's 3 kB email: depth multiparts inside each other, none closed,
+// encodedWordAttack is a 3 kB email seen in practice: depth multiparts inside each other, none closed,
 // their boundary parameters hidden in RFC 2047 encoded words. Unbounded, enmime's work doubles
 // with every level; 40 levels never finish.
 func encodedWordAttack(depth int, msgID string) string {

@@ -21,7 +21,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Issue 12, item 8: what reaches an operator's terminal or the website is safe. Through the
+// What reaches an operator's terminal or the website is safe. Through the
 // real binary (the CLI, the control socket) and the HTTP API of a running gateway.
 
 // forbidden finds a character that must never reach the terminal raw: C0 controls other than
@@ -59,7 +59,7 @@ func TestTerminalEscapes(t *testing.T) {
 // TestHostileHeadersEscapedOnTerminal: emails whose From, Subject and text carry BEL, C1
 // controls and bidi overrides, and a customer whose name carries an escape sequence (a CSV
 // from elsewhere), are listed by `ticket held`, `ticket list`, `ticket show` and `customer
-// list` with every such character escaped — never raw, as the issue saw ESC and BEL from a
+// list` with every such character escaped — never raw, as ESC and BEL were seen in practice from a
 // From header reach the terminal.
 func TestHostileHeadersEscapedOnTerminal(t *testing.T) {
 	p := newPeers(t)
@@ -72,7 +72,7 @@ func TestHostileHeadersEscapedOnTerminal(t *testing.T) {
 		"Subject: =?utf-8?q?Factuur_=E2=80=AEfdp.exe?=\r\nDate: Fri, 27 Nov 2026 16:00:00 +0100\r\n"+
 		"Message-ID: <t1@slagerij>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
 		"Zie bijlage \u202egpj.exe\r\nTweede regel.\r\n")
-	// Unknown senders, held: BEL in the address (the issue's From), C1 and bidi.
+	// Unknown senders, held: BEL in the address (the From seen in practice), C1 and bidi.
 	p.deliver(t, "From: x\x1b]0;t\x07@evil.example\r\nTo: support@infobits.example\r\nSubject: hallo\r\n"+
 		"Date: Fri, 27 Nov 2026 16:01:00 +0100\r\nMessage-ID: <t2@evil>\r\n\r\nbody\r\n")
 	p.deliver(t, "From: <a\u009bb\u2066@evil.example>\r\nTo: support@infobits.example\r\nSubject: =?utf-8?q?=E2=80=AEtxt.exe?=\r\n"+

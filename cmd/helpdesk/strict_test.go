@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestDuplicateSubjectThroughBinary: issue 12 item 3 end to end — a staff member's genuine
+// TestDuplicateSubjectThroughBinary: a duplicate once-only field (RFC 5322 §3.6) end to end — a staff member's genuine
 // email ("Lunch vrijdag?", the trusted server's DMARC pass for the staff domain) with
 // "Subject: [Infobits #1]" added on top answered the butcher's ticket. Through the real binary
 // and SMTP peer: the butcher gets nothing but their acknowledgement, their ticket stays open,

@@ -8,7 +8,7 @@ import (
 
 // What the CLI prints of what others wrote — an email's From, subject and text, a customer's
 // name, a file name, a held email's detail, an SMTP server's error — goes through one of the
-// two functions below, so that it cannot act on the operator's terminal (issue 12): an escape
+// two functions below, so that it cannot act on the operator's terminal: an escape
 // sequence can retitle the window, hide or rewrite lines, or, on some terminals, answer back
 // into the input; a bidi override can make "gpj.exe" read as "exe.jpg". They are shown
 // escaped, visibly, rather than dropped: the operator sees that something was there.

@@ -15,7 +15,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtpsink"
 )
 
-// Issue 11: texts a customer is glad to get, as they arrive at the SMTP server. The binary
+// Texts a customer is glad to get, as they arrive at the SMTP server. The binary
 // registers the customers, `serve -once` takes the mail in and sends.
 
 // htmlText is the decoded text/html part of a raw message, with its tags removed and its

@@ -93,7 +93,7 @@ func threadParents(threads []imapclient.ThreadData) map[uint32]uint32 {
 	return parents
 }
 
-// TestNotificationsThreadUnderCustomerEmail (issue 11 part 1): the acknowledgement and the
+// TestNotificationsThreadUnderCustomerEmail: the acknowledgement and the
 // staff answer to a Gmail or Outlook customer quote the customer's Message-ID byte for byte,
 // and Dovecot's RFC 5256 threading, the judge mail clients follow, hangs both under the
 // customer's email. A customer's reply quoting the acknowledgement's id in another case still

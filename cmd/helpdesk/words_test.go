@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// TestConfiguredSubjectWords: issue 3, the configurable subject markers of R12 and R13,
+// TestConfiguredSubjectWords: the configurable subject markers of R12 and R13,
 // through the binary's configuration. urgent_words set in the environment and callback_words
 // set in the config file replace the defaults (SPOED, URGENT; terugbellen, anydesk): a subject
 // with a configured word, in any case, is urgent or a callback request — on the ticket and in

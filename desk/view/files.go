@@ -9,7 +9,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// A ticket's files (issue 11: attachments travel). They are numbered from 1 in thread order
+// A ticket's files (attachments travel). They are numbered from 1 in thread order
 // across the whole ticket, as TicketDetailOf lists them, and read back byte for byte out of the
 // raw email each came with: `helpdesk ticket attachment` writes one out for staff, and the
 // website gets the customer's own and the staff answers' files through the API.

@@ -398,7 +398,7 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 	return d, nil
 }
 
-// What a customer may see of their ticket (the website, issue 12): the thread without staff's
+// What a customer may see of their ticket (the website): the thread without staff's
 // internal notes (#note) and delivery reports (DirectionReport: mail-server detail), only
 // the notifications sent to the customer's own addresses (not those to staff), and no staff
 // addresses — neither who answered (From of a staff answer is "") nor the assignee. The

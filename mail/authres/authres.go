@@ -15,7 +15,7 @@
 //   - the server writes the field correctly, in particular escaping ')' and '\' of
 //     attacker-chosen text (such as a MAIL FROM local part) that it quotes in comments.
 //
-// Which fields count (issue 12). A server may write one field per check — OpenDKIM and
+// Which fields count. A server may write one field per check — OpenDKIM and
 // OpenDMARC are separate milters, each inserting its own field with the server's authserv-id
 // just below the server's Received field — so the verdict is read from the contiguous run of
 // trusted fields at the top: the topmost field with the trusted id and the fields with that
@@ -175,7 +175,7 @@ func Check(values []string, trustedID, fromDomain string) (v Verdict, reason str
 }
 
 // Reason is why Explain gave its verdict, in parts, so that a notice can say it in its own
-// language (issue 11: a Dutch notice to staff carried an English sentence). Code says which
+// language (seen in practice: a Dutch notice to staff carried an English sentence). Code says which
 // sentence; the other fields fill it in, already cut short and stripped of control characters.
 type Reason struct {
 	Code   string // one of the Reason* codes
@@ -252,7 +252,7 @@ func CheckRuns(runs [][]string, trustedID, fromDomain string) (v Verdict, reason
 
 // ExplainRuns is CheckRuns with the reason in parts (see Reason).
 func ExplainRuns(runs [][]string, trustedID, fromDomain string) (Verdict, Reason) {
-	// Issue 5: "Authentication-Results from anyone but the trusted server are ignored": the
+	// "Authentication-Results from anyone but the trusted server are ignored": the
 	// configured id must match a field's id exactly as Parse reads it, so it is trimmed only of
 	// the white space Parse skips (SP, HTAB, CR, LF). strings.TrimSpace, used before, also cut
 	// \v, \f, U+0085 and U+00A0, which Parse keeps in a token: configured as "mx\v", the id
@@ -277,7 +277,7 @@ func ExplainRuns(runs [][]string, trustedID, fromDomain string) (Verdict, Reason
 			if domain == "" {
 				return None, Reason{Code: ReasonNoFromDomain, Server: clean(r.AuthServID)}
 			}
-			// Issue 12: OpenDKIM and OpenDMARC write a field each; the DMARC verdict was in the
+			// OpenDKIM and OpenDMARC write a field each; the DMARC verdict was in the
 			// second one and went unread. The run's results count together.
 			all := Result{AuthServID: r.AuthServID, Methods: slices.Clone(r.Methods)}
 			for _, below := range run[i+1:] {

@@ -322,7 +322,7 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestCheckRuns: issue 12 — "Servers that write one Authentication-Results field per check
+// TestCheckRuns: "Servers that write one Authentication-Results field per check
 // (OpenDKIM and OpenDMARC both use the server's authserv-id) put the DMARC verdict in the
 // second field; only the topmost trusted field was read ... Read the contiguous run of trusted
 // fields at the top of the header; a fail for the From domain in any of them wins over a
@@ -349,7 +349,7 @@ func TestCheckRuns(t *testing.T) {
 		want   Verdict
 		reason string
 	}{
-		// The attack of the issue: the verdict in the second field.
+		// The attack seen in practice: the verdict in the second field.
 		{"dmarc fail in the second field", [][]string{{dkimNone, dmarcFailCustomer}}, customer, Fail, "dmarc=fail for bakkerijdevries.nl"},
 		{"dmarc fail in the third field", [][]string{{spfOther, dkimNone, dmarcFailCustomer}}, customer, Fail, "dmarc=fail"},
 		{"dmarc fail above an aligned dkim pass", [][]string{{dmarcFailCustomer, dkimCustomer}}, customer, Fail, "dmarc=fail"},
@@ -442,7 +442,7 @@ func FuzzParse(f *testing.F) {
 		}
 		// Parsing is deterministic and Check never panics; a forged field below the trusted
 		// run (in a later group of adjacent fields) never changes the verdict, and a fail for
-		// the From domain added to the run always wins (issue 12).
+		// the From domain added to the run always wins.
 		if r2, _ := Parse(s); !reflect.DeepEqual(r, r2) {
 			t.Fatal("Parse is not deterministic")
 		}

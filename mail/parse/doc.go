@@ -2,7 +2,7 @@
 // sender, subject (RFC 2047), text and HTML bodies, attachments with their SHA-256, threading
 // headers and the headers that loop protection and sender checks read.
 //
-// What decides whose an email is, is read strictly (issue 12): the From field as RFC 5322
+// What decides whose an email is, is read strictly: the From field as RFC 5322
 // (ParseAddressList; no address is guessed from a display name, comment or encoded word),
 // addresses lower-cased in ASCII only, and a field RFC 5322 allows once that occurs more than
 // once is reported (Email.Duplicates) rather than silently read from its topmost copy.

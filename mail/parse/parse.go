@@ -28,7 +28,7 @@ type Email struct {
 	Arrival time.Time // IMAP INTERNALDATE: when it reached the mailbox
 
 	// From is the sender address as an RFC 5322 addr-spec (a local part that is no dot-atom
-	// quoted), its ASCII letters lower-cased and nothing else changed (issue 12: Unicode case
+	// quoted), its ASCII letters lower-cased and nothing else changed (Unicode case
 	// folding turned a domain with U+212A KELVIN SIGN into a customer's); empty when the From
 	// field does not parse strictly (see ParseAddressList).
 	From     string
@@ -38,7 +38,7 @@ type Email struct {
 	// Duplicates names the fields that RFC 5322 section 3.6 allows once (OnceOnly) but that
 	// occur more than once, in OnceOnly's order. Readers disagree on which copy counts: the
 	// envelope fields above are read from the topmost copy, a DKIM verifier signs the
-	// bottom-most (RFC 6376 section 5.4.2), so such an email is not what it seems (issue 12).
+	// bottom-most (RFC 6376 section 5.4.2), so such an email is not what it seems.
 	Duplicates []string
 	// ReturnPath is the envelope sender the delivering server recorded; HasReturnPath tells
 	// an empty one ("<>", a bounce) from a missing header.
@@ -356,7 +356,7 @@ var OnceOnly = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Da
 // ReadBottomMost reads the envelope fields (From, To, Subject, Date, Message-ID, In-Reply-To,
 // References) again from the bottom-most copy of each: the copy a DKIM signature covers
 // (RFC 6376 section 5.4.2), so the one the sender's domain vouched for. It is what an email
-// held for duplicate fields becomes when the operator releases it (issue 12). Duplicates is
+// held for duplicate fields becomes when the operator releases it. Duplicates is
 // left as it is.
 func (e *Email) ReadBottomMost() { e.readEnvelopeHeaders(true) }
 
@@ -394,7 +394,7 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 			err = errors.New("a group in From")
 		}
 		if err != nil {
-			// Strict (issue 12): a From that does not parse names no sender. Counted, so that
+			// Strict: a From that does not parse names no sender. Counted, so that
 			// "From: ok@x, garbage" is not read as the one address it does hold.
 			e.FromCount++
 			continue
@@ -446,7 +446,7 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 // ParseAddressList reads an address-list field (From, To) strictly, as RFC 5322 section 3.4
 // (with the obsolete forms Go's net/mail accepts, and RFC 2047 encoded words in display names
 // only): an error when the field does not parse. There is no fallback that finds an address
-// in a display name, a comment or an encoded word (issue 12: "piet@bakkerijdevries.nl" as a
+// in a display name, a comment or an encoded word ("piet@bakkerijdevries.nl" as a
 // quoted display name, in a comment, or as an encoded word with "=40" for "@" were all read as
 // that customer's address, and the words of "<power quadrant system@example.com>" as
 // system@example.com). 8-bit bytes that are not UTF-8 are read as windows-1252 first (the

@@ -166,7 +166,7 @@ x
 			want: want{fromCount: 0, subject: "anoniem", text: "x", to: []string{"support@infobits.nl"}},
 		},
 		{
-			// Issue 12: no address is guessed out of a From that does not parse.
+			// No address is guessed out of a From that does not parse.
 			name: "unparseable From with an address in it",
 			raw: `From: Vries, Piet (kassa) piet@example.com
 Subject: x
@@ -650,7 +650,7 @@ func TestCorpus(t *testing.T) {
 // FuzzParse: whatever the bytes, Parse returns an Email with the raw bytes and valid UTF-8,
 // and the structure walk (scanStructure) never sees less than enmime builds: the bounds hold
 // for what enmime reads. Seeds: the small corpus files in testdata/, a few hand-made edge
-// cases, and in testdata/fuzz/FuzzParse cheap hostile shapes (issue 12: boundaries hidden
+// cases, and in testdata/fuzz/FuzzParse cheap hostile shapes (boundaries hidden
 // in encoded words 40 deep, thousands of tiny parts, cut-off nesting inside a closed part,
 // a delimiter in the middle of a line, a boundary of 5000 characters).
 func FuzzParse(f *testing.F) {
@@ -667,7 +667,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(deepMultipart(12)))
 	f.Add([]byte(siblings(3)))
 	f.Add([]byte("From: a@b.c\r\nSubject: =?utf-8?B?4oKs?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x--\r\n"))
-	// Issue 12: the From forms that were read as a customer's address, and duplicate fields.
+	// The From forms that were read as a customer's address, and duplicate fields.
 	for _, from := range []string{"=?utf-8?q?piet=40bakkerijdevries.nl?=", `"piet@bakkerijdevries.nl" <>`,
 		"attacker (piet@bakkerijdevries.nl)", `"your secret past" <power quadrant system@example.com>`,
 		"Piet <piet@ba\u212aerijdevries.nl>", `Piet <"piet de vries"@bakkerijdevries.nl>`, `"a@b.example"@evil.example`} {
@@ -754,7 +754,7 @@ var linearShapes = map[string]func(n int) []byte{
 	"deep nesting, unclosed": func(n int) []byte { return []byte(deepMultipart(n / 60)) },
 	"deep nesting, closed":   func(n int) []byte { return []byte(closeAll(deepMultipart(n/70), n/70)) },
 	"many siblings":          func(n int) []byte { return []byte(siblings(n / 220)) },
-	// Issue 12: boundaries in encoded words that the old nesting check did not see (enmime:
+	// Boundaries in encoded words that the old nesting check did not see (enmime:
 	// exponential), and tiny parts (enmime: quadratic). Past the bounds they are refused.
 	"nesting with encoded-word boundaries": func(n int) []byte { return encodedWordNesting(n / 75) },
 	"tiny parts without a header":          func(n int) []byte { return flatParts(n / 10) },
@@ -809,9 +809,9 @@ func TestFoldedHeaderLinear(t *testing.T) {
 	}
 }
 
-// TestParseFromStrict: issue 12 — "When the strict RFC 5322 parse of From fails, the email is
+// TestParseFromStrict: "When the strict RFC 5322 parse of From fails, the email is
 // held as no_sender; no fallback guesses an address out of a display name, comment or encoded
-// word", and "addresses are lower-cased in ASCII only". Each attack From of the issue names no
+// word", and "addresses are lower-cased in ASCII only". Each attack From seen in practice names no
 // sender; the legitimate forms keep working.
 func TestParseFromStrict(t *testing.T) {
 	cases := []struct {
@@ -858,7 +858,7 @@ func TestParseFromStrict(t *testing.T) {
 	}
 }
 
-// TestDuplicateFields: issue 12 — a field RFC 5322 allows once that occurs twice is listed in
+// TestDuplicateFields: a field RFC 5322 allows once that occurs twice is listed in
 // Duplicates (the policy holds the email); ReadBottomMost reads the copies a DKIM signature
 // covers, what a released email becomes.
 func TestDuplicateFields(t *testing.T) {
@@ -907,7 +907,7 @@ Zin in lunch?
 }
 
 // TestRuns: the values of a field grouped into runs of adjacent fields, for the trusted
-// server's Authentication-Results (issue 12).
+// server's Authentication-Results.
 func TestRuns(t *testing.T) {
 	raw := crlf(`Return-Path: <a@example.com>
 Authentication-Results: internal; none

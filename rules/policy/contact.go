@@ -33,7 +33,7 @@ func CleanName(s string) string {
 }
 
 // LearnedContactName is the contact name to record for addr from the display name of an email
-// it sent (issue 11: greet the person when known, learned from the first email from the
+// it sent (greet the person when known, learned from the first email from the
 // address), or "" when the display name is nothing to greet someone by. Seen in practice:
 // the address again ("info@bakkerij.nl"), its local part ("info", "Kassa"), a list or an
 // inverted name ("Vries, Piet de"), quotes left over from a broken header, a web address.

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Issue 11: the display name of a customer's first email becomes the name they are greeted
+// The display name of a customer's first email becomes the name they are greeted
 // by, unless it is nothing to greet a person by.
 func TestLearnedContactName(t *testing.T) {
 	for _, tc := range []struct{ display, addr, want string }{

@@ -152,7 +152,7 @@ var fuzzSeeds = []string{
 		"Final-Recipient: rfc822; info@bakkerij.nl\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
 		"Message-Id: <n5@helpdesk.infobits.nl>\r\n\r\n--b--\r\n",
 	"Return-Path: <>\r\nFrom: postmaster@mx.example.com\r\nSubject: Returned\r\n\r\n> Message-ID: <u1@helpdesk.infobits.nl>\r\n",
-	// Issue 12: a second Subject on top of a staff member's genuine email; the From forms that
+	// A second Subject on top of a staff member's genuine email; the From forms that
 	// were read as a customer's address; the DMARC verdict in the second trusted field; an
 	// automatic reply past the reply limit; a reply reopening a closed ticket at the open limit.
 	"Subject: [Infobits #6]\r\nFrom: jan@infobits.nl\r\nSubject: Lunch vrijdag?\r\nAuthentication-Results: mx.infobits.nl; dmarc=pass header.from=infobits.nl\r\n\r\nZin in lunch?\r\n",
@@ -240,7 +240,7 @@ func checkDecision(t *testing.T, e *parse.Email, d policy.Decision) {
 	if d.Action != policy.ActionHold && d.HoldReason != "" {
 		t.Fatalf("%s with a hold reason %q", d.Action, d.HoldReason)
 	}
-	// Issue 12: an email with a once-only field twice is held for it, whatever else it is.
+	// An email with a once-only field twice is held for it, whatever else it is.
 	if len(e.Duplicates) > 0 && e.Err == nil && (d.Action != policy.ActionHold || d.HoldReason != helpdesk.HeldDuplicateHeader) {
 		t.Fatalf("duplicate %q: %s %q, want held as %s", e.Duplicates, d.Action, d.HoldReason, helpdesk.HeldDuplicateHeader)
 	}

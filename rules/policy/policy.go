@@ -339,7 +339,7 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 		return hold(helpdesk.HeldUnparseable, "the email could not be read as MIME: "+e.Err.Error())
 	}
 	if len(e.Duplicates) > 0 && !o.duplicatesOK {
-		// Issue 12: a staff member's genuine, DKIM-signed "Lunch vrijdag?" with "Subject:
+		// A staff member's genuine, DKIM-signed "Lunch vrijdag?" with "Subject:
 		// [Infobits #2]" added on top answered another customer's ticket: the gateway read the
 		// topmost Subject, the DKIM verifier signed the bottom-most, so DMARC passed. Which copy
 		// the sender meant is unknowable; staff decide.
@@ -349,7 +349,7 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 	case e.FromCount == 0:
 		return hold(helpdesk.HeldNoSender, "the email has no From field")
 	case e.From == "" && e.FromCount == 1:
-		// Issue 12: no address is guessed out of a display name, a comment or an encoded word.
+		// No address is guessed out of a display name, a comment or an encoded word.
 		return hold(helpdesk.HeldNoSender, fmt.Sprintf("the From field %s is no RFC 5322 address; no address is guessed from it", quoteCut(e.Get("From"))))
 	case e.From == "":
 		return hold(helpdesk.HeldNoSender, "the From field does not parse as RFC 5322 addresses; no address is guessed from it")
@@ -358,14 +358,14 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 	}
 	auth, why := authres.None, authres.Reason{Code: authres.ReasonNotConfigured}
 	if r.AuthServID != "" {
-		// Issue 12: the run of trusted fields at the top, not only the topmost (OpenDKIM and
+		// The run of trusted fields at the top, not only the topmost (OpenDKIM and
 		// OpenDMARC write one each).
 		auth, why = authres.ExplainRuns(e.Runs("Authentication-Results"), r.AuthServID, domainOf(e.From))
 	}
 	authReason := why.String()
 	d.Auth, d.AuthReason = authReason, why
 
-	// Issue 5 (R10: only the customer or staff add to a ticket): a report whose From fails
+	// R10 (only the customer or staff add to a ticket): a report whose From fails
 	// DMARC at the trusted server is forged — filed as a bounce it would put the forger's text
 	// on the customer's thread and mark their notification failed, suspending their mail. It
 	// is held below like any other failing email (spoofed; staff_unverified from staff).
@@ -392,7 +392,7 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 		return hold(helpdesk.HeldAutomatic, "the email comes from the gateway's own address (mail loop)")
 	}
 	if !d.Automatic {
-		// Issue 12: a mailbox that sends what it gets back "as itself" strips the RFC 3834
+		// A mailbox that sends what it gets back "as itself" strips the RFC 3834
 		// markers but keeps the Message-ID: one of our own notifications is never answered.
 		own, err := ownNotification(e, v)
 		if err != nil {
@@ -443,7 +443,8 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 	if t != nil {
 		// An out-of-office reply to staff's answer is recorded on the thread (it gets no
 		// answer and does not reopen the ticket), and like every reply it counts against the
-		// SLA24 reply limit (issue 12: 12 Auto-Submitted replies were all added past a limit of 5).
+		// SLA24 reply limit (seen in practice: 12 Auto-Submitted replies were all added past a
+		// limit of 5).
 		d.Reopen = t.Status != helpdesk.StatusOpen && !d.Automatic
 		if !noLimits {
 			hit, err := p.limitForReply(c, t, e.Arrival, v)
@@ -451,7 +452,7 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 				return d, err
 			}
 			if hit == nil && d.Reopen && t.Status == helpdesk.StatusClosed {
-				// Issue 12: reopening a closed ticket makes it an open one again.
+				// Reopening a closed ticket makes it an open one again.
 				hit, err = p.limitForOpen(c, e.Arrival, v)
 				if err != nil {
 					return d, err
@@ -523,7 +524,7 @@ func quoteCut(s string) string {
 	return strconv.Quote(s)
 }
 
-// staff decides a staff email (issue 4): only with a passing authentication result for the
+// staff decides a staff email: only with a passing authentication result for the
 // staff member's domain from the trusted server (unless that check is off), only to a ticket,
 // and only when every command in it can be applied.
 func (p *Policy) staff(d Decision, e *parse.Email, v View, auth authres.Verdict, authReason string) (Decision, error) {

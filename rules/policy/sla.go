@@ -184,7 +184,7 @@ func (p *Policy) limitForNewTicket(c *helpdesk.Customer, arrival time.Time, v Vi
 }
 
 // limitForOpen checks the open-tickets limit of R11 alone: for a reply that reopens a closed
-// ticket (issue 12: reopening old tickets side-stepped the limit).
+// ticket (seen in practice: reopening old tickets side-stepped the limit).
 func (p *Policy) limitForOpen(c *helpdesk.Customer, arrival time.Time, v View) (*LimitHit, error) {
 	return p.limitForTickets(c, arrival, v, false)
 }
@@ -223,7 +223,7 @@ func (p *Policy) limitForTickets(c *helpdesk.Customer, arrival time.Time, v View
 }
 
 // limitForReply checks the SLA24 reply limit of R11 against every customer email stored on
-// the ticket's thread after the first, automatic ones included (issue 12).
+// the ticket's thread after the first, automatic ones included.
 func (p *Policy) limitForReply(c *helpdesk.Customer, t *helpdesk.Ticket, arrival time.Time, v View) (*LimitHit, error) {
 	lim := p.rules.Limits.RepliesPerTicket
 	if lim <= 0 || EffectiveTier(c, arrival) != helpdesk.SLA24 {

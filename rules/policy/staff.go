@@ -11,7 +11,7 @@ import (
 	"github.com/infobits/helpdesk/rules/calendar"
 )
 
-// Staff commands (issue 4): on the first lines of a staff email, before the answer text.
+// Staff commands: on the first lines of a staff email, before the answer text.
 const (
 	CmdClose  = "close"
 	CmdReopen = "reopen"

@@ -13,7 +13,7 @@ import (
 	"github.com/infobits/helpdesk/mail/parse"
 )
 
-// Issue 12: no one can make the gateway flood an inbox, and a customer number is not enough
+// No one can make the gateway flood an inbox, and a customer number is not enough
 // to take an account (R17). Mail the gateway sends because someone asked — anyone, without
 // proving who they are — is rationed per target address, per customer and in total per hour;
 // a staff notice is rationed per recipient; and a login change takes effect only when the
@@ -168,7 +168,7 @@ func StaffNotice(kind string) bool {
 
 // limitStaffNotice: at most staff_notice_per_hour staff notices of a kind to one address an
 // hour, and none about an email that replies to (or resends) one that got a staff notice of
-// the kind that day. Issue 12: a staff mailbox that sent every "Niet verwerkt" notice back as
+// the kind that day. Seen in practice: a staff mailbox that sent every "Niet verwerkt" notice back as
 // itself — with a new Message-ID and without the RFC 3834 markers — looped the gateway five
 // times; each copy keeps the notice's In-Reply-To, the email it was about.
 func (p *Policy) limitStaffNotice(v View, n Notice, e *parse.Email, sentNow int) (*Suppression, error) {

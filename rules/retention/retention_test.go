@@ -83,7 +83,7 @@ func names(bases ...string) []string {
 	return out
 }
 
-// The reasons the operator reads, in the words of the issue.
+// The reasons the operator reads, in the words of R20.
 func TestPlanReasons(t *testing.T) {
 	asOf := time.Date(2026, 11, 27, 12, 0, 0, 0, helpdesk.Amsterdam())
 	plan := Plan(append(names(

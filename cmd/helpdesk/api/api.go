@@ -1,5 +1,5 @@
-// Package api is the gateway's HTTP interface for the vendor's website and for monitoring
-// (issue 4): GET /healthz, GET /metrics (Prometheus text format) and, behind a bearer token,
+// Package api is the gateway's HTTP interface for the vendor's website and for monitoring:
+// GET /healthz, GET /metrics (Prometheus text format) and, behind a bearer token,
 // the routes under /api/ — a customer's R3 status and tickets, a ticket's thread and files, staff
 // answers given on the site (R14), account recovery (R16–R18) and the caller lookup (R19).
 //
@@ -432,8 +432,8 @@ func ticketID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	return id, true
 }
 
-// ticket shows a ticket as its customer may see it (issue 12: #note notes and the notices to
-// the staff list were shown to the website).
+// ticket shows a ticket as its customer may see it: without staff's #note notes and the
+// notices to the staff list (view.CustomerTicketDetail).
 func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 	id, ok := ticketID(w, r)
 	if !ok {
@@ -459,8 +459,8 @@ func (s *server) ticket(w http.ResponseWriter, r *http.Request) {
 }
 
 // attachment answers file n of a ticket — the numbers GET /api/tickets/{id} gives its
-// attachments — byte for byte as it was sent, for the website to offer with the answer (issue
-// 11: with answers on the site, the notification names the files and the site shows them).
+// attachments — byte for byte as it was sent, for the website to offer with the answer (R14:
+// with answers on the site, the notification names the files and the site shows them).
 // Only files of the messages the customer sees; served as a download that a browser neither
 // renders nor sniffs, whatever type the sender claimed.
 func (s *server) attachment(w http.ResponseWriter, r *http.Request) {

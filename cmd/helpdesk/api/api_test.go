@@ -621,7 +621,7 @@ func TestRecoveryLogin(t *testing.T) {
 			t.Errorf("%s names no login change: %+v", n.Kind, n.Data)
 		case n.Kind == helpdesk.KindLoginConfirm && (n.Data.TokenPurpose != helpdesk.PurposeLogin || n.Data.CustomerName != "" ||
 			n.Data.CustomerID != 0 || n.Data.ContactName != "" || n.Data.NewEmail != "" || n.Lang != "nl"):
-			// Issue 12: the address is the requester's choice; the mail names nothing of the account.
+			// The address is the requester's choice; the mail names nothing of the account.
 			t.Errorf("login_confirm data = %+v", n.Data)
 		case n.Kind == helpdesk.KindLoginNotice && (n.Data.NewEmail != "piet.de.vries@example.com" || n.Data.CustomerID != 1 ||
 			!n.Data.Until.Equal(start.Add(72*time.Hour))):
@@ -714,7 +714,7 @@ func (f *fixture) changeTokens(customer uint64, newEmail string) (confirm, allow
 	return confirm, allow, cancel
 }
 
-// TestRedeemLogin: issue 12 — the new address's confirmation alone changes nothing and does
+// TestRedeemLogin: the new address's confirmation alone changes nothing and does
 // not tell the old login to whoever holds the new address; with the old login's agreement
 // the change takes effect; the old login's cancel link stops it.
 func TestRedeemLogin(t *testing.T) {

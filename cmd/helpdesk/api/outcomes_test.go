@@ -11,7 +11,7 @@ import (
 	"github.com/infobits/helpdesk/rules/policy"
 )
 
-// TestMetricsEveryOutcomeAtZero: issue 4, /metrics — before any email, every outcome ingest
+// TestMetricsEveryOutcomeAtZero: /metrics — before any email, every outcome ingest
 // can report is listed at zero, so that an operator's rate() or alert on it works from the
 // first scrape: each action of the policy by its name (the delivery report about one of our
 // notifications, "bounce", included), and "duplicate" for a replay. The policy's action list
