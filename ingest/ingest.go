@@ -10,7 +10,9 @@
 // replay under a new UIDVALIDITY a no-op. The \Seen flag is never what says an email is new:
 // another client reading the mailbox cannot make the gateway skip mail.
 //
-// Ingest never sends mail: notifications go to the store's outbox for notify.
+// Ingest never sends mail and never imports notify: notifications go to the store's outbox
+// for notify. Probe is the IMAP look of `helpdesk doctor` and `import`, through the same dial
+// as the poller.
 package ingest
 
 import (

@@ -3,8 +3,9 @@
 // failures with backoff, and records permanent ones on the notification. A queued notification
 // is never lost: its state changes only after the SMTP server answered.
 //
-// Notify reads no IMAP and decides no policy: what to send and to whom was decided by ingest
-// and written to the store's outbox. Delivery is at-least-once: a crash between the server's
+// Notify reads no IMAP and decides no policy: what to send and to whom was decided by the desk
+// and written to the store's outbox. It never imports ingest; Probe is the SMTP look of
+// `helpdesk doctor`, through the same dial as the worker. Delivery is at-least-once: a crash between the server's
 // acceptance and the state commit sends that one notification again, with the same Message-ID.
 package notify
 

@@ -1,7 +1,9 @@
 // Package store owns the gateway's single bbolt database: customers, tickets and their threads,
 // the raw messages customers sent, held emails, the notification outbox and the IMAP sync state.
-// It is the only package that imports bbolt. It knows nothing of IMAP, SMTP or the SLA rules:
-// ingest decides and writes through a Tx; notify reads and updates the outbox.
+// It is the only package that imports bbolt, and imports nothing of the gateway but the root
+// package (the records). It knows nothing of IMAP, SMTP or the SLA rules, and never imports
+// rules/*, mail/* or the desk: the desk decides and writes through a Tx; notify reads and
+// updates the outbox. It also writes, checks and restores backups of the file (backup.go).
 //
 // Layout (all keys big-endian so byte order is numeric order):
 //

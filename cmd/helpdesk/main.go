@@ -1,8 +1,10 @@
 // Command helpdesk is the Infobits helpdesk gateway: it reads the support mailbox over IMAP,
 // turns emails into tickets in a bbolt database and sends notifications over SMTP.
 //
-// This package holds flags, configuration, wiring and the control socket only; the rules live
-// in ingest, rules/policy, store, notify and templates. Run `helpdesk help` for the commands.
+// This package holds flags, configuration, wiring, output and the control socket only; the
+// rules live in desk (and desk/customers, desk/backups, desk/view), rules/*, mail/*, ingest,
+// notify, store and templates. It never imports go-imap or go-smtp (doctor's probes are
+// ingest.Probe and notify.Probe) and links no test helper. Run `helpdesk help` for the commands.
 package main
 
 import (

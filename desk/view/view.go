@@ -1,6 +1,8 @@
 // Package view turns store records into the stable JSON shapes that the CLI prints (and that
 // the website's API will serve): field names here are a public contract; add fields, never
-// rename them. It reads through a store.Tx and writes nothing.
+// rename them. It reads through a store.Tx and writes nothing. It is also the one place the
+// CLI and the API take a customer's effective tier and R3 status line from (StatusOf), so the
+// two cannot disagree.
 package view
 
 import (

@@ -4,7 +4,8 @@
 // rules (Check: DMARC, RFC 7489, with a DKIM alignment fallback, RFC 6376) and the simplified
 // organizational-domain rule used for relaxed alignment (OrgDomain).
 //
-// It is pure: no I/O, no DNS, no clock, no global mutable state. It verifies no signature and
+// It is pure: no I/O, no DNS, no clock, no global mutable state, and it imports nothing of the
+// gateway but the root package. It verifies no signature and
 // looks up no policy itself; it only reads what the trusted server wrote. Its answer is
 // therefore only as good as these deployment rules, which it cannot check:
 //

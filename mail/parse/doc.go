@@ -9,7 +9,8 @@
 //
 // Every email is hostile input. Parse never panics and never fails outright: what cannot be
 // read is reported in Email.Err (fatal: no usable structure) or Email.Warnings (repaired), and
-// the raw bytes are always kept so that nothing the customer sent is lost. It does no I/O.
+// the raw bytes are always kept so that nothing the customer sent is lost. It does no I/O, and
+// imports nothing of the gateway but the root package: never the store, go-imap or go-smtp.
 //
 // Its work is bounded by the input (Limits): the MIME structure is walked first, linearly,
 // the way the MIME parser (enmime) will walk it, and an email whose nesting, parts or header

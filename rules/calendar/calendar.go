@@ -3,7 +3,8 @@
 // included), Dutch public holidays served as Sundays, extra closed days and changed hours,
 // the first-response deadline (arrival + N working hours) and the rate zone at a moment.
 //
-// It is pure: no I/O, no clock, no state beyond the immutable Calendars it builds. Deadlines
+// It is pure: no I/O, no clock, no state beyond the immutable Calendars it builds; it imports
+// nothing of the gateway but the root package (its Date and time zone). Deadlines
 // are computed on wall-clock seconds of the day, jumping over whole open intervals and whole
 // weeks (their open time counted, corrected for the special days among them), never by
 // stepping minutes: the cost grows with the span of calendar crossed (its holidays, its weeks),

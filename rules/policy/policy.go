@@ -3,8 +3,9 @@
 // the classification of SPEC R1, R10 and R15 and the loop rules of RFC 3834.
 //
 // Policy is pure: Decide reads only the email, a read-only View of the customer's state (read
-// inside ingest's transaction, so decisions are race-free and restart-proof) and the Rules. It
-// does no I/O, reads no clock and keeps no state.
+// inside the desk's transaction, so decisions are race-free and restart-proof) and the Rules. It
+// does no I/O, reads no clock and keeps no state. It imports only the root package's records
+// (the View returns them), rules/calendar and mail/*: never the store, bbolt, go-imap or go-smtp.
 package policy
 
 import (

@@ -6,7 +6,7 @@
 // It owns HTTP only: routing, the bearer token, size-limited JSON bodies, status codes and
 // error bodies, and the metrics' text format. It must never hold business rules of its own —
 // what an answer does, who gets which notification, when a recovery link is sent, whether a
-// token is good are decided by ingest, rules/policy and store, and the JSON shapes are
+// token is good are decided by the desk, rules/policy and store, and the JSON shapes are
 // desk/view's — and it never speaks IMAP or SMTP: what it queues, notify sends.
 //
 // Three properties are the package's own. No route reveals another customer's data than the
@@ -650,7 +650,7 @@ func (s *server) recoveryPassword(w http.ResponseWriter, r *http.Request) {
 
 // recoveryLogin asks to make a new address the login of a customer (R17): a confirmation
 // link to the new address, a notice to the old login (and the staff list); the change takes
-// effect only as ingest.RequestLoginChange says. The answer is the same 202 whatever
+// effect only as desk.Desk.RequestLoginChange says. The answer is the same 202 whatever
 // happened (R18).
 func (s *server) recoveryLogin(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
@@ -700,7 +700,7 @@ func (s *server) logRecovery(r *http.Request, kind string, res desk.RecoveryResu
 	s.log.Info("recovery request", attrs...)
 }
 
-// redeem uses a recovery link once (ingest.Desk.Redeem: atomic). A password link says
+// redeem uses a recovery link once (desk.Desk.Redeem: atomic). A password link says
 // whose password the site may set; a login change's links confirm the new address, agree or
 // cancel (the old login), and the answer says whether the change took effect. Every kind of
 // bad token gets the one answer "invalid or expired link".
