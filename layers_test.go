@@ -29,16 +29,17 @@ type layer struct {
 
 // layers, top to bottom. The commands wire everything; the HTTP API calls the desk and reads
 // the views; ingest (mail in) and notify (mail out) sit beside the desk and use it, never
-// each other; the desk applies the rules to the store; the rules and the mail readers are
+// each other, and sign in to their servers through internal/oauth; the desk applies the rules to the store; the rules and the mail readers are
 // pure; the store is bbolt; the root package is the vocabulary all of them share.
 var layers = []layer{
 	{name: "commands", pkgs: []string{"cmd/helpdesk"},
-		mayUse: []string{"api", "ingest", "notify", "peers", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
+		mayUse: []string{"api", "ingest", "notify", "peers", "sign-in", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
 	{name: "api", pkgs: []string{"cmd/helpdesk/api"},
 		mayUse: []string{"ingest", "desk", "rules", "mail", "store", "vocabulary"}},
-	{name: "ingest", pkgs: []string{"ingest"}, mayUse: []string{"desk", "mail", "store", "vocabulary"}},
-	{name: "notify", pkgs: []string{"notify"}, mayUse: []string{"desk", "mail", "templates", "store", "vocabulary"}},
+	{name: "ingest", pkgs: []string{"ingest"}, mayUse: []string{"sign-in", "desk", "mail", "store", "vocabulary"}},
+	{name: "notify", pkgs: []string{"notify"}, mayUse: []string{"sign-in", "desk", "mail", "templates", "store", "vocabulary"}},
 	{name: "peers", pkgs: []string{"ingest/imapmem", "notify/smtpsink"}},
+	{name: "sign-in", pkgs: []string{"internal/oauth"}, mayUse: []string{"vocabulary"}}, // OAuth 2.0 tokens and SASL for ingest and notify
 	{name: "desk", pkgs: []string{"desk", "desk/view", "desk/customers", "desk/backups"},
 		mayUse: []string{"rules", "mail", "templates", "store", "vocabulary"}},
 	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention"}, mayUse: []string{"mail", "vocabulary"}},
@@ -46,7 +47,8 @@ var layers = []layer{
 	{name: "templates", pkgs: []string{"templates"}, mayUse: []string{"vocabulary"}},
 	{name: "store", pkgs: []string{"store"}, mayUse: []string{"vocabulary"}},
 	{name: "vocabulary", pkgs: []string{""}},
-	{name: "test helpers", testOnly: true, pkgs: []string{"store/storetest", "ingest/imaptest", "notify/smtptest", "internal/growth"},
+	{name: "test helpers", testOnly: true, pkgs: []string{"store/storetest", "ingest/imaptest", "notify/smtptest", "internal/growth",
+		"internal/oauth/oauthtest"},
 		mayUse: []string{"peers", "store", "vocabulary"}},
 }
 

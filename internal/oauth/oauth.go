@@ -36,6 +36,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Providers (oauth_provider).
@@ -155,7 +157,7 @@ func (c Config) Check() error {
 			continue
 		}
 		p, err := url.Parse(u.val)
-		if err != nil || (p.Scheme != "https" && !(p.Scheme == "http" && isLoopbackHost(p.Hostname()))) || p.Host == "" {
+		if err != nil || (p.Scheme != "https" && !(p.Scheme == "http" && helpdesk.IsLoopback(p.Hostname()))) || p.Host == "" {
 			errs = append(errs, fmt.Sprintf("%s = %q: want an https:// address (http:// only to a loopback address)", u.key, u.val))
 		}
 	}
@@ -392,8 +394,4 @@ func cleanNetErr(err error) error {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err
-}
-
-func isLoopbackHost(h string) bool {
-	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1"
 }
