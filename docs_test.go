@@ -256,7 +256,7 @@ func TestDocNames(t *testing.T) {
 }
 
 // TestDocsCiteNoIssues: the docs describe behaviour; they do not send the reader to an issue
-// tracker they cannot see ("issue 12: ...").
+// tracker they cannot see (an issue number).
 func TestDocsCiteNoIssues(t *testing.T) {
 	issue := regexp.MustCompile(`(?i)\bissues?\s+#?[0-9]+`)
 	for _, md := range repoFiles(t, ".md") {

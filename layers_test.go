@@ -42,7 +42,7 @@ var layers = []layer{
 	{name: "sign-in", pkgs: []string{"internal/oauth"}, mayUse: []string{"vocabulary"}}, // OAuth 2.0 tokens and SASL for ingest and notify
 	{name: "desk", pkgs: []string{"desk", "desk/view", "desk/customers", "desk/backups"},
 		mayUse: []string{"rules", "mail", "templates", "store", "vocabulary"}},
-	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention"}, mayUse: []string{"mail", "vocabulary"}},
+	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention", "rules/escalation", "rules/digest"}, mayUse: []string{"mail", "vocabulary"}},
 	{name: "mail", pkgs: []string{"mail/parse", "mail/authres"}, mayUse: []string{"vocabulary"}},
 	{name: "templates", pkgs: []string{"templates"}, mayUse: []string{"vocabulary"}},
 	{name: "store", pkgs: []string{"store"}, mayUse: []string{"vocabulary"}},
