@@ -27,15 +27,15 @@ type layer struct {
 	testOnly bool     // imports testing: no product package may import it
 }
 
-// layers, top to bottom. The commands wire everything; the HTTP API calls the desk and reads
-// the views; ingest (mail in) and notify (mail out) sit beside the desk and use it, never
+// layers, top to bottom. The commands wire everything; the interfaces (the HTTP API, the
+// customer's site) call the desk and read the views; ingest (mail in) and notify (mail out) sit beside the desk and use it, never
 // each other, and sign in to their servers through internal/oauth; the desk applies the rules to the store; the rules and the mail readers are
 // pure; the store is bbolt; the root package is the vocabulary all of them share.
 var layers = []layer{
 	{name: "commands", pkgs: []string{"cmd/helpdesk"},
-		mayUse: []string{"api", "ingest", "notify", "peers", "sign-in", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
-	{name: "api", pkgs: []string{"cmd/helpdesk/api"},
-		mayUse: []string{"ingest", "desk", "rules", "mail", "store", "vocabulary"}},
+		mayUse: []string{"interfaces", "ingest", "notify", "peers", "sign-in", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
+	{name: "interfaces", pkgs: []string{"cmd/helpdesk/api", "cmd/helpdesk/site"},
+		mayUse: []string{"ingest", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
 	{name: "ingest", pkgs: []string{"ingest"}, mayUse: []string{"sign-in", "desk", "mail", "store", "vocabulary"}},
 	{name: "notify", pkgs: []string{"notify"}, mayUse: []string{"sign-in", "desk", "mail", "templates", "store", "vocabulary"}},
 	{name: "peers", pkgs: []string{"ingest/imapmem", "notify/smtpsink"}},

@@ -23,7 +23,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// The customer's Helpdesk site (issue 15), through the real listener of a running gateway,
+// The customer's Helpdesk site, through the real listener of a running gateway,
 // its SMTP peer and IMAP mailbox, on a clock the test moves. Every request is what a browser
 // sends; cookies in a jar, redirects read one at a time.
 
