@@ -8,6 +8,7 @@ import (
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/rules/digest"
 	"github.com/infobits/helpdesk/rules/escalation"
+	"github.com/infobits/helpdesk/rules/report"
 	"github.com/infobits/helpdesk/store"
 )
 
@@ -177,4 +178,24 @@ func (a *Desk) SendDigest(tx *store.Tx, sched digest.Schedule, now time.Time, fo
 		return false, next, fmt.Errorf("queue the daily digest: %w", err)
 	}
 	return true, next, nil
+}
+
+// MonthReport reads the store for the report of a month (rules/report says what counts).
+func (a *Desk) MonthReport(tx *store.Tx, m report.Month, now time.Time) (report.Report, error) {
+	ts, err := tx.Tickets()
+	if err != nil {
+		return report.Report{}, err
+	}
+	in := report.Input{Month: m, Now: now, Tickets: ts, Customers: map[uint64]string{}, Cals: a.Policy.Calendars()}
+	for _, t := range ts {
+		if _, ok := in.Customers[t.CustomerID]; !ok {
+			if c, err := tx.Customer(t.CustomerID); err == nil {
+				in.Customers[t.CustomerID] = c.Name
+			}
+		}
+	}
+	if in.Held, err = tx.HeldEmails(); err != nil {
+		return report.Report{}, err
+	}
+	return report.Build(in), nil
 }
