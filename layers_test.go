@@ -44,7 +44,7 @@ var layers = []layer{
 	// the store's marks.
 	{name: "desk", pkgs: []string{"desk", "desk/view", "desk/customers", "desk/backups", "search"},
 		mayUse: []string{"rules", "mail", "templates", "store", "vocabulary"}},
-	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention", "rules/escalation", "rules/digest"}, mayUse: []string{"mail", "vocabulary"}},
+	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention", "rules/escalation", "rules/digest", "rules/report"}, mayUse: []string{"mail", "vocabulary"}},
 	{name: "mail", pkgs: []string{"mail/parse", "mail/authres"}, mayUse: []string{"vocabulary"}},
 	{name: "templates", pkgs: []string{"templates"}, mayUse: []string{"vocabulary"}},
 	{name: "store", pkgs: []string{"store"}, mayUse: []string{"vocabulary"}},
