@@ -15,6 +15,9 @@ const (
 	SLA24 Tier = "SLA24" // free
 	SLA8  Tier = "SLA8"  // paid
 	SLA4  Tier = "SLA4"  // maintenance contract
+	// TierNone is no tier at all: the free status of a customer without paid support for a
+	// long time has lapsed (R21). It is served, never set: ParseTier does not accept it.
+	TierNone Tier = "none"
 )
 
 // ParseTier accepts a tier name in any case ("sla8", "SLA8").
@@ -77,6 +80,20 @@ func (d Date) String() string {
 	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
 }
 
+// AddMonths is the same day n months later (earlier for negative n); a day the month does
+// not have is its last day: 2024-02-29 plus 12 months is 2025-02-28, 2026-01-31 plus one
+// month 2026-02-28.
+func (d Date) AddMonths(n int) Date {
+	m := int(d.Month) - 1 + n
+	y := d.Year + m/12
+	if m %= 12; m < 0 {
+		m += 12
+		y--
+	}
+	last := time.Date(y, time.Month(m+2), 0, 12, 0, 0, 0, time.UTC).Day()
+	return Date{y, time.Month(m + 1), min(d.Day, last)}
+}
+
 // Before reports whether d is an earlier day than e.
 func (d Date) Before(e Date) bool {
 	if d.Year != e.Year {
@@ -135,6 +152,13 @@ type Customer struct {
 	Lang       string    `json:"lang,omitempty"`   // "nl" (default) or "en"
 	Answer     string    `json:"answer,omitempty"` // AnswerEmail (default) or AnswerSite (R14)
 	Created    time.Time `json:"created"`
+	// FreeUntil: the operator keeps the free status (SLA24) through this day, however long
+	// ago paid support ended (R21); zero: not kept.
+	FreeUntil Date `json:"free_until,omitzero"`
+	// PaidEnded is the last day of a paid tier the customer had before they became SLA24
+	// (R21): recorded when staff change a paid tier to SLA24, or set by them. The
+	// valid-until day of an expired paid tier counts as well.
+	PaidEnded Date `json:"paid_ended,omitzero"`
 	// Contacts are the names of the people behind the addresses, by address (one of Emails),
 	// for greeting them: set by staff, or learned from the display name of the
 	// first email from the address. Absent in records written before.
@@ -343,13 +367,16 @@ const (
 	// HeldDuplicateHeader: a field RFC 5322 allows once (From, Subject, ...) occurs more than
 	// once; readers disagree on which copy counts. A release reads the bottom-most.
 	HeldDuplicateHeader = "duplicate_header"
+	// HeldSLA24Lapsed: a new question of a customer whose free status lapsed (R21); a release
+	// opens it as SLA24, the operator's fair-use decision.
+	HeldSLA24Lapsed = "sla24_lapsed"
 )
 
 // HeldReasons lists every Held* reason code.
 func HeldReasons() []string {
 	return []string{HeldUnknownSender, HeldNoSender, HeldStaffNoTicket, HeldUnparseable, HeldTooLarge,
 		HeldAutomatic, HeldOverLimit, HeldUnfetchable, HeldVanished, HeldStaffUnverified, HeldStaffCommand,
-		HeldSpoofed, HeldRecovery, HeldBounce, HeldInternal, HeldDuplicateHeader}
+		HeldSpoofed, HeldRecovery, HeldBounce, HeldInternal, HeldDuplicateHeader, HeldSLA24Lapsed}
 }
 
 // Held is an email that did not become a ticket message, with its reason.
@@ -408,6 +435,7 @@ const (
 	KindStaffBreach   = "staff_breach"   // to the staff list and the assignee: a deadline passed unanswered
 	KindStaffDigest   = "staff_digest"   // to the staff list: the daily digest of the queue
 	KindInvite        = "invite"         // an operator's invitation to the site: a link to set a password
+	KindSLA24Lapsed   = "sla24_lapsed"   // R21: the free status lapsed; how to get SLA8
 )
 
 // InviteTTL is how long the link of an invitation to the site works: a new customer may

@@ -750,6 +750,8 @@ func (a *Desk) notification(tx *store.Tx, n policy.Notice, e *parse.Email, d pol
 		note.Data.Error = d.HoldDetail
 		ar := d.AuthReason
 		note.Data.Auth = helpdesk.AuthReason{Code: ar.Code, Result: ar.Result, Domain: ar.Domain, Other: ar.Other, Server: ar.Server}
+	case helpdesk.KindSLA24Lapsed:
+		note.Data.LimitValue = a.Policy.SLA24LapseMonths() // R21: the months without paid support
 	case helpdesk.KindPasswordReset:
 		note.Data.TokenPurpose = helpdesk.PurposePassword
 		if d.Customer != nil {

@@ -32,7 +32,8 @@ var embedded embed.FS
 func Kinds() []string {
 	return []string{"ack", "answer", "answer_site", "unknown_sender", "over_limit", "staff_new", "staff_reply",
 		"staff_error", "staff_refused", "password_reset", "login_confirm", "login_notice", "too_large", "staff_held",
-		"staff_login", "login_changed", "staff_warning", "staff_breach", "staff_digest", "invite"}
+		"staff_login", "login_changed", "staff_warning", "staff_breach", "staff_digest", "invite",
+		"sla24_lapsed"}
 }
 
 // Langs returns the languages every kind exists in; the first is the default.

@@ -71,6 +71,9 @@ func TestRenderAll(t *testing.T) {
 		"nl/too_large":     {"Uw e-mail aan de helpdesk is te groot", "groter is dan 3 MB", `<html lang="nl">`},
 		"en/too_large":     {"Your email to the helpdesk is too large", "larger than 3 MB", `<html lang="en">`},
 		"en/login_notice":  {"A request to change your login address", "https://helpdesk.example.nl/login/bevestig?token=def", `<html lang="en">`},
+		// R21: the lapse, how to get SLA8, and that a reply to an open ticket still arrives.
+		"nl/sla24_lapsed": {"Uw e-mail aan de helpdesk: uw gratis status SLA24 is vervallen", "EUR 5,00 per maand, inbegrepen bij een InfokasV3-licentie van type L, S of N", "bestaand, openstaand ticket"},
+		"en/sla24_lapsed": {"Your email to the helpdesk: your free status SLA24 has lapsed", "EUR 5.00 a month, included with an InfokasV3 licence of type L, S or N", "existing open ticket"},
 		// Every held email is reported with its reason and the exact next step.
 		"nl/staff_held": {"2 vastgehouden e-mails: wachten op een beslissing", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
 		"en/staff_held": {"2 held emails awaiting a decision", "helpdesk customer add -email inkoop@nieuwe-klant.nl", `helpdesk ticket release 8`},
@@ -265,6 +268,29 @@ func TestStaffRefusedReasons(t *testing.T) {
 	d.Auth = templates.Auth{} // a notice queued before the reason had parts
 	if r, _ := s.Render("staff_refused", "nl", d); !strings.Contains(r.Text, "FALLBACK") {
 		t.Errorf("Render(staff_refused) without a code = %q, want the Error sentence", r.Text)
+	}
+}
+
+// TestStaffHeldLapsed: a held email of a customer whose free status lapsed (R21) is reported
+// with the operator's choices: release it as SLA24, keep the customer free, or dismiss it.
+func TestStaffHeldLapsed(t *testing.T) {
+	s := load(t, "")
+	d := templates.Sample()
+	d.Held = []templates.HeldItem{{ID: 9, From: "kassa@slagerij.nl", Subject: "Printer", Reason: "sla24_lapsed",
+		Detail: "customer 2: the free status (SLA24) lapsed on 2026-03-16", Received: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}}
+	for _, lang := range templates.Langs() {
+		r, err := s.Render("staff_held", lang, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"helpdesk ticket release 9", "SLA24", "helpdesk customer set kassa@slagerij.nl -free-until", "helpdesk ticket held dismiss 9"} {
+			if !strings.Contains(r.Text, want) || !strings.Contains(r.HTML, want) {
+				t.Errorf("Render(staff_held, %s) lacks %q:\n%s", lang, want, r.Text)
+			}
+		}
+		if strings.Contains(r.Text, "could not be processed") || strings.Contains(r.Text, "kon niet worden verwerkt") {
+			t.Errorf("Render(staff_held, %s) treats sla24_lapsed as an unknown reason:\n%s", lang, r.Text)
+		}
 	}
 }
 

@@ -21,13 +21,14 @@ import (
 
 // Usage strings of the commands (also in the command table).
 const (
-	customerFieldArgs = "[-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-contract[=false]] " +
+	customerFieldArgs = "[-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-free-until YYYY-MM-DD] [-paid-ended YYYY-MM-DD] [-contract[=false]] " +
 		"[-licence L|S|N|TSPos|other] [-philanthropic[=false]] [-arrears[=false]] " +
 		"[-maintainer vendor|third-party|none] [-phone NUMBER]... [-lang nl|en] [-answer email|site]"
 	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME [-contact NAME] " + customerFieldArgs
 	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
 	customerShowArgs   = "ADDR [-json] [-at YYYY-MM-DD]"
 	customerStatusArgs = "ADDR [-at YYYY-MM-DD]"
+	customerListArgs   = "[-json] [-at YYYY-MM-DD]"
 	customerImportArgs = "FILE [-partial] [-dry-run]"
 	callerArgs         = "NUMBER [-json] [-at YYYY-MM-DD]"
 )
@@ -206,6 +207,7 @@ func runCustomerSet(e *env, args []string) error {
 		if err := applyFlags(c, fs, vals); err != nil {
 			return err
 		}
+		customers.NotePaidEnd(old, c, helpdesk.Today(e.now()))
 		if setContact {
 			c.SetContactName(addr, name)
 		}
@@ -232,6 +234,15 @@ func runCustomerSet(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "customer %d (%s): nothing changed\n", c.ID, terminalSafe(c.Name))
 	}
 	return nil
+}
+
+// lapseMonths is the lapse period of R21 (sla24_lapse_after) the customer views judge by.
+func (e *env) lapseMonths() (int, error) {
+	cfg, err := e.config(nil)
+	if err != nil {
+		return 0, err
+	}
+	return cfg.SLA24LapseAfter, nil
 }
 
 // atFlag is the -at flag of show, status and caller: the date to judge validity on (R3).
@@ -281,7 +292,11 @@ func runCustomerShow(e *env, args []string) error {
 	}); err != nil {
 		return err
 	}
-	d := view.CustomerDetailOf(c, pending, at)
+	lapse, err := e.lapseMonths()
+	if err != nil {
+		return err
+	}
+	d := view.CustomerDetailOf(c, pending, at, lapse)
 	if *asJSON {
 		return writeJSON(e.stdout, d)
 	}
@@ -293,8 +308,11 @@ func runCustomerShow(e *env, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], terminalSafe(r[1]))
 	}
-	fmt.Fprintf(tw, "served as\t%s on %s\n", d.EffectiveSLA, d.On)
+	fmt.Fprintf(tw, "served as\t%s on %s\n", servedAs(d.EffectiveSLA), d.On)
 	fmt.Fprintf(tw, "status\t%s\n", d.Status)
+	if d.LapsesOn != "" && (d.EffectiveSLA == string(helpdesk.SLA24) || d.EffectiveSLA == string(helpdesk.TierNone)) {
+		fmt.Fprintf(tw, "free status\t%s\n", lapseLine(d))
+	}
 	if pending != nil {
 		fmt.Fprintf(tw, "login change\t%d to %s: %s\n", pending.ID, terminalSafe(pending.NewEmail), terminalSafe(loginState(pending)))
 	}
@@ -324,23 +342,32 @@ func runCustomerStatus(e *env, args []string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, view.StatusOf(c, at).Status)
+	lapse, err := e.lapseMonths()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, view.StatusOf(c, at, lapse).Status)
 	return nil
 }
 
 func runCustomerList(e *env, args []string) error {
-	fs, _ := newFlags(e, "customer list", "[-json]")
+	fs, _ := newFlags(e, "customer list", customerListArgs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	atS := atFlag(fs)
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
-	var cs []view.Customer
-	var recs []*helpdesk.Customer
+	at, err := moment(e, *atS)
+	if err != nil {
+		return err
+	}
+	lapse, err := e.lapseMonths()
+	if err != nil {
+		return err
+	}
+	var cs []view.CustomerRow
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
-		if cs, err = view.Customers(tx); err != nil {
-			return err
-		}
-		recs, err = tx.Customers()
+		cs, err = view.Customers(tx, at, lapse)
 		return err
 	}); err != nil {
 		return fmt.Errorf("list customers: %w", err)
@@ -348,14 +375,36 @@ func runCustomerList(e *env, args []string) error {
 	if *asJSON {
 		return writeJSON(e.stdout, cs)
 	}
-	now := e.now()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tSTATUS\tCONTRACT\tEMAILS")
-	for i, c := range cs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, terminalSafe(c.Name), c.SLA, dash(c.ValidUntil),
-			view.StatusOf(recs[i], now).Status, yesNo(c.Contract), terminalSafe(strings.Join(c.Emails, ", ")))
+	fmt.Fprintln(tw, "ID\tNAME\tSLA\tVALID UNTIL\tSTATUS\tSERVED AS\tCONTRACT\tEMAILS")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, terminalSafe(c.Name), c.SLA, dash(c.ValidUntil),
+			c.Status, servedAs(c.EffectiveSLA), yesNo(c.Contract), terminalSafe(strings.Join(c.Emails, ", ")))
 	}
 	return tw.Flush()
+}
+
+// servedAs is the tier served as the tables show it: "none (lapsed)" for a lapsed free status
+// (R21).
+func servedAs(tier string) string {
+	if tier == string(helpdesk.TierNone) {
+		return "none (SLA24 lapsed)"
+	}
+	return tier
+}
+
+// lapseLine says how the free status stands on the day (R21), for customer show. The days
+// are YYYY-MM-DD, so they compare as text.
+func lapseLine(d view.CustomerDetail) string {
+	switch {
+	case d.EffectiveSLA == string(helpdesk.TierNone):
+		return "lapsed since " + d.LapsesOn + " (R21): new questions are held as sla24_lapsed"
+	case d.LapsesOn <= d.On:
+		return "kept free through " + d.FreeUntil + " (lapsed since " + d.LapsesOn + " without it, R21)"
+	case d.FreeUntil >= d.LapsesOn:
+		return "kept free through " + d.FreeUntil + "; lapses the day after without paid support (R21)"
+	}
+	return "lapses on " + d.LapsesOn + " without paid support (R21)"
 }
 
 // --- caller lookup (R19) ---

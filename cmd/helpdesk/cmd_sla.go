@@ -114,7 +114,8 @@ func newDesk(cfg *Config, now func() time.Time) (*desk.Desk, error) {
 		UrgentWords: cfg.UrgentWords, CallbackWords: cfg.CallbackWords,
 		Limits: policy.Limits{TicketsPerMonth: cfg.SLA24TicketsPerMonth, OpenTickets: cfg.SLA24OpenTickets,
 			RepliesPerTicket: cfg.SLA24RepliesPerTicket},
-		AuthServID: cfg.AuthServID, RequireStaffAuth: cfg.RequireAuth, StaffList: staffList,
+		SLA24LapseMonths: cfg.SLA24LapseAfter,
+		AuthServID:       cfg.AuthServID, RequireStaffAuth: cfg.RequireAuth, StaffList: staffList,
 		AutoRepliesPerHour: cfg.AutoReplyPerHour, RecoveryPerHour: cfg.RecoveryPerHour, BounceSuppress: cfg.BounceSuppress,
 		RecoveryPerCustomer: cfg.RecoveryCustomer, UnsolicitedPerHour: cfg.Unsolicited, StaffNoticesPerHour: cfg.StaffNotices,
 		LoginCooling: cfg.LoginCooling})

@@ -67,6 +67,7 @@ type Config struct {
 	SLA24TicketsPerMonth  int      `key:"sla24_tickets_per_month" default:"3" help:"SLA24: new tickets per calendar month (0: no limit)"`
 	SLA24OpenTickets      int      `key:"sla24_open_tickets" default:"2" help:"SLA24: tickets open at the same time (0: no limit)"`
 	SLA24RepliesPerTicket int      `key:"sla24_replies_per_ticket" default:"5" help:"SLA24: customer replies per ticket (0: no limit)"`
+	SLA24LapseAfter       int      `key:"sla24_lapse_after" default:"24" help:"SLA24 lapses after this many months without paid support: new questions are held as sla24_lapsed (R21); philanthropic customers never lapse (0: never)"`
 	UrgentWords           []string `key:"urgent_words" default:"SPOED,URGENT" help:"subject words that ask for urgent help (any case, whole words)"`
 	CallbackWords         []string `key:"callback_words" default:"terugbellen,anydesk" help:"subject words that ask for a callback; add prepaid or postpaid"`
 	Holidays              string   `key:"holidays" default:"nl" help:"public holidays served as Sundays: nl (Dutch national holidays) or none"`
@@ -310,6 +311,9 @@ func (c Config) validateServe() error {
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
 			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
 		}
+	}
+	if c.SLA24LapseAfter > 1200 {
+		errs = append(errs, fmt.Sprintf("sla24_lapse_after = %d: want months, at most 1200 (0: never)", c.SLA24LapseAfter))
 	}
 	if c.TokenTTL < time.Minute {
 		errs = append(errs, fmt.Sprintf("token_ttl = %s: too short", c.TokenTTL))

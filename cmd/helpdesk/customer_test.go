@@ -55,12 +55,14 @@ func TestCustomerAddShowSet(t *testing.T) {
 		"emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl", "kassa@bakkerijdevries.nl"}, // the first is the login (R1)
 		"sla":    "SLA8", "valid_until": "2027-12-31", "contract": true, "licence": "infokas-l", "philanthropic": true,
 		"arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site",
-		"contacts": map[string]any{}, "on": "2027-06-01", "effective_sla": "SLA8", "status": "geldig tot 31-12-2027"}
+		"contacts": map[string]any{}, "on": "2027-06-01", "effective_sla": "SLA8", "status": "geldig tot 31-12-2027",
+		"free_until": "", "paid_ended": "", "lapses_on": ""} // philanthropic: the free status never lapses (R4, R21)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("show -json =\n%v\nwant\n%v", got, want)
 	}
 	if cs := listCustomers(t, env); len(cs) != 1 || !reflect.DeepEqual(slices.Sorted(maps.Keys(cs[0])),
-		[]string{"answer", "arrears", "contacts", "contract", "emails", "id", "lang", "licence", "maintainer", "name", "philanthropic", "phones", "sla", "valid_until"}) {
+		[]string{"answer", "arrears", "contacts", "contract", "effective_sla", "emails", "free_until", "id", "lang", "licence", "maintainer", "name",
+			"paid_ended", "philanthropic", "phones", "sla", "status", "valid_until"}) {
 		t.Errorf("list -json = %v", cs)
 	}
 	text := mustRun(t, env, "customer", "show", "info@bakkerijdevries.nl", "-at", "2028-01-01")

@@ -75,6 +75,16 @@ func Fields() []Field {
 				c.ValidUntil, err = ParseDay(first(vals))
 				return err
 			}},
+		{Flag: "free-until", Column: "free_until", Usage: "keep the free status SLA24 through this `day`, YYYY-MM-DD, however long ago paid support ended (R21); empty: not kept",
+			Set: func(c *helpdesk.Customer, vals []string) (err error) {
+				c.FreeUntil, err = ParseDay(first(vals))
+				return err
+			}},
+		{Flag: "paid-ended", Column: "paid_ended", Usage: "last `day` of a paid tier the customer had before SLA24, YYYY-MM-DD (R21); recorded by itself when -sla takes a customer off a paid tier",
+			Set: func(c *helpdesk.Customer, vals []string) (err error) {
+				c.PaidEnded, err = ParseDay(first(vals))
+				return err
+			}},
 		{Flag: "contract", Column: "contract", IsBool: true, Usage: "the customer has a support contract (R8, R19)",
 			Set: func(c *helpdesk.Customer, vals []string) (err error) {
 				c.Contract, err = parseBool(first(vals))
@@ -269,6 +279,8 @@ func Rows(c *helpdesk.Customer) [][2]string {
 		{"name", c.Name},
 		{"sla", string(c.Tier)},
 		{"valid_until", dash(c.ValidUntil.String())},
+		{"free_until", dash(c.FreeUntil.String())},
+		{"paid_ended", dash(c.PaidEnded.String())},
 		{"contract", yesNo(c.Contract)},
 		{"licence", LicenceName(c.Licence)},
 		{"philanthropic", yesNo(c.Philanthropic)},
@@ -278,6 +290,24 @@ func Rows(c *helpdesk.Customer) [][2]string {
 		{"lang", c.Language()},
 		{"answer", c.AnswerBy()},
 		{"contacts", dash(ContactList(c))},
+	}
+}
+
+// NotePaidEnd records the end of paid support when a change takes a customer off a paid tier
+// (SLA8 or SLA4 to SLA24), for the lapse of R21: the valid-until day of a tier that expired
+// before today, else today — unless the same change set paid_ended itself. Without it a
+// customer with a paid tier without an end date, set to SLA24, would count from the day their
+// record was created.
+func NotePaidEnd(old, c *helpdesk.Customer, today helpdesk.Date) {
+	if !old.Tier.Paid() || c.Tier.Paid() || c.PaidEnded != old.PaidEnded {
+		return
+	}
+	end := old.ValidUntil
+	if end.IsZero() || today.Before(end) {
+		end = today
+	}
+	if c.PaidEnded.Before(end) {
+		c.PaidEnded = end
 	}
 }
 

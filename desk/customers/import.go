@@ -32,6 +32,9 @@ const ImportHelp = `The file is CSV (comma-separated, UTF-8, a header row first)
   name           the customer's name
   sla            SLA24 (default), SLA8 or SLA4
   valid_until    last day of the paid tier, YYYY-MM-DD or DD-MM-YYYY
+  free_until     keep the free status SLA24 through this day (R21), however long ago paid support ended
+  paid_ended     last day of a paid tier the customer had before SLA24 (R21); recorded by
+                 itself when the sla column takes a customer off a paid tier
   contract       support contract: true/false, yes/no, ja/nee, 1/0
   licence        L, S, N (InfokasV3), TSPos or other
   philanthropic  free licence with free support (boolean)
@@ -49,7 +52,7 @@ The header needs email or id. A row changes the customer its id names or, withou
 the customer its addresses belong to; a row whose addresses belong to two customers is
 rejected. A row that names no customer adds one (email and name required).
 An empty cell keeps the customer's value (a new customer gets the default); "-" sets the
-default: no end date, unknown licence, no numbers, no contact name. Addresses and numbers in a cell are added
+default: no end date, not kept free, unknown licence, no numbers, no contact name. Addresses and numbers in a cell are added
 to the customer's; only login changes the login and only remove_email and remove_phones remove.
 Every change is printed ("customer 1: sla SLA24 -> SLA8"); -dry-run prints the same and
 writes nothing. Every row is checked first; rejected lines are reported as "line N: reason".
@@ -278,6 +281,7 @@ func resolveRows(tx *store.Tx, rows []*Row, columns []string, now time.Time) err
 		}
 		applyRow(r, columns)
 		if r.Old != nil {
+			NotePaidEnd(r.Old, r.Cust, helpdesk.Today(now))
 			r.Changes = Changes(r.Old, r.Cust)
 		}
 	}

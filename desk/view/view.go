@@ -135,6 +135,11 @@ type Customer struct {
 	Answer        string   `json:"answer"`     // email or site (R14)
 	// Contacts are the names of the people behind the addresses, by address; {} when none.
 	Contacts map[string]string `json:"contacts"`
+	// FreeUntil: the operator keeps the free status through this day (R21); "" not kept.
+	FreeUntil string `json:"free_until"`
+	// PaidEnded: the last day of a paid tier the customer had before SLA24, as recorded
+	// (R21); "" none recorded.
+	PaidEnded string `json:"paid_ended"`
 }
 
 // LoginChange is a request to change a customer's login (R17): "" for what has not happened.
@@ -202,47 +207,59 @@ func CustomerOf(c *helpdesk.Customer) Customer {
 		ValidUntil: c.ValidUntil.String(), Contract: c.Contract, Licence: c.Licence,
 		Philanthropic: c.Philanthropic, Arrears: c.Arrears, Maintainer: c.MaintainedBy(),
 		Phones: append([]string{}, c.Phones...), Lang: c.Language(), Answer: c.AnswerBy(),
-		Contacts: maps.Clone(c.Contacts)}
+		Contacts: maps.Clone(c.Contacts), FreeUntil: c.FreeUntil.String(), PaidEnded: c.PaidEnded.String()}
 	if out.Contacts == nil {
 		out.Contacts = map[string]string{}
 	}
 	return out
 }
 
-// CustomerStatus is how a customer is served on a day (R3): the answer of
+// CustomerStatus is how a customer is served on a day (R3, R21): the answer of
 // GET /api/customers/{addr}/status.
 type CustomerStatus struct {
-	Customer     uint64 `json:"customer"`
-	SLA          string `json:"sla"`
-	EffectiveSLA string `json:"effective_sla"` // the tier served on the day (R3)
-	ValidUntil   string `json:"valid_until"`   // YYYY-MM-DD, "" for no end date
-	Status       string `json:"status"`        // the Dutch status line of R3
+	Customer uint64 `json:"customer"`
+	SLA      string `json:"sla"`
+	// EffectiveSLA is the tier served on the day: SLA24 for an expired paid tier (R3), "none"
+	// when the free status has lapsed (R21).
+	EffectiveSLA string `json:"effective_sla"`
+	ValidUntil   string `json:"valid_until"` // YYYY-MM-DD, "" for no end date
+	Status       string `json:"status"`      // the Dutch status line of R3
+	// LapsesOn is the first day the free status is lapsed (R21) when it lapses by time and
+	// has not yet on the day, or when it has; "" when it does not lapse by time (never, a
+	// philanthropic customer, a paid tier without an end date).
+	LapsesOn string `json:"lapses_on"`
+	// FreeUntil: the operator keeps the free status through this day (R21); "" not kept.
+	FreeUntil string `json:"free_until"`
 }
 
 // StatusOf is how c is served at the moment at, judged on its day in Amsterdam: the effective
-// tier and the R3 status line (policy.EffectiveTier, policy.StatusLine). It is the one place
-// the API and the customer commands (show, status, list) take them from.
-func StatusOf(c *helpdesk.Customer, at time.Time) CustomerStatus {
+// tier with the free status lapsing after lapseMonths without paid support (0: never) and the
+// R3 status line (policy.EffectiveTier, policy.StatusLine). It is the one place the API and the
+// customer commands (show, status, list) take them from.
+func StatusOf(c *helpdesk.Customer, at time.Time, lapseMonths int) CustomerStatus {
 	return CustomerStatus{Customer: c.ID, SLA: cmp.Or(string(c.Tier), string(helpdesk.SLA24)),
-		EffectiveSLA: string(policy.EffectiveTier(c, at)), ValidUntil: c.ValidUntil.String(),
-		Status: policy.StatusLine(c, helpdesk.Today(at))}
+		EffectiveSLA: string(policy.EffectiveTier(c, at, lapseMonths)), ValidUntil: c.ValidUntil.String(),
+		Status: policy.StatusLine(c, helpdesk.Today(at)), LapsesOn: policy.LapseDay(c, lapseMonths).String(),
+		FreeUntil: c.FreeUntil.String()}
 }
 
 // CustomerDetail is `customer show -json`: the record, and how it is served on the day.
 type CustomerDetail struct {
 	Customer
 	On           string `json:"on"`            // the day judged, YYYY-MM-DD
-	EffectiveSLA string `json:"effective_sla"` // the tier served on that day (R3)
+	EffectiveSLA string `json:"effective_sla"` // the tier served on that day (R3; "none": R21)
 	Status       string `json:"status"`        // the Dutch status line of R3
+	LapsesOn     string `json:"lapses_on"`     // as in CustomerStatus (R21)
 	// PendingLogin is the login change not settled yet (R17), if any.
 	PendingLogin *LoginChange `json:"pending_login,omitempty"`
 }
 
 // CustomerDetailOf is c as served at the moment at (StatusOf), with its pending login change
 // (nil for none).
-func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at time.Time) CustomerDetail {
-	st := StatusOf(c, at)
-	d := CustomerDetail{Customer: CustomerOf(c), On: helpdesk.Today(at).String(), EffectiveSLA: st.EffectiveSLA, Status: st.Status}
+func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at time.Time, lapseMonths int) CustomerDetail {
+	st := StatusOf(c, at, lapseMonths)
+	d := CustomerDetail{Customer: CustomerOf(c), On: helpdesk.Today(at).String(), EffectiveSLA: st.EffectiveSLA,
+		Status: st.Status, LapsesOn: st.LapsesOn}
 	if pending != nil {
 		v := LoginChangeOf(pending)
 		d.PendingLogin = &v
@@ -250,15 +267,23 @@ func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at ti
 	return d
 }
 
-// Customers lists every customer in number order.
-func Customers(tx *store.Tx) ([]Customer, error) {
+// CustomerRow is a customer in `customer list`: the record and how it is served on the day.
+type CustomerRow struct {
+	Customer
+	EffectiveSLA string `json:"effective_sla"` // the tier served on the day (R3; "none": R21)
+	Status       string `json:"status"`        // the Dutch status line of R3
+}
+
+// Customers lists every customer in number order, as served at the moment at (StatusOf).
+func Customers(tx *store.Tx, at time.Time, lapseMonths int) ([]CustomerRow, error) {
 	cs, err := tx.Customers()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Customer, 0, len(cs))
+	out := make([]CustomerRow, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, CustomerOf(c))
+		st := StatusOf(c, at, lapseMonths)
+		out = append(out, CustomerRow{Customer: CustomerOf(c), EffectiveSLA: st.EffectiveSLA, Status: st.Status})
 	}
 	return out, nil
 }

@@ -121,7 +121,7 @@ func TestJSONContract(t *testing.T) {
 	fill(t, db)
 	var tickets []view.Ticket
 	var detail *view.TicketDetail
-	var customers []view.Customer
+	var customers []view.CustomerRow
 	var held []view.Held
 	err := db.View(ctx, func(tx *store.Tx) (err error) {
 		if tickets, err = view.Tickets(tx, ""); err != nil {
@@ -130,7 +130,7 @@ func TestJSONContract(t *testing.T) {
 		if detail, err = view.TicketDetailOf(tx, 1); err != nil {
 			return err
 		}
-		if customers, err = view.Customers(tx); err != nil {
+		if customers, err = view.Customers(tx, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), 24); err != nil {
 			return err
 		}
 		held, err = view.HeldEmails(tx, view.HeldFilter{})
@@ -232,14 +232,16 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("Customers() = %d, want 2", len(cs))
 	}
 	// The customer fields of R2 (licence), R4 (philanthropic), R5 (arrears), R13 (maintainer),
-	// R19 (phones), language, R14 (answer) and the contact names are always present, with
-	// their defaults.
+	// R19 (phones), language, R14 (answer), the contact names and R21's days are always
+	// present, with their defaults; the list adds the tier served on the day and the R3 line.
 	wantCs := []any{
 		map[string]any{"id": 1.0, "name": "Bakkerij de Vries", "emails": []any{"info@bakkerij.nl", "piet@bakkerij.nl"}, "sla": "SLA8", "valid_until": "2027-01-31", "contract": true,
 			"licence": "infokas-l", "philanthropic": false, "arrears": true, "maintainer": "third-party", "phones": []any{"+31612345678", "+31201234567"}, "lang": "en", "answer": "site",
-			"contacts": map[string]any{"piet@bakkerij.nl": "Piet de Vries"}},
+			"contacts": map[string]any{"piet@bakkerij.nl": "Piet de Vries"}, "free_until": "", "paid_ended": "",
+			"effective_sla": "SLA8", "status": "geldig tot 31-01-2027"},
 		map[string]any{"id": 2.0, "name": "Slagerij Jansen", "emails": []any{"kassa@slagerij.nl"}, "sla": "SLA24", "valid_until": "", "contract": false,
-			"licence": "", "philanthropic": true, "arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email", "contacts": map[string]any{}},
+			"licence": "", "philanthropic": true, "arrears": false, "maintainer": "vendor", "phones": []any{}, "lang": "nl", "answer": "email", "contacts": map[string]any{},
+			"free_until": "", "paid_ended": "", "effective_sla": "SLA24", "status": "geldig"},
 	}
 	if !reflect.DeepEqual(cs, wantCs) {
 		t.Errorf("Customers() JSON = %v, want %v", cs, wantCs)

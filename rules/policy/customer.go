@@ -15,9 +15,20 @@ func Valid(c *helpdesk.Customer, on helpdesk.Date) bool {
 	return c.ValidUntil.IsZero() || !c.ValidUntil.Before(on)
 }
 
-// EffectiveTier is the tier a customer is served at on a moment (R3): a paid tier past its
-// valid-until date is served as SLA24.
-func EffectiveTier(c *helpdesk.Customer, at time.Time) helpdesk.Tier {
+// EffectiveTier is the tier a customer is served at on a moment: a paid tier past its
+// valid-until date is served as SLA24 (R3), and the free status lapses after lapseMonths
+// without paid support (R21: TierNone; see Lapsed; 0 months: never).
+func EffectiveTier(c *helpdesk.Customer, at time.Time, lapseMonths int) helpdesk.Tier {
+	if Lapsed(c, helpdesk.Today(at), lapseMonths) {
+		return helpdesk.TierNone
+	}
+	return servedTier(c, at)
+}
+
+// servedTier is the tier of R3 alone: a paid tier past its valid-until date is SLA24. The
+// SLA24 limits (R11) and the plan of a ticket a release opens count it: a lapsed customer is no
+// better off than SLA24.
+func servedTier(c *helpdesk.Customer, at time.Time) helpdesk.Tier {
 	if c.Tier.Paid() && !Valid(c, helpdesk.Today(at)) {
 		return helpdesk.SLA24
 	}
@@ -25,6 +36,56 @@ func EffectiveTier(c *helpdesk.Customer, at time.Time) helpdesk.Tier {
 		return helpdesk.SLA24
 	}
 	return c.Tier
+}
+
+// R21: SLA24 is a free status under a fair-use policy; it lapses when a customer has not had
+// paid support for a long time.
+
+// PaidEnd is the last day of paid support the record knows of (R21): the later of the day
+// staff recorded when they took the customer off a paid tier (PaidEnded) and the valid-until
+// day (of an expired paid tier, or left from one); zero when the customer never had one as far
+// as the record shows.
+func PaidEnd(c *helpdesk.Customer) helpdesk.Date {
+	end := c.PaidEnded
+	if end.Before(c.ValidUntil) {
+		end = c.ValidUntil
+	}
+	return end
+}
+
+// LapseDay is the first day on which the customer's free status has lapsed (R21): lapseMonths
+// after paid support ended (PaidEnd) or, for a customer who never had it, after the record was
+// created — the day after that many months to the day ("longer ago than that"). It is the zero
+// Date when the status does not lapse by time: lapseMonths 0 (never), a philanthropic customer
+// (R4), a paid tier without an end date, or a record that knows neither an end of paid support
+// nor its own creation. It does not look at the day: Lapsed does (a valid paid tier, the
+// operator's FreeUntil).
+func LapseDay(c *helpdesk.Customer, lapseMonths int) helpdesk.Date {
+	if lapseMonths <= 0 || c.Philanthropic || (c.Tier.Paid() && c.ValidUntil.IsZero()) {
+		return helpdesk.Date{}
+	}
+	from := PaidEnd(c)
+	if from.IsZero() && !c.Created.IsZero() {
+		from = helpdesk.Today(c.Created)
+	}
+	if from.IsZero() {
+		return helpdesk.Date{}
+	}
+	return from.AddMonths(lapseMonths).AddDays(1)
+}
+
+// Lapsed reports whether the customer's free status has lapsed on the day (R21): from
+// LapseDay on, unless a paid tier is valid on the day or the operator keeps the customer free
+// through it (FreeUntil).
+func Lapsed(c *helpdesk.Customer, on helpdesk.Date, lapseMonths int) bool {
+	if c.Tier.Paid() && Valid(c, on) {
+		return false
+	}
+	if !c.FreeUntil.IsZero() && !c.FreeUntil.Before(on) {
+		return false
+	}
+	day := LapseDay(c, lapseMonths)
+	return !day.IsZero() && !on.Before(day)
 }
 
 // StatusLine is the Dutch status line of R3 on a date: "geldig", "geldig tot 31-01-2027" or
@@ -44,7 +105,7 @@ func StatusLine(c *helpdesk.Customer, on helpdesk.Date) string {
 // the contract calendar (rate zone 1, Saturday morning included) while the customer has a
 // support contract and a valid paid tier; helpdesk opening hours for everyone else.
 func CalendarFor(c *helpdesk.Customer, at time.Time) string {
-	if c.Contract && EffectiveTier(c, at).Paid() {
+	if c.Contract && servedTier(c, at).Paid() {
 		return helpdesk.CalendarContract
 	}
 	return helpdesk.CalendarHelpdesk
@@ -91,7 +152,7 @@ func NormalizePhone(s string) (string, error) {
 // CallerVerdict says whether a call from a customer's registered number is put through (R19):
 // a telephone support contract with a valid paid tier.
 func CallerVerdict(c *helpdesk.Customer, at time.Time) (through bool, reason string) {
-	switch eff := EffectiveTier(c, at); {
+	switch eff := servedTier(c, at); {
 	case !c.Contract:
 		return false, "no telephone support contract"
 	case c.Tier.Paid() && !eff.Paid():

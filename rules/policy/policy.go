@@ -62,6 +62,9 @@ type Rules struct {
 	Calendars *calendar.Set
 	// Limits are the SLA24 limits (R11).
 	Limits Limits
+	// SLA24LapseMonths: the free status lapses after this many months without paid support
+	// (R21, see Lapsed); 0 never.
+	SLA24LapseMonths int
 	// UrgentWords mark an urgent request in the subject (R12), CallbackWords a callback
 	// request (R13); matched as whole words, in any case.
 	UrgentWords, CallbackWords []string
@@ -208,7 +211,8 @@ func (p *Policy) Decide(e *parse.Email, v View) (Decision, error) {
 }
 
 // DecideRelease is Decide with the SLA24 limits lifted: what a held email becomes when staff
-// release it (R11). With trustStaff, an email from a staff address is taken as theirs without
+// release it (R11). A lapsed customer's email opens a ticket as SLA24 (R21): the operator's
+// fair-use decision. With trustStaff, an email from a staff address is taken as theirs without
 // a passing authentication result: the operator vouches for it (ticket release -as-staff).
 // Fields that occur more than once are no reason to hold it: the operator vouches for the
 // email, and the caller reads the copies a DKIM signature covers (Email.ReadBottomMost).
@@ -217,15 +221,15 @@ func (p *Policy) DecideRelease(e *parse.Email, v View, trustStaff bool) (Decisio
 }
 
 // DecideHistory is Decide for an email of the mailbox's past (an archive import, old backlog
-// at a first sync): the SLA24 limits of R11 ration today's work, and that email was answered
-// when it came, so they are lifted for it as for a release.
+// at a first sync): the SLA24 limits of R11 and the lapse of R21 ration today's work, and that
+// email was answered when it came, so they are lifted for it as for a release.
 func (p *Policy) DecideHistory(e *parse.Email, v View) (Decision, error) {
 	return p.decide(e, v, decideOpts{noLimits: true})
 }
 
 // decideOpts are what a release changes about a decision.
 type decideOpts struct {
-	noLimits     bool // the SLA24 limits are lifted (R11)
+	noLimits     bool // the SLA24 limits (R11) and the lapse (R21) are lifted
 	trustStaff   bool // a staff From is believed without an authentication result
 	duplicatesOK bool // once-only fields that occur twice do not hold the email
 }
@@ -473,6 +477,11 @@ func (p *Policy) classify(e *parse.Email, v View, o decideOpts) (Decision, error
 	if d.Automatic {
 		return hold(helpdesk.HeldAutomatic, "machine-generated email that names no ticket of the sender: "+d.AutomaticReason)
 	}
+	// R21: a lapsed customer's new question is kept for staff, not made a ticket. Their
+	// replies to their tickets (above) still reach staff.
+	if !noLimits && Lapsed(c, helpdesk.Today(e.Arrival), r.SLA24LapseMonths) {
+		return p.holdLapsed(d, c, e, v)
+	}
 	if !noLimits {
 		hit, err := p.limitForNewTicket(c, e.Arrival, v)
 		if err != nil {
@@ -637,6 +646,44 @@ func (p *Policy) holdOverLimit(d Decision, c *helpdesk.Customer, hit *LimitHit, 
 	}
 	return d, nil
 }
+
+// holdLapsed holds a new question of a customer whose free status lapsed (R21): kept for
+// staff (a release opens it as SLA24), and the customer told how to get paid support — at
+// most once a day (24 hours) per customer, whichever address they write from, and within the
+// limits of every automatic reply (limitAutoReplies).
+func (p *Policy) holdLapsed(d Decision, c *helpdesk.Customer, e *parse.Email, v View) (Decision, error) {
+	d.Action, d.HoldReason = ActionHold, helpdesk.HeldSLA24Lapsed
+	d.HoldDetail = LapseDetail(c, p.rules.SLA24LapseMonths)
+	since := e.Arrival.Add(-24 * time.Hour)
+	told, err := v.AutoRepliesSince(CustomerScope(c.ID), helpdesk.KindSLA24Lapsed, since)
+	if err != nil {
+		return d, fmt.Errorf("lapse notices of customer %d: %w", c.ID, err)
+	}
+	if told > 0 {
+		d.Suppressed = append(d.Suppressed, Suppression{Kind: helpdesk.KindSLA24Lapsed, Limit: LimitCustomer,
+			Detail: fmt.Sprintf("customer %d was told of the lapse in the last 24 hours", c.ID)})
+		return d, nil
+	}
+	d.Notify = append(d.Notify, Notice{Kind: helpdesk.KindSLA24Lapsed, To: e.From, Automatic: true})
+	return d, nil
+}
+
+// LapseDetail is the sentence for staff about a lapsed customer (R21): since when, and why.
+func LapseDetail(c *helpdesk.Customer, lapseMonths int) string {
+	since := "paid support ended on " + PaidEnd(c).String()
+	if PaidEnd(c).IsZero() {
+		since = "the customer was registered on " + helpdesk.Today(c.Created).String() + " without paid support"
+	}
+	if !c.FreeUntil.IsZero() {
+		since += ", and was kept free through " + c.FreeUntil.String()
+	}
+	return fmt.Sprintf("customer %d: the free status (SLA24) lapsed on %s, %d months after %s (R21); "+
+		"a release opens the ticket as SLA24", c.ID, LapseDay(c, lapseMonths), lapseMonths, since)
+}
+
+// SLA24LapseMonths is the lapse period of R21 in months (0: never), for the views that show
+// the tier a customer is served at.
+func (p *Policy) SLA24LapseMonths() int { return max(p.rules.SLA24LapseMonths, 0) }
 
 // referencedTicket finds the ticket an email replies to (R10): the ticket reference in the
 // subject, or an In-Reply-To naming a message of the ticket, or a References entry naming one

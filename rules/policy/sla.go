@@ -102,7 +102,7 @@ type asked struct {
 // planAsked is plan for what the customer asked.
 func (p *Policy) planAsked(c *helpdesk.Customer, a asked, arrival time.Time) Plan {
 	cals := p.rules.Calendars
-	eff := EffectiveTier(c, arrival)
+	eff := servedTier(c, arrival) // a released email of a lapsed customer opens as SLA24 (R21)
 	pl := Plan{Tier: eff, Priority: helpdesk.PriorityNormal, ValidUntil: c.ValidUntil}
 	if c.Tier.Paid() && !eff.Paid() {
 		pl.Notes = append(pl.Notes, NoteExpired) // R3: with expired access you can still create a ticket
@@ -168,13 +168,13 @@ func (p *Policy) planAsked(c *helpdesk.Customer, a asked, arrival time.Time) Pla
 // PostpaidAllowed reports whether a customer may choose a postpaid callback (R13): SLA24
 // customers and customers with a payment status can only choose prepaid.
 func PostpaidAllowed(c *helpdesk.Customer, at time.Time) bool {
-	return EffectiveTier(c, at) != helpdesk.SLA24 && !c.Arrears
+	return servedTier(c, at) != helpdesk.SLA24 && !c.Arrears
 }
 
 // UrgentAllowed reports whether a customer may ask for urgent help (R12: urgent and SLA24 do
 // not go together).
 func UrgentAllowed(c *helpdesk.Customer, at time.Time) bool {
-	return EffectiveTier(c, at) != helpdesk.SLA24
+	return servedTier(c, at) != helpdesk.SLA24
 }
 
 // limitForNewTicket checks the SLA24 ticket limits of R11 against the customer's tickets, by
@@ -195,7 +195,7 @@ func (p *Policy) limitForTickets(c *helpdesk.Customer, arrival time.Time, v View
 	if !perMonth {
 		lim.TicketsPerMonth = 0
 	}
-	if EffectiveTier(c, arrival) != helpdesk.SLA24 || (lim.TicketsPerMonth <= 0 && lim.OpenTickets <= 0) {
+	if servedTier(c, arrival) != helpdesk.SLA24 || (lim.TicketsPerMonth <= 0 && lim.OpenTickets <= 0) {
 		return nil, nil
 	}
 	ts, err := v.CustomerTickets(c.ID)
@@ -226,7 +226,7 @@ func (p *Policy) limitForTickets(c *helpdesk.Customer, arrival time.Time, v View
 // the ticket's thread after the first, automatic ones included.
 func (p *Policy) limitForReply(c *helpdesk.Customer, t *helpdesk.Ticket, arrival time.Time, v View) (*LimitHit, error) {
 	lim := p.rules.Limits.RepliesPerTicket
-	if lim <= 0 || EffectiveTier(c, arrival) != helpdesk.SLA24 {
+	if lim <= 0 || servedTier(c, arrival) != helpdesk.SLA24 {
 		return nil, nil
 	}
 	n, err := v.CustomerReplies(t.ID)

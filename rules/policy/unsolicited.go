@@ -70,13 +70,15 @@ const TotalScope = "all unsolicited"
 // CustomerScope is the scope of the counts about one customer.
 func CustomerScope(id uint64) string { return "customer " + strconv.FormatUint(id, 10) }
 
-// Scopes are the scopes an unsolicited notification of kind counts in, besides its address.
+// Scopes are the scopes a notification of kind counts in, besides its address: an unsolicited
+// one in the hourly total, an account mail and the lapse notice of R21 (once a day per
+// customer) about its customer.
 func Scopes(kind string, customerID uint64) []string {
-	if !Unsolicited(kind) {
-		return nil
+	var out []string
+	if Unsolicited(kind) {
+		out = append(out, TotalScope)
 	}
-	out := []string{TotalScope}
-	if customerID != 0 && isRecovery(kind) {
+	if customerID != 0 && (isRecovery(kind) || kind == helpdesk.KindSLA24Lapsed) {
 		out = append(out, CustomerScope(customerID))
 	}
 	return out

@@ -38,6 +38,7 @@ const (
 	RefusePostpaid    = "postpaid"     // R13: SLA24 and arrears choose prepaid only
 	RefuseContact     = "contact"      // not one of Contacts
 	RefuseLimit       = "limit"        // R11: an SLA24 limit (Limit says which)
+	RefuseLapsed      = "sla24_lapsed" // R21: the free status lapsed; no new tickets
 )
 
 // Refusal is why a form is refused; nothing is stored.
@@ -72,6 +73,11 @@ func (p *Policy) DecideWebTicket(c *helpdesk.Customer, ch WebChoices, e *parse.E
 		a.callback, a.postpaid = true, true
 	default:
 		return d, &Refusal{Code: RefuseContact}, nil
+	}
+	// R21: a lapsed customer's new question is no ticket. By email it is held for staff; on
+	// the form the customer reads why at once, as for a limit.
+	if Lapsed(c, helpdesk.Today(e.Arrival), p.rules.SLA24LapseMonths) {
+		return d, &Refusal{Code: RefuseLapsed}, nil
 	}
 	if a.urgent && !UrgentAllowed(c, e.Arrival) {
 		return d, &Refusal{Code: RefuseUrgentSLA24}, nil

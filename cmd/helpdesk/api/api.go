@@ -334,7 +334,7 @@ func (s *server) customerStatus(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view.StatusOf(c, now))
+	writeJSON(w, http.StatusOK, view.StatusOf(c, now, s.desk.Policy.SLA24LapseMonths()))
 }
 
 func (s *server) customerTickets(w http.ResponseWriter, r *http.Request) {

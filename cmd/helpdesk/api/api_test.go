@@ -79,7 +79,7 @@ func newFixture(t *testing.T, tweak func(*api.Config)) *fixture {
 	// As cmd/helpdesk's newDesk builds it.
 	pol := policy.New(policy.Rules{Staff: []string{"jan@infobits.example", "els@infobits.example"}, TicketTag: "Infobits",
 		Own: []string{"support@infobits.example"}, Calendars: cals, RequireStaffAuth: true,
-		UrgentWords: []string{"SPOED"}, CallbackWords: []string{"terugbellen"}, RecoveryPerHour: 3})
+		UrgentWords: []string{"SPOED"}, CallbackWords: []string{"terugbellen"}, RecoveryPerHour: 3, SLA24LapseMonths: 24})
 	f := &fixture{t: t, db: db, clock: clk, metrics: &api.Metrics{},
 		desk:   &desk.Desk{Policy: pol, MessageIDDomain: "infobits.example", Now: clk.now},
 		health: map[string]string{"imap": "ok", "smtp": "ok", "store": "ok"}}
@@ -90,6 +90,8 @@ func newFixture(t *testing.T, tweak func(*api.Config)) *fixture {
 			{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24, Answer: helpdesk.AnswerSite},
 			{Name: "Café Verlopen", Emails: []string{"info@cafeverlopen.nl"}, Tier: helpdesk.SLA8,
 				ValidUntil: helpdesk.Date{Year: 2026, Month: 10, Day: 31}},
+			{Name: "Lang Geleden", Emails: []string{"kassa@langgeleden.nl"}, Tier: helpdesk.SLA8,
+				ValidUntil: helpdesk.Date{Year: 2024, Month: 10, Day: 31}},
 		} {
 			if err := tx.PutCustomer(c); err != nil {
 				return err
@@ -303,16 +305,20 @@ func TestCustomerStatus(t *testing.T) {
 		EffectiveSLA string `json:"effective_sla"`
 		ValidUntil   string `json:"valid_until"`
 		Status       string `json:"status"`
+		LapsesOn     string `json:"lapses_on"`
+		FreeUntil    string `json:"free_until"`
 	}
 	for _, tc := range []struct {
 		addr string
 		want status
 	}{
 		// Any of the customer's addresses, in any case (R1).
-		{"PIET@BakkerijDeVries.nl", status{1, "SLA8", "SLA8", "2027-12-31", "geldig tot 31-12-2027"}},
-		{"kassa@slagerijjansen.nl", status{2, "SLA24", "SLA24", "", "geldig"}},
+		{"PIET@BakkerijDeVries.nl", status{1, "SLA8", "SLA8", "2027-12-31", "geldig tot 31-12-2027", "2030-01-01", ""}},
+		{"kassa@slagerijjansen.nl", status{2, "SLA24", "SLA24", "", "geldig", "", ""}},
 		// R3: an expired paid tier is served as SLA24.
-		{"info@cafeverlopen.nl", status{3, "SLA8", "SLA24", "2026-10-31", "verlopen op 31-10-2026"}},
+		{"info@cafeverlopen.nl", status{3, "SLA8", "SLA24", "2026-10-31", "verlopen op 31-10-2026", "2028-11-01", ""}},
+		// R21: 24 months after the paid tier ended the free status lapses; the R3 line stays.
+		{"kassa@langgeleden.nl", status{4, "SLA8", "none", "2024-10-31", "verlopen op 31-10-2024", "2026-11-01", ""}},
 	} {
 		r := f.call("GET", "/api/customers/"+tc.addr+"/status", "")
 		expect(t, tc.addr, r, http.StatusOK)
@@ -323,8 +329,8 @@ func TestCustomerStatus(t *testing.T) {
 		}
 		var fields map[string]any
 		r.json(t, &fields)
-		if len(fields) != 5 {
-			t.Errorf("status of %s has fields %v, want exactly the five", tc.addr, slices.Sorted(maps.Keys(fields)))
+		if len(fields) != 7 {
+			t.Errorf("status of %s has fields %v, want exactly the seven", tc.addr, slices.Sorted(maps.Keys(fields)))
 		}
 	}
 	r := f.call("GET", "/api/customers/nobody@example.com/status", "")

@@ -197,7 +197,7 @@ func handlerTexts() []string {
 		"new.subject_missing", "new.text_missing", "new.too_long", "new.anydesk", "upload.too_large", "upload.too_many",
 		"backup.subject", "backup.text",
 		"account.bad.answer", "account.bad.lang", "account.bad.phone", "account.bad.phone_taken"}
-	for _, c := range []string{"urgent_sla24", "postpaid", "contact"} {
+	for _, c := range []string{"urgent_sla24", "postpaid", "contact", "sla24_lapsed"} {
 		keys = append(keys, "refuse."+c)
 	}
 	for _, l := range []string{"tickets_per_month", "open_tickets", "replies_per_ticket"} {

@@ -58,6 +58,7 @@ type helpdeskPage struct {
 	Effective    string // the tier served today (R3)
 	Status       string // the R3 line, in the page's language
 	Hours        int    // the first-response time of the tier served, in working hours (R6)
+	Lapsed       bool   // the free status lapsed (R21): no tier is served
 	Phone        string // the helpdesk's number, for a telephone support contract (R19)
 	Phones       []string
 	Open, Closed []ticketRow

@@ -37,9 +37,9 @@ const (
 func (s *Server) helpdesk(w http.ResponseWriter, r *http.Request, u *who) {
 	now := s.cfg.Now()
 	c := u.customer
-	st := view.StatusOf(c, now)
+	st := view.StatusOf(c, now, s.desk.Policy.SLA24LapseMonths())
 	hp := &helpdeskPage{Customer: c.ID, Tier: st.SLA, Effective: st.EffectiveSLA, Status: statusText(st.Status, s.lang(w, r, u)),
-		Hours: helpdesk.Tier(st.EffectiveSLA).Hours()}
+		Hours: helpdesk.Tier(st.EffectiveSLA).Hours(), Lapsed: st.EffectiveSLA == string(helpdesk.TierNone)}
 	if through, _ := policy.CallerVerdict(c, now); through && s.cfg.Phone != "" {
 		hp.Phone, hp.Phones = s.cfg.Phone, c.Phones
 	}
