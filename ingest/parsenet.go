@@ -2,8 +2,13 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"time"
 
@@ -26,15 +31,20 @@ import (
 //     read or before it was committed) reads that batch's emails again one at a time, each
 //     recorded as being read alone (Alone) before and cleared right after: one email per
 //     commit, two extra synced writes per email, only in this recovery.
-//   - An email that was being read alone when the process died twice more, or whose reading
-//     ran longer than suspectAfter (recorded when it does: Suspects), is not read again: it is
-//     held as unparseable, its raw bytes kept, and the emails behind it are taken in.
+//   - An email read alone is marked in a small file beside the database (readingMarker) for
+//     exactly the time its parse runs: written before the parse and removed after it, without
+//     fsync — a process that dies leaves the kernel's page cache behind, so the next start
+//     finds the mark; only a machine crash loses it, and then nothing is held. A start that
+//     finds the mark counts a death on that email (AloneDeaths).
+//   - An email whose parse the process died in twice, or whose reading ran longer than
+//     suspectAfter (recorded when it does: Suspects), is not read again: it is held as
+//     unparseable, its raw bytes kept, and the emails behind it are taken in.
 //
 // A SIGKILL that happens to land while an ordinary email is read costs a slower restart, not
-// a held email. Recovery reads little else than the emails alone, so a kill at a random moment
-// then is likely to land while one is read: one such death is no proof, two on the same email
-// are (an email that kills the process does so every time, at once). A reading that runs
-// long needs no second death: it is recorded while it runs.
+// a held email: the mark covers the parse alone (microseconds), not the IMAP round trip or the
+// commit around it, so a kill at a random moment seldom lands in it, and twice in a row on the
+// same email practically never — while an email that kills the process does so every time, in
+// its parse. A reading that runs long needs no second death: it is recorded while it runs.
 
 // suspectAfter is how long reading an email may run before it is recorded as a suspect: a
 // normal email takes milliseconds, the biggest allowed a second on a busy machine.
@@ -62,12 +72,23 @@ func (s *session) loadAttempts() (attempts, error) {
 	if a.UIDValidity != st.UIDValidity || a.Empty() {
 		return out, nil
 	}
+	if uid, ok := s.takeMark(); ok && uid > st.LastUID && a.UIDValidity == st.UIDValidity {
+		// The process died in the parse of this email, read alone.
+		deaths := 1
+		if a.Alone == uid {
+			deaths = a.AloneDeaths + 1
+		}
+		a.Alone, a.AloneDeaths = uid, deaths
+		if err := s.updateAttempts(func(r *helpdesk.ParseAttempts) { r.Alone, r.AloneDeaths = uid, deaths }); err != nil {
+			return attempts{}, fmt.Errorf("record a stop while reading uid %d: %w", uid, err)
+		}
+	}
 	for _, sp := range a.Suspects {
 		if sp.UID > st.LastUID {
 			out.unread[imap.UID(sp.UID)] = sp.Note
 		}
 	}
-	if a.Alone > st.LastUID && a.AloneDeaths >= 1 {
+	if a.Alone > st.LastUID && a.AloneDeaths >= 2 {
 		out.unread[imap.UID(a.Alone)] = "the gateway stopped while reading it three times: in a batch, then twice on its own"
 	}
 	batches := slices.Clone(a.Batches)
@@ -110,16 +131,12 @@ func (s *session) updateAttempts(change func(a *helpdesk.ParseAttempts)) error {
 // read on its own after a stop). It is on disk before the first of them is parsed.
 func (s *session) beginReading(items []*fetched, alone bool) error {
 	first, last := uint32(items[0].uid), uint32(items[len(items)-1].uid)
+	if alone {
+		// Its batch is on record already; deaths in its parse are counted by the mark.
+		s.p.log.Debug("reading emails", "first", first, "last", last, "alone", alone)
+		return nil
+	}
 	err := s.updateAttempts(func(a *helpdesk.ParseAttempts) {
-		if alone {
-			// Still on record: the last reading of it alone ended with the process.
-			if a.Alone == first {
-				a.AloneDeaths++
-			} else {
-				a.Alone, a.AloneDeaths = first, 0
-			}
-			return
-		}
 		a.Batches = append(a.Batches, helpdesk.UIDRange{Start: first, Stop: last})
 	})
 	if err != nil {
@@ -171,6 +188,11 @@ func (s *session) read(it *fetched, raw []byte) *parse.Email {
 		return parse.Unread(raw, it.arrival, errors.New(it.unread+"; it is not read again automatically"))
 	}
 	uid := uint32(it.uid)
+	if it.alone {
+		s.markReading(uid)
+		defer s.unmarkReading()
+		s.p.log.Debug("parsing an email alone", "uid", uid)
+	}
 	marked := make(chan struct{})
 	t := time.AfterFunc(suspectAfter, func() {
 		defer close(marked)
@@ -218,4 +240,51 @@ func (s *session) parseLimit(items []*fetched) time.Duration {
 		d = parse.ParseDeadline(int(largest))
 	}
 	return s.p.cfg.CommandTimeout + max(d, 0)
+}
+
+// ReadingMarker is the file that marks the email being parsed alone in a mailbox, after a
+// stop in the middle of a batch: the database's path, ".reading." and a digest of the mailbox
+// name (an import reads another mailbox in the same process). It exists only while such a
+// parse runs, or after the process died in one.
+func ReadingMarker(dbPath, mailbox string) string {
+	sum := sha256.Sum256([]byte(mailbox))
+	return dbPath + ".reading." + hex.EncodeToString(sum[:6])
+}
+
+func (s *session) readingMarker() string { return ReadingMarker(s.p.db.Path(), s.p.cfg.Mailbox) }
+
+// readingMark is what the marker file holds.
+type readingMark struct {
+	UIDValidity uint32 `json:"uidvalidity"`
+	UID         uint32 `json:"uid"`
+}
+
+// markReading records, without fsync, that the email uid is being parsed alone.
+func (s *session) markReading(uid uint32) {
+	b, _ := json.Marshal(readingMark{UIDValidity: s.sel.UIDValidity, UID: uid})
+	if err := os.WriteFile(s.readingMarker(), b, 0o600); err != nil {
+		s.p.log.Warn("could not mark the email being read; a stop in its parse will not be counted", "uid", uid, "err", err)
+	}
+}
+
+// unmarkReading removes the mark: the parse returned.
+func (s *session) unmarkReading() {
+	if err := os.Remove(s.readingMarker()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.p.log.Warn("could not remove the mark of the email being read", "err", err)
+	}
+}
+
+// takeMark reads and removes the mark a previous process left: the UID of the email it died
+// parsing, for the mailbox's current UIDVALIDITY.
+func (s *session) takeMark() (uint32, bool) {
+	b, err := os.ReadFile(s.readingMarker())
+	if err != nil {
+		return 0, false
+	}
+	s.unmarkReading()
+	var m readingMark
+	if json.Unmarshal(b, &m) != nil || m.UID == 0 || m.UIDValidity != s.sel.UIDValidity {
+		return 0, false // cut off while being written, or of an earlier mailbox
+	}
+	return m.UID, true
 }

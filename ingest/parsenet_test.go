@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,12 @@ func TestReadAgainAloneAfterDeath(t *testing.T) {
 		st, err := tx.Mailbox("INBOX")
 		if err != nil || st.LastUID != uint32(first) {
 			return fmt.Errorf("checkpoint %+v, %v; want uid %d", st, err, first)
+		}
+		// The process died once in uB's parse before (on record), and again now: the mark of the
+		// parse it died in is left beside the database.
+		mark := fmt.Sprintf(`{"uidvalidity":%d,"uid":%d}`, st.UIDValidity, uB)
+		if err := os.WriteFile(ingest.ReadingMarker(f.db.Path(), "INBOX"), []byte(mark), 0o600); err != nil {
+			return err
 		}
 		return tx.PutParseAttempts(&helpdesk.ParseAttempts{Mailbox: "INBOX", UIDValidity: st.UIDValidity,
 			Batches: []helpdesk.UIDRange{{Start: uint32(uA), Stop: uint32(uC)}}, Alone: uint32(uB), AloneDeaths: 1})
