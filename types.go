@@ -384,6 +384,7 @@ type Held struct {
 	ID        uint64    `json:"id"`
 	MessageID string    `json:"message_id"`
 	From      string    `json:"from"`
+	FromName  string    `json:"from_name,omitempty"` // the sender's display name
 	Subject   string    `json:"subject"`
 	Reason    string    `json:"reason"` // one of the Held* codes
 	Detail    string    `json:"detail"` // a sentence for staff

@@ -433,7 +433,7 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 
 	switch d.Action {
 	case policy.ActionHold:
-		h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: d.HoldReason,
+		h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, FromName: e.FromName, Subject: e.Subject, Reason: d.HoldReason,
 			Detail: d.HoldDetail, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src,
 			NoReport: history || toldStaff(d)}
 		if d.Customer != nil {
@@ -614,7 +614,7 @@ func (a *Desk) applyBounce(tx *store.Tx, e *parse.Email, b *policy.Bounce, src h
 		}
 		ref.TicketID, ref.Seq = t.ID, m.Seq
 	} else {
-		h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: helpdesk.HeldBounce,
+		h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, FromName: e.FromName, Subject: e.Subject, Reason: helpdesk.HeldBounce,
 			Detail: what, Received: e.Arrival, RawSHA256: rawHash, Size: int64(len(e.Raw)), Source: src}
 		if err := tx.Hold(h); err != nil {
 			return ref, what, err
@@ -676,25 +676,28 @@ func applyStaff(t *helpdesk.Ticket, a *policy.StaffAction, m *helpdesk.Message, 
 	}
 }
 
-// maxStoredText bounds the text kept on a thread message: a person reads the start of a 17 MB
-// text dump, and the raw message keeps every byte anyway.
-const maxStoredText = 256 << 10
-
-func storedText(s string) string {
-	if len(s) <= maxStoredText {
-		return s
+// storedText is the text kept on a thread message: what the parser read of it, at most
+// parse.MaxText (a person reads the start of a 17 MB text dump, and the raw message keeps every
+// byte anyway), with a note when there was more.
+func storedText(e *parse.Email) string {
+	s, cut := e.Text, e.TextCut
+	if len(s) > parse.MaxText {
+		n := parse.MaxText
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], true
 	}
-	cut := maxStoredText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	if cut {
+		s += "\n\n[… the text goes on; the whole email is kept as it arrived]"
 	}
-	return s[:cut] + "\n\n[… the text goes on; the whole email is kept as it arrived]"
+	return s
 }
 
 func message(e *parse.Email, dir, rawHash string, src helpdesk.Source) *helpdesk.Message {
 	m := &helpdesk.Message{Direction: dir, From: e.From, FromName: e.FromName, Date: e.Arrival,
 		HeaderDate: e.Date, MessageID: e.MessageID, InReplyTo: e.InReplyTo, References: e.References,
-		Subject: e.Subject, Text: storedText(e.Text), RawSHA256: rawHash, Size: int64(len(e.Raw)),
+		Subject: e.Subject, Text: storedText(e), RawSHA256: rawHash, Size: int64(len(e.Raw)),
 		Source: src, Warnings: e.Warnings}
 	for _, at := range e.Attach {
 		m.Attachment = append(m.Attachment, helpdesk.Attachment{Filename: at.Filename,

@@ -936,7 +936,7 @@ func (s *session) holdPoisoned(tx *store.Tx, it *fetched, src helpdesk.Source, r
 	if err != nil {
 		return desk.Outcome{}, err
 	}
-	h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, Subject: e.Subject, Reason: helpdesk.HeldInternal,
+	h := &helpdesk.Held{MessageID: e.MessageID, From: e.From, FromName: e.FromName, Subject: e.Subject, Reason: helpdesk.HeldInternal,
 		Detail:   "the gateway failed on this email (" + reason + "); report it to the developers",
 		Received: e.Arrival, RawSHA256: hash, Size: int64(len(e.Raw)), Source: src}
 	if err := tx.Hold(h); err != nil {
@@ -959,6 +959,7 @@ func (s *session) holdUnread(tx *store.Tx, it *fetched, src helpdesk.Source, rea
 		h.Subject = parse.CleanLine(env.Subject)
 		if len(env.From) > 0 {
 			h.From = helpdesk.NormalizeAddress(env.From[0].Addr())
+			h.FromName = parse.CleanLine(env.From[0].Name)
 		}
 	}
 	key, hasKey := store.IdentityKey(h.MessageID, h.From, h.Subject)

@@ -42,6 +42,8 @@ func encodedWordAttack(depth int) []byte {
 
 // tinyPartsAttack is the other such email: n parts of a few bytes in one multipart. enmime
 // walks the list of parts for every part it adds: 160,000 parts stopped ingest for 7 min 45 s.
+// (The fast reader reads it in linear time; tinyPartsForEnmime is the same email as the fast
+// reader leaves it to enmime.)
 func tinyPartsAttack(n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("From: Bakkerij de Vries <info@bakkerijdevries.nl>\r\nTo: support@infobits.example\r\n" +
@@ -53,6 +55,12 @@ func tinyPartsAttack(n int) []byte {
 	}
 	b.WriteString("--p--\r\n")
 	return b.Bytes()
+}
+
+// tinyPartsForEnmime is tinyPartsAttack without its closing delimiter: the fast reader is not
+// sure of such an email and leaves it to enmime, whose cost is what the nets are for.
+func tinyPartsForEnmime(n int) []byte {
+	return bytes.TrimSuffix(tinyPartsAttack(n), []byte("--p--\r\n"))
 }
 
 // normalMail is the customer's next email, which must not wait behind an attack.
@@ -147,7 +155,8 @@ func TestOneEmailNeverStopsIngest(t *testing.T) {
 // structure walk switched off, the 40-level attack reaches the MIME parser: the work budget
 // (its reads of the input) stops it at once and the email is held; with the budget off too,
 // the deadline does (a generous 2 s: the attack would run for ever, the normal email takes
-// milliseconds). The tiny-parts attack, whose cost does not show in reads, meets the deadline.
+// milliseconds). The tiny-parts attack, whose cost does not show in reads, meets the deadline
+// (in the shape the fast reader leaves to enmime).
 // Each time the email behind is taken in.
 func TestParseNetsHoldAndGoOn(t *testing.T) {
 	noWalk := parse.Limits{Nesting: -1, OpenNesting: -1, Parts: -1, HeaderFields: -1}
@@ -159,7 +168,7 @@ func TestParseNetsHoldAndGoOn(t *testing.T) {
 	}{
 		{"work budget", noWalk, encodedWordAttack(40), "reads of its"},
 		{"deadline", withNets(noWalk, -1, 2*time.Second), encodedWordAttack(40), "not read within 2s"},
-		{"deadline, tiny parts", withNets(noWalk, -1, 2*time.Second), tinyPartsAttack(100000), "not read within 2s"},
+		{"deadline, tiny parts", withNets(noWalk, -1, 2*time.Second), tinyPartsForEnmime(100000), "not read within 2s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newMemFixture(t, imapmem.Quirks{}, func(c *ingest.Config) { c.Parse = tc.limits })

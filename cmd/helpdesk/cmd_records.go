@@ -130,7 +130,11 @@ func runTicketShow(e *env, args []string) error {
 		case helpdesk.DirectionNote:
 			who = "staff note (internal)"
 		}
-		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, terminalSafe(m.From), shortTime(m.Date), terminalSafe(m.Subject))
+		from := m.From
+		if m.FromName != "" {
+			from = m.FromName + " <" + m.From + ">"
+		}
+		fmt.Fprintf(w, "\n[%d] %s %s, %s\n    Subject: %s\n", i+1, who, terminalSafe(from), shortTime(m.Date), terminalSafe(m.Subject))
 		for _, a := range m.Attachments {
 			fmt.Fprintf(w, "    Attachment %d: %s (%s, %s) — helpdesk ticket attachment %d %d\n", a.Number,
 				terminalSafe(a.Filename), terminalSafe(a.ContentType), humanSize(a.Size), d.ID, a.Number)

@@ -86,6 +86,7 @@ type TicketDetail struct {
 type Message struct {
 	Direction   string       `json:"direction"`
 	From        string       `json:"from"`
+	FromName    string       `json:"from_name"` // the sender's display name, "" when none
 	Date        Time         `json:"date"`
 	MessageID   string       `json:"message_id"`
 	Subject     string       `json:"subject"`
@@ -174,6 +175,7 @@ type Held struct {
 	ID        uint64 `json:"id"`
 	MessageID string `json:"message_id"`
 	From      string `json:"from"`
+	FromName  string `json:"from_name"` // the sender's display name, "" when none
 	Subject   string `json:"subject"`
 	Reason    string `json:"reason"`
 	Detail    string `json:"detail"`
@@ -406,7 +408,7 @@ func TicketDetailOf(tx *store.Tx, id uint64) (*TicketDetail, error) {
 	}
 	number := 0
 	for _, m := range msgs {
-		vm := Message{Direction: m.Direction, From: m.From, Date: Time(m.Date), MessageID: m.MessageID,
+		vm := Message{Direction: m.Direction, From: m.From, FromName: m.FromName, Date: Time(m.Date), MessageID: m.MessageID,
 			Subject: m.Subject, Text: m.Text, Attachments: []Attachment{}}
 		for _, a := range m.Attachment {
 			number++
@@ -463,7 +465,7 @@ func CustomerTicketDetail(tx *store.Tx, id uint64) (*TicketDetail, error) {
 			continue
 		}
 		if m.Direction == helpdesk.DirectionOut {
-			m.From = ""
+			m.From, m.FromName = "", ""
 		}
 		msgs = append(msgs, m)
 	}
@@ -521,7 +523,7 @@ func HeldEmails(tx *store.Tx, f HeldFilter) ([]Held, error) {
 			(!f.Since.IsZero() && h.Received.Before(f.Since)) {
 			continue
 		}
-		out = append(out, Held{ID: h.ID, MessageID: h.MessageID, From: h.From, Subject: h.Subject,
+		out = append(out, Held{ID: h.ID, MessageID: h.MessageID, From: h.From, FromName: h.FromName, Subject: h.Subject,
 			Reason: h.Reason, Detail: h.Detail, Received: Time(h.Received), Released: h.Released,
 			Ticket: h.ReleasedAs.TicketID, ReleasedBy: h.ReleasedBy, Dismissed: h.Dismissed,
 			DismissedAt: Time(h.DismissedAt), DismissedBy: h.DismissedBy, DismissNote: h.DismissNote,

@@ -15,7 +15,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message/charset"
 	"github.com/jhillyerd/enmime/v2"
 
 	"github.com/infobits/helpdesk"
@@ -51,9 +50,18 @@ type Email struct {
 	MessageID  string    // as written, without brackets (BareMessageID); empty when missing
 	InReplyTo  []string  // as written, without brackets
 	References []string  // as written, without brackets
-	Text       string
-	HTML       string
-	Attach     []Attachment
+	// Text is the text of the email, at most MaxText bytes of it (TextCut: there was more):
+	// its text/plain part(s), or the text of its HTML when it has no text part or only an
+	// empty one.
+	Text    string
+	TextCut bool
+	// HTML is the HTML the text was made from; empty when the email has a text part (the
+	// HTML alternative is not read then).
+	HTML string
+	// Attach lists the email's files: every part that is not its text, in the order of the
+	// email, each once; a file sent without a name has one made from its type (bijlage.pdf,
+	// bericht.eml). Parts returns the same files with their bytes.
+	Attach []Attachment
 
 	// Header holds every header field, names canonicalised (textproto), values unfolded but
 	// not decoded, in order.
@@ -69,6 +77,13 @@ type Email struct {
 	Warnings []string
 	// Err is set when the email could not be read as MIME at all; Raw is still whole.
 	Err error
+
+	// charset is the charset the email declares for its text: raw 8-bit bytes in its
+	// subject are read in it (decodeRaw8bit).
+	charset string
+	// fallback says why the email was read by enmime rather than the fast reader; "" when
+	// it was not.
+	fallback string
 }
 
 // Attachment is one attachment or inline file.
@@ -139,13 +154,17 @@ func Parse(raw []byte, arrival time.Time) *Email {
 // ParseContext is Parse within lim, and stops when ctx is done: the Email then has Err
 // wrapping ctx.Err() and says nothing about the email — the caller must not act on it.
 //
-// The work is bounded by the input, not by luck: the MIME structure is walked first
-// (scanStructure, linear) and an email beyond lim is not read as MIME (Err wraps
-// ErrTooComplex); the MIME parser then runs on its own goroutine under a work budget (reads
-// of the input) and a deadline that grows with the size, and an email that exceeds either is
-// set aside (Err wraps ErrWorkBudget). The parser cannot be interrupted from outside; a
-// parser left behind at the deadline stops at its next read of the input, and the structural
-// bounds limit what it can still do until then.
+// Well-formed mail is read by the fast reader (readFast: in memory, linear, within lim). An
+// email it is not sure of is read as before by enmime, whose work is bounded by the input,
+// not by luck: the MIME structure is walked first (scanStructure, linear) and an email beyond
+// lim is not read as MIME (Err wraps ErrTooComplex); enmime then runs on its own goroutine
+// under a work budget (reads of the input) and a deadline that grows with the size, and an
+// email that exceeds either is set aside (Err wraps ErrWorkBudget). enmime cannot be
+// interrupted from outside; a parser left behind at the deadline stops at its next read of
+// the input, and the structural bounds limit what it can still do until then.
+//
+// Either way the text, the HTML and the files are laid out by one set of rules (classify)
+// and the text is read no further than MaxText.
 func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits) (e *Email) {
 	e = &Email{Raw: raw, SHA256: sha256.Sum256(raw), Arrival: arrival}
 	defer func() {
@@ -160,62 +179,113 @@ func ParseContext(ctx context.Context, raw []byte, arrival time.Time, lim Limits
 	e.Header = readHeaderPos(raw, e.pos)
 	e.readEnvelopeHeaders(false)
 
-	// Seen in practice: an mbox "From " separator line before the header (mail saved by some
-	// delivery agents). readHeader skips it; enmime would refuse the whole email.
-	body := stripMboxLine(raw)
-	var env *enmime.Envelope
-	_, err := scanStructure(body, lim)
-	if err == nil {
-		env, err = readMIME(ctx, body, lim)
-	}
+	root, fallback, err := readStructure(ctx, raw, lim)
+	e.fallback = fallback
 	if err != nil {
 		e.Err = err
-		if !errors.Is(err, ErrTooComplex) && !errors.Is(err, ErrWorkBudget) && ctx.Err() == nil {
-			e.Err = fmt.Errorf("read MIME structure: %w", err)
-		}
 		// A body we cannot structure is still text a person can read.
 		if i := headerEnd(raw); i >= 0 {
-			e.Text = clean(string(raw[i:]))
+			e.Text, e.TextCut = cutText(clean(string(raw[i:min(len(raw), i+2*MaxText)])), MaxText, len(raw)-i > 2*MaxText)
 		}
 		return e
 	}
-	if s := env.GetHeader("Subject"); s != "" && len(e.Values("Subject")) == 1 {
-		// enmime decodes the topmost copy; with several, readEnvelopeHeaders chose (and
-		// Duplicates says so).
-		e.Subject = cleanLine(s)
+	l := classify(root.entity)
+	e.warn(root.warning)
+	e.Warnings = append(e.Warnings, root.warnings...)
+	if l.charset != "" && !utf8.ValidString(e.Get("Subject")) {
+		// Raw 8-bit bytes in the subject: read in the charset of the text (see decodeRaw8bit).
+		e.charset = l.charset
+		e.readEnvelopeHeaders(false)
 	}
-	e.Text = clean(env.Text)
-	e.HTML = clean(env.HTML)
-	// Seen in practice: "Content-Type: multipart/mixed" without a boundary parameter. enmime
-	// then reads the body as one part, but as a nameless attachment; it is the customer's text.
-	bodyAsText := env.Text == "" && env.HTML == "" && env.Root != nil && len(env.Root.Content) > 0 &&
-		env.Root.FirstChild == nil && strings.HasPrefix(strings.ToLower(env.Root.ContentType), "multipart/")
-	if bodyAsText {
-		e.Text = clean(string(env.Root.Content))
-		e.Warnings = append(e.Warnings, "multipart body without boundary read as plain text")
+	e.charset = l.charset
+	e.readText(l)
+	for i, f := range l.files {
+		h := sha256.New()
+		var size int64
+		e.warn(f.decode(-1, func(b []byte) {
+			h.Write(b)
+			size += int64(len(b))
+		}))
+		e.Attach = append(e.Attach, Attachment{
+			Filename:    l.names[i],
+			ContentType: cleanLine(f.media),
+			Size:        size,
+			SHA256:      hex.EncodeToString(h.Sum(nil)),
+		})
 	}
-	for _, group := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
-		for _, p := range group {
-			if bodyAsText && p == env.Root {
-				continue
-			}
-			sum := sha256.Sum256(p.Content)
-			e.Attach = append(e.Attach, Attachment{
-				Filename:    cleanLine(p.FileName),
-				ContentType: cleanLine(p.ContentType),
-				Size:        int64(len(p.Content)),
-				SHA256:      hex.EncodeToString(sum[:]),
-			})
+	e.Report = readReport(root.entity, e.Text, e.looksLikeBounce())
+	return e
+}
+
+// structure is an email's MIME structure as one of the readers read it.
+type structure struct {
+	*entity
+	warning  string   // what the reading repaired (one line), or ""
+	warnings []string // enmime's warnings
+}
+
+// readStructure reads the MIME structure of raw: the fast reader, else enmime within lim
+// (fallback says why). err is set when neither could (ErrTooComplex, ErrWorkBudget, ctx,
+// no MIME structure at all).
+func readStructure(ctx context.Context, raw []byte, lim Limits) (s structure, fallback string, err error) {
+	// Seen in practice: an mbox "From " separator line, or "---- Original email message
+	// ----", before the header. Mail libraries skip what cannot be a header line; enmime
+	// would refuse the whole email.
+	body := stripJunk(raw)
+	root, why, err := readFast(body, lim)
+	if err != nil {
+		return s, "", err
+	}
+	if why == "" {
+		if root.noBoundary {
+			s.warning = "multipart body without boundary read as plain text"
 		}
+		return structure{entity: root, warning: s.warning}, "", nil
+	}
+	if _, err := scanStructure(body, lim); err != nil {
+		return s, why, err
+	}
+	env, err := readMIME(ctx, body, lim)
+	if err != nil {
+		if !errors.Is(err, ErrTooComplex) && !errors.Is(err, ErrWorkBudget) && ctx.Err() == nil {
+			err = fmt.Errorf("read MIME structure: %w", err)
+		}
+		return s, why, err
+	}
+	s.entity = fromEnmime(env.Root, 0)
+	if s.noBoundary && !s.multipart() {
+		s.warning = "multipart body without boundary read as plain text"
 	}
 	for _, pe := range env.Errors {
 		if pe.Name == enmime.ErrorPlainTextFromHTML {
 			continue
 		}
-		e.Warnings = append(e.Warnings, cleanLine(pe.Error()))
+		s.warnings = append(s.warnings, cleanLine(pe.Error()))
 	}
-	e.Report = readReport(env.Root, e.Text, e.looksLikeBounce())
-	return e
+	return s, why, nil
+}
+
+// stripJunk drops what cannot be a header line before the first line that can (an mbox
+// "From " separator, "---- Original email message ----"), as mail libraries do. Nothing is
+// dropped when an empty line or the end comes first: then there is no header to find.
+func stripJunk(raw []byte) []byte {
+	rest := raw
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest
+		if i >= 0 {
+			line = rest[:i]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 || i < 0 {
+			return raw
+		}
+		if c := bytes.IndexByte(line, ':'); c > 0 && line[0] != ' ' && line[0] != '\t' && isFieldName(bytes.TrimRight(line[:c], " \t")) {
+			return rest
+		}
+		rest = rest[i+1:]
+	}
+	return raw
 }
 
 // Unread is an email the gateway does not read as MIME — one whose reading brought it down
@@ -280,26 +350,31 @@ func (e *Email) looksLikeBounce() bool {
 
 // readReport finds the delivery-status fields and the returned message's Message-ID in a
 // report's parts; nil when the email is no report.
-func readReport(root *enmime.Part, text string, bounce bool) *Report {
+func readReport(root *entity, text string, bounce bool) *Report {
 	r := &Report{}
 	found := false
-	var walk func(p *enmime.Part, depth int)
-	walk = func(p *enmime.Part, depth int) {
-		for ; p != nil && depth < 20; p = p.NextSibling {
-			switch strings.ToLower(p.ContentType) {
-			case "message/delivery-status", "message/global-delivery-status":
-				found = true
-				readDeliveryStatus(p.Content, r)
-			case "message/feedback-report", "message/disposition-notification":
-				found, r.Feedback = true, true
-			case "message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global", "message/global-headers":
-				found = true
-				h := readHeader(p.Content)
-				if v := h["Message-Id"]; len(v) > 0 {
-					r.MessageIDs = append(r.MessageIDs, MessageIDs(v[0])...)
-				}
+	var walk func(p *entity, depth int)
+	walk = func(p *entity, depth int) {
+		if depth >= 20 {
+			return
+		}
+		switch p.media {
+		case "message/delivery-status", "message/global-delivery-status":
+			found = true
+			content, _ := p.bytes(1 << 20)
+			readDeliveryStatus(content, r)
+		case "message/feedback-report", "message/disposition-notification":
+			found, r.Feedback = true, true
+		case "message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global", "message/global-headers":
+			found = true
+			content, _ := p.bytes(1 << 20)
+			h := readHeader(content)
+			if v := h["Message-Id"]; len(v) > 0 {
+				r.MessageIDs = append(r.MessageIDs, MessageIDs(v[0])...)
 			}
-			walk(p.FirstChild, depth+1)
+		}
+		for _, c := range p.children {
+			walk(c, depth+1)
 		}
 	}
 	if root != nil {
@@ -424,7 +499,7 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 			e.To = append(e.To, a.Address)
 		}
 	}
-	e.Subject = cleanLine(decodeWords(one("Subject")))
+	e.Subject = cleanLine(decodeWords(decodeRaw8bit(one("Subject"), e.charset)))
 	e.Date = time.Time{}
 	if d := one("Date"); d != "" {
 		if t, err := mail.ParseDate(d); err == nil {
@@ -457,7 +532,7 @@ func (e *Email) readEnvelopeHeaders(bottom bool) {
 // `"a@b.example"@evil.example` stays evil.example's), ASCII letters lower-cased (ASCIILower).
 // Groups give their members; addresses without '@' are refused.
 func ParseAddressList(v string) ([]*mail.Address, error) {
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: wordCharsetReader}}
 	list, err := p.ParseList(fromWindows1252(v))
 	if err != nil {
 		return nil, fmt.Errorf("address list: %w", err)
@@ -543,8 +618,13 @@ func isDotAtom(s string) bool {
 	return true
 }
 
+// decodeWords decodes the RFC 2047 encoded words of a header value (or of a parameter, where
+// mail programs put them too); a value that does not decode is kept as it is.
 func decodeWords(s string) string {
-	dec := mime.WordDecoder{CharsetReader: charset.Reader}
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
 	if d, err := dec.DecodeHeader(s); err == nil {
 		return d
 	}
@@ -691,22 +771,6 @@ func MessageIDs(v string) []string {
 		}
 	}
 	return out
-}
-
-// clean makes body text safe to store and show: valid UTF-8, no NUL or other control
-// characters except newline and tab, LF line ends.
-func clean(s string) string {
-	s = fromWindows1252(s)
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' {
-			return r
-		}
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 // fromWindows1252 makes text valid UTF-8. Text that already is stays as it is; text that is

@@ -31,7 +31,7 @@ func TestParts(t *testing.T) {
 		{"bon café.pdf", "application/pdf", []byte("%PDF-1")},
 		{"kassa log.txt", "text/plain", []byte("caf\xe9")},
 		{"kapot.png", "image/png", []byte("\x89PNG\r\n\x1a\n\x00")},
-		{"", "message/rfc822", []byte("From: x@y.nl\r\nSubject: oud\r\n\r\ntekst")},
+		{"bericht.eml", "message/rfc822", []byte("From: x@y.nl\r\nSubject: oud\r\n\r\ntekst")}, // named from its type
 	}
 	if len(parts) != len(want) {
 		t.Fatalf("Parts = %d parts %+v, want %d", len(parts), parts, len(want))
@@ -52,13 +52,13 @@ func TestParts(t *testing.T) {
 func TestPartsBounded(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("Content-Type: multipart/mixed; boundary=o\r\n\r\n")
-	for i := range 3 * maxPartsWalked {
+	for i := range 3 * defaultParts {
 		fmt.Fprintf(&b, "--o\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=f%d\r\n\r\nx\r\n", i)
 	}
 	b.WriteString("--o--\r\n")
 	parts, err := Parts([]byte(b.String()))
-	if err == nil || len(parts) >= maxPartsWalked {
-		t.Errorf("%d parts: Parts = %d parts, %v; want fewer than %d and an error", 3*maxPartsWalked, len(parts), err, maxPartsWalked)
+	if err == nil || len(parts) >= defaultParts {
+		t.Errorf("%d parts: Parts = %d parts, %v; want fewer than %d and an error", 3*defaultParts, len(parts), err, defaultParts)
 	}
 
 	var n strings.Builder

@@ -46,7 +46,7 @@ func treeShape(root *enmime.Part) (parts, depth int) {
 // enmime).
 func checkScanCovers(t testing.TB, name string, raw []byte) (exact, refused bool) {
 	t.Helper()
-	body := stripMboxLine(raw)
+	body := stripJunk(raw)
 	st, err := scanStructure(body, unbounded)
 	if err != nil {
 		return false, true
