@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
+	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 )
 
@@ -23,7 +24,7 @@ func TestRealWorldMailFaithfully(t *testing.T) {
 	// header (its own parser fails on it), as no real server does.
 	d := imaptest.NewDovecot(t)
 	p := &peers{imapAddr: d.Addr, imapUser: d.User, imapPass: d.Password, dovecot: d,
-		sink: smtptest.New(t, smtptest.Options{}), dir: t.TempDir()}
+		sink: smtptest.New(t, smtpsink.Options{}), dir: t.TempDir()}
 	env := p.env()
 	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
 	pdf := []byte("%PDF-1.4 offerte\x00\xff\x01 einde\n")

@@ -56,7 +56,7 @@ func fill(t *testing.T, db *store.DB) {
 				return err
 			}
 			if st.ID == 1 {
-				in := &helpdesk.Message{Direction: helpdesk.DirectionIn, From: "info@bakkerij.nl", Date: t0,
+				in := &helpdesk.Message{Direction: helpdesk.DirectionIn, From: "info@bakkerij.nl", FromName: "Piet de Vries", Date: t0,
 					MessageID: "m1@bakkerij.nl", Subject: "Kassa start niet op", Text: "Help!",
 					Attachment: []helpdesk.Attachment{{Filename: "bon.pdf", ContentType: "application/pdf", Size: 1234, SHA256: strings.Repeat("ab", 32)}},
 					HTML:       "<p>Help!</p>", RawSHA256: strings.Repeat("cd", 32)}
@@ -77,7 +77,7 @@ func fill(t *testing.T, db *store.DB) {
 				}
 			}
 		}
-		return tx.Hold(&helpdesk.Held{MessageID: "x@stranger.example", From: "stranger@example.com", Subject: "Hallo",
+		return tx.Hold(&helpdesk.Held{MessageID: "x@stranger.example", From: "stranger@example.com", FromName: "Onbekende", Subject: "Hallo",
 			Reason: helpdesk.HeldUnknownSender, Detail: "no customer has the address stranger@example.com", Received: t0, Size: 42})
 	})
 	if err != nil {
@@ -181,10 +181,10 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("ticket detail messages = %d, want 2", len(msgs))
 	}
 	m0 := msgs[0].(map[string]any)
-	if got, want := keys(m0), sorted("direction", "from", "date", "message_id", "subject", "text", "attachments"); !reflect.DeepEqual(got, want) {
+	if got, want := keys(m0), sorted("direction", "from", "from_name", "date", "message_id", "subject", "text", "attachments"); !reflect.DeepEqual(got, want) {
 		t.Errorf("ticket detail message keys = %v, want %v (no html, no raw hash)", got, want)
 	}
-	wantM0 := map[string]any{"direction": "in", "from": "info@bakkerij.nl", "date": "2026-11-27T10:30:00+01:00",
+	wantM0 := map[string]any{"direction": "in", "from": "info@bakkerij.nl", "from_name": "Piet de Vries", "date": "2026-11-27T10:30:00+01:00",
 		"message_id": "m1@bakkerij.nl", "subject": "Kassa start niet op", "text": "Help!",
 		"attachments": []any{map[string]any{"number": 1.0, "filename": "bon.pdf", "content_type": "application/pdf", "size": 1234.0, "sha256": strings.Repeat("ab", 32)}}}
 	if !reflect.DeepEqual(m0, wantM0) {
@@ -252,7 +252,7 @@ func TestJSONContract(t *testing.T) {
 		t.Fatalf("HeldEmails() = %d, want 1", len(hs))
 	}
 	h := hs[0].(map[string]any)
-	for k, want := range map[string]any{"id": 1.0, "message_id": "x@stranger.example", "from": "stranger@example.com", "subject": "Hallo", "reason": "unknown_sender", "received": "2026-11-27T10:30:00+01:00"} {
+	for k, want := range map[string]any{"id": 1.0, "message_id": "x@stranger.example", "from": "stranger@example.com", "from_name": "Onbekende", "subject": "Hallo", "reason": "unknown_sender", "received": "2026-11-27T10:30:00+01:00"} {
 		if h[k] != want {
 			t.Errorf("held email %s = %#v, want %#v", k, h[k], want)
 		}

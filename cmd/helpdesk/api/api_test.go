@@ -458,12 +458,20 @@ func TestAnswerEmailPreference(t *testing.T) {
 		Status   string `json:"status"`
 		Messages []struct {
 			Direction, From, Text string
+			FromName              string `json:"from_name"`
 		} `json:"messages"`
 	}
 	r.json(t, &d)
 	if d.ID != 1 || d.Status != helpdesk.StatusAnswered || len(d.Messages) != 2 || d.Messages[1].Direction != "out" ||
-		d.Messages[1].From != "jan@infobits.example" || d.Messages[1].Text != "Goedemorgen Piet,\n\nHerstart de kassa.\n\nJan" {
+		d.Messages[1].From != "jan@infobits.example" || d.Messages[1].FromName != "Jan Bakker" ||
+		d.Messages[1].Text != "Goedemorgen Piet,\n\nHerstart de kassa.\n\nJan" {
 		t.Errorf("answered ticket = %+v", d)
+	}
+	// The customer's view names no staff member: neither the address nor the display name.
+	r = f.call("GET", "/api/tickets/1", "")
+	r.json(t, &d)
+	if len(d.Messages) != 2 || d.Messages[1].From != "" || d.Messages[1].FromName != "" {
+		t.Errorf("the customer's view of the answer = %+v, want no from, no from_name", d.Messages)
 	}
 	var answers []*helpdesk.Notification
 	for _, n := range f.outbox() {
