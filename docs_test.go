@@ -271,3 +271,33 @@ func TestDocsCiteNoIssues(t *testing.T) {
 		}
 	}
 }
+
+// TestCodePointsIntoTheRepository: what the code and its messages send a reader to is in the
+// repository — a docs/*.md file that exists — and never a file beside it (the specification
+// and notes the project was started from are not part of a clone: the rules are docs/rules.md).
+func TestCodePointsIntoTheRepository(t *testing.T) {
+	docRef := regexp.MustCompile(`docs/[A-Za-z0-9_.-]+\.md`)
+	outside := regexp.MustCompile(`\.\./shared/|/work/shared|\bSPEC(?:\.md)?\b|\bARCHITECTURE\b|STYLE\.md|LIBRARY-NOTES|REAL-PEERS`)
+	for _, f := range repoFiles(t, ".go", ".md") {
+		if f == "docs_test.go" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := outside.FindString(line); m != "" {
+				t.Errorf("%s:%d points outside the repository (%q)", f, i+1, m)
+			}
+			if !strings.HasSuffix(f, ".go") {
+				continue
+			}
+			for _, ref := range docRef.FindAllString(line, -1) {
+				if _, err := os.Stat(ref); err != nil {
+					t.Errorf("%s:%d names %s, which does not exist", f, i+1, ref)
+				}
+			}
+		}
+	}
+}

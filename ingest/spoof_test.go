@@ -9,7 +9,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Sender spoofing of customers (SPEC R10 "a reply may only be added by the ticket's
+// Sender spoofing of customers (R10 "a reply may only be added by the ticket's
 // customer or by staff") through the real ingest path. The gateway trusts only the topmost
 // Authentication-Results header whose authserv-id is the configured one (staffTrusted,
 // "mx.infobits.example", as in newStaffFixture); an explicit dmarc=fail for the From domain

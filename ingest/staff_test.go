@@ -12,7 +12,7 @@ import (
 	"github.com/infobits/helpdesk/rules/policy"
 )
 
-// Staff by email, answers on the site, spoofing and recovery by email (SPEC R10,
+// Staff by email, answers on the site, spoofing and recovery by email (R10,
 // R14, R16–R18) through the real ingest path: an email appended to an IMAP mailbox, the
 // gateway's commit, and what the store and the outbox then hold.
 

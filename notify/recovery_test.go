@@ -22,7 +22,7 @@ import (
 	"github.com/infobits/helpdesk/store"
 )
 
-// Recovery links (SPEC R16–R18): notify issues the token when it
+// Recovery links (R16–R18): notify issues the token when it
 // sends, so the raw token exists only in the email; the link is under the site URL.
 
 const recSite = "https://helpdesk.infobits.example"

@@ -27,7 +27,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Backups (SPEC R20). A backup is two plain files in a folder (a synced Dropbox or OneDrive
+// Backups (R20). A backup is two plain files in a folder (a synced Dropbox or OneDrive
 // folder works: nothing but plain files is written):
 //
 //	helpdesk-YYYYMMDD-HHMMSS.db.gz   the database as one read transaction saw it (tx.WriteTo), gzip

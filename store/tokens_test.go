@@ -14,7 +14,7 @@ import (
 	"github.com/infobits/helpdesk"
 )
 
-// Recovery tokens (SPEC R16–R18): 256 random bits, URL-safe, stored only
+// Recovery tokens (R16–R18): 256 random bits, URL-safe, stored only
 // as a SHA-256 hash, single use, expiring, a new one voids the older ones (of its login
 // change, for a login change's tokens).
 

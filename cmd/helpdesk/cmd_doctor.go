@@ -515,7 +515,7 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *ingest.Account) {
 	case len(ids) > 0 && ids[0].n >= noID:
 		fix = fmt.Sprintf("set authserv_id = %s (HELPDESK_AUTHSERV_ID), the id most of these emails carry — if that is your own receiving server (Gmail: mx.google.com; Postfix with OpenDMARC: its AuthservID); a field from the sender's side proves nothing", ids[0].id)
 	case noID > 0:
-		fix = "these fields name no server (Exchange Online writes them so): the gateway cannot tell them from forged ones, so no staff email can be verified. With Microsoft 365 as the receiving server, set require_auth = false (and rely on Exchange Online's spoofing protection) or let staff answer on the website; see the README's provider table"
+		fix = "these fields name no server (Exchange Online writes them so): the gateway cannot tell them from forged ones, so no staff email can be verified. With Microsoft 365 as the receiving server, set require_auth = false (and rely on Exchange Online's spoofing protection) or let staff answer on the website; see the provider table in docs/operations.md"
 	default:
 		fix = "the receiving server writes no Authentication-Results: have it check DKIM and DMARC (OpenDKIM and OpenDMARC on Postfix), or set require_auth = false"
 	}
@@ -543,7 +543,7 @@ func doctorOAuth(ctx context.Context, d *doctorReport, cfg *Config) (tokens *oau
 	}
 	src, err := cfg.oauthSource(time.Now)
 	if err != nil {
-		d.fail("OAuth", err.Error(), "set the oauth_* keys named; the README's OAuth section lists what each provider needs")
+		d.fail("OAuth", err.Error(), "set the oauth_* keys named; docs/operations.md (Microsoft 365 and Google Workspace: OAuth 2.0) lists what each provider needs")
 		return nil, false
 	}
 	file := cfg.oauthTokenFile()

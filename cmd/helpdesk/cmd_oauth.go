@@ -30,7 +30,7 @@ func runOAuthLogin(e *env, args []string) error {
 	}
 	switch {
 	case cfg.OAuthProvider == "":
-		return errors.New("oauth_provider is not set: set it (microsoft, google or generic) with oauth_client_id first; the README's OAuth section walks through the app registration")
+		return errors.New("oauth_provider is not set: set it (microsoft, google or generic) with oauth_client_id first; docs/operations.md (Microsoft 365 and Google Workspace: OAuth 2.0) walks through the app registration")
 	case cfg.OAuthFlow == oauth.FlowClientCredentials:
 		return errors.New("oauth_flow = client_credentials needs no sign-in: the app signs in with its client secret; `helpdesk doctor` checks it")
 	}

@@ -140,7 +140,7 @@ func (lg *liveGateway) waitIdle(tb testing.TB) {
 // TestIdleAckOnPush: in IDLE mode an email appended to the mailbox is a ticket and its
 // acknowledgement is handed to SMTP on the server's push: the poll interval is an hour, so
 // nothing else could take it in while the test waits (a minute, room for a busy machine). How
-// fast that goes is BenchmarkIdleToSMTP's (p50 4.3 ms here, README "Figures").
+// fast that goes is BenchmarkIdleToSMTP's (p50 4.3 ms here, docs/HACKING.md "Figures").
 func TestIdleAckOnPush(t *testing.T) {
 	lg := startLiveGateway(t, "mem", 0)
 	raw := customerMail("info@bakkerijdevries.nl", "Pinautomaat offline", "idle-1@b", "", "Hij doet het niet.")

@@ -29,7 +29,7 @@
 // DMARC result of the run to pass, so a field forged directly below the server's own can turn
 // a pass into a fail but not a fail, "none" or a temperror into a pass. What it can do, if
 // the server breaks the first rule above and writes no DMARC result of its own, is add a
-// pass where the server said nothing: hence the first rule (see the README, "Staff by email").
+// pass where the server said nothing: hence the first rule (see docs/tickets.md, "Staff by email").
 //
 // A From address is easy to forge, so Check is conservative otherwise too: a pass must name
 // the very From domain being checked, and anything ambiguous is None rather than Pass.

@@ -464,7 +464,7 @@ func FuzzParse(f *testing.F) {
 }
 
 // TestTopmost: what doctor reports of a mailbox's emails — the authserv-id of the topmost
-// field and whether it has a DMARC result — for the forms the README's provider table names.
+// field and whether it has a DMARC result — for the forms the provider table of docs/operations.md names.
 func TestTopmost(t *testing.T) {
 	cases := []struct {
 		name      string

@@ -1,4 +1,4 @@
-// Package calendar does the working-hours arithmetic of SPEC R6–R9: the helpdesk's opening
+// Package calendar does the working-hours arithmetic of R6–R9: the helpdesk's opening
 // hours and the two rate zones as weekly calendars in Europe/Amsterdam (daylight saving
 // included), Dutch public holidays served as Sundays, extra closed days and changed hours,
 // the first-response deadline (arrival + N working hours) and the rate zone at a moment.

@@ -1,6 +1,6 @@
 // Package policy decides what an inbound email becomes — a new ticket, a reply on one, a staff
 // answer, or a held email with a reason — and which notifications that implies. It implements
-// the classification of SPEC R1, R10 and R15 and the loop rules of RFC 3834.
+// the classification of R1, R10 and R15 and the loop rules of RFC 3834.
 //
 // Policy is pure: Decide reads only the email, a read-only View of the customer's state (read
 // inside the desk's transaction, so decisions are race-free and restart-proof) and the Rules. It

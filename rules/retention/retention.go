@@ -1,4 +1,4 @@
-// Package retention is the backup retention rule of SPEC R20, as the vendor's page states it:
+// Package retention is the backup retention rule of R20, as the vendor's page states it:
 // "of every last weekday and of every first working day of the month a backup is kept; you then
 // always have a backup of the last 7 weekdays and of every first working day of the month".
 //
