@@ -404,6 +404,10 @@ func (a *Desk) applyLogin(tx *store.Tx, ch *helpdesk.LoginChange, now time.Time)
 	if err := a.settleAs(tx, ch, now, helpdesk.LoginApplied, ch.ApprovedBy, why); err != nil {
 		return false, err
 	}
+	// Whoever was logged in on the site as the customer logs in again, with the new login.
+	if _, err := tx.EndSessions(ch.CustomerID); err != nil {
+		return false, err
+	}
 	for _, to := range []string{ch.OldLogin, ch.NewEmail} {
 		if to == "" {
 			continue

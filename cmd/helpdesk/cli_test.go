@@ -544,6 +544,18 @@ func TestDemoLive(t *testing.T) {
 	waitOutput(t, out, regexp.MustCompile(`email from kassa@slagerijjansen.nl: opened ticket #3`), exited)
 	waitOutput(t, out, regexp.MustCompile(`notification to kassa@slagerijjansen.nl: \[Infobits #3\] Ontvangen: Weegschaal geeft foutcode`), exited)
 
+	// The customer's site: the URL and a login the demo prints open the Helpdesk page and
+	// ticket #1 with Jan's answer.
+	site := waitOutput(t, out, regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/inloggen\n\s+log in as (\S+), password (\S+)`), exited)
+	v := newVisitor(t, site[1])
+	v.login(site[2], site[3])
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "Kassa start niet op na update") || !strings.Contains(r.text(), "geldig tot 31-12-2027") {
+		t.Errorf("the demo's Helpdesk page:\n%s", r.text())
+	}
+	if r := v.get("/tickets/1"); !strings.Contains(r.text(), "Drie piepjes betekent") {
+		t.Errorf("the demo's ticket 1 lacks Jan's answer:\n%s", r.text())
+	}
+
 	cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-exited:

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"mime"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,8 +26,11 @@ import (
 // temporary database, a few customers and a handful of realistic Dutch emails.
 
 const (
-	demoSupport = "support@infobits.example"
-	demoStaff   = "jan@infobits.example"
+	// demoLogin and demoPassword log in on the demo's site.
+	demoLogin    = "info@bakkerijdevries.nl"
+	demoPassword = "kassa-demo-2026"
+	demoSupport  = "support@infobits.example"
+	demoStaff    = "jan@infobits.example"
 )
 
 func runDemo(e *env, args []string) error {
@@ -65,7 +69,11 @@ func runDemo(e *env, args []string) error {
 	// The demo has no receiving server that checks DKIM/DMARC, so staff email is taken on its
 	// From address (in production, set authserv_id instead).
 	cfg.RequireAuth = false
-	cfg.SiteURL = "https://helpdesk.infobits.example"
+	// The customer's site on 127.0.0.1 (8025 when free): the links in the demo's notifications
+	// open it. With -once nothing listens, and the links name it all the same.
+	cfg.HTTPAddr = demoHTTPAddr()
+	cfg.SitePhone = "020 123 45 67"
+	cfg.SiteURL = "http://" + cfg.HTTPAddr
 	if err := cfg.validateServe(); err != nil {
 		return err
 	}
@@ -89,7 +97,8 @@ func runDemo(e *env, args []string) error {
 	fmt.Fprintln(out, "== Infobits helpdesk gateway — demo ==")
 	fmt.Fprintf(out, "IMAP server %s, SMTP server %s, database %s\n\n", mem.Addr, sink.Addr(), cfg.DB)
 	customers := []*helpdesk.Customer{
-		{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8, Contract: true, ValidUntil: helpdesk.Date{Year: 2027, Month: 12, Day: 31}},
+		{Name: "Bakkerij de Vries", Emails: []string{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, Tier: helpdesk.SLA8, Contract: true, ValidUntil: helpdesk.Date{Year: 2027, Month: 12, Day: 31},
+			Phones: []string{"+31612345678"}, Contacts: map[string]string{"info@bakkerijdevries.nl": "Piet de Vries"}},
 		{Name: "Slagerij Jansen", Emails: []string{"kassa@slagerijjansen.nl"}, Tier: helpdesk.SLA24},
 		{Name: "Stichting De Buurtkast", Emails: []string{"info@buurtkast.nl"}, Tier: helpdesk.SLA8},
 	}
@@ -103,6 +112,12 @@ func runDemo(e *env, args []string) error {
 		return nil
 	}); err != nil {
 		return fmt.Errorf("register customers: %w", err)
+	}
+	// A password for the first customer, so that the site can be opened at once.
+	if err := db.Update(e.ctx, func(tx *store.Tx) error {
+		return tx.SetPassword(customers[0].ID, &helpdesk.Password{Hash: desk.HashPassword(demoPassword), Set: e.now()})
+	}); err != nil {
+		return fmt.Errorf("demo password: %w", err)
 	}
 	fmt.Fprintln(out, "Customers:")
 	if err := runCustomerList(de, nil); err != nil {
@@ -206,6 +221,18 @@ func describeOutcome(o *desk.Outcome) string {
 	return fmt.Sprintf("held #%d: %s — %s", o.HeldID, o.Reason, o.Detail)
 }
 
+// demoHTTPAddr is 127.0.0.1:8025 when it is free, else a free port on 127.0.0.1.
+func demoHTTPAddr() string {
+	for _, a := range []string{"127.0.0.1:8025", "127.0.0.1:0"} {
+		if ln, err := net.Listen("tcp", a); err == nil {
+			addr := ln.Addr().String()
+			ln.Close()
+			return addr
+		}
+	}
+	return "127.0.0.1:8025"
+}
+
 // demoLive keeps the gateway running so a person can watch: mail sent to the support address
 // through the demo's SMTP server is delivered into the IMAP mailbox, and becomes a ticket.
 func demoLive(e *env, gw *gateway, mem *imapmem.Server, sink *smtpsink.Server, events chan ingest.Event, cfg *Config) error {
@@ -219,6 +246,19 @@ Registered senders: info@bakkerijdevries.nl, kassa@slagerijjansen.nl, info@buurt
 In another terminal, the operator's commands talk to this gateway:
   HELPDESK_DB=%s go run ./cmd/helpdesk ticket list
 `, mem.Addr, mem.User, mem.Password, sink.Addr(), demoSupport, demoStaff, cfg.DB)
+
+	web, err := gw.listenHTTP(cfg)
+	if err != nil {
+		return err
+	}
+	defer web.shutdown(e.log)
+	fmt.Fprintf(out, `
+The customer's site — open it in a browser:
+  %s/inloggen
+  log in as %s, password %s
+  (Bakkerij de Vries: the Helpdesk page, ticket #1 with Jan's answer, a new ticket with a
+  file, Mijn account; "Wachtwoord vergeten" emails a link, shown below as a notification)
+`, cfg.SiteURL, demoLogin, demoPassword)
 
 	ctl, err := listenCtl(socketPath(cfg.DB), gw.db, cfg, e.log, e.now)
 	if err != nil {

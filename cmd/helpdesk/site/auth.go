@@ -220,7 +220,7 @@ func (s *Server) badLink(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		p.Link, p.LinkText = "/login/vergeten", "loginforgot.title"
 	}
-	s.render(w, r, nil, http.StatusBadRequest, "message", p)
+	s.render(w, r, s.current(r), http.StatusBadRequest, "message", p)
 }
 
 // passwordReset sets the password of a password link and logs the customer in: the token
@@ -338,10 +338,6 @@ func (s *Server) loginConfirm(w http.ResponseWriter, r *http.Request) {
 	var res desk.RedeemResult
 	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
 		res, err = s.desk.Redeem(tx, tok, s.cfg.Now())
-		if err == nil && res.Status == desk.RedeemDone && res.Purpose != helpdesk.PurposePassword {
-			// The login changed: whoever was logged in as the customer logs in again.
-			_, err = tx.EndSessions(res.Customer)
-		}
 		return err
 	})
 	u := s.current(r)

@@ -90,8 +90,6 @@ type messageRow struct {
 	Date  time.Time
 	Text  string
 	Files []fileRow
-	// Site: written on the site (else by email).
-	Site bool
 }
 
 type fileRow struct {
@@ -219,7 +217,7 @@ func (s *Server) selfCheck() error {
 		Next:     "/helpdesk",
 		Helpdesk: &helpdeskPage{Customer: 1, Tier: "SLA8", Effective: "SLA8", Status: "geldig tot 31-12-2027", Hours: 8, Phone: "+31 20 123 4567", Phones: []string{"+31612345678"}, Open: []ticketRow{row, answered}, Closed: []ticketRow{closed}},
 		Ticket: &ticketPage{ticketRow: row, Tier: "SLA8", Payment: helpdesk.PaymentPrepaid, Surcharge: true, MaxUpload: "25 MB",
-			Messages: []messageRow{{From: "piet@example.nl", Date: now, Text: "Hallo", Site: true, Files: []fileRow{{Number: 1, Name: "a.pdf", Size: 1234, URL: "/tickets/12/bijlagen/1"}}}, {Staff: true, From: "Helpdesk", Date: now, Text: "Antwoord"}}},
+			Messages: []messageRow{{From: "piet@example.nl", Date: now, Text: "Hallo", Files: []fileRow{{Number: 1, Name: "a.pdf", Size: 1234, URL: "/tickets/12/bijlagen/1"}}}, {Staff: true, From: "Helpdesk", Date: now, Text: "Antwoord"}}},
 		New:     &newTicketPage{SLA24: true, Postpaid: true, NoRight: true, Contacts: contacts(), MaxUpload: "25 MB"},
 		Account: &accountPage{Customer: 1, Company: "Bakkerij", Login: "a@b", Addresses: []addressRow{{Address: "a@b", Contact: "Piet", Login: true}}, Answer: "site", Language: "nl", Phones: "+31612345678", Langs: templates.Langs(), PendingLogin: "c@d"},
 		Token:   "tok", Purpose: helpdesk.PurposeLoginCancel, Message: "forgot.sent", Link: "/", LinkText: "nav.helpdesk"}
