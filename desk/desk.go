@@ -96,9 +96,31 @@ func (a *Desk) Apply(tx *store.Tx, e *parse.Email, src helpdesk.Source, quiet bo
 	return a.ApplyPacked(tx, e, nil, src, quiet)
 }
 
-// ApplyPacked is Apply with the raw bytes already packed (store.DB.PackRaw, outside the
-// transaction); packed may be nil.
-func (a *Desk) ApplyPacked(tx *store.Tx, e *parse.Email, packed *store.PackedRaw, src helpdesk.Source, quiet bool) (Outcome, error) {
+// Packed is the byte-crunching of storing an email, done before its transaction (Pack): the raw
+// bytes compressed, and the text of the thread message it would become, escaped and
+// compressed. The (single) write transaction then only writes records and indexes.
+type Packed struct {
+	Raw  *store.PackedRaw
+	Text *store.PackedText // nil: too short to be worth it
+}
+
+// Pack prepares e for ApplyPacked. It needs no transaction and is safe for concurrent use:
+// the poller runs it on its parse workers.
+func Pack(db *store.DB, e *parse.Email) (*Packed, error) {
+	raw, err := db.PackRaw(e.SHA256, e.Raw)
+	if err != nil {
+		return nil, err
+	}
+	text, err := db.PackText(storedText(e))
+	if err != nil {
+		return nil, err
+	}
+	return &Packed{Raw: raw, Text: text}, nil
+}
+
+// ApplyPacked is Apply with the email packed beforehand (Pack, outside the transaction);
+// packed may be nil.
+func (a *Desk) ApplyPacked(tx *store.Tx, e *parse.Email, packed *Packed, src helpdesk.Source, quiet bool) (Outcome, error) {
 	return a.applyPacked(tx, e, packed, src, quiet, false)
 }
 
@@ -108,11 +130,11 @@ func (a *Desk) ApplyPacked(tx *store.Tx, e *parse.Email, packed *store.PackedRaw
 // never overdue, sorts below the work of today and does not count among a customer's open
 // tickets, R11), and it reopens no ticket. A later customer email to such a ticket reopens it
 // as usual.
-func (a *Desk) ApplyHistory(tx *store.Tx, e *parse.Email, packed *store.PackedRaw, src helpdesk.Source) (Outcome, error) {
+func (a *Desk) ApplyHistory(tx *store.Tx, e *parse.Email, packed *Packed, src helpdesk.Source) (Outcome, error) {
 	return a.applyPacked(tx, e, packed, src, true, true)
 }
 
-func (a *Desk) applyPacked(tx *store.Tx, e *parse.Email, packed *store.PackedRaw, src helpdesk.Source, quiet, history bool) (Outcome, error) {
+func (a *Desk) applyPacked(tx *store.Tx, e *parse.Email, packed *Packed, src helpdesk.Source, quiet, history bool) (Outcome, error) {
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From}
 	ref, dup, err := a.ingestedBefore(tx, e)
 	if err != nil {
@@ -125,8 +147,11 @@ func (a *Desk) applyPacked(tx *store.Tx, e *parse.Email, packed *store.PackedRaw
 		return out, nil
 	}
 	var rawHash string
-	if packed != nil && packed.Sum == e.SHA256 {
-		rawHash, err = tx.PutPackedRaw(packed)
+	if packed == nil {
+		packed = &Packed{}
+	}
+	if packed.Raw != nil && packed.Raw.Sum == e.SHA256 {
+		rawHash, err = tx.PutPackedRaw(packed.Raw)
 	} else {
 		rawHash, err = tx.PutRaw(e.Raw)
 	}
@@ -145,7 +170,7 @@ func (a *Desk) applyPacked(tx *store.Tx, e *parse.Email, packed *store.PackedRaw
 	if quiet {
 		d.Notify = nil
 	}
-	return a.applyAs(tx, e, d, src, rawHash, history)
+	return a.applyAs(tx, e, d, src, rawHash, history, packed.Text)
 }
 
 // ingestedBefore looks an email up by its raw bytes, then by its identity (Message-ID, sender,
@@ -207,7 +232,7 @@ func (a *Desk) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcome, 
 	if d.Action == policy.ActionHold {
 		return out, fmt.Errorf("held email %d cannot become a ticket message: %s (%s); %s", h.ID, d.HoldReason, d.HoldDetail, releaseHint(h, e, d))
 	}
-	out, err = a.apply(tx, e, d, h.Source, h.RawSHA256)
+	out, err = a.applyAs(tx, e, d, h.Source, h.RawSHA256, false, nil)
 	if err != nil {
 		return out, err
 	}
@@ -415,13 +440,13 @@ func (a *Desk) OperatorCommand(tx *store.Tx, ticketID uint64, line, operator, vi
 // apply writes what the decision says about the email: the ticket, thread message or held
 // record, the dedupe entry and the notifications.
 func (a *Desk) apply(tx *store.Tx, e *parse.Email, d policy.Decision, src helpdesk.Source, rawHash string) (Outcome, error) {
-	return a.applyAs(tx, e, d, src, rawHash, false)
+	return a.applyAs(tx, e, d, src, rawHash, false, nil)
 }
 
 // applyAs is apply; with history (or an import: Quiet) the email is the mailbox's past and
 // leaves every ticket it touches as staff left it: a new ticket is closed, a closed one stays
 // closed (see ApplyHistory).
-func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src helpdesk.Source, rawHash string, history bool) (Outcome, error) {
+func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src helpdesk.Source, rawHash string, history bool, text *store.PackedText) (Outcome, error) {
 	history = history || a.Quiet
 	out := Outcome{UID: src.UID, MessageID: e.MessageID, From: e.From, Arrival: e.Arrival}
 	var err error
@@ -473,13 +498,13 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 		}
 		ticket.Updated = now
 		m := message(e, helpdesk.DirectionIn, rawHash, src)
-		if err := tx.AddMessage(ticket, m); err != nil {
+		if err := tx.AddMessagePacked(ticket, m, text); err != nil {
 			return out, err
 		}
 		ref.TicketID, ref.Seq, stored = ticket.ID, m.Seq, m
 
 	case policy.ActionBounce:
-		o, what, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now)
+		o, what, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now, text)
 		if err != nil {
 			return out, err
 		}
@@ -498,7 +523,7 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 			ticket.Status = helpdesk.StatusClosed // an old answer does not make an archived ticket work again
 		}
 		ticket.Updated = now
-		if err := tx.AddMessage(ticket, m); err != nil {
+		if err := tx.AddMessagePacked(ticket, m, text); err != nil { // used when the text is the email's
 			return out, err
 		}
 		ref.TicketID, ref.Seq, stored = ticket.ID, m.Seq, m
@@ -598,7 +623,7 @@ func (a *Desk) newTicket(tx *store.Tx, e *parse.Email, d policy.Decision, now ti
 // notification's ticket as a report (or held, for notifications without a ticket), and a
 // permanent failure marks the notification failed and suspends automatic mail to the address.
 // It returns where the report went and a line saying what it reports.
-func (a *Desk) applyBounce(tx *store.Tx, e *parse.Email, b *policy.Bounce, src helpdesk.Source, rawHash string, now time.Time) (helpdesk.Ref, string, error) {
+func (a *Desk) applyBounce(tx *store.Tx, e *parse.Email, b *policy.Bounce, src helpdesk.Source, rawHash string, now time.Time, text *store.PackedText) (helpdesk.Ref, string, error) {
 	n, r := b.Notification, b.Report
 	what := fmt.Sprintf("delivery report about notification %d (%s to %s): %s %s %s", n.ID, n.Kind, n.To, r.Action, r.Status, r.Diagnostic)
 	var ref helpdesk.Ref
@@ -609,7 +634,7 @@ func (a *Desk) applyBounce(tx *store.Tx, e *parse.Email, b *policy.Bounce, src h
 		}
 		m := message(e, helpdesk.DirectionReport, rawHash, src)
 		t.Updated = now
-		if err := tx.AddMessage(t, m); err != nil {
+		if err := tx.AddMessagePacked(t, m, text); err != nil {
 			return ref, what, err
 		}
 		ref.TicketID, ref.Seq = t.ID, m.Seq

@@ -525,9 +525,9 @@ func (s *session) list(last uint32) ([]meta, []imap.UID, error) {
 type fetched struct {
 	meta
 	email *parse.Email // nil when not fetched
-	// packed is the email's raw bytes compressed for the store, on the parse worker (nil:
-	// packed in the transaction).
-	packed *store.PackedRaw
+	// packed is the email's raw bytes and text compressed for the store, on the parse worker
+	// (nil: packed in the transaction).
+	packed *desk.Packed
 	env    *imap.Envelope // for messages whose body is not fetched
 	// abandoned: its reading was cut off by the gateway's stop (the batch is not committed).
 	abandoned bool
@@ -751,7 +751,7 @@ func (s *session) fetchBodies(uids []imap.UID, byUID map[imap.UID]*fetched, byte
 				}
 				// Packing failing is not the email's fault: the transaction packs again
 				// and reports the error there.
-				j.f.packed, _ = s.p.db.PackRaw(j.f.email.SHA256, j.raw)
+				j.f.packed, _ = desk.Pack(s.p.db, j.f.email)
 			}
 		})
 	}

@@ -276,6 +276,10 @@ func (tx *Tx) CustomerTickets(customerID uint64) ([]*helpdesk.Ticket, error) {
 // AddMessage appends m to ticket m.TicketID's thread, numbers it, indexes its Message-ID for
 // threading and updates the ticket's count. The caller updates other ticket fields.
 func (tx *Tx) AddMessage(t *helpdesk.Ticket, m *helpdesk.Message) error {
+	return tx.addMessage(t, m, nil)
+}
+
+func (tx *Tx) addMessage(t *helpdesk.Ticket, m *helpdesk.Message, pt *PackedText) error {
 	m.TicketID = t.ID
 	t.Messages++
 	m.Seq = uint32(t.Messages)
@@ -284,7 +288,7 @@ func (tx *Tx) AddMessage(t *helpdesk.Ticket, m *helpdesk.Message) error {
 			return err
 		}
 	}
-	if err := tx.put(bMessages, msgKey(t.ID, m.Seq), m); err != nil {
+	if err := tx.putMessage(msgKey(t.ID, m.Seq), m, pt); err != nil {
 		return err
 	}
 	return tx.PutTicket(t)

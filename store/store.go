@@ -320,7 +320,11 @@ func (tx *Tx) deflate(rec []byte) ([]byte, error) {
 }
 
 // deflateInto appends src, deflated at BestSpeed, to buf, with a compressor from the pool.
-func (d *DB) deflateInto(buf *bytes.Buffer, src []byte) error {
+func (d *DB) deflateInto(buf *bytes.Buffer, src []byte) error { return d.deflatePiece(buf, src, true) }
+
+// deflatePiece appends src, deflated at BestSpeed, to buf: a whole stream when final, else a
+// piece of one that ends on a byte boundary (a sync flush), which another piece may follow.
+func (d *DB) deflatePiece(buf *bytes.Buffer, src []byte, final bool) error {
 	zw, _ := d.deflaters.Get().(*flate.Writer)
 	if zw == nil {
 		var err error
@@ -336,6 +340,9 @@ func (d *DB) deflateInto(buf *bytes.Buffer, src []byte) error {
 	}()
 	if _, err := zw.Write(src); err != nil {
 		return err
+	}
+	if !final {
+		return zw.Flush()
 	}
 	return zw.Close()
 }
