@@ -48,7 +48,9 @@ const (
 	// benchMaxMessageBytes is the gateway's max_message_bytes in the benchmarks: W3's 25 MB
 	// email must be fetched, not held as too large.
 	benchMaxMessageBytes = 32 * mib
-	// rssBase is the fixed part of the memory target: 64 MiB + 2 × the largest email.
+	// rssBase is the fixed part of the memory target: the gateway's own memory (peak RssAnon)
+	// at most 64 MiB + 2 × the largest email. The pages of the memory-mapped database are the
+	// kernel's cache, not the gateway's memory; VmHWM, which counts them, is reported beside it.
 	rssBase = 64 * mib
 )
 
@@ -534,11 +536,11 @@ func benchIngest(b *testing.B, w benchWorkload) {
 	b.ReportMetric(float64(file)/mib, "peak-file-MiB")
 	b.ReportMetric(cpu.Seconds()/n, "gw-cpu-s")
 	b.ReportMetric(float64(dbSize)/mib, "db-MiB")
-	fmt.Printf("\n| workload | emails | MB | raw fetch s | raw msg/s | raw MB/s | import s (self-reported) | import CPU s | import msg/s | import MB/s | ratio (target ≤ 3×) | peak RSS (VmHWM) MiB (target) | peak RssAnon / RssFile MiB | DB MiB (× raw) | fill s |\n")
-	fmt.Printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Printf("| %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f (%.2f) | %.2f | %.0f | %.1f | %.2f× | %.1f (%.0f) | %.1f / %.1f | %.1f (%.2f×) | %.1f |\n\n",
+	fmt.Printf("\n| workload | emails | MB | raw fetch s | raw msg/s | raw MB/s | import s (self-reported) | import CPU s | import msg/s | import MB/s | ratio (target ≤ 3×) | peak RssAnon MiB (target) | VmHWM / peak RssFile MiB | DB MiB (× raw) | fill s | load avg |\n")
+	fmt.Printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f (%.2f) | %.2f | %.0f | %.1f | %.2f× | %.1f (%.0f) | %.1f / %.1f | %.1f (%.2f×) | %.1f | %s |\n\n",
 		w.label(fill), w.count, mb, rawS, float64(w.count)/rawS, mb/rawS, gwS, selfTime.Seconds()/n, cpu.Seconds()/n, float64(w.count)/gwS, mb/gwS,
-		ratio, float64(rss)/mib, float64(target)/mib, float64(anon)/mib, float64(file)/mib, float64(dbSize)/mib, float64(dbSize)/float64(rawBytes), fill.elapsed.Seconds())
+		ratio, float64(anon)/mib, float64(target)/mib, float64(rss)/mib, float64(file)/mib, float64(dbSize)/mib, float64(dbSize)/float64(rawBytes), fill.elapsed.Seconds(), loadAvg())
 }
 
 // BenchmarkIngestInProcess runs the same import in this process — ingest.Poller with the
@@ -638,8 +640,8 @@ func benchIngestInProcess(b *testing.B, w benchWorkload) {
 	b.ReportMetric(float64(w.count)/inS, "ingest-msg/s")
 	b.ReportMetric(mb/inS, "ingest-MB/s")
 	b.ReportMetric(inS/rawS, "ingest/raw")
-	fmt.Printf("\n| in process | emails | MB | raw fetch s | ingest s | ingest msg/s | ingest MB/s | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Printf("| %s | %d | %.1f | %.2f | %.2f | %.0f | %.1f | %.2f× |\n\n", w.label(fill), w.count, mb, rawS, inS, float64(w.count)/inS, mb/inS, inS/rawS)
+	fmt.Printf("\n| in process | emails | MB | raw fetch s | ingest s | ingest msg/s | ingest MB/s | ratio | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| %s | %d | %.1f | %.2f | %.2f | %.0f | %.1f | %.2f× | %s |\n\n", w.label(fill), w.count, mb, rawS, inS, float64(w.count)/inS, mb/inS, inS/rawS, loadAvg())
 }
 
 // humanBytes is "3.4 kB", "1.17 MB", "25.0 MB" (decimal units, like the MB/s figures).
@@ -660,6 +662,16 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// loadAvg is the machine's 1-minute load average (/proc/loadavg) when the figure was taken: the
+// machine is shared, and the figures are read with it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // procStatusKiB reads a "Name:   123 kB" line of /proc/PID/status (VmHWM, VmRSS).

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	htmlpkg "html"
 	"math/rand/v2"
 	"mime"
 	"mime/quotedprintable"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Generator makes realistic support mail for load tests and benchmarks: Dutch and English
@@ -49,6 +53,18 @@ var (
 		"After starting it the screen stays black and it beeps three times.", "We restarted it already, without result.",
 		"Could you help us today? We open at nine.", "Attached is a photo of the error.", "Kind regards,"}
 )
+
+// latin1Safe writes what ISO-8859-1 lacks as its writers do.
+var latin1Safe = strings.NewReplacer("—", "-", "€", "EUR")
+
+// qpEncode is b quoted-printable with CRLF line ends.
+func qpEncode(b []byte) []byte {
+	var qp bytes.Buffer
+	w := quotedprintable.NewWriter(&qp)
+	w.Write(b)
+	w.Close()
+	return qp.Bytes()
+}
 
 // Next returns the next email, about size bytes long (at least a few hundred).
 func (g *Generator) Next(size int) []byte {
@@ -93,24 +109,40 @@ func (g *Generator) Next(size int) []byte {
 		text.WriteString(body[r.IntN(len(body))])
 		text.WriteString("\r\n")
 	}
-	var qp bytes.Buffer
-	w := quotedprintable.NewWriter(&qp)
-	w.Write([]byte(text.String()))
-	w.Close()
+	// The text in the charset the email declares (RFC 2045, 2046): what Latin-1 cannot hold
+	// is written as Latin-1 writers do.
+	body8 := []byte(text.String())
+	switch charset {
+	case "iso-8859-1":
+		body8, _ = charmap.ISO8859_1.NewEncoder().Bytes([]byte(latin1Safe.Replace(text.String())))
+	case "windows-1252":
+		body8, _ = charmap.Windows1252.NewEncoder().Bytes(body8)
+	}
+	qp := qpEncode(body8)
 	attach := r.Float64() < g.AttachShare
 	multi := attach || r.IntN(2) == 0
 	if !multi {
 		fmt.Fprintf(&h, "Content-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", charset)
-		h.Write(qp.Bytes())
+		h.Write(qp)
 		return h.Bytes()
 	}
-	boundary := fmt.Sprintf("b%x", r.Uint64())
+	// Boundaries that are no prefix of each other (RFC 2046 section 5.1.1: a boundary must not
+	// appear in the parts it encloses; "--b1-a" inside "--b1" is read wrong by some readers).
+	n := r.Uint64()
+	boundary, inner := fmt.Sprintf("m%x", n), fmt.Sprintf("a%x", n)
 	fmt.Fprintf(&h, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", boundary)
-	fmt.Fprintf(&h, "--%s\r\nContent-Type: multipart/alternative; boundary=\"%s-a\"\r\n\r\n", boundary, boundary)
-	fmt.Fprintf(&h, "--%s-a\r\nContent-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", boundary, charset)
-	h.Write(qp.Bytes())
-	fmt.Fprintf(&h, "\r\n--%s-a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>%s</p></body></html>\r\n--%s-a--\r\n",
-		boundary, strings.ReplaceAll(text.String()[:min(400, text.Len())], "\r\n", "<br>"), boundary)
+	fmt.Fprintf(&h, "--%s\r\nContent-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n", boundary, inner)
+	fmt.Fprintf(&h, "--%s\r\nContent-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", inner, charset)
+	h.Write(qp)
+	start := text.String()
+	cut := min(400, len(start))
+	for cut > 0 && !utf8.RuneStart(start[cut]) {
+		cut--
+	}
+	html := "<html><body><p>" + strings.ReplaceAll(htmlpkg.EscapeString(start[:cut]), "\r\n", "<br>") + "</p></body></html>\r\n"
+	fmt.Fprintf(&h, "\r\n--%s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", inner)
+	h.Write(qpEncode([]byte(html)))
+	fmt.Fprintf(&h, "\r\n--%s--\r\n", inner)
 	if attach {
 		n := max(size/3, 256)
 		blob := make([]byte, n)

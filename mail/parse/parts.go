@@ -39,7 +39,7 @@ func Parts(raw []byte) ([]Part, error) {
 	l := classify(s.entity)
 	out := make([]Part, 0, len(l.files))
 	for i, f := range l.files {
-		var content []byte
+		content := make([]byte, 0, len(f.body)+len(f.content))
 		f.decode(-1, func(b []byte) { content = append(content, b...) })
 		if content == nil {
 			content = []byte{}

@@ -70,7 +70,9 @@ func (e *Email) readText(l layout) {
 // partText returns the text of a text part, cleaned, at most budget bytes; cut says that some
 // was left out.
 func (e *Email) partText(p *entity, budget int) (string, bool) {
-	limit := 2*budget + 16 // a byte of text is at least half a byte of UTF-8
+	// A byte of text is at least a byte of UTF-8, but for the CR of a CRLF and control
+	// characters, which clean drops: an eighth more covers the line ends.
+	limit := budget + budget/8 + 16
 	raw, why := p.bytes(limit)
 	e.warn(why)
 	cut := len(raw) >= limit

@@ -77,7 +77,11 @@ func (p *entity) bytes(limit int) ([]byte, string) {
 		}
 		return p.body, ""
 	}
-	var out []byte
+	n := len(p.body)
+	if limit >= 0 {
+		n = min(n, limit)
+	}
+	out := make([]byte, 0, n)
 	why := p.decode(limit, func(b []byte) { out = append(out, b...) })
 	return out, why
 }
