@@ -726,6 +726,4 @@ type Session struct {
 	// CSRF is the form token of the session's pages: every POST of a logged-in customer
 	// carries it, besides the browser's own cross-origin checks.
 	CSRF string `json:"csrf"`
-	// Lang is the language the customer chose on the site ("" their record's).
-	Lang string `json:"lang,omitempty"`
 }

@@ -499,6 +499,10 @@ func TestSiteTickets(t *testing.T) {
 	if r := v.get("/tickets/" + id); !strings.Contains(r.text(), "Dank, het werkt weer") || !strings.Contains(r.text(), "Open") {
 		t.Errorf("the reply is not on the ticket page, or the ticket not open again:\n%s", r.text())
 	}
+	// The request for the backup instruction video is a ticket form filled in.
+	if r := v.get("/tickets/nieuw?verzoek=backup-video"); !strings.Contains(r.body, `value="Aanvraag instructievideo back-up"`) {
+		t.Errorf("the backup video request does not fill in the form:\n%s", r.text())
+	}
 	// The Helpdesk page lists it.
 	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "#"+id+" Bonprinter geeft foutcode E4") {
 		t.Errorf("the Helpdesk page does not list ticket %s:\n%s", id, r.text())
@@ -641,6 +645,9 @@ func TestSiteAccount(t *testing.T) {
 	}
 	if r := v.get(saved); !strings.Contains(r.body, `<html lang="en">`) || !strings.Contains(r.text(), "Your details are saved") {
 		t.Errorf("the account page after choosing English:\n%s", r.text())
+	}
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "valid until 31-12-2027") || !strings.Contains(r.text(), "Telephone support") {
+		t.Errorf("the Helpdesk page in English:\n%s", r.text())
 	}
 	if r := save(url.Values{"form": {"profile"}, "answer": {"site"}, "lang": {"en"}, "phones": {"bel me maar"}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "A phone number is not right") {
 		t.Errorf("a bad phone number: %d\n%s", r.status, r.text())

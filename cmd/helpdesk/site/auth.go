@@ -28,7 +28,7 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 // nextPath is where to go after logging in: a path of this site (never another site's), or
 // the Helpdesk page.
 func nextPath(s string) string {
-	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "\\\r\n") ||
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || r < 0x20 || r == 0x7f }) ||
 		strings.HasPrefix(s, "/inloggen") || strings.HasPrefix(s, "/uitloggen") {
 		return "/helpdesk"
 	}

@@ -134,7 +134,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, u *who, status i
 		p.OtherLang = "nl"
 	}
 	q := r.URL.Query()
-	q.Del("token") // a link's token never goes into another link
 	q.Set("taal", p.OtherLang)
 	path := r.URL.Path
 	if r.Method != http.MethodGet {

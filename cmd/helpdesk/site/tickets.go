@@ -113,7 +113,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, refuse
 	if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			if !s.checkCSRFValue(r.FormValue("csrf"), u) {
+			if !csrfMatches(r.FormValue("csrf"), u) {
 				s.forbidden(w, r, u)
 				return nil, false
 			}
@@ -159,12 +159,6 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, refuse
 		}
 	}
 	return files, true
-}
-
-func (s *Server) checkCSRFValue(v string, u *who) bool {
-	r := &http.Request{}
-	r.PostForm = map[string][]string{"csrf": {v}}
-	return s.checkCSRF(r, u)
 }
 
 // createTicket creates a ticket through the rules of an email (desk.WebTicket): a refused
