@@ -23,7 +23,7 @@ func digestsTo(t *testing.T, p *peers, rcpt string) []string {
 // open and nothing held sends none.
 func TestDailyDigest(t *testing.T) {
 	p := newPeers(t)
-	env := p.env("HELPDESK_STAFF_LIST="+staffList, "HELPDESK_LOG_LEVEL=debug", "HELPDESK_IMAP_BACKLOG_AGE=87600h",
+	env := p.env("HELPDESK_STAFF_LIST="+staffList, "HELPDESK_LOG_LEVEL=debug", "HELPDESK_IMAP_BACKLOG_AGE=87600h", "HELPDESK_DIGEST_TIME=08:30",
 		"HELPDESK_STAFF=jan@infobits.example,piet@infobits.example", "HELPDESK_ESCALATION_WARN=off")
 	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
 	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-contract")

@@ -126,6 +126,18 @@ func TestEscalation(t *testing.T) {
 		t.Fatalf("escalations after Monday 13:00 = %q, want %q", got, want)
 	}
 
+	// A staff member answers by replying to the breach notice: the customer gets the answer.
+	breach := sinkTo(msgs, staffList)[len(sinkTo(msgs, staffList))-1]
+	reply := staffAuth + "From: jan@infobits.example\r\nTo: support@infobits.example\r\nSubject: Re: " + headerOf(breach.Data, "Subject") +
+		"\r\nIn-Reply-To: " + headerOf(breach.Data, "Message-ID") + "\r\nMessage-ID: <late@infobits.example>\r\nContent-Type: text/plain\r\n\r\nDe weegschaal is bijgewerkt.\r\n"
+	if _, err := p.mem.Append("INBOX", []byte(reply), amsAt("2026-11-30 13:10:00")); err != nil {
+		t.Fatal(err)
+	}
+	msgs = waitSink(t, p, 10)
+	if got := sinkTo(msgs, "kassa@slagerijjansen.nl"); !strings.Contains(plainText(t, got[len(got)-1].Data), "De weegschaal is bijgewerkt.") {
+		t.Errorf("the reply to the breach notice did not reach the customer")
+	}
+
 	// `ticket show` lists the notices as notifications of the ticket.
 	var kinds []string
 	for _, n := range show("2")["notifications"].([]any) {
@@ -145,7 +157,7 @@ func TestEscalation(t *testing.T) {
 	clk.Set(amsAt("2026-11-30 16:30:00"))
 	out2 := &syncBuffer{}
 	exited2, stop2 := serveWithClock(t, env, out2, clk.Now)
-	msgs = waitSink(t, p, 11)
+	msgs = waitSink(t, p, 12)
 	want = append(want, "[Infobits #1] Deadline verstreken: Bonprinter print niet (Bakkerij de Vries)")
 	if got := escalationsTo(msgs, staffList); !equalStrings(got, want) {
 		t.Errorf("escalations after the restart = %q, want %q", got, want)
@@ -162,8 +174,8 @@ func TestEscalation(t *testing.T) {
 	exited3, stop3 := serveWithClock(t, env, out3, clk.Now)
 	waitChecked(t, clk, amsAt("2026-12-01 09:05:00"), out3, exited3)
 	stop3()
-	if got := p.sink.Messages(); len(got) != 11 {
-		t.Errorf("after a third start %d messages, want still 11 (no notice twice)", len(got))
+	if got := p.sink.Messages(); len(got) != 12 {
+		t.Errorf("after a third start %d messages, want still 12 (no notice twice)", len(got))
 	}
 	if got := escalationsTo(p.sink.Messages(), "info@cafedehoek.nl"); len(got) != 0 || strings.Contains(strings.Join(escalationsTo(p.sink.Messages(), staffList), ""), "#3]") {
 		t.Errorf("the ticket answered in time escalated")
