@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/store"
 )
+
+// catchUpWait is how long a search waits for an update under way before it searches what
+// is indexed so far: an update after a commit takes milliseconds, a rebuild minutes.
+const catchUpWait = 3 * time.Second
 
 // Found is a ticket a search found, as the ticket list shows it, with its score and the line
 // that matched (`ticket search`, GET /api/tickets).
@@ -21,9 +26,21 @@ type Found struct {
 // Find takes in what changed since the last update (so a search sees every commit before it),
 // runs q and reads the tickets found from the store: best first, or — without words — in the
 // order of the ticket list (the work first). It returns them with the number of matches.
+// While a long update is under way (a rebuild, the first filling after an import) it does not
+// wait for it: it searches what is indexed so far.
 func (x *Index) Find(ctx context.Context, q Query) ([]Found, int, error) {
-	if _, err := x.CatchUp(ctx); err != nil {
-		return nil, 0, err
+	wait := time.NewTimer(catchUpWait)
+	defer wait.Stop()
+	select {
+	case x.catchUp <- struct{}{}:
+		_, err := x.catchUpLocked(ctx)
+		x.unlock()
+		if err != nil {
+			return nil, 0, err
+		}
+	case <-wait.C:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
 	}
 	hits, total, err := x.Search(ctx, q)
 	if err != nil {

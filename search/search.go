@@ -109,16 +109,20 @@ type Index struct {
 
 	mu  sync.RWMutex // guards idx (Rebuild swaps it)
 	idx bleve.Index
-	// catchUp serialises the taking in of marked tickets.
-	catchUp sync.Mutex
+	// catchUp serialises the taking in of marked tickets: a token, held while one runs (a
+	// channel, so that a search can wait for it a bounded time).
+	catchUp chan struct{}
 }
+
+func (x *Index) lock()   { x.catchUp <- struct{}{} }
+func (x *Index) unlock() { <-x.catchUp }
 
 // Open opens the index at path for the tickets of db, creating it when there is none (and
 // marking every ticket, so the next CatchUp fills it). An index that cannot be opened is
 // derived data: it is moved aside and made anew, with a warning. It blocks at most a few
 // seconds for the index's lock.
 func Open(path string, db *store.DB, log *slog.Logger) (*Index, error) {
-	x := &Index{path: path, db: db, log: log}
+	x := &Index{path: path, db: db, log: log, catchUp: make(chan struct{}, 1)}
 	idx, err := bleve.OpenUsing(path, map[string]any{"bolt_timeout": "3s"})
 	switch {
 	case err == nil:
@@ -175,8 +179,13 @@ const batchSize = 500
 // Marks are cleared only once their batch is on disk, and only when the ticket was not
 // changed again meanwhile.
 func (x *Index) CatchUp(ctx context.Context) (int, error) {
-	x.catchUp.Lock()
-	defer x.catchUp.Unlock()
+	x.lock()
+	defer x.unlock()
+	return x.catchUpLocked(ctx)
+}
+
+// catchUpLocked is CatchUp with x.catchUp held.
+func (x *Index) catchUpLocked(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		var marks []store.SearchMark
@@ -255,25 +264,25 @@ func (x *Index) Run(ctx context.Context) {
 // number of tickets indexed. Searches during a rebuild see the old index until the new one is
 // complete.
 func (x *Index) Rebuild(ctx context.Context) (int, error) {
-	x.catchUp.Lock()
+	x.lock()
 	tmp := x.path + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
-		x.catchUp.Unlock()
+		x.unlock()
 		return 0, fmt.Errorf("remove %s: %w", tmp, err)
 	}
-	fresh := &Index{path: tmp, db: x.db, log: x.log}
+	fresh := &Index{path: tmp, db: x.db, log: x.log, catchUp: make(chan struct{}, 1)}
 	if err := fresh.create(); err != nil {
-		x.catchUp.Unlock()
+		x.unlock()
 		return 0, err
 	}
 	n, err := fresh.CatchUp(ctx)
 	if err != nil {
 		fresh.Close()
-		x.catchUp.Unlock()
+		x.unlock()
 		return n, err
 	}
 	if err := fresh.Close(); err != nil {
-		x.catchUp.Unlock()
+		x.unlock()
 		return n, err
 	}
 	x.mu.Lock()
@@ -289,7 +298,7 @@ func (x *Index) Rebuild(ctx context.Context) (int, error) {
 		x.idx = idx
 	}
 	x.mu.Unlock()
-	x.catchUp.Unlock()
+	x.unlock()
 	if err != nil || oerr != nil {
 		return n, fmt.Errorf("replace the search index: %w", errors.Join(err, oerr))
 	}
