@@ -339,6 +339,18 @@ func TestSiteLogin(t *testing.T) {
 	clk.Advance(16 * time.Minute)
 	v.login(siteA, sitePW)
 
+	// The link of an "answer waits on the site" notice, logged out: to the log-in form and back.
+	w := newVisitor(t, base)
+	if r := w.get("/tickets/1"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/inloggen?terug=%2Ftickets%2F1" {
+		t.Errorf("a ticket link, logged out: %d %q", r.status, r.header.Get("Location"))
+	}
+	if r := w.post("/inloggen", url.Values{"email": {siteA}, "password": {sitePW}, "terug": {"/tickets/1"}}); r.header.Get("Location") != "/tickets/1" {
+		t.Errorf("log in from a ticket link: back to %q", r.header.Get("Location"))
+	}
+	if r := w.post("/inloggen", url.Values{"email": {siteA}, "password": {sitePW}, "terug": {"//evil.example/"}}); r.header.Get("Location") != "/helpdesk" {
+		t.Errorf("log in with a return path to another site: to %q", r.header.Get("Location"))
+	}
+
 	// An idle session ends.
 	clk.Advance(9 * time.Hour)
 	if r := v.get("/helpdesk"); r.status != http.StatusSeeOther {

@@ -15,6 +15,10 @@ func TestDecideWebTicket(t *testing.T) {
 	arrears := &helpdesk.Customer{ID: 3, Name: "Café", Emails: []string{"cafe@example.nl"}, Tier: helpdesk.SLA8, Arrears: true}
 	v.customers["cafe@example.nl"] = arrears
 	bakker, slager := v.customers["info@bakkerij.nl"], v.customers["kassa@slagerij.nl"]
+	// R3: with expired online support a customer still creates tickets, served as SLA24.
+	expired := &helpdesk.Customer{ID: 4, Name: "Verlopen", Emails: []string{"oud@example.nl"}, Tier: helpdesk.SLA8,
+		ValidUntil: helpdesk.Date{Year: 2026, Month: 10, Day: 31}}
+	v.customers["oud@example.nl"] = expired
 	for _, c := range []struct {
 		name     string
 		c        *helpdesk.Customer
@@ -33,6 +37,8 @@ func TestDecideWebTicket(t *testing.T) {
 		{"SLA24 postpaid", slager, policy.WebChoices{Contact: policy.ContactCallbackPostpaid}, policy.RefusePostpaid, "", "", ""},
 		{"SLA24 over the open-tickets limit", slager, policy.WebChoices{Contact: policy.ContactEmail}, policy.RefuseLimit, "", "", ""},
 		{"no contact choice", bakker, policy.WebChoices{}, policy.RefuseContact, "", "", ""},
+		{"expired SLA8 by email", expired, policy.WebChoices{Contact: policy.ContactEmail}, "", helpdesk.PriorityNormal, helpdesk.FollowupEmail, ""},
+		{"expired SLA8 urgent", expired, policy.WebChoices{Urgent: true, Contact: policy.ContactEmail}, policy.RefuseUrgentSLA24, "", "", ""},
 	} {
 		e := mail(c.c.Emails[0], "Vraag")
 		d, rf, err := p.DecideWebTicket(c.c, c.ch, e, v)
