@@ -141,14 +141,56 @@ func composeMixed(buf *bytes.Buffer, h gomail.Header, r templates.Rendered, file
 			disp = mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename})
 		}
 		ph.Set("Content-Disposition", disp)
-		ph.Set("Content-Transfer-Encoding", "base64")
+		// RFC 2046 §5.2.1: a message/* part (a forwarded email) may not be base64-encoded;
+		// it goes as it is, 7bit or 8bit, when its lines allow (RFC 5322 §2.1.1).
+		cte := "base64"
+		if strings.HasPrefix(f.ContentType, "message/") {
+			cte = asIsEncoding(f.Content)
+		}
+		ph.Set("Content-Transfer-Encoding", cte)
 		if err := textproto.WriteHeader(buf, ph); err != nil {
 			return fmt.Errorf("write attachment header: %w", err)
 		}
-		writeBase64(buf, f.Content)
+		if cte == "base64" {
+			writeBase64(buf, f.Content)
+			continue
+		}
+		writeCRLF(buf, f.Content)
 	}
 	buf.WriteString("\r\n--" + boundary + "--\r\n")
 	return nil
+}
+
+// asIsEncoding is the transfer encoding a part can be written in as it is: "7bit" for ASCII
+// text, "8bit" for text with 8-bit bytes (go-smtp declares BODY=8BITMIME, RFC 6152, to every
+// server that offers it), "base64" when a
+// line is longer than 998 octets or holds a NUL (neither may cross SMTP unencoded).
+func asIsEncoding(b []byte) string {
+	cte, line := "7bit", 0
+	for _, c := range b {
+		switch {
+		case c == '\n':
+			line = 0
+			continue
+		case c == 0:
+			return "base64"
+		case c >= 0x80:
+			cte = "8bit"
+		}
+		if line++; line > 998 {
+			return "base64"
+		}
+	}
+	return cte
+}
+
+// writeCRLF writes b with CRLF line ends and a final line end.
+func writeCRLF(buf *bytes.Buffer, b []byte) {
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimRight(line, "\r\n")
+		buf.Write(line)
+		buf.WriteString("\r\n")
+	}
 }
 
 // writeBase64 writes b base64-encoded in lines of 76 characters (RFC 2045 §6.8).

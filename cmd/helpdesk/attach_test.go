@@ -311,3 +311,37 @@ func TestAttachmentsAboveLimits(t *testing.T) {
 		t.Errorf("answer after 552: %d files, text %q; want it sent without the file, naming it", len(files), text)
 	}
 }
+
+// TestForwardedEmailTravels: a forwarded email (message/rfc822) reaches staff as one, not
+// base64-encoded (RFC 2046 §5.2.1 allows only 7bit, 8bit or binary), byte for byte; one with
+// 8-bit text goes as 8bit.
+func TestForwardedEmailTravels(t *testing.T) {
+	p := newPeers(t)
+	env := p.env("HELPDESK_STAFF_LIST=" + staffList)
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
+	ascii := "From: leverancier@example.com\r\nSubject: Factuur\r\n\r\nHierbij de factuur.\r\n"
+	latin := "From: leverancier@example.com\r\nSubject: Factuur\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDe caf\xc3\xa9-module.\r\n"
+	for i, fwd := range []string{ascii, latin} {
+		raw := "From: info@bakkerijdevries.nl\r\nTo: support@infobits.example\r\nSubject: Doorgestuurd " + fmt.Sprint(i) +
+			"\r\nMessage-ID: <fwd" + fmt.Sprint(i) + "@bakkerij>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n" +
+			"--o\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de doorgestuurde e-mail.\r\n" +
+			"--o\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=factuur.eml\r\n\r\n" + fwd + "--o--\r\n"
+		p.deliver(t, raw)
+	}
+	mustRun(t, env, "serve", "-once")
+	msgs := waitSink(t, p, 4)
+	staff := sinkTo(msgs, staffList)
+	if len(staff) != 2 {
+		t.Fatalf("staff notices = %d, want 2", len(staff))
+	}
+	for i, want := range []struct{ content, cte string }{{ascii, "7bit"}, {latin, "8bit"}} {
+		data := string(staff[i].Data)
+		if !strings.Contains(data, "Content-Type: message/rfc822") || !strings.Contains(data, "Content-Transfer-Encoding: "+want.cte) {
+			t.Errorf("staff notice %d: the forwarded email is not a %s message/rfc822 part:\n%s", i, want.cte, data)
+		}
+		_, files := receivedFiles(t, staff[i].Data)
+		if len(files) != 1 || files[0].mediaType != "message/rfc822" || string(files[0].content) != want.content {
+			t.Errorf("staff notice %d files = %+v, want the forwarded email byte for byte", i, files)
+		}
+	}
+}
