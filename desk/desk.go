@@ -351,7 +351,7 @@ func (a *Desk) AnswerFromAPI(tx *store.Tx, ticketID uint64, from, text string, a
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%w: %q", ErrNotStaff, from)
 	}
-	who := strings.ToLower(addr.Address)
+	who := helpdesk.NormalizeAddress(addr.Address)
 	staff := a.Policy.Staff()
 	if !slices.Contains(staff, who) {
 		return Outcome{}, fmt.Errorf("%w: %s", ErrNotStaff, who)

@@ -414,7 +414,7 @@ func (w *Worker) refused(ctx context.Context, d *drain, n *helpdesk.Notification
 		d.refusedTo = map[string]bool{}
 	}
 	d.refused = append(d.refused, refusal{n: n, cause: cause, log: log})
-	d.refusedTo[strings.ToLower(rcpt)] = true
+	d.refusedTo[helpdesk.NormalizeAddress(rcpt)] = true
 	if len(d.refusedTo) < relayRefusedAfter {
 		return nil
 	}

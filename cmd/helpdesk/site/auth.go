@@ -60,7 +60,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if a, err := mail.ParseAddress(addr); err == nil {
 		addr = helpdesk.NormalizeAddress(a.Address)
 	} else {
-		addr = strings.ToLower(addr)
+		addr = helpdesk.ASCIILower(addr)
 	}
 	now := s.cfg.Now()
 	cl := client(r)
