@@ -1,6 +1,9 @@
 package helpdesk_test
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/infobits/helpdesk"
@@ -36,5 +39,27 @@ func TestParseTierAndDate(t *testing.T) {
 		if !tc.bad && got.String() != tc.in {
 			t.Errorf("ParseDate(%q).String() = %q, want the input back", tc.in, got.String())
 		}
+	}
+}
+
+// TestSurvive: a round that panics comes back as a *Panic with the value and the stack where
+// it happened, and the next round runs as usual.
+func TestSurvive(t *testing.T) {
+	rounds := 0
+	p := helpdesk.Survive(func() {
+		rounds++
+		var m map[string]int
+		m["boom"]++ // a nil map: the kind of bug a round must survive
+	})
+	if p == nil || !strings.Contains(p.Error(), "assignment to entry in nil map") || !strings.Contains(p.Stack, "TestSurvive") {
+		t.Fatalf("Survive of a panicking round = %#v", p)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Error("round failed", "panic", p)
+	if !strings.Contains(logged.String(), `"panic":{"value":"assignment to entry in nil map","stack":"goroutine `) {
+		t.Errorf("the panic logs as %s", logged.String())
+	}
+	if p := helpdesk.Survive(func() { rounds++ }); p != nil || rounds != 2 {
+		t.Errorf("a round without a panic: %v, %d rounds", p, rounds)
 	}
 }

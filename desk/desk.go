@@ -291,9 +291,10 @@ const heldPerNotice = 50
 
 // ReportHeld queues one notice to the staff list of the held emails it has not been told of
 // (held mail is seen). A burst is gathered: after a notice, the next waits until
-// every has passed. It returns when the next notice may go (zero: nothing is waiting). Without
-// a staff list nothing is sent; the emails stay in ticket held.
-func (a *Desk) ReportHeld(tx *store.Tx, every time.Duration) (time.Time, error) {
+// every has passed. now is the moment of the caller's round (its one reading of the clock).
+// It returns when the next notice may go (zero: nothing is waiting). Without a staff list
+// nothing is sent; the emails stay in ticket held.
+func (a *Desk) ReportHeld(tx *store.Tx, every time.Duration, now time.Time) (time.Time, error) {
 	to := a.Policy.StaffList()
 	if to == "" || a.Quiet {
 		return time.Time{}, nil
@@ -302,7 +303,6 @@ func (a *Desk) ReportHeld(tx *store.Tx, every time.Duration) (time.Time, error) 
 	if err != nil || len(pending) == 0 {
 		return time.Time{}, err
 	}
-	now := a.Now()
 	if next := tx.LastHeldNotice().Add(every); now.Before(next) {
 		return next, nil
 	}

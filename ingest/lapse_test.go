@@ -153,7 +153,7 @@ func TestSLA24Lapse(t *testing.T) {
 
 	// Staff learn of them in the held notice, with the reason.
 	if err := f.db.Update(context.Background(), func(tx *store.Tx) error {
-		_, err := f.cfg.Desk.ReportHeld(tx, time.Minute)
+		_, err := f.cfg.Desk.ReportHeld(tx, time.Minute, f.cfg.Desk.Now())
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -115,75 +115,81 @@ func newGateway(cfg *Config, db *store.DB, log *slog.Logger, now func() time.Tim
 		heldWake: make(chan struct{}, 1), heldEvery: cmp.Or(cfg.HeldNotice, 5*time.Minute), digest: sched}, nil
 }
 
-// reportHeld queues the notice of held emails to the staff list when one is due (so
+// reportHeld queues the notice of held emails to the staff list when one is due at now (so
 // held mail is seen) and returns when the next may be.
-func (g *gateway) reportHeld(ctx context.Context) time.Time {
+func (g *gateway) reportHeld(ctx context.Context, now time.Time) time.Time {
 	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
-		next, err = g.desk.ReportHeld(tx, g.heldEvery)
+		next, err = g.desk.ReportHeld(tx, g.heldEvery, now)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
 		g.log.Error("held emails could not be reported to the staff list; will try again", "err", err)
-		return g.now().Add(time.Minute)
+		return now.Add(time.Minute)
 	}
 	return next
 }
 
-// runHeldReports reports held emails while ctx lasts: after an email is held, and when a
-// gathered notice falls due.
-func (g *gateway) runHeldReports(ctx context.Context) {
-	for {
-		wait := time.Hour
-		if next := g.reportHeld(ctx); !next.IsZero() {
-			wait = max(next.Sub(g.now()), time.Second)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-g.heldWake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// settleLogins lets every login change whose time has come take effect or expire (R17)
-// and returns when the next may be due (zero: none pending).
-func (g *gateway) settleLogins(ctx context.Context) time.Time {
+// settleLogins lets every login change whose time has come at now take effect or expire
+// (R17) and returns when the next may be due (zero: none pending).
+func (g *gateway) settleLogins(ctx context.Context, now time.Time) time.Time {
 	var next time.Time
 	err := g.db.Update(ctx, func(tx *store.Tx) (err error) {
-		next, err = g.desk.SettleLoginChanges(tx, g.now())
+		next, err = g.desk.SettleLoginChanges(tx, now)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
 		g.log.Error("login changes could not be settled; will try again", "err", err)
-		return g.now().Add(time.Minute)
+		return now.Add(time.Minute)
 	}
 	return next
 }
 
-// runLoginChanges settles login changes while ctx lasts. It looks at the gateway's clock
-// once a second and writes only when a change is due: a change asked for meanwhile (through
-// the API or the CLI, in this process) is found at the next whole minute at the latest, and
-// one due in 72 hours is settled within a second of its time.
-func (g *gateway) runLoginChanges(ctx context.Context) {
+// dueLoop runs round while ctx lasts: at start, when wake fires (a nil wake never does), when
+// the moment the last round returned has come, and a minute after the last round at the
+// latest. Every moment is the gateway's clock, read once a second; the round gets the reading
+// that made it due, and the next minute counts from that same reading (never from a second
+// one taken after a slow round). round returns when it is next due (zero: nothing coming). A
+// round that panics is reported and the loop goes on: the next round comes a minute later,
+// or at the next wake.
+func (g *gateway) dueLoop(ctx context.Context, what string, wake <-chan struct{}, round func(now time.Time) time.Time) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	next := g.settleLogins(ctx)
-	recheck := g.now().Add(time.Minute)
+	var next, recheck time.Time
+	run := func(now time.Time) {
+		next, recheck = time.Time{}, now.Add(time.Minute)
+		if p := helpdesk.Survive(func() { next = round(now) }); p != nil {
+			next = time.Time{}
+			g.log.Error(what+" failed with a panic (a bug); the gateway goes on and tries again in a minute", "panic", p)
+		}
+	}
+	run(g.now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
+			run(g.now())
+			continue
 		case <-tick.C:
 		}
 		if now := g.now(); (!next.IsZero() && !now.Before(next)) || !now.Before(recheck) {
-			next, recheck = g.settleLogins(ctx), now.Add(time.Minute)
+			run(now)
 		}
 	}
+}
+
+// runHeldReports reports held emails while ctx lasts: after an email is held, when a
+// gathered notice falls due, and once a minute (an email held by a command or the site).
+func (g *gateway) runHeldReports(ctx context.Context) {
+	g.dueLoop(ctx, "the report of held emails", g.heldWake, func(now time.Time) time.Time { return g.reportHeld(ctx, now) })
+}
+
+// runLoginChanges settles login changes while ctx lasts (R17): a change asked for meanwhile
+// (through the API, the site or the CLI, in this process) is found within a minute, and one
+// due in 72 hours is settled within a second of its time.
+func (g *gateway) runLoginChanges(ctx context.Context) {
+	g.dueLoop(ctx, "the login changes", nil, func(now time.Time) time.Time { return g.settleLogins(ctx, now) })
 }
 
 // pumpEvents hands the poller's events to the metrics and the IMAP health, and forwards
@@ -435,9 +441,9 @@ func (g *gateway) once(ctx context.Context) error {
 	stopEvents := g.pumpEvents()
 	ingestErr := g.poller.Once(ctx)
 	stopEvents()
-	g.reportHeld(ctx)
-	g.settleLogins(ctx)
-	g.checkQueue(ctx)
+	g.reportHeld(ctx, g.now())
+	g.settleLogins(ctx, g.now())
+	g.checkQueue(ctx, g.now())
 	if g.search != nil {
 		if _, err := g.search.CatchUp(ctx); err != nil {
 			g.log.Error("the search index could not be updated (the tickets are safe in the database)", "err", err)

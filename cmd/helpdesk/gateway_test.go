@@ -524,3 +524,55 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 		t.Errorf("smtp with an old failure = %q", h["smtp"])
 	}
 }
+
+// TestDueLoop: serve's loops (held notices, login changes, the due queue) run a round at
+// start, on a wake and a minute after the last round by the gateway's clock — counted from the
+// moment the round ran for, not from a reading taken after a slow round (here each round takes
+// 50 s of the gateway's clock); a round that panics is reported in the log and the loop goes
+// on.
+func TestDueLoop(t *testing.T) {
+	t0 := amsAt("2026-11-30 09:00:00")
+	clk := &stepClock{t: t0}
+	logs := &syncBuffer{}
+	g := &gateway{log: slog.New(slog.NewJSONHandler(logs, nil)), now: clk.Now}
+	rounds := make(chan time.Time, 16)
+	wake := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n := 0
+		g.dueLoop(ctx, "the test round", wake, func(now time.Time) time.Time {
+			n++
+			rounds <- now
+			clk.Advance(50 * time.Second)
+			if n == 1 {
+				panic("a bug in the first round")
+			}
+			return time.Time{}
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRound := func(want time.Time) {
+		t.Helper()
+		select {
+		case got := <-rounds:
+			if !got.Equal(want) {
+				t.Fatalf("a round at %s, want %s", got.Format(time.TimeOnly), want.Format(time.TimeOnly))
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no round at %s:\n%s", want.Format(time.TimeOnly), logs.String())
+		}
+	}
+	waitRound(t0)
+	waitOutput(t, logs, regexp.MustCompile(`"level":"ERROR","msg":"the test round failed with a panic \(a bug\); the gateway goes on and tries again in a minute","panic":\{"value":"a bug in the first round","stack":"goroutine`), nil)
+	clk.Set(t0.Add(time.Minute)) // the first round ran for 09:00:00: the next is due at 09:01:00
+	waitRound(t0.Add(time.Minute))
+	clk.Set(t0.Add(2 * time.Minute))
+	waitRound(t0.Add(2 * time.Minute))
+	wake <- struct{}{}
+	waitRound(t0.Add(2*time.Minute + 50*time.Second))
+}
