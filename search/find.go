@@ -33,8 +33,11 @@ func (x *Index) Find(ctx context.Context, q Query) ([]Found, int, error) {
 	defer wait.Stop()
 	select {
 	case x.catchUp <- struct{}{}:
-		_, err := x.catchUpLocked(ctx)
-		x.unlock()
+		err := func() error {
+			defer x.unlock() // also when the update panics (the caller may survive it)
+			_, err := x.catchUpLocked(ctx)
+			return err
+		}()
 		if err != nil {
 			return nil, 0, err
 		}

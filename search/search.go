@@ -216,21 +216,8 @@ func (x *Index) catchUpLocked(ctx context.Context) (int, error) {
 		if len(marks) == 0 {
 			return total, nil
 		}
-		x.mu.RLock()
-		b := x.idx.NewBatch()
-		for id, d := range docs {
-			if err := b.Index(id, d); err != nil {
-				x.mu.RUnlock()
-				return total, fmt.Errorf("index ticket %s: %w", id, err)
-			}
-		}
-		for _, id := range gone {
-			b.Delete(id)
-		}
-		err := x.idx.Batch(b)
-		x.mu.RUnlock()
-		if err != nil {
-			return total, fmt.Errorf("write the search index: %w", err)
+		if err := x.write(docs, gone); err != nil {
+			return total, err
 		}
 		if err := x.db.Update(ctx, func(tx *store.Tx) error { return tx.ClearSearch(marks) }); err != nil {
 			return total, fmt.Errorf("clear search marks: %w", err)
@@ -239,14 +226,39 @@ func (x *Index) catchUpLocked(ctx context.Context) (int, error) {
 	}
 }
 
+// write puts one batch of documents into the index and deletes the gone ones.
+func (x *Index) write(docs map[string]map[string]any, gone []string) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock() // also when bleve panics: Rebuild and Close must not wait for ever
+	b := x.idx.NewBatch()
+	for id, d := range docs {
+		if err := b.Index(id, d); err != nil {
+			return fmt.Errorf("index ticket %s: %w", id, err)
+		}
+	}
+	for _, id := range gone {
+		b.Delete(id)
+	}
+	if err := x.idx.Batch(b); err != nil {
+		return fmt.Errorf("write the search index: %w", err)
+	}
+	return nil
+}
+
 // Run keeps the index up to date while ctx lasts: after every commit that changed a ticket.
-// A failure is logged and tried again at the next change or after a minute.
+// A failure is logged and tried again at the next change or after a minute; so is a panic (a
+// bug, in bleve or here): the gateway goes on, the marks stay and the tickets are taken in
+// at the next try.
 func (x *Index) Run(ctx context.Context) {
 	wake := x.db.SearchWake()
 	retry := time.NewTicker(time.Minute)
 	defer retry.Stop()
 	for {
-		if n, err := x.CatchUp(ctx); err != nil && ctx.Err() == nil {
+		var n int
+		var err error
+		if p := helpdesk.Survive(func() { n, err = x.CatchUp(ctx) }); p != nil {
+			x.log.Error("updating the search index failed with a panic (a bug); will try again (the tickets are safe in the database)", "panic", p)
+		} else if err != nil && ctx.Err() == nil {
 			x.log.Error("the search index could not be updated; will try again (the tickets are safe in the database)", "err", err)
 		} else if n > 0 {
 			x.log.Debug("search index updated", "tickets", n)
@@ -265,31 +277,39 @@ func (x *Index) Run(ctx context.Context) {
 // complete.
 func (x *Index) Rebuild(ctx context.Context) (int, error) {
 	x.lock()
+	defer x.unlock() // also when it panics: the gateway's updates must not wait for ever
 	tmp := x.path + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
-		x.unlock()
 		return 0, fmt.Errorf("remove %s: %w", tmp, err)
 	}
 	fresh := &Index{path: tmp, db: x.db, log: x.log, catchUp: make(chan struct{}, 1)}
 	if err := fresh.create(); err != nil {
-		x.unlock()
 		return 0, err
 	}
 	n, err := fresh.CatchUp(ctx)
 	if err != nil {
 		fresh.Close()
-		x.unlock()
 		return n, err
 	}
 	if err := fresh.Close(); err != nil {
-		x.unlock()
 		return n, err
 	}
-	x.mu.Lock()
-	x.idx.Close()
 	old := x.path + ".old"
+	if err := x.swap(tmp, old); err != nil {
+		return n, fmt.Errorf("replace the search index: %w", err)
+	}
 	_ = os.RemoveAll(old)
-	err = os.Rename(x.path, old)
+	return n, nil
+}
+
+// swap puts the index built at tmp in the place of the open one, which moves to old, and
+// opens it.
+func (x *Index) swap(tmp, old string) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.idx.Close()
+	_ = os.RemoveAll(old)
+	err := os.Rename(x.path, old)
 	if err == nil {
 		err = os.Rename(tmp, x.path)
 	}
@@ -297,13 +317,7 @@ func (x *Index) Rebuild(ctx context.Context) (int, error) {
 	if oerr == nil {
 		x.idx = idx
 	}
-	x.mu.Unlock()
-	x.unlock()
-	if err != nil || oerr != nil {
-		return n, fmt.Errorf("replace the search index: %w", errors.Join(err, oerr))
-	}
-	_ = os.RemoveAll(old)
-	return n, nil
+	return errors.Join(err, oerr)
 }
 
 func docID(id uint64) string { return strconv.FormatUint(id, 10) }
