@@ -119,18 +119,7 @@ func (s *Schedule) Start(ctx context.Context) (stop func()) {
 }
 
 func (s *Schedule) run(ctx context.Context) {
-	last, ok, err := s.latest()
-	switch {
-	case err != nil:
-		s.log.Error("backup folder unreadable", "dir", s.dir, "err", err)
-		s.take(ctx, "at start: the backup folder could not be read")
-	case !ok:
-		s.take(ctx, "at start: no backup in the folder yet")
-	case s.now().Sub(last) >= 24*time.Hour:
-		s.take(ctx, "at start: no backup in the last 24 hours")
-	default:
-		s.log.Info("no backup at start: one was made in the last 24 hours", "dir", s.dir, "latest", last.Format(time.RFC3339))
-	}
+	s.survive(func() { s.atStart(ctx) })
 	for ctx.Err() == nil {
 		next := Next(s.now(), s.hour, s.minute)
 		s.log.Debug("next backup", "at", next.Format(time.RFC3339))
@@ -143,7 +132,31 @@ func (s *Schedule) run(ctx context.Context) {
 				return
 			}
 		}
-		s.take(ctx, fmt.Sprintf("daily at %02d:%02d", s.hour, s.minute))
+		s.survive(func() { s.take(ctx, fmt.Sprintf("daily at %02d:%02d", s.hour, s.minute)) })
+	}
+}
+
+// atStart takes a backup at start when none was made in the last 24 hours.
+func (s *Schedule) atStart(ctx context.Context) {
+	last, ok, err := s.latest()
+	switch {
+	case err != nil:
+		s.log.Error("backup folder unreadable", "dir", s.dir, "err", err)
+		s.take(ctx, "at start: the backup folder could not be read")
+	case !ok:
+		s.take(ctx, "at start: no backup in the folder yet")
+	case s.now().Sub(last) >= 24*time.Hour:
+		s.take(ctx, "at start: no backup in the last 24 hours")
+	default:
+		s.log.Info("no backup at start: one was made in the last 24 hours", "dir", s.dir, "latest", last.Format(time.RFC3339))
+	}
+}
+
+// survive runs f, a backup and its prune, and reports a panic in it (a bug) as a failed
+// backup: the schedule goes on, the next attempt is at the next backup time.
+func (s *Schedule) survive(f func()) {
+	if p := helpdesk.Survive(f); p != nil {
+		s.log.Error("backup failed with a panic (a bug); the gateway goes on, the next attempt is at the next backup time", "dir", s.dir, "panic", p)
 	}
 }
 

@@ -2,8 +2,10 @@ package backups
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +137,41 @@ func TestBackupScheduleFakeClock(t *testing.T) {
 	took, _ = run(time.Date(2026, 6, 1, 12, 0, 0, 0, ams), time.Date(2026, 6, 1, 13, 0, 0, 0, ams), 24*time.Hour)
 	if len(took) == 0 || !took[0].Equal(time.Date(2026, 6, 1, 12, 0, 0, 0, ams)) {
 		t.Errorf("24 hours after the last backup: %v", took)
+	}
+}
+
+// TestBackupScheduleSurvivesPanic: a backup that panics (a bug in the backup or the prune) is
+// reported as a failed backup, and the schedule goes on: the next day's backup is taken.
+func TestBackupScheduleSurvivesPanic(t *testing.T) {
+	ams := helpdesk.Amsterdam()
+	now := time.Date(2026, 11, 27, 1, 0, 0, 0, ams)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs strings.Builder
+	s := &Schedule{dir: "/backups", hour: 2, minute: 30, log: slog.New(slog.NewJSONHandler(&logs, nil)), now: func() time.Time { return now }}
+	s.sleep = func(ctx context.Context, d time.Duration) bool {
+		now = now.Add(d)
+		return ctx.Err() == nil
+	}
+	s.latest = func() (time.Time, bool, error) { return time.Time{}, false, nil }
+	var took []time.Time
+	s.take = func(ctx context.Context, why string) {
+		took = append(took, now)
+		if len(took) == 3 {
+			cancel()
+		}
+		if len(took) <= 2 {
+			panic("a bug in backup number " + fmt.Sprint(len(took)))
+		}
+	}
+	s.run(ctx)
+	want := []time.Time{time.Date(2026, 11, 27, 1, 0, 0, 0, ams), time.Date(2026, 11, 27, 2, 30, 0, 0, ams), time.Date(2026, 11, 28, 2, 30, 0, 0, ams)}
+	if !slices.EqualFunc(took, want, time.Time.Equal) {
+		t.Errorf("backups after panics: %v, want %v", took, want)
+	}
+	for _, n := range []string{"1", "2"} {
+		if !strings.Contains(logs.String(), `"msg":"backup failed with a panic (a bug); the gateway goes on, the next attempt is at the next backup time","dir":"/backups","panic":{"value":"a bug in backup number `+n+`"`) {
+			t.Errorf("panic %s not reported:\n%s", n, logs.String())
+		}
 	}
 }
