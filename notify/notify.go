@@ -142,12 +142,19 @@ func New(cfg Config, db *store.DB) (*Worker, error) {
 // Run delivers notifications as they are queued and retries as they fall due, until ctx is
 // done. A failing SMTP server never stops it: while the server cannot be reached or refuses
 // the configuration (Drain's errors), Run waits RetryMin, doubling up to RetryMax, between
-// attempts (or until a new notification is queued).
+// attempts (or until a new notification is queued). Nor does a panic (a bug): it is logged
+// and waited out the same way.
 func (w *Worker) Run(ctx context.Context) error {
 	wake := w.db.OutboxWake()
 	var backoff time.Duration
 	for {
-		_, err := w.Drain(ctx, false)
+		var err error
+		if p := helpdesk.Survive(func() { _, err = w.Drain(ctx, false) }); p != nil {
+			// A bug outside any one notification: reported, and tried again as after an
+			// interrupted delivery.
+			w.log.Error("the outbox failed with a panic (a bug); the gateway goes on", "panic", p)
+			err = errors.New("a panic (a bug), see the log")
+		}
 		// Drain's own commits (a retry put back in the queue) signal wake too. Anything
 		// queued meanwhile by someone else is seen by the NextDue read below, so nothing
 		// is lost by discarding the signal here.
@@ -238,11 +245,41 @@ func (w *Worker) Drain(ctx context.Context, all bool) (res Result, err error) {
 				return res, fmt.Errorf("outbox drain interrupted, notifications stay queued: %w", context.Cause(ctx))
 			}
 			tried[n.ID] = true
-			if err := w.deliver(ctx, d, n); err != nil {
+			if err := w.deliverSurviving(ctx, d, n); err != nil {
 				return res, err
 			}
 		}
 	}
+}
+
+// deliverSurviving is deliver, and when delivering n panics (a bug, in rendering it say), n
+// fails alone — marked failed with the panic, never retried by itself (`outbox retry` sends
+// it again) — and the rest of the outbox goes on. The connection may have been in the middle
+// of a transaction: it is closed, the next notification gets a new one. A notification the
+// panic came after (already recorded as sent or failed) keeps its record.
+func (w *Worker) deliverSurviving(ctx context.Context, d *drain, n *helpdesk.Notification) error {
+	var err error
+	p := helpdesk.Survive(func() { err = w.deliver(ctx, d, n) })
+	if p == nil {
+		return err
+	}
+	if d.conn != nil {
+		d.conn.close()
+		d.conn = nil
+	}
+	log := w.log.With("notification", n.ID, "kind", n.Kind, "to", n.To, "ticket", n.TicketID)
+	log.Error("sending a notification failed with a panic (a bug); the rest of the outbox goes on", "panic", p)
+	var stored *helpdesk.Notification
+	if err := w.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
+		stored, err = tx.Notification(n.ID)
+		return err
+	}); err != nil {
+		return fmt.Errorf("read notification %d after a panic: %w", n.ID, err)
+	}
+	if stored.Status != helpdesk.NotifyQueued {
+		return nil
+	}
+	return w.fail(ctx, stored, w.cfg.Now(), fmt.Errorf("the gateway failed on it (a bug, see its log): %v", p.Value), d.res, log)
 }
 
 // drain is the state of one Drain.

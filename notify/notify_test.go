@@ -1582,3 +1582,95 @@ func TestReplyAfterCancelStillCounts(t *testing.T) {
 		t.Errorf("status %q, want sent", got.Status)
 	}
 }
+
+// panicClock is a Config.Now that panics at its readings numbered in at (1 is the first): a
+// bug the worker must survive.
+type panicClock struct {
+	mu sync.Mutex
+	n  int
+	at []int
+}
+
+func (c *panicClock) Now() time.Time {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	if slices.Contains(c.at, n) {
+		panic(fmt.Sprintf("a bug at clock reading %d", n))
+	}
+	return start
+}
+
+// TestPanicFailsOneNotification: a notification whose delivery panics (here: the clock's
+// second reading, the start of the first delivery) fails alone, with the panic as its error
+// and in the log; the next notification of the drain is delivered.
+func TestPanicFailsOneNotification(t *testing.T) {
+	var logs bytes.Buffer
+	clk := &panicClock{at: []int{2}}
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) {
+		c.Now = clk.Now
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	ids := e.enqueue(t, ackNote(1, "k1@example.com"), ackNote(2, "k2@example.com"))
+	if res := e.drain(t, false); res.Sent != 1 || res.Failed != 1 {
+		t.Errorf("Drain = %+v, want one sent and one failed", res)
+	}
+	if n := e.note(t, ids[0]); n.Status != helpdesk.NotifyFailed || !strings.Contains(n.LastError, "a bug at clock reading 2") {
+		t.Errorf("the notification that panicked: status %q, error %q", n.Status, n.LastError)
+	}
+	if n := e.note(t, ids[1]); n.Status != helpdesk.NotifySent {
+		t.Errorf("the next notification: status %q, error %q", n.Status, n.LastError)
+	}
+	if msgs := e.wait(t, 1); len(msgs) != 1 || msgs[0].To[0] != "k2@example.com" {
+		t.Errorf("sink received %v", msgs)
+	}
+	if !strings.Contains(logs.String(), `"msg":"sending a notification failed with a panic (a bug); the rest of the outbox goes on"`) {
+		t.Errorf("the panic was not logged:\n%s", logs.String())
+	}
+}
+
+// TestRunSurvivesPanic: a panic in Run's drain outside any notification (here the clock's
+// first reading) is logged, and Run goes on: the notification is delivered at the next try.
+func TestRunSurvivesPanic(t *testing.T) {
+	var logs safeBuffer
+	clk := &panicClock{at: []int{1}}
+	e := newEnv(t, smtpsink.Options{}, func(c *notify.Config) {
+		c.Now = clk.Now
+		c.RetryMin = 10 * time.Millisecond
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	e.enqueue(t, ackNote(1, "k1@example.com"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.worker.Run(ctx) }()
+	if msgs := e.wait(t, 1); len(msgs) != 1 {
+		t.Fatalf("sink received %d", len(msgs))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"the outbox failed with a panic (a bug); the gateway goes on","panic":{"value":"a bug at clock reading 1"`) {
+		t.Errorf("the panic was not logged:\n%s", logs.String())
+	}
+}
+
+// safeBuffer is a log destination shared by a goroutine and the test.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
