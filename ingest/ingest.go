@@ -194,15 +194,22 @@ func (p *Poller) Once(ctx context.Context) error {
 }
 
 // Run keeps the mailbox ingested until ctx is done: it syncs, waits for new mail with IDLE
-// (or polls), and reconnects with exponential backoff after any failure. It returns nil when
-// ctx is cancelled; the batch in hand is committed and flagged before it returns. A login the
-// server refuses before any session succeeded is a configuration error: Run returns it.
+// (or polls), and reconnects with exponential backoff after any failure, a panic in the
+// session included (logged). It returns nil when ctx is cancelled; the batch in hand is
+// committed and flagged before it returns. A login the server refuses before any session
+// succeeded is a configuration error: Run returns it.
 func (p *Poller) Run(ctx context.Context) error {
 	backoff := p.cfg.BackoffMin
 	connected := false
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := p.session(ctx, &connected)
+		var err error
+		if pn := helpdesk.Survive(func() { err = p.session(ctx, &connected) }); pn != nil {
+			// A bug in the session (outside an email's commit, which holds the email
+			// instead): reported, and the session starts over like after a lost connection.
+			p.log.Error("the IMAP session failed with a panic (a bug); reconnecting", "panic", pn)
+			err = fmt.Errorf("the IMAP session failed with a panic (a bug, see the log): %v", pn.Value)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,6 +530,59 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	}
 	if n := len(f.tickets()); n != 2 {
 		t.Errorf("tickets = %d, want 2", n)
+	}
+}
+
+// panicOnce is a log handler that panics at the first record with the message msg: a bug in
+// the session that the poller must survive. The records of Error and above go to errs.
+type panicOnce struct {
+	msg  string
+	done *atomic.Bool
+	errs chan string
+}
+
+func (h panicOnce) Enabled(context.Context, slog.Level) bool { return true }
+func (h panicOnce) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg && h.done.CompareAndSwap(false, true) {
+		panic("a bug in the session")
+	}
+	if r.Level >= slog.LevelError {
+		select {
+		case h.errs <- r.Message:
+		default:
+		}
+	}
+	return nil
+}
+func (h panicOnce) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h panicOnce) WithGroup(string) slog.Handler      { return h }
+
+// TestRunSurvivesPanic: a panic in the IMAP session (here while it logs that it connected) is
+// reported and the poller reconnects: the email waiting is taken in.
+func TestRunSurvivesPanic(t *testing.T) {
+	errs := make(chan string, 10)
+	f := newFixture(t, "mem", func(c *ingest.Config) {
+		c.Logger = slog.New(panicOnce{msg: "imap connected", done: &atomic.Bool{}, errs: errs})
+	})
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Na de paniek", msgID: "panic@b"}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.poller.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	ev := waitFor(t, f.events, func(ev ingest.Event) bool { return ev.Outcome != nil }, time.Minute)
+	if ev.Outcome.MessageID != "panic@b" || ev.Outcome.Action != "new_ticket" {
+		t.Errorf("after the panic: %+v", ev.Outcome)
+	}
+	select {
+	case msg := <-errs:
+		if msg != "the IMAP session failed with a panic (a bug); reconnecting" {
+			t.Errorf("logged %q", msg)
+		}
+	default:
+		t.Error("the panic was not logged")
 	}
 }
 
