@@ -151,15 +151,15 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *who) 
 	}
 	now := s.cfg.Now()
 	key := "a:" + u.session.Address
-	if s.throttle.wait(key, failuresPerAddr, now) > 0 {
+	if s.throttle.reserve(now, limit{key, failuresPerAddr}) > 0 {
 		refuse("login.throttled_short", http.StatusTooManyRequests)
 		return
 	}
 	if !s.verify(r.Context(), hash, r.PostFormValue("current_password")) {
-		s.throttle.fail(key, now)
 		refuse("password.current_wrong", http.StatusUnprocessableEntity)
 		return
 	}
+	s.throttle.release(key, now)
 	pw := r.PostFormValue("password")
 	if k := passwordProblem(u.customer, pw, r.PostFormValue("password2")); k != "" {
 		refuse(k, http.StatusUnprocessableEntity)

@@ -51,7 +51,8 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 // login checks an address and password. Every refusal reads the same ("address or password
 // wrong"), whether the address is a customer's, has no password yet, or the password is
 // wrong, and takes the same work (an argon2id check in each case) (R18). Too many failures
-// for the address or from the client are refused before any check.
+// for the address or from the client are refused before any check; an attempt counts as a
+// failure until its password proved right, so attempts sent at once are counted too.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	addr := strings.TrimSpace(r.PostFormValue("email"))
 	pw := r.PostFormValue("password")
@@ -64,8 +65,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	cl := client(r)
-	wait := max(s.throttle.wait("a:"+addr, failuresPerAddr, now), s.throttle.wait("c:"+cl, failuresPerClient, now))
-	if wait > 0 {
+	// The attempt counts as failed from here until the password proved right.
+	if wait := s.throttle.reserve(now, limit{"a:" + addr, failuresPerAddr}, limit{"c:" + cl, failuresPerClient}); wait > 0 {
 		s.log.Warn("log-in throttled", "address", addr, "client", cl, "wait", wait.String())
 		p.Error, p.ErrorArgs = "login.throttled", []any{int(math.Ceil(wait.Minutes()))}
 		s.render(w, r, nil, http.StatusTooManyRequests, "login", p)
@@ -90,14 +91,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.verify(r.Context(), hash, pw) || c == nil {
-		s.throttle.fail("a:"+addr, now)
-		s.throttle.fail("c:"+cl, now)
 		s.log.Info("log-in refused", "address", addr, "client", cl, "known", c != nil, "has_password", hash != "")
 		p.Error = "login.wrong"
 		s.render(w, r, nil, http.StatusUnauthorized, "login", p)
 		return
 	}
 	s.throttle.forget("a:" + addr)
+	s.throttle.release("c:"+cl, now)
 	if err := s.db.Update(r.Context(), func(tx *store.Tx) error { return s.startSession(w, r, tx, c, addr) }); err != nil {
 		s.internal(w, r, nil, err)
 		return

@@ -9,6 +9,10 @@ import (
 // past the limit the log-in form refuses further attempts until the oldest failure leaves
 // the window — whether the password would have been right or not. An unknown address counts
 // like a known one, so the throttle tells nothing of which addresses are customers' (R18).
+//
+// An attempt counts as failed from the moment it is let through (reserve), before its
+// password is checked, and is taken back when the password was right (release): attempts
+// sent at once cannot all pass the check while the first ones are still hashing.
 const (
 	throttleWindow    = 15 * time.Minute
 	failuresPerAddr   = 5
@@ -25,22 +29,54 @@ type throttle struct {
 
 func newThrottle() *throttle { return &throttle{failures: map[string][]time.Time{}} }
 
-// wait says how long key must wait before another attempt (0: it may try now).
-func (t *throttle) wait(key string, limit int, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	fs := t.recent(key, now)
-	if len(fs) < limit {
-		return 0
-	}
-	return fs[len(fs)-limit].Add(throttleWindow).Sub(now)
+// limit is a throttle key and the failures it may have in the window.
+type limit struct {
+	key string
+	max int
 }
 
-// fail records a failed attempt of key.
-func (t *throttle) fail(key string, now time.Time) {
+// reserve lets an attempt through when no key is at its limit, and then counts it as a
+// failure of every key at once; otherwise it records nothing and says how long to wait
+// before the next attempt may pass.
+func (t *throttle) reserve(now time.Time, ls ...limit) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.failures) >= throttleKeys {
+	var wait time.Duration
+	for _, l := range ls {
+		if fs := t.recent(l.key, now); len(fs) >= l.max {
+			wait = max(wait, fs[len(fs)-l.max].Add(throttleWindow).Sub(now))
+		}
+	}
+	if wait > 0 {
+		return wait
+	}
+	for _, l := range ls {
+		t.add(l.key, now)
+	}
+	return 0
+}
+
+// release takes back the attempt of key reserved at at (the password was right).
+func (t *throttle) release(key string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fs := t.failures[key]
+	for i := len(fs) - 1; i >= 0; i-- {
+		if fs[i].Equal(at) {
+			fs = append(fs[:i:i], fs[i+1:]...)
+			break
+		}
+	}
+	if len(fs) == 0 {
+		delete(t.failures, key)
+	} else {
+		t.failures[key] = fs
+	}
+}
+
+// add records a failure of key; the caller holds mu.
+func (t *throttle) add(key string, now time.Time) {
+	if _, ok := t.failures[key]; !ok && len(t.failures) >= throttleKeys {
 		for k := range t.failures {
 			if len(t.recent(k, now)) == 0 {
 				delete(t.failures, k)
