@@ -68,3 +68,27 @@ func TestSiteThrottleAtOnce(t *testing.T) {
 		t.Errorf("30 addresses at once from one client: %v, want 20×401 and 10×429", codes)
 	}
 }
+
+// TestSiteThrottleIPv6: an IPv6 client is its /64 — a subscriber gets a whole /64 and can
+// use a new address for every guess. 20 failures from 20 addresses of one /64 and the next
+// guess from yet another address of it waits; another /64 is another client.
+func TestSiteThrottleIPv6(t *testing.T) {
+	p := newPeers(t)
+	base, _, _ := siteGateway(t, p, siteClock())
+	guess := func(from string, i int) int {
+		v := newVisitor(t, base)
+		v.header.Set("X-Forwarded-For", from)
+		return v.post("/inloggen", url.Values{"email": {fmt.Sprintf("klant%02d@example.nl", i)}, "password": {"raden-en-nog-eens"}}).status
+	}
+	for i := range 20 {
+		if st := guess(fmt.Sprintf("2001:db8:1:2::%x", i+1), i); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, st)
+		}
+	}
+	if st := guess("2001:db8:1:2:ffff:ffff:ffff:fffe", 20); st != http.StatusTooManyRequests {
+		t.Errorf("the 21st guess from the same /64: %d, want 429", st)
+	}
+	if st := guess("2001:db8:1:3::1", 21); st != http.StatusUnauthorized {
+		t.Errorf("a guess from another /64: %d, want 401", st)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -336,7 +337,8 @@ func (s *Server) lang(w http.ResponseWriter, r *http.Request, u *who) string {
 
 // client is who is asking, for the throttle: the peer's address, or — when the peer is on
 // this machine, a TLS proxy in front of the gateway — the last address it put in
-// X-Forwarded-For. A remote peer cannot name another client that way.
+// X-Forwarded-For. A remote peer cannot name another client that way. An IPv6 client is its
+// /64 network: one subscriber gets a /64 (or more) and can use any address in it.
 func client(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -346,9 +348,16 @@ func client(r *http.Request) string {
 		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			parts := strings.Split(xff[len(xff)-1], ",")
 			if last := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(last) != nil {
-				return last
+				host = last
 			}
 		}
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a = a.Unmap(); a.Is6() {
+			p, _ := a.WithZone("").Prefix(64)
+			return p.String()
+		}
+		return a.String()
 	}
 	return cmp.Or(host, "unknown")
 }
