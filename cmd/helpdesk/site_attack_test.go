@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -90,5 +93,96 @@ func TestSiteThrottleIPv6(t *testing.T) {
 	}
 	if st := guess("2001:db8:1:3::1", 21); st != http.StatusUnauthorized {
 		t.Errorf("a guess from another /64: %d, want 401", st)
+	}
+}
+
+// endless is a request body of n bytes that counts how much of it was read.
+type endless struct {
+	n, read int64
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.read >= e.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), e.n-e.read)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	atomic.AddInt64(&e.read, k)
+	return int(k), nil
+}
+
+// sendEndless posts a body of 256 MiB (the form's fields, then an endless value or file in
+// the given encoding) and returns how many bytes the gateway took before it answered, and its
+// answer (0 when it cut the connection before answering).
+func sendEndless(t *testing.T, v *visitor, path, encoding string, fields url.Values) (int64, int) {
+	t.Helper()
+	body := &endless{n: 256 << 20}
+	var head, ctype string
+	switch encoding {
+	case "multipart":
+		var b strings.Builder
+		for k, vs := range fields {
+			for _, val := range vs {
+				fmt.Fprintf(&b, "--XYZ\r\nContent-Disposition: form-data; name=%q\r\n\r\n%s\r\n", k, val)
+			}
+		}
+		b.WriteString("--XYZ\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"groot.bin\"\r\n\r\n")
+		head, ctype = b.String(), "multipart/form-data; boundary=XYZ"
+	default:
+		head, ctype = fields.Encode()+"&text=", "application/x-www-form-urlencoded"
+	}
+	req, _ := http.NewRequest("POST", v.base+path, io.MultiReader(strings.NewReader(head), body))
+	req.Header.Set("Content-Type", ctype)
+	for k, vs := range v.header {
+		req.Header[k] = vs
+	}
+	for _, c := range v.c.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	status := 0
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	return atomic.LoadInt64(&body.read), status
+}
+
+// TestSiteEndlessForm: a POST without files takes at most a form's worth of body (64 KiB),
+// in either encoding, logged in or not; a longer one is refused (413) and not read on — it
+// is never read into memory or spooled to disk whole. The site keeps working.
+func TestSiteEndlessForm(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	anon := newVisitor(t, base)
+	const bound = 32 << 20 // the form's bound plus what the sockets' buffers hold
+	for _, c := range []struct {
+		v      *visitor
+		path   string
+		fields url.Values
+	}{
+		{anon, "/inloggen", url.Values{"email": {siteA}}},
+		{anon, "/wachtwoord/vergeten", url.Values{}},
+		{anon, "/wachtwoord/herstel", url.Values{}},
+		{anon, "/login/vergeten", url.Values{}},
+		{anon, "/login/bevestig", url.Values{}},
+		{v, "/account", url.Values{"csrf": {v.csrf("/account")}, "form": {"profile"}}},
+		{v, "/uitloggen", url.Values{"csrf": {v.csrf("/helpdesk")}}},
+	} {
+		for _, enc := range []string{"multipart", "urlencoded"} {
+			read, status := sendEndless(t, c.v, c.path, enc, c.fields)
+			if read > bound || (status != 0 && status != http.StatusRequestEntityTooLarge) {
+				t.Errorf("POST %s with an endless %s body: the gateway took %d MiB and answered %d; want at most %d MiB, 413",
+					c.path, enc, read>>20, status, bound>>20)
+			}
+		}
+	}
+	if r := v.get("/helpdesk"); r.status != http.StatusOK {
+		t.Errorf("the Helpdesk page after the endless forms: %d", r.status)
 	}
 }

@@ -84,7 +84,17 @@ type Server struct {
 	// hashing bounds the password hashes computed at once (each takes 46 MiB).
 	hashing chan struct{}
 	cop     *http.CrossOriginProtection
+	// handler is the routes behind the cross-origin check and the form reader.
+	handler http.Handler
 }
+
+// maxForm bounds the body of a POST without files (log-in, Mijn account, the link pages):
+// it is read before the handler runs, so an endless body is cut off after maxForm bytes.
+const maxForm = 64 << 10
+
+// uploads are the routes whose forms carry files: their handlers read the body themselves,
+// within the upload bound (readForm).
+var uploads = map[string]bool{"POST /tickets": true, "POST /tickets/{id}/reactie": true}
 
 // Mount serves the site beside the JSON API: /api, /api/..., /healthz and /metrics go to
 // api, every other path to the site.
@@ -125,6 +135,7 @@ func New(cfg Config, db *store.DB, dk *desk.Desk) (*Server, error) {
 		}
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
+	s.handler = s.cop.Handler(http.HandlerFunc(s.readPost))
 	if err := s.selfCheck(); err != nil {
 		return nil, err
 	}
@@ -178,7 +189,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, s.current(r))
 		return
 	}
-	s.cop.Handler(s.mux).ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
+}
+
+// readPost reads the form of a POST without files, at most maxForm bytes of it, whatever its
+// encoding, before the route's handler sees it; a longer or unreadable body is refused. The
+// routes with files read theirs themselves.
+func (s *Server) readPost(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); r.Method == http.MethodPost && !uploads[pattern] {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		err := r.ParseForm() // a urlencoded body (ParseMultipartForm drops its error)
+		if err == nil {
+			if err = r.ParseMultipartForm(maxForm); errors.Is(err, http.ErrNotMultipart) {
+				err = nil
+			}
+		}
+		if err != nil {
+			status := http.StatusBadRequest
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			s.log.Info("form refused", "path", r.URL.Path, "err", err.Error(), "client", client(r))
+			s.message(w, r, s.current(r), status, "error.title", "error.form")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // --- sessions ---
