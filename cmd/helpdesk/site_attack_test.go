@@ -186,3 +186,36 @@ func TestSiteEndlessForm(t *testing.T) {
 		t.Errorf("the Helpdesk page after the endless forms: %d", r.status)
 	}
 }
+
+// TestSiteFormTokenAnyEncoding: a logged-in POST without the session's form token is refused
+// whatever its encoding — a multipart body to a form that has no files (Mijn account, log out)
+// too; nothing changes.
+func TestSiteFormTokenAnyEncoding(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	for _, tok := range []string{"", "Zm9yZ2VkLXRva2VuLXZhbi1kZS1hYW52YWxsZXItMTIzNA"} {
+		fields := map[string]string{"form": "profile", "answer": "site", "lang": "en", "phones": "", "csrf": tok}
+		if r := v.postFiles("/account", fields); r.status != http.StatusForbidden {
+			t.Errorf("a multipart POST /account with the token %q: %d, want 403", tok, r.status)
+		}
+		if r := v.postFiles("/uitloggen", map[string]string{"csrf": tok}); r.status != http.StatusForbidden {
+			t.Errorf("a multipart POST /uitloggen with the token %q: %d, want 403", tok, r.status)
+		}
+	}
+	if c := showCustomer(t, env, siteA); c["lang"] != "nl" || c["answer"] != "email" {
+		t.Errorf("a refused POST changed the account: lang %v, answer %v", c["lang"], c["answer"])
+	}
+	if r := v.get("/helpdesk"); r.status != http.StatusOK {
+		t.Errorf("a refused POST /uitloggen logged the customer out: %d", r.status)
+	}
+	// With the token, a multipart form is read like any other.
+	if r := v.postFiles("/account", map[string]string{"form": "profile", "answer": "site", "lang": "nl", "phones": "", "csrf": v.csrf("/account")}); r.status != http.StatusSeeOther {
+		t.Errorf("a multipart POST /account with the token: %d, want 303\n%s", r.status, r.text())
+	}
+	if c := showCustomer(t, env, siteA); c["answer"] != "site" {
+		t.Errorf("the account was not saved: answer %v", c["answer"])
+	}
+}

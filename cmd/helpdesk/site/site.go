@@ -294,13 +294,12 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, *who)) http.Han
 			http.Redirect(w, r, "/inloggen"+next, http.StatusSeeOther)
 			return
 		}
-		if r.Method == http.MethodPost {
-			// The multipart forms are read by their handlers (with their size limit); the
-			// token is checked there (checkCSRF). The others are read here.
-			if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") && !s.checkCSRF(r, u) {
-				s.forbidden(w, r, u)
-				return
-			}
+		// The forms with files are read by their handlers (within the upload bound), which
+		// check the token (readForm); every other form was read already (readPost),
+		// whatever its encoding.
+		if r.Method == http.MethodPost && !uploads[r.Pattern] && !s.checkCSRF(r, u) {
+			s.forbidden(w, r, u)
+			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, u)), u)
 	}
