@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,5 +219,49 @@ func TestSiteFormTokenAnyEncoding(t *testing.T) {
 	}
 	if c := showCustomer(t, env, siteA); c["answer"] != "site" {
 		t.Errorf("the account was not saved: answer %v", c["answer"])
+	}
+}
+
+// TestSiteUploadTooLarge: files larger than max_message_bytes together, or more than 10, are
+// refused on the form with why, the subject and text kept, and nothing stored — on a new
+// ticket and on a reply; the gateway reads no more than the bound of such a form.
+func TestSiteUploadTooLarge(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock(), "HELPDESK_MAX_MESSAGE_BYTES=2000000")
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+
+	big := upload{"kassabon-scan.tiff", "image/tiff", bytes.Repeat([]byte{0x49}, 2100000)}
+	half := upload{"deel.bin", "application/octet-stream", bytes.Repeat([]byte{0x42}, 1100000)}
+	small := upload{"klein.txt", "text/plain", []byte("x")}
+	for _, files := range [][]upload{{big}, {half, half}, slices.Repeat([]upload{small}, 11)} {
+		r := v.postFiles("/tickets", map[string]string{"csrf": v.csrf("/tickets/nieuw"), "subject": "Scan van de bon",
+			"text": "De scan zit erbij.", "contact": "email"}, files...)
+		says := "De bijlagen zijn samen groter dan 2,0 MB"
+		if len(files) == 11 {
+			says = "Hoogstens 10 bijlagen per keer"
+		}
+		if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), says) ||
+			!strings.Contains(r.body, `value="Scan van de bon"`) || !strings.Contains(r.body, ">De scan zit erbij.</textarea>") {
+			t.Errorf("a new ticket with %d file(s) of %d bytes: %d, want 422 saying %q with the form kept\n%s",
+				len(files), len(files[0].content), r.status, says, r.text())
+		}
+	}
+	if o := mustRun(t, env, "ticket", "list"); strings.Contains(o, "Scan van de bon") {
+		t.Fatalf("a refused upload made a ticket:\n%s", o)
+	}
+	id := newSiteTicket(t, v, map[string]string{"subject": "Bonprinter", "text": "Hij print niet.", "contact": "email"}, half)
+	r := v.postFiles("/tickets/"+id+"/reactie", map[string]string{"csrf": v.csrf("/tickets/" + id), "text": "Nog een scan."}, big)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "De bijlagen zijn samen groter dan 2,0 MB") || !strings.Contains(r.body, ">Nog een scan.</textarea>") {
+		t.Errorf("a reply with too large a file: %d\n%s", r.status, r.text())
+	}
+	if show := mustRun(t, env, "ticket", "show", id); strings.Contains(show, "Nog een scan") {
+		t.Errorf("a refused reply was stored:\n%s", show)
+	}
+	// An endless file: the gateway stops reading at the form's bound.
+	read, status := sendEndless(t, v, "/tickets/"+id+"/reactie", "multipart", url.Values{"csrf": {v.csrf("/tickets/" + id)}, "text": {"x"}})
+	if read > 40<<20 || (status != 0 && status != http.StatusUnprocessableEntity) {
+		t.Errorf("an endless file: the gateway took %d MiB and answered %d", read>>20, status)
 	}
 }

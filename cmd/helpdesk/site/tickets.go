@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,59 +107,110 @@ func (s *Server) newTicketForm(w http.ResponseWriter, r *http.Request, u *who) {
 	s.render(w, r, u, http.StatusOK, "ticket_new", p)
 }
 
-// readForm reads a multipart form of at most the upload bound plus the text fields, checks
-// its form token, and returns its files. ok false: it answered the request itself.
-func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, refuse func(key string, args ...any)) ([]desk.Upload, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1<<20)
-	if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			if !csrfMatches(r.FormValue("csrf"), u) {
-				s.forbidden(w, r, u)
-				return nil, false
-			}
-			refuse("upload.too_large", templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
-			return nil, false
-		}
+// Bounds of a form with files besides the files themselves: its text fields together, and
+// its parts (fields and files).
+const (
+	maxFields = 1 << 20
+	maxParts  = 100
+)
+
+// Why the files of a form are refused (readParts).
+const (
+	filesTooLarge = "upload.too_large"
+	filesTooMany  = "upload.too_many"
+)
+
+// readForm reads a form with files as it arrives — its text fields, then its files — and
+// never more of it than the upload bound plus the fields: the files are kept in memory (at
+// most max_message_bytes together, at most maxFiles), nothing goes to disk. It fills in keep
+// (the fields to show again, by name) before anything is refused, checks the form token, and
+// returns the files. ok false: it answered the request itself (refuse, forbidden, a form that
+// cannot be read).
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, keep map[string]string, refuse func(key string, args ...any)) ([]desk.Upload, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+maxFields+64<<10)
+	values, files, problem, err := s.readParts(r)
+	for k := range keep {
+		keep[k] = values.Get(k)
+	}
+	switch {
+	case err != nil:
+		s.log.Info("form with files refused", "path", r.URL.Path, "customer", u.customer.ID, "err", err.Error())
 		s.message(w, r, u, http.StatusBadRequest, "error.title", "error.form")
-		return nil, false
-	}
-	if !s.checkCSRF(r, u) {
+	case !csrfMatches(values.Get("csrf"), u):
 		s.forbidden(w, r, u)
-		return nil, false
+	case problem == filesTooMany:
+		refuse(filesTooMany, maxFiles)
+	case problem == filesTooLarge:
+		s.log.Info("files refused: too large together", "path", r.URL.Path, "customer", u.customer.ID, "max_message_bytes", s.cfg.MaxUpload)
+		refuse(filesTooLarge, templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
+	default:
+		return files, true
 	}
-	var files []desk.Upload
-	var total int64
-	if r.MultipartForm != nil {
-		fhs := r.MultipartForm.File["attachment"]
-		if len(fhs) > maxFiles {
-			refuse("upload.too_many", maxFiles)
-			return nil, false
+	return nil, false
+}
+
+// readParts reads the form's parts in order: the text fields into values (also those read
+// before the files were refused, to show them again), the files in "attachment" into files.
+// problem says why the files are refused; err is a form that cannot be read.
+func (s *Server) readParts(r *http.Request) (values url.Values, files []desk.Upload, problem string, err error) {
+	values = url.Values{}
+	mr, err := r.MultipartReader()
+	if errors.Is(err, http.ErrNotMultipart) { // a form sent without its files' encoding
+		if err := r.ParseForm(); err != nil {
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+				return values, nil, filesTooLarge, nil
+			}
+			return values, nil, "", err
 		}
-		for _, fh := range fhs {
-			if fh.Size == 0 && fh.Filename == "" {
-				continue // the empty file field of a form sent without a file
-			}
-			total += fh.Size
-			if total > s.cfg.MaxUpload {
-				refuse("upload.too_large", templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
-				return nil, false
-			}
-			f, err := fh.Open()
-			if err != nil {
-				s.internal(w, r, u, fmt.Errorf("open upload: %w", err))
-				return nil, false
-			}
-			b, err := io.ReadAll(io.LimitReader(f, s.cfg.MaxUpload+1))
-			f.Close()
-			if err != nil {
-				s.internal(w, r, u, fmt.Errorf("read upload: %w", err))
-				return nil, false
-			}
-			files = append(files, desk.Upload{Name: fh.Filename, Type: fh.Header.Get("Content-Type"), Content: b})
-		}
+		return r.PostForm, nil, "", nil
 	}
-	return files, true
+	if err != nil {
+		return values, nil, "", err
+	}
+	var total, fields int64
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		switch tooLarge := (*http.MaxBytesError)(nil); {
+		case errors.Is(err, io.EOF):
+			return values, files, "", nil
+		case errors.As(err, &tooLarge):
+			return values, nil, filesTooLarge, nil
+		case err != nil:
+			return values, nil, "", fmt.Errorf("part %d: %w", n+1, err)
+		case n == maxParts:
+			return values, nil, "", fmt.Errorf("more than %d parts", maxParts)
+		}
+		name := part.FormName()
+		if name != "attachment" {
+			b, err := io.ReadAll(io.LimitReader(part, maxFields-fields+1))
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+				return values, nil, filesTooLarge, nil
+			} else if err != nil {
+				return values, nil, "", fmt.Errorf("field %q: %w", name, err)
+			}
+			if fields += int64(len(b)); fields > maxFields {
+				return values, nil, "", fmt.Errorf("the fields are longer than %d bytes together", maxFields)
+			}
+			values.Add(name, string(b))
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, s.cfg.MaxUpload-total+1))
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			return values, nil, filesTooLarge, nil
+		} else if err != nil {
+			return values, nil, "", fmt.Errorf("file %q: %w", part.FileName(), err)
+		}
+		if len(b) == 0 && part.FileName() == "" {
+			continue // the empty file field of a form sent without a file
+		}
+		if total += int64(len(b)); total > s.cfg.MaxUpload {
+			return values, nil, filesTooLarge, nil
+		}
+		if len(files) == maxFiles {
+			return values, nil, filesTooMany, nil
+		}
+		files = append(files, desk.Upload{Name: part.FileName(), Type: part.Header.Get("Content-Type"), Content: b})
+	}
 }
 
 // createTicket creates a ticket through the rules of an email (desk.WebTicket): a refused
@@ -169,10 +221,10 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
 		p.Error, p.ErrorArgs = key, args
 		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket_new", p)
 	}
-	files, ok := s.readForm(w, r, u, refuse)
 	for _, k := range []string{"subject", "text", "contact", "anydesk", "urgent"} {
-		p.Form[k] = r.FormValue(k)
+		p.Form[k] = ""
 	}
+	files, ok := s.readForm(w, r, u, p.Form, refuse)
 	if !ok {
 		return
 	}
@@ -320,8 +372,8 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, u *who) {
 		p.Error, p.ErrorArgs = key, args
 		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket", p)
 	}
-	files, ok := s.readForm(w, r, u, refuse)
-	p.Form["text"] = r.FormValue("text")
+	p.Form["text"] = ""
+	files, ok := s.readForm(w, r, u, p.Form, refuse)
 	if !ok {
 		return
 	}
