@@ -10,7 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,5 +203,44 @@ func TestLayersCatchAnUpwardImport(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Errorf("%d violations, want 5 (desk importing desk/view and the rules is allowed): %q", len(got), got)
+	}
+}
+
+// TestOneOfEach: what the layers share is defined once, in the root package: the time zone
+// is loaded in zone.go only (embedded tzdata, one way to fail), the loopback check is tls.go's
+// IsLoopback, the date type is types.go's Date. A second copy elsewhere fails here.
+func TestOneOfEach(t *testing.T) {
+	once := []struct {
+		what string
+		re   *regexp.Regexp
+		home string
+	}{
+		{"the time zone (use helpdesk.Amsterdam())", regexp.MustCompile(`time\.LoadLocation\(`), "zone.go"},
+		{"the loopback check (use helpdesk.IsLoopback)", regexp.MustCompile(`\.IsLoopback\(\)`), "tls.go"},
+		{"the date type (use helpdesk.Date)", regexp.MustCompile(`(?m)^type Date\b`), "types.go"},
+	}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, o := range once {
+			if path != o.home && o.re.Match(b) {
+				t.Errorf("%s defines %s again: it is in %s", path, o.what, o.home)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/infobits/helpdesk"
 )
 
 // The customer's site: its pages are html/template files in site/ (the markup, the same in
@@ -38,18 +40,13 @@ type Pages struct {
 	pages map[string]*htmltemplate.Template // lang/page
 	texts map[string]map[string]string      // lang -> key -> text
 	css   []byte
-	loc   *time.Location
 }
 
 // LoadPages parses the site's pages and texts, with the files in overrideDir (may be "")
 // replacing embedded ones. A text key the markup uses but a language lacks is found when the
 // page is rendered; the site renders every page in every language at start-up.
 func LoadPages(overrideDir string) (*Pages, error) {
-	loc, err := time.LoadLocation("Europe/Amsterdam")
-	if err != nil {
-		return nil, fmt.Errorf("load time zone: %w", err)
-	}
-	p := &Pages{pages: map[string]*htmltemplate.Template{}, texts: map[string]map[string]string{}, loc: loc}
+	p := &Pages{pages: map[string]*htmltemplate.Template{}, texts: map[string]map[string]string{}}
 	readEmbedded := func(name string) ([]byte, error) { return sitePages.ReadFile(name) }
 	readOverride := func(name string) ([]byte, error) {
 		if overrideDir == "" {
@@ -68,6 +65,7 @@ func LoadPages(overrideDir string) (*Pages, error) {
 		}
 		return readEmbedded(name)
 	}
+	var err error
 	if p.css, err = read("site/site.css"); err != nil {
 		return nil, fmt.Errorf("site/site.css: %w", err)
 	}
@@ -155,7 +153,7 @@ func (p *Pages) funcs(lang string) htmltemplate.FuncMap {
 			if t.IsZero() {
 				return ""
 			}
-			return FormatDate(t.In(p.loc), lang)
+			return FormatDate(t.In(helpdesk.Amsterdam()), lang)
 		},
 		"size": func(n int64) string { return FormatSize(n, lang) },
 	}
