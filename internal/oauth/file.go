@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/infobits/helpdesk"
 )
 
 // Consent is the content of the token file: the refresh token of a person's consent and
@@ -108,13 +110,9 @@ func lockFile(ctx context.Context, tokenFile string) (func(), error) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !helpdesk.Sleep(ctx, 50*time.Millisecond) {
 			f.Close()
 			return nil, fmt.Errorf("waiting for the lock %s: %w", path, context.Cause(ctx))
-		case <-t.C:
 		}
 	}
 }
