@@ -75,6 +75,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "2 customers, 1 tickets, 1 messages, 0 held, 1 outbox") || !strings.Contains(out, "keep "+filepath.Base(gz)+": newest backup") {
 		t.Errorf("backup output:\n%s", out)
 	}
+	// Sizes read as the other commands write them (ticket show, search reindex): kB, MB.
+	if !regexp.MustCompile(`\(\d+\.\d kB; \d+\.\d (kB|MB) uncompressed; sha256 [0-9a-f]{64}\)`).MatchString(out) {
+		t.Errorf("backup output: the sizes are not as the other commands write them:\n%s", out)
+	}
 	if v := mustRun(t, env, "verify", gz); !strings.Contains(v, "ok") || !strings.Contains(v, "2 customers, 1 tickets") {
 		t.Errorf("verify of the backup: %s", v)
 	}

@@ -80,7 +80,7 @@ func runBackup(e *env, args []string) error {
 }
 
 func printBackupManifest(w io.Writer, dir string, m *store.Manifest) {
-	fmt.Fprintf(w, "wrote %s (%s; %s uncompressed; sha256 %s)\n", filepath.Join(dir, m.File), backupSize(m.Size), backupSize(m.DBSize), m.SHA256)
+	fmt.Fprintf(w, "wrote %s (%s; %s uncompressed; sha256 %s)\n", filepath.Join(dir, m.File), humanSize(m.Size), humanSize(m.DBSize), m.SHA256)
 	fmt.Fprintf(w, "wrote %s (snapshot %s, schema %d, %s)\n",
 		filepath.Join(dir, strings.TrimSuffix(m.File, helpdesk.ExtBackup)+helpdesk.ExtManifest), m.Time, m.Schema, m.Counts.Counts())
 }
@@ -89,18 +89,6 @@ func printPrunePlan(w io.Writer, plan []retention.Decision) {
 	for _, d := range plan {
 		fmt.Fprintln(w, d.String())
 	}
-}
-
-func backupSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // runBackupPrune applies the retention rule to a backup folder. It does not touch the
@@ -211,7 +199,7 @@ func runVerify(e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "%s: ok: the checksum matches its manifest; the database (%s, schema %d, snapshot %s, written by %s) passes bbolt's check and every record decodes: %s\n",
-			path, backupSize(m.DBSize), m.Schema, m.Time, m.Version, counts)
+			path, humanSize(m.DBSize), m.Schema, m.Time, m.Version, counts)
 		return nil
 	}
 	counts, err := store.Verify(path)
