@@ -82,7 +82,7 @@ func runDoctor(e *env, args []string) error {
 
 	// The zone data is embedded in the binary (helpdesk.Amsterdam): a binary without it fails
 	// at its first use, long before doctor.
-	now := time.Now().In(helpdesk.Amsterdam())
+	now := e.now().In(helpdesk.Amsterdam())
 	d.ok("time zone", fmt.Sprintf("Europe/Amsterdam loaded (time zone data embedded in the binary); it is now %s %s there",
 		now.Format("2006-01-02 15:04"), now.Format("MST")))
 
@@ -95,7 +95,7 @@ func runDoctor(e *env, args []string) error {
 	}
 
 	doctorDB(e, d, cfg)
-	tokens, tokensOK := doctorOAuth(e.ctx, d, cfg)
+	tokens, tokensOK := doctorOAuth(e.ctx, d, cfg, e.now)
 	doctorIMAP(e.ctx, d, cfg, tokens, tokensOK)
 	doctorSMTP(e.ctx, d, cfg, tokens, tokensOK)
 
@@ -536,12 +536,13 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *ingest.Account) {
 // doctorOAuth checks the OAuth sign-in, when oauth_provider is set: the configuration, the
 // token file of a refresh_token flow (there, 0600), and an access token from the provider
 // (by the same source the IMAP and SMTP checks then use). It shows the token's state and
-// expiry, never a token or secret. ok is false when no token could be had.
-func doctorOAuth(ctx context.Context, d *doctorReport, cfg *Config) (tokens *oauth.Source, ok bool) {
+// expiry (by now, the command's clock), never a token or secret. ok is false when no token
+// could be had.
+func doctorOAuth(ctx context.Context, d *doctorReport, cfg *Config, now func() time.Time) (tokens *oauth.Source, ok bool) {
 	if cfg.OAuthProvider == "" {
 		return nil, false
 	}
-	src, err := cfg.oauthSource(time.Now)
+	src, err := cfg.oauthSource(now)
 	if err != nil {
 		d.fail("OAuth", err.Error(), "set the oauth_* keys named; docs/operations.md (Microsoft 365 and Google Workspace: OAuth 2.0) lists what each provider needs")
 		return nil, false
@@ -582,7 +583,7 @@ func doctorOAuth(ctx context.Context, d *doctorReport, cfg *Config) (tokens *oau
 	st := src.State()
 	expiry := "no expiry given"
 	if !st.Expiry.IsZero() {
-		expiry = fmt.Sprintf("expires %s (in %d min); renewed before then", st.Expiry.In(helpdesk.Amsterdam()).Format("15:04 MST"), int(time.Until(st.Expiry).Round(time.Minute)/time.Minute))
+		expiry = fmt.Sprintf("expires %s (in %d min); renewed before then", st.Expiry.In(helpdesk.Amsterdam()).Format("15:04 MST"), int(st.Expiry.Sub(now()).Round(time.Minute)/time.Minute))
 	}
 	detail := fmt.Sprintf("%s, %s: access token obtained, %s", cfg.OAuthProvider, src.Flow(), expiry)
 	if signed != "" {

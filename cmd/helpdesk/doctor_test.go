@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtpsink"
@@ -46,6 +48,15 @@ func TestDoctor(t *testing.T) {
 		// With a database: writable, with its counts.
 		mustRun(t, authEnv(), "customer", "add", "-email", "a@example.nl", "-name", "A")
 		check(t, runBin(t, authEnv(), "doctor"), 0, `(?m)^ok +database +.*helpdesk.db writable \(1 customers, 0 tickets`)
+	})
+	t.Run("the command's clock", func(t *testing.T) {
+		// doctor reads the clock it is given (the OAuth token's expiry is counted by it too).
+		var out syncBuffer
+		summer := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+		run(&env{ctx: context.Background(), stdout: &out, stderr: &out, environ: authEnv(), now: func() time.Time { return summer }}, []string{"doctor"})
+		if !regexp.MustCompile(`(?m)^ok +time zone +.*it is now 2026-07-01 12:00 CEST there`).MatchString(out.String()) {
+			t.Errorf("doctor with the clock at %s:\n%s", summer, out.String())
+		}
 	})
 	t.Run("wrong IMAP password", func(t *testing.T) {
 		check(t, runBin(t, authEnv("HELPDESK_IMAP_PASSWORD=wrong"), "doctor"), 1,
