@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// The customer's site in a real browser (issue 15): headless Chromium (Debian's chromium)
+// The customer's site in a real browser: headless Chromium (Debian's chromium)
 // driven by chromedp through the journeys a customer makes, against a running gateway with its
 // SMTP peer and IMAP mailbox. Where chromium is missing these tests skip with a message; the
 // HTTP-level tests (TestSite*) cover the same paths without a browser.
