@@ -44,9 +44,9 @@ var layers = []layer{
 	{name: "notify", pkgs: []string{"notify"}, mayUse: []string{"sign-in", "desk", "mail", "templates", "store", "vocabulary"}},
 	{name: "peers", pkgs: []string{"ingest/imapmem", "notify/smtpsink"}},
 	{name: "sign-in", pkgs: []string{"internal/oauth"}, mayUse: []string{"vocabulary"}}, // OAuth 2.0 tokens and SASL for ingest and notify
-	// search is a read model like desk/view: the full-text index of the tickets, kept from
-	// the store's marks.
-	{name: "desk", pkgs: []string{"desk", "desk/view", "desk/customers", "desk/backups", "search"},
+	// desk/search is a read model like desk/view: the full-text index of the tickets, kept
+	// from the store's marks.
+	{name: "desk", pkgs: []string{"desk", "desk/view", "desk/customers", "desk/backups", "desk/search"},
 		mayUse: []string{"rules", "mail", "templates", "store", "vocabulary"}},
 	{name: "rules", pkgs: []string{"rules/policy", "rules/calendar", "rules/retention", "rules/escalation", "rules/digest", "rules/report"}, mayUse: []string{"mail", "vocabulary"}},
 	{name: "mail", pkgs: []string{"mail/parse", "mail/authres"}, mayUse: []string{"vocabulary"}},

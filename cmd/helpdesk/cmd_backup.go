@@ -13,8 +13,8 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk/backups"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/rules/retention"
-	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/infobits/helpdesk"
-	"github.com/infobits/helpdesk/search"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/store"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/infobits/helpdesk/search"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/store"
 )
 

@@ -17,12 +17,12 @@ import (
 	"github.com/infobits/helpdesk/cmd/helpdesk/site"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/desk/backups"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify"
 	"github.com/infobits/helpdesk/rules/digest"
-	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )

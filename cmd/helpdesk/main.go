@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/mail/parse"
-	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 

@@ -38,10 +38,10 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/rules/policy"
-	"github.com/infobits/helpdesk/search"
 	"github.com/infobits/helpdesk/store"
 )
 
