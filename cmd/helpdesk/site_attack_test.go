@@ -265,3 +265,30 @@ func TestSiteUploadTooLarge(t *testing.T) {
 		t.Errorf("an endless file: the gateway took %d MiB and answered %d", read>>20, status)
 	}
 }
+
+// TestSiteContactNames: a contact name given on Mijn account is held to the rules of
+// `customer set -contact` (it greets the person in every notification and names them to
+// staff): control and format characters dropped — a right-to-left override turns the rest
+// of a line around — and at most 64 characters, else refused with nothing saved.
+func TestSiteContactNames(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	save := func(names ...string) reply {
+		return v.post("/account", url.Values{"csrf": {v.csrf("/account")}, "form": {"profile"}, "answer": {"site"}, "lang": {"nl"}, "contact": names})
+	}
+	if r := save("Piet de Vries", strings.Repeat("Annemarie ", 10)); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "hoogstens 64 tekens") {
+		t.Errorf("a 100-character contact name: %d, want 422 saying at most 64\n%s", r.status, r.text())
+	}
+	if c := showCustomer(t, env, siteA); c["answer"] != "email" {
+		t.Errorf("a refused form saved the answer preference: %v", c["answer"])
+	}
+	if r := save("Piet\u202ekcor\u200b de\tVries\a", "Jan"); r.status != http.StatusSeeOther {
+		t.Fatalf("save names: %d\n%s", r.status, r.text())
+	}
+	if got := fmt.Sprint(showCustomer(t, env, siteA)["contacts"]); got != "map[info@bakkerijdevries.nl:Pietkcor de Vries piet@bakkerijdevries.nl:Jan]" {
+		t.Errorf("the names saved: %s", got)
+	}
+}

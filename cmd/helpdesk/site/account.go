@@ -2,12 +2,15 @@ package site
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk/customers"
+	"github.com/infobits/helpdesk/rules/policy"
 	"github.com/infobits/helpdesk/store"
 	"github.com/infobits/helpdesk/templates"
 )
@@ -91,10 +94,16 @@ func (s *Server) saveProfile(w http.ResponseWriter, r *http.Request, u *who) {
 				return &fieldError{key: "account.bad." + flag, err: err}
 			}
 		}
+		// A name as `customer set -contact` takes it (policy.CleanName): no control or
+		// format characters (a bidi override turns a greeting around), at most 64 characters.
 		names := r.PostForm["contact"]
 		for i, a := range c.Emails {
 			if i < len(names) {
-				c.SetContactName(a, strings.Join(strings.Fields(names[i]), " "))
+				n := policy.CleanName(names[i])
+				if n == "" && strings.TrimSpace(names[i]) != "" {
+					return &fieldError{key: "account.bad.contact", err: fmt.Errorf("contact name for %s: %d characters", a, utf8.RuneCountInString(names[i]))}
+				}
+				c.SetContactName(a, n)
 			}
 		}
 		if err := tx.PutCustomer(c); err != nil {
@@ -196,7 +205,7 @@ func handlerTexts() []string {
 		"helpdesk.title", "new.title", "ticket.title", "account.title",
 		"new.subject_missing", "new.text_missing", "new.too_long", "new.anydesk", "upload.too_large", "upload.too_many",
 		"backup.subject", "backup.text",
-		"account.bad.answer", "account.bad.lang", "account.bad.phone", "account.bad.phone_taken"}
+		"account.bad.answer", "account.bad.contact", "account.bad.lang", "account.bad.phone", "account.bad.phone_taken"}
 	for _, c := range []string{"urgent_sla24", "postpaid", "contact", "sla24_lapsed"} {
 		keys = append(keys, "refuse."+c)
 	}
