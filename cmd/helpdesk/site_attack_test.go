@@ -292,3 +292,32 @@ func TestSiteContactNames(t *testing.T) {
 		t.Errorf("the names saved: %s", got)
 	}
 }
+
+// TestSiteSessionAddressRemoved: a session is the address it logged in with: when staff
+// remove that address from the customer — a contact who left, an address given to another
+// customer — its session ends at the next request; the customer's other sessions go on.
+func TestSiteSessionAddressRemoved(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	owner := newVisitor(t, base)
+	setPassword(t, owner, emailedLink(t, p, siteA, 1), sitePW)
+	piet := newVisitor(t, base) // the customer's second address, on Piet's own computer
+	piet.login("piet@bakkerijdevries.nl", sitePW)
+	newSiteTicket(t, owner, map[string]string{"subject": "Omzet per kassa", "text": "Graag een overzicht.", "contact": "email"})
+	if r := piet.get("/helpdesk"); r.status != http.StatusOK || !strings.Contains(r.text(), "Omzet per kassa") {
+		t.Fatalf("Piet's Helpdesk page: %d\n%s", r.status, r.text())
+	}
+
+	// Piet leaves; his address goes to another customer.
+	mustRun(t, env, "customer", "set", siteA, "-email", siteA)
+	mustRun(t, env, "customer", "set", siteB, "-email", siteB+",piet@bakkerijdevries.nl")
+	for _, path := range []string{"/helpdesk", "/tickets/1", "/account"} {
+		if r := piet.get(path); r.status != http.StatusSeeOther || strings.Contains(r.body, "Omzet") || strings.Contains(r.body, "Bakkerij") {
+			t.Errorf("Piet's old session at %s after his address was removed: %d\n%s", path, r.status, r.text())
+		}
+	}
+	if r := owner.get("/helpdesk"); r.status != http.StatusOK {
+		t.Errorf("the login address's session ended too: %d", r.status)
+	}
+}

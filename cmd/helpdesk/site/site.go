@@ -236,7 +236,8 @@ func (s *Server) cookieName() string {
 }
 
 // current returns the request's logged-in customer, or nil: no cookie, an unknown session,
-// an expired one (removed), or a customer that no longer exists.
+// an expired one (removed), a customer that no longer exists, or an address that is no
+// longer the customer's (the session removed).
 func (s *Server) current(r *http.Request) *who {
 	ck, err := r.Cookie(s.cookieName())
 	if err != nil || ck.Value == "" {
@@ -257,6 +258,12 @@ func (s *Server) current(r *http.Request) *who {
 		c, err := tx.Customer(sess.CustomerID)
 		if err != nil {
 			return err
+		}
+		if !slices.Contains(c.Emails, sess.Address) {
+			// The address it logged in with is no longer the customer's (staff removed it,
+			// or gave it to another customer): whoever holds it is no longer let in.
+			expired = true
+			return nil
 		}
 		w = who{raw: ck.Value, session: sess, customer: c}
 		touch = now.Sub(sess.LastSeen) >= touchEvery
