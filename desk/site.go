@@ -129,14 +129,21 @@ func VerifyPassword(phc, pw string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1 && ok
 }
 
-// SetPassword stores a customer's new password hash (made by HashPassword) and ends every
-// session of the customer: whoever was logged in with the old password is logged out.
+// SetPassword stores a customer's new password hash (made by HashPassword), ends every
+// session of the customer — whoever was logged in with the old password is logged out — and
+// voids the password links sent before (R16): a link in a mailbox someone else read must
+// not undo the new password.
 func (a *Desk) SetPassword(tx *store.Tx, customerID uint64, hash string, at time.Time) error {
 	if err := tx.SetPassword(customerID, &helpdesk.Password{Hash: hash, Set: at}); err != nil {
 		return err
 	}
-	_, err := tx.EndSessions(customerID)
-	return err
+	if _, err := tx.EndSessions(customerID); err != nil {
+		return err
+	}
+	if _, err := tx.VoidTokens(customerID, helpdesk.PurposePassword); err != nil {
+		return fmt.Errorf("void the password links of customer %d: %w", customerID, err)
+	}
+	return nil
 }
 
 // ResetPassword uses a password link (R16) and sets the password it allows, in tx: the

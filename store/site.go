@@ -159,7 +159,7 @@ func (tx *Tx) PeekToken(raw string, now time.Time) (*helpdesk.Token, error) {
 	case !t.Used.IsZero():
 		return nil, fmt.Errorf("%w: used on %s", ErrTokenInvalid, t.Used.Format(time.RFC3339))
 	case t.Voided:
-		return nil, fmt.Errorf("%w: replaced by a newer one", ErrTokenInvalid)
+		return nil, fmt.Errorf("%w: voided (a newer link was sent, or the password was set since)", ErrTokenInvalid)
 	case !now.Before(t.Expires):
 		return nil, fmt.Errorf("%w: expired at %s", ErrTokenInvalid, t.Expires.Format(time.RFC3339))
 	}

@@ -82,6 +82,33 @@ func (tx *Tx) issue(t *helpdesk.Token) (string, error) {
 	return raw, nil
 }
 
+// VoidTokens voids every unused token of a customer for purpose that belongs to no login
+// change (a password set otherwise makes the password links sent before it worthless), and
+// returns how many it voided.
+func (tx *Tx) VoidTokens(customerID uint64, purpose string) (int, error) {
+	prefix := tokenIndexKey(customerID, purpose, nil)
+	var voided int
+	c := tx.tx.Bucket(bTokensByCust).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		var t helpdesk.Token
+		h := k[len(prefix):]
+		switch err := tx.get(bTokens, h, &t); {
+		case errors.Is(err, helpdesk.ErrNotFound):
+			continue
+		case err != nil:
+			return voided, err
+		}
+		if t.Used.IsZero() && !t.Voided && t.LoginChange == 0 {
+			t.Voided = true
+			if err := tx.put(bTokens, bytes.Clone(h), &t); err != nil {
+				return voided, err
+			}
+			voided++
+		}
+	}
+	return voided, nil
+}
+
 // RedeemToken uses a token once: it must exist, be unused, not voided and not expired at now.
 // It changes nothing else: what a token does (a password reset, a step of a login change) is
 // the caller's business, in the same transaction. Every failure is ErrTokenInvalid (with the

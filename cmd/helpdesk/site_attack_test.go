@@ -321,3 +321,33 @@ func TestSiteSessionAddressRemoved(t *testing.T) {
 		t.Errorf("the login address's session ended too: %d", r.status)
 	}
 }
+
+// TestSitePasswordChangeVoidsLinks: a password changed on Mijn account makes the password
+// links sent before it worthless — a reset link still in a mailbox someone else reads must
+// not set the password back to theirs.
+func TestSitePasswordChangeVoidsLinks(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	anon := newVisitor(t, base)
+	anon.post("/wachtwoord/vergeten", url.Values{"email": {siteA}})
+	link, _ := url.Parse(emailedLink(t, p, siteA, 2))
+	if r := anon.get(link.RequestURI()); r.status != http.StatusOK {
+		t.Fatalf("the reset link before the change: %d\n%s", r.status, r.text())
+	}
+
+	const newPW = "Appeltaart-met-slagroom"
+	r := v.post("/account", url.Values{"csrf": {v.csrf("/account")}, "form": {"password"}, "current_password": {sitePW}, "password": {newPW}, "password2": {newPW}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("change the password: %d\n%s", r.status, r.text())
+	}
+	if r := anon.get(link.RequestURI()); r.status != http.StatusBadRequest || !strings.Contains(r.text(), "ongeldig, verlopen of al gebruikt") {
+		t.Errorf("the reset link after the password changed: %d\n%s", r.status, r.text())
+	}
+	if r := anon.post("/wachtwoord/herstel", url.Values{"token": {link.Query().Get("token")}, "password": {"Overgenomen-2026"}, "password2": {"Overgenomen-2026"}}); r.status != http.StatusBadRequest {
+		t.Errorf("the reset link set a password after the change: %d", r.status)
+	}
+	v.login(siteA, newPW)
+}
