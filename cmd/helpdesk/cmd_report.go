@@ -43,7 +43,7 @@ func runReport(e *env, args []string) error {
 // reportMonth prints a month of the helpdesk beside the vendor's promise (R6): per tier the
 // tickets opened, first responses, the share within the deadline, the median and 90th
 // percentile first-response working time, the breaches with their tickets; the SLA24 limit
-// holds and the callbacks by payment.
+// holds, the lapsed customers' held questions (R21) and the callbacks by payment.
 func reportMonth(e *env, args []string, month string, asJSON bool) error {
 	now := e.now()
 	m := report.Month{Year: now.In(helpdesk.Amsterdam()).Year(), Month: now.In(helpdesk.Amsterdam()).Month()}
@@ -104,6 +104,7 @@ func reportMonth(e *env, args []string, month string, asJSON bool) error {
 		}
 	}
 	fmt.Fprintf(w, "\nSLA24 limit holds (R11): %d held, %d of them released by staff\n", r.Holds.Held, r.Holds.Released)
+	fmt.Fprintf(w, "SLA24 lapsed (R21): %d question(s) held, %d of them released by staff\n", r.Lapsed.Held, r.Lapsed.Released)
 	fmt.Fprintf(w, "Callbacks (R13): %d prepaid, %d postpaid, %d without charge\n", r.Callbck.Prepaid, r.Callbck.Postpaid, r.Callbck.None)
 	return nil
 }

@@ -76,7 +76,7 @@ func commands() []command {
 		{name: "restore", args: restoreArgs, summary: "replace the database with a checked, verified backup (stop the gateway first)", run: runRestore},
 		{name: "verify", args: verifyArgs, summary: "check a backup (.db.gz) or database file: bbolt's check, every record decodes", run: runVerify},
 		{name: "digest", args: digestArgs, summary: "the daily digest of the queue now: queued to staff_list, or printed with -print", db: true, run: runDigest},
-		{name: "report", args: reportArgs, summary: "-month: a month per tier beside the promise: opened, first responses, share in time, median and p90 working hours, breaches, limit holds, callbacks; -fair-use: the free customers' use of the helpdesk over 12 months (R21)", db: true, run: runReport},
+		{name: "report", args: reportArgs, summary: "-month: a month per tier beside the promise: opened, first responses, share in time, median and p90 working hours, breaches, limit and lapse holds, callbacks; -fair-use: the free customers' use of the helpdesk over 12 months (R21)", db: true, run: runReport},
 		{name: "deadline", args: "-sla SLA24|SLA8|SLA4 [-contract] [-at TIME]", summary: "the first-response deadline of a question arriving at TIME (R6–R9)", run: runDeadline},
 		{name: "ratezone", args: "[-at TIME]", summary: "the rate zone at TIME: 1, 2 or closed (R7)", run: runRateZone},
 		{name: "templates preview", args: "NAME [-lang nl|en] [-html]", summary: "render a notification with sample data through the configured templates", run: runTemplatesPreview},

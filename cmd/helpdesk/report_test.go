@@ -10,14 +10,16 @@ import (
 // answers at chosen arrival times, an SLA24 email held over the open-tickets limit, callbacks
 // — and `helpdesk report -month 2026-11` matches the month counted by hand: per tier the
 // tickets opened, first responses, share within the deadline, median and 90th-percentile
-// first-response working time (nearest rank), the breaches with their tickets, the limit holds
-// and the callbacks by payment. Tickets of October and December do not count.
+// first-response working time (nearest rank), the breaches with their tickets, the limit holds,
+// the questions held because the customer's free status lapsed (R21) and the callbacks by
+// payment. Tickets of October and December do not count.
 func TestMonthReport(t *testing.T) {
 	p := newPeers(t)
 	env := p.env("HELPDESK_IMAP_BACKLOG_AGE=87600h")
 	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries", "-sla", "SLA8")
 	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen") // SLA24
 	mustRun(t, env, "customer", "add", "-email", "info@cafedehoek.nl", "-name", "Cafe de Hoek", "-sla", "SLA4", "-contract")
+	mustRun(t, env, "customer", "add", "-email", "info@oudbetaald.nl", "-name", "Oud Betaald", "-paid-ended", "2024-06-01") // lapsed since 2 June 2026 (R21)
 	mail := func(raw, at string) {
 		t.Helper()
 		if _, err := p.mem.Append("INBOX", []byte(raw), amsAt(at)); err != nil {
@@ -43,6 +45,8 @@ func TestMonthReport(t *testing.T) {
 	mail(customerMail(hoek, "SPOED pin", "r8@h", "", "."), "2026-11-21 10:00:00")
 	// #8 December: not counted.
 	mail(customerMail(bakkerij, "Decembervraag", "r9@b", "", "."), "2026-12-01 10:00:00")
+	// held: a question of a customer whose free status lapsed (R21).
+	mail(customerMail("info@oudbetaald.nl", "Kassa kapot", "r10@o", "", "."), "2026-11-18 09:00:00")
 	for id, at := range map[int]string{2: "2026-11-02 12:00:00", 3: "2026-11-05 11:00:00", 4: "2026-11-09 10:00:00",
 		5: "2026-11-11 09:00:00", 7: "2026-11-23 09:30:00"} {
 		mail(staffAuth+staffMailWith(id, ""), at)
@@ -76,6 +80,7 @@ func TestMonthReport(t *testing.T) {
 			WithinDeadline int     `json:"within_deadline"`
 		} `json:"total"`
 		Holds     map[string]int `json:"sla24_limit_holds"`
+		Lapsed    map[string]int `json:"sla24_lapsed_holds"`
 		Callbacks map[string]int `json:"callbacks"`
 	}
 	out := mustRun(t, env, "report", "-month", "2026-11", "-json")
@@ -118,13 +123,17 @@ func TestMonthReport(t *testing.T) {
 	if r.Holds["held"] != 1 || r.Holds["released"] != 0 {
 		t.Errorf("limit holds = %v, want 1 held", r.Holds)
 	}
+	if r.Lapsed["held"] != 1 || r.Lapsed["released"] != 0 {
+		t.Errorf("lapsed holds = %v, want 1 held", r.Lapsed)
+	}
 	if r.Callbacks["prepaid"] != 1 || r.Callbacks["postpaid"] != 1 || r.Callbacks["no_charge"] != 0 {
 		t.Errorf("callbacks = %v, want 1 prepaid, 1 postpaid", r.Callbacks)
 	}
 	text := mustRun(t, env, "report", "-month", "2026-11")
 	for _, w := range []string{"SLA8   8 h      3       0       3         2        67%    2.00 h  10.00 h  1",
 		"SLA8 #3 Graag terugbellen postpaid (Bakkerij de Vries): due 2026-11-04 17:00, answered 2026-11-05 11:00, 2.00 working hours late",
-		"SLA24 limit holds (R11): 1 held", "Callbacks (R13): 1 prepaid, 1 postpaid"} {
+		"SLA24 limit holds (R11): 1 held", "SLA24 lapsed (R21): 1 question(s) held, 0 of them released by staff",
+		"Callbacks (R13): 1 prepaid, 1 postpaid"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("report lacks %q:\n%s", w, text)
 		}

@@ -2,7 +2,8 @@
 // tickets opened, the first responses, the share answered within the deadline, the median and
 // 90th-percentile first-response time in working hours of the ticket's own calendar, the
 // breaches with their tickets; the SLA24 limit holds (R11) and the callbacks by payment (R13);
-// and the vendor's promise beside it.
+// the questions of customers whose free status lapsed, held for staff's fair-use decision
+// (R21); and the vendor's promise beside it.
 //
 // It is pure: the caller reads the tickets and held emails and passes the moment the report
 // is made (a ticket of the month still unanswered past its deadline by then is a breach).
@@ -49,6 +50,7 @@ type Report struct {
 	Tiers   []TierReport `json:"tiers"`
 	Total   TierReport   `json:"total"`
 	Holds   LimitHolds   `json:"sla24_limit_holds"`
+	Lapsed  LimitHolds   `json:"sla24_lapsed_holds"` // R21: held as sla24_lapsed, by whether staff released them
 	Callbck Callbacks    `json:"callbacks"`
 }
 
@@ -85,8 +87,8 @@ type Breach struct {
 	LateHours float64   `json:"late_hours"`
 }
 
-// LimitHolds are the emails held over an SLA24 limit in the month (R11), by whether staff
-// released them.
+// LimitHolds are the emails held in the month for one reason — over an SLA24 limit (R11), or
+// because the customer's free status lapsed (R21) — by whether staff released them.
 type LimitHolds struct {
 	Held     int `json:"held"`
 	Released int `json:"released"`
@@ -194,12 +196,21 @@ func Build(in Input) Report {
 	slices.SortFunc(total.Breaches, func(a, b Breach) int { return int(a.TicketID) - int(b.TicketID) })
 	r.Total = total
 	for _, h := range in.Held {
-		if h.Reason != helpdesk.HeldOverLimit || h.Received.Before(start) || !h.Received.Before(end) {
+		if h.Received.Before(start) || !h.Received.Before(end) {
 			continue
 		}
-		r.Holds.Held++
+		var holds *LimitHolds
+		switch h.Reason {
+		case helpdesk.HeldOverLimit:
+			holds = &r.Holds
+		case helpdesk.HeldSLA24Lapsed:
+			holds = &r.Lapsed
+		default:
+			continue
+		}
+		holds.Held++
 		if h.Released {
-			r.Holds.Released++
+			holds.Released++
 		}
 	}
 	return r
