@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/desk/backups"
 	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/rules/calendar"
+	"github.com/infobits/helpdesk/rules/digest"
+	"github.com/infobits/helpdesk/rules/escalation"
 )
 
 // Config is every setting of the gateway. Each field has a key in the config file and an
@@ -311,6 +314,16 @@ func (c Config) validateServe() error {
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
 			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
 		}
+	}
+	// The times and thresholds serve would refuse at start, named all at once (and by doctor).
+	if _, err := escalation.Parse(c.EscalationWarn); err != nil {
+		errs = append(errs, "escalation_warn: "+err.Error())
+	}
+	if _, _, err := digest.ParseClock(c.DigestTime); err != nil {
+		errs = append(errs, "digest_time: "+err.Error())
+	}
+	if _, _, err := backups.ParseTime(c.BackupTime); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if c.SLA24LapseAfter > 1200 {
 		errs = append(errs, fmt.Sprintf("sla24_lapse_after = %d: want months, at most 1200 (0: never)", c.SLA24LapseAfter))

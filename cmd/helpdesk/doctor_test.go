@@ -79,6 +79,13 @@ func TestDoctor(t *testing.T) {
 		check(t, runBin(t, p.env("HELPDESK_AUTHSERV_ID=", "HELPDESK_SITE_URL=", "HELPDESK_IMAP_MOVE_TO=Verwerkt"), "doctor"), 1,
 			`(?m)^FAIL +config +configuration: staff email`, `(?m)^FAIL +staff auth +require_auth is on but authserv_id is empty`,
 			`(?m)^WARN +site_url +not set`, `(?m)^WARN +IMAP +the move-to folder "Verwerkt" does not exist yet`)
+		// The times serve would refuse at start are named, all of them, before anything runs.
+		bad := p.env("HELPDESK_ESCALATION_WARN=soon", "HELPDESK_DIGEST_TIME=25:00", "HELPDESK_BACKUP_TIME=9")
+		check(t, runBin(t, bad, "doctor"), 1, `(?m)^FAIL +config +configuration: .*escalation_warn: warning threshold "soon".*; digest_time: digest time "25:00".*; backup_time = "9"`)
+		if r := runBin(t, bad, "serve"); r.code == 0 || !strings.Contains(r.stderr, `escalation_warn: warning threshold "soon"`) ||
+			!strings.Contains(r.stderr, `digest_time: digest time "25:00"`) || !strings.Contains(r.stderr, `backup_time = "9"`) {
+			t.Errorf("serve with three bad times: exit %d\n%s", r.code, r.stderr)
+		}
 		check(t, runBin(t, p.env("HELPDESK_REQUIRE_AUTH=false", "HELPDESK_IMAP_MOVE_TO=Archief"), "doctor"), 0,
 			`(?m)^WARN +staff auth +require_auth = false`, `(?m)^ok +IMAP +processed mail is moved to Archief`, `(?m)^all checks passed, 1 warning`)
 	})
