@@ -30,6 +30,7 @@ import (
 	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/notify/smtptest"
 	"github.com/infobits/helpdesk/store"
+	"github.com/infobits/helpdesk/store/storetest"
 )
 
 // liveGateway is the wired gateway, in process, running against in-memory IMAP and a sink.
@@ -429,11 +430,7 @@ func TestGatewayHealthAndEvents(t *testing.T) {
 	cfg.IMAPAddr, cfg.IMAPUser, cfg.IMAPPassword, cfg.IMAPTLS = "127.0.0.1:1", "u", "p", "none"
 	cfg.SMTPAddr, cfg.SMTPTLS = "127.0.0.1:1", "none"
 	cfg.From = "Infobits Helpdesk <support@infobits.example>"
-	db, err := store.Open(filepath.Join(t.TempDir(), "helpdesk.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.New(t)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	forward := make(chan ingest.Event, 100)
 	gw, err := newGateway(&cfg, db, slog.New(slog.DiscardHandler), func() time.Time { return now }, gatewayOptions{events: forward})
