@@ -310,8 +310,8 @@ func runCustomerShow(e *env, args []string) error {
 	}
 	fmt.Fprintf(tw, "served as\t%s on %s\n", servedAs(d.EffectiveSLA), d.On)
 	fmt.Fprintf(tw, "status\t%s\n", d.Status)
-	if d.LapsesOn != "" && (d.EffectiveSLA == string(helpdesk.SLA24) || d.EffectiveSLA == string(helpdesk.TierNone)) {
-		fmt.Fprintf(tw, "free status\t%s\n", lapseLine(d))
+	if fs := d.FreeStatus(); fs != "" {
+		fmt.Fprintf(tw, "free status\t%s\n", fs)
 	}
 	if pending != nil {
 		fmt.Fprintf(tw, "login change\t%d to %s: %s\n", pending.ID, terminalSafe(pending.NewEmail), terminalSafe(loginState(pending)))
@@ -391,20 +391,6 @@ func servedAs(tier string) string {
 		return "none (SLA24 lapsed)"
 	}
 	return tier
-}
-
-// lapseLine says how the free status stands on the day (R21), for customer show. The days
-// are YYYY-MM-DD, so they compare as text.
-func lapseLine(d view.CustomerDetail) string {
-	switch {
-	case d.EffectiveSLA == string(helpdesk.TierNone):
-		return "lapsed since " + d.LapsesOn + " (R21): new questions are held as sla24_lapsed"
-	case d.LapsesOn <= d.On:
-		return "kept free through " + d.FreeUntil + " (lapsed since " + d.LapsesOn + " without it, R21)"
-	case d.FreeUntil >= d.LapsesOn:
-		return "kept free through " + d.FreeUntil + "; lapses the day after without paid support (R21)"
-	}
-	return "lapses on " + d.LapsesOn + " without paid support (R21)"
 }
 
 // --- caller lookup (R19) ---

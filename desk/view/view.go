@@ -269,6 +269,25 @@ func CustomerDetailOf(c *helpdesk.Customer, pending *helpdesk.LoginChange, at ti
 	return d
 }
 
+// FreeStatus says how the free status (SLA24) stands on the day (R21), for `customer show`:
+// lapsed since when, kept free by the operator through when, or when it lapses. "" when it
+// does not apply: a paid tier served on the day, or a status that does not lapse by time (a
+// philanthropic customer, lapsing off). The days are YYYY-MM-DD, so they compare as text.
+func (d CustomerDetail) FreeStatus() string {
+	if d.LapsesOn == "" || (d.EffectiveSLA != string(helpdesk.SLA24) && d.EffectiveSLA != string(helpdesk.TierNone)) {
+		return ""
+	}
+	switch {
+	case d.EffectiveSLA == string(helpdesk.TierNone):
+		return "lapsed since " + d.LapsesOn + " (R21): new questions are held as sla24_lapsed"
+	case d.LapsesOn <= d.On:
+		return "kept free through " + d.FreeUntil + " (lapsed since " + d.LapsesOn + " without it, R21)"
+	case d.FreeUntil >= d.LapsesOn:
+		return "kept free through " + d.FreeUntil + "; lapses the day after without paid support (R21)"
+	}
+	return "lapses on " + d.LapsesOn + " without paid support (R21)"
+}
+
 // CustomerRow is a customer in `customer list`: the record and how it is served on the day.
 type CustomerRow struct {
 	Customer

@@ -349,3 +349,39 @@ func TestTimeText(t *testing.T) {
 		}
 	}
 }
+
+// TestFreeStatus: the free status's line of `customer show` (R21, 24 months): a customer whose
+// paid tier ended on 15 March 2024 lapses on 16 March 2026; the operator's keep holds it
+// through its last day; no line for a paid tier served on the day or a philanthropic
+// customer.
+func TestFreeStatus(t *testing.T) {
+	day := func(s string) helpdesk.Date {
+		d, err := helpdesk.ParseDate(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	noon := func(s string) time.Time { return day(s).Midnight().Add(12 * time.Hour) }
+	ended := &helpdesk.Customer{ID: 1, Tier: helpdesk.SLA24, PaidEnded: day("2024-03-15")}
+	kept := &helpdesk.Customer{ID: 2, Tier: helpdesk.SLA24, PaidEnded: day("2024-03-15"), FreeUntil: day("2026-06-30")}
+	paid := &helpdesk.Customer{ID: 3, Tier: helpdesk.SLA8, ValidUntil: day("2026-12-31")}
+	free := &helpdesk.Customer{ID: 4, Tier: helpdesk.SLA24, Philanthropic: true}
+	for _, c := range []struct {
+		c    *helpdesk.Customer
+		on   string
+		want string
+	}{
+		{ended, "2026-03-15", "lapses on 2026-03-16 without paid support (R21)"},
+		{ended, "2026-03-16", "lapsed since 2026-03-16 (R21): new questions are held as sla24_lapsed"},
+		{kept, "2026-01-10", "kept free through 2026-06-30; lapses the day after without paid support (R21)"},
+		{kept, "2026-06-30", "kept free through 2026-06-30 (lapsed since 2026-03-16 without it, R21)"},
+		{kept, "2026-07-01", "lapsed since 2026-03-16 (R21): new questions are held as sla24_lapsed"},
+		{paid, "2026-11-30", ""},
+		{free, "2030-01-01", ""},
+	} {
+		if got := view.CustomerDetailOf(c.c, nil, noon(c.on), 24).FreeStatus(); got != c.want {
+			t.Errorf("customer %d on %s: %q, want %q", c.c.ID, c.on, got, c.want)
+		}
+	}
+}
