@@ -54,7 +54,7 @@ func runImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.require("imap_addr", "imap_user", "imap_password", "from"); err != nil {
+	if err := cfg.require(append(cfg.imapKeys(), "from")...); err != nil {
 		return err
 	}
 	if e.remote && *mailbox == cfg.IMAPMailbox {

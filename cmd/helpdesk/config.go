@@ -265,11 +265,7 @@ func (c Config) require(keys ...string) error {
 
 // validateServe checks what the gateway needs to run, all at once.
 func (c Config) validateServe() error {
-	need := []string{"db", "imap_addr", "imap_user", "imap_password", "smtp_addr", "from"}
-	if c.OAuthProvider != "" {
-		need = slices.DeleteFunc(need, func(k string) bool { return k == "imap_password" })
-	}
-	if err := c.require(need...); err != nil {
+	if err := c.require(append(c.imapKeys(), "db", "smtp_addr", "from")...); err != nil {
 		return err
 	}
 	var errs []string
@@ -397,6 +393,15 @@ func (c Config) staffAddresses() []string {
 		}
 	}
 	return out
+}
+
+// imapKeys are the keys a command that reads the mailbox needs: the address and the user,
+// and the password unless it signs in with OAuth (oauth_provider).
+func (c Config) imapKeys() []string {
+	if c.OAuthProvider != "" {
+		return []string{"imap_addr", "imap_user"}
+	}
+	return []string{"imap_addr", "imap_user", "imap_password"}
 }
 
 // oauthTokenFile is the file of the refresh token that `oauth login` writes: beside the

@@ -224,6 +224,14 @@ func TestOAuthClientCredentials(t *testing.T) {
 	}
 	noSecrets(t, ts, "doctor", r.stdout)
 
+	// Importing an archive signs in the same way: no password is asked for (the mailbox
+	// read again from its start: the email is a duplicate of the one serve took in).
+	r = runBin(t, env, "import", "-mailbox", "INBOX", "-rescan")
+	if r.code != 0 || !strings.Contains(r.stdout, `import of mailbox "INBOX": 1 email(s)`) {
+		t.Errorf("import with OAuth: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	noSecrets(t, ts, "import", r.stdout+r.stderr)
+
 	// A wrong secret: one error naming the keys to check.
 	os.WriteFile(filepath.Join(p.dir, "client-secret"), []byte("wrong"), 0o600)
 	r = runBin(t, env, "serve", "-once")
