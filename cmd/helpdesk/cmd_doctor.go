@@ -265,11 +265,7 @@ func probeIMAP(ctx context.Context, cfg *Config, tokens *oauth.Source, mailbox s
 }
 
 func doctorIMAP(ctx context.Context, d *doctorReport, cfg *Config, tokens *oauth.Source, tokensOK bool) {
-	need := []string{"imap_addr", "imap_user", "imap_password"}
-	if cfg.OAuthProvider != "" {
-		need = need[:2]
-	}
-	if err := cfg.require(need...); err != nil {
+	if err := cfg.require(cfg.imapKeys()...); err != nil {
 		d.fail("IMAP", "not checked: "+err.Error(), "set them; secrets best as HELPDESK_IMAP_PASSWORD in the service's environment file")
 		return
 	}
