@@ -6,11 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The customer's site attacked as an outsider would, through the real listener of a running
@@ -350,4 +353,77 @@ func TestSitePasswordChangeVoidsLinks(t *testing.T) {
 		t.Errorf("the reset link set a password after the change: %d", r.status)
 	}
 	v.login(siteA, newPW)
+}
+
+// gatewayProcess runs `helpdesk serve` as a process of its own with the site on, and returns
+// its base URL and process id (for its memory) once it answers.
+func gatewayProcess(t *testing.T, p *peers, setup func(env []string)) (base string, env []string, pid int) {
+	t.Helper()
+	addr := freePort(t)
+	base = "http://" + addr
+	env = p.env("HELPDESK_HTTP_ADDR="+addr, "HELPDESK_SITE_URL="+base)
+	setup(env)
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = append(env, raceEnv)
+	out := &syncBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r, err := http.Get(base + "/healthz"); err == nil {
+			r.Body.Close()
+			return base, env, cmd.Process.Pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway does not answer on %s:\n%s", base, out.String())
+		}
+	}
+}
+
+// TestSiteUploadsOneAtATime: a customer sends one form with files at a time — a form holds its
+// files in memory until the ticket is stored, so 12 forms of 4 MiB sent at once by one
+// customer (or a stolen session) must not take 12 times the memory: the gateway's peak
+// memory (VmHWM) grows by less than two single forms' worth, and every ticket is made.
+func TestSiteUploadsOneAtATime(t *testing.T) {
+	p := newPeers(t)
+	base, env, pid := gatewayProcess(t, p, func(env []string) {
+		mustRun(t, env, "customer", "add", "-email", siteA, "-name", "Bakkerij de Vries", "-sla", "SLA8")
+	})
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	peak := func() int64 {
+		t.Helper()
+		kib, err := procStatusKiB(pid, "VmHWM")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kib
+	}
+	film := func(n int) upload { return upload{"storing.mp4", "video/mp4", bytes.Repeat([]byte{byte(n)}, 4<<20)} }
+	newSiteTicket(t, v, map[string]string{"subject": "Opwarmen", "text": "x", "contact": "email"}, upload{"a.txt", "text/plain", []byte("a")})
+	before := peak()
+	newSiteTicket(t, v, map[string]string{"subject": "Eén filmpje", "text": "x", "contact": "email"}, film(0))
+	one := peak() - before
+
+	codes := atOnce(12, func(i int) reply {
+		w := newVisitor(t, base)
+		w.c.Jar = v.c.Jar // the same customer's session
+		return w.postFiles("/tickets", map[string]string{"csrf": w.csrf("/tickets/nieuw"), "subject": fmt.Sprintf("Filmpje %d", i),
+			"text": "x", "contact": "email"}, film(i+1))
+	})
+	if codes[http.StatusSeeOther] != 12 {
+		t.Errorf("12 forms with files at once: %v, want 12 tickets", codes)
+	}
+	if grew := peak() - before - one; grew > 2*one {
+		t.Errorf("12 forms of 4 MiB at once raised the gateway's peak memory by %d MiB more than one form did (%d MiB); want less than %d MiB",
+			grew>>10, one>>10, 2*one>>10)
+	} else {
+		t.Logf("one form: +%d MiB; 12 at once: +%d MiB more", one>>10, grew>>10)
+	}
 }

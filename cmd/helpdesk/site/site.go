@@ -83,7 +83,9 @@ type Server struct {
 	throttle *throttle
 	// hashing bounds the password hashes computed at once (each takes 46 MiB).
 	hashing chan struct{}
-	cop     *http.CrossOriginProtection
+	// uploading lets a customer send one form with files at a time (uploads.go).
+	uploading *perCustomer
+	cop       *http.CrossOriginProtection
 	// handler is the routes behind the cross-origin check and the form reader.
 	handler http.Handler
 }
@@ -124,7 +126,7 @@ func New(cfg Config, db *store.DB, dk *desk.Desk) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, desk: dk, pages: pages, log: cfg.Logger, mux: http.NewServeMux(),
-		throttle: newThrottle(), hashing: make(chan struct{}, 2)}
+		throttle: newThrottle(), hashing: make(chan struct{}, 2), uploading: newPerCustomer()}
 	if u, err := url.Parse(cfg.SiteURL); err == nil && u.Scheme == "https" {
 		s.secure = true
 	}

@@ -224,6 +224,11 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
 	for _, k := range []string{"subject", "text", "contact", "anydesk", "urgent"} {
 		p.Form[k] = ""
 	}
+	unlock, err := s.uploading.lock(r.Context(), u.customer.ID)
+	if err != nil {
+		return // the request ended while it waited for the customer's form before it
+	}
+	defer unlock()
 	files, ok := s.readForm(w, r, u, p.Form, refuse)
 	if !ok {
 		return
@@ -252,7 +257,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
 	}
 	var out desk.Outcome
 	var refusal *policy.Refusal
-	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+	err = s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
 		out, refusal, err = s.desk.WebTicket(tx, post)
 		return err
 	})
@@ -373,6 +378,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, u *who) {
 		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket", p)
 	}
 	p.Form["text"] = ""
+	unlock, err := s.uploading.lock(r.Context(), u.customer.ID)
+	if err != nil {
+		return // the request ended while it waited for the customer's form before it
+	}
+	defer unlock()
 	files, ok := s.readForm(w, r, u, p.Form, refuse)
 	if !ok {
 		return
