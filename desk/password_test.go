@@ -29,6 +29,9 @@ func TestPasswords(t *testing.T) {
 		"kort": desk.ErrPasswordShort, "info@bakkerijdevries.nl": desk.ErrPasswordAddress, "bakkerijdevries": desk.ErrPasswordAddress,
 		"Bakkerij de Vries": desk.ErrPasswordAddress, "BakkerijDeVries1": desk.ErrPasswordAddress, strings.Repeat("x", 300): desk.ErrPasswordLong,
 		"Krentenbol-2026!": nil, "bakkerijdevries-kassa-wachtwoord": nil,
+		strings.Repeat(" ", 12): desk.ErrPasswordSimple, "AaAaAaAaAaAa": desk.ErrPasswordSimple, "1212121212": desk.ErrPasswordSimple,
+		"1234567890": desk.ErrPasswordSimple, "QWERTYUIOP": desk.ErrPasswordSimple, "abcdefghijkl": desk.ErrPasswordSimple,
+		"  vijf verschillende  ": nil,
 	} {
 		if err := desk.CheckPassword(c, pw); !errors.Is(err, want) {
 			t.Errorf("CheckPassword(%q) = %v, want %v", pw, err, want)

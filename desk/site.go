@@ -12,6 +12,7 @@ import (
 	"mime/quotedprintable"
 	"net/textproto"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -49,11 +50,22 @@ var (
 	ErrPasswordShort   = errors.New("the password is too short")
 	ErrPasswordLong    = errors.New("the password is too long")
 	ErrPasswordAddress = errors.New("the password is one of the customer's own addresses or names")
+	ErrPasswordSimple  = errors.New("the password is too simple: too few different characters, or a run of keys")
 )
 
+// minPasswordRunes is the least number of different characters (case and white space aside)
+// of a password: ten spaces, "aaaaaaaaaa" or "1212121212" are long enough and guessed at once.
+const minPasswordRunes = 5
+
+// keyRuns are runs of keys that make a password of their own length without any thought
+// ("1234567890", "qwertyuiop"); a password that is part of one is too simple.
+var keyRuns = []string{"01234567890", "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm", "azertyuiopqsdfghjklmwxcvbn"}
+
 // CheckPassword applies the password rules for customer c: at least MinPasswordLength
-// characters, at most MaxPasswordLength bytes, and not (a part of) the customer's own
-// addresses or name, which anyone who has had an email from them knows.
+// characters, at most MaxPasswordLength bytes, not (a part of) the customer's own addresses
+// or name, which anyone who has had an email from them knows, and not too simple (NIST SP
+// 800-63B: repetitive or sequential characters): at least minPasswordRunes different
+// characters, and not a run of keys such as 1234567890.
 func CheckPassword(c *helpdesk.Customer, pw string) error {
 	switch {
 	case utf8.RuneCountInString(pw) < MinPasswordLength:
@@ -62,6 +74,15 @@ func CheckPassword(c *helpdesk.Customer, pw string) error {
 		return ErrPasswordLong
 	}
 	low := strings.ToLower(strings.TrimSpace(pw))
+	different := map[rune]bool{}
+	for _, r := range low {
+		if !unicode.IsSpace(r) {
+			different[r] = true
+		}
+	}
+	if len(different) < minPasswordRunes || slices.ContainsFunc(keyRuns, func(run string) bool { return strings.Contains(run, low) }) {
+		return ErrPasswordSimple
+	}
 	guess := []string{strings.ToLower(c.Name)}
 	for _, a := range c.Emails {
 		local, domain, _ := strings.Cut(a, "@")

@@ -427,3 +427,22 @@ func TestSiteUploadsOneAtATime(t *testing.T) {
 		t.Logf("one form: +%d MiB; 12 at once: +%d MiB more", one>>10, grew>>10)
 	}
 }
+
+// TestSitePasswordTooSimple: a password long enough but guessed at once — ten spaces, one
+// character pair over and over, a run of keys — is refused on the password link's form with
+// why, and the link stays usable for a better one (NIST SP 800-63B's repetitive and
+// sequential characters).
+func TestSitePasswordTooSimple(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	link, _ := url.Parse(emailedLink(t, p, siteA, 1))
+	v := newVisitor(t, base)
+	for _, pw := range []string{"          ", "AaAaAaAaAaAa", "1212121212", "1234567890", "qwertyuiop"} {
+		r := v.post("/wachtwoord/herstel", url.Values{"token": {link.Query().Get("token")}, "password": {pw}, "password2": {pw}})
+		if r.status != http.StatusBadRequest || !strings.Contains(r.text(), "Het wachtwoord is te eenvoudig") {
+			t.Errorf("password %q: %d, want 400 saying it is too simple\n%s", pw, r.status, r.text())
+		}
+	}
+	setPassword(t, v, link.String(), sitePW)
+}

@@ -201,7 +201,7 @@ func handlerTexts() []string {
 		"confirm.title", "confirm.taken", "confirm.done", "confirm.pending", "confirm.waiting", "confirm.cancelled", "confirm.settled",
 		"link.invalid.title", "link.invalid.text", "error.address", "error.customer", "error.title", "error.text", "error.form",
 		"notfound.title", "notfound.text", "forbidden.title", "forbidden.text", "nav.helpdesk",
-		"password.mismatch", "password.short", "password.long", "password.address", "password.current_wrong",
+		"password.mismatch", "password.short", "password.long", "password.address", "password.simple", "password.current_wrong",
 		"helpdesk.title", "new.title", "ticket.title", "account.title",
 		"new.subject_missing", "new.text_missing", "new.too_long", "new.anydesk", "upload.too_large", "upload.too_many",
 		"backup.subject", "backup.text",

@@ -278,6 +278,8 @@ func passwordProblem(c *helpdesk.Customer, pw, again string) string {
 		return "password.long"
 	case errors.Is(err, desk.ErrPasswordAddress):
 		return "password.address"
+	case errors.Is(err, desk.ErrPasswordSimple):
+		return "password.simple"
 	case err != nil:
 		return "password.short"
 	}
