@@ -446,3 +446,28 @@ func TestSitePasswordTooSimple(t *testing.T) {
 	}
 	setPassword(t, v, link.String(), sitePW)
 }
+
+// TestSiteTokensNotLogged: the token of a link is nowhere in the gateway's log — not when the
+// link is opened, used, opened again once used, or sent with a wrong password — whatever the
+// log level; the path is logged, never the query.
+func TestSiteTokensNotLogged(t *testing.T) {
+	p := newPeers(t)
+	base, env, out := siteGateway(t, p, siteClock(), "HELPDESK_LOG_LEVEL=debug")
+	mustRun(t, env, "customer", "invite", siteA)
+	link, _ := url.Parse(emailedLink(t, p, siteA, 1))
+	tok := link.Query().Get("token")
+	v := newVisitor(t, base)
+	v.get(link.RequestURI())
+	v.post("/wachtwoord/herstel", url.Values{"token": {tok}, "password": {"kort"}, "password2": {"kort"}})
+	setPassword(t, v, link.String(), sitePW)
+	v.get(link.RequestURI())
+	v.post("/wachtwoord/herstel", url.Values{"token": {tok}, "password": {sitePW}, "password2": {sitePW}})
+	v.get("/login/bevestig?token=" + tok)
+	v.post("/login/bevestig", url.Values{"token": {tok}})
+	if !strings.Contains(out.String(), "link refused") {
+		t.Fatalf("the used link was not logged as refused:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), tok) || strings.Contains(out.String(), tok[:20]) {
+		t.Errorf("the gateway's log holds the token:\n%s", out.String())
+	}
+}
