@@ -471,3 +471,55 @@ func TestSiteTokensNotLogged(t *testing.T) {
 		t.Errorf("the gateway's log holds the token:\n%s", out.String())
 	}
 }
+
+// sessionCookie is the value of the visitor's session cookie ("" when it has none).
+func sessionCookie(t *testing.T, v *visitor) string {
+	t.Helper()
+	for _, c := range v.c.Jar.Cookies(mustURL(t, v.base)) {
+		if c.Name == "helpdesk_session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// TestSiteSessionLifetime: a log-in always makes a new session and ends the one the browser
+// came with — a session id planted in the customer's browser (session fixation) is worth
+// nothing after they log in — and a session in daily use still ends 7 days after its log-in.
+func TestSiteSessionLifetime(t *testing.T) {
+	p := newPeers(t)
+	clk := siteClock()
+	base, env, _ := siteGateway(t, p, clk)
+	for _, addr := range []string{siteA, siteB} {
+		mustRun(t, env, "customer", "invite", addr)
+	}
+	setPassword(t, newVisitor(t, base), emailedLink(t, p, siteA, 1), sitePW)
+	attacker := newVisitor(t, base)
+	setPassword(t, attacker, emailedLink(t, p, siteB, 1), sitePW)
+	planted := sessionCookie(t, attacker)
+
+	victim := newVisitor(t, base)
+	victim.c.Jar.SetCookies(mustURL(t, base), []*http.Cookie{{Name: "helpdesk_session", Value: planted}})
+	victim.login(siteA, sitePW)
+	if got := sessionCookie(t, victim); got == planted || got == "" {
+		t.Fatalf("the log-in kept the planted session id")
+	}
+	if r := attacker.get("/helpdesk"); r.status != http.StatusSeeOther {
+		t.Errorf("the planted session still works after the victim logged in over it: %d", r.status)
+	}
+	if r := victim.get("/helpdesk"); !strings.Contains(r.text(), "Welkom, Piet de Vries.") {
+		t.Errorf("the victim's Helpdesk page after the log-in:\n%s", r.text())
+	}
+
+	// In use every 7 hours (never idle for 8), the session ends 7 days after the log-in.
+	for h := 7; h < 7*24; h += 7 {
+		clk.Advance(7 * time.Hour)
+		if r := victim.get("/helpdesk"); r.status != http.StatusOK {
+			t.Fatalf("the session ended after %d hours in use: %d", h, r.status)
+		}
+	}
+	clk.Advance(7 * time.Hour)
+	if r := victim.get("/helpdesk"); r.status != http.StatusSeeOther {
+		t.Errorf("the session still works 7 days and 7 hours after the log-in: %d", r.status)
+	}
+}
