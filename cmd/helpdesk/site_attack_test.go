@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -521,5 +523,42 @@ func TestSiteSessionLifetime(t *testing.T) {
 	clk.Advance(7 * time.Hour)
 	if r := victim.get("/helpdesk"); r.status != http.StatusSeeOther {
 		t.Errorf("the session still works 7 days and 7 hours after the log-in: %d", r.status)
+	}
+}
+
+// TestSiteForwardedForOnlyFromLoopback: only a proxy on the gateway's own machine may name the
+// client in X-Forwarded-For; a peer anywhere else that sends the header is counted as itself,
+// so it cannot spread its guesses over made-up clients. (Needs an address of this machine
+// that is not loopback; skipped without one.)
+func TestSiteForwardedForOnlyFromLoopback(t *testing.T) {
+	var host string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() {
+			host = ip.IP.String()
+			break
+		}
+	}
+	if host == "" {
+		t.Skip("no address of this machine other than loopback")
+	}
+	p := newPeers(t)
+	_, port, _ := net.SplitHostPort(freePort(t))
+	env := p.env("HELPDESK_HTTP_ADDR=0.0.0.0:"+port, "HELPDESK_SITE_URL=http://127.0.0.1:"+port)
+	out := &syncBuffer{}
+	exited, _ := serveWithClock(t, env, out, siteClock().Now)
+	waitOutput(t, out, regexp.MustCompile(`"msg":"http listening"`), exited)
+
+	remote := newVisitor(t, "http://"+net.JoinHostPort(host, port))
+	for i := range 21 {
+		remote.header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		r := remote.post("/inloggen", url.Values{"email": {fmt.Sprintf("klant%02d@example.nl", i)}, "password": {"raden-en-nog-eens"}})
+		want := http.StatusUnauthorized
+		if i == 20 {
+			want = http.StatusTooManyRequests
+		}
+		if r.status != want {
+			t.Fatalf("guess %d from %s naming client 203.0.113.%d: %d, want %d", i+1, host, i+1, r.status, want)
+		}
 	}
 }
