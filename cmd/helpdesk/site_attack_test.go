@@ -562,3 +562,75 @@ func TestSiteForwardedForOnlyFromLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteHostileMail: what senders chose — subjects, texts, display names, file names and
+// types — reaches the site's pages escaped and its downloads as files: a ticket emailed from
+// the customer's second address with markup everywhere and file names made to break out of
+// Content-Disposition, and a staff answer whose sender names itself in markup, plus an
+// internal note with a file. The customer's login address sees the ticket (the same
+// customer), never the note or its file, never the staff member's address; another customer
+// sees nothing.
+func TestSiteHostileMail(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	for _, addr := range []string{siteA, siteB} {
+		mustRun(t, env, "customer", "invite", addr)
+	}
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	other := newVisitor(t, base)
+	setPassword(t, other, emailedLink(t, p, siteB, 1), sitePW)
+
+	p.deliver(t, mailWithFiles(`"<img src=x onerror=alert(1)>" <piet@bakkerijdevries.nl>`, `<script>alert("onderwerp")</script>`, "vraag-x@bakkerijdevries.nl", "",
+		"Tekst met <b>markup</b> en <script>alert(2)</script>",
+		testFile{name: `rapport".html`, ctype: "text/html", content: []byte("<script>alert(3)</script>")},
+		testFile{name: "überweisung; ä.pdf", ctype: "application/pdf", content: []byte("%PDF-1.4")},
+		testFile{name: "../../etc/<i>passwd</i>.svg", ctype: "image/svg+xml", content: []byte(`<svg xmlns="http://www.w3.org/2000/svg" onload="alert(4)"/>`)}))
+	waitSubject(t, p, "piet@bakkerijdevries.nl", "[Infobits #1]")
+	p.deliver(t, staffAuth+mailWithFiles(`"Jan <script>" <jan@infobits.example>`, "Re: [Infobits #1] x", "antw-x@infobits.example", "",
+		"Antwoord met <i>markup</i>.\r\n\r\nJan"))
+	p.deliver(t, staffAuth+mailWithFiles("Jan <jan@infobits.example>", "Re: [Infobits #1] x", "notitie-x@infobits.example", "",
+		"#note\r\nKlant belt vaak; intern houden.", testFile{name: "intern.txt", ctype: "text/plain", content: []byte("INTERN")}))
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(mustRun(t, env, "ticket", "show", "1"), "intern houden") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the note never reached ticket 1:\n%s", mustRun(t, env, "ticket", "show", "1"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	for _, path := range []string{"/helpdesk", "/tickets/1"} {
+		r := v.get(path)
+		if r.status != http.StatusOK || !strings.Contains(r.text(), `<script>alert("onderwerp")</script>`) {
+			t.Errorf("GET %s: %d, want the subject shown as text\n%s", path, r.status, r.text())
+		}
+		for _, raw := range []string{"<script", "<img", "<b>", "<i>", "jan@infobits.example", "intern houden", "intern.txt"} {
+			if strings.Contains(r.body, raw) {
+				t.Errorf("GET %s: the page holds %q", path, raw)
+			}
+		}
+	}
+	if r := v.get("/tickets/1"); !strings.Contains(r.text(), "Antwoord met <i>markup</i>.") || !strings.Contains(r.text(), `rapport".html`) {
+		t.Errorf("the ticket page does not show the staff answer and the file names as text:\n%s", r.text())
+	}
+	for n, want := range map[string]string{
+		"1": `attachment; filename="rapport\".html"`,
+		"2": `attachment; filename*=utf-8''%C3%BCberweisung%3B%20%C3%A4.pdf`,
+		"3": `attachment; filename="../../etc/<i>passwd</i>.svg"`,
+	} {
+		r := v.get("/tickets/1/bijlagen/" + n)
+		if r.status != http.StatusOK || r.header.Get("Content-Disposition") != want || r.header.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.HasPrefix(r.header.Get("Content-Security-Policy"), "sandbox") {
+			t.Errorf("file %s: %d, Content-Disposition %q (want %q), nosniff %q, CSP %q", n, r.status, r.header.Get("Content-Disposition"), want,
+				r.header.Get("X-Content-Type-Options"), r.header.Get("Content-Security-Policy"))
+		}
+	}
+	if r := v.get("/tickets/1/bijlagen/4"); r.status != http.StatusNotFound || strings.Contains(r.body, "INTERN") {
+		t.Errorf("the internal note's file: %d", r.status)
+	}
+	for _, path := range []string{"/tickets/1", "/tickets/1/bijlagen/1", "/tickets/1/bijlagen/2"} {
+		if r := other.get(path); r.status != http.StatusNotFound {
+			t.Errorf("another customer GET %s: %d, want 404", path, r.status)
+		}
+	}
+}
