@@ -138,6 +138,18 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if got := customerNames(t, env); !slices.Equal(got, wantCustomers) {
 		t.Errorf("customers after restore = %v, want %v", got, wantCustomers)
 	}
+	// The search index was of the database replaced: it goes, and is made anew from the
+	// restored one — the ticket written after the backup is not found (its number will be
+	// another ticket's), the one before it is.
+	if !strings.Contains(out, "removed the search index of the previous database") {
+		t.Errorf("restore output does not mention the search index:\n%s", out)
+	}
+	if got, _ := foundIDs(t, env, "foutcode"); len(got) != 0 {
+		t.Errorf("after restore, a search finds the ticket written after the backup: %v", got)
+	}
+	if got, _ := foundIDs(t, env, "kassa"); !slices.Equal(got, []int{1}) {
+		t.Errorf("after restore, a search for the backup's ticket = %v, want [1]", got)
+	}
 	if got := ticketSubjects(t, env); !slices.Equal(got, wantTickets) {
 		t.Errorf("tickets after restore = %v, want %v", got, wantTickets)
 	}
