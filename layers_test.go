@@ -38,7 +38,7 @@ type layer struct {
 var layers = []layer{
 	{name: "commands", pkgs: []string{"cmd/helpdesk"},
 		mayUse: []string{"interfaces", "ingest", "notify", "peers", "sign-in", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
-	{name: "interfaces", pkgs: []string{"cmd/helpdesk/api", "cmd/helpdesk/site"},
+	{name: "interfaces", pkgs: []string{"cmd/helpdesk/api", "cmd/helpdesk/site", "cmd/helpdesk/download"},
 		mayUse: []string{"ingest", "desk", "rules", "mail", "templates", "store", "vocabulary"}},
 	{name: "ingest", pkgs: []string{"ingest"}, mayUse: []string{"sign-in", "desk", "mail", "store", "vocabulary"}},
 	{name: "notify", pkgs: []string{"notify"}, mayUse: []string{"sign-in", "desk", "mail", "templates", "store", "vocabulary"}},

@@ -28,7 +28,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"mime"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -37,6 +36,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/cmd/helpdesk/download"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/desk/view"
@@ -489,28 +489,7 @@ func (s *server) attachment(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	ctype := "application/octet-stream"
-	params := map[string]string{}
-	if cs := p.Params["charset"]; cs != "" {
-		params["charset"] = cs // a text file in its own charset
-	}
-	if t := mime.FormatMediaType(p.ContentType, params); t != "" {
-		ctype = t
-	}
-	disp := "attachment"
-	if p.Filename != "" {
-		if d := mime.FormatMediaType("attachment", map[string]string{"filename": p.Filename}); d != "" {
-			disp = d
-		}
-	}
-	h := w.Header()
-	h.Set("Content-Type", ctype)
-	h.Set("Content-Disposition", disp)
-	h.Set("Content-Length", strconv.Itoa(len(p.Content)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(p.Content)
+	download.Serve(w, p)
 }
 
 func (s *server) caller(w http.ResponseWriter, r *http.Request) {

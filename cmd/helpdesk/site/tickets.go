@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/cmd/helpdesk/download"
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/mail/parse"
@@ -447,28 +447,7 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request, u *who) {
 		s.internal(w, r, u, err)
 		return
 	}
-	ctype := "application/octet-stream"
-	params := map[string]string{}
-	if cs := part.Params["charset"]; cs != "" {
-		params["charset"] = cs
-	}
-	if t := mime.FormatMediaType(part.ContentType, params); t != "" {
-		ctype = t
-	}
-	disp := "attachment"
-	if part.Filename != "" {
-		if d := mime.FormatMediaType("attachment", map[string]string{"filename": part.Filename}); d != "" {
-			disp = d
-		}
-	}
-	h := w.Header()
-	h.Set("Content-Type", ctype)
-	h.Set("Content-Disposition", disp)
-	h.Set("Content-Length", strconv.Itoa(len(part.Content)))
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
-	h.Set("Cache-Control", "private, no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(part.Content)
+	download.Serve(w, part)
 }
 
 func timeOf(t view.Time) time.Time { return time.Time(t) }
