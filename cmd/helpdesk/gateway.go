@@ -199,19 +199,8 @@ func (g *gateway) runLoginChanges(ctx context.Context) {
 func (g *gateway) pumpEvents() (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	handle := func(ev ingest.Event) {
-		g.metrics.Observe(ev, g.now())
-		g.imap.observe(ev, g.now())
-		if ev.Outcome != nil && ev.Outcome.HeldID != 0 && ev.Outcome.Action != "duplicate" {
-			select {
-			case g.heldWake <- struct{}{}:
-			default:
-			}
-		}
-		if g.forward != nil {
-			select {
-			case g.forward <- ev:
-			default:
-			}
+		if p := helpdesk.Survive(func() { g.observe(ev) }); p != nil {
+			g.log.Error("counting an ingest event failed with a panic (a bug); the gateway goes on", "panic", p)
 		}
 	}
 	go func() {
@@ -235,6 +224,25 @@ func (g *gateway) pumpEvents() (stop func()) {
 	return func() {
 		close(quit)
 		<-done
+	}
+}
+
+// observe hands one poller event to the metrics, the IMAP health, the held-mail notice and
+// the forward channel.
+func (g *gateway) observe(ev ingest.Event) {
+	g.metrics.Observe(ev, g.now())
+	g.imap.observe(ev, g.now())
+	if ev.Outcome != nil && ev.Outcome.HeldID != 0 && ev.Outcome.Action != "duplicate" {
+		select {
+		case g.heldWake <- struct{}{}:
+		default:
+		}
+	}
+	if g.forward != nil {
+		select {
+		case g.forward <- ev:
+		default:
+		}
 	}
 }
 
