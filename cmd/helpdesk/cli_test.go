@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -557,6 +558,15 @@ func TestDemoLive(t *testing.T) {
 	}
 	if r := v.get("/tickets/1"); !strings.Contains(r.text(), "Drie piepjes betekent") {
 		t.Errorf("the demo's ticket 1 lacks Jan's answer:\n%s", r.text())
+	}
+	// "Wachtwoord vergeten": the demo's mail reaches no mailbox a person reads, so the link
+	// is printed, and it sets the password.
+	w := newVisitor(t, site[1])
+	w.post("/wachtwoord/vergeten", url.Values{"email": {"kassa@slagerijjansen.nl"}})
+	link := waitOutput(t, out, regexp.MustCompile(`notification to kassa@slagerijjansen.nl: Nieuw wachtwoord instellen\n\s+open: (http://127\.0\.0\.1:\d+/wachtwoord/herstel\?token=\S+)\n`), exited)
+	setPassword(t, w, link[1], sitePW)
+	if r := w.get("/helpdesk"); !strings.Contains(r.text(), "Weegschaal geeft foutcode") {
+		t.Errorf("the Helpdesk page after a password from the printed link:\n%s", r.text())
 	}
 
 	cmd.Process.Signal(os.Interrupt)

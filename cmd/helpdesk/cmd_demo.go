@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/infobits/helpdesk/desk"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/ingest/imapmem"
+	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/notify/smtpsink"
 	"github.com/infobits/helpdesk/store"
 )
@@ -257,7 +259,7 @@ The customer's site — open it in a browser:
   %s/inloggen
   log in as %s, password %s
   (Bakkerij de Vries: the Helpdesk page, ticket #1 with Jan's answer, a new ticket with a
-  file, Mijn account; "Wachtwoord vergeten" emails a link, shown below as a notification)
+  file, Mijn account; "Wachtwoord vergeten" emails a link: it is printed below, to open)
 `, cfg.SiteURL, demoLogin, demoPassword)
 
 	ctl, err := listenCtl(socketPath(cfg.DB), gw.db, cfg, e.log, e.now)
@@ -288,11 +290,30 @@ The customer's site — open it in a browser:
 					continue
 				}
 				fmt.Fprintf(out, "[%s] notification to %s: %s\n", time.Now().Format("15:04:05"), strings.Join(m.To, ","), headerOf(m.Data, "Subject"))
+				// The demo's mail goes nowhere a person reads it: the links to the site it
+				// carries (a password link, a login link, a ticket) are printed to open.
+				for _, l := range siteLinks(m.Data, cfg.SiteURL) {
+					fmt.Fprintf(out, "           open: %s\n", l)
+				}
 			}
 		}
 	}()
 	return gw.run(ctx)
 }
+
+// siteLinks returns the links to the site (site_url...) in a raw message's text, each once,
+// in order.
+func siteLinks(raw []byte, siteURL string) []string {
+	var out []string
+	for _, l := range demoLink.FindAllString(parse.Parse(raw, time.Time{}).Text, -1) {
+		if strings.HasPrefix(l, siteURL+"/") && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+var demoLink = regexp.MustCompile(`https?://[^\s<>"]+`)
 
 // headerOf returns a decoded header field of a raw message, for display.
 func headerOf(raw []byte, name string) string {
