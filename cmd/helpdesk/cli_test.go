@@ -338,6 +338,27 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+	// The site sends passwords and session cookies: plain http only where nothing but this
+	// machine reaches it.
+	t.Run("plain-http site beyond loopback", func(t *testing.T) {
+		for _, c := range []struct{ addr, site, says string }{
+			{"127.0.0.1:0", "http://helpdesk.example.nl", "in clear; use https://"},
+			{"0.0.0.0:0", "http://127.0.0.1:8025", "a plain-http site must listen on loopback only"},
+			{":0", "http://localhost:8025", "a plain-http site must listen on loopback only"},
+		} {
+			r := runBin(t, p.env("HELPDESK_HTTP_ADDR="+c.addr, "HELPDESK_SITE_URL="+c.site), "serve", "-once")
+			if r.code == 0 || !strings.Contains(r.stderr, c.says) {
+				t.Errorf("http_addr %s, site_url %s: exit %d, stderr %q; want refused saying %q", c.addr, c.site, r.code, r.stderr, c.says)
+			}
+		}
+		// Behind a TLS proxy on another machine, or with the site off, it starts.
+		for _, env := range [][]string{{"HELPDESK_HTTP_ADDR=0.0.0.0:0", "HELPDESK_SITE_URL=https://helpdesk.example.nl"},
+			{"HELPDESK_HTTP_ADDR=0.0.0.0:0", "HELPDESK_SITE_URL=http://127.0.0.1:8025", "HELPDESK_SITE=off"}} {
+			if r := runBin(t, p.env(env...), "serve", "-once"); r.code != 0 {
+				t.Errorf("%v: exit %d, stderr %q", env, r.code, r.stderr)
+			}
+		}
+	})
 	t.Run("plaintext IMAP to a remote host", func(t *testing.T) {
 		r := runBin(t, p.env("HELPDESK_IMAP_ADDR=imap.example.com:143"), "serve", "-once")
 		if r.code == 0 || !strings.Contains(r.stderr, "loopback") {

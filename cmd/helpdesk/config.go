@@ -309,6 +309,11 @@ func (c Config) validateServe() error {
 			errs = append(errs, fmt.Sprintf("site_url = %q: want https://host (the address customers open)", c.SiteURL))
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
 			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
+		} else if u.Scheme == "http" && !helpdesk.IsLoopback(c.HTTPAddr) {
+			// A plain-http site is for this machine only (the demo, a test): listening
+			// beyond it, anyone on the network could log in over plain http, the password
+			// and the session cookie (not Secure) in clear.
+			errs = append(errs, fmt.Sprintf("site_url = %s with http_addr = %s: a plain-http site must listen on loopback only, or the network sees passwords and session cookies in clear; set http_addr to 127.0.0.1:PORT (a TLS proxy in front), site_url to https://, or site = off", c.SiteURL, c.HTTPAddr))
 		}
 	}
 	// The times and thresholds serve would refuse at start, named all at once (and by doctor).
