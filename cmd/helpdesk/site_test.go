@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/textproto"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -765,4 +766,61 @@ func siteLoginLinks(t *testing.T, m smtpsink.Message) []string {
 		out = append(out, l[1])
 	}
 	return out
+}
+
+// TestSiteTextOverride: the site's texts are overridden the way the notifications are, from
+// templates_dir: single texts by key in templates_dir/nl/site.txt (the rest keep their
+// embedded text, English keeps its own), the stylesheet by templates_dir/site/site.css; an
+// unknown key or a page that names a missing text stops serve at start, with the file and the
+// key named, instead of failing a customer's request.
+func TestSiteTextOverride(t *testing.T) {
+	p := newPeers(t)
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("nl/site.txt", "# Bakkerij-support\nlogin.intro = Log in met het adres waarop u onze nieuwsbrief krijgt.\nhelpdesk.new = Stel uw vraag\n")
+	write("site/site.css", "body { background: #fffbe6; }\n")
+	base, _, _ := siteGateway(t, p, siteClock(), "HELPDESK_TEMPLATES_DIR="+dir)
+	v := newVisitor(t, base)
+	if r := v.get("/inloggen"); !strings.Contains(r.text(), "Log in met het adres waarop u onze nieuwsbrief krijgt.") || !strings.Contains(r.text(), "Wachtwoord vergeten?") {
+		t.Errorf("the log-in page with an overridden text:\n%s", r.text())
+	}
+	if r := v.get("/inloggen?taal=en"); !strings.Contains(r.text(), "Log in with the email address we know you by.") {
+		t.Errorf("the English log-in page lost its own text:\n%s", r.text())
+	}
+	if r := v.get("/site.css"); r.body != "body { background: #fffbe6; }\n" {
+		t.Errorf("GET /site.css = %q, want the override", r.body)
+	}
+
+	// Broken overrides stop the start and say where.
+	for _, c := range []struct{ file, content, says string }{
+		{"nl/site.txt", "login.intor = Log in\n", `unknown text key "login.intor"`},
+		{"site/login.html.tmpl", `{{define "content"}}<h1>{{t "login.welkom"}}</h1>{{end}}`, "login.welkom"},
+	} {
+		bad := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(bad, filepath.Dir(c.file)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bad, c.file), []byte(c.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := p.env("HELPDESK_DB="+filepath.Join(bad, "helpdesk.db"), "HELPDESK_HTTP_ADDR="+freePort(t), "HELPDESK_TEMPLATES_DIR="+bad)
+		out := &syncBuffer{}
+		exited, _ := serveWithClock(t, env, out, siteClock().Now)
+		select {
+		case err := <-exited:
+			if !strings.Contains(out.String(), c.says) || strings.Contains(out.String(), "http listening") {
+				t.Errorf("serve with a broken %s (%v): want a refusal naming %q before listening:\n%s", c.file, err, c.says, out.String())
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("serve with a broken %s still runs:\n%s", c.file, out.String())
+		}
+	}
 }
