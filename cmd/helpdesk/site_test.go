@@ -824,3 +824,90 @@ func TestSiteTextOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteExpiredAndCallbacks: what the vendor's page promises customers who are not plain
+// SLA8. A customer whose paid tier expired (R3) still logs in, reads "verlopen op" exactly as
+// `customer status` prints it, is served as SLA24 (no phone number, even with a contract, R19),
+// creates SLA24 tickets, is refused urgent help and a postpaid callback, and meets the SLA24
+// tickets-per-month limit (R11) — each refusal on the form, nothing stored. A valid SLA8
+// customer in arrears may only have a prepaid callback (R5, R13); a customer whose system the
+// vendor does not maintain may ask for one and is told it is no right (R13).
+func TestSiteExpiredAndCallbacks(t *testing.T) {
+	p := newPeers(t)
+	clk := siteClock()
+	base, env, _ := siteGateway(t, p, clk, "HELPDESK_SLA24_TICKETS_PER_MONTH=1")
+	const expired, arrears, thirdParty = "kassa@verlopen.nl", "kassa@achterstand.nl", "kassa@derden.nl"
+	mustRun(t, env, "customer", "add", "-email", expired, "-name", "Verlopen BV", "-sla", "SLA8", "-valid-until", "2026-10-31", "-contract", "-phone", "0612345679")
+	mustRun(t, env, "customer", "add", "-email", arrears, "-name", "Achterstand BV", "-sla", "SLA8", "-arrears")
+	mustRun(t, env, "customer", "add", "-email", thirdParty, "-name", "Derden BV", "-sla", "SLA8", "-maintainer", "third-party")
+	visit := func(addr string) *visitor {
+		mustRun(t, env, "customer", "invite", addr)
+		v := newVisitor(t, base)
+		setPassword(t, v, emailedLink(t, p, addr, 1), sitePW)
+		return v
+	}
+	post := func(v *visitor, fields map[string]string) reply {
+		fields["csrf"] = v.csrf("/tickets/nieuw")
+		return v.postFiles("/tickets", fields)
+	}
+
+	v := visit(expired)
+	status := strings.TrimSpace(mustRun(t, env, "customer", "status", expired))
+	if status != "verlopen op 31-10-2026" {
+		t.Fatalf("customer status = %q", status)
+	}
+	r := v.get("/helpdesk")
+	for _, want := range []string{status, "Vandaag geholpen als SLA24", "Uw betaalde helpdesktoegang is verlopen. U kunt nog steeds een ticket aanmaken"} {
+		if !strings.Contains(r.text(), want) {
+			t.Errorf("the expired customer's Helpdesk page does not say %q:\n%s", want, r.text())
+		}
+	}
+	if strings.Contains(r.text(), "+31 20 123 4567") {
+		t.Errorf("an expired tier shows the helpdesk's phone number (R19: a valid paid tier only)")
+	}
+	if r := v.get("/tickets/nieuw"); !strings.Contains(r.text(), "Spoed is niet mogelijk bij SLA24") || !strings.Contains(r.text(), "alleen prepaid mogelijk") {
+		t.Errorf("the expired customer's form does not say what SLA24 allows:\n%s", r.text())
+	}
+	for _, c := range []struct {
+		fields map[string]string
+		says   string
+	}{
+		{map[string]string{"subject": "Kassa kapot", "text": "Snel graag", "contact": "email", "urgent": "on"}, "Spoed en SLA24 gaan niet samen"},
+		{map[string]string{"subject": "Kassa kapot", "text": "Bel me", "contact": "callback-postpaid"}, "Achteraf betalen (postpaid) is alleen mogelijk"},
+	} {
+		if r := post(v, c.fields); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), c.says) {
+			t.Errorf("expired, POST /tickets %v: %d, want 422 saying %q\n%s", c.fields, r.status, c.says, r.text())
+		}
+	}
+	id := newSiteTicket(t, v, map[string]string{"subject": "Kassa kapot", "text": "Hij start niet.", "contact": "email"})
+	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `"sla": "SLA24"`) || !strings.Contains(show, `"priority": "normal"`) {
+		t.Errorf("the expired customer's ticket is not SLA24:\n%s", show)
+	}
+	mustRun(t, env, "ticket", "close", id)
+	if r := post(v, map[string]string{"subject": "Tweede vraag", "text": "Nog iets", "contact": "email"}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "hoogstens 1 tickets per kalendermaand") {
+		t.Errorf("a second ticket this month on SLA24: %d\n%s", r.status, r.text())
+	}
+
+	// In arrears: prepaid only.
+	a := visit(arrears)
+	if r := a.get("/tickets/nieuw"); !strings.Contains(r.text(), "alleen prepaid mogelijk") {
+		t.Errorf("the form does not tell a customer in arrears that only prepaid is possible:\n%s", r.text())
+	}
+	if r := post(a, map[string]string{"subject": "Bellen", "text": "Bel me", "contact": "callback-postpaid"}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "zonder betaalachterstand") {
+		t.Errorf("a postpaid callback in arrears: %d\n%s", r.status, r.text())
+	}
+	id = newSiteTicket(t, a, map[string]string{"subject": "Bellen", "text": "Bel me", "contact": "callback-prepaid"})
+	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `"payment": "prepaid"`) || !strings.Contains(show, `"followup": "callback"`) {
+		t.Errorf("the prepaid callback in arrears:\n%s", show)
+	}
+
+	// Maintained by a third party: a callback may be asked for, and is no right.
+	d := visit(thirdParty)
+	if r := d.get("/tickets/nieuw"); !strings.Contains(r.text(), "u kunt het niet opeisen") {
+		t.Errorf("the form does not say a callback is no right:\n%s", r.text())
+	}
+	id = newSiteTicket(t, d, map[string]string{"subject": "AnyDesk graag", "text": "Kunt u inloggen?", "contact": "callback-postpaid", "anydesk": "123 456 789"})
+	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `"payment": "postpaid"`) || !strings.Contains(show, `"followup": "callback"`) {
+		t.Errorf("the third party's postpaid callback:\n%s", show)
+	}
+}
