@@ -911,3 +911,35 @@ func TestSiteExpiredAndCallbacks(t *testing.T) {
 		t.Errorf("the third party's postpaid callback:\n%s", show)
 	}
 }
+
+// TestSiteEnglishPages: a Dutch customer who switches to English reads every page in English
+// — no Dutch sentence left, the sizes and dates in English — and the switch is remembered by
+// one cookie.
+func TestSiteEnglishPages(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteA)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
+	id := newSiteTicket(t, v, map[string]string{"subject": "Printer", "text": "Printer stopt.", "contact": "email"},
+		upload{"log.txt", "text/plain", []byte("E4\n")})
+	dutch := regexp.MustCompile(`(?i)\b(het|een|uw|niet|wordt|voor|naar|bij|aanmaken|versturen|bijlagen|geldig|werkuren|zondag|maandag)\b`)
+	for _, path := range []string{"/helpdesk", "/tickets/nieuw", "/tickets/" + id, "/account", "/wachtwoord/vergeten", "/login/vergeten"} {
+		r := v.get(path + "?taal=en")
+		if r.status != http.StatusOK || !strings.Contains(r.body, `<html lang="en">`) {
+			t.Errorf("GET %s?taal=en: %d, not English", path, r.status)
+			continue
+		}
+		// What the customer wrote stays as written; the page around it is English.
+		text := strings.ReplaceAll(strings.ReplaceAll(r.text(), "Printer stopt.", ""), "Nederlands", "")
+		if m := dutch.FindAllString(text, -1); m != nil {
+			t.Errorf("GET %s?taal=en has Dutch words %q:\n%s", path, m, text)
+		}
+		if m := regexp.MustCompile(`[0-9]+,[0-9] [kM]B`).FindString(text); m != "" {
+			t.Errorf("GET %s?taal=en writes a size the Dutch way: %q", path, m)
+		}
+		if n := len(r.header.Values("Set-Cookie")); n != 1 {
+			t.Errorf("GET %s?taal=en sets %d cookies, want the language's one: %q", path, n, r.header.Values("Set-Cookie"))
+		}
+	}
+}

@@ -243,5 +243,5 @@ func (s *Server) selfCheck() error {
 
 // dateText is a moment in words in the request's language.
 func (s *Server) dateText(w http.ResponseWriter, r *http.Request, u *who, t time.Time) string {
-	return templates.FormatDate(t.In(helpdesk.Amsterdam()), s.lang(w, r, u))
+	return templates.FormatDate(t.In(helpdesk.Amsterdam()), langOf(r, u))
 }

@@ -366,6 +366,13 @@ func (s *Server) lang(w http.ResponseWriter, r *http.Request, u *who) string {
 	if q := r.URL.Query().Get("taal"); slices.Contains(templates.Langs(), q) {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: q, Path: "/", HttpOnly: true, Secure: s.secure,
 			SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
+	}
+	return langOf(r, u)
+}
+
+// langOf is the request's language as lang decides it, without remembering the switch.
+func langOf(r *http.Request, u *who) string {
+	if q := r.URL.Query().Get("taal"); slices.Contains(templates.Langs(), q) {
 		return q
 	}
 	if ck, err := r.Cookie(langCookie); err == nil && slices.Contains(templates.Langs(), ck.Value) {

@@ -39,7 +39,7 @@ func (s *Server) helpdesk(w http.ResponseWriter, r *http.Request, u *who) {
 	now := s.cfg.Now()
 	c := u.customer
 	st := view.StatusOf(c, now, s.desk.Policy.SLA24LapseMonths())
-	hp := &helpdeskPage{Customer: c.ID, Tier: st.SLA, Effective: st.EffectiveSLA, Status: statusText(st.Status, s.lang(w, r, u)),
+	hp := &helpdeskPage{Customer: c.ID, Tier: st.SLA, Effective: st.EffectiveSLA, Status: statusText(st.Status, langOf(r, u)),
 		Hours: helpdesk.Tier(st.EffectiveSLA).Hours(), Lapsed: st.EffectiveSLA == string(helpdesk.TierNone)}
 	if through, _ := policy.CallerVerdict(c, now); through && s.cfg.Phone != "" {
 		hp.Phone, hp.Phones = s.cfg.Phone, c.Phones
@@ -81,12 +81,17 @@ func rowOf(t view.Ticket) ticketRow {
 
 func contacts() []string { return policy.Contacts() }
 
-func (s *Server) newTicketPage(u *who) *newTicketPage {
+// maxUpload is the bound of a form's files in words, in the page's language.
+func (s *Server) maxUpload(r *http.Request, u *who) string {
+	return templates.FormatSize(s.cfg.MaxUpload, langOf(r, u))
+}
+
+func (s *Server) newTicketPage(r *http.Request, u *who) *newTicketPage {
 	now := s.cfg.Now()
 	c := u.customer
 	return &newTicketPage{SLA24: !policy.UrgentAllowed(c, now), Postpaid: policy.PostpaidAllowed(c, now),
 		NoRight: c.MaintainedBy() != helpdesk.MaintainerVendor, Contacts: contacts(),
-		MaxUpload: templates.FormatSize(s.cfg.MaxUpload, u.customer.Language())}
+		MaxUpload: s.maxUpload(r, u)}
 }
 
 // backupVideo is the request for the backup instruction video: a ticket like any other,
@@ -98,9 +103,9 @@ func (s *Server) newTicketForm(w http.ResponseWriter, r *http.Request, u *who) {
 	if u.customer.AnswerBy() == helpdesk.AnswerSite {
 		form["contact"] = policy.ContactSite
 	}
-	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(u), Form: form}
+	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(r, u), Form: form}
 	if r.URL.Query().Get("verzoek") == backupVideo {
-		lang := s.lang(w, r, u)
+		lang := langOf(r, u)
 		form["subject"], _ = s.pages.Text(lang, "backup.subject")
 		form["text"], _ = s.pages.Text(lang, "backup.text")
 	}
@@ -142,7 +147,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, u *who, keep m
 		refuse(filesTooMany, maxFiles)
 	case problem == filesTooLarge:
 		s.log.Info("files refused: too large together", "path", r.URL.Path, "customer", u.customer.ID, "max_message_bytes", s.cfg.MaxUpload)
-		refuse(filesTooLarge, templates.FormatSize(s.cfg.MaxUpload, u.customer.Language()))
+		refuse(filesTooLarge, s.maxUpload(r, u))
 	default:
 		return files, true
 	}
@@ -216,7 +221,7 @@ func (s *Server) readParts(r *http.Request) (values url.Values, files []desk.Upl
 // createTicket creates a ticket through the rules of an email (desk.WebTicket): a refused
 // choice is explained on the form, which keeps what the customer wrote; nothing is stored.
 func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
-	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(u), Form: map[string]string{}}
+	p := &page{Title: "new.title", Nav: "helpdesk", New: s.newTicketPage(r, u), Form: map[string]string{}}
 	refuse := func(key string, args ...any) {
 		p.Error, p.ErrorArgs = key, args
 		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket_new", p)
@@ -322,10 +327,10 @@ func (s *Server) ticketFor(r *http.Request, u *who) (*view.TicketDetail, error) 
 	return d, err
 }
 
-func (s *Server) ticketPage(d *view.TicketDetail, u *who) *ticketPage {
+func (s *Server) ticketPage(r *http.Request, d *view.TicketDetail, u *who) *ticketPage {
 	tp := &ticketPage{ticketRow: ticketRow{ID: d.ID, Subject: d.Subject, Status: d.Status, Priority: d.Priority,
 		Created: timeOf(d.Created), Due: timeOf(d.Due), Followup: d.Followup}, Tier: d.SLA, Payment: d.Payment,
-		Surcharge: d.Surcharge, MaxUpload: templates.FormatSize(s.cfg.MaxUpload, u.customer.Language())}
+		Surcharge: d.Surcharge, MaxUpload: s.maxUpload(r, u)}
 	for _, m := range d.Messages {
 		mr := messageRow{Staff: m.Direction == helpdesk.DirectionOut, From: m.From, Date: timeOf(m.Date), Text: m.Text}
 		for _, a := range m.Attachments {
@@ -350,7 +355,7 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request, u *who) {
 		s.internal(w, r, u, err)
 		return
 	}
-	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(d, u)}
+	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(r, d, u)}
 	switch {
 	case r.URL.Query().Get("nieuw") != "":
 		p.Notice = "notice.created"
@@ -372,7 +377,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, u *who) {
 		s.internal(w, r, u, err)
 		return
 	}
-	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(d, u), Form: map[string]string{}}
+	p := &page{Title: "ticket.title", Nav: "helpdesk", Ticket: s.ticketPage(r, d, u), Form: map[string]string{}}
 	refuse := func(key string, args ...any) {
 		p.Error, p.ErrorArgs = key, args
 		s.render(w, r, u, http.StatusUnprocessableEntity, "ticket", p)
