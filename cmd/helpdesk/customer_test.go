@@ -364,12 +364,45 @@ func TestCustomerImport(t *testing.T) {
 		}
 	})
 
+	// The file as Excel saves "CSV" with Dutch settings: a byte-order mark, columns separated by
+	// ';', Windows line ends, a cell with several addresses in quotes, DD-MM-YYYY dates.
+	t.Run("Excel's semicolon file", func(t *testing.T) {
+		env := newPeers(t).env()
+		f := writeCSV(t, "\uFEFFemail;name;sla;valid_until;contract;licence;phones;contact\r\n"+
+			"\"info@bakkerijdevries.nl;piet@bakkerijdevries.nl\";Bakkerij de Vries;SLA8;31-12-2027;ja;InfokasV3 L;\"06-1234 5678;020 123 4567\";\";Piet de Vries\"\r\n"+
+			"kassa@slagerijjansen.nl;Slagerij Jansen, Zandvoort;SLA24;;nee;TS Pos;;Kees Jansen\r\n"+
+			"info@caféhetplein.nl;Café Het Plein;SLA4;31-01-2027;ja;S;;Ëlla Ünal\r\n")
+		if out := mustRun(t, env, "customer", "import", f); out != "customer 1 created: Bakkerij de Vries <info@bakkerijdevries.nl> SLA8\n"+
+			"customer 2 created: Slagerij Jansen, Zandvoort <kassa@slagerijjansen.nl> SLA24\ncustomer 3 created: Café Het Plein <info@caféhetplein.nl> SLA4\n"+
+			"imported: 3 created, 0 updated, 0 unchanged, 0 rejected\n" {
+			t.Errorf("import = %q", out)
+		}
+		b := showCustomer(t, env, "piet@bakkerijdevries.nl", "2027-01-01")
+		for k, w := range map[string]any{"emails": []any{"info@bakkerijdevries.nl", "piet@bakkerijdevries.nl"}, "valid_until": "2027-12-31",
+			"contract": true, "licence": "infokas-l", "phones": []any{"+31612345678", "+31201234567"},
+			"contacts": map[string]any{"piet@bakkerijdevries.nl": "Piet de Vries"}} {
+			if !reflect.DeepEqual(b[k], w) {
+				t.Errorf("imported %s = %#v, want %#v", k, b[k], w)
+			}
+		}
+		if c := showCustomer(t, env, "info@caféhetplein.nl"); c["name"] != "Café Het Plein" || !reflect.DeepEqual(c["contacts"], map[string]any{"info@caféhetplein.nl": "Ëlla Ünal"}) {
+			t.Errorf("UTF-8 row: %v", c)
+		}
+		if out := mustRun(t, env, "customer", "import", f); out != "imported: 0 created, 0 updated, 3 unchanged, 0 rejected\n" {
+			t.Errorf("re-import = %q", out)
+		}
+		// Several addresses without the quotes Excel writes: the line says what to do.
+		r := runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@buurtkast.nl;bestuur@buurtkast.nl;De Buurtkast\r\n"))
+		if r.code != 1 || !strings.Contains(r.stderr, `line 2: 3 fields, want 2 (the header's); a cell with several addresses or numbers separated by ';' needs double quotes`) {
+			t.Errorf("unquoted list: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+
 	t.Run("header", func(t *testing.T) {
 		env := newPeers(t).env()
 		for text, want := range map[string]string{
 			"email,name,colour\na@example.nl,A,red\n": `line 1: unknown column "colour"`,
 			"name,sla\nA,SLA8\n":                      `required column "email" is missing`,
-			"email;name\na@example.nl;A\n":            "separated by ';'",
 			"email,name,Email\na,b,c\n":               `column "email" appears twice`,
 			"":                                        "empty file",
 		} {

@@ -2,6 +2,7 @@ package customers
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ import (
 // and a dry run reports the same without writing.
 
 // ImportHelp documents the CSV columns (the help text of customer import).
-const ImportHelp = `The file is CSV (comma-separated, UTF-8, a header row first). Columns, in any order:
+const ImportHelp = `The file is CSV (UTF-8, a header row first), its columns separated by ',' or, as Excel writes
+it with Dutch settings, by ';' (the header row decides). Columns, in any order:
   id             the customer number (as customer list shows it): the row changes that customer
   email          the customer's addresses separated by ';'; for a new customer the first is the login
   name           the customer's name
@@ -503,6 +505,33 @@ func importColumn(h string) string {
 // importOnlyColumns are the columns of customer import that are not customer fields.
 var importOnlyColumns = []string{colID, colContact, colLogin, colRemoveEmail, colRemovePhones}
 
+// importSeparator is the column separator of the file: ';' when the header row separates its
+// columns by ';' and has no ',' — what Excel writes as "CSV" where the decimal separator is a
+// comma (Dutch settings) — else ','. Column names hold neither, so the header decides; lists
+// within a cell stay ';'-separated, in quotes as Excel writes a cell that holds the separator.
+func importSeparator(br *bufio.Reader) rune {
+	head, _ := br.Peek(br.Size())
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	semicolons, commas, quoted := 0, 0, false
+	for _, c := range head {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == ';':
+			semicolons++
+		case c == ',':
+			commas++
+		}
+	}
+	if semicolons > 0 && commas == 0 {
+		return ';'
+	}
+	return ','
+}
+
 // readImport reads the header and the rows. A bad header is an error; a bad row is a row
 // with errors.
 func readImport(f io.Reader) (columns []string, rows []*Row, err error) {
@@ -511,6 +540,7 @@ func readImport(f io.Reader) (columns []string, rows []*Row, err error) {
 		br.Discard(3) // the byte-order mark spreadsheets write
 	}
 	cr := csv.NewReader(br)
+	cr.Comma = importSeparator(br)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
@@ -528,8 +558,6 @@ func readImport(f io.Reader) (columns []string, rows []*Row, err error) {
 	for _, h := range header {
 		col := importColumn(h)
 		switch {
-		case len(header) == 1 && strings.Contains(h, ";"):
-			return nil, nil, errors.New("line 1: the columns are separated by ';': separate them by ',' (and addresses and numbers within a cell by ';')")
 		case !slices.Contains(known, col):
 			return nil, nil, fmt.Errorf("line 1: unknown column %q (the columns are %s)", h, strings.Join(known, ", "))
 		case slices.Contains(columns, col):
@@ -556,7 +584,11 @@ func readImport(f io.Reader) (columns []string, rows []*Row, err error) {
 		line, _ := cr.FieldPos(0)
 		r := &Row{Line: line, cells: map[string]string{}}
 		if len(rec) != len(columns) {
-			r.reject("%d fields, want %d (the header's)", len(rec), len(columns))
+			hint := ""
+			if cr.Comma == ';' && len(rec) > len(columns) {
+				hint = `; a cell with several addresses or numbers separated by ';' needs double quotes ("a@x.nl;b@x.nl")`
+			}
+			r.reject("%d fields, want %d (the header's)%s", len(rec), len(columns), hint)
 		} else {
 			for i, col := range columns {
 				r.cells[col] = strings.TrimSpace(rec[i])
