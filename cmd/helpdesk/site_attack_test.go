@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -634,5 +637,57 @@ func TestSiteHostileMail(t *testing.T) {
 		if r := other.get(path); r.status != http.StatusNotFound {
 			t.Errorf("another customer GET %s: %d, want 404", path, r.status)
 		}
+	}
+}
+
+// TestSiteSecretsAtRest: what a copy of the database file (a backup, a stolen disk) gives
+// away. Neither a password nor a session id nor a link's token is in it — used or not, the
+// link's email sent or not: a session and a token are stored as their SHA-256, a password as
+// an argon2id hash with a salt of its own (two customers with the same password have
+// different hashes).
+func TestSiteSecretsAtRest(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	var used []string
+	for _, addr := range []string{siteA, siteB} {
+		mustRun(t, env, "customer", "invite", addr)
+		link := emailedLink(t, p, addr, 1)
+		used = append(used, mustURL(t, link).Query().Get("token"))
+		setPassword(t, newVisitor(t, base), link, sitePW)
+	}
+	v := newVisitor(t, base)
+	v.login(siteA, sitePW)
+	var session string
+	for _, c := range v.c.Jar.Cookies(mustURL(t, base)) {
+		if c.Name == "helpdesk_session" {
+			session = c.Value
+		}
+	}
+	v.post("/wachtwoord/vergeten", url.Values{"email": {siteB}})
+	unused := mustURL(t, emailedLink(t, p, siteB, 2)).Query().Get("token")
+
+	raw, err := os.ReadFile(filepath.Join(p.dir, "helpdesk.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range map[string]string{"the password": sitePW, "the session id": session, "a used link's token": used[0],
+		"another used link's token": used[1], "an unused link's token": unused} {
+		if secret == "" {
+			t.Fatalf("no %s to look for", what)
+		}
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("%s (%s) is in the database file in clear", what, secret)
+		}
+	}
+	if sum := sha256.Sum256([]byte(session)); !bytes.Contains(raw, sum[:]) {
+		t.Errorf("the session's SHA-256 is not in the database file: the test reads the wrong file")
+	}
+	phc := regexp.MustCompile(`\$argon2id\$v=19\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$([A-Za-z0-9+/]+)\$[A-Za-z0-9+/]+`).FindAllSubmatch(raw, -1)
+	salts := map[string]bool{}
+	for _, m := range phc {
+		salts[string(m[1])] = true
+	}
+	if len(salts) < 2 {
+		t.Errorf("the two customers' passwords have %d salts in the database file, want 2 (%d hashes)", len(salts), len(phc))
 	}
 }
