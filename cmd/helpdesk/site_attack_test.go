@@ -691,3 +691,42 @@ func TestSiteSecretsAtRest(t *testing.T) {
 		t.Errorf("the two customers' passwords have %d salts in the database file, want 2 (%d hashes)", len(salts), len(phc))
 	}
 }
+
+// TestSiteSecureCookie: with an https site_url (a TLS proxy in front) the session cookie is
+// Secure and a __Host- cookie (Path=/, no Domain: no other host of the domain can set or
+// read it), HttpOnly and SameSite=Lax; the language cookie is Secure too. The links in
+// emails name the https site.
+func TestSiteSecureCookie(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock(), "HELPDESK_SITE_URL=https://helpdesk.example.nl")
+	mustRun(t, env, "customer", "invite", siteA)
+	msgs := waitMessages(t, p, siteA, 1)
+	m := regexp.MustCompile(`https://helpdesk\.example\.nl/wachtwoord/herstel\?token=([A-Za-z0-9_-]{43})`).FindStringSubmatch(plainText(t, msgs[0].Data))
+	if m == nil {
+		t.Fatalf("the invitation has no https password link:\n%s", plainText(t, msgs[0].Data))
+	}
+	v := newVisitor(t, base)
+	r := v.post("/wachtwoord/herstel", url.Values{"token": {m[1]}, "password": {sitePW}, "password2": {sitePW}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("set the password: %d\n%s", r.status, r.text())
+	}
+	for _, r := range []reply{r, v.post("/inloggen", url.Values{"email": {siteA}, "password": {sitePW}})} {
+		var session string
+		for _, c := range r.header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, "__Host-helpdesk=") {
+				session = c
+			}
+		}
+		for _, want := range []string{"; Path=/", "; HttpOnly", "; Secure", "; SameSite=Lax"} {
+			if !strings.Contains(session, want) {
+				t.Errorf("the session cookie %q lacks %q (all: %q)", session, want, r.header.Values("Set-Cookie"))
+			}
+		}
+		if strings.Contains(strings.ToLower(session), "domain=") {
+			t.Errorf("the session cookie names a domain: %q", session)
+		}
+	}
+	if c := newVisitor(t, base).get("/inloggen?taal=en").header.Get("Set-Cookie"); !strings.HasPrefix(c, "taal=en") || !strings.Contains(c, "; Secure") {
+		t.Errorf("the language cookie over https: %q", c)
+	}
+}
