@@ -635,6 +635,12 @@ func (tx *Tx) SetBounced(addr string, until time.Time) error {
 	return tx.tx.Bucket(bBounced).Put([]byte(helpdesk.NormalizeAddress(addr)), u64(uint64(until.UnixNano())))
 }
 
+// ClearBounced ends the suspension of automatic mail to the address (the operator retried a
+// notification to it, having fixed the mailbox).
+func (tx *Tx) ClearBounced(addr string) error {
+	return tx.tx.Bucket(bBounced).Delete([]byte(helpdesk.NormalizeAddress(addr)))
+}
+
 // BouncedUntil returns until when automatic mail to the address is suspended (zero: it is not).
 func (tx *Tx) BouncedUntil(addr string) (time.Time, error) {
 	v := tx.tx.Bucket(bBounced).Get([]byte(helpdesk.NormalizeAddress(addr)))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -69,7 +70,10 @@ func ticketNo(id uint64) string {
 }
 
 // runOutboxRetry puts failed notifications back in the queue, to be sent at once: after the
-// operator fixed what made them fail (a typo in an address, a relay that refused).
+// operator fixed what made them fail (a typo in an address, a relay that refused, a mailbox
+// that did not exist). Retrying a notification to an address that bounced for good also ends
+// the suspension of automatic mail to it (bounce_suppress): the retry says the address works
+// again, and the customer's next acknowledgement should reach it too.
 func runOutboxRetry(e *env, args []string) error {
 	fs, _ := newFlags(e, "outbox retry", "ID... | -failed")
 	allFailed := fs.Bool("failed", false, "retry every failed notification")
@@ -89,6 +93,7 @@ func runOutboxRetry(e *env, args []string) error {
 		ids = append(ids, id)
 	}
 	n := 0
+	var lifted []string
 	err = e.db.Update(e.ctx, func(tx *store.Tx) error {
 		if *allFailed {
 			ns, err := tx.Outbox()
@@ -117,6 +122,16 @@ func runOutboxRetry(e *env, args []string) error {
 				return err
 			}
 			n++
+			until, err := tx.BouncedUntil(x.To)
+			if err != nil {
+				return err
+			}
+			if until.After(e.now()) && !slices.Contains(lifted, x.To) {
+				if err := tx.ClearBounced(x.To); err != nil {
+					return err
+				}
+				lifted = append(lifted, x.To)
+			}
 		}
 		return nil
 	})
@@ -124,5 +139,8 @@ func runOutboxRetry(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%d notification(s) queued again\n", n)
+	for _, a := range lifted {
+		fmt.Fprintf(e.stdout, "automatic mail to %s is no longer suspended (it had bounced; bounce_suppress)\n", terminalSafe(a))
+	}
 	return nil
 }

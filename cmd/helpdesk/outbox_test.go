@@ -45,3 +45,52 @@ func TestOutboxFailedAndRetry(t *testing.T) {
 		t.Errorf("retry of a sent notification: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestOutboxRetryLiftsBounceSuppression: an acknowledgement bounced for good (the customer's
+// mailbox did not exist yet), which suspends automatic mail to the address (bounce_suppress).
+// The operator fixes the mailbox and retries the notification: the retry is delivered, and the
+// customer's next question is acknowledged again — it was silently not, for a week, before.
+func TestOutboxRetryLiftsBounceSuppression(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen")
+	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Printer", "pr@s", "", "Kapot."))
+	mustRun(t, env, "serve", "-once")
+	msgs, err := p.sink.Wait(ctxTimeout(t, 10*time.Second), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackID := strings.Trim(headerOf(msgs[0].Data, "Message-Id"), "<>")
+	p.deliver(t, "From: Mail Delivery System <MAILER-DAEMON@mx.slagerijjansen.nl>\r\nTo: support@infobits.example\r\n"+
+		"Subject: Undelivered Mail Returned to Sender\r\nDate: Fri, 27 Nov 2026 16:05:00 +0100\r\nMessage-ID: <bounce-1@mx.slagerijjansen.nl>\r\n"+
+		"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\n<kassa@slagerijjansen.nl>: host said: 550 5.1.1 User unknown\r\n"+
+		"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.slagerijjansen.nl\r\n\r\n"+
+		"Final-Recipient: rfc822; kassa@slagerijjansen.nl\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"+
+		"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Infobits Helpdesk <support@infobits.example>\r\nTo: kassa@slagerijjansen.nl\r\n"+
+		"Subject: [Infobits #1] Ontvangen: Printer\r\nMessage-Id: <"+ackID+">\r\n\r\n--b--\r\n")
+	mustRun(t, env, "serve", "-once")
+	var list []map[string]any
+	json.Unmarshal([]byte(mustRun(t, env, "outbox", "list", "-json", "-status", "failed")), &list)
+	if len(list) != 1 || !strings.Contains(list[0]["error"].(string), "bounced") {
+		t.Fatalf("outbox list -status failed = %v, want the bounced acknowledgement", list)
+	}
+
+	out := mustRun(t, env, "outbox", "retry", "1")
+	if want := "1 notification(s) queued again\nautomatic mail to kassa@slagerijjansen.nl is no longer suspended (it had bounced; bounce_suppress)\n"; out != want {
+		t.Errorf("outbox retry = %q, want %q", out, want)
+	}
+	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Weegschaal", "wg@s", "", "Geeft niets door."))
+	mustRun(t, env, "serve", "-once")
+	msgs, err = p.sink.Wait(ctxTimeout(t, 10*time.Second), 3)
+	if err != nil {
+		t.Fatalf("after the retry the sink got %d message(s), want the retried acknowledgement and the next one: %v", len(msgs), err)
+	}
+	if s := headerOf(msgs[2].Data, "Subject"); !strings.Contains(s, "[Infobits #2]") {
+		t.Errorf("third message %q, want the acknowledgement of ticket 2", s)
+	}
+	// A second retry of a notification that did not bounce says nothing about suspensions.
+	if r := runBin(t, env, "outbox", "retry", "1"); r.code != 1 || strings.Contains(r.stdout, "suspended") {
+		t.Errorf("retry of a sent notification: exit %d, %q", r.code, r.stdout)
+	}
+}
