@@ -923,6 +923,14 @@ func TestSiteEnglishPages(t *testing.T) {
 	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
 	id := newSiteTicket(t, v, map[string]string{"subject": "Printer", "text": "Printer stopt.", "contact": "email"},
 		upload{"log.txt", "text/plain", []byte("E4\n")})
+	// The switch on the log-in page of a customer logged in already: a redirect, remembered.
+	if r := v.get("/inloggen?taal=en"); r.status != http.StatusSeeOther {
+		t.Fatalf("GET /inloggen?taal=en logged in: %d", r.status)
+	}
+	if r := v.get("/helpdesk"); !strings.Contains(r.body, `<html lang="en">`) {
+		t.Errorf("the language chosen on a page that redirects is forgotten:\n%s", r.text())
+	}
+	v.get("/helpdesk?taal=nl")
 	dutch := regexp.MustCompile(`(?i)\b(het|een|uw|niet|wordt|voor|naar|bij|aanmaken|versturen|bijlagen|geldig|werkuren|zondag|maandag)\b`)
 	for _, path := range []string{"/helpdesk", "/tickets/nieuw", "/tickets/" + id, "/account", "/wachtwoord/vergeten", "/login/vergeten"} {
 		r := v.get(path + "?taal=en")

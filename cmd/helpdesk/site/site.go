@@ -187,6 +187,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	s.rememberLang(w, r)
 	if _, pattern := s.mux.Handler(r); pattern == "" && r.Method == http.MethodGet {
 		s.notFound(w, r, s.current(r))
 		return
@@ -363,14 +364,21 @@ const langCookie = "taal"
 // lang is the request's language: ?taal= (the switch; remembered in a cookie), the cookie,
 // the logged-in customer's language, Dutch.
 func (s *Server) lang(w http.ResponseWriter, r *http.Request, u *who) string {
+	return langOf(r, u)
+}
+
+// rememberLang keeps the language chosen with the switch (?taal=) in a cookie, on every
+// request that names one — also one answered with a redirect (the log-in page of a customer
+// who is logged in already).
+func (s *Server) rememberLang(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query().Get("taal"); slices.Contains(templates.Langs(), q) {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: q, Path: "/", HttpOnly: true, Secure: s.secure,
 			SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
 	}
-	return langOf(r, u)
 }
 
-// langOf is the request's language as lang decides it, without remembering the switch.
+// langOf is the request's language: ?taal= (the switch), the switch's cookie, the logged-in
+// customer's language, Dutch.
 func langOf(r *http.Request, u *who) string {
 	if q := r.URL.Query().Get("taal"); slices.Contains(templates.Langs(), q) {
 		return q
