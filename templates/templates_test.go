@@ -437,3 +437,25 @@ func TestCustomerStrings(t *testing.T) {
 		t.Errorf("Render(answer, en): want the answer escaped in HTML and verbatim in text; html %q text %q", a.HTML, a.Text)
 	}
 }
+
+// TestOverLimitWraps: the SLA24 limit notice reads as a mail client shows plain text — no line
+// of its own longer than 80 characters for any of the three limits (a trial's mutt showed one
+// line of 145), in both languages.
+func TestOverLimitWraps(t *testing.T) {
+	s := load(t, "")
+	for _, kind := range []string{"tickets_per_month", "open_tickets", "replies_per_ticket"} {
+		for _, lang := range []string{"nl", "en"} {
+			d := templates.Sample()
+			d.LimitKind, d.LimitValue = kind, 5
+			r, err := s.Render("over_limit", lang, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(r.Text, "\n") {
+				if len([]rune(line)) > 80 && !strings.Contains(line, "://") && !strings.Contains(line, d.OrigSubject) {
+					t.Errorf("%s %s: a line of %d characters: %q", lang, kind, len([]rune(line)), line)
+				}
+			}
+		}
+	}
+}
