@@ -129,6 +129,8 @@ func runTicketShow(e *env, args []string) error {
 			who = "staff"
 		case helpdesk.DirectionNote:
 			who = "staff note (internal)"
+		case helpdesk.DirectionReport:
+			who = "delivery report (not from the customer)"
 		}
 		from := m.From
 		if m.FromName != "" {

@@ -76,6 +76,11 @@ func TestOutboxRetryLiftsBounceSuppression(t *testing.T) {
 		t.Fatalf("outbox list -status failed = %v, want the bounced acknowledgement", list)
 	}
 
+	// The report is on the ticket's thread as what it is, not as the customer's message.
+	if show := mustRun(t, env, "ticket", "show", "1"); !strings.Contains(show, "\n[2] delivery report (not from the customer) Mail Delivery System <mailer-daemon@mx.slagerijjansen.nl>") {
+		t.Errorf("ticket show does not label the delivery report:\n%s", show)
+	}
+
 	out := mustRun(t, env, "outbox", "retry", "1")
 	if want := "1 notification(s) queued again\nautomatic mail to kassa@slagerijjansen.nl is no longer suspended (it had bounced; bounce_suppress)\n"; out != want {
 		t.Errorf("outbox retry = %q, want %q", out, want)
