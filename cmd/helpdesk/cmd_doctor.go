@@ -444,7 +444,8 @@ func doctorAuthServID(d *doctorReport, cfg *Config, facts *ingest.Account) {
 	if len(facts.AuthResults) == 0 {
 		if staffAuth {
 			d.warn("authserv", fmt.Sprintf("%s has no email to check authserv_id %q against: whether the server writes it is unknown", cfg.IMAPMailbox, cfg.AuthServID),
-				"send an email from a staff address to the support address and run doctor again before staff answer by email")
+				"send an email from a staff address to the support address and run doctor again before staff answer by email; "+
+					"a running gateway holds that email as staff_no_ticket (and tells its sender): clear it with helpdesk ticket held dismiss ID")
 		} else {
 			d.ok("authserv", cfg.IMAPMailbox+" has no email yet to read the server's authserv-id from")
 		}
