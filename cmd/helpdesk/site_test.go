@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -883,7 +884,22 @@ func TestSiteExpiredAndCallbacks(t *testing.T) {
 	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `"sla": "SLA24"`) || !strings.Contains(show, `"priority": "normal"`) {
 		t.Errorf("the expired customer's ticket is not SLA24:\n%s", show)
 	}
+	// The Helpdesk page lists it, open, with its due time as `ticket show` has it (SLA24:
+	// 24 working hours from Monday 10:00 is Thursday 10:00); closed, among the recent ones.
+	var tk map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, env, "ticket", "show", id, "-json")), &tk); err != nil {
+		t.Fatal(err)
+	}
+	if tk["due"] != "2026-12-03T10:00:00+01:00" {
+		t.Errorf("ticket show: due %v, want 2026-12-03T10:00:00+01:00", tk["due"])
+	}
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "Open tickets Ticket Onderwerp Status Antwoord uiterlijk #"+id+" Kassa kapot Open donderdag 3 december 2026 om 10:00") {
+		t.Errorf("the Helpdesk page does not list ticket %s open with its due time:\n%s", id, r.text())
+	}
 	mustRun(t, env, "ticket", "close", id)
+	if r := v.get("/helpdesk"); !strings.Contains(r.text(), "Recent gesloten Ticket Onderwerp Status Antwoord uiterlijk #"+id+" Kassa kapot Gesloten") {
+		t.Errorf("the Helpdesk page does not list the closed ticket %s among the recent ones:\n%s", id, r.text())
+	}
 	if r := post(v, map[string]string{"subject": "Tweede vraag", "text": "Nog iets", "contact": "email"}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "hoogstens 1 tickets per kalendermaand") {
 		t.Errorf("a second ticket this month on SLA24: %d\n%s", r.status, r.text())
 	}
