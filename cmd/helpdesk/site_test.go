@@ -700,13 +700,14 @@ func TestSiteAccount(t *testing.T) {
 		t.Fatalf("the confirmation has %d login links", len(toks))
 	}
 	// Links in emails point to site_url; the test's gateway is there under its own address.
+	// The customer chose English above: the emails and the pages of their links are English.
 	for range 2 { // a link scanner first: GET does nothing
-		if r := w.get("/login/bevestig?token=" + toks[0]); r.status != http.StatusOK || !strings.Contains(r.text(), "Bevestig dat dit e-mailadres") {
+		if r := w.get("/login/bevestig?token=" + toks[0]); r.status != http.StatusOK || !strings.Contains(r.text(), "Confirm that this email address") {
 			t.Fatalf("GET the confirmation link: %d\n%s", r.status, r.text())
 		}
 	}
 	r = w.post("/login/bevestig", url.Values{"token": {toks[0]}})
-	if r.status != http.StatusOK || !strings.Contains(r.text(), "De wijziging gaat in op") {
+	if r.status != http.StatusOK || !strings.Contains(r.text(), "The change takes effect on") {
 		t.Fatalf("POST the confirmation: %d\n%s", r.status, r.text())
 	}
 	if login, pending := loginOf(t, env, siteA); login != siteA || !pending {
@@ -726,10 +727,10 @@ func TestSiteAccount(t *testing.T) {
 	if cancel == "" {
 		t.Fatalf("no login notice with two links to %s", siteA)
 	}
-	if r := w.get("/login/bevestig?token=" + cancel); !strings.Contains(r.text(), "Stop the change") && !strings.Contains(r.text(), "Wijziging stoppen") {
+	if r := w.get("/login/bevestig?token=" + cancel); !strings.Contains(r.text(), "Stop the change") {
 		t.Errorf("GET the cancel link:\n%s", r.text())
 	}
-	if r := w.post("/login/bevestig", url.Values{"token": {cancel}}); r.status != http.StatusOK || !strings.Contains(r.text(), "De wijziging is gestopt") {
+	if r := w.post("/login/bevestig", url.Values{"token": {cancel}}); r.status != http.StatusOK || !strings.Contains(r.text(), "The change is stopped") {
 		t.Fatalf("POST the cancel link: %d\n%s", r.status, r.text())
 	}
 	clk.Advance(73 * time.Hour)
@@ -939,6 +940,18 @@ func TestSiteEnglishPages(t *testing.T) {
 	setPassword(t, v, emailedLink(t, p, siteA, 1), sitePW)
 	id := newSiteTicket(t, v, map[string]string{"subject": "Printer", "text": "Printer stopt.", "contact": "email"},
 		upload{"log.txt", "text/plain", []byte("E4\n")})
+	// An English customer's emailed link opens an English page, as the email was English,
+	// and the form's refusals are English too.
+	mustRun(t, env, "customer", "set", siteB, "-lang", "en")
+	mustRun(t, env, "customer", "invite", siteB)
+	link := mustURL(t, emailedLink(t, p, siteB, 1))
+	w := newVisitor(t, base)
+	if r := w.get(link.RequestURI()); !strings.Contains(r.body, `<html lang="en">`) || !strings.Contains(r.text(), "New password") {
+		t.Errorf("an English customer's password link opens a page that is not English:\n%s", r.text())
+	}
+	if r := w.post("/wachtwoord/herstel", url.Values{"token": {link.Query().Get("token")}, "password": {"kort"}, "password2": {"kort"}}); !strings.Contains(r.body, `<html lang="en">`) {
+		t.Errorf("the refusal of an English customer's password is not English:\n%s", r.text())
+	}
 	// The switch on the log-in page of a customer logged in already: a redirect, remembered.
 	if r := v.get("/inloggen?taal=en"); r.status != http.StatusSeeOther {
 		t.Fatalf("GET /inloggen?taal=en logged in: %d", r.status)

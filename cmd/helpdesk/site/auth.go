@@ -183,11 +183,23 @@ func (s *Server) logRecovery(r *http.Request, kind string, res desk.RecoveryResu
 // scanners (Outlook Safe Links and the like) open every link before the customer does.
 func (s *Server) passwordResetForm(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	if _, err := s.peek(r, tok, helpdesk.PurposePassword); err != nil {
+	t, err := s.peek(r, tok, helpdesk.PurposePassword)
+	if err != nil {
 		s.badLink(w, r, err)
 		return
 	}
+	r = s.linkLang(r, t)
 	s.render(w, r, s.current(r), http.StatusOK, "password_reset", &page{Title: "reset.title", Token: tok})
+}
+
+// linkLang is r speaking the language of the customer of link token t (withLinkLang).
+func (s *Server) linkLang(r *http.Request, t *helpdesk.Token) *http.Request {
+	var c *helpdesk.Customer
+	_ = s.db.View(r.Context(), func(tx *store.Tx) (err error) {
+		c, err = tx.Customer(t.CustomerID)
+		return err
+	})
+	return withLinkLang(r, c)
 }
 
 // peek looks at a link's token without using it; a token of another purpose is invalid.
@@ -241,6 +253,7 @@ func (s *Server) passwordReset(w http.ResponseWriter, r *http.Request) {
 		s.badLink(w, r, fmt.Errorf("%w: customer %d: %v", store.ErrTokenInvalid, t.CustomerID, err))
 		return
 	}
+	r = withLinkLang(r, c)
 	if key := passwordProblem(c, pw, r.PostFormValue("password2")); key != "" {
 		s.render(w, r, nil, http.StatusBadRequest, "password_reset", &page{Title: "reset.title", Token: tok, Error: key, ErrorArgs: []any{minPassword}})
 		return
@@ -327,18 +340,21 @@ func (s *Server) loginConfirmForm(w http.ResponseWriter, r *http.Request) {
 		s.badLink(w, r, err)
 		return
 	}
+	r = s.linkLang(r, t)
 	s.render(w, r, s.current(r), http.StatusOK, "login_confirm", &page{Title: "confirm.title", Token: tok, Purpose: t.Purpose})
 }
 
 // loginConfirm uses a login link (desk.Redeem) and says what became of the change.
 func (s *Server) loginConfirm(w http.ResponseWriter, r *http.Request) {
 	tok := r.PostFormValue("token")
-	if _, err := s.peek(r, tok, helpdesk.PurposeLogin, helpdesk.PurposeLoginAllow, helpdesk.PurposeLoginCancel); err != nil {
+	t, err := s.peek(r, tok, helpdesk.PurposeLogin, helpdesk.PurposeLoginAllow, helpdesk.PurposeLoginCancel)
+	if err != nil {
 		s.badLink(w, r, err)
 		return
 	}
+	r = s.linkLang(r, t)
 	var res desk.RedeemResult
-	err := s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
+	err = s.db.Update(r.Context(), func(tx *store.Tx) (err error) {
 		res, err = s.desk.Redeem(tx, tok, s.cfg.Now())
 		return err
 	})

@@ -389,7 +389,22 @@ func langOf(r *http.Request, u *who) string {
 	if u != nil {
 		return u.customer.Language()
 	}
+	if l := r.Context().Value(linkLangKey{}); l != nil {
+		return l.(string)
+	}
 	return templates.Langs()[0]
+}
+
+type linkLangKey struct{}
+
+// withLinkLang is r for a link page (a password or login link) whose token is the customer
+// c's: the page speaks c's language, as the email with the link did, unless the switch chose
+// another or someone is logged in.
+func withLinkLang(r *http.Request, c *helpdesk.Customer) *http.Request {
+	if c == nil {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), linkLangKey{}, c.Language()))
 }
 
 // --- clients ---
