@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infobits/helpdesk"
+	"github.com/infobits/helpdesk/cmd/helpdesk/site"
 	"github.com/infobits/helpdesk/ingest"
 	"github.com/infobits/helpdesk/internal/oauth"
 	"github.com/infobits/helpdesk/mail/authres"
@@ -86,12 +87,22 @@ func runDoctor(e *env, args []string) error {
 	d.ok("time zone", fmt.Sprintf("Europe/Amsterdam loaded (time zone data embedded in the binary); it is now %s %s there",
 		now.Format("2006-01-02 15:04"), now.Format("MST")))
 
-	if _, err := templates.Load(cfg.Templates); err != nil {
+	// The site's pages as serve checks them at start (site.New renders each in every
+	// language): a broken page override or an unknown text key would stop serve.
+	what := "every notification renders in nl and en"
+	_, err = templates.Load(cfg.Templates)
+	if err == nil && cfg.Site {
+		what = "every notification and every page of the site renders in nl and en"
+		if _, serr := site.New(site.Config{SiteURL: cfg.SiteURL, Templates: cfg.Templates}, nil, nil); serr != nil {
+			err = fmt.Errorf("site pages: %w", serr)
+		}
+	}
+	if err != nil {
 		d.fail("templates", err.Error(), "correct the override file named (templates_dir), or remove it to use the embedded text; `helpdesk templates preview NAME` shows one rendered")
 	} else if cfg.Templates != "" {
-		d.ok("templates", "every notification renders in nl and en, with the overrides of "+cfg.Templates)
+		d.ok("templates", what+", with the overrides of "+cfg.Templates)
 	} else {
-		d.ok("templates", "every notification renders in nl and en (embedded texts, no templates_dir)")
+		d.ok("templates", what+" (embedded texts, no templates_dir)")
 	}
 
 	doctorDB(e, d, cfg)

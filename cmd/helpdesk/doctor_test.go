@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -88,6 +89,22 @@ func TestDoctor(t *testing.T) {
 		}
 		check(t, runBin(t, p.env("HELPDESK_REQUIRE_AUTH=false", "HELPDESK_IMAP_MOVE_TO=Archief"), "doctor"), 0,
 			`(?m)^WARN +staff auth +require_auth = false`, `(?m)^ok +IMAP +processed mail is moved to Archief`, `(?m)^all checks passed, 1 warning`)
+	})
+	// A site text override with an unknown key stops serve at start: doctor says so first,
+	// naming the file and the key; with the site off it does not matter.
+	t.Run("site page override", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "nl"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "nl", "site.txt"), []byte("login.intor = Log in\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check(t, runBin(t, authEnv("HELPDESK_TEMPLATES_DIR="+dir), "doctor"), 1,
+			`(?m)^FAIL +templates +site pages: nl/site.txt \(templates_dir\): unknown text key "login.intor"`)
+		check(t, runBin(t, authEnv("HELPDESK_TEMPLATES_DIR="+dir, "HELPDESK_SITE=off"), "doctor"), 0,
+			`(?m)^ok +templates +every notification renders in nl and en, with the overrides of `)
+		check(t, runBin(t, authEnv(), "doctor"), 0, `(?m)^ok +templates +every notification and every page of the site renders in nl and en`)
 	})
 	t.Run("certificates are checked", func(t *testing.T) {
 		// A server whose certificate this machine does not trust (self-signed) is refused.
