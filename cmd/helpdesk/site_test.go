@@ -980,3 +980,24 @@ func TestSiteEnglishPages(t *testing.T) {
 		}
 	}
 }
+
+// TestSitePhoneTaken: a number registered for another customer cannot be claimed on Mijn
+// account — calls from it would be put through as the wrong customer (R19); the form says so
+// and nothing of it is saved, the other customer keeps the number.
+func TestSitePhoneTaken(t *testing.T) {
+	p := newPeers(t)
+	base, env, _ := siteGateway(t, p, siteClock())
+	mustRun(t, env, "customer", "invite", siteB)
+	v := newVisitor(t, base)
+	setPassword(t, v, emailedLink(t, p, siteB, 1), sitePW)
+	r := v.post("/account", url.Values{"csrf": {v.csrf("/account")}, "form": {"profile"}, "answer": {"site"}, "lang": {"nl"}, "phones": {"020 7654321\n06 12345678"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "al bij een andere klant geregistreerd") {
+		t.Errorf("claim another customer's number: %d\n%s", r.status, r.text())
+	}
+	if c := showCustomer(t, env, siteB); c["phones"] != nil && fmt.Sprint(c["phones"]) != "[]" || c["answer"] == "site" {
+		t.Errorf("a refused form saved something: %v", c)
+	}
+	if who := mustRun(t, env, "caller", "0612345678"); !strings.Contains(who, "Bakkerij de Vries") {
+		t.Errorf("the number's customer after the refusal: %s", who)
+	}
+}
