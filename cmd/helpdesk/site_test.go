@@ -881,6 +881,13 @@ func TestSiteExpiredAndCallbacks(t *testing.T) {
 			t.Errorf("expired, POST /tickets %v: %d, want 422 saying %q\n%s", c.fields, r.status, c.says, r.text())
 		}
 	}
+	// A browser shows a refused form again with the text, never with the files chosen: the
+	// refusal names them, to choose again.
+	r = v.postFiles("/tickets", map[string]string{"csrf": v.csrf("/tickets/nieuw"), "subject": "Kassa kapot", "text": "Foto erbij", "contact": "email", "urgent": "on"},
+		upload{"kassa <scherm>.png", "image/png", []byte("\x89PNG\r\n\x1a\n")}, upload{"log.txt", "text/plain", []byte("E4\n")})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "Kies uw bijlagen opnieuw (kassa <scherm>.png, log.txt)") || strings.Contains(r.body, "<scherm>") {
+		t.Errorf("a refused form with files does not name them, escaped: %d\n%s", r.status, r.text())
+	}
 	id := newSiteTicket(t, v, map[string]string{"subject": "Kassa kapot", "text": "Hij start niet.", "contact": "email"})
 	if show := mustRun(t, env, "ticket", "show", id, "-json"); !strings.Contains(show, `"sla": "SLA24"`) || !strings.Contains(show, `"priority": "normal"`) {
 		t.Errorf("the expired customer's ticket is not SLA24:\n%s", show)

@@ -203,7 +203,7 @@ func handlerTexts() []string {
 		"notfound.title", "notfound.text", "forbidden.title", "forbidden.text", "nav.helpdesk",
 		"password.mismatch", "password.short", "password.long", "password.address", "password.simple", "password.current_wrong",
 		"helpdesk.title", "new.title", "ticket.title", "account.title",
-		"new.subject_missing", "new.text_missing", "new.too_long", "new.anydesk", "upload.too_large", "upload.too_many",
+		"new.subject_missing", "new.text_missing", "new.too_long", "new.anydesk", "upload.too_large", "upload.too_many", "upload.again",
 		"backup.subject", "backup.text",
 		"account.bad.answer", "account.bad.contact", "account.bad.lang", "account.bad.phone", "account.bad.phone_taken"}
 	for _, c := range []string{"urgent_sla24", "postpaid", "contact", "sla24_lapsed"} {

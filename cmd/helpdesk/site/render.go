@@ -30,6 +30,9 @@ type page struct {
 	NoticeArgs []any
 	Error      string
 	ErrorArgs  []any
+	// ErrorMore is a second sentence of the error (the files to choose again).
+	ErrorMore     string
+	ErrorMoreArgs []any
 	// Form holds the values a form is shown with again after a refusal.
 	Form map[string]string
 	// Next is where the login form sends the customer after it (a path of the site).
@@ -211,7 +214,7 @@ func (s *Server) selfCheck() error {
 	answered := row
 	answered.Status, answered.Followup = helpdesk.StatusAnswered, helpdesk.FollowupEmail
 	sample := &page{Title: "helpdesk.title", LoggedIn: true, Name: "Piet", CSRF: "x", Nav: "helpdesk",
-		Notice: "notice.saved", Error: "refuse.limit.tickets_per_month", ErrorArgs: []any{3},
+		Notice: "notice.saved", Error: "refuse.limit.tickets_per_month", ErrorArgs: []any{3}, ErrorMore: "upload.again", ErrorMoreArgs: []any{"a.pdf"},
 		Form:     map[string]string{"subject": "s", "text": "t", "contact": "site", "email": "a@b", "customer": "1", "anydesk": "1", "urgent": "on"},
 		Next:     "/helpdesk",
 		Helpdesk: &helpdeskPage{Customer: 1, Tier: "SLA8", Effective: "SLA8", Status: "geldig tot 31-12-2027", Hours: 8, Phone: "+31 20 123 4567", Phones: []string{"+31612345678"}, Open: []ticketRow{row, answered}, Closed: []ticketRow{closed}},

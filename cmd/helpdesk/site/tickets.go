@@ -1,6 +1,7 @@
 package site
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -238,6 +239,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
 	if !ok {
 		return
 	}
+	againFiles(p, files)
 	subject, text := strings.TrimSpace(p.Form["subject"]), strings.TrimSpace(p.Form["text"])
 	switch {
 	case subject == "":
@@ -277,6 +279,20 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, u *who) {
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "site ticket", append(out.LogAttrs(), slog.Uint64("customer", u.customer.ID), slog.Int("files", len(files)))...)
 	http.Redirect(w, r, fmt.Sprintf("/tickets/%d?nieuw=1", out.TicketID), http.StatusSeeOther)
+}
+
+// againFiles makes a refusal of the form say which files it dropped: a browser shows a form
+// again with what was typed, never with the files chosen, so the customer must choose them
+// again.
+func againFiles(p *page, files []desk.Upload) {
+	if len(files) == 0 {
+		return
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = cmp.Or(parse.CleanLine(f.Name), "?")
+	}
+	p.ErrorMore, p.ErrorMoreArgs = "upload.again", []any{strings.Join(names, ", ")}
 }
 
 // refusal explains a refusal of the rules on the form.
@@ -392,6 +408,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, u *who) {
 	if !ok {
 		return
 	}
+	againFiles(p, files)
 	text := strings.TrimSpace(p.Form["text"])
 	switch {
 	case text == "" && len(files) == 0:
