@@ -270,6 +270,10 @@ func TestSiteLapsed(t *testing.T) {
 			t.Errorf("Helpdesk page lacks %q:\n%s", w, page.text())
 		}
 	}
+	// The form says so before anything is typed.
+	if r := v.get("/tickets/nieuw"); !strings.Contains(r.text(), "uw gratis status SLA24 vervallen: een nieuwe vraag wordt geen ticket") {
+		t.Errorf("the new-ticket form of a lapsed customer does not say a new question is no ticket:\n%s", r.text())
+	}
 	r := v.postFiles("/tickets", map[string]string{"csrf": v.csrf("/tickets/nieuw"), "subject": "Kassa hangt", "text": "Hij doet niets.", "contact": "email"})
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.text(), "Uw gratis status SLA24 is vervallen") || !strings.Contains(r.text(), "Er is niets opgeslagen") {
 		t.Errorf("new ticket of a lapsed customer: %d\n%s", r.status, r.text())

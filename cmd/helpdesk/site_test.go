@@ -867,7 +867,7 @@ func TestSiteExpiredAndCallbacks(t *testing.T) {
 	if strings.Contains(r.text(), "+31 20 123 4567") {
 		t.Errorf("an expired tier shows the helpdesk's phone number (R19: a valid paid tier only)")
 	}
-	if r := v.get("/tickets/nieuw"); !strings.Contains(r.text(), "Spoed is niet mogelijk bij SLA24") || !strings.Contains(r.text(), "alleen prepaid mogelijk") {
+	if r := v.get("/tickets/nieuw"); !strings.Contains(r.text(), "Spoed is niet mogelijk bij SLA24") || !strings.Contains(r.text(), "alleen prepaid mogelijk") || strings.Contains(r.text(), "vervallen") {
 		t.Errorf("the expired customer's form does not say what SLA24 allows:\n%s", r.text())
 	}
 	for _, c := range []struct {

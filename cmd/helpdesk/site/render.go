@@ -103,6 +103,7 @@ type fileRow struct {
 }
 
 type newTicketPage struct {
+	Lapsed    bool // the free status lapsed (R21): a new ticket is refused, said before typing
 	SLA24     bool // urgent is refused; postpaid too
 	Postpaid  bool // postpaid callbacks are allowed (R13)
 	NoRight   bool // the system is not maintained by the vendor: a callback is no right (R13)
@@ -220,7 +221,7 @@ func (s *Server) selfCheck() error {
 		Helpdesk: &helpdeskPage{Customer: 1, Tier: "SLA8", Effective: "SLA8", Status: "geldig tot 31-12-2027", Hours: 8, Phone: "+31 20 123 4567", Phones: []string{"+31612345678"}, Open: []ticketRow{row, answered}, Closed: []ticketRow{closed}},
 		Ticket: &ticketPage{ticketRow: row, Tier: "SLA8", Payment: helpdesk.PaymentPrepaid, Surcharge: true, MaxUpload: "25 MB",
 			Messages: []messageRow{{From: "piet@example.nl", Date: now, Text: "Hallo", Files: []fileRow{{Number: 1, Name: "a.pdf", Size: 1234, URL: "/tickets/12/bijlagen/1"}}}, {Staff: true, From: "Helpdesk", Date: now, Text: "Antwoord"}}},
-		New:     &newTicketPage{SLA24: true, Postpaid: true, NoRight: true, Contacts: contacts(), MaxUpload: "25 MB"},
+		New:     &newTicketPage{Lapsed: true, SLA24: true, Postpaid: true, NoRight: true, Contacts: contacts(), MaxUpload: "25 MB"},
 		Account: &accountPage{Customer: 1, Company: "Bakkerij", Login: "a@b", Addresses: []addressRow{{Address: "a@b", Contact: "Piet", Login: true}}, Answer: "site", Language: "nl", Phones: "+31612345678", Langs: templates.Langs(), PendingLogin: "c@d"},
 		Token:   "tok", Purpose: helpdesk.PurposeLoginCancel, Message: "forgot.sent", Link: "/", LinkText: "nav.helpdesk"}
 	for _, lang := range templates.Langs() {

@@ -90,7 +90,8 @@ func (s *Server) maxUpload(r *http.Request, u *who) string {
 func (s *Server) newTicketPage(r *http.Request, u *who) *newTicketPage {
 	now := s.cfg.Now()
 	c := u.customer
-	return &newTicketPage{SLA24: !policy.UrgentAllowed(c, now), Postpaid: policy.PostpaidAllowed(c, now),
+	lapsed := view.StatusOf(c, now, s.desk.Policy.SLA24LapseMonths()).EffectiveSLA == string(helpdesk.TierNone)
+	return &newTicketPage{Lapsed: lapsed, SLA24: !policy.UrgentAllowed(c, now), Postpaid: policy.PostpaidAllowed(c, now),
 		NoRight: c.MaintainedBy() != helpdesk.MaintainerVendor, Contacts: contacts(),
 		MaxUpload: s.maxUpload(r, u)}
 }
