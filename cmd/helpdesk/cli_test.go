@@ -568,6 +568,10 @@ func TestDemoLive(t *testing.T) {
 		customerMail("kassa@slagerijjansen.nl", "Weegschaal geeft foutcode", "live-demo@s", "", "E42 op het display."))
 	waitOutput(t, out, regexp.MustCompile(`email from kassa@slagerijjansen.nl: opened ticket #3`), exited)
 	waitOutput(t, out, regexp.MustCompile(`notification to kassa@slagerijjansen.nl: \[Infobits #3\] Ontvangen: Weegschaal geeft foutcode`), exited)
+	// The rounds' notifications were listed before the gateway went live: not again as new.
+	if strings.Contains(out.String(), "notification to piet@bakkerijdevries.nl: Re: [Infobits #1]") {
+		t.Errorf("the demo lists the rounds' notifications again as they arrive:\n%s", out.String())
+	}
 
 	// The customer's site: the URL and a login the demo prints open the Helpdesk page and
 	// ticket #1 with Jan's answer.

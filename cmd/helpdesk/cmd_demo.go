@@ -238,13 +238,20 @@ func demoHTTPAddr() string {
 // demoLive keeps the gateway running so a person can watch: mail sent to the support address
 // through the demo's SMTP server is delivered into the IMAP mailbox, and becomes a ticket.
 func demoLive(e *env, gw *gateway, mem *imapmem.Server, sink *smtpsink.Server, events chan ingest.Event, cfg *Config) error {
+	// The rounds' notifications were printed above, and are still in the sink's channel:
+	// take them out unprinted, so that each notification is listed once — before the
+	// addresses are printed, and a person (or a test) sends mail through the sink.
+	notified := sink.Notify()
+	for range min(len(sink.Messages()), len(notified)) {
+		<-notified
+	}
 	out := e.stdout
 	fmt.Fprintf(out, `
 == The gateway keeps running (Ctrl-C stops it) ==
 Point a mail client at it:
   IMAP  %s  user %q password %q  (plaintext, no TLS)
   SMTP  %s  (no authentication); mail to %s lands in the mailbox
-Registered senders: info@bakkerijdevries.nl, kassa@slagerijjansen.nl, info@buurtkast.nl; staff: %s
+Registered senders: info@bakkerijdevries.nl, piet@bakkerijdevries.nl, kassa@slagerijjansen.nl, info@buurtkast.nl; staff: %s
 In another terminal, the operator's commands talk to this gateway:
   HELPDESK_DB=%s go run ./cmd/helpdesk ticket list
 `, mem.Addr, mem.User, mem.Password, sink.Addr(), demoSupport, demoStaff, cfg.DB)
@@ -268,7 +275,6 @@ The customer's site — open it in a browser:
 	}
 	ctx := e.ctx
 	go ctl.serve(ctx)
-	seen := len(sink.Messages())
 	go func() {
 		for {
 			select {
@@ -278,11 +284,10 @@ The customer's site — open it in a browser:
 				if o := ev.Outcome; o != nil {
 					fmt.Fprintf(out, "[%s] email from %s: %s\n", time.Now().Format("15:04:05"), o.From, describeOutcome(o))
 				}
-			case m, ok := <-sink.Notify():
+			case m, ok := <-notified:
 				if !ok {
 					return
 				}
-				seen++
 				if slices.Contains(m.To, demoSupport) {
 					if _, err := mem.Append("INBOX", m.Data, time.Time{}); err == nil {
 						fmt.Fprintf(out, "[%s] SMTP: mail for %s delivered to the mailbox\n", time.Now().Format("15:04:05"), demoSupport)
