@@ -80,6 +80,12 @@ func TestTicketSearch(t *testing.T) {
 	if len(lines) != 1 || lines[0] != "Kassa's starten niet" {
 		t.Errorf("the matching line of ticket 1: %q", lines)
 	}
+	// Several words: the line with the most of them, not merely the first with one (the
+	// subject has "kassa's" only; the text has both).
+	_, lines = foundIDs(t, env, "kassa", "twee")
+	if len(lines) != 1 || lines[0] != "Geen van onze twee kassa's start nog op." {
+		t.Errorf("the matching line of ticket 1 for two words: %q", lines)
+	}
 	_, lines = foundIDs(t, env, "bonnen")
 	if len(lines) != 1 || lines[0] != "De printer geeft geen bonnen meer." {
 		t.Errorf("the matching line of ticket 2: %q", lines)

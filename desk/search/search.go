@@ -453,9 +453,10 @@ func walkSize(dir string, n *int64) error {
 	return nil
 }
 
-// MatchingLine returns the first line of the ticket — its subject, a line of its thread, an
-// attachment name — with a word of text in any of its Dutch or English forms, cut to about
-// 160 characters around the word; "" when none has (a filter-only search).
+// MatchingLine returns the line of the ticket — its subject, a line of its thread, an
+// attachment name — with the most of the words of text in any of their Dutch or English forms
+// (the first of those: a word alone gives its first line), cut to about 160 characters around
+// the first word found; "" when none has (a filter-only search).
 func (x *Index) MatchingLine(text string, t *helpdesk.Ticket, msgs []*helpdesk.Message) string {
 	x.mu.RLock()
 	m := x.idx.Mapping()
@@ -466,24 +467,39 @@ func (x *Index) MatchingLine(text string, t *helpdesk.Ticket, msgs []*helpdesk.M
 			analyzers = append(analyzers, a)
 		}
 	}
-	want := map[string]bool{}
-	for _, a := range analyzers {
-		for _, tok := range a.Analyze([]byte(text)) {
-			want[string(tok.Term)] = true
+	// want maps each term to the words of text it stands for.
+	want := map[string][]int{}
+	words := 0
+	for _, w := range strings.Fields(text) {
+		found := false
+		for _, a := range analyzers {
+			for _, tok := range a.Analyze([]byte(w)) {
+				want[string(tok.Term)] = append(want[string(tok.Term)], words)
+				found = true
+			}
+		}
+		if found {
+			words++
 		}
 	}
-	if len(want) == 0 {
+	if words == 0 {
 		return ""
 	}
-	match := func(line string) (int, bool) {
+	// match returns how many of the words the line has, and where the first one starts.
+	match := func(line string) (int, int) {
+		has := map[int]bool{}
+		at := -1
 		for _, a := range analyzers {
 			for _, tok := range a.Analyze([]byte(line)) {
-				if want[string(tok.Term)] {
-					return tok.Start, true
+				for _, w := range want[string(tok.Term)] {
+					has[w] = true
+					if at < 0 || tok.Start < at {
+						at = tok.Start
+					}
 				}
 			}
 		}
-		return 0, false
+		return len(has), at
 	}
 	lines := []string{t.Subject}
 	for _, msg := range msgs {
@@ -497,13 +513,20 @@ func (x *Index) MatchingLine(text string, t *helpdesk.Ticket, msgs []*helpdesk.M
 			lines = append(lines, a.Filename)
 		}
 	}
+	best, bestN, bestAt := "", 0, 0
 	for _, l := range lines {
 		l = strings.TrimSpace(l)
-		if at, ok := match(l); ok {
-			return excerpt(l, at, 160)
+		if n, at := match(l); n > bestN {
+			best, bestN, bestAt = l, n, at
+			if n == words {
+				break
+			}
 		}
 	}
-	return ""
+	if bestN == 0 {
+		return ""
+	}
+	return excerpt(best, bestAt, 160)
 }
 
 // excerpt cuts line to about n bytes around byte offset at, on rune boundaries, marking cuts
