@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -194,6 +195,9 @@ func writeClientFile(files map[string]*os.File, f ctlFrame) error {
 		}
 		var err error
 		if fh, err = os.OpenFile(f.File, flags, 0o644); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return existsError(f.File)
+			}
 			return fmt.Errorf("create %s: %w", f.File, err)
 		}
 		files[f.File] = fh
@@ -336,13 +340,22 @@ func (e *env) createFile(path string, excl bool) (io.WriteCloser, error) {
 		if excl {
 			flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
 		}
-		return os.OpenFile(path, flags, 0o644)
+		f, err := os.OpenFile(path, flags, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, existsError(path)
+		}
+		return f, err
 	}
 	fw, ok := e.stdout.(frameWriter)
 	if !ok {
 		return nil, errors.New("no control-socket client to write a file for")
 	}
 	return &clientFile{w: fw, name: path, excl: excl}, nil
+}
+
+// existsError refuses to write over a file that is there: what to do instead.
+func existsError(path string) error {
+	return fmt.Errorf("%s exists already and is not written over: give another name with -o FILE (or -o - for stdout)", terminalSafe(path))
 }
 
 // clientFile sends a file's bytes to the control-socket client in File frames.

@@ -125,7 +125,7 @@ func TestTicketAttachmentWhileServing(t *testing.T) {
 		t.Fatalf("written file: %v (%d bytes); directory holds %v", err, len(got), entries)
 	}
 	// Never over an existing file without -o.
-	if r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1"); r.code != 1 || !strings.Contains(r.stderr, "exists") {
+	if r := runBinIn(t, dir, env, "ticket", "attachment", "1", "1"); r.code != 1 || !strings.Contains(r.stderr, "_.._etc_scherm.jpg exists already and is not written over: give another name with -o FILE") {
 		t.Errorf("second write: exit %d, %q; want a refusal", r.code, r.stderr)
 	}
 	if out := mustRun(t, env, "ticket", "attachment", "1", "1", "-o", "-"); out != string(photo) {
