@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,4 +183,66 @@ func TestDoctorAuthServID(t *testing.T) {
 			t.Errorf("doctor on an empty mailbox: exit %d\n%s", r.code, r.stdout)
 		}
 	})
+}
+
+// TestDoctorAsRootBesideGatewayUser: the docs run doctor as root (to read the secrets from the
+// environment file) while the gateway runs as its own user. Root's CLI refuses that user's
+// control socket, and doctor used to FAIL the database check with "is a gateway starting or
+// stopping? run doctor again in a moment" — advice that never helps. It now says a gateway of
+// that user listens there and how to run commands, and sends it nothing.
+func TestDoctorAsRootBesideGatewayUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run the gateway as another user")
+	}
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "helpdesk-doctor-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state") // the gateway user's StateDirectory
+	if err := os.Mkdir(state, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "helpdesk")
+	if err := copyFile(binPath, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPeers(t)
+	p.dir = state
+	env := p.env()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(env, raceEnv)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+		}
+	}()
+	waitOutput(t, stderr, regexp.MustCompile(`"msg":"gateway running"`), exited)
+
+	r := runBin(t, env, "doctor")
+	if !regexp.MustCompile(`(?m)^ok +database +.*helpdesk\.db: in use by a running gateway of user nobody \(uid 65534\), listening on .*helpdesk\.db\.sock; as root, doctor sends it no command: run the operator's commands as that user \(sudo -u nobody helpdesk \.\.\.\)$`).MatchString(r.stdout) ||
+		strings.Contains(r.stdout, "starting or stopping") {
+		t.Errorf("doctor as root beside a gateway of another user: exit %d\n%s", r.code, r.stdout)
+	}
+	if strings.Contains(stderr.String(), `"msg":"control command"`) {
+		t.Errorf("doctor as root sent the gateway a command:\n%s", stderr.String())
+	}
 }
