@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -750,6 +751,11 @@ func dataOf(cfg *Config, n *helpdesk.Notification) templates.Data {
 		d.Ref = fmt.Sprintf("[%s #%d]", cfg.TicketTag, n.TicketID)
 		if cfg.SiteURL != "" {
 			d.TicketURL = fmt.Sprintf("%s/tickets/%d", strings.TrimRight(cfg.SiteURL, "/"), n.TicketID)
+			// The site is Dutch for a visitor it does not know yet (the log-in page the link
+			// leads to first): a link in a mail in another language names that language.
+			if n.Lang != "" && n.Lang != templates.Langs()[0] {
+				d.TicketURL += "?taal=" + url.QueryEscape(n.Lang)
+			}
 		}
 	}
 	return d

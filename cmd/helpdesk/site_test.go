@@ -959,6 +959,30 @@ func TestSiteEnglishPages(t *testing.T) {
 	if r := w.post("/wachtwoord/herstel", url.Values{"token": {link.Query().Get("token")}, "password": {"kort"}, "password2": {"kort"}}); !strings.Contains(r.body, `<html lang="en">`) {
 		t.Errorf("the refusal of an English customer's password is not English:\n%s", r.text())
 	}
+	setPassword(t, w, link.String(), sitePW)
+	// The link of an English "an answer is waiting" notice, opened logged out, leads to an
+	// English log-in page, and from there to the ticket.
+	mustRun(t, env, "customer", "set", siteB, "-answer", "site")
+	bid := newSiteTicket(t, w, map[string]string{"subject": "Scale", "text": "It weighs wrong.", "contact": "site"})
+	p.deliver(t, staffAuth+customerMail("jan@infobits.example", "Re: [Infobits #"+bid+"] Scale", "en-1@infobits.example", "", "Calibrate it."))
+	note := waitSubject(t, p, siteB, "[Infobits #"+bid+"] An answer is waiting for you")
+	nl := regexp.MustCompile(`http://[0-9.:]+(/tickets/[0-9]+\S*)`).FindStringSubmatch(plainText(t, note.Data))
+	if nl == nil {
+		t.Fatalf("the notice has no ticket link:\n%s", plainText(t, note.Data))
+	}
+	fresh := newVisitor(t, base)
+	r := fresh.get(nl[1])
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/inloggen?terug=") {
+		t.Fatalf("the notice's link %s, logged out: %d %q", nl[1], r.status, r.header.Get("Location"))
+	}
+	if r := fresh.get(r.header.Get("Location")); !strings.Contains(r.body, `<html lang="en">`) {
+		t.Errorf("the log-in page an English notice's link leads to is not English:\n%s", r.text())
+	}
+	r = fresh.post("/inloggen", url.Values{"email": {siteB}, "password": {sitePW}, "terug": {nl[1]}})
+	if r := fresh.get(r.header.Get("Location")); !strings.Contains(r.text(), "Calibrate it.") || !strings.Contains(r.body, `<html lang="en">`) {
+		t.Errorf("after logging in from the notice's link: %d\n%s", r.status, r.text())
+	}
+
 	// The switch on the log-in page of a customer logged in already: a redirect, remembered.
 	if r := v.get("/inloggen?taal=en"); r.status != http.StatusSeeOther {
 		t.Fatalf("GET /inloggen?taal=en logged in: %d", r.status)
