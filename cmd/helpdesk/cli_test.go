@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/ingest/imapmem"
 	"github.com/infobits/helpdesk/ingest/imaptest"
 	"github.com/infobits/helpdesk/notify/smtpsink"
@@ -552,7 +554,8 @@ func TestDemoOnce(t *testing.T) {
 // turns mail sent through its SMTP server into tickets, and stops cleanly on Ctrl-C.
 func TestDemoLive(t *testing.T) {
 	cmd := exec.Command(binPath, "demo")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir(), raceEnv}
+	// A server's clock in UTC (most are): the demo's times are still the helpdesk's, Amsterdam's.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir(), "TZ=UTC", raceEnv}
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -566,7 +569,13 @@ func TestDemoLive(t *testing.T) {
 	smtpLine := waitOutput(t, out, regexp.MustCompile(`SMTP  (127\.0\.0\.1:\d+)`), exited)
 	sendMail(t, smtpLine[1], "kassa@slagerijjansen.nl", "support@infobits.example",
 		customerMail("kassa@slagerijjansen.nl", "Weegschaal geeft foutcode", "live-demo@s", "", "E42 op het display."))
-	waitOutput(t, out, regexp.MustCompile(`email from kassa@slagerijjansen.nl: opened ticket #3`), exited)
+	at := waitOutput(t, out, regexp.MustCompile(`\[(\d\d):(\d\d):\d\d\] email from kassa@slagerijjansen.nl: opened ticket #3`), exited)
+	now := time.Now().In(helpdesk.Amsterdam())
+	h, _ := strconv.Atoi(at[1])
+	m, _ := strconv.Atoi(at[2])
+	if (now.Hour()*60+now.Minute()-h*60-m+1440)%1440 > 5 {
+		t.Errorf("the live line's time %s:%s is not Amsterdam's (%s), as the tickets' times are", at[1], at[2], now.Format("15:04"))
+	}
 	waitOutput(t, out, regexp.MustCompile(`notification to kassa@slagerijjansen.nl: \[Infobits #3\] Ontvangen: Weegschaal geeft foutcode`), exited)
 	// The rounds' notifications were listed before the gateway went live: not again as new.
 	if strings.Contains(out.String(), "notification to piet@bakkerijdevries.nl: Re: [Infobits #1]") {

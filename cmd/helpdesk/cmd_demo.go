@@ -282,7 +282,7 @@ The customer's site — open it in a browser:
 				return
 			case ev := <-events:
 				if o := ev.Outcome; o != nil {
-					fmt.Fprintf(out, "[%s] email from %s: %s\n", time.Now().Format("15:04:05"), o.From, describeOutcome(o))
+					fmt.Fprintf(out, "[%s] email from %s: %s\n", time.Now().In(helpdesk.Amsterdam()).Format("15:04:05"), o.From, describeOutcome(o))
 				}
 			case m, ok := <-notified:
 				if !ok {
@@ -290,11 +290,11 @@ The customer's site — open it in a browser:
 				}
 				if slices.Contains(m.To, demoSupport) {
 					if _, err := mem.Append("INBOX", m.Data, time.Time{}); err == nil {
-						fmt.Fprintf(out, "[%s] SMTP: mail for %s delivered to the mailbox\n", time.Now().Format("15:04:05"), demoSupport)
+						fmt.Fprintf(out, "[%s] SMTP: mail for %s delivered to the mailbox\n", time.Now().In(helpdesk.Amsterdam()).Format("15:04:05"), demoSupport)
 					}
 					continue
 				}
-				fmt.Fprintf(out, "[%s] notification to %s: %s\n", time.Now().Format("15:04:05"), strings.Join(m.To, ","), headerOf(m.Data, "Subject"))
+				fmt.Fprintf(out, "[%s] notification to %s: %s\n", time.Now().In(helpdesk.Amsterdam()).Format("15:04:05"), strings.Join(m.To, ","), headerOf(m.Data, "Subject"))
 				// The demo's mail goes nowhere a person reads it: the links to the site it
 				// carries (a password link, a login link, a ticket) are printed to open.
 				for _, l := range siteLinks(m.Data, cfg.SiteURL) {
