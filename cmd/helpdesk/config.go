@@ -309,6 +309,10 @@ func (c Config) validateServe() error {
 			errs = append(errs, fmt.Sprintf("site_url = %q: want https://host (the address customers open)", c.SiteURL))
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
 			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
+		} else if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+			// The site's own links and forms are absolute paths (/inloggen, /tickets/12) and
+			// its cookie is for the whole host: under a path its links would leave it.
+			errs = append(errs, fmt.Sprintf("site_url = %s: the site is served at the root of a host (its links are /inloggen, /tickets/…); give it a host of its own, such as https://helpdesk.example.nl, or site = off where a website of your own serves site_url with the API", c.SiteURL))
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(c.HTTPAddr) {
 			// A plain-http site is for this machine only (the demo, a test): listening
 			// beyond it, anyone on the network could log in over plain http, the password
