@@ -115,6 +115,8 @@ func runDoctor(e *env, args []string) error {
 	if cfg.SiteURL == "" {
 		d.warn("site_url", "not set: password-reset and login links (the website's recovery API) and \"your answer waits on the site\" notices cannot be sent; they fail with that reason",
 			"set site_url (HELPDESK_SITE_URL) to the helpdesk website, e.g. https://helpdesk.infobits.example")
+	} else if w := cfg.siteURLPath(); w != "" {
+		d.warn("site_url", w, "set site = off (HELPDESK_SITE=off), or site_url to a host of its own")
 	} else {
 		d.ok("site_url", cfg.SiteURL)
 	}

@@ -263,6 +263,22 @@ func (c Config) require(keys ...string) error {
 	return nil
 }
 
+// siteURLPath is the warning for a site_url with a path while the site is on, or "". The
+// gateway's site answers at the root of a host (its links and forms are /inloggen,
+// /tickets/12): the links in notifications then reach a website of the vendor's own at
+// site_url, and the gateway's site nobody. Not an error: such a vendor keeps its website on
+// the API and may simply not have set site = off.
+func (c Config) siteURLPath() string {
+	if !c.Site || c.HTTPAddr == "" {
+		return ""
+	}
+	u, err := url.Parse(c.SiteURL)
+	if err != nil || strings.Trim(u.Path, "/") == "" && u.RawQuery == "" && u.Fragment == "" {
+		return ""
+	}
+	return fmt.Sprintf("site_url = %s has a path, but the gateway's site answers at the root of a host (its links are /inloggen, /tickets/…): the links in notifications go to your own website at that path, and the gateway's site is reached by no link. A website of your own on the API: set site = off. The gateway's site: give site_url a host of its own, such as https://helpdesk.infobits.example", c.SiteURL)
+}
+
 // validateServe checks what the gateway needs to run, all at once.
 func (c Config) validateServe() error {
 	if err := c.require(append(c.imapKeys(), "db", "smtp_addr", "from")...); err != nil {
@@ -309,10 +325,6 @@ func (c Config) validateServe() error {
 			errs = append(errs, fmt.Sprintf("site_url = %q: want https://host (the address customers open)", c.SiteURL))
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(u.Hostname()) {
 			errs = append(errs, fmt.Sprintf("site_url = %s: the site would send passwords and session cookies in clear; use https:// (a TLS proxy in front of http_addr), or site = off", c.SiteURL))
-		} else if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
-			// The site's own links and forms are absolute paths (/inloggen, /tickets/12) and
-			// its cookie is for the whole host: under a path its links would leave it.
-			errs = append(errs, fmt.Sprintf("site_url = %s: the site is served at the root of a host (its links are /inloggen, /tickets/…); give it a host of its own, such as https://helpdesk.example.nl, or site = off where a website of your own serves site_url with the API", c.SiteURL))
 		} else if u.Scheme == "http" && !helpdesk.IsLoopback(c.HTTPAddr) {
 			// A plain-http site is for this machine only (the demo, a test): listening
 			// beyond it, anyone on the network could log in over plain http, the password

@@ -108,6 +108,15 @@ func TestDoctor(t *testing.T) {
 			`(?m)^ok +templates +every notification renders in nl and en, with the overrides of `)
 		check(t, runBin(t, authEnv(), "doctor"), 0, `(?m)^ok +templates +every notification and every page of the site renders in nl and en`)
 	})
+	// A site_url with a path is a website of the vendor's own (the gateway's site answers at
+	// the root of a host): doctor warns while the site is on, and says what to set.
+	t.Run("site_url with a path", func(t *testing.T) {
+		check(t, runBin(t, authEnv("HELPDESK_SITE_URL=https://www.infobits.example/helpdesk"), "doctor"), 0,
+			`(?m)^WARN +site_url +site_url = https://www.infobits.example/helpdesk has a path, but the gateway's site answers at the root of a host`,
+			`(?m)^ +fix: set site = off`)
+		check(t, runBin(t, authEnv("HELPDESK_SITE_URL=https://www.infobits.example/helpdesk", "HELPDESK_SITE=off"), "doctor"), 0,
+			`(?m)^ok +site_url +https://www.infobits.example/helpdesk$`)
+	})
 	t.Run("certificates are checked", func(t *testing.T) {
 		// A server whose certificate this machine does not trust (self-signed) is refused.
 		tlsSink := smtptest.New(t, smtpsink.Options{TLS: true})

@@ -540,6 +540,9 @@ func runServe(e *env, args []string) error {
 	if cfg.SiteURL == "" {
 		log.Warn("site_url is empty: password-reset and login links, and answer-on-the-site notices, cannot be sent (they fail with that reason)")
 	}
+	if w := cfg.siteURLPath(); w != "" {
+		log.Warn(w)
+	}
 	if !cfg.RequireAuth && len(cfg.Staff) > 0 {
 		log.Warn("require_auth = false: staff email is applied on its From address alone, which anyone can forge; use only behind a server that rejects forged staff mail")
 	}
