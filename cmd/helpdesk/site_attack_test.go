@@ -694,8 +694,8 @@ func TestSiteSecretsAtRest(t *testing.T) {
 
 // TestSiteSecureCookie: with an https site_url (a TLS proxy in front) the session cookie is
 // Secure and a __Host- cookie (Path=/, no Domain: no other host of the domain can set or
-// read it), HttpOnly and SameSite=Lax; the language cookie is Secure too. The links in
-// emails name the https site.
+// read it), HttpOnly and SameSite=Lax; the language cookie is Secure too; the pages carry
+// Strict-Transport-Security. The links in emails name the https site.
 func TestSiteSecureCookie(t *testing.T) {
 	p := newPeers(t)
 	base, env, _ := siteGateway(t, p, siteClock(), "HELPDESK_SITE_URL=https://helpdesk.example.nl")
@@ -726,7 +726,12 @@ func TestSiteSecureCookie(t *testing.T) {
 			t.Errorf("the session cookie names a domain: %q", session)
 		}
 	}
-	if c := newVisitor(t, base).get("/inloggen?taal=en").header.Get("Set-Cookie"); !strings.HasPrefix(c, "taal=en") || !strings.Contains(c, "; Secure") {
+	page := newVisitor(t, base).get("/inloggen?taal=en")
+	if c := page.header.Get("Set-Cookie"); !strings.HasPrefix(c, "taal=en") || !strings.Contains(c, "; Secure") {
 		t.Errorf("the language cookie over https: %q", c)
+	}
+	// The browser keeps to https for the site from then on.
+	if h := page.header.Get("Strict-Transport-Security"); h != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security = %q over an https site_url", h)
 	}
 }

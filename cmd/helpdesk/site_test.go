@@ -249,6 +249,9 @@ func TestSiteLogin(t *testing.T) {
 			t.Errorf("GET /inloggen: %s = %q, want %q in it", k, got, want)
 		}
 	}
+	if h := r.header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("Strict-Transport-Security %q on a plain-http site", h)
+	}
 	if csp := r.header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("CSP %q allows inline script", csp)
 	}

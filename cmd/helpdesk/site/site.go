@@ -187,6 +187,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	if s.secure {
+		// The site is https only (site_url): the browser keeps to https for a year, so
+		// that no later visit starts in clear (RFC 6797). Not includeSubDomains: other
+		// hosts of the vendor's domain are not the gateway's to decide.
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	s.rememberLang(w, r)
 	if _, pattern := s.mux.Handler(r); pattern == "" && r.Method == http.MethodGet {
 		s.notFound(w, r, s.current(r))
