@@ -391,8 +391,14 @@ func TestCustomerImport(t *testing.T) {
 		if out := mustRun(t, env, "customer", "import", f); out != "imported: 0 created, 0 updated, 3 unchanged, 0 rejected\n" {
 			t.Errorf("re-import = %q", out)
 		}
+		// Excel's plain "CSV" is Windows-1252: refused, naming the line and what to save instead,
+		// rather than stored as a name no mail can show.
+		r := runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@cafedehoek.nl;Caf\xe9 De Hoek\r\n"))
+		if r.code != 1 || !strings.Contains(r.stderr, `line 2: not UTF-8 text (Excel's plain "CSV" is Windows-1252): save the file as "CSV UTF-8"`) {
+			t.Errorf("Windows-1252 file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
 		// Several addresses without the quotes Excel writes: the line says what to do.
-		r := runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@buurtkast.nl;bestuur@buurtkast.nl;De Buurtkast\r\n"))
+		r = runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@buurtkast.nl;bestuur@buurtkast.nl;De Buurtkast\r\n"))
 		if r.code != 1 || !strings.Contains(r.stderr, `line 2: 3 fields, want 2 (the header's); a cell with several addresses or numbers separated by ';' needs double quotes`) {
 			t.Errorf("unquoted list: exit %d, stderr %q", r.code, r.stderr)
 		}

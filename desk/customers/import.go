@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/rules/policy"
@@ -27,8 +28,8 @@ import (
 // and a dry run reports the same without writing.
 
 // ImportHelp documents the CSV columns (the help text of customer import).
-const ImportHelp = `The file is CSV (UTF-8, a header row first), its columns separated by ',' or, as Excel writes
-it with Dutch settings, by ';' (the header row decides). Columns, in any order:
+const ImportHelp = `The file is CSV (UTF-8: Excel's "CSV UTF-8", a header row first), its columns separated by ','
+or, as Excel writes it with Dutch settings, by ';' (the header row decides). Columns, in any order:
   id             the customer number (as customer list shows it): the row changes that customer
   email          the customer's addresses separated by ';'; for a new customer the first is the login
   name           the customer's name
@@ -589,6 +590,9 @@ func readImport(f io.Reader) (columns []string, rows []*Row, err error) {
 				hint = `; a cell with several addresses or numbers separated by ';' needs double quotes ("a@x.nl;b@x.nl")`
 			}
 			r.reject("%d fields, want %d (the header's)%s", len(rec), len(columns), hint)
+		} else if !utf8.ValidString(strings.Join(rec, "")) {
+			// Excel's plain "CSV" is Windows-1252: "Café" would be stored as "Caf\xe9".
+			r.reject(`not UTF-8 text (Excel's plain "CSV" is Windows-1252): save the file as "CSV UTF-8"`)
 		} else {
 			for i, col := range columns {
 				r.cells[col] = strings.TrimSpace(rec[i])
