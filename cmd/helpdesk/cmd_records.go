@@ -15,6 +15,7 @@ import (
 
 	"github.com/infobits/helpdesk"
 	"github.com/infobits/helpdesk/desk"
+	"github.com/infobits/helpdesk/desk/search"
 	"github.com/infobits/helpdesk/desk/view"
 	"github.com/infobits/helpdesk/mail/parse"
 	"github.com/infobits/helpdesk/store"
@@ -58,11 +59,15 @@ func jsonTerminalSafe(s string) string {
 }
 
 func runTicketList(e *env, args []string) error {
-	fs, _ := newFlags(e, "ticket list", "[-json] [-customer ADDR]")
+	fs, _ := newFlags(e, "ticket list", "[-json] [-customer ADDR] [-status open|answered|closed]")
 	asJSON := fs.Bool("json", false, "print JSON")
 	customer := fs.String("customer", "", "only the tickets of the customer with this `address`")
+	status := fs.String("status", "", "only tickets with this `status`: open, answered or closed (an imported archive is closed)")
 	if err := noPositional(fs, args); err != nil {
 		return err
+	}
+	if *status != "" && !search.ValidStatus(*status) {
+		return fmt.Errorf("%w: -status %q: want %s", errUsage, *status, strings.Join(search.Statuses(), ", "))
 	}
 	var ts []view.Ticket
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
@@ -70,6 +75,9 @@ func runTicketList(e *env, args []string) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if *status != "" {
+		ts = slices.DeleteFunc(ts, func(t view.Ticket) bool { return t.Status != *status })
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, ts)

@@ -58,7 +58,7 @@ func commands() []command {
 		{name: "customer cancel-login", args: loginChangeArgs, summary: "cancel the customer's pending login change (R17)", db: true, run: runCustomerCancelLogin},
 		{name: "customer invite", args: "ADDR", summary: "email the customer a link to set a password on the site (onboarding; the link works 7 days)", db: true, run: runCustomerInvite},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
-		{name: "ticket list", args: "[-json] [-customer ADDR]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
+		{name: "ticket list", args: "[-json] [-customer ADDR] [-status open|answered|closed]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},
 		{name: "ticket search", args: ticketSearchArgs, summary: "find tickets by words in subjects, threads and attachment names (Dutch and English forms), best first", db: true, run: runTicketSearch},
 		{name: "ticket show", args: "[-json] ID", summary: "show a ticket with its thread and notifications", db: true, run: runTicketShow},
 		{name: "ticket attachment", args: ticketAttachmentArgs, summary: "write attachment N of a ticket (ticket show numbers them) to a file", db: true, run: runTicketAttachment},

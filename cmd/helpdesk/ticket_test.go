@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -149,4 +150,42 @@ func ticketShow(t *testing.T, env []string, id int) map[string]any {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestTicketListStatus: after an archive import `ticket list` is thousands of closed tickets
+// under the work; -status shows only the tickets in one state, as ticket search's does.
+func TestTicketListStatus(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8")
+	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Weegschaal", "ls1@s", "", "Kapot."))
+	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Bonprinter", "ls2@s", "", "Ook kapot."))
+	mustRun(t, env, "serve", "-once")
+	mustRun(t, env, "ticket", "close", "1")
+	ids := func(args ...string) []any {
+		var ts []map[string]any
+		if err := json.Unmarshal([]byte(mustRun(t, env, append([]string{"ticket", "list", "-json"}, args...)...)), &ts); err != nil {
+			t.Fatal(err)
+		}
+		var out []any
+		for _, x := range ts {
+			out = append(out, x["id"])
+		}
+		return out
+	}
+	if got := ids("-status", "closed"); !reflect.DeepEqual(got, []any{1.0}) {
+		t.Errorf("ticket list -status closed = %v, want [1]", got)
+	}
+	if got := ids("-status", "open"); !reflect.DeepEqual(got, []any{2.0}) {
+		t.Errorf("ticket list -status open = %v, want [2]", got)
+	}
+	if got := ids(); !reflect.DeepEqual(got, []any{2.0, 1.0}) {
+		t.Errorf("ticket list = %v, want [2 1]", got)
+	}
+	if out := mustRun(t, env, "ticket", "list", "-status", "open"); strings.Contains(out, "Weegschaal") || !strings.Contains(out, "Bonprinter") {
+		t.Errorf("ticket list -status open:\n%s", out)
+	}
+	if r := runBin(t, env, "ticket", "list", "-status", "nieuw"); r.code != 2 || !strings.Contains(r.stderr, `-status "nieuw": want open, answered, closed`) {
+		t.Errorf("ticket list -status nieuw: exit %d, %q", r.code, r.stderr)
+	}
 }
