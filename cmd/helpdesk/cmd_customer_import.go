@@ -36,7 +36,7 @@ func runCustomerImport(e *env, args []string) error {
 	path := e.path(pos[0])
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return e.gatewayFileError(err)
 	}
 	defer f.Close()
 	im, err := customers.ReadImport(f)

@@ -255,3 +255,74 @@ func TestDoctorAsRootBesideGatewayUser(t *testing.T) {
 		t.Errorf("doctor as root sent the gateway a command:\n%s", stderr.String())
 	}
 }
+
+// TestImportFileTheGatewayCannotRead: `customer import FILE` while the gateway runs (as its
+// own user, as the unit does) is run by the gateway, which opens the file. A file it may not
+// read — in root's home, which the unit's ProtectHome hides too — used to give only "open
+// FILE: permission denied", puzzling the operator who can read it; the error now says that
+// the gateway opens it, as which user, and where to put it.
+func TestImportFileTheGatewayCannotRead(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run the gateway as another user")
+	}
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "helpdesk-import-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	private := filepath.Join(dir, "root-only") // as /root is to the gateway's user
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	csv := filepath.Join(private, "klanten.csv")
+	if err := os.WriteFile(csv, []byte("email,name\ninfo@buurtkast.nl,De Buurtkast\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "helpdesk")
+	if err := copyFile(binPath, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPeers(t)
+	p.dir = state
+	env := p.env()
+	asNobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(env, raceEnv)
+	cmd.SysProcAttr = asNobody
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+		}
+	}()
+	waitOutput(t, stderr, regexp.MustCompile(`"msg":"gateway running"`), exited)
+
+	imp := exec.Command(bin, "customer", "import", csv) // as the docs say: sudo -u helpdesk helpdesk customer import …
+	imp.Env = append(env, raceEnv)
+	imp.Dir = dir
+	imp.SysProcAttr = asNobody
+	out, err := imp.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied: the running gateway opens the file, as user nobody and without access to /home, /root and /tmp under systemd; put it where that user can read it, e.g. "+state) {
+		t.Errorf("import of a file the gateway cannot read: %v\n%s", err, out)
+	}
+}

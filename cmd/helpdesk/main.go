@@ -455,6 +455,24 @@ func (e *env) path(p string) string {
 	return p
 }
 
+// gatewayFileError explains a file a command could not open when the running gateway ran the
+// command: the gateway opened it, as its own user and with the service's protections
+// (ProtectHome, PrivateTmp), not the operator — who can read the file and sees it there.
+func (e *env) gatewayFileError(err error) error {
+	if !e.remote || !(errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist)) {
+		return err
+	}
+	who := fmt.Sprint("uid ", os.Getuid())
+	if u, uerr := user.Current(); uerr == nil {
+		who = "user " + u.Username
+	}
+	where := "the gateway's state directory"
+	if e.cfg != nil && e.cfg.DB != "" {
+		where = filepath.Dir(e.cfg.DB)
+	}
+	return fmt.Errorf("%w: the running gateway opens the file, as %s and without access to /home, /root and /tmp under systemd; put it where that user can read it, e.g. %s", err, who, where)
+}
+
 // readableDuration writes a duration as Go writes it ("30s", "1m30s", "250ms") rather than
 // as the nanoseconds slog's JSON handler writes, so that an operator reads retry_in=30s in
 // text and JSON alike. slog calls it for every attribute, in groups too.
