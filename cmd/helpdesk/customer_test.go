@@ -391,9 +391,20 @@ func TestCustomerImport(t *testing.T) {
 		if out := mustRun(t, env, "customer", "import", f); out != "imported: 0 created, 0 updated, 3 unchanged, 0 rejected\n" {
 			t.Errorf("re-import = %q", out)
 		}
+		// Dutch Excel's booleans are WAAR and ONWAAR; a phone column typed as a number loses its 0.
+		r := runBin(t, env, "customer", "import", writeCSV(t, "email;name;contract;arrears;phones\r\ninfo@excel.nl;Excel BV;WAAR;ONWAAR;\r\n"))
+		if r.code != 0 || r.stdout != "customer 4 created: Excel BV <info@excel.nl> SLA24\nimported: 1 created, 0 updated, 0 unchanged, 0 rejected\n" {
+			t.Errorf("WAAR/ONWAAR: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		} else if c := showCustomer(t, env, "info@excel.nl"); c["contract"] != true || c["arrears"] != false {
+			t.Errorf("WAAR/ONWAAR imported as contract %v, arrears %v", c["contract"], c["arrears"])
+		}
+		r = runBin(t, env, "customer", "import", writeCSV(t, "email;name;phones\r\ninfo@excel2.nl;Excel 2;612345678\r\n"))
+		if r.code != 1 || !strings.Contains(r.stderr, `line 2: phones "612345678": not a phone number (want +31…, 0031… or 0…; a spreadsheet drops the leading 0 of a number: format the column as text)`) {
+			t.Errorf("phone without its 0: exit %d, stderr %q", r.code, r.stderr)
+		}
 		// Excel's plain "CSV" is Windows-1252: refused, naming the line and what to save instead,
 		// rather than stored as a name no mail can show.
-		r := runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@cafedehoek.nl;Caf\xe9 De Hoek\r\n"))
+		r = runBin(t, env, "customer", "import", writeCSV(t, "email;name\r\ninfo@cafedehoek.nl;Caf\xe9 De Hoek\r\n"))
 		if r.code != 1 || !strings.Contains(r.stderr, `line 2: not UTF-8 text (Excel's plain "CSV" is Windows-1252): save the file as "CSV UTF-8"`) {
 			t.Errorf("Windows-1252 file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}

@@ -198,12 +198,12 @@ func ParseDay(s string) (helpdesk.Date, error) {
 // parseBool reads yes/no in the forms spreadsheets and people write; empty is false.
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "false", "f", "no", "n", "nee", "0":
+	case "", "false", "f", "no", "n", "nee", "0", "onwaar": // ONWAAR, WAAR: Dutch Excel's FALSE, TRUE
 		return false, nil
-	case "true", "t", "yes", "y", "ja", "j", "1":
+	case "true", "t", "yes", "y", "ja", "j", "1", "waar":
 		return true, nil
 	}
-	return false, fmt.Errorf("%q: want true or false (yes/no, ja/nee, 1/0)", s)
+	return false, fmt.Errorf("%q: want true or false (yes/no, ja/nee, waar/onwaar, 1/0)", s)
 }
 
 // parseChoice accepts one of the allowed values in any case; empty is the first (the default).

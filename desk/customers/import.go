@@ -38,7 +38,7 @@ or, as Excel writes it with Dutch settings, by ';' (the header row decides). Col
   free_until     keep the free status SLA24 through this day (R21), however long ago paid support ended
   paid_ended     last day of a paid tier the customer had before SLA24 (R21); recorded by
                  itself when the sla column takes a customer off a paid tier
-  contract       support contract: true/false, yes/no, ja/nee, 1/0
+  contract       support contract: true/false, yes/no, ja/nee, WAAR/ONWAAR (Dutch Excel), 1/0
   licence        L, S, N (InfokasV3), TSPos or other
   philanthropic  free licence with free support (boolean)
   arrears        in arrears (boolean)

@@ -137,6 +137,9 @@ func NormalizePhone(s string) (string, error) {
 		n = n[2:]
 	case strings.HasPrefix(n, "0"):
 		n = "31" + n[1:]
+	case n == strings.TrimSpace(s) && len(n) == 9:
+		// 612345678: Excel reads 0612345678 as a number and drops the 0.
+		return "", fmt.Errorf("%q: %w (want +31…, 0031… or 0…; a spreadsheet drops the leading 0 of a number: format the column as text)", s, ErrBadPhone)
 	default:
 		return "", fmt.Errorf("%q: %w (want +31…, 0031… or 0…)", s, ErrBadPhone)
 	}
