@@ -246,7 +246,7 @@ func releaseHint(h *helpdesk.Held, e *parse.Email, d policy.Decision) string {
 	switch d.HoldReason {
 	case helpdesk.HeldUnknownSender:
 		return fmt.Sprintf("make the address a customer's first — a new customer: helpdesk customer add -email %s -name NAME; "+
-			"or an address of an existing one: helpdesk customer set EXISTING-ADDRESS -email EXISTING-ADDRESSES,%s — then run helpdesk ticket release %d again",
+			"or an address of an existing one: helpdesk customer set EXISTING-ADDRESS -add-email %s — then run helpdesk ticket release %d again",
 			e.From, e.From, h.ID)
 	case helpdesk.HeldStaffUnverified:
 		return fmt.Sprintf("if you are sure %s wrote it, release it as their answer with: helpdesk ticket release %d -as-staff (logged with your user name)", e.From, h.ID)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,7 +26,7 @@ const (
 		"[-licence L|S|N|TSPos|other] [-philanthropic[=false]] [-arrears[=false]] " +
 		"[-maintainer vendor|third-party|none] [-phone NUMBER]... [-lang nl|en] [-answer email|site]"
 	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME [-contact NAME] " + customerFieldArgs
-	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
+	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-add-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
 	customerShowArgs   = "ADDR [-json] [-at YYYY-MM-DD]"
 	customerStatusArgs = "ADDR [-at YYYY-MM-DD]"
 	customerListArgs   = "[-json] [-at YYYY-MM-DD]"
@@ -167,6 +168,8 @@ func runCustomerSet(e *env, args []string) error {
 	fs, _ := newFlags(e, "customer set", customerSetArgs)
 	vals := customerFlags(fs, true)
 	contact := contactFlag(fs, "ADDR")
+	addEmail := &fieldValue{list: true}
+	fs.Var(addEmail, "add-email", "add this `address` to the customer's, keeping the others and the login; repeat or comma-separate for more")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -178,7 +181,7 @@ func runCustomerSet(e *env, args []string) error {
 	n := 0
 	setContact := false
 	fs.Visit(func(f *flag.Flag) {
-		if _, ok := vals[f.Name]; ok {
+		if _, ok := vals[f.Name]; ok || f.Name == "add-email" {
 			n++
 		}
 		setContact = setContact || f.Name == "contact"
@@ -193,6 +196,9 @@ func runCustomerSet(e *env, args []string) error {
 	if err := applyFlags(customers.New(time.Time{}), fs, vals); err != nil {
 		return err
 	}
+	if _, err := customers.ParseEmails(addEmail.vals); err != nil {
+		return fmt.Errorf("%w: -add-email %v", errUsage, err)
+	}
 	name, err := contactName(*contact)
 	if err != nil {
 		return err
@@ -206,6 +212,13 @@ func runCustomerSet(e *env, args []string) error {
 		c = customers.Clone(old)
 		if err := applyFlags(c, fs, vals); err != nil {
 			return err
+		}
+		if len(addEmail.vals) > 0 {
+			es, err := customers.ParseEmails(append(slices.Clone(c.Emails), addEmail.vals...))
+			if err != nil {
+				return fmt.Errorf("%w: -add-email %v", errUsage, err)
+			}
+			c.Emails = es
 		}
 		customers.NotePaidEnd(old, c, helpdesk.Today(e.now()))
 		if setContact {

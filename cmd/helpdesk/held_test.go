@@ -183,3 +183,47 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestHeldColleagueAddedToCustomer: a new colleague writes from an address the customer never
+// registered. The held notice's command adds the address (customer set … -add-email), keeping
+// the customer's others and the login; following the old advice literally (-email NEW)
+// replaced the list and made the colleague's address the login. Then the release opens the
+// ticket.
+func TestHeldColleagueAddedToCustomer(t *testing.T) {
+	p := newPeers(t)
+	env := p.env("HELPDESK_STAFF_LIST=" + staffList)
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl,kees@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8")
+	mustRun(t, env, "customer", "add", "-email", "info@bakkerijdevries.nl", "-name", "Bakkerij de Vries")
+	p.deliver(t, customerMail("Anna Jansen <anna@slagerijjansen.nl>", "Kassa 2 doet het niet", "anna1@slagerij", "", "Onze tweede kassa doet het niet."))
+	mustRun(t, env, "serve", "-once")
+	var notice string
+	for _, m := range sinkTo(waitSink(t, p, 2), staffList) { // the unknown-sender notice, the held notice
+		if strings.Contains(headerOf(m.Data, "Subject"), "vastgehouden") {
+			notice, _ = receivedFiles(t, m.Data)
+		}
+	}
+	const step = "helpdesk customer set BESTAAND-ADRES -add-email anna@slagerijjansen.nl"
+	if !strings.Contains(notice, step) {
+		t.Fatalf("held notice lacks %q:\n%s", step, notice)
+	}
+
+	out := mustRun(t, env, "customer", "set", "kees@slagerijjansen.nl", "-add-email", "anna@slagerijjansen.nl")
+	if want := "customer 1 (Slagerij Jansen) changed:\n  emails: kassa@slagerijjansen.nl, kees@slagerijjansen.nl -> kassa@slagerijjansen.nl, kees@slagerijjansen.nl, anna@slagerijjansen.nl\n"; out != want {
+		t.Errorf("customer set -add-email = %q, want %q", out, want)
+	}
+	if out := mustRun(t, env, "customer", "set", "kassa@slagerijjansen.nl", "-add-email", "ANNA@slagerijjansen.nl"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("adding an address the customer has = %q, want nothing changed", out)
+	}
+	if r := runBin(t, env, "customer", "set", "info@bakkerijdevries.nl", "-add-email", "anna@slagerijjansen.nl"); r.code != 1 || !strings.Contains(r.stderr, "anna@slagerijjansen.nl") {
+		t.Errorf("adding another customer's address: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "customer", "set", "info@bakkerijdevries.nl", "-add-email", "geen adres"); r.code != 2 {
+		t.Errorf("-add-email with no address: exit %d, %q", r.code, r.stderr)
+	}
+	if out := mustRun(t, env, "ticket", "release", "1"); !strings.Contains(out, "opened ticket #1") {
+		t.Errorf("release after -add-email = %q", out)
+	}
+	if c := showCustomer(t, env, "anna@slagerijjansen.nl"); c["emails"].([]any)[0] != "kassa@slagerijjansen.nl" {
+		t.Errorf("the login changed: %v", c["emails"])
+	}
+}

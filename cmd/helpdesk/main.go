@@ -49,7 +49,7 @@ func commands() []command {
 		{name: "oauth login", args: "[-config FILE] [-port N]", summary: "sign in once to the mailbox's OAuth provider (Microsoft 365, Google); the refresh token is kept beside the database", run: runOAuthLogin},
 		{name: "version", args: "", summary: "print the version, commit and Go version", run: runVersion},
 		{name: "customer add", args: customerAddArgs, summary: "register a customer", db: true, run: runCustomerAdd},
-		{name: "customer set", args: customerSetArgs, summary: "change the given fields of a customer (-email, -phone replace the lists)", db: true, run: runCustomerSet},
+		{name: "customer set", args: customerSetArgs, summary: "change the given fields of a customer (-email, -phone replace the lists; -add-email adds)", db: true, run: runCustomerSet},
 		{name: "customer show", args: customerShowArgs, summary: "show a customer, the tier served today and the R3 status", db: true, run: runCustomerShow},
 		{name: "customer status", args: customerStatusArgs, summary: "print the Dutch status line of the paid tier (R3)", db: true, run: runCustomerStatus},
 		{name: "customer list", args: customerListArgs, summary: "list customers, with the tier each is served at (R3, R21)", db: true, run: runCustomerList},
