@@ -293,6 +293,7 @@ func runCustomerShow(e *env, args []string) error {
 	}
 	var c *helpdesk.Customer
 	var pending *helpdesk.LoginChange
+	var bounced []string
 	if err := e.db.View(e.ctx, func(tx *store.Tx) (err error) {
 		if c, err = findCustomer(tx, addr); err != nil {
 			return err
@@ -301,6 +302,10 @@ func runCustomerShow(e *env, args []string) error {
 		if errors.Is(err, helpdesk.ErrNotFound) {
 			pending, err = nil, nil
 		}
+		if err != nil {
+			return err
+		}
+		bounced, err = bouncedLines(tx, c.Emails, e.now())
 		return err
 	}); err != nil {
 		return err
@@ -329,7 +334,46 @@ func runCustomerShow(e *env, args []string) error {
 	if pending != nil {
 		fmt.Fprintf(tw, "login change\t%d to %s: %s\n", pending.ID, terminalSafe(pending.NewEmail), terminalSafe(loginState(pending)))
 	}
+	for _, l := range bounced {
+		fmt.Fprintf(tw, "bounced\t%s\n", l)
+	}
 	return tw.Flush()
+}
+
+// bouncedLines says, for each address whose automatic mail is suspended after a hard bounce
+// (bounce_suppress), until when, and which failed notification `outbox retry` can send again
+// to lift it — an acknowledgement that never came is otherwise explained only in the log.
+func bouncedLines(tx *store.Tx, emails []string, now time.Time) ([]string, error) {
+	var out []string
+	var outbox []*helpdesk.Notification
+	for _, a := range emails {
+		until, err := tx.BouncedUntil(a)
+		if err != nil {
+			return nil, err
+		}
+		if !until.After(now) {
+			continue
+		}
+		if outbox == nil {
+			if outbox, err = tx.Outbox(); err != nil {
+				return nil, err
+			}
+		}
+		line := fmt.Sprintf("%s: no automatic mail (acknowledgements, notices) until %s", terminalSafe(a), until.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04"))
+		var retry uint64
+		for _, n := range outbox {
+			if n.Status == helpdesk.NotifyFailed && helpdesk.NormalizeAddress(n.To) == a && strings.HasPrefix(n.LastError, "bounced:") && n.ID > retry {
+				retry = n.ID
+			}
+		}
+		if retry != 0 {
+			line += fmt.Sprintf(", after a notification to it bounced; once the mailbox works: helpdesk outbox retry %d", retry)
+		} else {
+			line += ", after a notification to it bounced"
+		}
+		out = append(out, line)
+	}
+	return out, nil
 }
 
 // runCustomerStatus prints the Dutch status line of R3 and nothing else.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,9 +82,17 @@ func TestOutboxRetryLiftsBounceSuppression(t *testing.T) {
 		t.Errorf("ticket show does not label the delivery report:\n%s", show)
 	}
 
+	// Why the customer's next question would get no acknowledgement, and what lifts it.
+	if show := mustRun(t, env, "customer", "show", "kassa@slagerijjansen.nl"); !regexp.MustCompile(`(?m)^bounced +kassa@slagerijjansen\.nl: no automatic mail \(acknowledgements, notices\) until \d{4}-\d\d-\d\d \d\d:\d\d, after a notification to it bounced; once the mailbox works: helpdesk outbox retry 1$`).MatchString(show) {
+		t.Errorf("customer show does not say that automatic mail is suspended:\n%s", show)
+	}
+
 	out := mustRun(t, env, "outbox", "retry", "1")
 	if want := "1 notification(s) queued again\nautomatic mail to kassa@slagerijjansen.nl is no longer suspended (it had bounced; bounce_suppress)\n"; out != want {
 		t.Errorf("outbox retry = %q, want %q", out, want)
+	}
+	if show := mustRun(t, env, "customer", "show", "kassa@slagerijjansen.nl"); strings.Contains(show, "bounced") {
+		t.Errorf("customer show after the retry still says bounced:\n%s", show)
 	}
 	p.deliver(t, customerMail("kassa@slagerijjansen.nl", "Weegschaal", "wg@s", "", "Geeft niets door."))
 	mustRun(t, env, "serve", "-once")
