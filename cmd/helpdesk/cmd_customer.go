@@ -369,7 +369,7 @@ func bouncedLines(tx *store.Tx, emails []string, now time.Time) ([]string, error
 		if retry != 0 {
 			line += fmt.Sprintf(", after a notification to it bounced; once the mailbox works: helpdesk outbox retry %d", retry)
 		} else {
-			line += ", after a notification to it bounced"
+			line += ", after a notification to it bounced (no failed notification to it is left to retry; it ends by itself then)"
 		}
 		out = append(out, line)
 	}
