@@ -359,7 +359,7 @@ func bouncedLines(tx *store.Tx, emails []string, now time.Time) ([]string, error
 				return nil, err
 			}
 		}
-		line := fmt.Sprintf("%s: no automatic mail (acknowledgements, notices) until %s", terminalSafe(a), until.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04"))
+		line := fmt.Sprintf("%s: no automatic mail (acknowledgements, notices, password links) until %s", terminalSafe(a), until.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04"))
 		var retry uint64
 		for _, n := range outbox {
 			if n.Status == helpdesk.NotifyFailed && helpdesk.NormalizeAddress(n.To) == a && strings.HasPrefix(n.LastError, "bounced:") && n.ID > retry {
