@@ -301,3 +301,34 @@ func TestCodePointsIntoTheRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsGoVersion: every "Go 1.N or newer" the docs promise is the go directive of go.mod,
+// the oldest Go that builds the module — a reader with an older one gets told before building.
+func TestDocsGoVersion(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	want := string(m[1])
+	said := regexp.MustCompile(`Go (\d+\.\d+)(?:\.\d+)? or newer`)
+	found := 0
+	for _, f := range repoFiles(t, ".md") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range said.FindAllSubmatch(b, -1) {
+			found++
+			if string(s[1]) != want {
+				t.Errorf("%s says %q, but go.mod needs Go %s", f, s[0], want)
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no document tells which Go builds the gateway (\"Go 1.N or newer\")")
+	}
+}
