@@ -37,6 +37,9 @@ type Outcome struct {
 	Arrival time.Time
 	// Suppressed says which notifications the policy did not send, and why.
 	Suppressed []policy.Suppression
+	// Unbounced is the sender's address when this email ended the suspension of automatic mail
+	// to it after a bounce (policy.Decision.Unbounce).
+	Unbounced string
 	// History: taken in as the mailbox's past (an import, old backlog): a new ticket was
 	// created closed, without a deadline.
 	History bool
@@ -502,6 +505,12 @@ func (a *Desk) applyAs(tx *store.Tx, e *parse.Email, d policy.Decision, src help
 			return out, err
 		}
 		ref.TicketID, ref.Seq, stored = ticket.ID, m.Seq, m
+		if d.Unbounce != "" {
+			if err := tx.ClearBounced(d.Unbounce); err != nil {
+				return out, fmt.Errorf("end the bounce suspension of %s: %w", d.Unbounce, err)
+			}
+			out.Unbounced = d.Unbounce
+		}
 
 	case policy.ActionBounce:
 		o, what, err := a.applyBounce(tx, e, d.Bounce, src, rawHash, now, text)

@@ -690,6 +690,10 @@ func (s *session) finish(items []*fetched) error {
 	s.batchStep(items, BatchDone, 0)
 	for i := range outcomes {
 		s.p.log.LogAttrs(context.Background(), slog.LevelInfo, "email", outcomes[i].LogAttrs()...)
+		if a := outcomes[i].Unbounced; a != "" {
+			s.p.log.Info("automatic mail no longer suspended", "address", a,
+				"reason", "the customer wrote from the address again after mail to it bounced", "ticket", outcomes[i].TicketID)
+		}
 		s.p.emit(Event{Outcome: &outcomes[i]})
 	}
 	return nil

@@ -25,13 +25,14 @@ const (
 	customerFieldArgs = "[-sla SLA24|SLA8|SLA4] [-valid-until YYYY-MM-DD] [-free-until YYYY-MM-DD] [-paid-ended YYYY-MM-DD] [-contract[=false]] " +
 		"[-licence L|S|N|TSPos|other] [-philanthropic[=false]] [-arrears[=false]] " +
 		"[-maintainer vendor|third-party|none] [-phone NUMBER]... [-lang nl|en] [-answer email|site]"
-	customerAddArgs    = "-email ADDR[,ADDR...] -name NAME [-contact NAME] " + customerFieldArgs
-	customerSetArgs    = "ADDR [-email ADDR[,ADDR...]] [-add-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
-	customerShowArgs   = "ADDR [-json] [-at YYYY-MM-DD]"
-	customerStatusArgs = "ADDR [-at YYYY-MM-DD]"
-	customerListArgs   = "[-json] [-at YYYY-MM-DD]"
-	customerImportArgs = "FILE [-partial] [-dry-run]"
-	callerArgs         = "NUMBER [-json] [-at YYYY-MM-DD]"
+	customerAddArgs      = "-email ADDR[,ADDR...] -name NAME [-contact NAME] " + customerFieldArgs
+	customerSetArgs      = "ADDR [-email ADDR[,ADDR...]] [-add-email ADDR[,ADDR...]] [-name NAME] [-contact NAME] " + customerFieldArgs
+	customerShowArgs     = "ADDR [-json] [-at YYYY-MM-DD]"
+	customerStatusArgs   = "ADDR [-at YYYY-MM-DD]"
+	customerListArgs     = "[-json] [-at YYYY-MM-DD]"
+	customerImportArgs   = "FILE [-partial] [-dry-run]"
+	customerUnbounceArgs = "ADDR"
+	callerArgs           = "NUMBER [-json] [-at YYYY-MM-DD]"
 )
 
 // fieldValue is the flag.Value of a customer field: it keeps the text given, so that the
@@ -367,13 +368,61 @@ func bouncedLines(tx *store.Tx, emails []string, now time.Time) ([]string, error
 			}
 		}
 		if retry != 0 {
-			line += fmt.Sprintf(", after a notification to it bounced; once the mailbox works: helpdesk outbox retry %d", retry)
+			line += fmt.Sprintf(", after a notification to it bounced; once the mailbox works: helpdesk outbox retry %d (sends it again), or helpdesk customer unbounce %s", retry, terminalSafe(a))
 		} else {
-			line += ", after a notification to it bounced (no failed notification to it is left to retry; it ends by itself then)"
+			line += fmt.Sprintf(", after a notification to it bounced; once the mailbox works: helpdesk customer unbounce %s (an email from it ends it too)", terminalSafe(a))
 		}
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// runCustomerUnbounce ends the suspension of automatic mail to an address after a notification
+// to it bounced for good (bounce_suppress): the operator knows the mailbox works again (the
+// customer phoned, the typo was fixed) and there is no failed notification left to retry.
+// Password and login links go to it again too.
+func runCustomerUnbounce(e *env, args []string) error {
+	fs, _ := newFlags(e, "customer unbounce", customerUnbounceArgs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	addr, err := oneAddress(pos)
+	if err != nil {
+		return err
+	}
+	a := helpdesk.NormalizeAddress(addr)
+	var until time.Time
+	var known bool
+	if err := e.db.Update(e.ctx, func(tx *store.Tx) (err error) {
+		if _, err := tx.CustomerByAddress(a); err == nil {
+			known = true
+		} else if !errors.Is(err, helpdesk.ErrNotFound) {
+			return err
+		}
+		if until, err = tx.BouncedUntil(a); err != nil {
+			return err
+		}
+		if !until.After(e.now()) {
+			return nil
+		}
+		return tx.ClearBounced(a)
+	}); err != nil {
+		return err
+	}
+	if !until.After(e.now()) {
+		if !known {
+			return fmt.Errorf("no customer has the address %s, and automatic mail to it is not suspended", terminalSafe(addr))
+		}
+		fmt.Fprintf(e.stdout, "automatic mail to %s is not suspended: nothing to do\n", terminalSafe(a))
+		return nil
+	}
+	if e.log != nil {
+		e.log.Info("automatic mail no longer suspended", "address", a, "reason", "the operator ended it (customer unbounce)", "user", e.operator())
+	}
+	fmt.Fprintf(e.stdout, "automatic mail to %s is no longer suspended (it had bounced; it was suspended until %s)\n",
+		terminalSafe(a), until.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04"))
+	return nil
 }
 
 // runCustomerStatus prints the Dutch status line of R3 and nothing else.

@@ -56,6 +56,7 @@ func commands() []command {
 		{name: "customer import", args: customerImportArgs, summary: "add or update customers from a CSV file (-h: the columns)", db: true, run: runCustomerImport},
 		{name: "customer approve-login", args: loginChangeArgs, summary: "approve the customer's pending login change (R17): it takes effect once the new address confirms", db: true, run: runCustomerApproveLogin},
 		{name: "customer cancel-login", args: loginChangeArgs, summary: "cancel the customer's pending login change (R17)", db: true, run: runCustomerCancelLogin},
+		{name: "customer unbounce", args: customerUnbounceArgs, summary: "end the suspension of automatic mail (acknowledgements, notices, password links) to an address after mail to it bounced (bounce_suppress)", db: true, run: runCustomerUnbounce},
 		{name: "customer invite", args: "ADDR", summary: "email the customer a link to set a password on the site (onboarding; the link works 7 days)", db: true, run: runCustomerInvite},
 		{name: "caller", args: callerArgs, summary: "who calls from a number, and is the call put through (R19)", db: true, run: runCaller},
 		{name: "ticket list", args: "[-json] [-customer ADDR] [-status open|answered|closed]", summary: "list tickets: the work first (urgent, then by due time), closed ones last", db: true, run: runTicketList},

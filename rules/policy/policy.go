@@ -174,6 +174,10 @@ type Decision struct {
 	AuthReason authres.Reason
 	// Bounce is the notification a delivery report is about (ActionBounce).
 	Bounce *Bounce
+	// Unbounce is the sender's address (lower case) when its automatic mail was suspended after
+	// a bounce and this email, a person's mail taken in as the customer's, ends that: the
+	// customer reads the mailbox again. The email's own acknowledgement is sent.
+	Unbounce string
 }
 
 // Bounce links a delivery report (RFC 3464) to the notification it is about.
@@ -239,6 +243,17 @@ func (p *Policy) decide(e *parse.Email, v View, o decideOpts) (Decision, error) 
 	if err != nil {
 		return d, err
 	}
+	if !o.noLimits && !d.Automatic && d.Customer != nil && (d.Action == ActionNewTicket || d.Action == ActionReply) {
+		// Live mail only: a release is the operator's decision about an old email, and the
+		// mailbox's past says nothing about the mailbox today.
+		until, err := v.BouncedUntil(e.From)
+		if err != nil {
+			return d, fmt.Errorf("bounces of %s: %w", e.From, err)
+		}
+		if e.Arrival.Before(until) {
+			d.Unbounce = helpdesk.NormalizeAddress(e.From)
+		}
+	}
 	return p.limitAutoReplies(d, e, v)
 }
 
@@ -283,7 +298,7 @@ func (p *Policy) limitAutoReplies(d Decision, e *parse.Email, v View) (Decision,
 		if err != nil {
 			return d, fmt.Errorf("bounces of %s: %w", n.To, err)
 		}
-		if e.Arrival.Before(until) {
+		if e.Arrival.Before(until) && (d.Unbounce == "" || helpdesk.NormalizeAddress(n.To) != d.Unbounce) {
 			suppress(n, LimitBounced, fmt.Sprintf("mail to %s bounced; none until %s", n.To, until.Format(time.DateOnly)))
 			continue
 		}
