@@ -80,6 +80,9 @@ type Worker struct {
 type Health struct {
 	FailingSince time.Time
 	LastError    string
+	// NextTry is when Run tries the server again after such a failure (sooner when something
+	// new is queued or retried); zero while it is not waiting on a failure.
+	NextTry time.Time
 }
 
 // Health reports the SMTP server's state as the last drains found it; it does no I/O.
@@ -87,6 +90,13 @@ func (w *Worker) Health() Health {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.server
+}
+
+// setNextTry records when Run tries the server again (Health.NextTry).
+func (w *Worker) setNextTry(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.server.NextTry = at
 }
 
 // noteServer records what a drain learnt of the server: it stopped on the server (err), or
@@ -171,8 +181,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			backoff = min(max(2*backoff, w.cfg.RetryMin), w.cfg.RetryMax)
 			wait = backoff
 			w.log.Warn("outbox: delivery interrupted; will retry", "err", err, "retry_in", backoff)
+			w.setNextTry(w.cfg.Now().Add(backoff))
 		} else {
 			backoff = 0
+			w.setNextTry(time.Time{})
 			_ = w.db.View(ctx, func(tx *store.Tx) error {
 				if at, ok := tx.NextDue(); ok {
 					wait = min(wait, max(at.Sub(w.cfg.Now()), 0))

@@ -39,6 +39,19 @@ func runOutboxList(e *env, args []string) error {
 	}); err != nil {
 		return err
 	}
+	// While the server cannot be reached, the head of the queue waits for the notifier's next
+	// try (its backoff): the running gateway knows when; with no gateway running, it is tried
+	// when one starts.
+	var redial time.Time
+	if e.smtpNextTry != nil {
+		redial = e.smtpNextTry()
+	}
+	redialing := make([]bool, len(out))
+	for i, n := range out {
+		if n.Status == helpdesk.NotifyQueued && n.Attempts > 0 && next[i].IsZero() && !redial.IsZero() {
+			out[i].NextAttempt, next[i], redialing[i] = view.Time(redial), redial, true
+		}
+	}
 	if *asJSON {
 		if out == nil {
 			out = []view.Notification{}
@@ -50,12 +63,16 @@ func runOutboxList(e *env, args []string) error {
 	for i, n := range out {
 		when := shortTime(n.Sent)
 		switch {
+		case redialing[i]:
+			// The server could not be reached: first in line, tried again at the notifier's
+			// next try (sooner when something new is queued).
+			when = "retrying, next " + shortTime(view.Time(next[i]))
 		case n.Status == helpdesk.NotifyQueued && !next[i].IsZero():
 			when = "next " + shortTime(view.Time(next[i]))
+		case n.Status == helpdesk.NotifyQueued && n.Attempts > 0 && e.remote:
+			when = "retrying" // the notifier is trying it now
 		case n.Status == helpdesk.NotifyQueued && n.Attempts > 0:
-			// The server could not be reached: retried as soon as it can be (the worker's
-			// backoff), first in line.
-			when = "retrying"
+			when = "retrying at the next start" // no gateway runs
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Status, n.Kind, dash(ticketNo(n.Ticket)), terminalSafe(n.To), n.Attempts, when, terminalSafe(oneLine(n.Error)))
 	}

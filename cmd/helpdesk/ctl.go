@@ -219,6 +219,9 @@ type ctlServer struct {
 	wg   sync.WaitGroup
 	// search is the gateway's search index (nil when it could not be opened).
 	search *search.Index
+	// smtpNextTry is when the gateway's notifier tries the SMTP server again after a failure
+	// (zero: it is not waiting on one); nil when no notifier runs.
+	smtpNextTry func() time.Time
 }
 
 // listenCtl creates the socket. A stale socket left by a crashed gateway is replaced; one a
@@ -318,7 +321,7 @@ func (s *ctlServer) handle(ctx context.Context, conn net.Conn) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(conn)
 	e := &env{ctx: ctx, stdout: frameWriter{&mu, conn, enc, false}, stderr: frameWriter{&mu, conn, enc, true},
-		cfg: s.cfg, db: s.db, search: s.search, remote: true, dir: req.Dir, user: cmp.Or(req.User, "an unknown operator"), now: s.now, log: s.log}
+		cfg: s.cfg, db: s.db, search: s.search, smtpNextTry: s.smtpNextTry, remote: true, dir: req.Dir, user: cmp.Or(req.User, "an unknown operator"), now: s.now, log: s.log}
 	code := 2
 	if cmd, _ := findCommand(req.Args); cmd != nil && cmd.db {
 		s.log.Info("control command", "command", cmd.name, "user", e.user)

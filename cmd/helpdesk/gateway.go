@@ -581,6 +581,9 @@ func runServe(e *env, args []string) error {
 	ctx, stopCtl := context.WithCancel(e.ctx)
 	defer stopCtl()
 	ctl.search = gw.search
+	if gw.worker != nil {
+		ctl.smtpNextTry = func() time.Time { return gw.worker.Health().NextTry }
+	}
 	ctlDone := make(chan struct{})
 	go func() {
 		defer close(ctlDone)

@@ -96,11 +96,14 @@ type env struct {
 	cfgPath        string
 	db             *store.DB
 	search         *search.Index // the running gateway's search index (control socket)
-	remote         bool          // running inside the gateway for a control-socket client
-	dir            string        // the control-socket client's working directory
-	user           string        // the control-socket client's operator (see operator)
-	now            func() time.Time
-	log            *slog.Logger
+	// smtpNextTry: when the running gateway's notifier tries the SMTP server again after a
+	// failure (control socket; nil outside the gateway).
+	smtpNextTry func() time.Time
+	remote      bool   // running inside the gateway for a control-socket client
+	dir         string // the control-socket client's working directory
+	user        string // the control-socket client's operator (see operator)
+	now         func() time.Time
+	log         *slog.Logger
 	// parseLimits bound the reading of an email (zero: the defaults); only the tests of the
 	// safety nets set them (runProcess).
 	parseLimits parse.Limits

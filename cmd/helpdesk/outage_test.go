@@ -105,6 +105,8 @@ type listedNotification struct {
 	Status   string `json:"status"`
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error"`
+	// NextAttempt: RFC 3339 in Amsterdam time, "" when not waiting.
+	NextAttempt string `json:"next_attempt"`
 }
 
 // outboxJSON is `helpdesk outbox list -json` of the running gateway, by the real binary.
@@ -133,7 +135,7 @@ func TestOutageSMTPDown(t *testing.T) {
 	p.deliver(t, customerMail("info@bakkerijdevries.nl", "Pinautomaat offline", "outage-1@b", "", "Hij doet het niet."))
 	var n listedNotification
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if ns := outboxJSON(t, p); len(ns) == 1 && ns[0].Attempts >= 1 {
+		if ns := outboxJSON(t, p); len(ns) == 1 && ns[0].Attempts >= 1 && ns[0].NextAttempt != "" {
 			n = ns[0]
 			break
 		}
@@ -144,10 +146,16 @@ func TestOutageSMTPDown(t *testing.T) {
 	if n.Status != helpdesk.NotifyQueued || !strings.Contains(n.Error, "connection refused") || !strings.Contains(n.Error, p.sink.Addr()) {
 		t.Errorf("outbox list -json during the outage: %+v; want queued, the refused connection to %s", n, p.sink.Addr())
 	}
+	// When the next attempt is: the notifier's first wait (retry_min, a minute) after the
+	// failure, on the gateway's clock, in Amsterdam time.
+	redial := clk.Now().Add(time.Minute)
+	if want := redial.In(helpdesk.Amsterdam()).Format(time.RFC3339); n.NextAttempt != want {
+		t.Errorf("outbox list -json next_attempt = %q, want %s (a minute after the failure, Amsterdam time)", n.NextAttempt, want)
+	}
 	text := mustRun(t, p.env(), "outbox", "list")
-	row := regexp.MustCompile(`(?m)^1 +queued +ack +#1 +info@bakkerijdevries\.nl +([1-9][0-9]*) +retrying +(.*connection refused.*)$`)
+	row := regexp.MustCompile(`(?m)^1 +queued +ack +#1 +info@bakkerijdevries\.nl +([1-9][0-9]*) +retrying, next ` + regexp.QuoteMeta(redial.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04")) + ` +(.*connection refused.*)$`)
 	if !row.MatchString(text) {
-		t.Errorf("outbox list during the outage:\n%s\nwant notification 1 queued, its attempts, retrying, and the error", text)
+		t.Errorf("outbox list during the outage:\n%s\nwant notification 1 queued, its attempts, retrying with the next attempt's time, and the error", text)
 	}
 	// The worker's wait before it redials, in the JSON log, in words.
 	waitOutput(t, out, regexp.MustCompile(`"msg":"outbox: delivery interrupted; will retry"[^\n]*"retry_in":"1m0s"`), nil)

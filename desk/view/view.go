@@ -114,7 +114,11 @@ type Notification struct {
 	Status   string `json:"status"` // queued, sent, failed
 	Sent     Time   `json:"sent"`
 	Attempts int    `json:"attempts"`
-	Error    string `json:"error,omitempty"`
+	// NextAttempt is when the notifier tries it again ("" when it is not waiting): after a
+	// temporary refusal its own time; while the server cannot be reached, the notifier's
+	// next try (outbox list fills that in from the running gateway).
+	NextAttempt Time   `json:"next_attempt"`
+	Error       string `json:"error,omitempty"`
 	// AttachNote: what became of attachments that were named instead of enclosed.
 	AttachNote string `json:"attach_note,omitempty"`
 }
@@ -494,7 +498,7 @@ func CustomerTicketDetail(tx *store.Tx, id uint64) (*TicketDetail, error) {
 		if !own[helpdesk.NormalizeAddress(n.To)] || strings.HasPrefix(n.Kind, "staff_") {
 			continue
 		}
-		n.Error, n.AttachNote = "", "" // the mail server's and the operator's detail
+		n.Error, n.AttachNote, n.NextAttempt = "", "", Time{} // the mail server's and the operator's detail
 		notes = append(notes, n)
 	}
 	d.Notifications = notes
@@ -527,7 +531,7 @@ func CustomerTickets(tx *store.Tx, customerAddr string) ([]Ticket, error) {
 // NotificationOf converts an outbox entry.
 func NotificationOf(n *helpdesk.Notification) Notification {
 	return Notification{ID: n.ID, Kind: n.Kind, Ticket: n.TicketID, To: n.To, Subject: n.Subject, Status: n.Status,
-		Sent: Time(n.Sent), Attempts: n.Attempts, Error: n.LastError, AttachNote: n.AttachNote}
+		Sent: Time(n.Sent), Attempts: n.Attempts, NextAttempt: Time(n.NextAttempt), Error: n.LastError, AttachNote: n.AttachNote}
 }
 
 // HeldEmails lists the held emails the filter selects, in the order they were held.
