@@ -720,6 +720,11 @@ func (tx *Tx) NextDue() (time.Time, bool) {
 	return time.Unix(0, int64(at)), true
 }
 
+// QueuedNotifications counts the notifications waiting to be sent.
+func (tx *Tx) QueuedNotifications() int {
+	return tx.tx.Bucket(bOutboxQueue).Stats().KeyN
+}
+
 // Outbox returns every notification in id order.
 func (tx *Tx) Outbox() ([]*helpdesk.Notification, error) {
 	var out []*helpdesk.Notification

@@ -501,7 +501,20 @@ func (g *gateway) run(parent context.Context) error {
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if res, err := g.worker.Drain(flush, false); err != nil {
-		g.log.Warn("outbox not flushed; notifications stay queued for the next start", "err", err)
+		queued := -1
+		_ = g.db.View(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			queued = tx.QueuedNotifications()
+			return nil
+		})
+		switch queued {
+		case -1:
+			g.log.Warn("outbox not flushed; the notifications still queued go out at the next start", "err", err)
+		case 0:
+			g.log.Warn("outbox flush interrupted; no notification stays queued", "sent", res.Sent, "err", err)
+		default:
+			g.log.Warn(fmt.Sprintf("outbox not flushed: %d notification(s) stay queued and go out at the next start", queued),
+				"queued", queued, "sent", res.Sent, "err", err)
+		}
 	} else if res.Sent > 0 {
 		g.log.Info("outbox flushed", "sent", res.Sent)
 	}

@@ -182,3 +182,38 @@ func TestStopMidBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestStopWithSMTPDownSaysWhatStaysQueued: SIGTERM while the SMTP server is down. The stop
+// cannot flush the outbox; its warning says how many notifications stay queued and that they
+// go out at the next start — and the next start sends exactly those.
+func TestStopWithSMTPDownSaysWhatStaysQueued(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-contract")
+	if err := p.sink.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stderr, stop := startServe(t, p, env)
+	for i := range 3 {
+		p.deliver(t, customerMail("kassa@slagerijjansen.nl", fmt.Sprintf("Vraag %d", i), fmt.Sprintf("down-%d@s", i), "", "Hallo"))
+	}
+	waitFor(t, "three tickets", func() (bool, string) {
+		var tickets []json.RawMessage
+		json.Unmarshal([]byte(mustRun(t, env, "ticket", "list", "-json")), &tickets)
+		return len(tickets) == 3, stderr.String()
+	})
+	stop()
+	if !regexp.MustCompile(`"level":"WARN","msg":"outbox not flushed: 3 notification\(s\) stay queued and go out at the next start","queued":3,"sent":0,"err":"[^"]*connection refused`).MatchString(stderr.String()) {
+		t.Errorf("the stop does not say that three notifications stay queued:\n%s", stderr)
+	}
+	if got := outboxByStatus(t, env); got["queued"] != 3 {
+		t.Errorf("outbox after the stop = %v, want 3 queued", got)
+	}
+	if err := p.sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, env, "serve", "-once")
+	if got := outboxByStatus(t, env); got["sent"] != 3 || got["queued"] != 0 {
+		t.Errorf("outbox after the next start = %v, want 3 sent", got)
+	}
+}
