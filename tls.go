@@ -10,6 +10,20 @@ const (
 	TLSNone     = "none"     // plaintext: loopback only
 )
 
+// TLSWords says how a connection in the mode is made, to follow the server's address in a
+// sentence: "connect to SMTP server 127.0.0.1:25 without TLS".
+func TLSWords(mode string) string {
+	switch mode {
+	case TLSImplicit:
+		return "over TLS"
+	case TLSStart:
+		return "with STARTTLS"
+	case TLSNone:
+		return "without TLS"
+	}
+	return "with TLS mode " + mode
+}
+
 // ValidTLS reports whether mode is one of the TLS* modes.
 func ValidTLS(mode string) bool {
 	return mode == TLSImplicit || mode == TLSStart || mode == TLSNone

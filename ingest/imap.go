@@ -122,7 +122,7 @@ func (p *Poller) connect(ctx context.Context) (*session, error) {
 			// is the server refusing it. Never a fall-back to a login in clear: the operator chooses.
 			hint = " (the server refused STARTTLS: if it speaks IMAPS, set imap_tls = tls and its port, usually 993)"
 		}
-		return nil, fmt.Errorf("connect to IMAP server %s (%s): %w%s", p.cfg.Addr, p.cfg.TLS, err, hint)
+		return nil, fmt.Errorf("connect to IMAP server %s %s: %w%s", p.cfg.Addr, helpdesk.TLSWords(p.cfg.TLS), err, hint)
 	}
 	// The library has no context, and waits for the start of a response without a deadline.
 	// A watchdog closes the connection when the command in hand does not finish within the

@@ -272,7 +272,7 @@ func TestIMAPStartTLSNotOffered(t *testing.T) {
 	if err == nil {
 		t.Fatal("Once succeeded against a server without STARTTLS")
 	}
-	if msg := err.Error(); !strings.Contains(msg, "(starttls)") || !strings.Contains(msg, "STARTTLS") || !strings.Contains(msg, tp.addr) {
+	if msg := err.Error(); !strings.Contains(msg, tp.addr+" with STARTTLS:") || !strings.Contains(msg, "STARTTLS") || !strings.Contains(msg, tp.addr) {
 		t.Errorf("error %q should name the server, the tls mode and STARTTLS", msg)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "imap_tls = tls") {

@@ -984,7 +984,7 @@ func (w *Worker) dial(ctx context.Context) (*client, error) {
 	if err != nil {
 		var se *stepError
 		if errors.As(err, &se) && se.step == ProbeConnect {
-			return nil, fmt.Errorf("%w: connect to SMTP server %s (%s): %w", errConn, w.cfg.Addr, w.cfg.TLS, se.err)
+			return nil, fmt.Errorf("%w: connect to SMTP server %s %s: %w", errConn, w.cfg.Addr, helpdesk.TLSWords(w.cfg.TLS), se.err)
 		}
 		if errors.As(err, &se) {
 			return nil, connErr(se.step, se.err)

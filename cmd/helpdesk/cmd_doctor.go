@@ -292,7 +292,7 @@ func probeIMAP(ctx context.Context, cfg *Config, tokens *oauth.Source, mailbox s
 	}
 	switch pe.Step {
 	case ingest.ProbeConnect:
-		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s (%s): %v", cfg.IMAPAddr, cfg.IMAPTLS, pe.Err),
+		return nil, &probeError{msg: fmt.Sprintf("connect to IMAP server %s %s: %v", cfg.IMAPAddr, helpdesk.TLSWords(cfg.IMAPTLS), pe.Err),
 			fix: connectFix(pe.Err, "imap", cfg.IMAPAddr, cfg.IMAPTLS), err: pe.Err}
 	case ingest.ProbeToken:
 		return nil, &probeError{msg: fmt.Sprintf("IMAP login at %s: no OAuth access token: %v", cfg.IMAPAddr, pe.Err),
@@ -398,7 +398,7 @@ func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config, tokens *oauth
 	switch {
 	case err == nil:
 	case !errors.As(err, &pe):
-		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %v", addr, cfg.SMTPTLS, err), connectFix(err, "smtp", addr, cfg.SMTPTLS))
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s %s: %v", addr, helpdesk.TLSWords(cfg.SMTPTLS), err), connectFix(err, "smtp", addr, cfg.SMTPTLS))
 		return
 	case pe.Step == notify.ProbeNoAuth:
 		d.fail("SMTP", fmt.Sprintf("connected to %s (%s), but the server offers no AUTH for smtp_user %q", addr, how, cfg.SMTPUser),
@@ -428,7 +428,7 @@ func doctorSMTP(ctx context.Context, d *doctorReport, cfg *Config, tokens *oauth
 		if step == notify.ProbeHello && cfg.SMTPTLS == helpdesk.TLSStart {
 			step = "EHLO and STARTTLS"
 		}
-		d.fail("SMTP", fmt.Sprintf("SMTP server %s (%s): %s: %v", addr, cfg.SMTPTLS, step, pe.Err), connectFix(pe.Err, "smtp", addr, cfg.SMTPTLS))
+		d.fail("SMTP", fmt.Sprintf("SMTP server %s %s: %s: %v", addr, helpdesk.TLSWords(cfg.SMTPTLS), step, pe.Err), connectFix(pe.Err, "smtp", addr, cfg.SMTPTLS))
 		return
 	}
 	auth := "no AUTH (smtp_user empty)"

@@ -72,7 +72,7 @@ func TestDoctor(t *testing.T) {
 	})
 	t.Run("unreachable SMTP", func(t *testing.T) {
 		check(t, runBin(t, p.env("HELPDESK_SMTP_ADDR=127.0.0.1:1"), "doctor"), 1,
-			`(?m)^FAIL +SMTP +SMTP server 127.0.0.1:1 \(none\): connect: .*refused`, `(?m)^ +fix: nothing listens on 127.0.0.1:1`, `(?m)^ok +IMAP `)
+			`(?m)^FAIL +SMTP +SMTP server 127.0.0.1:1 without TLS: connect: .*refused`, `(?m)^ +fix: nothing listens on 127.0.0.1:1`, `(?m)^ok +IMAP `)
 	})
 	t.Run("wrong SMTP password", func(t *testing.T) {
 		check(t, runBin(t, authEnv("HELPDESK_SMTP_PASSWORD=wrong"), "doctor"), 1,
@@ -121,10 +121,10 @@ func TestDoctor(t *testing.T) {
 		// A server whose certificate this machine does not trust (self-signed) is refused.
 		tlsSink := smtptest.New(t, smtpsink.Options{TLS: true})
 		check(t, runBin(t, p.env("HELPDESK_SMTP_ADDR="+tlsSink.Addr(), "HELPDESK_SMTP_TLS=starttls"), "doctor"), 1,
-			`(?m)^FAIL +SMTP +SMTP server .* \(starttls\): EHLO and STARTTLS: .*certificate`, `(?m)^ +fix: the server's certificate is not trusted by this machine`)
+			`(?m)^FAIL +SMTP +SMTP server .* with STARTTLS: EHLO and STARTTLS: .*certificate`, `(?m)^ +fix: the server's certificate is not trusted by this machine`)
 		// IMAPS against a server that speaks plaintext on that port.
 		check(t, runBin(t, p.env("HELPDESK_IMAP_TLS=tls"), "doctor"), 1,
-			`(?m)^FAIL +IMAP +connect to IMAP server .* \(tls\)`, `(?m)^ +fix: the server does not speak TLS right away on this port: set imap_tls`)
+			`(?m)^FAIL +IMAP +connect to IMAP server .* over TLS:`, `(?m)^ +fix: the server does not speak TLS right away on this port: set imap_tls`)
 	})
 	t.Run("unreadable config file", func(t *testing.T) {
 		check(t, runBin(t, p.env(), "doctor", "-config", filepath.Join(p.dir, "nope.conf")), 1, `(?m)^FAIL +config +config file: open`)

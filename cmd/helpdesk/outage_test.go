@@ -143,7 +143,7 @@ func TestOutageSMTPDown(t *testing.T) {
 			t.Fatalf("no failed attempt in the outbox:\n%s\n%s", mustRun(t, p.env(), "outbox", "list"), out.String())
 		}
 	}
-	if n.Status != helpdesk.NotifyQueued || !strings.Contains(n.Error, "connection refused") || !strings.Contains(n.Error, p.sink.Addr()) {
+	if n.Status != helpdesk.NotifyQueued || !strings.Contains(n.Error, "connection refused") || !strings.Contains(n.Error, "connect to SMTP server "+p.sink.Addr()+" without TLS: ") {
 		t.Errorf("outbox list -json during the outage: %+v; want queued, the refused connection to %s", n, p.sink.Addr())
 	}
 	// When the next attempt is: the notifier's first wait (retry_min, a minute) after the
