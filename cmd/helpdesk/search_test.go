@@ -149,3 +149,40 @@ func sorted(v []int) []int {
 	slices.Sort(v)
 	return v
 }
+
+// TestServeLogsIndexRebuildAfterRestore: after a restore (which removes the search index of
+// the database it replaced) serve rebuilds the index from the restored database, and says so:
+// when it starts, with the number of tickets, and when it is done, with the count and how
+// long it took. Before, the rebuild was silent — an operator could not tell why the first
+// searches waited.
+func TestServeLogsIndexRebuildAfterRestore(t *testing.T) {
+	p := newPeers(t)
+	env := p.env()
+	mustRun(t, env, "customer", "add", "-email", "kassa@slagerijjansen.nl", "-name", "Slagerij Jansen", "-sla", "SLA8", "-contract")
+	for i, s := range []string{"Kassa start niet", "Printer piept", "Weegschaal geeft foutcode"} {
+		p.deliver(t, customerMail("kassa@slagerijjansen.nl", s, "rb-"+string(rune('a'+i))+"@s", "", "Graag hulp."))
+	}
+	mustRun(t, env, "serve", "-once")
+	gz := backupFile(t, mustRun(t, env, "backup", "-dir", t.TempDir()))
+	if out := mustRun(t, env, "restore", gz); !strings.Contains(out, "removed the search index") {
+		t.Fatalf("restore output does not mention the search index:\n%s", out)
+	}
+	r := runBin(t, env, "serve", "-once")
+	if r.code != 0 {
+		t.Fatalf("serve -once after the restore: exit %d\n%s", r.code, r.stderr)
+	}
+	start := regexp.MustCompile(`"level":"INFO","msg":"search index missing: rebuilding it from the database","component":"search","path":"[^"]+\.search","tickets":3\}`)
+	done := regexp.MustCompile(`"level":"INFO","msg":"search index rebuilt","component":"search","tickets":3,"duration":"[0-9.]+(ms|s|µs)"\}`)
+	if !start.MatchString(r.stderr) || !done.MatchString(r.stderr) {
+		t.Errorf("serve does not log the start and the end of the index rebuild:\n%s", r.stderr)
+	} else if start.FindStringIndex(r.stderr)[0] > done.FindStringIndex(r.stderr)[0] {
+		t.Errorf("the rebuild is logged as done before it started:\n%s", r.stderr)
+	}
+	if ids, _ := foundIDs(t, env, "printer"); !slices.Equal(ids, []int{2}) {
+		t.Errorf("after the rebuild, ticket search printer = %v, want [2]", ids)
+	}
+	// The next start has an index: nothing to rebuild, nothing said.
+	if r := runBin(t, env, "serve", "-once"); strings.Contains(r.stderr, "rebuil") {
+		t.Errorf("serve with an index logs a rebuild:\n%s", r.stderr)
+	}
+}

@@ -112,6 +112,16 @@ type Index struct {
 	// catchUp serialises the taking in of marked tickets: a token, held while one runs (a
 	// channel, so that a search can wait for it a bounded time).
 	catchUp chan struct{}
+	// filling is the rebuild of an index Open made anew, until the catch-ups have taken in
+	// every ticket (then it is logged as done); nil when none is under way. Guarded by
+	// catchUp.
+	filling *filling
+}
+
+// filling is a rebuild under way: when it started, and how many tickets are in so far.
+type filling struct {
+	start time.Time
+	done  int
 }
 
 func (x *Index) lock()   { x.catchUp <- struct{}{} }
@@ -124,6 +134,7 @@ func (x *Index) unlock() { <-x.catchUp }
 func Open(path string, db *store.DB, log *slog.Logger) (*Index, error) {
 	x := &Index{path: path, db: db, log: log, catchUp: make(chan struct{}, 1)}
 	idx, err := bleve.OpenUsing(path, map[string]any{"bolt_timeout": "3s"})
+	why := "search index missing: rebuilding it from the database"
 	switch {
 	case err == nil:
 		x.idx = idx
@@ -132,37 +143,46 @@ func Open(path string, db *store.DB, log *slog.Logger) (*Index, error) {
 	default:
 		aside := fmt.Sprintf("%s.broken-%d", path, time.Now().Unix())
 		log.Warn("the search index cannot be opened; it is rebuilt from the database", "path", path, "moved_to", aside, "err", err)
+		why = "search index made anew: rebuilding it from the database"
 		if rerr := os.Rename(path, aside); rerr != nil {
 			return nil, fmt.Errorf("search index %s cannot be opened (%v) nor moved aside: %w", path, err, rerr)
 		}
 	}
-	if err := x.create(); err != nil {
+	n, err := x.create()
+	if err != nil {
 		return nil, err
+	}
+	if n > 0 {
+		// After a restore, or the folder was removed: the catch-ups fill it (the first one
+		// at once), which at 100,000 tickets takes minutes; searches wait for it.
+		log.Info(why, "path", path, "tickets", n)
+		x.filling = &filling{start: time.Now()}
 	}
 	return x, nil
 }
 
-// create makes an empty index at x.path and marks every ticket for it.
-func (x *Index) create() error {
+// create makes an empty index at x.path and marks every ticket for it; it returns how many.
+func (x *Index) create() (int, error) {
 	m, err := indexMapping()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	idx, err := bleve.NewUsing(x.path, m, scorch.Name, scorch.Name, map[string]any{"bolt_timeout": "3s"})
 	if err != nil {
-		return fmt.Errorf("create search index %s: %w", x.path, err)
+		return 0, fmt.Errorf("create search index %s: %w", x.path, err)
 	}
-	if err := x.db.Update(context.Background(), func(tx *store.Tx) error {
-		_, err := tx.MarkAllSearch()
+	var n int
+	if err := x.db.Update(context.Background(), func(tx *store.Tx) (err error) {
+		n, err = tx.MarkAllSearch()
 		return err
 	}); err != nil {
 		idx.Close()
-		return fmt.Errorf("mark the tickets for the new search index: %w", err)
+		return 0, fmt.Errorf("mark the tickets for the new search index: %w", err)
 	}
 	x.mu.Lock()
 	x.idx = idx
 	x.mu.Unlock()
-	return nil
+	return n, nil
 }
 
 // Close closes the index.
@@ -214,6 +234,10 @@ func (x *Index) catchUpLocked(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("read tickets to index: %w", err)
 		}
 		if len(marks) == 0 {
+			if f := x.filling; f != nil {
+				x.filling = nil
+				x.log.Info("search index rebuilt", "tickets", f.done, "duration", time.Since(f.start).Round(time.Millisecond))
+			}
 			return total, nil
 		}
 		if err := x.write(docs, gone); err != nil {
@@ -223,6 +247,9 @@ func (x *Index) catchUpLocked(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("clear search marks: %w", err)
 		}
 		total += len(marks)
+		if x.filling != nil {
+			x.filling.done += len(marks)
+		}
 	}
 }
 
@@ -283,7 +310,7 @@ func (x *Index) Rebuild(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("remove %s: %w", tmp, err)
 	}
 	fresh := &Index{path: tmp, db: x.db, log: x.log, catchUp: make(chan struct{}, 1)}
-	if err := fresh.create(); err != nil {
+	if _, err := fresh.create(); err != nil {
 		return 0, err
 	}
 	n, err := fresh.CatchUp(ctx)
