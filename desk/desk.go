@@ -215,7 +215,7 @@ func (a *Desk) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcome, 
 	case h.Released:
 		return out, fmt.Errorf("held email %d was released already (ticket %d)", h.ID, h.ReleasedAs.TicketID)
 	case h.RawSHA256 == "":
-		return out, fmt.Errorf("held email %d (%s) was never fetched: it is still in the mailbox, deal with it there, then dismiss it with: helpdesk ticket held dismiss %d", h.ID, h.Reason, h.ID)
+		return out, fmt.Errorf("held email %d (%s) was never fetched: it is still in the mailbox, deal with it there; %s", h.ID, h.Reason, dismissAdvice(h, true))
 	}
 	raw, err := tx.Raw(h.RawSHA256)
 	if err != nil {
@@ -244,7 +244,8 @@ func (a *Desk) Release(tx *store.Tx, heldID uint64, o ReleaseOptions) (Outcome, 
 	return out, tx.PutHeld(h)
 }
 
-// releaseHint tells the operator exactly what makes a refused release work.
+// releaseHint tells the operator exactly what makes a refused release work — and, for an email
+// that was dismissed already, does not ask them to dismiss it.
 func releaseHint(h *helpdesk.Held, e *parse.Email, d policy.Decision) string {
 	switch d.HoldReason {
 	case helpdesk.HeldUnknownSender:
@@ -254,17 +255,39 @@ func releaseHint(h *helpdesk.Held, e *parse.Email, d policy.Decision) string {
 	case helpdesk.HeldStaffUnverified:
 		return fmt.Sprintf("if you are sure %s wrote it, release it as their answer with: helpdesk ticket release %d -as-staff (logged with your user name)", e.From, h.ID)
 	case helpdesk.HeldStaffNoTicket:
-		return fmt.Sprintf("a staff email must name a ticket: ask %s to answer the customer's email or put the ticket reference in the subject; then dismiss this one: helpdesk ticket held dismiss %d", e.From, h.ID)
+		return fmt.Sprintf("a staff email must name a ticket: ask %s to answer the customer's email or put the ticket reference in the subject; %s", e.From, dismissAdvice(h, true))
 	case helpdesk.HeldStaffCommand:
-		return fmt.Sprintf("ask %s to send it again with the command corrected; then dismiss this one: helpdesk ticket held dismiss %d", e.From, h.ID)
+		return fmt.Sprintf("ask %s to send it again with the command corrected; %s", e.From, dismissAdvice(h, true))
 	case helpdesk.HeldNoSender, helpdesk.HeldUnparseable:
-		return fmt.Sprintf("read it in the mailbox and answer the sender yourself; then: helpdesk ticket held dismiss %d", h.ID)
+		if h.Dismissed {
+			return "read it in the mailbox and answer the sender yourself if nobody has; " + dismissAdvice(h, true)
+		}
+		return "read it in the mailbox and answer the sender yourself; " + dismissAdvice(h, true)
 	case helpdesk.HeldAutomatic, helpdesk.HeldSpoofed:
-		return fmt.Sprintf("nothing should answer it; dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+		return "nothing should answer it; " + dismissAdvice(h, false)
 	case helpdesk.HeldRecovery:
-		return fmt.Sprintf("a recovery request is answered automatically, not made a ticket; dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+		return "a recovery request is answered automatically, not made a ticket; " + dismissAdvice(h, false)
 	}
-	return fmt.Sprintf("dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+	return dismissAdvice(h, false)
+}
+
+// dismissAdvice ends a refused release's advice: dismiss the held email (after the step
+// before: then) — or, when it was dismissed already, that nothing more is to be done with it.
+func dismissAdvice(h *helpdesk.Held, then bool) string {
+	if !h.Dismissed {
+		if then {
+			return fmt.Sprintf("then dismiss this one: helpdesk ticket held dismiss %d", h.ID)
+		}
+		return fmt.Sprintf("dismiss it with: helpdesk ticket held dismiss %d", h.ID)
+	}
+	s := "it was dismissed already"
+	if !h.DismissedAt.IsZero() {
+		s += " on " + h.DismissedAt.In(helpdesk.Amsterdam()).Format("2006-01-02 15:04")
+	}
+	if h.DismissedBy != "" {
+		s += " by " + h.DismissedBy
+	}
+	return s + ": nothing more to do with it"
 }
 
 // Dismiss marks held emails handled: staff saw them and nothing more is to be done. They are

@@ -118,8 +118,16 @@ func TestHeldMailReported(t *testing.T) {
 		t.Errorf("ticket held -all: held 3 = %v, want dismissed with the note and the operator", h3)
 	}
 
+	// A release of the dismissed out-of-office reply is refused (nothing answers machine
+	// mail), and the advice fits: it was dismissed already, not "dismiss it".
+	r := runBin(t, env, "ticket", "release", "3")
+	if r.code != 1 || strings.Contains(r.stderr, "held dismiss") ||
+		!regexp.MustCompile(`nothing should answer it; it was dismissed already on \d{4}-\d\d-\d\d \d\d:\d\d by \S+: nothing more to do with it`).MatchString(r.stderr) {
+		t.Errorf("release of a dismissed automatic email: exit %d, %q; want the refusal saying it was dismissed already", r.code, r.stderr)
+	}
+
 	// A refused release says what makes it work; doing that makes it work.
-	r := runBin(t, env, "ticket", "release", "1")
+	r = runBin(t, env, "ticket", "release", "1")
 	if r.code != 1 || !strings.Contains(r.stderr, "helpdesk customer add -email inkoop@nieuwe-klant.nl -name NAME") ||
 		!strings.Contains(r.stderr, "helpdesk ticket release 1 again") {
 		t.Errorf("release of an unknown sender: exit %d, %q", r.code, r.stderr)
