@@ -882,8 +882,9 @@ func bounceOf(to, msgID, status string) []byte {
 
 // TestBounceLinkedToNotification: RFC 3464 — a delivery report about an acknowledgement is
 // filed on that ticket, marks the notification failed, opens no ticket and is not answered;
-// no automatic mail goes to the bounced address for a while; the customer's next email still
-// becomes a ticket.
+// no automatic mail goes to the bounced address for a while (a password link asked for by
+// email is withheld); the customer's next email becomes a ticket, and — a person writing from
+// the address again — ends that: it is acknowledged.
 func TestBounceLinkedToNotification(t *testing.T) {
 	f := newFixture(t, "mem", nil)
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Vraag", msgID: "q@b"}))
@@ -902,13 +903,18 @@ func TestBounceLinkedToNotification(t *testing.T) {
 	if len(ob) != 1 || ob[0].Status != helpdesk.NotifyFailed || !strings.Contains(ob[0].LastError, "5.1.1") {
 		t.Fatalf("notification after the bounce = %+v", ob)
 	}
+	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Wachtwoord vergeten", msgID: "pw@b"}))
+	f.once()
+	if n := len(f.outbox()); n != 1 {
+		t.Errorf("outbox = %d notifications, want no password link to the bounced address", n)
+	}
 	f.deliver(buildMail(mailOpts{from: "info@bakkerijdevries.nl", subject: "Nog een vraag", msgID: "q2@b"}))
 	f.once()
 	if n := len(f.tickets()); n != 2 {
 		t.Errorf("tickets = %d, want the new question as a ticket", n)
 	}
-	if n := len(f.outbox()); n != 1 {
-		t.Errorf("outbox = %d notifications, want no acknowledgement to the bounced address", n)
+	if ob := f.outbox(); len(ob) != 2 || ob[1].Kind != helpdesk.KindAck || ob[1].TicketID != 2 {
+		t.Errorf("outbox = %+v, want the acknowledgement of the new question: the customer wrote from the address again", ob)
 	}
 }
 

@@ -317,7 +317,7 @@ func TestIMAPTLSUntrustedCertificate(t *testing.T) {
 			}
 			msg := err.Error()
 			if !strings.Contains(msg, "certificate") || !strings.Contains(msg, tc.want) ||
-				!strings.Contains(msg, tp.addr) || !strings.Contains(msg, "("+tc.mode+")") {
+				!strings.Contains(msg, tp.addr) || !strings.Contains(msg, tp.addr+" "+helpdesk.TLSWords(tc.mode)+": ") {
 				t.Errorf("error %q should name the server, the tls mode and the certificate problem (%q)", msg, tc.want)
 			}
 			t.Logf("operator sees: %v", err)
