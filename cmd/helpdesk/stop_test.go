@@ -185,7 +185,7 @@ func TestStopMidBurst(t *testing.T) {
 
 // TestStopWithSMTPDownSaysWhatStaysQueued: SIGTERM while the SMTP server is down. The stop
 // cannot flush the outbox; its warning says how many notifications stay queued and that they
-// go out at the next start — and the next start sends exactly those.
+// go out at the next start (outbox list says the same) — and the next start sends exactly those.
 func TestStopWithSMTPDownSaysWhatStaysQueued(t *testing.T) {
 	p := newPeers(t)
 	env := p.env()
@@ -208,6 +208,10 @@ func TestStopWithSMTPDownSaysWhatStaysQueued(t *testing.T) {
 	}
 	if got := outboxByStatus(t, env); got["queued"] != 3 {
 		t.Errorf("outbox after the stop = %v, want 3 queued", got)
+	}
+	// With no gateway running, the one that was tried says when it goes: at the next start.
+	if text := mustRun(t, env, "outbox", "list"); !regexp.MustCompile(`(?m)^1 +queued +ack +#1 +kassa@slagerijjansen\.nl +[1-9][0-9]* +retrying at the next start +smtp connection failed: connect to SMTP server \S+ without TLS: .*connection refused$`).MatchString(text) {
+		t.Errorf("outbox list with no gateway running:\n%s", text)
 	}
 	if err := p.sink.Restart(); err != nil {
 		t.Fatal(err)
