@@ -132,24 +132,7 @@ func (tx *Tx) MarkAllSearch() (int, error) {
 
 // SearchWake returns a channel that receives a value after the next commit that changed a
 // ticket or its thread (the search index, the escalation check). Buffered, as OutboxWake.
-func (d *DB) SearchWake() <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	d.mu.Lock()
-	d.changeWaiters = append(d.changeWaiters, ch)
-	d.mu.Unlock()
-	return ch
-}
-
-func (d *DB) wakeChanged() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, ch := range d.changeWaiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (d *DB) SearchWake() <-chan struct{} { return d.changed.add() }
 
 // checkEscalation and checkSearchPending are verify's decoders of the two buckets.
 func checkEscalation(tx *bolt.Tx, k, v []byte) error {

@@ -99,10 +99,8 @@ type DB struct {
 	// created: Open made the file (there was none at path).
 	created bool
 
-	mu      sync.Mutex
-	waiters []chan struct{} // woken after a commit that queued notifications
-	// changeWaiters are woken after a commit that changed a ticket or its thread.
-	changeWaiters []chan struct{}
+	queued  wakeList // after a commit that queued notifications
+	changed wakeList // after a commit that changed a ticket or its thread
 
 	// deflaters reuses compressors: a new one allocates over a megabyte, more than
 	// compressing a small email costs.
@@ -190,10 +188,10 @@ func (d *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 		return nil
 	})
 	if err == nil && queued {
-		d.wake()
+		d.queued.wake()
 	}
 	if err == nil && changed {
-		d.wakeChanged()
+		d.changed.wake()
 	}
 	return err
 }
@@ -208,18 +206,29 @@ func (d *DB) View(ctx context.Context, fn func(*Tx) error) error {
 
 // OutboxWake returns a channel that receives a value after the next commit that queues a
 // notification. The channel is buffered: a wake-up is never lost between two reads.
-func (d *DB) OutboxWake() <-chan struct{} {
+func (d *DB) OutboxWake() <-chan struct{} { return d.queued.add() }
+
+// wakeList is the channels woken after a kind of commit.
+type wakeList struct {
+	mu    sync.Mutex
+	chans []chan struct{}
+}
+
+// add returns a new channel of the list, buffered by one: a wake-up is never lost between
+// two reads.
+func (l *wakeList) add() <-chan struct{} {
 	ch := make(chan struct{}, 1)
-	d.mu.Lock()
-	d.waiters = append(d.waiters, ch)
-	d.mu.Unlock()
+	l.mu.Lock()
+	l.chans = append(l.chans, ch)
+	l.mu.Unlock()
 	return ch
 }
 
-func (d *DB) wake() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, ch := range d.waiters {
+// wake wakes every channel of the list without blocking.
+func (l *wakeList) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ch := range l.chans {
 		select {
 		case ch <- struct{}{}:
 		default:
